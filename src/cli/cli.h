@@ -1,0 +1,29 @@
+/* cli: the `trawl` command and its subcommands. Parses arguments, calls the
+ * library, prints. No business logic lives here. */
+#ifndef TRAWL_CLI_H
+#define TRAWL_CLI_H
+
+#include <stdbool.h>
+
+/* Exit codes: 0 success, 1 failure, 2 usage error. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+typedef struct cli_ctx {
+    const char *data_dir;     /* --data DIR, $TRAWL_DATA, or ./var */
+    bool stderr_tty;          /* progress bars only on a terminal */
+} cli_ctx;
+
+/* Each subcommand receives argv with argv[0] = its own name. */
+int cli_cmd_add(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_info(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_ls(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_rm(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_fsck(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_index(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_plan(const cli_ctx *ctx, int argc, char **argv);
+
+/* Prints "trawl: <msg>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,84 @@
+/* trawl serve: run the HTTP server until SIGINT or SIGTERM. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "http/http.h"
+#include "store/store.h"
+
+int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
+                                         {"threads", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
+    tr_http_config cfg = {.data_dir = ctx->data_dir, .listen = "127.0.0.1:8080", .threads = 4};
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "l:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': cfg.listen = optarg; break;
+        case 't': {
+            long n = strtol(optarg, NULL, 10);
+            if (n < 1 || n > 256) {
+                cli_error("--threads takes a number from 1 to 256");
+                return CLI_USAGE;
+            }
+            cfg.threads = (unsigned)n;
+            break;
+        }
+        case 'h':
+            printf("usage: trawl serve [--listen ADDR:PORT (127.0.0.1:8080)] [--threads N]\n");
+            return CLI_OK;
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc) {
+        cli_error("serve takes no arguments");
+        return CLI_USAGE;
+    }
+    tr_error err;
+    struct sockaddr_storage probe;
+    if (tr_parse_listen(cfg.listen, &probe, &err) != 0) {
+        cli_error("%s", err.msg);
+        return CLI_USAGE;
+    }
+    /* Create the data directory up front so that every request can open
+     * the store read-only. */
+    tr_store *s;
+    if (tr_store_open(ctx->data_dir, TR_STORE_CREATE, &s, &err) != 0) {
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
+    }
+    tr_store_close(s);
+
+    /* Signals are taken synchronously by this thread; the server's threads
+     * inherit the blocked mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    tr_server *srv;
+    if (tr_server_start(&cfg, &srv, &err) != 0) {
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
+    }
+    const char *host = cfg.listen;
+    const char *colon = strrchr(host, ':');
+    printf("trawl: serving %s on http://%.*s:%u/\n", ctx->data_dir, (int)(colon - host), host,
+           tr_server_port(srv));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "trawl: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    tr_server_stop(srv);
+    return CLI_OK;
+}

@@ -1,0 +1,98 @@
+/* trawl: command-line entry point and subcommand dispatch. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/core.h"
+
+#define TRAWL_VERSION "0.1.0"
+
+typedef struct command {
+    const char *name;
+    int (*run)(const cli_ctx *, int, char **);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"add", cli_cmd_add, "add files or directories to the sample store"},
+    {"info", cli_cmd_info, "show one sample by md5, sha1 or sha256"},
+    {"ls", cli_cmd_ls, "list samples, newest first"},
+    {"rm", cli_cmd_rm, "remove a sample"},
+    {"fsck", cli_cmd_fsck, "check (and --repair) the store's consistency"},
+    {"serve", cli_cmd_serve, "run the HTTP server and web UI"},
+};
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("trawl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: trawl [--data DIR] COMMAND [ARGS]\n\n"
+               "A self-hosted threat-hunting platform: sample store, YARA hunting, intel.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nThe data directory is --data DIR, else $TRAWL_DATA, else ./var.\n"
+               "Run 'trawl COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    cli_ctx ctx = {0};
+    ctx.data_dir = getenv("TRAWL_DATA");
+    if (!ctx.data_dir || !*ctx.data_dir)
+        ctx.data_dir = "./var";
+    ctx.stderr_tty = isatty(STDERR_FILENO);
+
+    /* --data may stand anywhere before "--"; it is taken out of argv. */
+    int n = 0;
+    bool rest = false;
+    for (int i = 0; i < argc; i++) {
+        if (!rest && strcmp(argv[i], "--") == 0)
+            rest = true;
+        if (!rest && strcmp(argv[i], "--data") == 0) {
+            if (i + 1 >= argc) {
+                cli_error("--data needs a directory");
+                return CLI_USAGE;
+            }
+            ctx.data_dir = argv[++i];
+            continue;
+        }
+        if (!rest && strncmp(argv[i], "--data=", 7) == 0) {
+            ctx.data_dir = argv[i] + 7;
+            continue;
+        }
+        argv[n++] = argv[i];
+    }
+    argc = n;
+    argv[argc] = NULL;
+
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        printf("trawl %s\n", TRAWL_VERSION);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            return commands[i].run(&ctx, argc - 1, argv + 1);
+    cli_error("unknown command '%s'; 'trawl --help' lists the commands", name);
+    return CLI_USAGE;
+}

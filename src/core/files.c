@@ -1,0 +1,132 @@
+#include "core/core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int tr_mkdir_p(const char *path, int mode, tr_error *err)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return tr_fail(err, "bad directory path '%s'", path);
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+            return tr_fail_errno(err, "cannot create directory %s", buf);
+        *p = '/';
+    }
+    if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+        return tr_fail_errno(err, "cannot create directory %s", buf);
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        return tr_fail(err, "%s exists and is not a directory", buf);
+    return 0;
+}
+
+int tr_fsync_path(const char *path, tr_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tr_fail_errno(err, "cannot open %s to sync it", path);
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    if (rc != 0)
+        return tr_fail_errno(err, "cannot sync %s", path);
+    return 0;
+}
+
+int tr_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int tr_read_file(const char *path, char **out, size_t *len, tr_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tr_fail_errno(err, "cannot open %s", path);
+    tr_buf b = {0};
+    char chunk[65536];
+    for (;;) {
+        ssize_t r = read(fd, chunk, sizeof chunk);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            tr_fail_errno(err, "cannot read %s", path);
+            close(fd);
+            tr_buf_free(&b);
+            return -1;
+        }
+        if (r == 0)
+            break;
+        tr_buf_append(&b, chunk, (size_t)r);
+    }
+    close(fd);
+    if (!b.data)
+        tr_buf_append(&b, "", 0);
+    *out = b.data;
+    if (len)
+        *len = b.len;
+    return 0;
+}
+
+int tr_map_fd(tr_map *m, int fd, tr_error *err)
+{
+    struct stat st;
+    m->data = NULL;
+    m->len = 0;
+    if (fstat(fd, &st) != 0)
+        return tr_fail_errno(err, "cannot stat file");
+    if (!S_ISREG(st.st_mode))
+        return tr_fail(err, "not a regular file");
+    if (st.st_size == 0)
+        return 0;
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED)
+        return tr_fail_errno(err, "cannot map file");
+    m->data = p;
+    m->len = (size_t)st.st_size;
+    return 0;
+}
+
+int tr_map_open(tr_map *m, const char *path, tr_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tr_fail_errno(err, "cannot open %s", path);
+    int rc = tr_map_fd(m, fd, err);
+    close(fd);
+    if (rc != 0)
+        tr_error_prefix(err, path);
+    return rc;
+}
+
+void tr_map_close(tr_map *m)
+{
+    if (m->data && m->len)
+        munmap((void *)m->data, m->len);
+    m->data = NULL;
+    m->len = 0;
+}

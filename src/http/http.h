@@ -1,0 +1,24 @@
+/* http: the HTTP server (libmicrohttpd), routing, one file per API. Holds no
+ * business logic: handlers translate requests into store/index/hunt calls. */
+#ifndef TRAWL_HTTP_H
+#define TRAWL_HTTP_H
+
+#include "core/core.h"
+
+typedef struct tr_http_config {
+    const char *data_dir;
+    const char *listen;       /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:0" (any port) */
+    unsigned threads;         /* connection-handling threads */
+} tr_http_config;
+
+typedef struct tr_server tr_server;
+
+int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err);
+unsigned tr_server_port(const tr_server *srv);
+void tr_server_stop(tr_server *srv);
+
+/* Parses "HOST:PORT" or "[V6]:PORT" into a sockaddr (sockaddr_storage). */
+struct sockaddr_storage;
+int tr_parse_listen(const char *spec, struct sockaddr_storage *out, tr_error *err);
+
+#endif

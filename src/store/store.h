@@ -1,0 +1,183 @@
+/* store: the sample repository. Owns the data directory layout, blobs by
+ * sha256, and the SQLite metadata (samples, names, tags, comments).
+ *
+ * Data directory:  trawl.db (SQLite, WAL)   samples/ab/cd/<sha256> (read-only blobs)
+ *                  tmp/ (same filesystem, for write-then-rename)
+ *
+ * Ingestion is two-phase so that the expensive part runs in parallel and the
+ * database write lock is held only briefly:
+ *   1. tr_store_stage_*: copy the bytes into tmp/ while hashing, then classify
+ *      (libmagic) and fingerprint (imphash) them. Thread-safe; one analyzer per
+ *      thread.
+ *   2. tr_store_commit: one transaction for a batch of staged samples; blobs are
+ *      made durable and renamed into place before the rows commit. A sample is
+ *      acknowledged once this returns 0. A crash leaves at worst unreferenced
+ *      blobs (reported by fsck, adopted by fsck --repair), never a row without
+ *      its blob.
+ *
+ * A tr_store handle is used by one thread at a time; open one per thread. */
+#ifndef TRAWL_STORE_H
+#define TRAWL_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+typedef struct tr_store tr_store;
+
+enum {
+    TR_STORE_READONLY = 1,    /* never writes; the directory must exist */
+    TR_STORE_CREATE = 2,      /* create the directory and database if missing */
+};
+
+int tr_store_open(const char *dir, int flags, tr_store **out, tr_error *err);
+void tr_store_close(tr_store *s);
+const char *tr_store_dir(const tr_store *s);
+/* samples/ab/cd/<sha256> under the data directory; caller frees. */
+char *tr_store_blob_path(const tr_store *s, const char *sha256);
+
+/* ---- the sample model --------------------------------------------------- */
+typedef struct tr_comment {
+    int64_t id;
+    int64_t created;
+    char *author;
+    char *text;
+} tr_comment;
+
+typedef struct tr_sample {
+    int64_t id;               /* dense, never reused: the index document id */
+    tr_digests d;             /* md5 sha1 sha256 sha3_384 ssdeep tlsh size */
+    char imphash[TR_MD5_HEX]; /* empty unless a PE with imports */
+    char *mime;               /* "application/x-dosexec" */
+    char *file_type;          /* short: exe dll elf pdf zip doc ... */
+    char *magic;              /* libmagic's description */
+    int64_t first_seen, last_seen;
+    char *signature, *reporter, *origin, *delivery_method;
+    char **names;
+    size_t n_names;
+    char **tags;
+    size_t n_tags;
+    tr_comment *comments;
+    size_t n_comments;
+} tr_sample;
+
+void tr_sample_free(tr_sample *s);
+
+/* ---- analysis (per thread) ---------------------------------------------- */
+typedef struct tr_analyzer tr_analyzer;
+int tr_analyzer_new(tr_analyzer **out, tr_error *err);
+void tr_analyzer_free(tr_analyzer *a);
+
+typedef struct tr_analysis {
+    char mime[128];
+    char file_type[16];
+    char magic[256];
+    char imphash[TR_MD5_HEX];
+} tr_analysis;
+/* Classifies bytes in memory (libmagic + short type + imphash for PE). */
+void tr_analyze_buffer(tr_analyzer *a, const unsigned char *p, size_t n, tr_analysis *out);
+
+/* The short file type from libmagic's MIME type and description, and the
+ * first bytes of the file; "unknown" when nothing fits. */
+const char *tr_filetype_classify(const char *mime, const char *description,
+                                 const unsigned char *head, size_t n);
+
+/* For plain-text verdicts, the script type its file name says (a .js, .vbs,
+ * .ps1, .bat, .hta ... delivered as text); otherwise type unchanged. */
+const char *tr_filetype_refine(const char *type, const char *file_name);
+
+/* imphash as pefile and YARA's pe.imphash() compute it; "" if not a PE with
+ * imports. Needs tr_analyzer's libyara rules. */
+void tr_imphash(tr_analyzer *a, const unsigned char *p, size_t n, char out[TR_MD5_HEX]);
+
+/* ---- ingestion ---------------------------------------------------------- */
+typedef struct tr_staged {
+    char tmp_path[4096];
+    tr_digests d;
+    tr_analysis a;
+} tr_staged;
+
+/* Copies fd to a new file under tmp/ while hashing, then analyzes it.
+ * expected_size >= 0 rejects a short or long read (a truncated upload). */
+int tr_store_stage_fd(tr_store *s, tr_analyzer *a, int fd, int64_t expected_size,
+                      tr_staged *out, tr_error *err);
+int tr_store_stage_path(tr_store *s, tr_analyzer *a, const char *path,
+                        tr_staged *out, tr_error *err);
+int tr_store_stage_buffer(tr_store *s, tr_analyzer *a, const void *p, size_t n,
+                          tr_staged *out, tr_error *err);
+/* Drops a staged file that will not be committed. */
+void tr_store_unstage(tr_staged *st);
+
+typedef struct tr_ingest_meta {
+    const char *file_name;    /* basename it arrived under, may be NULL */
+    const char *const *tags;
+    size_t n_tags;
+    const char *signature, *reporter, *origin, *delivery_method;
+    const char *comment;      /* stored with reporter as author */
+} tr_ingest_meta;
+
+typedef struct tr_ingest_result {
+    int64_t id;
+    bool is_new;              /* false: a duplicate, metadata merged */
+} tr_ingest_result;
+
+/* Commits n staged samples in one transaction (see top). The staged temp
+ * files are consumed whatever the outcome. */
+int tr_store_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta, size_t n,
+                    tr_ingest_result *results, tr_error *err);
+
+/* ---- queries ------------------------------------------------------------ */
+/* hash: md5, sha1 or sha256 (any case). Returns 1 found, 0 not found, -1 error. */
+int tr_store_get(tr_store *s, const char *hash, tr_sample **out, tr_error *err);
+int tr_store_get_by_id(tr_store *s, int64_t id, tr_sample **out, tr_error *err);
+
+typedef struct tr_sample_filter {
+    const char *tag, *signature, *file_type;
+    int64_t limit;            /* 0: no limit */
+    int64_t offset;
+} tr_sample_filter;
+/* Newest first. Caller frees with tr_sample_list_free. */
+int tr_store_list(tr_store *s, const tr_sample_filter *f, tr_sample ***out, size_t *n,
+                  tr_error *err);
+void tr_sample_list_free(tr_sample **list, size_t n);
+
+typedef struct tr_store_stats {
+    int64_t samples;
+    int64_t bytes;
+} tr_store_stats;
+int tr_store_stats_get(tr_store *s, tr_store_stats *out, tr_error *err);
+
+/* ---- changes ------------------------------------------------------------ */
+/* Removes the row, then the blob. Returns 1 removed, 0 not found, -1 error.
+ * removed_id receives the document id to tombstone in the index. */
+int tr_store_remove(tr_store *s, const char *hash, int64_t *removed_id, tr_error *err);
+int tr_store_add_tags(tr_store *s, int64_t id, const char *const *tags, size_t n, tr_error *err);
+int tr_store_add_comment(tr_store *s, int64_t id, const char *author, const char *text,
+                         tr_error *err);
+
+/* ---- consistency -------------------------------------------------------- */
+typedef enum tr_fsck_kind {
+    TR_FSCK_MISSING_BLOB,     /* a row without its blob: data lost (error) */
+    TR_FSCK_CORRUPT_BLOB,     /* blob bytes do not hash to its name (error) */
+    TR_FSCK_UNREFERENCED,     /* a blob without a row: left by an interrupted add */
+    TR_FSCK_STRAY_FILE,       /* something else under samples/ or a dead temp file */
+} tr_fsck_kind;
+
+typedef struct tr_fsck_report {
+    int64_t rows_checked, blobs_checked;
+    int64_t missing, corrupt, unreferenced, stray;
+    int64_t repaired;
+} tr_fsck_report;
+
+typedef void (*tr_fsck_cb)(void *arg, tr_fsck_kind kind, const char *what, const char *action);
+/* repair: drop rows whose blob is missing or corrupt (reported as lost),
+ * adopt verified unreferenced blobs as samples, delete stray files. */
+int tr_store_fsck(tr_store *s, bool repair, tr_fsck_cb cb, void *arg, tr_fsck_report *rep,
+                  tr_error *err);
+
+/* JSON of a sample with MalwareBazaar's field names (jansson json_t *). */
+struct json_t;
+struct json_t *tr_sample_to_json(const tr_sample *s);
+
+#endif

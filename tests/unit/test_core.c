@@ -1,0 +1,144 @@
+/* core: digests against published and reference-tool vectors, helpers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+/* The input the ssdeep and TLSH vectors below were computed on with the
+ * reference tools (`ssdeep -b`, `tlsh_unittest -f`): 20000 bytes of an LCG. */
+static unsigned char *vector_input(size_t *n)
+{
+    *n = 20000;
+    unsigned char *p = tr_xmalloc(*n);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < *n; i++) {
+        x = x * 1103515245u + 12345u;
+        p[i] = (unsigned char)(((x >> 16) & 0x3f) | 0x40);
+    }
+    return p;
+}
+
+static void test_digests_abc(void **state)
+{
+    (void)state;
+    tr_digests d;
+    tr_digest_buffer("abc", 3, &d);
+    assert_string_equal(d.md5, "900150983cd24fb0d6963f7d28e17f72");
+    assert_string_equal(d.sha1, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    assert_string_equal(d.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_string_equal(d.sha3_384, "ec01498288516fc926459f58e2c6ad8df9b473cb0fc08c2596da7cf0e49be4b2"
+                                    "98d88cea927ac7f539f1edf228376d25");
+    assert_int_equal(d.size, 3);
+    /* TLSH declines inputs this short; ssdeep still answers. */
+    assert_string_equal(d.tlsh, "");
+    assert_string_equal(d.ssdeep, "3:uG:uG"); /* ssdeep -b on "abc" */
+}
+
+static void test_digests_empty(void **state)
+{
+    (void)state;
+    tr_digests d;
+    tr_digest_buffer("", 0, &d);
+    assert_string_equal(d.md5, "d41d8cd98f00b204e9800998ecf8427e");
+    assert_string_equal(d.sha256, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_int_equal(d.size, 0);
+}
+
+static void test_fuzzy_vectors(void **state)
+{
+    (void)state;
+    size_t n;
+    unsigned char *p = vector_input(&n);
+    tr_digests d;
+    tr_digest_buffer(p, n, &d);
+    assert_string_equal(d.sha256, "f5a4fe54d4844f65f97441f3954227ff4be304d9d7a6e9d656ae83b4fe5a1715");
+    assert_string_equal(d.sha3_384, "5d435d11f549f982cec8c2bfded77640651cfdc15dc0c90b3dd4ac70a646d412"
+                                    "722c6eaae60e3928727335a797cc8b4b");
+    assert_string_equal(d.ssdeep, "384:7JVqJDC9rsYYiPb1OOmw3PHrnvkjURMTZLh69GKg2KUm5+19/:"
+                                  "7rbrsYYiPbkwfrnMwGR+11");
+    assert_string_equal(d.tlsh, "T17492D0159CC2EE90E9E54458F94A37C07C07C4A28CD628733B9A7B66FECB50A849CB45");
+    free(p);
+}
+
+/* Feeding the bytes in odd-sized pieces must give the one-shot answer. */
+static void test_streaming_equals_oneshot(void **state)
+{
+    (void)state;
+    size_t n;
+    unsigned char *p = vector_input(&n);
+    tr_digests one, many;
+    tr_digest_buffer(p, n, &one);
+    tr_hasher *h = tr_hasher_new();
+    size_t off = 0, step = 1;
+    while (off < n) {
+        size_t k = step < n - off ? step : n - off;
+        tr_hasher_update(h, p + off, k);
+        off += k;
+        step = step * 3 + 1;
+    }
+    tr_hasher_final(h, &many);
+    tr_hasher_free(h);
+    assert_memory_equal(&one, &many, sizeof one);
+    free(p);
+}
+
+static void test_hash_normalize(void **state)
+{
+    (void)state;
+    char out[TR_SHA256_HEX];
+    assert_int_equal(tr_hash_normalize("900150983CD24FB0D6963F7D28E17F72", out, sizeof out), 32);
+    assert_string_equal(out, "900150983cd24fb0d6963f7d28e17f72");
+    assert_int_equal(tr_hash_normalize("a9993e364706816aba3e25717850c26c9cd0d89d", out, sizeof out), 40);
+    assert_int_equal(tr_hash_normalize("xyz", out, sizeof out), 0);
+    assert_int_equal(tr_hash_normalize("900150983cd24fb0d6963f7d28e17f7g", out, sizeof out), 0);
+    assert_int_equal(tr_hash_normalize("900150983cd24fb0d6963f7d28e17f7", out, sizeof out), 0);
+}
+
+static void test_error_prefix(void **state)
+{
+    (void)state;
+    tr_error e;
+    tr_fail(&e, "disk full");
+    tr_error_prefix(&e, "/data/x");
+    assert_string_equal(e.msg, "/data/x: disk full");
+    char longp[2000];
+    memset(longp, 'p', sizeof longp - 1);
+    longp[sizeof longp - 1] = '\0';
+    tr_error_prefix(&e, longp);
+    assert_int_equal(strlen(e.msg), sizeof e.msg - 1);
+}
+
+static void test_buf_and_time(void **state)
+{
+    (void)state;
+    tr_buf b = {0};
+    for (int i = 0; i < 1000; i++)
+        tr_buf_printf(&b, "%d,", i);
+    assert_int_equal(b.len, strlen(b.data));
+    assert_memory_equal(b.data + b.len - 4, "999,", 4);
+    tr_buf_free(&b);
+    char t[32];
+    tr_format_time(0, t);
+    assert_string_equal(t, "1970-01-01 00:00:00");
+    tr_format_time(1764244800, t);
+    assert_string_equal(t, "2025-11-27 12:00:00");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_digests_abc),
+        cmocka_unit_test(test_digests_empty),
+        cmocka_unit_test(test_fuzzy_vectors),
+        cmocka_unit_test(test_streaming_equals_oneshot),
+        cmocka_unit_test(test_hash_normalize),
+        cmocka_unit_test(test_error_prefix),
+        cmocka_unit_test(test_buf_and_time),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
