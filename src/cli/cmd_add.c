@@ -221,7 +221,7 @@ static char *basename_of(const char *path)
 }
 
 static int commit_batch(tr_store *s, walk_state *w, staged_item *batch, size_t n,
-                        const tr_ingest_meta *base, add_totals *t)
+                        const tr_ingest_meta *base, bool verbose, add_totals *t)
 {
     tr_staged *st = tr_xcalloc(n, sizeof *st);
     tr_ingest_meta *meta = tr_xcalloc(n, sizeof *meta);
@@ -233,6 +233,10 @@ static int commit_batch(tr_store *s, walk_state *w, staged_item *batch, size_t n
         names[i] = basename_of(w->items[batch[i].index].path);
         meta[i].file_name = names[i];
     }
+    /* The commit consumes the staged files; keep what the report needs. */
+    char (*sha)[TR_SHA256_HEX] = tr_xcalloc(n, sizeof *sha);
+    for (size_t i = 0; i < n; i++)
+        memcpy(sha[i], batch[i].st.d.sha256, TR_SHA256_HEX);
     tr_error err;
     int rc = tr_store_commit(s, st, meta, n, res, &err);
     uint64_t bytes = 0;
@@ -240,6 +244,14 @@ static int commit_batch(tr_store *s, walk_state *w, staged_item *batch, size_t n
         bytes += batch[i].st.d.size;
         free(names[i]);
     }
+    if (rc == 0 && verbose) {
+        /* Printed only once committed: a listed sample is acknowledged. */
+        for (size_t i = 0; i < n; i++)
+            printf("%s %s %s\n", res[i].is_new ? "new" : "dup", sha[i],
+                   w->items[batch[i].index].path);
+        fflush(stdout);
+    }
+    free(sha);
     if (rc != 0) {
         cli_error("%s", err.msg);
         t->commit_failed += n;
@@ -267,6 +279,7 @@ int cli_cmd_add(const cli_ctx *ctx, int argc, char **argv)
         {"comment", required_argument, NULL, 'c'},
         {"jobs", required_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
@@ -274,10 +287,10 @@ int cli_cmd_add(const cli_ctx *ctx, int argc, char **argv)
     size_t ntags = 0;
     tr_ingest_meta base = {0};
     long jobs = sysconf(_SC_NPROCESSORS_ONLN);
-    bool quiet = false;
+    bool quiet = false, verbose = false;
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "t:s:j:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:s:j:qvh", opts, NULL)) != -1) {
         switch (c) {
         case 't':
             tags = tr_xrealloc(tags, (ntags + 1) * sizeof *tags);
@@ -297,11 +310,13 @@ int cli_cmd_add(const cli_ctx *ctx, int argc, char **argv)
             }
             break;
         case 'q': quiet = true; break;
+        case 'v': verbose = true; break;
         case 'h':
             printf("usage: trawl add [--tag T]... [--signature S] [--reporter R] [--origin O]\n"
-                   "                 [--delivery-method M] [--comment TEXT] [--jobs N] [--quiet] PATH...\n"
+                   "                 [--delivery-method M] [--comment TEXT] [--jobs N] [--quiet] [--verbose] PATH...\n"
                    "Adds files and directories (recursively) to the store. Duplicates (same sha256)\n"
-                   "are stored once; their names, tags and last_seen are merged.\n");
+                   "are stored once; their names, tags and last_seen are merged. --verbose prints\n"
+                   "'new|dup SHA256 PATH' for each file once it is committed.\n");
             free(tags);
             return CLI_OK;
         default:
@@ -367,7 +382,7 @@ int cli_cmd_add(const cli_ctx *ctx, int argc, char **argv)
                    (nbatch && tr_monotonic() - batch_started >= BATCH_SECONDS);
         if (due) {
             pthread_mutex_unlock(&p.lock);
-            commit_batch(s, &w, batch, nbatch, &base, &t);
+            commit_batch(s, &w, batch, nbatch, &base, verbose, &t);
             pthread_mutex_lock(&p.lock);
             nbatch = 0;
             bbytes = 0;
