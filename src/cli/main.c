@@ -22,6 +22,7 @@ static const command commands[] = {
     {"ls", cli_cmd_ls, "list samples, newest first"},
     {"rm", cli_cmd_rm, "remove a sample"},
     {"fsck", cli_cmd_fsck, "check (and --repair) the store's consistency"},
+    {"plan", cli_cmd_plan, "show how YARA rules would be searched in the index"},
     {"serve", cli_cmd_serve, "run the HTTP server and web UI"},
 };
 

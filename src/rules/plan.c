@@ -1,0 +1,901 @@
+/* The planner: AST -> index query. The one law is soundness: whenever libyara
+ * would match a rule on a file, the file satisfies the rule's query. Every
+ * construct we cannot reason about becomes ALL for its branch; strings become
+ * necessary byte sequences (or alternatives of them); conditions keep only the
+ * implications that hold (not, none, #a == 0 and friends imply nothing). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "rules/ast.h"
+#include "rules/rules.h"
+
+#define RUN_CAP 512          /* split longer runs: any piece of a match is necessary */
+#define USABLE_SET 64        /* a position with more alternatives gives the index nothing */
+#define MAX_FIXED_REPEAT 64
+
+typedef struct prule {
+    char *name;
+    tr_query *q;
+    bool everything;
+    char **notes;
+    size_t nnotes;
+    char *warning;
+} prule;
+
+struct tr_plan {
+    prule *r;
+    size_t n;
+};
+
+/* ---- byte-set runs ------------------------------------------------------------- */
+typedef struct run {
+    tr_byteset *s;
+    size_t n, cap;
+} run;
+
+static void run_push(run *r, const tr_byteset *s)
+{
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 32;
+        r->s = tr_xrealloc(r->s, r->cap * sizeof *r->s);
+    }
+    r->s[r->n++] = *s;
+}
+
+static void run_push_byte(run *r, unsigned b)
+{
+    tr_byteset s = {{0}};
+    tr_byteset_add(&s, b);
+    run_push(r, &s);
+}
+
+/* Pieces of a pattern that must all occur: AND of SEQs and sub-queries. */
+typedef struct acc {
+    run cur;
+    tr_query **pieces;
+    size_t np;
+} acc;
+
+static void acc_piece(acc *a, tr_query *q)
+{
+    a->pieces = tr_xrealloc(a->pieces, (a->np + 1) * sizeof *a->pieces);
+    a->pieces[a->np++] = q;
+}
+
+static void acc_flush(acc *a)
+{
+    if (a->cur.n)
+        acc_piece(a, tr_query_seq(a->cur.s, a->cur.n));
+    a->cur.n = 0;
+}
+
+static void acc_set(acc *a, const tr_byteset *s)
+{
+    if (a->cur.n >= RUN_CAP)
+        acc_flush(a);
+    run_push(&a->cur, s);
+}
+
+static tr_query *acc_finish(acc *a)
+{
+    acc_flush(a);
+    free(a->cur.s);
+    tr_query *q = a->np ? tr_query_node(TR_Q_AND, 0, a->pieces, a->np) : tr_query_all();
+    free(a->pieces);
+    return q;
+}
+
+static size_t qsize(const tr_query *q)
+{
+    if (q->kind == TR_Q_SEQ)
+        return q->n;
+    size_t s = 1;
+    if (q->kind == TR_Q_AND || q->kind == TR_Q_OR || q->kind == TR_Q_MIN_OF)
+        for (size_t i = 0; i < q->n; i++)
+            s += qsize(q->child[i]);
+    return s;
+}
+
+/* Whether the query lets an index of >= 3-byte grams exclude any file. */
+static bool narrows(const tr_query *q)
+{
+    switch (q->kind) {
+    case TR_Q_ALL:
+        return false;
+    case TR_Q_NONE:
+        return true;
+    case TR_Q_SEQ: {
+        size_t run_len = 0;
+        for (size_t i = 0; i < q->n; i++) {
+            run_len = tr_byteset_count(&q->pos[i]) <= USABLE_SET ? run_len + 1 : 0;
+            if (run_len >= 3)
+                return true;
+        }
+        return false;
+    }
+    case TR_Q_AND:
+        for (size_t i = 0; i < q->n; i++)
+            if (narrows(q->child[i]))
+                return true;
+        return false;
+    case TR_Q_OR:
+        for (size_t i = 0; i < q->n; i++)
+            if (!narrows(q->child[i]))
+                return false;
+        return true;
+    case TR_Q_MIN_OF: {
+        size_t wide = 0;
+        for (size_t i = 0; i < q->n; i++)
+            wide += !narrows(q->child[i]);
+        return wide < q->k;
+    }
+    }
+    return false;
+}
+
+/* ---- text strings ----------------------------------------------------------------- */
+static void text_forms(const tr_string *s, const unsigned char *bytes, size_t len, bool wide,
+                       int key, bool nocase, run *out)
+{
+    out->n = 0;
+    for (size_t i = 0; i < len; i++) {
+        tr_byteset set = {{0}};
+        unsigned b = bytes[i];
+        if (nocase && ((b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z'))) {
+            tr_byteset_add(&set, b | 0x20);
+            tr_byteset_add(&set, b & ~0x20u);
+        } else {
+            tr_byteset_add(&set, b ^ (unsigned)key);
+        }
+        run_push(out, &set);
+        if (wide) {
+            tr_byteset z = {{0}};
+            tr_byteset_add(&z, 0u ^ (unsigned)key);   /* libyara xors the wide bytes */
+            run_push(out, &z);
+        }
+    }
+    (void)s;
+}
+
+static const char std_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* The base64 characters of src (after `pad` leading bytes) that depend only
+ * on src's bits: any text containing a base64 encoding of src, at any
+ * alignment, contains exactly these for that alignment. */
+static void b64_fixed(const unsigned char *src, size_t n, int pad, const char *alpha, bool widen,
+                      run *out)
+{
+    out->n = 0;
+    size_t total_bits = 8 * ((size_t)pad + n);
+    size_t first = ((size_t)pad * 8 + 5) / 6;
+    size_t last = total_bits / 6;    /* exclusive */
+    for (size_t j = first; j < last; j++) {
+        unsigned v = 0;
+        for (size_t b = 6 * j; b < 6 * j + 6; b++) {
+            size_t byte = b / 8;
+            unsigned bit = 0;
+            if (byte >= (size_t)pad)
+                bit = (src[byte - (size_t)pad] >> (7 - b % 8)) & 1;
+            v = (v << 1) | bit;
+        }
+        run_push_byte(out, (unsigned char)alpha[v]);
+        if (widen)
+            run_push_byte(out, 0);
+    }
+}
+
+static tr_query *or_of(tr_query **v, size_t n)
+{
+    return tr_query_node(TR_Q_OR, 0, v, n);
+}
+
+/* OR of a vector built with vec_push, which it frees. */
+static tr_query *or_vec(tr_query **v, size_t n)
+{
+    tr_query *q = tr_query_node(TR_Q_OR, 0, v, n);
+    free(v);
+    return q;
+}
+
+static void vec_push(tr_query ***v, size_t *n, tr_query *q)
+{
+    *v = tr_xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = q;
+}
+
+static tr_query *plan_text(const tr_string *s, tr_buf *note)
+{
+    unsigned m = s->mods;
+    bool wide = m & MOD_WIDE;
+    bool ascii = !wide || (m & MOD_ASCII);
+    tr_query **alts = NULL;
+    size_t nalts = 0;
+    run r = {0};
+    if (m & (MOD_BASE64 | MOD_BASE64WIDE)) {
+        /* Sources: the text, and (not knowing how libyara combines wide with
+         * base64) its wide form too; outputs: as configured. */
+        run src = {0};
+        unsigned char *wbuf = tr_xmalloc(2 * s->len + 1);
+        for (size_t i = 0; i < s->len; i++) {
+            wbuf[2 * i] = s->text[i];
+            wbuf[2 * i + 1] = 0;
+        }
+        for (int form = 0; form < (wide ? 2 : 1); form++) {
+            const unsigned char *bytes = form ? wbuf : s->text;
+            size_t len = form ? 2 * s->len : s->len;
+            for (int out = 0; out < 2; out++) {
+                unsigned bit = out ? MOD_BASE64WIDE : MOD_BASE64;
+                if (!(m & bit))
+                    continue;
+                const char *alpha = out ? s->b64w_alpha : s->b64_alpha;
+                if (!alpha)
+                    alpha = std_b64;
+                for (int pad = 0; pad < 3; pad++) {
+                    b64_fixed(bytes, len, pad, alpha, out == 1, &src);
+                    vec_push(&alts, &nalts, tr_query_seq(src.s, src.n));
+                }
+            }
+        }
+        free(wbuf);
+        free(src.s);
+        tr_buf_printf(note, "text%s base64%s%s, %zu bytes: %zu encodings (edge characters dropped)",
+                      wide ? " wide" : "", (m & MOD_BASE64) ? "" : "wide",
+                      (m & MOD_BASE64) && (m & MOD_BASE64WIDE) ? "+base64wide" : "", s->len, nalts);
+        return or_vec(alts, nalts);
+    }
+    int klo = 0, khi = 0;
+    if (m & MOD_XOR) {
+        klo = s->xor_lo;
+        khi = s->xor_hi;
+    }
+    size_t forms = (size_t)ascii + (size_t)wide;
+    size_t cost = forms * (size_t)(khi - klo + 1) * s->len * (wide ? 2 : 1);
+    if (cost > TR_PLAN_STRING_BUDGET) {
+        tr_buf_printf(note, "text, %zu bytes, xor(%d-%d): expansion of %zu positions over budget -> all",
+                      s->len, klo, khi, cost);
+        return tr_query_all();
+    }
+    for (int key = klo; key <= khi; key++)
+        for (int w = 0; w < 2; w++) {
+            if ((w == 0 && !ascii) || (w == 1 && !wide))
+                continue;
+            text_forms(s, s->text, s->len, w == 1, key, (m & MOD_NOCASE) != 0, &r);
+            vec_push(&alts, &nalts, tr_query_seq(r.s, r.n));
+        }
+    free(r.s);
+    tr_buf_printf(note, "%stext%s%s%s, %zu bytes", (m & MOD_NOCASE) ? "nocase " : "",
+                  ascii && wide ? " ascii+wide" : wide ? " wide" : "",
+                  (m & MOD_FULLWORD) ? " fullword" : "", (m & MOD_PRIVATE) ? " private" : "",
+                  s->len);
+    if (m & MOD_XOR)
+        tr_buf_printf(note, ", xor(0x%02x-0x%02x)", klo, khi);
+    if (nalts > 1)
+        tr_buf_printf(note, ": OR of %zu sequences", nalts);
+    return or_vec(alts, nalts);
+}
+
+/* ---- hex strings --------------------------------------------------------------------- */
+/* Length of a hex sequence when every path has the same fixed length, else -1. */
+static long hex_fixed_len(const hex_seq *s)
+{
+    long n = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const hex_item *it = &s->items[i];
+        if (it->kind == HEX_BYTE) {
+            n++;
+        } else if (it->kind == HEX_JUMP) {
+            if (it->hi != it->lo)
+                return -1;
+            n += it->lo;
+        } else {
+            long l = -2;
+            for (size_t j = 0; j < it->nalt; j++) {
+                long k = hex_fixed_len(it->alt[j]);
+                if (k < 0 || (l != -2 && k != l))
+                    return -1;
+                l = k;
+            }
+            n += l;
+        }
+        if (n > RUN_CAP)
+            return -1;
+    }
+    return n;
+}
+
+static void byte_set(const hex_item *it, tr_byteset *set)
+{
+    memset(set, 0, sizeof *set);
+    for (unsigned b = 0; b < 256; b++)
+        if ((b & it->mask) == it->value)
+            tr_byteset_add(set, b);
+}
+
+/* Union of the position sets of a fixed-length sequence, into out[0..len). */
+static void hex_union(const hex_seq *s, tr_byteset *out)
+{
+    size_t p = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const hex_item *it = &s->items[i];
+        if (it->kind == HEX_BYTE) {
+            tr_byteset b;
+            byte_set(it, &b);
+            for (int w = 0; w < 4; w++)
+                out[p].w[w] |= b.w[w];
+            p++;
+        } else if (it->kind == HEX_JUMP) {
+            for (int k = 0; k < it->lo; k++, p++)
+                tr_byteset_fill(&out[p]);
+        } else {
+            for (size_t j = 0; j < it->nalt; j++)
+                hex_union(it->alt[j], out + p);
+            p += (size_t)hex_fixed_len(it->alt[0]);
+        }
+    }
+}
+
+static tr_query *hex_q(const hex_seq *s);
+
+static void hex_walk(const hex_seq *s, acc *a)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const hex_item *it = &s->items[i];
+        if (it->kind == HEX_BYTE) {
+            tr_byteset b;
+            byte_set(it, &b);
+            acc_set(a, &b);
+        } else if (it->kind == HEX_JUMP) {
+            if (it->lo == it->hi && it->lo <= 16) {
+                for (int k = 0; k < it->lo; k++) {
+                    tr_byteset any;
+                    tr_byteset_fill(&any);
+                    acc_set(a, &any);
+                }
+            } else {
+                acc_flush(a);     /* a variable gap: the pieces on both sides are ANDed */
+            }
+        } else {
+            long l = hex_fixed_len(&(hex_seq){.n = 1, .items = (hex_item *)it});
+            if (l >= 0) {
+                tr_byteset *u = tr_xcalloc((size_t)l + 1, sizeof *u);
+                hex_union(&(hex_seq){.n = 1, .items = (hex_item *)it}, u);
+                for (long k = 0; k < l; k++)
+                    acc_set(a, &u[k]);
+                free(u);
+            } else {
+                acc_flush(a);
+                tr_query **alts = tr_xcalloc(it->nalt, sizeof *alts);
+                for (size_t j = 0; j < it->nalt; j++)
+                    alts[j] = hex_q(it->alt[j]);
+                acc_piece(a, or_of(alts, it->nalt));
+                free(alts);
+            }
+        }
+    }
+}
+
+static tr_query *hex_q(const hex_seq *s)
+{
+    acc a = {0};
+    hex_walk(s, &a);
+    return acc_finish(&a);
+}
+
+/* ---- regular expressions ---------------------------------------------------------------- */
+typedef struct re_opts {
+    bool wide;
+} re_opts;
+
+static long re_fixed_len(const re_node *r, const re_opts *o)
+{
+    switch (r->kind) {
+    case RE_SET: return o->wide ? 2 : 1;
+    case RE_ASSERT:
+    case RE_EMPTY: return 0;
+    case RE_CAT: {
+        long n = 0;
+        for (size_t i = 0; i < r->n; i++) {
+            long k = re_fixed_len(r->sub[i], o);
+            if (k < 0)
+                return -1;
+            n += k;
+            if (n > RUN_CAP)
+                return -1;
+        }
+        return n;
+    }
+    case RE_ALT: {
+        long l = -2;
+        for (size_t i = 0; i < r->n; i++) {
+            long k = re_fixed_len(r->sub[i], o);
+            if (k < 0 || (l != -2 && k != l))
+                return -1;
+            l = k;
+        }
+        return l;
+    }
+    case RE_REPEAT: {
+        if (r->min != r->max || r->min > MAX_FIXED_REPEAT)
+            return -1;
+        long k = re_fixed_len(r->sub[0], o);
+        return k < 0 ? -1 : k * r->min > RUN_CAP ? -1 : k * r->min;
+    }
+    }
+    return -1;
+}
+
+static void re_set_at(const re_node *r, const re_opts *o, tr_byteset *out)
+{
+    for (int w = 0; w < 4; w++)
+        out[0].w[w] |= r->set.w[w];
+    if (o->wide) {
+        /* libyara's wide regexps put a zero after each character; after a
+         * dot we do not rely on it. */
+        if (r->is_dot)
+            tr_byteset_fill(&out[1]);
+        else
+            tr_byteset_add(&out[1], 0);
+    }
+}
+
+static void re_union(const re_node *r, const re_opts *o, tr_byteset *out)
+{
+    switch (r->kind) {
+    case RE_SET:
+        re_set_at(r, o, out);
+        return;
+    case RE_ASSERT:
+    case RE_EMPTY:
+        return;
+    case RE_CAT: {
+        size_t p = 0;
+        for (size_t i = 0; i < r->n; i++) {
+            re_union(r->sub[i], o, out + p);
+            p += (size_t)re_fixed_len(r->sub[i], o);
+        }
+        return;
+    }
+    case RE_ALT:
+        for (size_t i = 0; i < r->n; i++)
+            re_union(r->sub[i], o, out);
+        return;
+    case RE_REPEAT: {
+        size_t k = (size_t)re_fixed_len(r->sub[0], o);
+        for (int i = 0; i < r->min; i++)
+            re_union(r->sub[0], o, out + (size_t)i * k);
+        return;
+    }
+    }
+}
+
+static tr_query *re_q(const re_node *r, const re_opts *o);
+
+static void re_walk(const re_node *r, const re_opts *o, acc *a)
+{
+    long fl = r->kind == RE_SET ? -1 : re_fixed_len(r, o);
+    if (fl >= 0 && r->kind != RE_CAT) {
+        tr_byteset *u = tr_xcalloc((size_t)fl + 1, sizeof *u);
+        re_union(r, o, u);
+        for (long k = 0; k < fl; k++)
+            acc_set(a, &u[k]);
+        free(u);
+        return;
+    }
+    switch (r->kind) {
+    case RE_SET: {
+        tr_byteset u[2];
+        memset(u, 0, sizeof u);
+        re_set_at(r, o, u);
+        acc_set(a, &u[0]);
+        if (o->wide)
+            acc_set(a, &u[1]);
+        return;
+    }
+    case RE_ASSERT:
+    case RE_EMPTY:
+        return;
+    case RE_CAT:
+        for (size_t i = 0; i < r->n; i++)
+            re_walk(r->sub[i], o, a);
+        return;
+    case RE_ALT: {
+        acc_flush(a);
+        tr_query **alts = tr_xcalloc(r->n, sizeof *alts);
+        for (size_t i = 0; i < r->n; i++)
+            alts[i] = re_q(r->sub[i], o);
+        acc_piece(a, or_of(alts, r->n));
+        free(alts);
+        return;
+    }
+    case RE_REPEAT: {
+        const re_node *c = r->sub[0];
+        if (r->min == 0) {
+            acc_flush(a);
+            return;
+        }
+        long k = re_fixed_len(c, o);
+        if (k >= 0 && r->min <= MAX_FIXED_REPEAT) {
+            /* the mandatory copies are contiguous with what precedes */
+            for (int i = 0; i < r->min; i++)
+                re_walk(c, o, a);
+            if (r->max != r->min)
+                acc_flush(a);
+            return;
+        }
+        /* at least one copy occurs; what precedes and follows may be far */
+        acc_flush(a);
+        re_walk(c, o, a);
+        acc_flush(a);
+        return;
+    }
+    }
+}
+
+static tr_query *re_q(const re_node *r, const re_opts *o)
+{
+    acc a = {0};
+    re_walk(r, o, &a);
+    return acc_finish(&a);
+}
+
+static tr_query *plan_regex(const tr_string *s, tr_buf *note)
+{
+    bool wide = s->mods & MOD_WIDE;
+    bool ascii = !wide || (s->mods & MOD_ASCII);
+    tr_query **alts = NULL;
+    size_t n = 0;
+    if (ascii)
+        vec_push(&alts, &n, re_q(s->re, &(re_opts){.wide = false}));
+    if (wide)
+        vec_push(&alts, &n, re_q(s->re, &(re_opts){.wide = true}));
+    tr_buf_printf(note, "regex /%.80s/%s%s%s%s", (const char *)s->text, s->re_nocase ? "i" : "",
+                  s->re_dotall ? "s" : "", (s->mods & MOD_NOCASE) ? " nocase" : "",
+                  ascii && wide ? " ascii+wide" : wide ? " wide" : "");
+    return or_vec(alts, n);
+}
+
+/* ---- per-rule planning ---------------------------------------------------------------------- */
+typedef struct pctx {
+    const tr_ruleset *rs;
+    tr_query ***sq;          /* per rule, per string (lazily built) */
+    char ***notes;
+    tr_query **cond;         /* per rule: condition plan without globals (memo) */
+    bool *cond_busy;
+} pctx;
+
+static tr_query *string_query(pctx *c, size_t ri, size_t si)
+{
+    if (!c->sq[ri]) {
+        const tr_rule *r = &c->rs->rules[ri];
+        c->sq[ri] = tr_xcalloc(r->nstrings + 1, sizeof **c->sq);
+        c->notes[ri] = tr_xcalloc(r->nstrings + 1, sizeof **c->notes);
+        for (size_t i = 0; i < r->nstrings; i++) {
+            const tr_string *s = &r->strings[i];
+            tr_buf note = {0};
+            tr_buf_printf(&note, "%s: ", s->id);
+            tr_query *q;
+            if (s->kind == STR_TEXT)
+                q = plan_text(s, &note);
+            else if (s->kind == STR_HEX) {
+                q = hex_q(s->hex);
+                tr_buf_printf(&note, "hex string");
+            } else
+                q = plan_regex(s, &note);
+            q = tr_query_simplify(q);
+            size_t sz = qsize(q);
+            if (sz > TR_PLAN_STRING_BUDGET) {
+                tr_query_free(q);
+                q = tr_query_all();
+                tr_buf_printf(&note, " (expansion over budget)");
+            }
+            if (!narrows(q))
+                tr_buf_printf(&note, " -> no usable run of >= 3 bytes -> all");
+            else
+                tr_buf_printf(&note, " -> %zu positions", sz);
+            tr_buf_append(&note, "", 1);
+            c->sq[ri][i] = q;
+            c->notes[ri][i] = note.data;
+        }
+    }
+    return tr_query_clone(c->sq[ri][si]);
+}
+
+typedef struct cctx {
+    pctx *p;
+    size_t ri;               /* rule whose strings are in scope */
+    int anon;                /* the string bound to $ in a for..of body, or -1 */
+} cctx;
+
+static tr_query *cond_q(cctx *c, const expr *e);
+static tr_query *rule_cond(pctx *p, size_t ri);
+
+static int sidx_of(const cctx *c, const expr *e)
+{
+    return e->sidx >= 0 ? e->sidx : c->anon;
+}
+
+static tr_query *str_q(cctx *c, const expr *e)
+{
+    int s = sidx_of(c, e);
+    if (s < 0)
+        return tr_query_all();
+    return string_query(c->p, c->ri, (size_t)s);
+}
+
+/* k of the quantifier, or -1 when it implies nothing. */
+static long quant_k(const expr *e, size_t n)
+{
+    long k;
+    switch (e->quant) {
+    case Q_ANY: k = 1; break;
+    case Q_ALL: k = (long)n; break;
+    case Q_NONE: return -1;
+    default:
+        if (!e->a[0] || !e->a[0]->is_const)
+            return -1;
+        if (e->a[0]->ival <= 0)
+            return -1;
+        k = e->a[0]->ival > (int64_t)n ? (long)n : (long)e->a[0]->ival;
+    }
+    return k;
+}
+
+/* Collects strings whose offsets or lengths feed an arithmetic operand:
+ * undefined (no match) propagates to the comparison, which is then false. */
+static void undef_strings(cctx *c, const expr *e, tr_query **acc_q)
+{
+    switch (e->kind) {
+    case E_OFFSET:
+    case E_LENGTH: {
+        tr_query *q = str_q(c, e);
+        *acc_q = *acc_q ? tr_query_and2(*acc_q, q) : q;
+        return;
+    }
+    case E_NEG: case E_BITNOT: case E_ADD: case E_SUB: case E_MUL: case E_DIV: case E_MOD:
+    case E_SHL: case E_SHR: case E_BAND: case E_BOR: case E_BXOR:
+        for (size_t i = 0; i < e->na; i++)
+            undef_strings(c, e->a[i], acc_q);
+        return;
+    default:
+        return;
+    }
+}
+
+static tr_query *compare_q(cctx *c, const expr *e)
+{
+    tr_query *q = NULL;
+    undef_strings(c, e->a[0], &q);
+    undef_strings(c, e->a[1], &q);
+    const expr *l = e->a[0], *r = e->a[1];
+    expr_kind op = e->kind;
+    if (r->kind == E_COUNT || r->kind == E_COUNT_IN) {
+        const expr *t = l;
+        l = r;
+        r = t;
+        op = op == E_LT ? E_GT : op == E_GT ? E_LT : op == E_LE ? E_GE : op == E_GE ? E_LE : op;
+    }
+    if ((l->kind == E_COUNT || l->kind == E_COUNT_IN) && r->is_const && r->type == T_INT) {
+        int64_t v = r->ival;
+        bool present = (op == E_GT && v >= 0) || (op == E_GE && v >= 1) || (op == E_EQ && v >= 1) ||
+                       (op == E_NE && v == 0);
+        if (present) {
+            tr_query *s = str_q(c, l);
+            q = q ? tr_query_and2(q, s) : s;
+        }
+    }
+    return q ? q : tr_query_all();
+}
+
+static tr_query *cond_q(cctx *c, const expr *e)
+{
+    switch (e->kind) {
+    case E_TRUE:
+        return tr_query_all();
+    case E_FALSE:
+        return tr_query_none();
+    case E_STR:
+    case E_STR_AT:
+    case E_STR_IN:
+        return str_q(c, e);
+    case E_AND:
+    case E_OR: {
+        tr_query *kids[2] = {cond_q(c, e->a[0]), cond_q(c, e->a[1])};
+        return tr_query_node(e->kind == E_AND ? TR_Q_AND : TR_Q_OR, 0, kids, 2);
+    }
+    case E_OF:
+    case E_PCT_OF: {
+        long k;
+        if (e->kind == E_PCT_OF) {
+            if (!e->a[0]->is_const || e->a[0]->ival <= 0)
+                return tr_query_all();
+            k = (long)(e->a[0]->ival * (int64_t)e->nset / 100);
+            if (k < 1)
+                k = 1;
+            if (k > (long)e->nset)
+                k = (long)e->nset;
+        } else {
+            k = quant_k(e, e->nset);
+        }
+        if (k <= 0)
+            return tr_query_all();
+        tr_query **kids = tr_xcalloc(e->nset, sizeof *kids);
+        for (size_t i = 0; i < e->nset; i++) {
+            if (e->set_is_rules) {
+                size_t r = (size_t)e->set[i];
+                kids[i] = r < c->ri ? rule_cond(c->p, r) : tr_query_all();
+            } else {
+                kids[i] = string_query(c->p, c->ri, (size_t)e->set[i]);
+            }
+        }
+        tr_query *q = tr_query_node(TR_Q_MIN_OF, (uint32_t)k, kids, e->nset);
+        free(kids);
+        return q;
+    }
+    case E_FOR_OF: {
+        long k = quant_k(e, e->nset);
+        if (k <= 0)
+            return tr_query_all();
+        tr_query **kids = tr_xcalloc(e->nset, sizeof *kids);
+        int saved = c->anon;
+        for (size_t i = 0; i < e->nset; i++) {
+            c->anon = e->set[i];
+            kids[i] = cond_q(c, e->a[1]);
+        }
+        c->anon = saved;
+        tr_query *q = tr_query_node(TR_Q_MIN_OF, (uint32_t)k, kids, e->nset);
+        free(kids);
+        return q;
+    }
+    case E_FOR_IN: {
+        /* any/N>=1 needs one true body evaluation; all/none may be vacuous. */
+        bool some = e->quant == Q_ANY ||
+                    (e->quant == Q_EXPR && e->a[0] && e->a[0]->is_const && e->a[0]->ival >= 1);
+        return some ? cond_q(c, e->a[2]) : tr_query_all();
+    }
+    case E_RULE:
+        if ((size_t)e->ridx >= c->ri)
+            return tr_query_all();     /* itself: not yet evaluated when referenced */
+        return rule_cond(c->p, (size_t)e->ridx);
+    case E_LT: case E_LE: case E_GT: case E_GE: case E_EQ: case E_NE:
+        return compare_q(c, e);
+    default:
+        return tr_query_all();
+    }
+}
+
+static tr_query *rule_cond(pctx *p, size_t ri)
+{
+    if (!p->cond[ri]) {
+        if (p->cond_busy[ri])
+            return tr_query_all();
+        p->cond_busy[ri] = true;
+        cctx c = {.p = p, .ri = ri, .anon = -1};
+        p->cond[ri] = tr_query_simplify(cond_q(&c, p->rs->rules[ri].cond));
+        p->cond_busy[ri] = false;
+    }
+    return tr_query_clone(p->cond[ri]);
+}
+
+int tr_plan_build(const tr_ruleset *rs, tr_plan **out, tr_error *err)
+{
+    (void)err;
+    size_t n = rs->nrules;
+    pctx p = {.rs = rs};
+    p.sq = tr_xcalloc(n + 1, sizeof *p.sq);
+    p.notes = tr_xcalloc(n + 1, sizeof *p.notes);
+    p.cond = tr_xcalloc(n + 1, sizeof *p.cond);
+    p.cond_busy = tr_xcalloc(n + 1, sizeof *p.cond_busy);
+    tr_plan *pl = tr_xcalloc(1, sizeof *pl);
+    pl->r = tr_xcalloc(n + 1, sizeof *pl->r);
+    for (size_t i = 0; i < n; i++) {
+        const tr_rule *r = &rs->rules[i];
+        if (r->is_private)
+            continue;
+        tr_query *q = rule_cond(&p, i);
+        /* A failing global rule makes every rule of the namespace fail. */
+        for (size_t g = 0; g < n; g++)
+            if (g != i && rs->rules[g].is_global)
+                q = tr_query_and2(q, rule_cond(&p, g));
+        q = tr_query_simplify(q);
+        prule *pr = &pl->r[pl->n++];
+        pr->name = tr_xstrdup(r->name);
+        if (qsize(q) > TR_PLAN_RULE_BUDGET) {
+            tr_query_free(q);
+            q = tr_query_all();
+            pr->warning = tr_xstrdup("query over the expansion budget: widened to all");
+        }
+        pr->q = q;
+        pr->everything = !narrows(q);
+        if (r->nstrings) {
+            tr_query_free(string_query(&p, i, 0));   /* builds the notes */
+            pr->nnotes = r->nstrings;
+            pr->notes = tr_xcalloc(r->nstrings, sizeof *pr->notes);
+            for (size_t s = 0; s < r->nstrings; s++)
+                pr->notes[s] = tr_xstrdup(p.notes[i][s]);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p.sq[i]) {
+            for (size_t s = 0; s < rs->rules[i].nstrings; s++) {
+                tr_query_free(p.sq[i][s]);
+                free(p.notes[i][s]);
+            }
+        }
+        free(p.sq[i]);
+        free(p.notes[i]);
+        tr_query_free(p.cond[i]);
+    }
+    free(p.sq);
+    free(p.notes);
+    free(p.cond);
+    free(p.cond_busy);
+    *out = pl;
+    return 0;
+}
+
+size_t tr_plan_count(const tr_plan *p) { return p->n; }
+const char *tr_plan_rule_name(const tr_plan *p, size_t i) { return p->r[i].name; }
+const tr_query *tr_plan_query(const tr_plan *p, size_t i) { return p->r[i].q; }
+bool tr_plan_scans_everything(const tr_plan *p, size_t i) { return p->r[i].everything; }
+size_t tr_plan_string_count(const tr_plan *p, size_t i) { return p->r[i].nnotes; }
+const char *tr_plan_string_note(const tr_plan *p, size_t i, size_t s) { return p->r[i].notes[s]; }
+
+void tr_plan_free(tr_plan *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->r[i].name);
+        tr_query_free(p->r[i].q);
+        for (size_t s = 0; s < p->r[i].nnotes; s++)
+            free(p->r[i].notes[s]);
+        free(p->r[i].notes);
+        free(p->r[i].warning);
+    }
+    free(p->r);
+    free(p);
+}
+
+void tr_plan_explain(const tr_plan *p, tr_buf *out)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const prule *r = &p->r[i];
+        tr_buf_printf(out, "rule %s\n  query: ", r->name);
+        tr_query_format(r->q, out);
+        tr_buf_printf(out, "\n");
+        for (size_t s = 0; s < r->nnotes; s++)
+            tr_buf_printf(out, "  %s\n", r->notes[s]);
+        if (r->warning)
+            tr_buf_printf(out, "  warning: %s\n", r->warning);
+        if (r->everything)
+            tr_buf_printf(out, "  warning: this rule scans every file\n");
+    }
+}
+
+void *tr_plan_explain_json(const tr_plan *p)
+{
+    json_t *arr = json_array();
+    if (!arr)
+        tr_die("out of memory");
+    for (size_t i = 0; i < p->n; i++) {
+        const prule *r = &p->r[i];
+        tr_buf q = {0};
+        tr_query_format(r->q, &q);
+        tr_buf_append(&q, "", 1);
+        json_t *strs = json_array();
+        for (size_t s = 0; s < r->nnotes; s++)
+            json_array_append_new(strs, json_string(r->notes[s]));
+        json_t *o = json_pack("{s:s, s:s, s:b, s:o}", "rule", r->name, "query", q.data,
+                              "scans_everything", r->everything, "strings", strs);
+        tr_buf_free(&q);
+        if (!o)
+            tr_die("out of memory");
+        if (r->warning)
+            json_object_set_new(o, "warning", json_string(r->warning));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
