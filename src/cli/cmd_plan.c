@@ -2,19 +2,49 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "index/index.h"
 #include "rules/rules.h"
 
-/* Hook for the index: fills out with the estimated candidate count of q.
- * Not wired yet (tr_index_estimate will be called here with the data dir). */
-static void plan_estimate(const cli_ctx *ctx, const tr_query *q, char *out, size_t outsz)
+/* The index of the data directory, if there is one (plan never creates it). */
+static tr_index *plan_index(const cli_ctx *ctx, uint64_t *docs)
 {
-    (void)ctx;
-    (void)q;
-    snprintf(out, outsz, "n/a (no index)");
+    char *manifest = tr_xasprintf("%s/index/MANIFEST", ctx->data_dir);
+    bool exists = access(manifest, F_OK) == 0;
+    free(manifest);
+    if (!exists)
+        return NULL;
+    char *dir = tr_xasprintf("%s/index", ctx->data_dir);
+    tr_index *ix = NULL;
+    tr_error err;
+    tr_index_status st;
+    if (tr_index_open(dir, &ix, &err) != 0 || tr_index_get_status(ix, &st, &err) != 0) {
+        cli_error("cannot read the index: %s", err.msg);
+        tr_index_close(ix);
+        ix = NULL;
+    } else {
+        *docs = st.docs - st.tombstones;
+    }
+    free(dir);
+    return ix;
+}
+
+/* Fills out with the estimated candidate count of q, from posting-list sizes. */
+static void plan_estimate(tr_index *ix, uint64_t docs, const tr_query *q, char *out, size_t outsz)
+{
+    uint64_t est = 0;
+    tr_error err;
+    if (!ix)
+        snprintf(out, outsz, "n/a (no index)");
+    else if (tr_index_estimate(ix, q, &est, &err) != 0)
+        snprintf(out, outsz, "n/a (%s)", err.msg);
+    else
+        snprintf(out, outsz, "~%llu of %llu samples", (unsigned long long)(est < docs ? est : docs),
+                 (unsigned long long)docs);
 }
 
 static void plan_usage(FILE *f)
@@ -49,6 +79,8 @@ int cli_cmd_plan(const cli_ctx *ctx, int argc, char **argv)
     }
     json_t *all = json ? json_array() : NULL;
     int rc = CLI_OK;
+    uint64_t docs = 0;
+    tr_index *ix = plan_index(ctx, &docs);
     for (int a = first; a < argc; a++) {
         tr_ruleset *rs = NULL;
         tr_error err;
@@ -76,8 +108,8 @@ int cli_cmd_plan(const cli_ctx *ctx, int argc, char **argv)
             size_t i;
             json_t *o;
             json_array_foreach(arr, i, o) {
-                char est[64];
-                plan_estimate(ctx, tr_plan_query(p, i), est, sizeof est);
+                char est[1200];
+                plan_estimate(ix, docs, tr_plan_query(p, i), est, sizeof est);
                 json_object_set_new(o, "file", json_string(argv[a]));
                 json_object_set_new(o, "estimate", json_string(est));
             }
@@ -88,8 +120,8 @@ int cli_cmd_plan(const cli_ctx *ctx, int argc, char **argv)
                 tr_buf b = {0};
                 tr_query_format(tr_plan_query(p, i), &b);
                 tr_buf_append(&b, "", 1);
-                char est[64];
-                plan_estimate(ctx, tr_plan_query(p, i), est, sizeof est);
+                char est[1200];
+                plan_estimate(ix, docs, tr_plan_query(p, i), est, sizeof est);
                 printf("rule %s (%s)\n  query: %s\n  estimate: %s\n", tr_plan_rule_name(p, i),
                        argv[a], b.data, est);
                 tr_buf_free(&b);
@@ -110,5 +142,6 @@ int cli_cmd_plan(const cli_ctx *ctx, int argc, char **argv)
         }
         json_decref(all);
     }
+    tr_index_close(ix);
     return rc;
 }

@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "core/core.h"
+#include "ingest/ingest.h"
 #include "store/store.h"
 
 static int open_store(const cli_ctx *ctx, int flags, tr_store **s)
@@ -228,14 +229,11 @@ int cli_cmd_rm(const cli_ctx *ctx, int argc, char **argv)
             cli_error("'%s' is not an md5, sha1 or sha256 hash (32, 40 or 64 hex digits)", argv[i]);
             return CLI_USAGE;
         }
-    tr_store *s;
-    if (open_store(ctx, 0, &s) != 0)
-        return CLI_FAIL;
     int status = CLI_OK;
     for (int i = 1; i < argc; i++) {
         tr_error err;
         int64_t id = 0;
-        int rc = tr_store_remove(s, argv[i], &id, &err);
+        int rc = tr_ingest_remove(ctx->data_dir, argv[i], &id, &err);
         if (rc < 0) {
             cli_error("%s", err.msg);
             status = CLI_FAIL;
@@ -246,7 +244,6 @@ int cli_cmd_rm(const cli_ctx *ctx, int argc, char **argv)
             printf("removed %s\n", argv[i]);
         }
     }
-    tr_store_close(s);
     return status;
 }
 

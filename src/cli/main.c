@@ -22,8 +22,10 @@ static const command commands[] = {
     {"ls", cli_cmd_ls, "list samples, newest first"},
     {"rm", cli_cmd_rm, "remove a sample"},
     {"fsck", cli_cmd_fsck, "check (and --repair) the store's consistency"},
+    {"index", cli_cmd_index, "index status, update, compact, verify"},
     {"plan", cli_cmd_plan, "show how YARA rules would be searched in the index"},
     {"serve", cli_cmd_serve, "run the HTTP server and web UI"},
+    {"key", cli_cmd_key, "manage the server's API keys"},
 };
 
 void cli_error(const char *fmt, ...)

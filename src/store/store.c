@@ -44,6 +44,7 @@ static const char *const schema_sql =
     "CREATE INDEX IF NOT EXISTS samples_sha1 ON samples(sha1);"
     "CREATE INDEX IF NOT EXISTS samples_signature ON samples(signature COLLATE NOCASE);"
     "CREATE INDEX IF NOT EXISTS samples_file_type ON samples(file_type);"
+    "CREATE INDEX IF NOT EXISTS samples_imphash ON samples(imphash) WHERE imphash != '';"
     "CREATE INDEX IF NOT EXISTS samples_unindexed ON samples(indexed) WHERE indexed = 0;"
     "CREATE TABLE IF NOT EXISTS sample_names("
     " sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,"
@@ -251,46 +252,104 @@ static int analyze_staged(tr_analyzer *a, tr_staged *out, tr_error *err)
     return 0;
 }
 
+struct tr_stage_writer {
+    int fd;
+    tr_hasher *h;
+    char path[4096];
+    const char *tmp_dir;
+    uint64_t size;
+};
+
+int tr_stage_begin(tr_store *s, tr_stage_writer **out, tr_error *err)
+{
+    tr_stage_writer *w = tr_xcalloc(1, sizeof *w);
+    w->fd = open_tmp(s, w->path, sizeof w->path, err);
+    if (w->fd < 0) {
+        free(w);
+        return -1;
+    }
+    w->h = tr_hasher_new();
+    w->tmp_dir = s->tmp_dir;
+    *out = w;
+    return 0;
+}
+
+int tr_stage_write(tr_stage_writer *w, const void *p, size_t n, tr_error *err)
+{
+    tr_hasher_update(w->h, p, n);
+    w->size += n;
+    if (tr_write_all(w->fd, p, n) != 0)
+        return tr_fail_errno(err, "cannot write to %s", w->tmp_dir);
+    return 0;
+}
+
+uint64_t tr_stage_size(const tr_stage_writer *w)
+{
+    return w->size;
+}
+
+void tr_stage_abort(tr_stage_writer *w)
+{
+    if (!w)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    unlink(w->path);
+    tr_hasher_free(w->h);
+    free(w);
+}
+
+int tr_stage_finish(tr_stage_writer *w, tr_analyzer *a, int64_t expected_size, tr_staged *out,
+                    tr_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = close(w->fd) == 0 ? 0 : tr_fail_errno(err, "cannot write to %s", w->tmp_dir);
+    w->fd = -1;
+    if (rc == 0 && expected_size >= 0 && (uint64_t)expected_size != w->size)
+        rc = tr_fail(err, "truncated input: expected %lld bytes, got %llu",
+                     (long long)expected_size, (unsigned long long)w->size);
+    if (rc != 0) {
+        tr_stage_abort(w);
+        return -1;
+    }
+    tr_hasher_final(w->h, &out->d);
+    snprintf(out->tmp_path, sizeof out->tmp_path, "%s", w->path);
+    w->path[0] = '\0';
+    tr_hasher_free(w->h);
+    free(w);
+    if (analyze_staged(a, out, err) != 0) {
+        tr_store_unstage(out);
+        return -1;
+    }
+    return 0;
+}
+
 int tr_store_stage_fd(tr_store *s, tr_analyzer *a, int fd, int64_t expected_size,
                       tr_staged *out, tr_error *err)
 {
-    memset(out, 0, sizeof *out);
-    int tfd = open_tmp(s, out->tmp_path, sizeof out->tmp_path, err);
-    if (tfd < 0)
+    tr_stage_writer *w;
+    if (tr_stage_begin(s, &w, err) != 0)
         return -1;
     enum { CHUNK = 1 << 20 };
     unsigned char *buf = tr_xmalloc(CHUNK);
-    tr_hasher *h = tr_hasher_new();
-    int rc = 0;
     for (;;) {
         ssize_t r = read(fd, buf, CHUNK);
+        if (r < 0 && errno == EINTR)
+            continue;
         if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = tr_fail_errno(err, "read failed");
+            tr_fail_errno(err, "read failed");
             break;
         }
-        if (r == 0)
-            break;
-        tr_hasher_update(h, buf, (size_t)r);
-        if (tr_write_all(tfd, buf, (size_t)r) != 0) {
-            rc = tr_fail_errno(err, "cannot write to %s", s->tmp_dir);
-            break;
+        if (r == 0) {
+            free(buf);
+            return tr_stage_finish(w, a, expected_size, out, err);
         }
+        if (tr_stage_write(w, buf, (size_t)r, err) != 0)
+            break;
     }
-    tr_hasher_final(h, &out->d);
-    tr_hasher_free(h);
     free(buf);
-    if (close(tfd) != 0 && rc == 0)
-        rc = tr_fail_errno(err, "cannot write to %s", s->tmp_dir);
-    if (rc == 0 && expected_size >= 0 && (uint64_t)expected_size != out->d.size)
-        rc = tr_fail(err, "truncated input: expected %lld bytes, got %llu",
-                     (long long)expected_size, (unsigned long long)out->d.size);
-    if (rc == 0)
-        rc = analyze_staged(a, out, err);
-    if (rc != 0)
-        tr_store_unstage(out);
-    return rc;
+    tr_stage_abort(w);
+    return -1;
 }
 
 int tr_store_stage_path(tr_store *s, tr_analyzer *a, const char *path, tr_staged *out,
@@ -674,6 +733,12 @@ int tr_store_list(tr_store *s, const tr_sample_filter *f, tr_sample ***out, size
         tr_buf_printf(&sql, " AND signature=? COLLATE NOCASE");
     if (f->file_type)
         tr_buf_printf(&sql, " AND file_type=?");
+    if (f->imphash)
+        tr_buf_printf(&sql, " AND imphash=? COLLATE NOCASE");
+    if (f->tlsh)
+        tr_buf_printf(&sql, " AND tlsh=? COLLATE NOCASE");
+    if (f->first_seen_after)
+        tr_buf_printf(&sql, " AND first_seen >= ?");
     tr_buf_printf(&sql, " ORDER BY id DESC LIMIT ? OFFSET ?");
     sqlite3_stmt *st = NULL;
     int rc = db_prepare(s, sql.data, &st, err);
@@ -687,6 +752,12 @@ int tr_store_list(tr_store *s, const tr_sample_filter *f, tr_sample ***out, size
         sqlite3_bind_text(st, i++, f->signature, -1, SQLITE_STATIC);
     if (f->file_type)
         sqlite3_bind_text(st, i++, f->file_type, -1, SQLITE_STATIC);
+    if (f->imphash)
+        sqlite3_bind_text(st, i++, f->imphash, -1, SQLITE_STATIC);
+    if (f->tlsh)
+        sqlite3_bind_text(st, i++, f->tlsh, -1, SQLITE_STATIC);
+    if (f->first_seen_after)
+        sqlite3_bind_int64(st, i++, f->first_seen_after);
     sqlite3_bind_int64(st, i++, f->limit > 0 ? f->limit : -1);
     sqlite3_bind_int64(st, i++, f->offset > 0 ? f->offset : 0);
     tr_sample **list = NULL;
@@ -782,6 +853,20 @@ int tr_store_add_tags(tr_store *s, int64_t id, const char *const *tags, size_t n
     return 0;
 }
 
+int tr_store_remove_tag(tr_store *s, int64_t id, const char *tag, tr_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (db_prepare(s, "DELETE FROM sample_tags WHERE sample_id=? AND tag=?", &st, err))
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, tag, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(s, err, "removing a tag");
+    return sqlite3_changes(s->db) > 0 ? 1 : 0;
+}
+
 int tr_store_add_comment(tr_store *s, int64_t id, const char *author, const char *text,
                          tr_error *err)
 {
@@ -865,4 +950,96 @@ int store_has_sha256(tr_store *s, const char *sha256)
     int64_t id;
     tr_error e;
     return find_id(s, sha256, &id, &e);
+}
+
+/* ---- indexing bookkeeping ----------------------------------------------- */
+
+int tr_store_unindexed(tr_store *s, int64_t after, size_t max, int64_t *ids,
+                       char (*sha256)[TR_SHA256_HEX], uint64_t *sizes, size_t *n, tr_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (db_prepare(s, "SELECT id, sha256, size FROM samples WHERE indexed=0 AND id > ?"
+                      " ORDER BY id LIMIT ?", &st, err))
+        return -1;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    *n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+        ids[*n] = sqlite3_column_int64(st, 0);
+        col_copy(st, 1, sha256[*n], TR_SHA256_HEX);
+        sizes[*n] = (uint64_t)sqlite3_column_int64(st, 2);
+        (*n)++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(s, err, "listing unindexed samples");
+}
+
+int tr_store_unindexed_count(tr_store *s, int64_t *count, uint64_t *bytes, tr_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (db_prepare(s, "SELECT count(*), coalesce(sum(size), 0) FROM samples WHERE indexed=0", &st,
+                   err))
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *count = sqlite3_column_int64(st, 0);
+        *bytes = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : db_fail(s, err, "counting unindexed samples");
+}
+
+int tr_store_mark_indexed(tr_store *s, const int64_t *ids, size_t n, tr_error *err)
+{
+    if (n == 0)
+        return 0;
+    sqlite3_stmt *st = NULL;
+    if (db_exec(s, "BEGIN IMMEDIATE", err) != 0)
+        return -1;
+    if (db_prepare(s, "UPDATE samples SET indexed=1 WHERE id=?", &st, err)) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(st, 1, ids[i]);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            sqlite3_finalize(st);
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return db_fail(s, err, "marking samples indexed");
+        }
+    }
+    sqlite3_finalize(st);
+    if (db_exec(s, "COMMIT", err) != 0) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+int tr_store_all_ids(tr_store *s, int64_t **ids, size_t *n, tr_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (db_prepare(s, "SELECT id FROM samples ORDER BY id", &st, err))
+        return -1;
+    size_t cap = 0;
+    *ids = NULL;
+    *n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            *ids = tr_xrealloc(*ids, cap * sizeof **ids);
+        }
+        (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        free(*ids);
+        *ids = NULL;
+        return db_fail(s, err, "listing sample ids");
+    }
+    return 0;
 }

@@ -106,6 +106,17 @@ int tr_store_stage_path(tr_store *s, tr_analyzer *a, const char *path,
                         tr_staged *out, tr_error *err);
 int tr_store_stage_buffer(tr_store *s, tr_analyzer *a, const void *p, size_t n,
                           tr_staged *out, tr_error *err);
+/* Streaming form, for bytes that arrive in pieces (an HTTP upload): */
+typedef struct tr_stage_writer tr_stage_writer;
+int tr_stage_begin(tr_store *s, tr_stage_writer **out, tr_error *err);
+int tr_stage_write(tr_stage_writer *w, const void *p, size_t n, tr_error *err);
+/* Completes and analyzes; expected_size >= 0 rejects a short or long input.
+ * Frees w whatever the outcome. */
+int tr_stage_finish(tr_stage_writer *w, tr_analyzer *a, int64_t expected_size, tr_staged *out,
+                    tr_error *err);
+void tr_stage_abort(tr_stage_writer *w);
+uint64_t tr_stage_size(const tr_stage_writer *w);
+
 /* Drops a staged file that will not be committed. */
 void tr_store_unstage(tr_staged *st);
 
@@ -133,7 +144,8 @@ int tr_store_get(tr_store *s, const char *hash, tr_sample **out, tr_error *err);
 int tr_store_get_by_id(tr_store *s, int64_t id, tr_sample **out, tr_error *err);
 
 typedef struct tr_sample_filter {
-    const char *tag, *signature, *file_type;
+    const char *tag, *signature, *file_type, *imphash, *tlsh;
+    int64_t first_seen_after; /* unix time; 0: any */
     int64_t limit;            /* 0: no limit */
     int64_t offset;
 } tr_sample_filter;
@@ -153,8 +165,20 @@ int tr_store_stats_get(tr_store *s, tr_store_stats *out, tr_error *err);
  * removed_id receives the document id to tombstone in the index. */
 int tr_store_remove(tr_store *s, const char *hash, int64_t *removed_id, tr_error *err);
 int tr_store_add_tags(tr_store *s, int64_t id, const char *const *tags, size_t n, tr_error *err);
+/* 1 removed, 0 the sample had no such tag, -1 error. */
+int tr_store_remove_tag(tr_store *s, int64_t id, const char *tag, tr_error *err);
 int tr_store_add_comment(tr_store *s, int64_t id, const char *author, const char *text,
                          tr_error *err);
+
+/* ---- indexing bookkeeping ---------------------------------------------- */
+/* Samples whose bytes are not yet known to be in the index, id > after,
+ * ascending; at most max. */
+int tr_store_unindexed(tr_store *s, int64_t after, size_t max, int64_t *ids,
+                       char (*sha256)[TR_SHA256_HEX], uint64_t *sizes, size_t *n, tr_error *err);
+int tr_store_unindexed_count(tr_store *s, int64_t *count, uint64_t *bytes, tr_error *err);
+int tr_store_mark_indexed(tr_store *s, const int64_t *ids, size_t n, tr_error *err);
+/* Every sample id, ascending (for reconciling with the index). Caller frees. */
+int tr_store_all_ids(tr_store *s, int64_t **ids, size_t *n, tr_error *err);
 
 /* ---- consistency -------------------------------------------------------- */
 typedef enum tr_fsck_kind {
