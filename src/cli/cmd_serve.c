@@ -6,14 +6,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "cli/cli.h"
 #include "http/http.h"
 #include "store/store.h"
+
+static bool key_exists(const char *data_dir)
+{
+    tr_auth *a = NULL;
+    tr_error err;
+    tr_key_info *keys = NULL;
+    size_t n = 0;
+    if (tr_auth_open(data_dir, &a, &err) == 0 && tr_auth_list_keys(a, &keys, &n, &err) == 0)
+        free(keys);
+    tr_auth_close(a);
+    return n > 0;
+}
 
 int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
                                          {"threads", required_argument, NULL, 't'},
+                                         {"anonymous-read", no_argument, NULL, 'a'},
+                                         {"max-upload", required_argument, NULL, 'm'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     tr_http_config cfg = {.data_dir = ctx->data_dir, .listen = "127.0.0.1:8080", .threads = 4};
@@ -31,8 +46,22 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
             cfg.threads = (unsigned)n;
             break;
         }
+        case 'a': cfg.anonymous_read = true; break;
+        case 'm': {
+            char *end = NULL;
+            unsigned long long mb = strtoull(optarg, &end, 10);
+            if (*end || mb == 0 || mb > 1024 * 1024) {
+                cli_error("--max-upload takes a size in MB from 1 to 1048576");
+                return CLI_USAGE;
+            }
+            cfg.max_upload = (uint64_t)mb << 20;
+            break;
+        }
         case 'h':
-            printf("usage: trawl serve [--listen ADDR:PORT (127.0.0.1:8080)] [--threads N]\n");
+            printf("usage: trawl serve [--listen ADDR:PORT (127.0.0.1:8080)] [--threads N]\n"
+                   "                   [--anonymous-read] [--max-upload MB (512)]\n"
+                   "Every write needs an API key ('trawl key add'); --anonymous-read lets\n"
+                   "anyone who reaches the port list, search and download.\n");
             return CLI_OK;
         default:
             return CLI_USAGE;
@@ -76,6 +105,9 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
     printf("trawl: serving %s on http://%.*s:%u/\n", ctx->data_dir, (int)(colon - host), host,
            tr_server_port(srv));
     fflush(stdout);
+    if (!key_exists(ctx->data_dir))
+        fprintf(stderr, "trawl: no API keys yet: 'trawl --data %s key add --role admin NAME'"
+                        " creates one\n", ctx->data_dir);
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "trawl: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

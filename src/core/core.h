@@ -67,6 +67,16 @@ int tr_map_open(tr_map *m, const char *path, tr_error *err);
 int tr_map_fd(tr_map *m, int fd, tr_error *err);
 void tr_map_close(tr_map *m);
 
+/* ---- zip ----------------------------------------------------------------- */
+/* Writes a zip at zip_path whose entries are the given files, each encrypted
+ * with WinZip AES-256 under password (malware is shared as "infected"). */
+typedef struct tr_zip_entry {
+    const char *name;         /* name inside the archive */
+    const char *path;         /* file to read */
+} tr_zip_entry;
+int tr_zip_write_aes(const char *zip_path, const tr_zip_entry *entries, size_t n,
+                     const char *password, tr_error *err);
+
 /* ---- time --------------------------------------------------------------- */
 int64_t tr_now_unix(void);
 double tr_monotonic(void);                  /* seconds */

@@ -1,8 +1,13 @@
-/* /api/health and /api/samples: the sample repository over HTTP. */
+/* /api/health, /api/whoami, /api/index and /api/samples[/{hash}[/...]]. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "http/http_internal.h"
+#include "index/index.h"
+#include "ingest/ingest.h"
 #include "store/store.h"
 
 static int open_ro(http_request *r, tr_store **s, tr_error *err)
@@ -26,6 +31,40 @@ enum MHD_Result api_health(http_request *r)
                                     (json_int_t)st.samples, "bytes", (json_int_t)st.bytes));
 }
 
+enum MHD_Result api_whoami(http_request *r)
+{
+    return http_send_json(r, 200,
+                          json_pack("{s:s, s:o, s:b}", "role", tr_role_name(r->role), "key",
+                                    r->authenticated ? json_string(r->key_name) : json_null(),
+                                    "authenticated", r->authenticated));
+}
+
+enum MHD_Result api_index_status(http_request *r)
+{
+    char *dir = tr_xasprintf("%s/index", r->data_dir);
+    tr_index *ix = NULL;
+    tr_error err;
+    tr_index_status st;
+    int rc = tr_index_open(dir, &ix, &err);
+    free(dir);
+    if (rc == 0)
+        rc = tr_index_get_status(ix, &st, &err);
+    tr_index_close(ix);
+    if (rc != 0)
+        return http_send_error(r, 503, "%s", err.msg);
+    json_t *kinds = json_object();
+    for (int k = 0; k < TR_GRAM_KINDS; k++)
+        json_object_set_new(kinds, tr_gram_kind_name(k),
+                            json_pack("{s:I, s:I, s:I}", "bytes", (json_int_t)st.kind_bytes[k],
+                                      "keys", (json_int_t)st.kind_keys[k], "postings",
+                                      (json_int_t)st.postings[k]));
+    return http_send_json(r, 200,
+                          json_pack("{s:I, s:I, s:I, s:I, s:o}", "segments", (json_int_t)st.segments,
+                                    "documents", (json_int_t)st.docs, "tombstones",
+                                    (json_int_t)st.tombstones, "bytes",
+                                    (json_int_t)st.bytes_total, "kinds", kinds));
+}
+
 static int parse_count(const char *v, int64_t dflt, int64_t max, int64_t *out)
 {
     if (!v) {
@@ -40,27 +79,49 @@ static int parse_count(const char *v, int64_t dflt, int64_t max, int64_t *out)
     return 0;
 }
 
-enum MHD_Result api_samples(http_request *r, const char *hash)
+/* The {hash} of /api/samples/{hash}/...: normalised into out, or an answer
+ * already sent. */
+static bool take_hash(http_request *r, char out[TR_SHA256_HEX], enum MHD_Result *sent)
 {
+    char h[128];
+    size_t n = strcspn(r->rest, "/");
+    if (n >= sizeof h) {
+        *sent = http_send_error(r, 400, "not an md5, sha1 or sha256 hash");
+        return false;
+    }
+    memcpy(h, r->rest, n);
+    h[n] = '\0';
+    if (!tr_hash_normalize(h, out, TR_SHA256_HEX)) {
+        *sent = http_send_error(r, 400, "'%s' is not an md5, sha1 or sha256 hash", h);
+        return false;
+    }
+    return true;
+}
+
+/* Loads the sample named in the path, or answers 404/5xx. */
+static tr_sample *load_sample(http_request *r, enum MHD_Result *sent)
+{
+    char hash[TR_SHA256_HEX];
+    if (!take_hash(r, hash, sent))
+        return NULL;
     tr_store *s;
     tr_error err;
-    if (*hash) {
-        char norm[TR_SHA256_HEX];
-        if (!tr_hash_normalize(hash, norm, sizeof norm))
-            return http_send_error(r, 400, "'%s' is not an md5, sha1 or sha256 hash", hash);
-        if (open_ro(r, &s, &err) != 0)
-            return http_send_error(r, 503, "%s", err.msg);
-        tr_sample *x = NULL;
-        int found = tr_store_get(s, norm, &x, &err);
-        tr_store_close(s);
-        if (found < 0)
-            return http_send_error(r, 500, "%s", err.msg);
-        if (found == 0)
-            return http_send_error(r, 404, "no sample with hash %s", norm);
-        json_t *body = json_pack("{s:s, s:o}", "query_status", "ok", "data", tr_sample_to_json(x));
-        tr_sample_free(x);
-        return http_send_json(r, 200, body);
+    if (open_ro(r, &s, &err) != 0) {
+        *sent = http_send_error(r, 503, "%s", err.msg);
+        return NULL;
     }
+    tr_sample *x = NULL;
+    int found = tr_store_get(s, hash, &x, &err);
+    tr_store_close(s);
+    if (found < 0)
+        *sent = http_send_error(r, 500, "%s", err.msg);
+    else if (found == 0)
+        *sent = http_send_error(r, 404, "no sample with hash %s", hash);
+    return found == 1 ? x : NULL;
+}
+
+static enum MHD_Result list_samples(http_request *r)
+{
     tr_sample_filter f = {0};
     f.tag = http_query(r, "tag");
     f.signature = http_query(r, "signature");
@@ -71,11 +132,32 @@ enum MHD_Result api_samples(http_request *r, const char *hash)
         return http_send_error(r, 400, "offset must be a whole number >= 0");
     if (f.limit == 0)
         f.limit = 100;
+    const char *hash = http_query(r, "hash");
+    tr_store *s;
+    tr_error err;
     if (open_ro(r, &s, &err) != 0)
         return http_send_error(r, 503, "%s", err.msg);
     tr_sample **list = NULL;
     size_t n = 0;
-    int rc = tr_store_list(s, &f, &list, &n, &err);
+    int rc = 0;
+    if (hash && *hash) {
+        /* Search by any hash: zero or one result, same shape as a list. */
+        char norm[TR_SHA256_HEX];
+        tr_sample *x = NULL;
+        if (!tr_hash_normalize(hash, norm, sizeof norm)) {
+            tr_store_close(s);
+            return http_send_error(r, 400, "'%s' is not an md5, sha1 or sha256 hash", hash);
+        }
+        rc = tr_store_get(s, norm, &x, &err);
+        if (rc == 1) {
+            list = tr_xcalloc(1, sizeof *list);
+            list[0] = x;
+            n = 1;
+        }
+        rc = rc < 0 ? -1 : 0;
+    } else {
+        rc = tr_store_list(s, &f, &list, &n, &err);
+    }
     tr_store_close(s);
     if (rc != 0)
         return http_send_error(r, 500, "%s", err.msg);
@@ -87,4 +169,179 @@ enum MHD_Result api_samples(http_request *r, const char *hash)
                           json_pack("{s:s, s:I, s:I, s:I, s:o}", "query_status", "ok", "count",
                                     (json_int_t)n, "limit", (json_int_t)f.limit, "offset",
                                     (json_int_t)f.offset, "data", data));
+}
+
+enum MHD_Result api_samples(http_request *r)
+{
+    if (!*r->rest)
+        return list_samples(r);
+    enum MHD_Result sent = MHD_NO;
+    if (strcmp(r->method, "DELETE") == 0) {
+        char hash[TR_SHA256_HEX];
+        if (!take_hash(r, hash, &sent))
+            return sent;
+        tr_error err;
+        int64_t id = 0;
+        int rc = tr_ingest_remove(r->data_dir, hash, &id, &err);
+        if (rc < 0)
+            return http_send_error(r, 500, "%s", err.msg);
+        if (rc == 0)
+            return http_send_error(r, 404, "no sample with hash %s", hash);
+        return http_send_json(r, 200, json_pack("{s:s, s:I}", "query_status", "deleted", "id",
+                                                (json_int_t)id));
+    }
+    tr_sample *x = load_sample(r, &sent);
+    if (!x)
+        return sent;
+    json_t *body = json_pack("{s:s, s:o}", "query_status", "ok", "data", tr_sample_to_json(x));
+    tr_sample_free(x);
+    return http_send_json(r, 200, body);
+}
+
+/* The sample as an AES-256 zip with password "infected", the form analysts
+ * exchange malware in; built in tmp/ and streamed from there. */
+enum MHD_Result http_send_sample_zip(http_request *r, const tr_sample *x)
+{
+    tr_store *s;
+    tr_error err;
+    if (open_ro(r, &s, &err) != 0)
+        return http_send_error(r, 503, "%s", err.msg);
+    char *blob = tr_store_blob_path(s, x->d.sha256);
+    tr_store_close(s);
+    char *zip = tr_xasprintf("%s/tmp/%ld-zip-%s", r->data_dir, (long)getpid(), x->d.sha256);
+    char *inner = tr_xasprintf("%s.%s", x->d.sha256,
+                               x->file_type && *x->file_type ? x->file_type : "bin");
+    tr_zip_entry e = {inner, blob};
+    enum MHD_Result rc;
+    if (tr_zip_write_aes(zip, &e, 1, "infected", &err) != 0) {
+        rc = http_send_error(r, 500, "%s", err.msg);
+    } else {
+        int fd = open(zip, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        /* Unlinked at once: the open descriptor keeps the bytes for MHD. */
+        unlink(zip);
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            if (fd >= 0)
+                close(fd);
+            rc = http_send_error(r, 500, "cannot read the archive just written");
+        } else {
+            char *name = tr_xasprintf("%s.zip", x->d.sha256);
+            rc = http_send_fd(r, fd, (uint64_t)st.st_size, "application/zip", name);
+            free(name);
+        }
+    }
+    free(inner);
+    free(zip);
+    free(blob);
+    return rc;
+}
+
+enum MHD_Result api_sample_download(http_request *r)
+{
+    enum MHD_Result sent = MHD_NO;
+    tr_sample *x = load_sample(r, &sent);
+    if (!x)
+        return sent;
+    sent = http_send_sample_zip(r, x);
+    tr_sample_free(x);
+    return sent;
+}
+
+static int open_rw(http_request *r, tr_store **s, tr_error *err)
+{
+    return tr_store_open(r->data_dir, 0, s, err);
+}
+
+/* POST {"tags": [...]} adds; DELETE .../tags/{tag} removes one. */
+enum MHD_Result api_sample_tags(http_request *r)
+{
+    enum MHD_Result sent = MHD_NO;
+    tr_sample *x = load_sample(r, &sent);
+    if (!x)
+        return sent;
+    int64_t id = x->id;
+    tr_sample_free(x);
+    tr_store *s;
+    tr_error err;
+    if (strcmp(r->method, "DELETE") == 0) {
+        const char *tag = strstr(r->rest, "/tags/") + 6;
+        if (!*tag)
+            return http_send_error(r, 400, "which tag? DELETE /api/samples/HASH/tags/TAG");
+        if (open_rw(r, &s, &err) != 0)
+            return http_send_error(r, 503, "%s", err.msg);
+        int rc = tr_store_remove_tag(s, id, tag, &err);
+        tr_store_close(s);
+        if (rc < 0)
+            return http_send_error(r, 500, "%s", err.msg);
+        if (rc == 0)
+            return http_send_error(r, 404, "the sample has no tag '%s'", tag);
+        return http_send_json(r, 200, json_pack("{s:s}", "query_status", "ok"));
+    }
+    json_t *body = http_json_body(r, &sent);
+    if (!body)
+        return sent;
+    json_t *tags = json_object_get(body, "tags");
+    size_t i;
+    json_t *t;
+    if (!json_is_array(tags) || json_array_size(tags) == 0 || json_array_size(tags) > 100) {
+        json_decref(body);
+        return http_send_error(r, 400, "expected {\"tags\": [\"tag\", ...]} with 1 to 100 tags");
+    }
+    const char **list = tr_xcalloc(json_array_size(tags), sizeof *list);
+    json_array_foreach(tags, i, t) {
+        const char *v = json_string_value(t);
+        if (!v || !*v || strlen(v) > 128) {
+            free(list);
+            json_decref(body);
+            return http_send_error(r, 400, "tags are non-empty strings of at most 128 bytes");
+        }
+        list[i] = v;
+    }
+    int rc = open_rw(r, &s, &err);
+    if (rc == 0) {
+        rc = tr_store_add_tags(s, id, list, json_array_size(tags), &err);
+        tr_store_close(s);
+    }
+    free(list);
+    json_decref(body);
+    if (rc != 0)
+        return http_send_error(r, 500, "%s", err.msg);
+    return http_send_json(r, 200, json_pack("{s:s}", "query_status", "ok"));
+}
+
+enum MHD_Result api_sample_comments(http_request *r)
+{
+    enum MHD_Result sent = MHD_NO;
+    tr_sample *x = load_sample(r, &sent);
+    if (!x)
+        return sent;
+    if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0) {
+        json_t *j = tr_sample_to_json(x);
+        json_t *body = json_pack("{s:s, s:O}", "query_status", "ok", "data",
+                                 json_object_get(j, "comments"));
+        json_decref(j);
+        tr_sample_free(x);
+        return http_send_json(r, 200, body);
+    }
+    int64_t id = x->id;
+    tr_sample_free(x);
+    json_t *body = http_json_body(r, &sent);
+    if (!body)
+        return sent;
+    const char *text = json_string_value(json_object_get(body, "text"));
+    if (!text || !*text || strlen(text) > 65536) {
+        json_decref(body);
+        return http_send_error(r, 400, "expected {\"text\": \"...\"} of 1 to 65536 bytes");
+    }
+    tr_store *s;
+    tr_error err;
+    int rc = open_rw(r, &s, &err);
+    if (rc == 0) {
+        rc = tr_store_add_comment(s, id, r->key_name[0] ? r->key_name : NULL, text, &err);
+        tr_store_close(s);
+    }
+    json_decref(body);
+    if (rc != 0)
+        return http_send_error(r, 500, "%s", err.msg);
+    return http_send_json(r, 201, json_pack("{s:s}", "query_status", "ok"));
 }

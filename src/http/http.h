@@ -1,20 +1,27 @@
-/* http: the HTTP server (libmicrohttpd), routing, one file per API. Holds no
- * business logic: handlers translate requests into store/index/hunt calls. */
+/* http: the HTTP server (libmicrohttpd), routing, auth, one file per API.
+ * Holds no business logic: handlers translate requests into store, index,
+ * ingest and hunt calls. */
 #ifndef TRAWL_HTTP_H
 #define TRAWL_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "core/core.h"
 
 typedef struct tr_http_config {
     const char *data_dir;
-    const char *listen;       /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:0" (any port) */
+    const char *listen;       /* "127.0.0.1:8080", "[::1]:8080", "127.0.0.1:0" (any port) */
     unsigned threads;         /* connection-handling threads */
+    bool anonymous_read;      /* lab mode: reads without a key (writes always need one) */
+    uint64_t max_upload;      /* bytes per uploaded sample; 0 = 512 MiB */
 } tr_http_config;
 
 typedef struct tr_server tr_server;
 
 int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err);
 unsigned tr_server_port(const tr_server *srv);
+/* Stops accepting, finishes in-flight requests and background work. */
 void tr_server_stop(tr_server *srv);
 
 /* Parses "HOST:PORT" or "[V6]:PORT" into a sockaddr (sockaddr_storage). */

@@ -4,14 +4,43 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 
+#include "auth/auth.h"
 #include "http/http.h"
+#include "store/store.h"
+
+/* A multipart upload in progress (POST /api/samples, Bazaar's upload). */
+typedef struct http_upload {
+    struct MHD_PostProcessor *pp;
+    tr_stage_writer *writer;
+    char file_name[256];
+    bool got_file;
+    unsigned status;          /* 0, or the HTTP error to answer with */
+    char error[1200];
+    /* Small form fields, NUL-terminated, bounded in count and size. */
+    struct {
+        char *key;
+        tr_buf value;
+    } fields[32];
+    size_t nfields;
+} http_upload;
+
+struct tr_server;
 
 typedef struct http_request {
+    struct tr_server *srv;
     struct MHD_Connection *conn;
     const char *method;
     const char *path;         /* without the query string */
+    const char *rest;         /* the path after the route's prefix */
     const char *data_dir;
+    tr_role role;
+    char key_name[128];
+    tr_buf body;              /* JSON or form bodies, bounded */
+    bool body_too_large;
+    http_upload *upload;
+    bool authenticated;
 } http_request;
 
 /* Each returns an MHD result after queuing the response. */
@@ -20,11 +49,47 @@ enum MHD_Result http_send_error(http_request *r, unsigned status, const char *fm
     __attribute__((format(printf, 3, 4)));
 enum MHD_Result http_send_text(http_request *r, unsigned status, const char *content_type,
                                const char *body, size_t len);
+/* Sends a file's bytes (fd is consumed) as an attachment. */
+enum MHD_Result http_send_fd(http_request *r, int fd, uint64_t size, const char *content_type,
+                             const char *download_name);
 const char *http_query(http_request *r, const char *key);
+/* The sample as a zip encrypted with AES-256, password "infected". */
+enum MHD_Result http_send_sample_zip(http_request *r, const tr_sample *x);
+/* Parses the body as a JSON object; on failure answers 400 and returns NULL
+ * with *sent set to the MHD result. */
+json_t *http_json_body(http_request *r, enum MHD_Result *sent);
+
+/* Server services for handlers. */
+tr_analyzer *http_analyzer_get(struct tr_server *srv, tr_error *err);
+void http_analyzer_put(struct tr_server *srv, tr_analyzer *a);
+void http_index_kick(struct tr_server *srv);        /* new samples: index them soon */
+uint64_t http_max_upload(const struct tr_server *srv);
+
+/* Upload plumbing (api_upload.c). */
+http_upload *http_upload_new(http_request *r);
+enum MHD_Result http_upload_feed(http_request *r, const char *data, size_t size);
+void http_upload_free(http_upload *u);
+/* A form field's text (repeated fields joined by ","), or NULL. */
+const char *http_upload_field(const http_upload *u, const char *key);
+/* Commits the staged file of a finished upload; answers errors itself.
+ * On success returns 0 with the result and the stored sample. */
+int http_upload_commit(http_request *r, const tr_ingest_meta *meta, tr_ingest_result *res,
+                       tr_sample **sample, enum MHD_Result *sent);
+/* Completes the body: 0 when a file arrived intact, else answered. */
+int http_upload_finish_body(http_request *r, bool need_file, enum MHD_Result *sent);
 
 /* APIs: return MHD_NO only on an internal failure to queue a response. */
 enum MHD_Result api_health(http_request *r);
-enum MHD_Result api_samples(http_request *r, const char *rest);
+enum MHD_Result api_whoami(http_request *r);
+enum MHD_Result api_samples(http_request *r);          /* GET list, GET one, DELETE */
+enum MHD_Result api_sample_download(http_request *r);
+enum MHD_Result api_sample_tags(http_request *r);
+enum MHD_Result api_sample_comments(http_request *r);
+enum MHD_Result api_upload(http_request *r);           /* POST /api/samples */
+enum MHD_Result api_keys(http_request *r);
+enum MHD_Result api_index_status(http_request *r);
+enum MHD_Result api_plan(http_request *r);
+enum MHD_Result api_bazaar(http_request *r);           /* POST /api/v1/ */
 enum MHD_Result ui_index(http_request *r);
 
 #endif

@@ -1,17 +1,47 @@
+/* The daemon, per-request state, authentication, body handling, routing. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "http/http_internal.h"
+#include "ingest/ingest.h"
+
+#define JSON_BODY_MAX (1u << 20)
+#define ANALYZER_POOL 16
 
 struct tr_server {
     struct MHD_Daemon *mhd;
     char *data_dir;
     unsigned port;
+    bool anonymous_read;
+    uint64_t max_upload;
+
+    pthread_mutex_t lock;     /* guards the analyzer pool and indexer state */
+    tr_analyzer *pool[ANALYZER_POOL];
+    size_t npool;
+
+    pthread_t indexer;
+    pthread_cond_t index_wake;
+    bool index_dirty, stopping;
 };
+
+typedef enum body_kind { BODY_NONE, BODY_JSON, BODY_MULTIPART } body_kind;
+
+typedef enum MHD_Result (*handler_fn)(http_request *);
+
+typedef struct route {
+    handler_fn fn;
+    tr_role need;
+    body_kind body;
+    const char *rest;
+} route;
+
+/* ---- listen address ----------------------------------------------------- */
 
 int tr_parse_listen(const char *spec, struct sockaddr_storage *out, tr_error *err)
 {
@@ -51,6 +81,15 @@ int tr_parse_listen(const char *spec, struct sockaddr_storage *out, tr_error *er
     return tr_fail(err, "bad address '%s' in '%s' (want a numeric IPv4 or IPv6 address)", host, spec);
 }
 
+/* ---- responses ---------------------------------------------------------- */
+
+static void common_headers(struct MHD_Response *resp, const char *content_type)
+{
+    MHD_add_response_header(resp, "Content-Type", content_type);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+}
+
 enum MHD_Result http_send_text(http_request *r, unsigned status, const char *content_type,
                                const char *body, size_t len)
 {
@@ -58,16 +97,35 @@ enum MHD_Result http_send_text(http_request *r, unsigned status, const char *con
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", content_type);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    common_headers(resp, content_type);
+    if (status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"trawl\"");
     enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result http_send_fd(http_request *r, int fd, uint64_t size, const char *content_type,
+                             const char *download_name)
+{
+    struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
+    if (!resp) {
+        close(fd);
+        return MHD_NO;
+    }
+    common_headers(resp, content_type);
+    char disp[300];
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", download_name);
+    MHD_add_response_header(resp, "Content-Disposition", disp);
+    enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
     return rc;
 }
 
 enum MHD_Result http_send_json(http_request *r, unsigned status, json_t *body)
 {
+    if (!body)
+        return MHD_NO;
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
     if (!text)
@@ -84,10 +142,7 @@ enum MHD_Result http_send_error(http_request *r, unsigned status, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_t *body = json_pack("{s:s, s:s}", "query_status", "error", "error", msg);
-    if (!body)
-        return MHD_NO;
-    return http_send_json(r, status, body);
+    return http_send_json(r, status, json_pack("{s:s, s:s}", "query_status", "error", "error", msg));
 }
 
 const char *http_query(http_request *r, const char *key)
@@ -95,37 +150,299 @@ const char *http_query(http_request *r, const char *key)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
-static enum MHD_Result route(void *cls, struct MHD_Connection *conn, const char *url,
-                             const char *method, const char *version, const char *upload_data,
-                             size_t *upload_size, void **con_cls)
+json_t *http_json_body(http_request *r, enum MHD_Result *sent)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
+    if (!j) {
+        *sent = http_send_error(r, 400, "malformed JSON body: %s (line %d, column %d)", jerr.text,
+                                jerr.line, jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        *sent = http_send_error(r, 400, "the JSON body must be an object");
+        return NULL;
+    }
+    return j;
+}
+
+/* ---- services ----------------------------------------------------------- */
+
+tr_analyzer *http_analyzer_get(struct tr_server *srv, tr_error *err)
+{
+    pthread_mutex_lock(&srv->lock);
+    tr_analyzer *a = srv->npool ? srv->pool[--srv->npool] : NULL;
+    pthread_mutex_unlock(&srv->lock);
+    if (!a && tr_analyzer_new(&a, err) != 0)
+        return NULL;
+    return a;
+}
+
+void http_analyzer_put(struct tr_server *srv, tr_analyzer *a)
+{
+    pthread_mutex_lock(&srv->lock);
+    if (srv->npool < ANALYZER_POOL) {
+        srv->pool[srv->npool++] = a;
+        a = NULL;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    tr_analyzer_free(a);
+}
+
+uint64_t http_max_upload(const struct tr_server *srv)
+{
+    return srv->max_upload;
+}
+
+void http_index_kick(struct tr_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    srv->index_dirty = true;
+    pthread_cond_signal(&srv->index_wake);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* Uploads land in the store at once; this thread brings the index up to
+ * date behind them, so a burst of uploads costs one index commit. */
+static void *indexer_main(void *arg)
+{
+    tr_server *srv = arg;
+    pthread_mutex_lock(&srv->lock);
+    for (;;) {
+        while (!srv->index_dirty && !srv->stopping)
+            pthread_cond_wait(&srv->index_wake, &srv->lock);
+        if (srv->stopping)
+            break;
+        srv->index_dirty = false;
+        pthread_mutex_unlock(&srv->lock);
+        tr_ingest_config cfg = {.data_dir = srv->data_dir};
+        tr_error err;
+        if (tr_ingest_update_index(&cfg, NULL, &err) != 0)
+            tr_log(TR_LOG_ERROR, "indexing uploads: %s", err.msg);
+        pthread_mutex_lock(&srv->lock);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return NULL;
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+static bool is_method(const char *m, const char *want)
+{
+    return strcmp(m, want) == 0;
+}
+
+/* Resolves method + path to a handler and the role it needs; NULL fn with a
+ * status in *status when nothing matches. */
+static route resolve(const char *method, const char *url, unsigned *status)
+{
+    route none = {0};
+    bool get = is_method(method, "GET") || is_method(method, "HEAD");
+    bool post = is_method(method, "POST"), del = is_method(method, "DELETE");
+    *status = 404;
+    if (strcmp(url, "/api/health") == 0) {
+        *status = 405;
+        return get ? (route){api_health, TR_ROLE_NONE, BODY_NONE, ""} : none;
+    }
+    if (strcmp(url, "/api/whoami") == 0) {
+        *status = 405;
+        return get ? (route){api_whoami, TR_ROLE_NONE, BODY_NONE, ""} : none;
+    }
+    if (strcmp(url, "/api/v1/") == 0 || strcmp(url, "/api/v1") == 0) {
+        *status = 405;
+        return post ? (route){api_bazaar, TR_ROLE_READER, BODY_MULTIPART, ""} : none;
+    }
+    if (strcmp(url, "/api/plan") == 0) {
+        *status = 405;
+        return post ? (route){api_plan, TR_ROLE_READER, BODY_JSON, ""} : none;
+    }
+    if (strcmp(url, "/api/index") == 0) {
+        *status = 405;
+        return get ? (route){api_index_status, TR_ROLE_READER, BODY_NONE, ""} : none;
+    }
+    if (strcmp(url, "/api/samples") == 0) {
+        *status = 405;
+        if (get)
+            return (route){api_samples, TR_ROLE_READER, BODY_NONE, ""};
+        if (post)
+            return (route){api_upload, TR_ROLE_ANALYST, BODY_MULTIPART, ""};
+        return none;
+    }
+    if (strncmp(url, "/api/samples/", 13) == 0) {
+        const char *rest = url + 13;
+        const char *slash = strchr(rest, '/');
+        *status = 405;
+        if (!slash) {
+            if (get)
+                return (route){api_samples, TR_ROLE_READER, BODY_NONE, rest};
+            if (del)
+                return (route){api_samples, TR_ROLE_ADMIN, BODY_NONE, rest};
+            return none;
+        }
+        if (strcmp(slash, "/download") == 0)
+            return get ? (route){api_sample_download, TR_ROLE_READER, BODY_NONE, rest} : none;
+        if (strcmp(slash, "/comments") == 0) {
+            if (get)
+                return (route){api_sample_comments, TR_ROLE_READER, BODY_NONE, rest};
+            return post ? (route){api_sample_comments, TR_ROLE_ANALYST, BODY_JSON, rest} : none;
+        }
+        if (strcmp(slash, "/tags") == 0 || strncmp(slash, "/tags/", 6) == 0) {
+            if (post && slash[5] == '\0')
+                return (route){api_sample_tags, TR_ROLE_ANALYST, BODY_JSON, rest};
+            if (del && slash[5] == '/')
+                return (route){api_sample_tags, TR_ROLE_ANALYST, BODY_NONE, rest};
+            return none;
+        }
+        *status = 404;
+        return none;
+    }
+    if (strcmp(url, "/api/keys") == 0 || strncmp(url, "/api/keys/", 10) == 0) {
+        *status = 405;
+        const char *rest = url[9] == '/' ? url + 10 : "";
+        if (get && !*rest)
+            return (route){api_keys, TR_ROLE_ADMIN, BODY_NONE, rest};
+        if (post && !*rest)
+            return (route){api_keys, TR_ROLE_ADMIN, BODY_JSON, rest};
+        if (del && *rest)
+            return (route){api_keys, TR_ROLE_ADMIN, BODY_NONE, rest};
+        return none;
+    }
+    if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0 || strncmp(url, "/ui/", 4) == 0) {
+        *status = 405;
+        return get ? (route){ui_index, TR_ROLE_NONE, BODY_NONE, ""} : none;
+    }
+    return none;
+}
+
+/* Bearer token, or X-API-Key as some tools send it. */
+static const char *presented_key(struct MHD_Connection *conn)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
+        return auth + 7;
+    const char *k = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
+    /* MalwareBazaar clients send Auth-Key. */
+    return k ? k : MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Auth-Key");
+}
+
+typedef struct conn_state {
+    http_request req;
+    route rt;
+    unsigned early_status;    /* answer without reading the body */
+    char early_msg[1200];
+} conn_state;
+
+static void authenticate(tr_server *srv, conn_state *cs)
+{
+    http_request *r = &cs->req;
+    const char *key = presented_key(r->conn);
+    r->role = TR_ROLE_NONE;
+    if (key) {
+        tr_auth *a = NULL;
+        tr_error err;
+        int ok = -1;
+        if (tr_auth_open(srv->data_dir, &a, &err) == 0)
+            ok = tr_auth_check(a, key, &r->role, r->key_name, &err);
+        tr_auth_close(a);
+        if (ok < 0) {
+            cs->early_status = 503;
+            snprintf(cs->early_msg, sizeof cs->early_msg, "cannot check the key: %s", err.msg);
+            return;
+        }
+        if (ok == 0) {
+            cs->early_status = 401;
+            snprintf(cs->early_msg, sizeof cs->early_msg, "unknown API key");
+            return;
+        }
+        r->authenticated = true;
+    } else if (srv->anonymous_read) {
+        r->role = TR_ROLE_READER;
+    }
+    if (r->role < cs->rt.need) {
+        bool anon = !r->authenticated;
+        cs->early_status = anon ? 401 : 403;
+        snprintf(cs->early_msg, sizeof cs->early_msg,
+                 anon ? "this needs an API key with the %s role (Authorization: Bearer KEY)"
+                      : "this needs the %s role; this key is %s",
+                 tr_role_name(cs->rt.need), tr_role_name(r->role));
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
 {
     (void)version;
-    (void)upload_data;
     tr_server *srv = cls;
-    /* First call per request: headers only; nothing to keep yet. */
-    if (*con_cls == NULL) {
-        *con_cls = srv;
+    conn_state *cs = *con_cls;
+    if (!cs) {
+        cs = tr_xcalloc(1, sizeof *cs);
+        *con_cls = cs;
+        cs->req.srv = srv;
+        cs->req.conn = conn;
+        cs->req.method = method;
+        cs->req.path = url;
+        cs->req.data_dir = srv->data_dir;
+        unsigned status = 404;
+        cs->rt = resolve(method, url, &status);
+        if (!cs->rt.fn) {
+            cs->early_status = status;
+            snprintf(cs->early_msg, sizeof cs->early_msg,
+                     status == 405 ? "method %s not allowed on %s" : "no endpoint %s%s",
+                     status == 405 ? method : "", url);
+            return MHD_YES;
+        }
+        cs->req.rest = cs->rt.rest;
+        authenticate(srv, cs);
+        if (!cs->early_status && cs->rt.body == BODY_MULTIPART) {
+            cs->req.upload = http_upload_new(&cs->req);
+            if (!cs->req.upload) {
+                cs->early_status = 400;
+                snprintf(cs->early_msg, sizeof cs->early_msg,
+                         "uploads are multipart/form-data with a 'file' part");
+            }
+        }
         return MHD_YES;
     }
+    http_request *r = &cs->req;
     if (*upload_size) {
-        /* No endpoint takes a body yet: drain it and answer at the end. */
+        size_t n = *upload_size;
         *upload_size = 0;
+        if (cs->early_status)
+            return MHD_YES;                 /* discard: the answer is already decided */
+        if (cs->rt.body == BODY_MULTIPART)
+            return http_upload_feed(r, upload_data, n);
+        if (r->body.len + n > JSON_BODY_MAX)
+            r->body_too_large = true;
+        else
+            tr_buf_append(&r->body, upload_data, n);
         return MHD_YES;
     }
-    http_request r = {conn, method, url, srv->data_dir};
-    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    if (strcmp(url, "/api/health") == 0)
-        return get ? api_health(&r) : http_send_error(&r, 405, "use GET");
-    if (strcmp(url, "/api/samples") == 0 || strncmp(url, "/api/samples/", 13) == 0) {
-        if (!get)
-            return http_send_error(&r, 405, "use GET");
-        return api_samples(&r, url[12] == '/' ? url + 13 : "");
+    if (cs->early_status) {
+        if (cs->early_status == 404 && strncmp(url, "/api/", 5) != 0)
+            return http_send_text(r, 404, "text/plain; charset=utf-8", "not found\n", 10);
+        return http_send_error(r, cs->early_status, "%s", cs->early_msg);
     }
-    if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0)
-        return get ? ui_index(&r) : http_send_error(&r, 405, "use GET");
-    if (strncmp(url, "/api/", 5) == 0)
-        return http_send_error(&r, 404, "no API endpoint %s", url);
-    return http_send_text(&r, 404, "text/plain; charset=utf-8", "not found\n", 10);
+    if (r->body_too_large)
+        return http_send_error(r, 413, "request body over %u bytes", JSON_BODY_MAX);
+    return cs->rt.fn(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    conn_state *cs = *con_cls;
+    if (!cs)
+        return;
+    /* An upload cut short never reached its handler: its staged bytes go. */
+    http_upload_free(cs->req.upload);
+    tr_buf_free(&cs->req.body);
+    free(cs);
+    *con_cls = NULL;
 }
 
 int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
@@ -135,18 +452,25 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
         return -1;
     tr_server *srv = tr_xcalloc(1, sizeof *srv);
     srv->data_dir = tr_xstrdup(cfg->data_dir);
+    srv->anonymous_read = cfg->anonymous_read;
+    srv->max_upload = cfg->max_upload ? cfg->max_upload : (uint64_t)512 << 20;
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_cond_init(&srv->index_wake, NULL);
+    srv->index_dirty = true;                 /* catch up with anything unindexed */
+    if (pthread_create(&srv->indexer, NULL, indexer_main, srv) != 0)
+        tr_die("cannot start the indexer thread");
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, route, srv,
+    srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads ? cfg->threads : 4),
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                                 MHD_OPTION_END);
     if (!srv->mhd) {
-        free(srv->data_dir);
-        free(srv);
+        tr_server_stop(srv);
         return tr_fail(err, "cannot listen on %s (address in use, or not this machine's?)",
                        cfg->listen);
     }
@@ -165,7 +489,17 @@ void tr_server_stop(tr_server *srv)
 {
     if (!srv)
         return;
-    MHD_stop_daemon(srv->mhd);
+    if (srv->mhd)
+        MHD_stop_daemon(srv->mhd);
+    pthread_mutex_lock(&srv->lock);
+    srv->stopping = true;
+    pthread_cond_signal(&srv->index_wake);
+    pthread_mutex_unlock(&srv->lock);
+    pthread_join(srv->indexer, NULL);
+    for (size_t i = 0; i < srv->npool; i++)
+        tr_analyzer_free(srv->pool[i]);
+    pthread_mutex_destroy(&srv->lock);
+    pthread_cond_destroy(&srv->index_wake);
     free(srv->data_dir);
     free(srv);
 }

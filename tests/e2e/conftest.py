@@ -53,11 +53,12 @@ def free_port():
 
 
 class Server:
-    def __init__(self, trawl):
+    def __init__(self, trawl, *extra):
         self.trawl = trawl
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
-        self.proc = subprocess.Popen(trawl.cmd("serve", "--listen", "127.0.0.1:%d" % self.port),
+        self.proc = subprocess.Popen(trawl.cmd("serve", "--listen", "127.0.0.1:%d" % self.port,
+                                               *extra),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if "serving" not in line:
@@ -85,7 +86,26 @@ class Server:
 
 @pytest.fixture
 def server(trawl):
-    srv = Server(trawl)
+    """A lab server: anyone may read, writes need a key."""
+    srv = Server(trawl, "--anonymous-read")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def keys(trawl):
+    """One API key per role, made with the CLI."""
+    out = {}
+    for role in ("admin", "analyst", "reader"):
+        p = trawl.run("key", "add", "--role", role, role + "-key", check=0)
+        out[role] = p.stdout.strip()
+    return out
+
+
+@pytest.fixture
+def secure_server(trawl, keys):
+    """No anonymous access at all; uploads up to 1 MB."""
+    srv = Server(trawl, "--max-upload", "1")
     yield srv
     srv.stop()
 

@@ -49,9 +49,18 @@ def test_health_and_samples(trawl, tmp_path, server):
         assert s["sha256_hash"] == hashlib.sha256(data).hexdigest()
         assert s["tags"] == ["blue"] and s["signature"] == "Fam1"
 
-    status, _, body = get(server.url + "/")
-    assert status == 200
-    assert hashlib.sha256(data).hexdigest().encode() in body
+
+
+def test_web_ui_is_served_from_the_binary(server):
+    status, ctype, body = get(server.url + "/")
+    assert status == 200 and ctype.startswith("text/html")
+    assert b'<script src="/ui/app.js">' in body
+    status, ctype, body = get(server.url + "/ui/app.js")
+    assert status == 200 and ctype.startswith("text/javascript")
+    assert b"function route()" in body
+    status, ctype, _ = get(server.url + "/ui/app.css")
+    assert status == 200 and ctype.startswith("text/css")
+    assert get(server.url + "/ui/nothing.js")[0] == 404
 
 
 def test_errors_are_json(server):

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zip.h>
+
 #include "core/core.h"
 
 /* The input the ssdeep and TLSH vectors below were computed on with the
@@ -129,6 +131,44 @@ static void test_buf_and_time(void **state)
     assert_string_equal(t, "2025-11-27 12:00:00");
 }
 
+/* An AES-256 zip that libzip itself opens only with the right password. */
+static void test_zip_aes(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/trawl-test-zip-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *in = tr_xasprintf("%s/in.bin", dir), *out = tr_xasprintf("%s/out.zip", dir);
+    FILE *f = fopen(in, "wb");
+    assert_non_null(f);
+    fputs("MZ pretend malware", f);
+    fclose(f);
+    tr_zip_entry e = {"sample.exe", in};
+    tr_error err;
+    assert_int_equal(tr_zip_write_aes(out, &e, 1, "infected", &err), 0);
+    int zerr = 0;
+    zip_t *za = zip_open(out, ZIP_RDONLY, &zerr);
+    assert_non_null(za);
+    assert_int_equal(zip_get_num_entries(za, 0), 1);
+    zip_stat_t st;
+    assert_int_equal(zip_stat_index(za, 0, 0, &st), 0);
+    assert_int_equal(st.encryption_method, ZIP_EM_AES_256);
+    assert_null(zip_fopen_index_encrypted(za, 0, 0, "wrong"));
+    zip_file_t *zf = zip_fopen_index_encrypted(za, 0, 0, "infected");
+    assert_non_null(zf);
+    char buf[64] = {0};
+    assert_int_equal(zip_fread(zf, buf, sizeof buf), 18);
+    assert_string_equal(buf, "MZ pretend malware");
+    zip_fclose(zf);
+    zip_close(za);
+    e.path = "/nonexistent/file";
+    assert_int_equal(tr_zip_write_aes(out, &e, 1, "infected", &err), -1);
+    char *cmd = tr_xasprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(in);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_hash_normalize),
         cmocka_unit_test(test_error_prefix),
         cmocka_unit_test(test_buf_and_time),
+        cmocka_unit_test(test_zip_aes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
