@@ -10,7 +10,7 @@ LISTEN    ?= 127.0.0.1:8080
 PYTHON    := /usr/bin/python3
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps release asan clang fuzz serve check unit e2e fuzz-smoke bench clean
+.PHONY: all deps release asan clang fuzz serve check unit e2e browser fuzz-smoke bench clean
 
 all: release
 
@@ -43,6 +43,11 @@ unit: asan
 e2e: asan
 	TRAWL_BIN=$(abspath $(ASAN))/trawl $(PYTHON) -m pytest -q tests/e2e
 
+# The web UI in Debian's chromium, driven by playwright-core (from npm).
+browser: asan
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	cd tests/browser && TRAWL_BIN=$(abspath $(ASAN))/trawl node --test --test-concurrency=1 .
+
 # Each fuzz target runs briefly on its seed corpus: a smoke test, not a campaign.
 fuzz-smoke: fuzz
 	bash fuzz/run.sh $(FUZZ) $(FUZZ_SECONDS)
@@ -50,6 +55,8 @@ fuzz-smoke: fuzz
 check: deps
 	$(MAKE) unit
 	$(MAKE) e2e
+	$(MAKE) browser
+	$(MAKE) release
 	$(MAKE) clang
 	$(MAKE) fuzz-smoke
 

@@ -9,9 +9,11 @@ BUILD_PKGS=(
   libzstd-dev libfuzzy-dev libmagic-dev libzip-dev libroaring-dev libtlsh-dev
 )
 RUN_PKGS=( libmagic-mgc yara sqlite3 )
-TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests ssdeep tlsh-tools p7zip-full )
+TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests ssdeep tlsh-tools p7zip-full chromium )
 
 want=( "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${TEST_PKGS[@]}" )
+# Browser tests run playwright-core under Node.js; use the machine's node if it has one.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || want+=( nodejs npm )
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   echo "install-deps: this is not a Debian system (no dpkg/apt-get)." >&2
