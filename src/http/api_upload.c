@@ -145,9 +145,10 @@ int http_upload_finish_body(http_request *r, bool need_file, enum MHD_Result *se
 {
     http_upload *u = r->upload;
     /* Done with the body: the form parser must have seen it end. */
-    if (!u->status && MHD_destroy_post_processor(u->pp) != MHD_YES)
-        upload_error(u, 400, "truncated or malformed multipart body");
+    enum MHD_Result ended = MHD_destroy_post_processor(u->pp);
     u->pp = NULL;
+    if (ended != MHD_YES)
+        upload_error(u, 400, "truncated or malformed multipart body");
     if (!u->status && need_file && !u->got_file)
         upload_error(u, 400, "no 'file' part in the upload");
     if (u->status) {
