@@ -445,6 +445,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* libmicrohttpd's own messages (clients hanging up, malformed requests) are
+ * routine for a server on a network: debug-level, not stderr noise. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    tr_log(TR_LOG_DEBUG, "http: %s", msg);
+}
+
 int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
 {
     struct sockaddr_storage addr;
@@ -468,6 +481,7 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
                                 MHD_OPTION_END);
     if (!srv->mhd) {
         tr_server_stop(srv);
