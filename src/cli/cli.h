@@ -23,6 +23,10 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_index(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_plan(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_key(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_hunt(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_hunts(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_results(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_rules(const cli_ctx *ctx, int argc, char **argv);
 
 /* Prints "trawl: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

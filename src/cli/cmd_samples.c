@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "core/core.h"
+#include "hunt/hunt.h"
 #include "ingest/ingest.h"
 #include "store/store.h"
 
@@ -34,6 +35,24 @@ static void print_list(const char *label, char **items, size_t n)
     for (size_t i = 0; i < n; i++)
         printf("%s%s", i ? ", " : "", items[i]);
     putchar('\n');
+}
+
+/* Live-hunt hits, as MalwareBazaar's yara_rules; a data directory without
+ * hunt tables yet simply has none. */
+static void print_live_hits(const char *data_dir, int64_t id)
+{
+    tr_live_hit *hits = NULL;
+    size_t n = 0;
+    tr_error err;
+    if (tr_hunt_live_hits_for_sample(data_dir, id, &hits, &n, &err) != 0)
+        n = 0;
+    for (size_t i = 0; i < n; i++)
+        printf("%-16s%s (%s)%s%s\n", i ? "" : "live hits", hits[i].rule, hits[i].ruleset,
+               hits[i].description && *hits[i].description ? " - " : "",
+               hits[i].description ? hits[i].description : "");
+    if (n == 0)
+        printf("%-16s-\n", "live hits");
+    tr_live_hits_free(hits, n);
 }
 
 static void print_sample(const tr_sample *x)
@@ -115,11 +134,16 @@ int cli_cmd_info(const cli_ctx *ctx, int argc, char **argv)
             cli_error("no sample with hash %s", argv[i]);
             status = CLI_FAIL;
         } else if (json) {
-            json_array_append_new(arr, tr_sample_to_json(x));
+            json_t *o = tr_sample_to_json(x);
+            tr_error herr;
+            json_t *y = tr_hunt_live_hits_json(ctx->data_dir, x->id, &herr);
+            json_object_set_new(o, "yara_rules", y ? y : json_null());
+            json_array_append_new(arr, o);
         } else {
             if (i > optind)
                 putchar('\n');
             print_sample(x);
+            print_live_hits(ctx->data_dir, x->id);
         }
         tr_sample_free(x);
     }

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hunt/hunt.h"
 #include "ingest/ingest.h"
 
 /* ---- walking ------------------------------------------------------------ */
@@ -234,7 +235,7 @@ static void commit_batch(const tr_ingest_config *cfg, tr_store *s, walk_state *w
         bytes += batch[i].st.d.size;
     }
     tr_error err;
-    if (tr_store_commit(s, st, meta, n, res, &err) != 0) {
+    if (tr_ingest_commit(s, st, meta, n, res, cfg, &err) != 0) {
         message(cfg, true, "%s", err.msg);
         prog->failed += n;
     } else {
@@ -253,6 +254,24 @@ static void commit_batch(const tr_ingest_config *cfg, tr_store *s, walk_state *w
     free(st);
     free(meta);
     free(res);
+}
+
+int tr_ingest_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta, size_t n,
+                     tr_ingest_result *results, const tr_ingest_config *cfg, tr_error *err)
+{
+    if (tr_store_commit(s, staged, meta, n, results, err) != 0)
+        return -1;
+    /* Live hunts: the new samples meet the enabled live rule sets. */
+    int64_t *new_ids = tr_xmalloc((n ? n : 1) * sizeof *new_ids);
+    size_t n_new = 0;
+    for (size_t i = 0; i < n; i++)
+        if (results[i].is_new)
+            new_ids[n_new++] = results[i].id;
+    tr_error lerr;
+    if (n_new && tr_live_scan_samples(s, new_ids, n_new, &lerr) != 0 && cfg)
+        message(cfg, false, "livehunt: %s", lerr.msg);
+    free(new_ids);
+    return 0;
 }
 
 static void wait_a_little(pthread_cond_t *cond, pthread_mutex_t *lock)

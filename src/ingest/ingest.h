@@ -42,6 +42,13 @@ typedef struct tr_ingest_config {
 int tr_ingest_paths(const tr_ingest_config *cfg, char *const *paths, size_t n,
                     tr_ingest_progress *out, tr_error *err);
 
+/* Commits staged samples (tr_store_commit) and scans the new ones against
+ * the enabled live rule sets. Live-hunt trouble is reported through
+ * on_message and never fails the commit. For callers that stage themselves
+ * (the server's uploads). */
+int tr_ingest_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta, size_t n,
+                     tr_ingest_result *results, const tr_ingest_config *cfg, tr_error *err);
+
 /* Indexes every stored sample the index does not hold yet (after a crash, a
  * --no-index add, or an upload). Serialised across processes by a lock file;
  * safe to run at any time. */

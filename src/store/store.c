@@ -816,6 +816,60 @@ void tr_sample_list_free(tr_sample **list, size_t n)
     free(list);
 }
 
+int tr_store_briefs(tr_store *s, const int64_t *ids, size_t n, tr_sample_brief **out,
+                    size_t *nout, tr_error *err)
+{
+    *out = NULL;
+    *nout = 0;
+    if (n == 0)
+        return 0;
+    /* One ordered walk from the smallest id: for large sets (a full scan)
+     * this beats a lookup per id by far. */
+    sqlite3_stmt *st = NULL;
+    if (db_prepare(s, "SELECT s.id, s.sha256, s.size, s.file_type, s.reporter,"
+                      " (SELECT min(n.name) FROM sample_names n WHERE n.sample_id = s.id)"
+                      " FROM samples s WHERE s.id >= ? ORDER BY s.id", &st, err))
+        return -1;
+    sqlite3_bind_int64(st, 1, ids[0]);
+    tr_sample_brief *b = tr_xcalloc(n, sizeof *b);
+    size_t k = 0, nb = 0;
+    int rc = SQLITE_DONE;
+    while (k < n && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        while (k < n && ids[k] < id)
+            k++;
+        if (k == n || ids[k] != id)
+            continue;
+        while (k < n && ids[k] == id)
+            k++;
+        tr_sample_brief *x = &b[nb++];
+        x->id = id;
+        col_copy(st, 1, x->sha256, sizeof x->sha256);
+        x->size = (uint64_t)sqlite3_column_int64(st, 2);
+        x->file_type = col_dup(st, 3);
+        x->reporter = col_dup(st, 4);
+        x->name = col_dup(st, 5);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        tr_sample_briefs_free(b, nb);
+        return db_fail(s, err, "reading samples");
+    }
+    *out = b;
+    *nout = nb;
+    return 0;
+}
+
+void tr_sample_briefs_free(tr_sample_brief *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(b[i].file_type);
+        free(b[i].reporter);
+        free(b[i].name);
+    }
+    free(b);
+}
+
 int tr_store_stats_get(tr_store *s, tr_store_stats *out, tr_error *err)
 {
     sqlite3_stmt *st = NULL;

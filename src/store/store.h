@@ -154,6 +154,20 @@ int tr_store_list(tr_store *s, const tr_sample_filter *f, tr_sample ***out, size
                   tr_error *err);
 void tr_sample_list_free(tr_sample **list, size_t n);
 
+/* What a scan needs of many samples at once, fetched in one pass. */
+typedef struct tr_sample_brief {
+    int64_t id;
+    char sha256[TR_SHA256_HEX];
+    uint64_t size;
+    char *file_type, *reporter;
+    char *name;               /* the first of its names by sort order, or NULL */
+} tr_sample_brief;
+/* Briefs of the given ids (ascending, duplicates allowed), in id order; ids
+ * no longer stored are left out. Caller frees with tr_sample_briefs_free. */
+int tr_store_briefs(tr_store *s, const int64_t *ids, size_t n, tr_sample_brief **out,
+                    size_t *nout, tr_error *err);
+void tr_sample_briefs_free(tr_sample_brief *b, size_t n);
+
 typedef struct tr_store_stats {
     int64_t samples;
     int64_t bytes;
