@@ -265,7 +265,7 @@ async function pageHunts() {
   try {
     const res = await api("/api/hunts");
     const rows = res.data.map((j) => `<tr class="clickable" data-href="#/hunts/${j.id}">
-      <td>${j.id}</td><td>${esc((j.rule_names || []).join(", ") || j.name || "")}</td>
+      <td>${j.id}</td><td>${esc(j.rules || "")}</td>
       <td class="${statusClass(j.status)}">${esc(j.status)}</td><td>${j.matches ?? ""}</td>
       <td>${j.candidates ?? ""}</td><td>${esc(j.created || "")}</td></tr>`).join("");
     $("#list").innerHTML = `<table><tr><th>id</th><th>rules</th><th>status</th><th>matches</th>
@@ -274,18 +274,26 @@ async function pageHunts() {
 }
 
 function hexContext(m) {
-  // m.context: hex of bytes around the match; m.context_offset: file offset of its first byte.
-  if (!m.context) return "";
-  const bytesArr = m.context.match(/../g).map((x) => parseInt(x, 16));
-  const start = m.context_offset, mStart = m.offset, mEnd = m.offset + m.length;
-  let hex = "", asc = "";
-  bytesArr.forEach((b, k) => {
-    const off = start + k, inm = off >= mStart && off < mEnd;
-    const hx = b.toString(16).padStart(2, "0"), ch = b >= 32 && b < 127 ? String.fromCharCode(b) : ".";
-    hex += (inm ? `<mark>${hx}</mark>` : hx) + " ";
-    asc += inm ? `<mark>${esc(ch)}</mark>` : esc(ch);
-  });
-  return `<div class="hexview">${start.toString(16).padStart(8, "0")}  ${hex} ${asc}</div>`;
+  // A matched string as a small hexdump: a few bytes before, the match
+  // (marked), a few after, 16 bytes a row.
+  const before = (m.before || "").match(/../g) || [], data = (m.data || "").match(/../g) || [];
+  const after = (m.after || "").match(/../g) || [];
+  const cut = data.length < m.length;          // long matches are stored truncated
+  const cells = [...before.map((x) => [x, false]), ...data.map((x) => [x, true]),
+    ...(cut ? [["..", true]] : []), ...after.map((x) => [x, false])];
+  let off = Math.max(0, m.offset - before.length);
+  const rows = [];
+  for (let i = 0; i < cells.length; i += 16) {
+    const row = cells.slice(i, i + 16);
+    const hex = row.map(([x, inm]) => (inm ? `<mark>${x}</mark>` : x)).join(" ");
+    const asc = row.map(([x, inm]) => {
+      const b = parseInt(x, 16), ch = Number.isNaN(b) ? "…" : (b >= 32 && b < 127 ? String.fromCharCode(b) : ".");
+      return inm ? `<mark>${esc(ch)}</mark>` : esc(ch);
+    }).join("");
+    rows.push(`${off.toString(16).padStart(8, "0")}  ${hex}${"   ".repeat(16 - row.length)}  ${asc}`);
+    off += row.length;
+  }
+  return `<div class="hexview">${rows.join("\n")}</div>`;
 }
 
 async function pageHuntResults(id) {
@@ -307,7 +315,8 @@ async function pageHuntResults(id) {
     $("#state").innerHTML = `<div class="row"><b class="${statusClass(j.status)}">${esc(j.status)}</b>
         <span>${j.scanned}/${j.candidates} candidates scanned</span><span>${j.matches} matches</span>
         <span>${bytes(j.scanned_bytes)} read</span><span>${j.rate_mbs ? j.rate_mbs.toFixed(1) + " MB/s" : ""}</span>
-        <span class="muted">a full scan would read ${j.total_samples} files</span></div>
+        <span class="muted">a full scan would read ${j.samples} files</span></div>
+        ${j.full_scan_rules ? `<div class="warn">${j.full_scan_rules} rule(s) could not use the index: every sample is verified</div>` : ""}
         <div class="progress" style="margin-top:8px"><div style="width:${pct}%"></div></div>
         ${j.error ? `<div class="error-box" style="margin-top:8px">${esc(j.error)}</div>` : ""}
         ${(j.warnings || []).map((w) => `<div class="warn">${esc(w)}</div>`).join("")}`;
@@ -315,12 +324,13 @@ async function pageHuntResults(id) {
       shown = j.matches;
       const res = await api(`/api/hunts/${id}/results?limit=500`);
       $("#matches").innerHTML = `<table><tr><th>rule</th><th>sample</th><th>name</th><th>type</th><th>size</th>
-        <th>tags</th><th>matched strings</th></tr>${res.data.map((m) => `<tr>
-        <td>${esc(m.rule)}</td><td><a class="mono" href="#/sample/${m.sha256}">${m.sha256.slice(0, 16)}…</a></td>
-        <td>${esc(m.file_name || "")}</td><td>${esc(m.file_type || "")}</td><td>${bytes(m.size)}</td>
+        <th>rule tags</th><th>matched strings</th></tr>${res.data.map((m) => { const smp = m.sample || {}; return `<tr>
+        <td>${esc(m.rule)}</td><td><a class="mono" href="#/sample/${smp.sha256}">${esc((smp.sha256 || "").slice(0, 16))}…</a></td>
+        <td>${esc((smp.file_names || [])[0] || "")}</td><td>${esc(smp.file_type || "")}</td><td>${bytes(smp.size)}</td>
         <td>${tags(m.tags)}</td><td>${(m.strings || []).slice(0, 4).map((s) =>
-          `<div><span class="hl-var mono">${esc(s.identifier)}</span> @ 0x${s.offset.toString(16)}${hexContext(s)}</div>`).join("")}
-          ${(m.strings || []).length > 4 ? `<div class="muted">+${m.strings.length - 4} more</div>` : ""}</td></tr>`).join("")}</table>`;
+          `<div><span class="hl-var mono">${esc(s.id)}</span> @ 0x${s.offset.toString(16)}${hexContext(s)}</div>`).join("")}
+          ${(m.strings || []).length > 4 ? `<div class="muted">+${m.strings.length - 4} more</div>` : ""}</td></tr>`; }).join("")
+        || `<tr><td colspan=7 class=muted>no matches yet</td></tr>`}</table>`;
     }
     if (["queued", "running"].includes(j.status)) setTimeout(tick, 700);
   }

@@ -29,6 +29,7 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
                                          {"threads", required_argument, NULL, 't'},
                                          {"anonymous-read", no_argument, NULL, 'a'},
                                          {"max-upload", required_argument, NULL, 'm'},
+                                         {"workers", required_argument, NULL, 'w'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     tr_http_config cfg = {.data_dir = ctx->data_dir, .listen = "127.0.0.1:8080", .threads = 4};
@@ -47,6 +48,15 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
             break;
         }
         case 'a': cfg.anonymous_read = true; break;
+        case 'w': {
+            long n = strtol(optarg, NULL, 10);
+            if (n < 1 || n > 256) {
+                cli_error("--workers takes a number from 1 to 256");
+                return CLI_USAGE;
+            }
+            cfg.workers = (unsigned)n;
+            break;
+        }
         case 'm': {
             char *end = NULL;
             unsigned long long mb = strtoull(optarg, &end, 10);
@@ -59,9 +69,10 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
         }
         case 'h':
             printf("usage: trawl serve [--listen ADDR:PORT (127.0.0.1:8080)] [--threads N]\n"
-                   "                   [--anonymous-read] [--max-upload MB (512)]\n"
+                   "                   [--anonymous-read] [--max-upload MB (512)] [--workers N]\n"
                    "Every write needs an API key ('trawl key add'); --anonymous-read lets\n"
-                   "anyone who reaches the port list, search and download.\n");
+                   "anyone who reaches the port list, search and download. Hunts run in the\n"
+                   "server, two at a time, sharing N verification workers (default: cores).\n");
             return CLI_OK;
         default:
             return CLI_USAGE;

@@ -49,6 +49,10 @@ enum MHD_Result api_plan(http_request *r)
         json_decref(body);
         return http_send_error(r, 400, "expected {\"rule\": \"rule text\"}");
     }
+    if (http_reject_includes(r, text, &sent)) {
+        json_decref(body);
+        return sent;
+    }
     tr_ruleset *rs = NULL;
     tr_plan *plan = NULL;
     tr_error err;

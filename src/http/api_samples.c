@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "http/http_internal.h"
+#include "hunt/hunt.h"
 #include "index/index.h"
 #include "ingest/ingest.h"
 #include "store/store.h"
@@ -193,7 +194,11 @@ enum MHD_Result api_samples(http_request *r)
     tr_sample *x = load_sample(r, &sent);
     if (!x)
         return sent;
-    json_t *body = json_pack("{s:s, s:o}", "query_status", "ok", "data", tr_sample_to_json(x));
+    json_t *o = tr_sample_to_json(x);
+    tr_error herr;
+    json_t *hits = tr_hunt_live_hits_json(r->data_dir, x->id, &herr);
+    json_object_set_new(o, "yara_rules", hits ? hits : json_null());
+    json_t *body = json_pack("{s:s, s:o}", "query_status", "ok", "data", o);
     tr_sample_free(x);
     return http_send_json(r, 200, body);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "http/http_internal.h"
+#include "ingest/ingest.h"
 
 #define FIELD_MAX 65536
 
@@ -180,8 +181,10 @@ int http_upload_commit(http_request *r, const tr_ingest_meta *meta, tr_ingest_re
     memcpy(sha, st.d.sha256, sizeof sha);
     tr_store *s = NULL;
     rc = tr_store_open(r->data_dir, 0, &s, &err);
+    /* Through ingest, so that live rule sets see the upload. */
+    tr_ingest_config cfg = {.data_dir = r->data_dir};
     if (rc == 0)
-        rc = tr_store_commit(s, &st, meta, 1, res, &err);
+        rc = tr_ingest_commit(s, &st, meta, 1, res, &cfg, &err);
     else
         tr_store_unstage(&st);
     if (rc == 0 && tr_store_get(s, sha, sample, &err) != 1) {

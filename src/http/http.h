@@ -15,6 +15,7 @@ typedef struct tr_http_config {
     unsigned threads;         /* connection-handling threads */
     bool anonymous_read;      /* lab mode: reads without a key (writes always need one) */
     uint64_t max_upload;      /* bytes per uploaded sample; 0 = 512 MiB */
+    unsigned workers;         /* libyara verification threads shared by running hunts; 0 = cores */
 } tr_http_config;
 
 typedef struct tr_server tr_server;

@@ -64,6 +64,14 @@ tr_analyzer *http_analyzer_get(struct tr_server *srv, tr_error *err);
 void http_analyzer_put(struct tr_server *srv, tr_analyzer *a);
 void http_index_kick(struct tr_server *srv);        /* new samples: index them soon */
 uint64_t http_max_upload(const struct tr_server *srv);
+/* Hunt jobs run by the server's runners. */
+void http_hunts_kick(struct tr_server *srv);                /* a job was queued */
+/* Progress of a job this server is running: 1 running (filled), 0 not. */
+struct tr_hunt_progress;
+int http_hunt_progress(struct tr_server *srv, int64_t id, struct tr_hunt_progress *out);
+/* 1 cancel sent to a running job, 0 not running here. */
+int http_hunt_cancel(struct tr_server *srv, int64_t id);
+void http_hunt_counts(struct tr_server *srv, unsigned *running, unsigned *workers);
 
 /* Upload plumbing (api_upload.c). */
 http_upload *http_upload_new(http_request *r);
@@ -90,6 +98,12 @@ enum MHD_Result api_keys(http_request *r);
 enum MHD_Result api_index_status(http_request *r);
 enum MHD_Result api_plan(http_request *r);
 enum MHD_Result api_bazaar(http_request *r);           /* POST /api/v1/ */
+enum MHD_Result api_hunts(http_request *r);            /* /api/hunts[/ID[/...]] */
+enum MHD_Result api_rules(http_request *r);            /* /api/rules[/NAME[/...]] */
+enum MHD_Result api_jobs(http_request *r);             /* GET /api/jobs */
+/* Refuses rule text that includes files: the server's files are not the
+ * analyst's to read. 1 when refused (answered). */
+int http_reject_includes(http_request *r, const char *text, enum MHD_Result *sent);
 enum MHD_Result ui_index(http_request *r);
 
 #endif

@@ -9,10 +9,13 @@
 #include <unistd.h>
 
 #include "http/http_internal.h"
+#include "hunt/hunt.h"
 #include "ingest/ingest.h"
 
 #define JSON_BODY_MAX (1u << 20)
 #define ANALYZER_POOL 16
+/* Hunts running at once; the verification workers are split between them. */
+#define HUNT_RUNNERS 2
 
 struct tr_server {
     struct MHD_Daemon *mhd;
@@ -28,6 +31,15 @@ struct tr_server {
     pthread_t indexer;
     pthread_cond_t index_wake;
     bool index_dirty, stopping;
+
+    unsigned workers;
+    pthread_t runners[HUNT_RUNNERS];
+    pthread_cond_t hunt_wake;
+    bool hunts_dirty;
+    struct {
+        int64_t id;           /* 0: free slot */
+        tr_hunt *h;           /* NULL while being opened */
+    } running[HUNT_RUNNERS];
 };
 
 typedef enum body_kind { BODY_NONE, BODY_JSON, BODY_MULTIPART } body_kind;
@@ -226,6 +238,136 @@ static void *indexer_main(void *arg)
     return NULL;
 }
 
+/* ---- hunt runners ------------------------------------------------------- */
+
+void http_hunts_kick(struct tr_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    srv->hunts_dirty = true;
+    pthread_cond_broadcast(&srv->hunt_wake);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static bool is_running_here(tr_server *srv, int64_t id)
+{
+    for (int i = 0; i < HUNT_RUNNERS; i++)
+        if (srv->running[i].id == id)
+            return true;
+    return false;
+}
+
+/* Claims the oldest queued job nobody here runs: its slot, or -1. */
+static int claim_job(tr_server *srv, int64_t *id)
+{
+    tr_hunt_job *jobs = NULL;
+    size_t n = 0;
+    tr_error err;
+    if (tr_hunt_list(srv->data_dir, &jobs, &n, &err) != 0) {
+        tr_log(TR_LOG_ERROR, "listing hunts: %s", err.msg);
+        return -1;
+    }
+    int slot = -1;
+    pthread_mutex_lock(&srv->lock);
+    for (size_t i = n; i-- > 0 && slot < 0;) {       /* newest first: walk back */
+        if (jobs[i].status != TR_HUNT_QUEUED || is_running_here(srv, jobs[i].id))
+            continue;
+        for (int k = 0; k < HUNT_RUNNERS; k++)
+            if (srv->running[k].id == 0) {
+                srv->running[k].id = jobs[i].id;
+                srv->running[k].h = NULL;
+                *id = jobs[i].id;
+                slot = k;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&srv->lock);
+    tr_hunt_list_free(jobs, n);
+    return slot;
+}
+
+static void *runner_main(void *arg)
+{
+    tr_server *srv = arg;
+    for (;;) {
+        pthread_mutex_lock(&srv->lock);
+        if (!srv->hunts_dirty && !srv->stopping) {
+            /* Jobs queued by another process (trawl hunt --detach) are
+             * found by this periodic look. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 2;
+            pthread_cond_timedwait(&srv->hunt_wake, &srv->lock, &ts);
+        }
+        bool stop = srv->stopping;
+        srv->hunts_dirty = false;
+        pthread_mutex_unlock(&srv->lock);
+        if (stop)
+            break;
+        int64_t id = 0;
+        int slot = claim_job(srv, &id);
+        if (slot < 0)
+            continue;
+        tr_hunt *h = NULL;
+        tr_error err;
+        if (tr_hunt_open(srv->data_dir, id, &h, &err) != 0) {
+            tr_log(TR_LOG_ERROR, "hunt %lld: %s", (long long)id, err.msg);
+        } else {
+            tr_hunt_set_threads(h, srv->workers / HUNT_RUNNERS ? srv->workers / HUNT_RUNNERS : 1);
+            pthread_mutex_lock(&srv->lock);
+            srv->running[slot].h = h;
+            bool stop_now = srv->stopping;
+            pthread_mutex_unlock(&srv->lock);
+            if (stop_now)
+                tr_hunt_interrupt(h);
+            if (tr_hunt_run(h, &err) != 0)
+                tr_log(TR_LOG_WARN, "hunt %lld failed: %s", (long long)id, err.msg);
+        }
+        pthread_mutex_lock(&srv->lock);
+        srv->running[slot].id = 0;
+        srv->running[slot].h = NULL;
+        srv->hunts_dirty = true;                 /* look for the next job at once */
+        pthread_mutex_unlock(&srv->lock);
+        tr_hunt_free(h);
+    }
+    return NULL;
+}
+
+int http_hunt_progress(struct tr_server *srv, int64_t id, tr_hunt_progress *out)
+{
+    int found = 0;
+    pthread_mutex_lock(&srv->lock);
+    for (int i = 0; i < HUNT_RUNNERS; i++)
+        if (srv->running[i].id == id && srv->running[i].h) {
+            tr_hunt_get_progress(srv->running[i].h, out);
+            found = 1;
+        }
+    pthread_mutex_unlock(&srv->lock);
+    return found;
+}
+
+int http_hunt_cancel(struct tr_server *srv, int64_t id)
+{
+    int found = 0;
+    pthread_mutex_lock(&srv->lock);
+    for (int i = 0; i < HUNT_RUNNERS; i++)
+        if (srv->running[i].id == id && srv->running[i].h) {
+            tr_hunt_cancel(srv->running[i].h);
+            found = 1;
+        }
+    pthread_mutex_unlock(&srv->lock);
+    return found;
+}
+
+void http_hunt_counts(struct tr_server *srv, unsigned *running, unsigned *workers)
+{
+    pthread_mutex_lock(&srv->lock);
+    *running = 0;
+    for (int i = 0; i < HUNT_RUNNERS; i++)
+        *running += srv->running[i].id != 0;
+    *workers = srv->workers;
+    pthread_mutex_unlock(&srv->lock);
+}
+
 /* ---- routing ------------------------------------------------------------ */
 
 static bool is_method(const char *m, const char *want)
@@ -252,6 +394,36 @@ static route resolve(const char *method, const char *url, unsigned *status)
     if (strcmp(url, "/api/v1/") == 0 || strcmp(url, "/api/v1") == 0) {
         *status = 405;
         return post ? (route){api_bazaar, TR_ROLE_READER, BODY_MULTIPART, ""} : none;
+    }
+    if (strcmp(url, "/api/jobs") == 0) {
+        *status = 405;
+        return get ? (route){api_jobs, TR_ROLE_READER, BODY_NONE, ""} : none;
+    }
+    if (strcmp(url, "/api/hunts") == 0 || strncmp(url, "/api/hunts/", 11) == 0) {
+        const char *rest = url[10] == '/' ? url + 11 : "";
+        *status = 405;
+        if (get)
+            return (route){api_hunts, TR_ROLE_READER, BODY_NONE, rest};
+        if (post && !*rest)
+            return (route){api_hunts, TR_ROLE_ANALYST, BODY_JSON, rest};
+        if (post && strstr(rest, "/cancel"))
+            return (route){api_hunts, TR_ROLE_ANALYST, BODY_NONE, rest};
+        if (del && *rest)
+            return (route){api_hunts, TR_ROLE_ANALYST, BODY_NONE, rest};
+        return none;
+    }
+    if (strcmp(url, "/api/rules") == 0 || strncmp(url, "/api/rules/", 11) == 0) {
+        const char *rest = url[10] == '/' ? url + 11 : "";
+        *status = 405;
+        if (get)
+            return (route){api_rules, TR_ROLE_READER, BODY_NONE, rest};
+        if (post && !*rest)
+            return (route){api_rules, TR_ROLE_ANALYST, BODY_JSON, rest};
+        if (post && *rest)
+            return (route){api_rules, TR_ROLE_ANALYST, BODY_NONE, rest};
+        if (del && *rest)
+            return (route){api_rules, TR_ROLE_ANALYST, BODY_NONE, rest};
+        return none;
     }
     if (strcmp(url, "/api/plan") == 0) {
         *status = 405;
@@ -472,6 +644,13 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
     srv->index_dirty = true;                 /* catch up with anything unindexed */
     if (pthread_create(&srv->indexer, NULL, indexer_main, srv) != 0)
         tr_die("cannot start the indexer thread");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    srv->workers = cfg->workers ? cfg->workers : (unsigned)(cores > 0 ? cores : 1);
+    pthread_cond_init(&srv->hunt_wake, NULL);
+    srv->hunts_dirty = true;                 /* queued jobs from before a restart */
+    for (int i = 0; i < HUNT_RUNNERS; i++)
+        if (pthread_create(&srv->runners[i], NULL, runner_main, srv) != 0)
+            tr_die("cannot start a hunt runner thread");
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -505,11 +684,20 @@ void tr_server_stop(tr_server *srv)
         return;
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd);
+    /* Running hunts stop with their results kept and say why; queued ones
+     * stay queued and run after a restart. */
     pthread_mutex_lock(&srv->lock);
     srv->stopping = true;
     pthread_cond_signal(&srv->index_wake);
+    pthread_cond_broadcast(&srv->hunt_wake);
+    for (int i = 0; i < HUNT_RUNNERS; i++)
+        if (srv->running[i].h)
+            tr_hunt_interrupt(srv->running[i].h);
     pthread_mutex_unlock(&srv->lock);
+    for (int i = 0; i < HUNT_RUNNERS; i++)
+        pthread_join(srv->runners[i], NULL);
     pthread_join(srv->indexer, NULL);
+    pthread_cond_destroy(&srv->hunt_wake);
     for (size_t i = 0; i < srv->npool; i++)
         tr_analyzer_free(srv->pool[i]);
     pthread_mutex_destroy(&srv->lock);

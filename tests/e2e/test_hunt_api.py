@@ -1,0 +1,156 @@
+"""Hunts and live rules over HTTP: submit, progress, results, cancel, delete,
+downloads, the jobs view, live rule sets with retrohunt, and graceful stop."""
+import hashlib
+import json
+import os
+import subprocess
+import time
+
+import requests
+
+from conftest import Server
+
+
+def auth(key):
+    return {"Authorization": "Bearer " + key}
+
+
+def upload(srv, key, name, data):
+    r = requests.post(srv.url + "/api/samples", headers=auth(key), files={"file": (name, data)}, timeout=30)
+    assert r.status_code in (200, 201), r.text
+    return hashlib.sha256(data).hexdigest()
+
+
+def wait_indexed(srv, key, n):
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if requests.get(srv.url + "/api/index", headers=auth(key), timeout=10).json()["documents"] >= n:
+            return
+        time.sleep(0.1)
+    raise AssertionError("uploads were not indexed")
+
+
+def wait_done(srv, key, hid, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        j = requests.get("%s/api/hunts/%d" % (srv.url, hid), headers=auth(key), timeout=10).json()
+        if j["status"] not in ("queued", "running"):
+            return j
+        time.sleep(0.1)
+    raise AssertionError("hunt %d did not finish: %s" % (hid, j))
+
+
+def test_hunt_lifecycle(secure_server, keys, tmp_path):
+    key = keys["analyst"]
+    hits = [upload(secure_server, key, "hit%d.bin" % i, os.urandom(500) + b"EVIL-MARKER-0042" + os.urandom(500))
+            for i in range(3)]
+    for i in range(5):
+        upload(secure_server, key, "miss%d.bin" % i, os.urandom(1500))
+    wait_indexed(secure_server, key, 8)
+    rule = 'rule evil { meta: author = "t" strings: $a = "EVIL-MARKER-0042" condition: $a }'
+    r = requests.post(secure_server.url + "/api/hunts", headers=auth(keys["reader"]), json={"rule": rule}, timeout=10)
+    assert r.status_code == 403
+    r = requests.post(secure_server.url + "/api/hunts", headers=auth(key), json={"rule": rule}, timeout=10)
+    assert r.status_code == 201, r.text
+    hid = r.json()["id"]
+    j = wait_done(secure_server, key, hid)
+    assert j["status"] == "done" and j["matches"] == 3 and j["candidates"] == 3 and j["samples"] == 8
+    res = requests.get("%s/api/hunts/%d/results?limit=2" % (secure_server.url, hid), headers=auth(key), timeout=10).json()
+    assert res["total"] == 3 and len(res["data"]) == 2
+    m = res["data"][0]
+    assert m["rule"] == "evil" and m["sample"]["sha256"] in hits
+    assert m["strings"][0]["id"] == "$a" and m["strings"][0]["data"] == b"EVIL-MARKER-0042".hex()
+    hashes = requests.get("%s/api/hunts/%d/hashes" % (secure_server.url, hid), headers=auth(key), timeout=10).text
+    assert sorted(hashes.split()) == sorted(hits)
+    z = requests.get("%s/api/hunts/%d/download" % (secure_server.url, hid), headers=auth(key), timeout=30)
+    assert z.status_code == 200 and z.headers["Content-Type"] == "application/zip"
+    (tmp_path / "h.zip").write_bytes(z.content)
+    p = subprocess.run(["7z", "x", "-y", "-pinfected", "-o" + str(tmp_path / "x"), str(tmp_path / "h.zip")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and sorted(os.listdir(tmp_path / "x")) == sorted(hits)
+    listed = requests.get(secure_server.url + "/api/hunts", headers=auth(keys["reader"]), timeout=10).json()["data"]
+    assert listed[0]["id"] == hid
+    jobs = requests.get(secure_server.url + "/api/jobs", headers=auth(key), timeout=10).json()
+    assert jobs["running"] == 0 and jobs["queued"] == 0 and jobs["workers"] >= 1
+    assert requests.delete("%s/api/hunts/%d" % (secure_server.url, hid), headers=auth(key), timeout=10).status_code == 200
+    assert requests.get("%s/api/hunts/%d" % (secure_server.url, hid), headers=auth(key), timeout=10).status_code == 404
+
+
+def test_hunt_bad_input(secure_server, keys):
+    h = auth(keys["analyst"])
+    url = secure_server.url + "/api/hunts"
+    r = requests.post(url, headers=h, json={"rule": "rule x {\n condition: $nope\n}"}, timeout=10)
+    assert r.status_code == 400 and r.json()["line"] == 2
+    r = requests.post(url, headers=h, json={"rule": 'include "/etc/passwd"\nrule a { condition: true }'}, timeout=10)
+    assert r.status_code == 400 and "include" in r.json()["error"]
+    r = requests.post(url, headers=h, data=b"{", timeout=10)
+    assert r.status_code == 400
+    r = requests.post(url, headers=h, json={"rule": "rule a { condition: true }", "limit": "x"}, timeout=10)
+    assert r.status_code == 400
+    # The libyara crasher shapes are refused before any libyara sees them.
+    r = requests.post(url, headers=h, json={"rule": "rule a { condition: ~9223372036854775807 \\ -1 }"}, timeout=10)
+    assert r.status_code == 400
+    assert requests.get(url + "/999", headers=h, timeout=10).status_code == 404
+    assert requests.get(url + "/abc", headers=h, timeout=10).status_code == 400
+    assert requests.get(url, headers=h, timeout=10).json()["data"] == []
+
+
+def test_live_rules_over_http(secure_server, keys):
+    key = keys["analyst"]
+    old = upload(secure_server, key, "old.bin", os.urandom(300) + b"LIVE-NEEDLE-77" + os.urandom(300))
+    wait_indexed(secure_server, key, 1)
+    rule = 'rule live_one { meta: description = "test live rule" strings: $a = "LIVE-NEEDLE-77" condition: $a }'
+    url = secure_server.url + "/api/rules"
+    r = requests.post(url, headers=auth(key), json={"name": "watch", "rule": rule, "retro": True}, timeout=30)
+    assert r.status_code == 201, r.text
+    retro = r.json()["retrohunt"]
+    j = wait_done(secure_server, key, retro)
+    assert j["matches"] == 1
+    new = upload(secure_server, key, "new.bin", os.urandom(300) + b"LIVE-NEEDLE-77" + os.urandom(300))
+    hits = requests.get(url + "/watch/hits", headers=auth(key), timeout=10).json()["data"]
+    assert {h["sha256"] for h in hits} == {old, new}
+    s = requests.get(secure_server.url + "/api/samples/" + new, headers=auth(key), timeout=10).json()["data"]
+    assert s["yara_rules"][0]["rule_name"] == "live_one"
+    assert s["yara_rules"][0]["description"] == "test live rule"
+    listed = requests.get(url, headers=auth(key), timeout=10).json()["data"]
+    assert listed == [{"name": "watch", "enabled": True, "rule_count": 1, "hits": 2}]
+    assert requests.post(url + "/watch/disable", headers=auth(key), timeout=10).status_code == 200
+    third = upload(secure_server, key, "third.bin", b"LIVE-NEEDLE-77" + os.urandom(100))
+    assert third not in {h["sha256"] for h in requests.get(url + "/watch/hits", headers=auth(key), timeout=10).json()["data"]}
+    r = requests.post(url, headers=auth(key), json={"name": "watch", "rule": rule}, timeout=10)
+    assert r.status_code == 409
+    r = requests.post(url, headers=auth(key), json={"name": "bad name!", "rule": rule}, timeout=10)
+    assert r.status_code == 400
+    assert requests.delete(url + "/watch", headers=auth(key), timeout=10).status_code == 200
+    assert requests.get(url + "/watch", headers=auth(key), timeout=10).status_code == 404
+
+
+def test_sigterm_interrupts_running_hunts_and_keeps_queued(trawl, keys, tmp_path):
+    srv = Server(trawl, "--workers", "1")
+    try:
+        key = keys["analyst"]
+        for i in range(40):
+            upload(srv, key, "big%d.bin" % i, os.urandom(1_000_000))
+        wait_indexed(srv, key, 40)
+        # A regex that cannot use the index and is slow to verify keeps a hunt busy.
+        slow = r'rule slow { strings: $a = /([a-z]{2,}[0-9]{2,}){3,}x/ condition: $a }'
+        ids = [requests.post(srv.url + "/api/hunts", headers=auth(key), json={"rule": slow}, timeout=10).json()["id"]
+               for _ in range(3)]
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            st = [requests.get("%s/api/hunts/%d" % (srv.url, i), headers=auth(key), timeout=10).json()["status"] for i in ids]
+            if "running" in st:
+                break
+            time.sleep(0.05)
+    finally:
+        assert srv.stop() == 0
+    states = [json.loads(trawl.run("results", "--json", i, check=0).stdout) for i in ids]
+    print([(s.get("status"), s.get("error")) for s in states])
+    # None is left "running": the running one stopped and says why, results
+    # kept; the queued ones wait for the next start.
+    status = [s["status"] for s in states]
+    assert "running" not in status
+    assert status[0] in ("cancelled", "done")
+    if status[0] == "cancelled":
+        assert "interrupted" in states[0]["error"]
+    assert status[-1] == "queued"
