@@ -50,9 +50,28 @@ static bool parse_id(const char *s, int64_t *id)
     return true;
 }
 
+/* Queued hunts beyond this are refused (429) rather than piling up. */
+#define HUNT_QUEUE_MAX 64
+
+static size_t queued_jobs(const char *data_dir)
+{
+    tr_hunt_job *jobs = NULL;
+    size_t n = 0, q = 0;
+    tr_error err;
+    if (tr_hunt_list(data_dir, &jobs, &n, &err) != 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        q += jobs[i].status == TR_HUNT_QUEUED;
+    tr_hunt_list_free(jobs, n);
+    return q;
+}
+
 static enum MHD_Result submit(http_request *r)
 {
     enum MHD_Result sent = MHD_NO;
+    if (queued_jobs(r->data_dir) >= HUNT_QUEUE_MAX)
+        return http_send_error(r, 429, "%d hunts are already queued: wait for some to finish",
+                               HUNT_QUEUE_MAX);
     json_t *body = http_json_body(r, &sent);
     if (!body)
         return sent;

@@ -23,3 +23,5 @@ def test_api_doc_examples_run(secure_server, keys):
     assert '"C2 at 203.0.113.7"' in p.stdout
     assert '"query_status":"deleted"' in p.stdout
     assert "Everything is Ok" in p.stdout
+    assert '"rule":"doc_example"' in p.stdout          # the hunt found the sample
+    assert '"retrohunt":' in p.stdout
