@@ -324,10 +324,10 @@ async function pageHuntResults(id) {
       shown = j.matches;
       const res = await api(`/api/hunts/${id}/results?limit=500`);
       $("#matches").innerHTML = `<table><tr><th>rule</th><th>sample</th><th>name</th><th>type</th><th>size</th>
-        <th>rule tags</th><th>matched strings</th></tr>${res.data.map((m) => { const smp = m.sample || {}; return `<tr>
+        <th>tags</th><th>matched strings</th></tr>${res.data.map((m) => { const smp = m.sample || {}; return `<tr>
         <td>${esc(m.rule)}</td><td><a class="mono" href="#/sample/${smp.sha256}">${esc((smp.sha256 || "").slice(0, 16))}…</a></td>
         <td>${esc((smp.file_names || [])[0] || "")}</td><td>${esc(smp.file_type || "")}</td><td>${bytes(smp.size)}</td>
-        <td>${tags(m.tags)}</td><td>${(m.strings || []).slice(0, 4).map((s) =>
+        <td>${tags(smp.tags)}${(m.tags || []).length ? `<div class="muted">rule: ${(m.tags || []).map(esc).join(", ")}</div>` : ""}</td><td>${(m.strings || []).slice(0, 4).map((s) =>
           `<div><span class="hl-var mono">${esc(s.id)}</span> @ 0x${s.offset.toString(16)}${hexContext(s)}</div>`).join("")}
           ${(m.strings || []).length > 4 ? `<div class="muted">+${m.strings.length - 4} more</div>` : ""}</td></tr>`; }).join("")
         || `<tr><td colspan=7 class=muted>no matches yet</td></tr>`}</table>`;

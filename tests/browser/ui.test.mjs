@@ -106,6 +106,9 @@ test("plans and runs a hunt that finds the upload", async () => {
   await page.waitForSelector("#state b.good", { timeout: 30000 });
   assert.match(await page.textContent("#state"), /1 matches/);
   assert.match(await page.textContent("#matches"), /ui_marker/);
+  assert.match(await page.textContent("#matches"), /ui-test/);            // the sample's tags
+  assert.match(await page.textContent("#matches"), /\$m @ 0x[0-9a-f]+/);    // matched string with its offset
+  assert.equal(await page.locator("#matches .hexview mark").count() >= 16, true);
   await shot("05-hunt-results");
 });
 
