@@ -181,25 +181,9 @@ static enum MHD_Result send_zip(http_request *r, int64_t id)
                 e[ne++] = (tr_zip_entry){sha[i], paths[i]};
         }
         tr_store_close(s);
-        char *zip = tr_xasprintf("%s/tmp/%ld-hunt-%lld.zip", r->data_dir, (long)getpid(),
-                                 (long long)id);
-        if (tr_zip_write_aes(zip, e, ne, "infected", &err) != 0) {
-            rc = http_send_error(r, 500, "%s", err.msg);
-        } else {
-            int fd = open(zip, O_RDONLY | O_CLOEXEC);
-            struct stat st;
-            unlink(zip);
-            if (fd < 0 || fstat(fd, &st) != 0) {
-                if (fd >= 0)
-                    close(fd);
-                rc = http_send_error(r, 500, "cannot read the archive just written");
-            } else {
-                char name[64];
-                snprintf(name, sizeof name, "hunt-%lld.zip", (long long)id);
-                rc = http_send_fd(r, fd, (uint64_t)st.st_size, "application/zip", name);
-            }
-        }
-        free(zip);
+        char name[64];
+        snprintf(name, sizeof name, "hunt-%lld.zip", (long long)id);
+        rc = http_send_aes_zip(r, e, ne, name);
         for (size_t i = 0; i < n; i++)
             free(paths[i]);
         free(paths);

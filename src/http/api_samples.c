@@ -213,30 +213,13 @@ enum MHD_Result http_send_sample_zip(http_request *r, const tr_sample *x)
         return http_send_error(r, 503, "%s", err.msg);
     char *blob = tr_store_blob_path(s, x->d.sha256);
     tr_store_close(s);
-    char *zip = tr_xasprintf("%s/tmp/%ld-zip-%s", r->data_dir, (long)getpid(), x->d.sha256);
     char *inner = tr_xasprintf("%s.%s", x->d.sha256,
                                x->file_type && *x->file_type ? x->file_type : "bin");
+    char *name = tr_xasprintf("%s.zip", x->d.sha256);
     tr_zip_entry e = {inner, blob};
-    enum MHD_Result rc;
-    if (tr_zip_write_aes(zip, &e, 1, "infected", &err) != 0) {
-        rc = http_send_error(r, 500, "%s", err.msg);
-    } else {
-        int fd = open(zip, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        /* Unlinked at once: the open descriptor keeps the bytes for MHD. */
-        unlink(zip);
-        if (fd < 0 || fstat(fd, &st) != 0) {
-            if (fd >= 0)
-                close(fd);
-            rc = http_send_error(r, 500, "cannot read the archive just written");
-        } else {
-            char *name = tr_xasprintf("%s.zip", x->d.sha256);
-            rc = http_send_fd(r, fd, (uint64_t)st.st_size, "application/zip", name);
-            free(name);
-        }
-    }
+    enum MHD_Result rc = http_send_aes_zip(r, &e, 1, name);
+    free(name);
     free(inner);
-    free(zip);
     free(blob);
     return rc;
 }

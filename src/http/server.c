@@ -5,7 +5,9 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "http/http_internal.h"
@@ -131,6 +133,36 @@ enum MHD_Result http_send_fd(http_request *r, int fd, uint64_t size, const char 
     MHD_add_response_header(resp, "Content-Disposition", disp);
     enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result http_send_aes_zip(http_request *r, const tr_zip_entry *entries, size_t n,
+                                  const char *download_name)
+{
+    /* A name of its own per request: two downloads at once must not share
+     * a file. */
+    static atomic_uint_fast64_t counter;
+    char *zip = tr_xasprintf("%s/tmp/%ld-zip-%llu", r->data_dir, (long)getpid(),
+                             (unsigned long long)atomic_fetch_add(&counter, 1));
+    tr_error err;
+    enum MHD_Result rc;
+    if (tr_zip_write_aes(zip, entries, n, "infected", &err) != 0) {
+        unlink(zip);
+        rc = http_send_error(r, 500, "%s", err.msg);
+    } else {
+        int fd = open(zip, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        /* Unlinked at once: the open descriptor keeps the bytes for MHD. */
+        unlink(zip);
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            if (fd >= 0)
+                close(fd);
+            rc = http_send_error(r, 500, "cannot read the archive just written");
+        } else {
+            rc = http_send_fd(r, fd, (uint64_t)st.st_size, "application/zip", download_name);
+        }
+    }
+    free(zip);
     return rc;
 }
 
