@@ -247,6 +247,15 @@ void http_index_kick(struct tr_server *srv)
     pthread_mutex_unlock(&srv->lock);
 }
 
+static bool server_stopping(void *arg)
+{
+    tr_server *srv = arg;
+    pthread_mutex_lock(&srv->lock);
+    bool stop = srv->stopping;
+    pthread_mutex_unlock(&srv->lock);
+    return stop;
+}
+
 /* Uploads land in the store at once; this thread brings the index up to
  * date behind them, so a burst of uploads costs one index commit. */
 static void *indexer_main(void *arg)
@@ -260,7 +269,8 @@ static void *indexer_main(void *arg)
             break;
         srv->index_dirty = false;
         pthread_mutex_unlock(&srv->lock);
-        tr_ingest_config cfg = {.data_dir = srv->data_dir};
+        tr_ingest_config cfg = {.data_dir = srv->data_dir, .arg = srv,
+                                .should_stop = server_stopping};
         tr_error err;
         if (tr_ingest_update_index(&cfg, NULL, &err) != 0)
             tr_log(TR_LOG_ERROR, "indexing uploads: %s", err.msg);

@@ -110,7 +110,12 @@ int tr_ingest_update_index(const tr_ingest_config *cfg, tr_ingest_progress *out,
         }
         if (n == 0)
             break;
+        bool stop = false;
         for (size_t i = 0; i < n && rc == 0; i++) {
+            if (cfg->should_stop && cfg->should_stop(cfg->arg)) {
+                stop = true;
+                break;
+            }
             after = ids[i];
             if (ids[i] <= 0 || ids[i] > (int64_t)UINT32_MAX) {
                 rc = tr_fail(err, "sample id %lld does not fit the index's 32-bit ids",
@@ -154,6 +159,8 @@ int tr_ingest_update_index(const tr_ingest_config *cfg, tr_ingest_progress *out,
                 last_report = tr_monotonic();
             }
         }
+        if (stop)
+            break;
     }
     if (rc == 0)
         rc = publish(&w, s, &marked, err);
@@ -162,7 +169,8 @@ int tr_ingest_update_index(const tr_ingest_config *cfg, tr_ingest_progress *out,
     /* Merge policy: many small segments slow every query down; past a
      * threshold, merge them (queries keep working meanwhile). */
     tr_index_status ist;
-    if (rc == 0 && tr_index_get_status(ix, &ist, err) == 0 &&
+    bool stopping = cfg->should_stop && cfg->should_stop(cfg->arg);
+    if (rc == 0 && !stopping && tr_index_get_status(ix, &ist, err) == 0 &&
         ist.segments >= TR_INGEST_COMPACT_SEGMENTS) {
         tr_error cerr;
         if (tr_index_compact(ix, &cerr) != 0 && cfg->on_message)

@@ -33,6 +33,9 @@ typedef struct tr_ingest_config {
     /* A file that failed (failure=true) or was skipped, with the reason. */
     void (*on_message)(void *arg, bool failure, const char *msg);
     void (*on_progress)(void *arg, const tr_ingest_progress *p);   /* about 10 times a second */
+    /* Asked between samples while indexing: true publishes what is done
+     * and returns early (the rest waits for the next update). */
+    bool (*should_stop)(void *arg);
 } tr_ingest_config;
 
 /* Adds files and directories (recursively; symbolic links are followed but
