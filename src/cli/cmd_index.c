@@ -14,7 +14,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: trawl index status [--json]\n"
                     "       trawl index compact\n"
-                    "       trawl index update        (index stored samples the index lacks)\n"
+                    "       trawl index update [--jobs N]  (index stored samples the index lacks)\n"
                     "       trawl index verify [--sample N]\n"
                     "       trawl index query RULES.yar   (candidate samples per rule, unverified)\n");
 }
@@ -137,10 +137,17 @@ int cli_cmd_index(const cli_ctx *ctx, int argc, char **argv)
     if (strcmp(sub, "query") == 0)
         return cmd_query(ctx, argc, argv);
     bool json = false;
-    long sample = 0;
+    long sample = 0, jobs = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(sub, "status") == 0 && strcmp(argv[i], "--json") == 0) {
             json = true;
+        } else if (strcmp(sub, "update") == 0 && strcmp(argv[i], "--jobs") == 0 && i + 1 < argc) {
+            char *end;
+            jobs = strtol(argv[++i], &end, 10);
+            if (*end || jobs <= 0 || jobs > 64) {
+                cli_error("--jobs takes a number from 1 to 64");
+                return CLI_USAGE;
+            }
         } else if (strcmp(sub, "verify") == 0 && strcmp(argv[i], "--sample") == 0 && i + 1 < argc) {
             char *end;
             sample = strtol(argv[++i], &end, 10);
@@ -174,14 +181,14 @@ int cli_cmd_index(const cli_ctx *ctx, int argc, char **argv)
         return ok ? CLI_OK : CLI_FAIL;
     }
     if (strcmp(sub, "update") == 0) {
-        tr_ingest_config cfg = {.data_dir = ctx->data_dir};
+        tr_ingest_config cfg = {.data_dir = ctx->data_dir, .jobs = (size_t)jobs};
         tr_ingest_progress p = {0};
         tr_error err;
         if (tr_ingest_update_index(&cfg, &p, &err) != 0) {
             cli_error("%s", err.msg);
             return CLI_FAIL;
         }
-        printf("indexed %zu samples\n", p.index_docs_done);
+        printf("indexed %zu samples, %.1f MB\n", p.index_docs_done, p.index_bytes_done / 1e6);
         return CLI_OK;
     }
     tr_index *ix;

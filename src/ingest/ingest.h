@@ -23,7 +23,7 @@ typedef struct tr_ingest_progress {
 
 typedef struct tr_ingest_config {
     const char *data_dir;
-    size_t jobs;                   /* staging threads; 0 = one per core */
+    size_t jobs;                   /* staging and indexing threads; 0 = one per core */
     tr_ingest_meta meta;           /* applied to every file; file_name is set per file */
     bool skip_index;               /* store only; a later add or `index update` catches up */
     /* Callbacks (all optional), called from the thread that called ingest. */

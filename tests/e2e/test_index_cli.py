@@ -89,6 +89,6 @@ def test_add_without_index_is_caught_up(trawl, tmp_path):
     st = json.loads(trawl.run("index", "status", "--json", check=0).stdout)
     assert st["documents"] == 0
     p = trawl.run("index", "update", check=0)
-    assert "indexed 1 samples" in p.stdout
+    assert "indexed 1 samples" in p.stdout, p.stdout
     (tmp_path / "r.yar").write_text('rule c { strings: $a = "catch-up-needle" condition: $a }')
     assert len(candidates(trawl, tmp_path / "r.yar")["c"]) == 1
