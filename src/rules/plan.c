@@ -541,6 +541,735 @@ static tr_query *re_q(const re_node *r, const re_opts *o)
     return acc_finish(&a);
 }
 
+/* ---- literal sets (regex and hex) ---------------------------------------------------------
+ * In the spirit of Russ Cox's trigram-index regexp analysis, every regex or
+ * hex node yields a `lit`, a description of all the strings it can match:
+ *   exact:   a set of runs (sequences of byte sets) covering every match, i.e.
+ *            each match has the length of, and is accepted by, one run;
+ *   inexact: prefix runs (each match starts with one of them), suffix runs
+ *            (each match ends with one) and a query every document holding a
+ *            match satisfies.
+ * A run set holding the empty run says nothing. Sets are bounded (LIT_MAX_*):
+ * beyond the bound we widen (merge runs position-wise, truncate prefixes or
+ * suffixes, or drop a set to "nothing known"), which can only lose precision,
+ * never soundness: every widened set still covers what the narrow one did. */
+#define LIT_MAX_RUNS 64       /* runs per set */
+#define LIT_MAX_POS 4096      /* positions per set (sum of run lengths) */
+#define LIT_MAX_LEN RUN_CAP   /* positions per run */
+#define LIT_MAX_UNROLL 16     /* copies of a repeated node unrolled */
+#define LIT_SELECTIVE 16      /* alternatives per position worth enumerating repeats of */
+#define LIT_JUNCTION 16       /* positions kept on each side of a forced break */
+
+typedef struct lrun {
+    tr_byteset *s;
+    size_t n;
+} lrun;
+
+typedef struct rset {
+    lrun *v;
+    size_t n;
+} rset;
+
+typedef struct lit {
+    bool exact;
+    rset ex;                  /* exact */
+    rset pre, suf;            /* inexact */
+    tr_query *m;              /* inexact; NULL = ALL */
+} lit;
+
+static void rset_free(rset *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->v[i].s);
+    free(r->v);
+    r->v = NULL;
+    r->n = 0;
+}
+
+static void rset_push(rset *r, const tr_byteset *s, size_t n)
+{
+    r->v = tr_xrealloc(r->v, (r->n + 1) * sizeof *r->v);
+    lrun *x = &r->v[r->n++];
+    x->n = n;
+    x->s = tr_xmalloc((n ? n : 1) * sizeof *x->s);
+    if (n)
+        memcpy(x->s, s, n * sizeof *s);
+}
+
+static rset rset_clone(const rset *r)
+{
+    rset c = {0};
+    for (size_t i = 0; i < r->n; i++)
+        rset_push(&c, r->v[i].s, r->v[i].n);
+    return c;
+}
+
+/* The set holding only the empty run: "nothing known". */
+static rset rset_empty_run(void)
+{
+    rset r = {0};
+    rset_push(&r, NULL, 0);
+    return r;
+}
+
+static bool set_subset(const tr_byteset *a, const tr_byteset *b)
+{
+    for (int w = 0; w < 4; w++)
+        if (a->w[w] & ~b->w[w])
+            return false;
+    return true;
+}
+
+static bool set_eq(const tr_byteset *a, const tr_byteset *b)
+{
+    return memcmp(a->w, b->w, sizeof a->w) == 0;
+}
+
+static size_t rset_pos(const rset *r)
+{
+    size_t p = 0;
+    for (size_t i = 0; i < r->n; i++)
+        p += r->v[i].n;
+    return p;
+}
+
+static bool rset_fits(const rset *r)
+{
+    if (r->n > LIT_MAX_RUNS || rset_pos(r) > LIT_MAX_POS)
+        return false;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].n > LIT_MAX_LEN)
+            return false;
+    return true;
+}
+
+static void rset_drop(rset *r, size_t i)
+{
+    free(r->v[i].s);
+    memmove(&r->v[i], &r->v[i + 1], (r->n - i - 1) * sizeof *r->v);
+    r->n--;
+}
+
+/* Lossless normalisation: drop a run accepted by a wider run of the same
+ * length, and merge two runs of equal length that differ in one position
+ * only (the union of "xay" and "xby" is exactly "x{a,b}y"). */
+static void rset_norm(rset *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        for (size_t j = i + 1; j < r->n;) {
+            lrun *a = &r->v[i], *b = &r->v[j];
+            if (a->n != b->n) {
+                j++;
+                continue;
+            }
+            size_t diff = 0, at = 0;
+            bool b_in_a = true, a_in_b = true;
+            for (size_t k = 0; k < a->n; k++) {
+                b_in_a &= set_subset(&b->s[k], &a->s[k]);
+                a_in_b &= set_subset(&a->s[k], &b->s[k]);
+                if (!set_eq(&a->s[k], &b->s[k])) {
+                    diff++;
+                    at = k;
+                }
+            }
+            if (a_in_b && !b_in_a) {
+                lrun t = *a;              /* keep the wider run at i */
+                *a = *b;
+                *b = t;
+            } else if (!b_in_a) {
+                if (diff != 1) {
+                    j++;
+                    continue;
+                }
+                for (int w = 0; w < 4; w++)
+                    a->s[at].w[w] |= b->s[at].w[w];
+            }
+            rset_drop(r, j);
+            j = i + 1;                    /* a may now absorb runs it did not before */
+        }
+    }
+}
+
+static bool rset_has_empty(const rset *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].n == 0)
+            return true;
+    return false;
+}
+
+/* Every pairing a.b; false (out untouched) when the result would not fit. */
+static bool rset_cross(const rset *a, const rset *b, rset *out)
+{
+    if (a->n * b->n > 4 * LIT_MAX_RUNS)
+        return false;
+    size_t pos = 0;
+    for (size_t i = 0; i < a->n; i++)
+        for (size_t j = 0; j < b->n; j++) {
+            if (a->v[i].n + b->v[j].n > LIT_MAX_LEN)
+                return false;
+            pos += a->v[i].n + b->v[j].n;
+        }
+    if (pos > 4 * LIT_MAX_POS)
+        return false;
+    rset r = {0};
+    tr_byteset *tmp = tr_xmalloc((2 * LIT_MAX_LEN + 1) * sizeof *tmp);
+    for (size_t i = 0; i < a->n; i++)
+        for (size_t j = 0; j < b->n; j++) {
+            size_t na = a->v[i].n, nb = b->v[j].n;
+            if (na)
+                memcpy(tmp, a->v[i].s, na * sizeof *tmp);
+            if (nb)
+                memcpy(tmp + na, b->v[j].s, nb * sizeof *tmp);
+            rset_push(&r, tmp, na + nb);
+        }
+    free(tmp);
+    rset_norm(&r);
+    if (!rset_fits(&r)) {
+        rset_free(&r);
+        return false;
+    }
+    *out = r;
+    return true;
+}
+
+/* Widening: one run per distinct length, the position-wise union of the
+ * runs of that length. Covers everything the input covered. */
+static rset rset_collapse(const rset *r)
+{
+    rset c = {0};
+    for (size_t i = 0; i < r->n; i++) {
+        size_t j = 0;
+        while (j < c.n && c.v[j].n != r->v[i].n)
+            j++;
+        if (j == c.n) {
+            rset_push(&c, r->v[i].s, r->v[i].n);
+            continue;
+        }
+        for (size_t k = 0; k < r->v[i].n; k++)
+            for (int w = 0; w < 4; w++)
+                c.v[j].s[k].w[w] |= r->v[i].s[k].w[w];
+    }
+    rset_norm(&c);
+    return c;
+}
+
+/* Widening of a prefix (suffix) set: keep at most len leading (trailing)
+ * positions of each run. */
+static rset rset_trim(const rset *r, size_t len, bool keep_tail)
+{
+    rset c = {0};
+    for (size_t i = 0; i < r->n; i++) {
+        size_t n = r->v[i].n < len ? r->v[i].n : len;
+        rset_push(&c, r->v[i].s + (keep_tail ? r->v[i].n - n : 0), n);
+    }
+    rset_norm(&c);
+    return c;
+}
+
+/* Makes a prefix/suffix set fit, widening step by step; consumes r. */
+static rset rset_shrink(rset r, bool keep_tail)
+{
+    static const size_t lens[] = {LIT_JUNCTION, 8, 4, 3, 1};
+    if (rset_fits(&r))
+        return r;
+    rset c = rset_collapse(&r);
+    for (size_t i = 0; !rset_fits(&c) && i < sizeof lens / sizeof *lens; i++) {
+        rset t = rset_trim(&c, lens[i], keep_tail);
+        rset_free(&c);
+        c = rset_collapse(&t);
+        rset_free(&t);
+    }
+    rset_free(&r);
+    if (!rset_fits(&c)) {
+        rset_free(&c);
+        c = rset_empty_run();
+    }
+    return c;
+}
+
+/* OR of the runs: necessary for any document holding a covered string. */
+static tr_query *rset_query(const rset *r)
+{
+    if (rset_has_empty(r))
+        return tr_query_all();
+    tr_query **v = tr_xcalloc(r->n + 1, sizeof *v);
+    for (size_t i = 0; i < r->n; i++)
+        v[i] = tr_query_seq(r->v[i].s, r->v[i].n);
+    tr_query *q = tr_query_node(TR_Q_OR, 0, v, r->n);
+    free(v);
+    return q;
+}
+
+static void lit_free(lit *l)
+{
+    rset_free(&l->ex);
+    rset_free(&l->pre);
+    rset_free(&l->suf);
+    tr_query_free(l->m);
+    l->m = NULL;
+}
+
+static lit lit_exact(rset r)
+{
+    return (lit){.exact = true, .ex = r};
+}
+
+/* Matches anything, including the empty string. */
+static lit lit_unknown(void)
+{
+    return (lit){.pre = rset_empty_run(), .suf = rset_empty_run()};
+}
+
+static const rset *lit_pre(const lit *l) { return l->exact ? &l->ex : &l->pre; }
+static const rset *lit_suf(const lit *l) { return l->exact ? &l->ex : &l->suf; }
+
+static void and_into(tr_query **m, tr_query *q)
+{
+    *m = *m ? tr_query_and2(*m, q) : q;
+}
+
+/* A query every document holding a match of l satisfies. */
+static tr_query *lit_query(const lit *l)
+{
+    if (l->exact)
+        return rset_query(&l->ex);
+    tr_query *q = l->m ? tr_query_clone(l->m) : tr_query_all();
+    q = tr_query_and2(q, rset_query(&l->pre));
+    return tr_query_and2(q, rset_query(&l->suf));
+}
+
+/* Concatenation, child by child. t covers the tail of every match seen so
+ * far since the last break; while every child is exact, t is the exact set. */
+typedef struct catb {
+    bool exact;
+    rset t, pre;
+    tr_query *m;
+} catb;
+
+static catb cat_begin(void)
+{
+    return (catb){.exact = true, .t = rset_empty_run()};
+}
+
+/* Joins t with the leading runs of what follows, widening when the product
+ * does not fit; every result covers "tail of t, then a run of next".
+ * whole_next: the result must end where next's runs end (it becomes the new
+ * tail), so next may not be truncated. */
+static rset cat_join(const rset *t, const rset *next, bool whole_next)
+{
+    rset x;
+    if (rset_cross(t, next, &x))
+        return x;
+    rset ct = rset_collapse(t), cn = rset_collapse(next);
+    bool ok = rset_cross(&ct, &cn, &x);
+    if (!ok) {
+        rset tt = rset_trim(&ct, LIT_JUNCTION, true);
+        rset tn = whole_next ? rset_clone(&cn) : rset_trim(&cn, LIT_JUNCTION, false);
+        rset ctt = rset_collapse(&tt), ctn = rset_collapse(&tn);
+        ok = rset_cross(&ctt, &ctn, &x);
+        rset_free(&tt);
+        rset_free(&tn);
+        rset_free(&ctt);
+        rset_free(&ctn);
+    }
+    rset_free(&ct);
+    rset_free(&cn);
+    return ok ? x : rset_clone(next);
+}
+
+/* piece is necessary; the concatenation is no longer exact, and prefix
+ * (consumed) is its prefix set if everything so far was exact. */
+static void cat_break(catb *b, const rset *piece, rset prefix)
+{
+    and_into(&b->m, rset_query(piece));
+    if (b->exact) {
+        b->pre = prefix;
+        b->exact = false;
+    } else {
+        rset_free(&prefix);
+    }
+}
+
+static void cat_add(catb *b, const lit *c)
+{
+    rset x;
+    if (c->exact) {
+        if (rset_cross(&b->t, &c->ex, &x)) {
+            rset_free(&b->t);
+            b->t = x;
+            return;
+        }
+        /* too many or too long: keep t as a piece, continue from its end */
+        cat_break(b, &b->t, rset_shrink(rset_clone(&b->t), false));
+        x = cat_join(&b->t, &c->ex, true);
+        rset_free(&b->t);
+        b->t = x;
+        return;
+    }
+    /* the tail so far, then the start of c: a necessary junction */
+    rset j = cat_join(&b->t, &c->pre, false);
+    rset p = {0};
+    if (b->exact && !rset_cross(&b->t, &c->pre, &p))
+        p = rset_shrink(rset_clone(&b->t), false);   /* t is exact: its runs start every match */
+    cat_break(b, &j, p);
+    rset_free(&j);
+    if (c->m)
+        and_into(&b->m, tr_query_clone(c->m));
+    rset_free(&b->t);
+    b->t = rset_clone(&c->suf);
+}
+
+static lit cat_end(catb *b)
+{
+    if (b->exact)
+        return lit_exact(b->t);
+    return (lit){.pre = b->pre, .suf = rset_shrink(b->t, true), .m = b->m};
+}
+
+/* u |= x for a prefix (suffix) set, widening u when it grows too large
+ * (rset_shrink keeps covering what it covered). */
+static void union_into(rset *u, const rset *x, bool keep_tail)
+{
+    for (size_t k = 0; k < x->n; k++)
+        rset_push(u, x->v[k].s, x->v[k].n);
+    rset_norm(u);
+    if (!rset_fits(u))
+        *u = rset_shrink(*u, keep_tail);
+}
+
+/* Alternation: the union when it fits, else the OR of the branches' queries
+ * with widened prefix and suffix sets. Consumes the children. */
+static lit lit_alt(lit *c, size_t n)
+{
+    bool all_exact = true;
+    for (size_t i = 0; i < n; i++)
+        all_exact &= c[i].exact;
+    if (all_exact) {
+        rset u = {0};
+        bool complete = true;
+        for (size_t i = 0; i < n && complete; i++) {
+            for (size_t k = 0; k < c[i].ex.n; k++)
+                rset_push(&u, c[i].ex.v[k].s, c[i].ex.v[k].n);
+            complete = rset_pos(&u) <= 4 * LIT_MAX_POS;
+        }
+        rset_norm(&u);
+        if (complete && rset_fits(&u)) {
+            for (size_t i = 0; i < n; i++)
+                lit_free(&c[i]);
+            return lit_exact(u);
+        }
+        rset_free(&u);
+    }
+    lit r = {0};
+    tr_query **v = tr_xcalloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = lit_query(&c[i]);
+        union_into(&r.pre, lit_pre(&c[i]), false);
+        union_into(&r.suf, lit_suf(&c[i]), true);
+        lit_free(&c[i]);
+    }
+    r.m = tr_query_node(TR_Q_OR, 0, v, n);
+    free(v);
+    r.pre = rset_shrink(r.pre, false);
+    r.suf = rset_shrink(r.suf, true);
+    return r;
+}
+
+/* Whether every position of every run has at most max alternatives. */
+static bool rset_selective(const rset *r, unsigned max)
+{
+    for (size_t i = 0; i < r->n; i++)
+        for (size_t k = 0; k < r->v[i].n; k++)
+            if (tr_byteset_count(&r->v[i].s[k]) > max)
+                return false;
+    return true;
+}
+
+/* x{lo,hi} (hi -1: unbounded) given the lit of x. Consumes c. */
+static lit lit_repeat(lit c, int lo, int hi)
+{
+    /* Enumerating the counts pays only for selective x: [a-z]{2,8} as seven
+     * runs of letters tells the index nothing that [a-z]{2} does not. */
+    if (c.exact && hi >= 0 && hi <= LIT_MAX_UNROLL &&
+        (lo == hi || rset_selective(&c.ex, LIT_SELECTIVE))) {
+        /* exact: the union of x^k for k in [lo, hi] */
+        rset u = {0}, pw = rset_empty_run();
+        bool ok = true;
+        for (int k = 0; k <= hi && ok; k++) {
+            if (k > 0) {
+                rset x;
+                ok = rset_cross(&pw, &c.ex, &x);
+                if (!ok)
+                    break;
+                rset_free(&pw);
+                pw = x;
+            }
+            if (k >= lo)
+                for (size_t i = 0; i < pw.n; i++)
+                    rset_push(&u, pw.v[i].s, pw.v[i].n);
+            rset_norm(&u);
+            ok = rset_fits(&u);
+        }
+        rset_free(&pw);
+        if (ok) {
+            lit_free(&c);
+            return lit_exact(u);
+        }
+        rset_free(&u);
+    }
+    if (lo == 0) {
+        lit_free(&c);
+        return lit_unknown();
+    }
+    /* Any match holds lo' = min(lo, LIT_MAX_UNROLL) consecutive copies at its
+     * start and at its end: a match of x{lo'} is a prefix and a suffix. */
+    int n = lo < LIT_MAX_UNROLL ? lo : LIT_MAX_UNROLL;
+    if (!c.exact && n > 2)
+        n = 2;      /* further copies only repeat the same junction and pieces */
+    catb b = cat_begin();
+    for (int i = 0; i < n; i++)
+        cat_add(&b, &c);
+    lit_free(&c);
+    lit r = cat_end(&b);
+    if (r.exact && !(hi == lo && lo == n)) {
+        lit w = {.m = rset_query(&r.ex), .pre = rset_clone(&r.ex), .suf = r.ex};
+        r = w;
+    }
+    return r;
+}
+
+/* ---- regex -> lit */
+typedef struct lit_opts {
+    bool wide;
+} lit_opts;
+
+static lit re_lit(const re_node *r, const lit_opts *o)
+{
+    switch (r->kind) {
+    case RE_SET: {
+        tr_byteset u[2];
+        memset(u, 0, sizeof u);
+        /* Without the s flag libyara's dot skips only '\n': a set the index
+         * cannot use either way, so the parser's full set stands. */
+        u[0] = r->set;
+        if (o->wide) {
+            /* the zero after each character; after a dot we do not rely on it */
+            if (r->is_dot)
+                tr_byteset_fill(&u[1]);
+            else
+                tr_byteset_add(&u[1], 0);
+        }
+        rset s = {0};
+        rset_push(&s, u, o->wide ? 2 : 1);
+        return lit_exact(s);
+    }
+    case RE_ASSERT:          /* zero width: ^ $ \b \B */
+    case RE_EMPTY:
+        return lit_exact(rset_empty_run());
+    case RE_CAT: {
+        catb b = cat_begin();
+        for (size_t i = 0; i < r->n; i++) {
+            lit c = re_lit(r->sub[i], o);
+            cat_add(&b, &c);
+            lit_free(&c);
+        }
+        return cat_end(&b);
+    }
+    case RE_ALT: {
+        lit *c = tr_xcalloc(r->n + 1, sizeof *c);
+        for (size_t i = 0; i < r->n; i++)
+            c[i] = re_lit(r->sub[i], o);
+        lit l = lit_alt(c, r->n);
+        free(c);
+        return l;
+    }
+    case RE_REPEAT:
+        return lit_repeat(re_lit(r->sub[0], o), r->min, r->max);
+    }
+    return lit_unknown();
+}
+
+/* ---- hex -> lit */
+static lit hex_seq_lit(const hex_seq *s);
+
+static lit hex_item_lit(const hex_item *it)
+{
+    if (it->kind == HEX_BYTE) {
+        tr_byteset b;
+        byte_set(it, &b);
+        rset s = {0};
+        rset_push(&s, &b, 1);
+        return lit_exact(s);
+    }
+    if (it->kind == HEX_JUMP) {
+        if (it->lo == it->hi && it->lo <= 16) {
+            tr_byteset any[16];
+            for (int k = 0; k < 16; k++)
+                tr_byteset_fill(&any[k]);
+            rset s = {0};
+            rset_push(&s, any, (size_t)it->lo);
+            return lit_exact(s);
+        }
+        return lit_unknown();      /* a variable gap: the two sides are ANDed */
+    }
+    lit *c = tr_xcalloc(it->nalt + 1, sizeof *c);
+    for (size_t j = 0; j < it->nalt; j++)
+        c[j] = hex_seq_lit(it->alt[j]);
+    lit l = lit_alt(c, it->nalt);
+    free(c);
+    return l;
+}
+
+static lit hex_seq_lit(const hex_seq *s)
+{
+    catb b = cat_begin();
+    for (size_t i = 0; i < s->n; i++) {
+        lit c = hex_item_lit(&s->items[i]);
+        cat_add(&b, &c);
+        lit_free(&c);
+    }
+    return cat_end(&b);
+}
+
+/* ---- pruning: drop implied conjuncts and disjuncts ------------------------------------
+ * Both steps keep the query's meaning exactly: in AND(a, b) with a => b, b
+ * is redundant; in OR(a, b) with a => b, a is. `work` bounds the effort; when
+ * it runs out nothing is claimed. */
+static bool seq_implies(const tr_query *a, const tr_query *b, long *work)
+{
+    /* a contains b when b accepts some window of a position by position */
+    if (b->n > a->n)
+        return false;
+    *work -= (long)(a->n * b->n / 16);
+    for (size_t off = 0; off + b->n <= a->n; off++) {
+        size_t j = 0;
+        while (j < b->n && set_subset(&a->pos[off + j], &b->pos[j]))
+            j++;
+        if (j == b->n)
+            return true;
+    }
+    return false;
+}
+
+static bool q_implies(const tr_query *a, const tr_query *b, long *work)
+{
+    if (--*work < 0)
+        return false;
+    if (b->kind == TR_Q_ALL || a->kind == TR_Q_NONE)
+        return true;
+    if (a->kind == TR_Q_SEQ && b->kind == TR_Q_SEQ)
+        return seq_implies(a, b, work);
+    if (a->kind == TR_Q_OR) {
+        bool all = a->n > 0;
+        for (size_t i = 0; i < a->n && all; i++)
+            all = q_implies(a->child[i], b, work);
+        if (all)
+            return true;
+    }
+    if (b->kind == TR_Q_AND) {
+        bool all = true;
+        for (size_t i = 0; i < b->n && all; i++)
+            all = q_implies(a, b->child[i], work);
+        if (all)
+            return true;
+    }
+    if (a->kind == TR_Q_AND)
+        for (size_t i = 0; i < a->n; i++)
+            if (q_implies(a->child[i], b, work))
+                return true;
+    if (b->kind == TR_Q_OR)
+        for (size_t i = 0; i < b->n; i++)
+            if (q_implies(a, b->child[i], work))
+                return true;
+    return false;
+}
+
+static void q_prune(tr_query *q, long *work)
+{
+    if (q->kind != TR_Q_AND && q->kind != TR_Q_OR && q->kind != TR_Q_MIN_OF)
+        return;
+    for (size_t i = 0; i < q->n; i++)
+        q_prune(q->child[i], work);
+    if (q->kind == TR_Q_MIN_OF)
+        return;
+    for (size_t i = 0; i < q->n;) {
+        bool drop = false;
+        for (size_t j = 0; j < q->n && !drop; j++) {
+            if (i == j)
+                continue;
+            drop = q->kind == TR_Q_AND ? q_implies(q->child[j], q->child[i], work)
+                                       : q_implies(q->child[i], q->child[j], work);
+        }
+        if (drop) {
+            tr_query_free(q->child[i]);
+            memmove(&q->child[i], &q->child[i + 1], (q->n - i - 1) * sizeof *q->child);
+            q->n--;
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Positions with more alternatives than the index can use are shown as
+ * "??" (a widening, so always sound): it keeps `trawl plan` readable. */
+static void widen_useless(tr_query *q)
+{
+    if (q->kind == TR_Q_SEQ) {
+        for (size_t i = 0; i < q->n; i++)
+            if (tr_byteset_count(&q->pos[i]) > USABLE_SET)
+                tr_byteset_fill(&q->pos[i]);
+        return;
+    }
+    if (q->kind == TR_Q_AND || q->kind == TR_Q_OR || q->kind == TR_Q_MIN_OF)
+        for (size_t i = 0; i < q->n; i++)
+            widen_useless(q->child[i]);
+}
+
+/* Simplified and pruned; consumes q. */
+static tr_query *lit_finish(tr_query *q)
+{
+    long work = 200000;
+    widen_useless(q);
+    q = tr_query_simplify(q);
+    q_prune(q, &work);
+    return tr_query_simplify(q);
+}
+
+/* A short description of a string's query for the notes. */
+static void describe(const tr_query *q, tr_buf *note)
+{
+    if (q->kind == TR_Q_OR) {
+        bool lits = true, seqs = true;
+        for (size_t i = 0; i < q->n; i++) {
+            const tr_query *c = q->child[i];
+            seqs &= c->kind == TR_Q_SEQ;
+            for (size_t k = 0; seqs && k < c->n; k++)
+                lits &= tr_byteset_count(&c->pos[k]) == 1;
+        }
+        if (seqs)
+            tr_buf_printf(note, ", OR of %zu %s", q->n, lits ? "literals" : "sequences");
+        else
+            tr_buf_printf(note, ", OR of %zu alternatives", q->n);
+    } else if (q->kind == TR_Q_AND) {
+        tr_buf_printf(note, ", AND of %zu pieces", q->n);
+    }
+}
+
+/* The literal-set plan of one regex form; the older run-based walk is the
+ * fallback when the sets' queries would exceed the string budget. */
+static tr_query *regex_form(const tr_string *s, bool wide)
+{
+    lit l = re_lit(s->re, &(lit_opts){.wide = wide});
+    tr_query *q = lit_finish(lit_query(&l));
+    lit_free(&l);
+    if (qsize(q) > TR_PLAN_STRING_BUDGET) {
+        tr_query_free(q);
+        q = re_q(s->re, &(re_opts){.wide = wide});
+    }
+    return q;
+}
+
 static tr_query *plan_regex(const tr_string *s, tr_buf *note)
 {
     bool wide = s->mods & MOD_WIDE;
@@ -548,13 +1277,26 @@ static tr_query *plan_regex(const tr_string *s, tr_buf *note)
     tr_query **alts = NULL;
     size_t n = 0;
     if (ascii)
-        vec_push(&alts, &n, re_q(s->re, &(re_opts){.wide = false}));
+        vec_push(&alts, &n, regex_form(s, false));
     if (wide)
-        vec_push(&alts, &n, re_q(s->re, &(re_opts){.wide = true}));
+        vec_push(&alts, &n, regex_form(s, true));
     tr_buf_printf(note, "regex /%.80s/%s%s%s%s", (const char *)s->text, s->re_nocase ? "i" : "",
                   s->re_dotall ? "s" : "", (s->mods & MOD_NOCASE) ? " nocase" : "",
                   ascii && wide ? " ascii+wide" : wide ? " wide" : "");
     return or_vec(alts, n);
+}
+
+static tr_query *plan_hex(const tr_string *s, tr_buf *note)
+{
+    lit l = hex_seq_lit(s->hex);
+    tr_query *q = lit_finish(lit_query(&l));
+    lit_free(&l);
+    if (qsize(q) > TR_PLAN_STRING_BUDGET) {
+        tr_query_free(q);
+        q = hex_q(s->hex);
+    }
+    tr_buf_printf(note, "hex string");
+    return q;
 }
 
 /* ---- per-rule planning ---------------------------------------------------------------------- */
@@ -579,12 +1321,13 @@ static tr_query *string_query(pctx *c, size_t ri, size_t si)
             tr_query *q;
             if (s->kind == STR_TEXT)
                 q = plan_text(s, &note);
-            else if (s->kind == STR_HEX) {
-                q = hex_q(s->hex);
-                tr_buf_printf(&note, "hex string");
-            } else
+            else if (s->kind == STR_HEX)
+                q = plan_hex(s, &note);
+            else
                 q = plan_regex(s, &note);
             q = tr_query_simplify(q);
+            if (s->kind != STR_TEXT)
+                describe(q, &note);
             size_t sz = qsize(q);
             if (sz > TR_PLAN_STRING_BUDGET) {
                 tr_query_free(q);

@@ -123,8 +123,20 @@ static void test_hex_strings(void **state)
     PLAN_IS("rule a { strings: $a = { 41 42 [2-4] 43 44 } condition: $a }", "AND(\"AB\", \"CD\")");
     PLAN_IS("rule a { strings: $a = { 41 42 [2] 43 } condition: $a }", "\"AB\" ?? ??\"C\"");
     PLAN_IS("rule a { strings: $a = { 41 (42 | 43) 44 } condition: $a }", "\"A\" {42,43}\"D\"");
+    /* alternatives of different lengths: one sequence per path */
     PLAN_IS("rule a { strings: $a = { 41 (42 | 43 43) 44 } condition: $a }",
-            "AND(\"A\", OR(\"B\", \"CC\"), \"D\")");
+            "OR(\"ABD\", \"ACCD\")");
+    PLAN_IS("rule a { strings: $a = { 4D 5A ( 41 42 | 43 44 45 ) 90 90 } condition: $a }",
+            "OR(\"MZAB\" 90 90, \"MZCDE\" 90 90)");
+    PLAN_IS("rule a { strings: $a = { 41 ( 42 | 43 ( 44 | 45 45 ) ) 46 } condition: $a }",
+            "OR(\"ABF\", \"ACDF\", \"ACEEF\")");
+    /* a variable jump inside an alternative: that branch is an AND; the
+     * junctions with the neighbours keep the union of the first/last bytes */
+    PLAN_IS("rule a { strings: $a = { 41 42 ( 43 | 44 [2-3] 45 ) 46 47 } condition: $a }",
+            "AND(OR(\"C\", AND(\"D\", \"E\")), \"AB\" {43,44}, {43,45}\"FG\")");
+    /* fixed jumps stay inside the sequences */
+    PLAN_IS("rule a { strings: $a = { 6A 40 ( 6A 14 | 68 ?? 00 ) [2] E8 } condition: $a }",
+            "OR(\"j@j\" 14 ?? ?? e8, \"j@h\" ?? 00 ?? ?? e8)");
 }
 
 static void test_regex(void **state)
@@ -132,12 +144,90 @@ static void test_regex(void **state)
     (void)state;
     PLAN_IS("rule a { strings: $a = /abc.*def/ condition: $a }", "AND(\"abc\", \"def\")");
     PLAN_IS("rule a { strings: $a = /ab(c|d)e/ condition: $a }", "\"ab\" {63,64}\"e\"");
-    PLAN_IS("rule a { strings: $a = /ab(c|de)f/ condition: $a }", "AND(\"ab\", OR(\"c\", \"de\"), \"f\")");
+    PLAN_IS("rule a { strings: $a = /ab(c|de)f/ condition: $a }", "OR(\"abcf\", \"abdef\")");
     PLAN_IS("rule a { strings: $a = /Ab/i condition: $a }", "{41,61} {42,62}");
-    PLAN_IS("rule a { strings: $a = /a+bc?d/ condition: $a }", "AND(\"a\", \"b\", \"d\")");
+    PLAN_IS("rule a { strings: $a = /a+bc?d/ condition: $a }", "OR(\"abd\", \"abcd\")");
     PLAN_IS("rule a { strings: $a = /x{3}y/ condition: $a }", "\"xxxy\"");
     PLAN_IS("rule a { strings: $a = /abc|/ condition: $a }", "ALL");
     PLAN_IS("rule a { strings: $a = /ab/ wide condition: $a }", "\"a\" 00\"b\" 00");
+}
+
+/* Literal-set extraction: exact sets through concatenation, alternation and
+ * bounded repeats; prefix/suffix sets and junctions around what is not exact. */
+static void test_regex_literal_sets(void **state)
+{
+    (void)state;
+    PLAN_IS("rule a { strings: $a = /(foobar|bazqux)[0-9]+end/ condition: $a }",
+            "AND(OR(\"foobar\" {30,31,32,33,34,35,36,37,38,39}, \"bazqux\" {30,31,32,33,34,35,36,37,38,39}), "
+            "{30,31,32,33,34,35,36,37,38,39}\"end\")");
+    PLAN_IS("rule a { strings: $a = /(foo|barbaz)qux/ condition: $a }", "OR(\"fooqux\", \"barbazqux\")");
+    PLAN_IS("rule a { strings: $a = /https?:\\/\\/(www\\.)?evil\\.(com|net)/ condition: $a }",
+            "OR(\"http://evil.com\", \"http://evil.net\", \"http://www.evil.com\", \"http://www.evil.net\", "
+            "\"https://evil.com\", \"https://evil.net\", \"https://www.evil.com\", \"https://www.evil.net\")");
+    /* {2,4}: two copies start and end every match ("abcabcabcxw" holds "abcabcxw") */
+    PLAN_IS("rule a { strings: $a = /(abc){2,4}x(yz)?w/ condition: $a }", "OR(\"abcabcxw\", \"abcabcxyzw\")");
+    /* + keeps one copy, joined to what follows */
+    PLAN_IS("rule a { strings: $a = /(foo|bar)+baz/ condition: $a }", "OR(\"foobaz\", \"barbaz\")");
+    /* equal-length strings differing in one position merge without loss */
+    PLAN_IS("rule a { strings: $a = /(a|b){3}x/ condition: $a }", "{61,62} {61,62} {61,62}\"x\"");
+    PLAN_IS("rule a { strings: $a = /k(0|1|2|3|4|5|6|7|8|9)(0|1|2|3|4|5|6|7|8|9)z/ condition: $a }",
+            "\"k\" {30,31,32,33,34,35,36,37,38,39} {30,31,32,33,34,35,36,37,38,39}\"z\"");
+    /* optional and starred parts: the exact set includes the empty choice */
+    PLAN_IS("rule a { strings: $a = /abc(de)?fgh/ condition: $a }", "OR(\"abcfgh\", \"abcdefgh\")");
+    PLAN_IS("rule a { strings: $a = /abc(de)*fgh/ condition: $a }", "AND(\"abc\", \"fgh\")");
+    PLAN_IS("rule a { strings: $a = /a(bc)*d|xyz?/ condition: $a }", "OR(AND(\"a\", \"d\"), \"xy\")");
+    /* zero-width assertions and classes; a dot is any byte */
+    PLAN_IS("rule a { strings: $a = /\\bfoo(\\s|\\d)bar$/ condition: $a }",
+            "\"foo\" {09,0a,0b,0c,0d,20,30,31,32,33,34,35,36,37,38,39}\"bar\"");
+    PLAN_IS("rule a { strings: $a = /ab.cd/s condition: $a }", "\"ab\" ??\"cd\"");
+    PLAN_IS("rule a { strings: $a = /ab.cd/ condition: $a }", "\"ab\" ??\"cd\"");
+    /* nocase folds every literal of the set */
+    PLAN_IS("rule a { strings: $a = /(ab|xyz)!/i condition: $a }",
+            "OR({41,61} {42,62}\"!\", {58,78} {59,79} {5a,7a}\"!\")");
+    PLAN_IS("rule a { strings: $a = /(ab|c)d/ nocase condition: $a }",
+            "OR({41,61} {42,62} {44,64}, {43,63} {44,64})");
+    /* wide: both readings, the zero after each character */
+    PLAN_IS("rule a { strings: $a = /ab(c|de)/ wide ascii condition: $a }",
+            "OR(\"abc\", \"abde\", \"a\" 00\"b\" 00\"c\" 00, \"a\" 00\"b\" 00\"d\" 00\"e\" 00)");
+    /* a variable repeat of a wide class is not enumerated */
+    PLAN_IS("rule a { strings: $a = /del [a-z]{2,8}\\.tmp/ condition: $a }",
+            "AND(\"del \" {61,62,63,64,65,66,67,68,69,6a,6b,6c,6d,6e,6f,70,71,72,73,74,75,76,77,78,79,7a} "
+            "{61,62,63,64,65,66,67,68,69,6a,6b,6c,6d,6e,6f,70,71,72,73,74,75,76,77,78,79,7a}, "
+            "{61,62,63,64,65,66,67,68,69,6a,6b,6c,6d,6e,6f,70,71,72,73,74,75,76,77,78,79,7a} "
+            "{61,62,63,64,65,66,67,68,69,6a,6b,6c,6d,6e,6f,70,71,72,73,74,75,76,77,78,79,7a}\".tmp\")");
+    /* a long fixed repeat: its first and last copies bound the junctions */
+    PLAN_IS("rule a { strings: $a = /ab{100}c/ condition: $a }",
+            "AND(\"abbbbbbbbbbbbbbbb\", \"bbbbbbbbbbbbbbbbc\")");
+}
+
+/* Past the set budget: the OR of the branches stays exact, the sets that
+ * join them to their neighbours are merged position-wise. */
+static void test_regex_budget(void **state)
+{
+    (void)state;
+    tr_buf src = {0};
+    tr_buf_printf(&src, "rule a { strings: $a = /(");
+    for (int i = 0; i < 80; i++)
+        tr_buf_printf(&src, "%s%c%c%c", i ? "|" : "", 'a' + i % 26, 'a' + (i * 7 + i / 26) % 26,
+                      'a' + (i * 11 + 3 * (i / 26)) % 26);
+    tr_buf_printf(&src, ")xyz/ condition: $a }");
+    tr_buf_append(&src, "", 1);
+    char *got = plan_of(src.data);
+    assert_true(strncmp(got, "AND(OR(\"aaa\", ", 13) == 0);
+    assert_non_null(strstr(got, "\"xyz\")"));
+    free(got);
+    tr_buf_free(&src);
+    /* far beyond every budget the string still plans to something sound */
+    tr_buf big = {0};
+    tr_buf_printf(&big, "rule a { strings: $a = /");
+    for (int i = 0; i < 12; i++)
+        tr_buf_printf(&big, "(a|b|c|d|e)(f|g|h|i|j)");
+    tr_buf_printf(&big, "/ condition: $a }");
+    tr_buf_append(&big, "", 1);
+    got = plan_of(big.data);
+    assert_true(strcmp(got, "ALL") != 0);
+    free(got);
+    tr_buf_free(&big);
 }
 
 static void test_conditions(void **state)
@@ -211,10 +301,22 @@ static void test_plan_api_and_explain(void **state)
     tr_buf b = {0};
     tr_plan_explain(p, &b);
     tr_buf_append(&b, "", 1);
-    assert_non_null(strstr(b.data, "$a: regex /a.{0,3}b/ -> no usable run of >= 3 bytes -> all"));
+    assert_non_null(strstr(b.data, "$a: regex /a.{0,3}b/, AND of 2 pieces -> no usable run of >= 3 bytes -> all"));
     assert_non_null(strstr(b.data, "this rule scans every file"));
     assert_non_null(strstr(b.data, "$a: nocase text, 5 bytes"));
     tr_buf_free(&b);
+    tr_plan_free(p);
+    tr_ruleset_free(rs);
+
+    assert_int_equal(tr_rules_parse_string("t.yar",
+        "rule r { strings: $a = /(foobar|bazqux)end/ $b = { 41 42 43 ( 44 | 45 46 ) } "
+        "$c = /(abc|abd)x+y/ condition: all of them }", &rs, &err), 0);
+    assert_int_equal(tr_plan_build(rs, &p, &err), 0);
+    assert_string_equal(tr_plan_string_note(p, 0, 0),
+                        "$a: regex /(foobar|bazqux)end/, OR of 2 literals -> 19 positions");
+    assert_string_equal(tr_plan_string_note(p, 0, 1), "$b: hex string, OR of 2 literals -> 10 positions");
+    assert_string_equal(tr_plan_string_note(p, 0, 2),
+                        "$c: regex /(abc|abd)x+y/, AND of 2 pieces -> 7 positions");
     tr_plan_free(p);
     tr_ruleset_free(rs);
 }
@@ -268,6 +370,8 @@ int main(void)
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_hex_strings),
         cmocka_unit_test(test_regex),
+        cmocka_unit_test(test_regex_literal_sets),
+        cmocka_unit_test(test_regex_budget),
         cmocka_unit_test(test_conditions),
         cmocka_unit_test(test_rule_references_and_globals),
         cmocka_unit_test(test_plan_api_and_explain),
