@@ -658,13 +658,12 @@ static int bulk_tasks(tr_hunt *h, tr_store *s, const int64_t *ids, size_t n, uin
     return 0;
 }
 
-/* The store's totals (count and sum of sizes over every sample: a scan of the
- * whole samples table, ~60 ms for 41k samples, as long as the index's answer
- * for a selective rule) only feed progress and the summary line, so they are
- * read on a connection of their own while the index answers. */
+/* The store's totals only feed progress and the summary line, so they are
+ * read on a connection of their own while the index answers (the store
+ * caches the byte total; a miss is a scan of its samples table). */
 typedef struct stats_job {
     const char *data_dir;
-    tr_store_stats stats;
+    uint64_t samples, bytes;
     tr_error err;
     int rc;
 } stats_job;
@@ -673,11 +672,15 @@ static void *stats_main(void *arg)
 {
     stats_job *j = arg;
     tr_store *s = NULL;
-    j->rc = tr_store_open(j->data_dir, TR_STORE_READONLY, &s, &j->err);
+    tr_store_stats st = {0};
+    /* Read-write so that a cache miss can be filled for the next hunt. */
+    j->rc = tr_store_open(j->data_dir, 0, &s, &j->err);
     if (j->rc == 0) {
-        j->rc = tr_store_stats_get(s, &j->stats, &j->err);
+        j->rc = tr_store_stats_get(s, &st, &j->err);
         tr_store_close(s);
     }
+    j->samples = (uint64_t)st.samples;
+    j->bytes = (uint64_t)st.bytes;
     return NULL;
 }
 
@@ -693,8 +696,8 @@ static int stats_finish(tr_hunt *h, stats_job *j, pthread_t *th, bool threaded, 
         *err = j->err;
         return -1;
     }
-    atomic_store(&h->samples, (uint64_t)j->stats.samples);
-    atomic_store(&h->sample_bytes, (uint64_t)j->stats.bytes);
+    atomic_store(&h->samples, j->samples);
+    atomic_store(&h->sample_bytes, j->bytes);
     return 0;
 }
 

@@ -16,12 +16,23 @@
 
 #define MAX_WINDOWS 256          /* planned per leaf */
 #define EVAL_WINDOWS 16          /* used per leaf per segment, rarest first */
+#define FEW_CANDIDATES 16        /* per leaf per segment: every window is used */
+#define EST_WINDOWS 4            /* looked at per leaf per segment by estimates */
 
 typedef struct pwin {
     int kind;
     uint32_t *keys;
     size_t nkeys;
+    size_t at;                /* offset in the sequence */
 } pwin;
+
+/* A leaf's window order, learned from the first segment that evaluates it
+ * (see eval_leaf); filled during evaluation, hence outside the const plan.
+ * A plan belongs to one tr_index_query call, so no other thread sees it. */
+typedef struct worder {
+    bool ready;
+    size_t *idx;              /* window indexes, rarest in that segment first */
+} worder;
 
 typedef struct pnode {
     const tr_query *q;
@@ -30,6 +41,7 @@ typedef struct pnode {
     pwin *w;
     size_t nw;
     bool widened;
+    worder *ord;              /* leaves only */
 } pnode;
 
 static int cmp_win(const void *a, const void *b)
@@ -48,7 +60,12 @@ static void plan_leaf(pnode *p, const tr_index_opts *o)
     for (int kind = 0; kind < TR_GRAM_KINDS; kind++)
         for (size_t j = 0; j < q->n; j++) {
             size_t nk;
-            if (!tr_grams_window(kind, q->pos + j, q->n - j, o->window_budget, keys, &nk))
+            /* gram3 windows are sized without their keys, which are made
+             * below only for the windows kept: a hex string full of ?? has
+             * hundreds of 256-key windows and keeps at most 8 of them. */
+            if (kind == TR_GRAM3
+                    ? !tr_grams_gram3_size(q->pos + j, q->n - j, o->window_budget, &nk)
+                    : !tr_grams_window(kind, q->pos + j, q->n - j, o->window_budget, keys, &nk))
                 continue;
             if (nw == cap) {
                 cap *= 2;
@@ -56,11 +73,14 @@ static void plan_leaf(pnode *p, const tr_index_opts *o)
             }
             w[nw].kind = kind;
             w[nw].nkeys = nk;
-            w[nw].keys = tr_xmalloc(nk * sizeof *keys);
-            memcpy(w[nw].keys, keys, nk * sizeof *keys);
+            w[nw].at = j;
+            w[nw].keys = NULL;
+            if (kind != TR_GRAM3) {
+                w[nw].keys = tr_xmalloc(nk * sizeof *keys);
+                memcpy(w[nw].keys, keys, nk * sizeof *keys);
+            }
             nw++;
         }
-    free(keys);
     /* Narrowest expansions first; stable order keeps position order among equals. */
     for (size_t i = 1; i < nw; i++)
         for (size_t j = i; j > 0 && cmp_win(&w[j - 1], &w[j]) > 0; j--) {
@@ -72,14 +92,26 @@ static void plan_leaf(pnode *p, const tr_index_opts *o)
     for (size_t i = 0; i < nw; i++) {
         if (keep < MAX_WINDOWS && used + w[i].nkeys <= o->leaf_budget) {
             used += w[i].nkeys;
+            if (!w[i].keys) {
+                size_t nk;
+                if (!tr_grams_window(w[i].kind, q->pos + w[i].at, q->n - w[i].at,
+                                     o->window_budget, keys, &nk) ||
+                    nk != w[i].nkeys)
+                    tr_die("index: gram3 window sizes disagree");
+                w[i].keys = tr_xmalloc(nk * sizeof *keys);
+                memcpy(w[i].keys, keys, nk * sizeof *keys);
+            }
             w[keep++] = w[i];
         } else {
             free(w[i].keys);
         }
     }
+    free(keys);
     p->w = w;
     p->nw = keep;
     p->widened = keep == 0;
+    p->ord = tr_xcalloc(1, sizeof *p->ord);
+    p->ord->idx = tr_xcalloc(keep ? keep : 1, sizeof *p->ord->idx);
 }
 
 static void plan(pnode *p, const tr_query *q, const tr_index_opts *o)
@@ -104,6 +136,9 @@ static void plan_free(pnode *p)
     for (size_t i = 0; i < p->nw; i++)
         free(p->w[i].keys);
     free(p->w);
+    if (p->ord)
+        free(p->ord->idx);
+    free(p->ord);
 }
 
 /* ---- per-segment evaluation ---------------------------------------------------- */
@@ -114,11 +149,78 @@ typedef struct rset {
     size_t n;
 } rset;
 
+/* One key's lookup in one segment, kept for the rest of the query. */
+typedef struct memo_ent {
+    uint32_t key;
+    bool used;
+    int rc;                   /* tr_plist_open's: 0, or -1 when malformed */
+    bool found;
+    tr_plist pl;
+} memo_ent;
+
 typedef struct ectx {
     const tr_seg *seg;
+    bool query;               /* tr_index_query: leaves may learn their order */
     bool widened;
     bool corrupt;
+    /* Open-addressed table of the keys looked up in this segment: the AND
+     * ordering estimates every child (recursively, at each level), then the
+     * evaluation resolves the same windows again, and each lookup is a binary
+     * search in the block index plus a scan of up to 64 directory entries on
+     * cold mapped pages. Profiled on a 62-segment index, repeats were most of
+     * a hunt's index time. */
+    memo_ent *memo;
+    size_t memo_cap, memo_n;  /* cap: a power of two, or 0 */
 } ectx;
+
+static void ectx_free(ectx *c)
+{
+    free(c->memo);
+    c->memo = NULL;
+    c->memo_cap = c->memo_n = 0;
+}
+
+static size_t memo_slot(const memo_ent *t, size_t cap, uint32_t key)
+{
+    size_t i = (size_t)((key * 2654435761u) & (cap - 1));
+    while (t[i].used && t[i].key != key)
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+static void memo_grow(ectx *c)
+{
+    size_t cap = c->memo_cap ? 2 * c->memo_cap : 256;
+    memo_ent *t = tr_xcalloc(cap, sizeof *t);
+    for (size_t i = 0; i < c->memo_cap; i++)
+        if (c->memo[i].used)
+            t[memo_slot(t, cap, c->memo[i].key)] = c->memo[i];
+    free(c->memo);
+    c->memo = t;
+    c->memo_cap = cap;
+}
+
+/* The list of key in the segment: NULL when absent, else the opened list
+ * with *rc = tr_plist_open's result (the caller judges corruption). */
+static const tr_plist *lookup(ectx *c, uint32_t key, int *rc)
+{
+    if (2 * (c->memo_n + 1) > c->memo_cap)
+        memo_grow(c);
+    memo_ent *e = &c->memo[memo_slot(c->memo, c->memo_cap, key)];
+    if (!e->used) {
+        const unsigned char *l;
+        size_t len;
+        int codec;
+        e->used = true;
+        e->key = key;
+        e->found = tr_seg_lookup(c->seg, key, &l, &len, &codec);
+        if (e->found)
+            e->rc = tr_plist_open(&e->pl, codec, l, len);
+        c->memo_n++;
+    }
+    *rc = e->rc;
+    return e->found ? &e->pl : NULL;
+}
 
 static rset rs_all(void) { return (rset){.all = true}; }
 static rset rs_empty(void) { return (rset){.all = false}; }
@@ -186,50 +288,96 @@ typedef struct rwin {
     uint64_t est;
 } rwin;
 
-static int cmp_rwin(const void *a, const void *b)
-{
-    const rwin *x = a, *y = b;
-    return x->est < y->est ? -1 : x->est > y->est;
-}
-
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return x < y ? -1 : x > y;
 }
 
-/* Resolves the windows of a leaf in one segment. Returns the number usable
- * (kind present in the segment); *empty when some window has no document. */
-static size_t resolve(ectx *c, const pnode *p, rwin *rw, bool *empty)
+/* Looks up the keys of window w in the segment into r. Returns false when
+ * the segment lacks the window's kind (the window is unusable there). */
+static bool resolve_one(ectx *c, const pwin *w, rwin *r)
 {
-    size_t n = 0;
-    *empty = false;
-    for (size_t i = 0; i < p->nw; i++) {
-        const pwin *w = &p->w[i];
-        if (!(c->seg->kinds & TR_KIND_BIT(w->kind)))
+    r->pl = NULL;
+    r->npl = 0;
+    r->est = 0;
+    if (!(c->seg->kinds & TR_KIND_BIT(w->kind)))
+        return false;
+    r->pl = tr_xmalloc(w->nkeys * sizeof *r->pl);
+    for (size_t k = 0; k < w->nkeys; k++) {
+        int rc;
+        const tr_plist *pl = lookup(c, w->keys[k], &rc);
+        if (!pl)
             continue;
-        rwin *r = &rw[n];
-        r->pl = tr_xmalloc(w->nkeys * sizeof *r->pl);
-        r->npl = 0;
-        r->est = 0;
-        for (size_t k = 0; k < w->nkeys; k++) {
-            const unsigned char *l;
-            size_t len;
-            int codec;
-            if (!tr_seg_lookup(c->seg, w->keys[k], &l, &len, &codec))
-                continue;
-            if (tr_plist_open(&r->pl[r->npl], codec, l, len) < 0 || r->pl[r->npl].n > c->seg->ndocs) {
-                c->corrupt = true;   /* and never size a buffer from a damaged count */
-                continue;
-            }
-            r->est += r->pl[r->npl].n;
-            r->npl++;
+        if (rc < 0 || pl->n > c->seg->ndocs) {
+            c->corrupt = true;   /* and never size a buffer from a damaged count */
+            continue;
         }
-        n++;
-        if (r->npl == 0)
-            *empty = true;
+        r->pl[r->npl] = *pl;
+        r->est += pl->n;
+        r->npl++;
     }
-    return n;
+    return true;
+}
+
+typedef struct rank {
+    uint64_t est;
+    size_t i;
+} rank;
+
+static int cmp_rank(const void *a, const void *b)
+{
+    const rank *x = a, *y = b;
+    if (x->est != y->est)
+        return x->est < y->est ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Sum of the list lengths of window w in the segment, stopping once it
+ * exceeds cap (the window then ranks behind the ones that matter); UINT64_MAX
+ * when the segment lacks the window's kind. */
+static uint64_t window_size(ectx *c, const pwin *w, uint64_t cap)
+{
+    if (!(c->seg->kinds & TR_KIND_BIT(w->kind)))
+        return UINT64_MAX;
+    uint64_t sum = 0;
+    for (size_t k = 0; k < w->nkeys && sum <= cap; k++) {
+        int rc;
+        const tr_plist *pl = lookup(c, w->keys[k], &rc);
+        if (pl && rc == 0)
+            sum += pl->n;
+    }
+    return sum;
+}
+
+/* Orders the leaf's windows rarest first by their list lengths in this
+ * segment (windows of kinds it lacks last), once per query. Windows come
+ * narrowest first, so the EVAL_WINDOWS-th smallest size found so far soon
+ * bounds the rest: a 256-key window (a hex string's `?? 8B EC`) stops being
+ * looked up once it is known to be wider, instead of costing 256 lookups. */
+static void learn_order(ectx *c, const pnode *p)
+{
+    rank *r = tr_xmalloc((p->nw + 1) * sizeof *r);
+    uint64_t best[EVAL_WINDOWS];  /* smallest sizes so far, ascending */
+    size_t nbest = 0;
+    for (size_t i = 0; i < p->nw; i++) {
+        uint64_t cap = nbest == EVAL_WINDOWS ? best[EVAL_WINDOWS - 1] : UINT64_MAX;
+        r[i].i = i;
+        r[i].est = window_size(c, &p->w[i], cap);
+        if (r[i].est == UINT64_MAX || (nbest == EVAL_WINDOWS && r[i].est >= cap))
+            continue;
+        size_t j = nbest < EVAL_WINDOWS ? nbest++ : EVAL_WINDOWS - 1;
+        while (j > 0 && best[j - 1] > r[i].est) {
+            best[j] = best[j - 1];
+            j--;
+        }
+        best[j] = r[i].est;
+    }
+    qsort(r, p->nw, sizeof *r, cmp_rank);
+    for (size_t i = 0; i < p->nw; i++)
+        p->ord->idx[i] = r[i].i;
+    p->ord->ready = true;
+    free(r);
 }
 
 static rset materialize(ectx *c, const rwin *w)
@@ -286,58 +434,80 @@ static rset materialize(ectx *c, const rwin *w)
     return r;
 }
 
+/* A leaf in one segment. Windows are taken in the order learned from the
+ * first segment evaluated, the largest (rarity is a property of the corpus
+ * more than of one segment), and resolved one at a time: the candidates
+ * shrink with each, and the leaf stops at the first window that leaves none,
+ * or after EVAL_WINDOWS while candidates are many. Resolving every window of every segment up front, to rank
+ * them locally, cost ~100 lookups per leaf per segment for long strings: on
+ * a 62-segment index that was most of a selective hunt's time (each lookup
+ * faults in cold directory and list pages). Sound either way: a window only
+ * removes documents that cannot hold the sequence. */
 static rset eval_leaf(ectx *c, const pnode *p, const rset *f)
 {
     if (p->widened) {
         c->widened = true;
         return rs_filter_or_all(f);
     }
-    rwin *rw = tr_xmalloc((p->nw + 1) * sizeof *rw);
-    bool empty;
-    size_t n = resolve(c, p, rw, &empty);
-    rset cand;
-    if (empty) {
-        cand = rs_empty();
-    } else if (n == 0) {
-        /* The segment lacks every kind this leaf could use. */
-        c->widened = true;
-        cand = rs_filter_or_all(f);
-    } else {
-        qsort(rw, n, sizeof *rw, cmp_rwin);
-        size_t start = 0;
-        if (f) {
-            cand = rs_copy(f);
-        } else {
-            cand = materialize(c, &rw[0]);
-            start = 1;
+    if (!p->ord->ready)
+        learn_order(c, p);   /* lookups memoized: the loop below reuses them */
+    rset cand = {.n = 0};
+    bool have = false;
+    if (f) {
+        cand = rs_copy(f);
+        have = true;
+    }
+    size_t used = 0;
+    for (size_t j = 0; j < p->nw; j++) {
+        if (have && cand.n == 0)
+            break;
+        /* Past EVAL_WINDOWS only while few candidates remain: a window is
+         * then a lookup and a few probes, a false candidate a file read and a
+         * libyara scan. So a leaf is at least as narrow as with the locally
+         * rarest EVAL_WINDOWS windows wherever its candidates are few. */
+        if (used >= EVAL_WINDOWS && (!have || cand.n > FEW_CANDIDATES))
+            break;
+        rwin rw;
+        if (!resolve_one(c, &p->w[p->ord->idx[j]], &rw))
+            continue;
+        used++;
+        if (rw.npl == 0) {
+            /* No document here holds this window, so none holds the sequence. */
+            free(rw.pl);
+            rs_free(&cand);
+            return rs_empty();
         }
-        size_t lim = n < EVAL_WINDOWS ? n : EVAL_WINDOWS;
-        for (size_t i = start; i < lim && cand.n > 0; i++) {
-            if (rw[i].est < cand.n / 8) {
-                rset m = materialize(c, &rw[i]);
-                rs_intersect(&cand, m.v, m.n);
-                rs_free(&m);
-                continue;
-            }
+        if (!have) {
+            cand = materialize(c, &rw);
+            have = true;
+        } else if (rw.est < cand.n / 8) {
+            rset m = materialize(c, &rw);
+            rs_intersect(&cand, m.v, m.n);
+            rs_free(&m);
+        } else {
             /* Probe: candidates are few relative to the lists. */
-            tr_plist_cursor *cur = tr_xmalloc(rw[i].npl * sizeof *cur);
-            for (size_t k = 0; k < rw[i].npl; k++)
-                tr_plist_cursor_init(&cur[k], &rw[i].pl[k]);
+            tr_plist_cursor *cur = tr_xmalloc(rw.npl * sizeof *cur);
+            for (size_t k = 0; k < rw.npl; k++)
+                tr_plist_cursor_init(&cur[k], &rw.pl[k]);
             size_t out = 0;
-            for (size_t j = 0; j < cand.n; j++) {
+            for (size_t i = 0; i < cand.n; i++) {
                 bool hit = false;
-                for (size_t k = 0; k < rw[i].npl && !hit; k++)
-                    hit = tr_plist_contains(&cur[k], cand.v[j]);
+                for (size_t k = 0; k < rw.npl && !hit; k++)
+                    hit = tr_plist_contains(&cur[k], cand.v[i]);
                 if (hit)
-                    cand.v[out++] = cand.v[j];
+                    cand.v[out++] = cand.v[i];
             }
             cand.n = out;
             free(cur);
         }
+        free(rw.pl);
     }
-    for (size_t i = 0; i < n; i++)
-        free(rw[i].pl);
-    free(rw);
+    if (used == 0) {
+        /* The segment lacks every kind this leaf could use. */
+        c->widened = true;
+        rs_free(&cand);
+        return rs_filter_or_all(f);
+    }
     return cand;
 }
 
@@ -349,21 +519,30 @@ static uint64_t estimate_leaf(ectx *c, const pnode *p)
     if (p->widened)
         return nd;
     uint64_t best = nd;
-    for (size_t i = 0; i < p->nw; i++) {
-        const pwin *w = &p->w[i];
+    /* An AND estimates every child but may evaluate only the first: a leaf
+     * that is never evaluated would otherwise look up all its windows in
+     * every segment just to be estimated. tr_index_estimate keeps the exact
+     * minimum (it reports the figure). */
+    if (c->query && !p->ord->ready)
+        learn_order(c, p);
+    /* Once the leaf's order is known, its first windows bound the estimate
+     * (an upper bound, as an estimate may be) without a lookup per window. */
+    size_t lim = p->ord->ready && p->nw > EST_WINDOWS ? EST_WINDOWS : p->nw;
+    for (size_t j = 0; j < lim; j++) {
+        const pwin *w = &p->w[p->ord->ready ? p->ord->idx[j] : j];
         if (!(c->seg->kinds & TR_KIND_BIT(w->kind)))
             continue;
         uint64_t sum = 0;
         for (size_t k = 0; k < w->nkeys && sum < best; k++) {
-            const unsigned char *l;
-            size_t len;
-            int codec;
-            tr_plist pl;
-            if (tr_seg_lookup(c->seg, w->keys[k], &l, &len, &codec) && tr_plist_open(&pl, codec, l, len) == 0)
-                sum += pl.n;
+            int rc;
+            const tr_plist *pl = lookup(c, w->keys[k], &rc);
+            if (pl && rc == 0)
+                sum += pl->n;
         }
         if (sum < best)
             best = sum;
+        if (best == 0)
+            break;    /* cannot get lower: skip the other windows' lookups */
     }
     return best;
 }
@@ -530,12 +709,22 @@ int tr_index_query(tr_index *ix, const tr_query *q, uint32_t **ids, size_t *n, b
     plan(&root, q, &ix->opts);
     tr_buf out = {0};
     bool wide = false, corrupt = false;
+    /* Largest segment first: the first segment a leaf meets sets its window
+     * order for the others (eval_leaf), and the most documents make the best
+     * sample. The answer is sorted below, so the order changes nothing else. */
+    rank *order = tr_xmalloc((s->nseg + 1) * sizeof *order);
     for (size_t i = 0; i < s->nseg; i++) {
-        ectx c = {.seg = s->seg[i]};
+        order[i].est = UINT32_MAX - s->seg[i]->ndocs;
+        order[i].i = i;
+    }
+    qsort(order, s->nseg, sizeof *order, cmp_rank);
+    for (size_t oi = 0; oi < s->nseg; oi++) {
+        const tr_seg *g = s->seg[order[oi].i];
+        ectx c = {.seg = g, .query = true};
         rset r = eval_node(&c, &root, NULL);
+        ectx_free(&c);
         wide |= c.widened;
         corrupt |= c.corrupt;
-        const tr_seg *g = s->seg[i];
         if (r.all) {
             for (uint32_t o = 0; o < g->ndocs; o++) {
                 uint32_t id = tr_seg_doc(g, o);
@@ -555,6 +744,7 @@ int tr_index_query(tr_index *ix, const tr_query *q, uint32_t **ids, size_t *n, b
         }
         rs_free(&r);
     }
+    free(order);
     plan_free(&root);
     tr_ix_snap_unref(s);
     if (corrupt) {
@@ -589,6 +779,7 @@ int tr_index_estimate(tr_index *ix, const tr_query *q, uint64_t *estimate, tr_er
     for (size_t i = 0; i < s->nseg; i++) {
         ectx c = {.seg = s->seg[i]};
         sum += estimate_node(&c, &root);
+        ectx_free(&c);
     }
     plan_free(&root);
     tr_ix_snap_unref(s);

@@ -45,6 +45,10 @@ void tr_grams_extract(const unsigned char *d, size_t len, uint32_t kinds, tr_gra
  * outside the kind's alphabet, or too wide). */
 size_t tr_grams_window(int kind, const tr_byteset *pos, size_t len, uint32_t budget,
                        uint32_t *keys, size_t *nkeys);
+/* tr_grams_window for TR_GRAM3 without the keys: the window length (0 when
+ * unusable) and exactly the number of keys it would give (gram3 keys are the
+ * bytes themselves, so the count is the product of the positions' sets). */
+size_t tr_grams_gram3_size(const tr_byteset *pos, size_t len, uint32_t budget, size_t *nkeys);
 unsigned char tr_fold(unsigned char c);
 bool tr_is_text(unsigned char c);
 uint32_t tr_hash24(uint32_t x);

@@ -266,6 +266,35 @@ static void test_fsck(void **state)
     free(dir);
 }
 
+/* The byte total is cached under (count, max id); every change shows. */
+static void test_stats_follow_changes(void **state)
+{
+    fixture *f = *state;
+    tr_error err;
+    tr_store_stats st;
+    assert_int_equal(tr_store_stats_get(f->s, &st, &err), 0);
+    assert_int_equal(st.samples, 0);
+    assert_int_equal(st.bytes, 0);
+    add(f, "12345", 5, "a", NULL, NULL);
+    add(f, "1234567890", 10, "b", NULL, NULL);
+    for (int twice = 0; twice < 2; twice++) {
+        assert_int_equal(tr_store_stats_get(f->s, &st, &err), 0);
+        assert_int_equal(st.samples, 2);
+        assert_int_equal(st.bytes, 15);
+    }
+    char sha[TR_SHA256_HEX];
+    tr_sha256_hex("1234567890", 10, sha);
+    assert_int_equal(tr_store_remove(f->s, sha, NULL, &err), 1);
+    assert_int_equal(tr_store_stats_get(f->s, &st, &err), 0);
+    assert_int_equal(st.samples, 1);
+    assert_int_equal(st.bytes, 5);
+    /* Same count as before the removal, but a new max id: not the old sum. */
+    add(f, "abcdefghijklmnopqrst", 20, "c", NULL, NULL);
+    assert_int_equal(tr_store_stats_get(f->s, &st, &err), 0);
+    assert_int_equal(st.samples, 2);
+    assert_int_equal(st.bytes, 25);
+}
+
 static void test_truncated_stage_is_rejected(void **state)
 {
     fixture *f = *state;
@@ -302,6 +331,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsck, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats_follow_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_stage_is_rejected, setup, teardown),
         cmocka_unit_test(test_readonly_missing_dir),
     };
