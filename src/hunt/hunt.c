@@ -556,30 +556,16 @@ static int candidates(tr_hunt *h, tr_store *s, const tr_query *q, bool all, int6
         *n_out = n;
         return 0;
     }
-    tr_index *ix = NULL;
-    char *dir = tr_xasprintf("%s/index", h->data_dir);
-    int orc = tr_index_open(dir, &ix, err);
-    free(dir);
-    if (orc != 0)
-        return -1;
-    uint32_t *cand = NULL;
-    size_t nc = 0;
-    bool widened = false;
-    int qrc = tr_index_query(ix, q, &cand, &nc, &widened, err);
-    tr_index_close(ix);
-    if (qrc != 0)
-        return -1;
-    if (widened)
-        notice(h, "part of the query had no usable n-gram window and was widened");
-    size_t cap = nc + 1024;
-    ids = tr_xmalloc(cap * sizeof *ids);
-    for (size_t i = 0; i < nc; i++)
-        ids[n++] = cand[i];
-    free(cand);
+    /* The samples the index does not hold yet are read before the index is
+     * asked: a sample marked indexed after this read was published in the
+     * index before it was marked, so the index answer taken next covers it.
+     * The other order loses a sample indexed in between. */
     enum { PAGE = 4096 };
     int64_t *pids = tr_xmalloc(PAGE * sizeof *pids);
     char (*sha)[TR_SHA256_HEX] = tr_xmalloc(PAGE * sizeof *sha);
     uint64_t *sizes = tr_xmalloc(PAGE * sizeof *sizes);
+    size_t cap = 1024;
+    ids = tr_xmalloc(cap * sizeof *ids);
     int64_t after = 0;
     size_t unindexed = 0;
     for (;;) {
@@ -607,6 +593,30 @@ static int candidates(tr_hunt *h, tr_store *s, const tr_query *q, bool all, int6
     free(pids);
     free(sha);
     free(sizes);
+    tr_index *ix = NULL;
+    char *dir = tr_xasprintf("%s/index", h->data_dir);
+    int orc = tr_index_open(dir, &ix, err);
+    free(dir);
+    if (orc != 0) {
+        free(ids);
+        return -1;
+    }
+    uint32_t *cand = NULL;
+    size_t nc = 0;
+    bool widened = false;
+    int qrc = tr_index_query(ix, q, &cand, &nc, &widened, err);
+    tr_index_close(ix);
+    if (qrc != 0) {
+        free(ids);
+        return -1;
+    }
+    if (widened)
+        notice(h, "part of the query had no usable n-gram window and was widened");
+    if (n + nc > cap)
+        ids = tr_xrealloc(ids, (n + nc) * sizeof *ids);
+    for (size_t i = 0; i < nc; i++)
+        ids[n++] = cand[i];
+    free(cand);
     if (unindexed)
         notice(h, "%zu samples are not indexed yet: all of them are verified", unindexed);
     qsort(ids, n, sizeof *ids, cmp_i64);
@@ -829,9 +839,9 @@ int tr_hunt_run(tr_hunt *h, tr_error *err)
 {
     if (hunt_db_open(h->data_dir, &h->db, err) != 0)
         return -1;
-    char *tmpdir = tr_xasprintf("%s/tmp", h->data_dir);
-    tr_mkdir_p(tmpdir, 0755, err);
-    free(tmpdir);
+    char *rundir = tr_xasprintf("%s/run", h->data_dir);
+    tr_mkdir_p(rundir, 0755, err);
+    free(rundir);
     char *lp = hunt_lock_path(h->data_dir, h->id);
     int lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {

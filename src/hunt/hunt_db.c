@@ -79,9 +79,11 @@ int hunt_db_open(const char *data_dir, sqlite3 **out, tr_error *err)
     return 0;
 }
 
+/* Not under tmp/: the store sweeps its staging directory, and a running
+ * hunt's lock is how other processes tell it from a dead one. */
 char *hunt_lock_path(const char *data_dir, int64_t id)
 {
-    return tr_xasprintf("%s/tmp/hunt-%lld.lock", data_dir, (long long)id);
+    return tr_xasprintf("%s/run/hunt-%lld.lock", data_dir, (long long)id);
 }
 
 /* A running job holds an exclusive flock on its lock file for as long as its

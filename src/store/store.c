@@ -90,13 +90,14 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 }
 
 /* Temp files carry the writer's pid so that a sweep can tell live files of a
- * concurrent process (the server, another add) from leftovers of dead ones. */
+ * concurrent process (the server, another add) from leftovers of dead ones.
+ * Names of another shape are not the store's to delete (fsck reports them). */
 static bool tmp_name_is_dead(const char *name)
 {
     char *end = NULL;
     long pid = strtol(name, &end, 10);
     if (end == name || *end != '-' || pid <= 0)
-        return true;
+        return false;
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 

@@ -102,8 +102,14 @@ test("plans and runs a hunt that finds the upload", async () => {
   // The index catches up with the upload in the background.
   await page.click("#hunt");
   await page.waitForURL(/#\/hunts\/\d+/);
-  await page.waitForSelector(`#matches a:text('${sha256.slice(0, 16)}')`, { timeout: 30000 });
-  await page.waitForSelector("#state b.good", { timeout: 30000 });
+  try {
+    await page.waitForSelector("#state b.good", { timeout: 30000 });
+    await page.waitForSelector(`#matches a:text('${sha256.slice(0, 16)}')`, { timeout: 10000 });
+  } catch (e) {
+    await shot("05-hunt-results-failed");
+    throw new Error(e.message + "\nstate: " + (await page.textContent("#state")) +
+                    "\nmatches: " + (await page.textContent("#matches")));
+  }
   assert.match(await page.textContent("#state"), /1 matches/);
   assert.match(await page.textContent("#matches"), /ui_marker/);
   assert.match(await page.textContent("#matches"), /ui-test/);            // the sample's tags
