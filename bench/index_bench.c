@@ -5,6 +5,7 @@
  * RSS, warm query latencies, and the machine's read ceilings. Figures for
  * ursadb are the ones measured on the same corpus (../shared/DESIGN.md). */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,47 @@ static tr_query *lit(const char *s) { return tr_query_literal((const unsigned ch
 
 static double now(void) { return tr_monotonic(); }
 
+/* One writer per thread, each on every nth file, as trawl's ingest does
+ * (src/ingest/index_update.c): gram extraction is CPU-bound. */
+typedef struct lane {
+    tr_index *ix;
+    char **files;
+    size_t nfiles, index, nlanes;
+    int rc;
+} lane;
+
+static void *lane_main(void *arg)
+{
+    lane *l = arg;
+    tr_error err;
+    tr_index_writer *w;
+    unsigned char *buf = NULL;
+    size_t bcap = 0;
+    if (tr_index_writer_begin(l->ix, &w, &err) < 0) {
+        fprintf(stderr, "writer: %s\n", err.msg);
+        l->rc = 1;
+        return NULL;
+    }
+    for (size_t i = l->index; i < l->nfiles; i += l->nlanes) {
+        size_t n = read_into(l->files[i], &buf, &bcap);
+        if (n == SIZE_MAX)
+            continue;
+        if (tr_index_writer_add(w, (uint32_t)(i + 1), buf, n, &err) < 0) {
+            fprintf(stderr, "add: %s\n", err.msg);
+            tr_index_writer_abort(w);
+            free(buf);
+            l->rc = 1;
+            return NULL;
+        }
+    }
+    free(buf);
+    if (tr_index_writer_commit(w, &err) < 0) {
+        fprintf(stderr, "commit: %s\n", err.msg);
+        l->rc = 1;
+    }
+    return NULL;
+}
+
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -134,6 +176,11 @@ int main(int argc, char **argv)
         }
         files[nfiles++] = tr_xstrdup(line);
     }
+    /* WRITERS (default: cores) writers share the default memory bound. */
+    long nlanes = getenv("WRITERS") ? atol(getenv("WRITERS")) : sysconf(_SC_NPROCESSORS_ONLN);
+    if (nlanes < 1 || nlanes > 16)
+        nlanes = 1;
+    o.chunk_pairs = ((size_t)40 << 20) / (size_t)nlanes;
     tr_error err;
     tr_index *ix;
     if (tr_index_open_opts(dir, &o, &ix, &err) < 0) {
@@ -155,23 +202,17 @@ int main(int argc, char **argv)
 
     t0 = now();
     double c0 = cpu_seconds();
-    tr_index_writer *w;
-    if (tr_index_writer_begin(ix, &w, &err) < 0) {
-        fprintf(stderr, "writer: %s\n", err.msg);
-        return 1;
-    }
-    for (size_t i = 0; i < nfiles; i++) {
-        size_t n = read_into(files[i], &buf, &bcap);
-        if (n == SIZE_MAX)
-            continue;
-        if (tr_index_writer_add(w, (uint32_t)(i + 1), buf, n, &err) < 0) {
-            fprintf(stderr, "add: %s\n", err.msg);
+    lane lanes[16];
+    pthread_t th[16];
+    for (long k = 0; k < nlanes; k++) {
+        lanes[k] = (lane){ix, files, nfiles, (size_t)k, (size_t)nlanes, 0};
+        if (pthread_create(&th[k], NULL, lane_main, &lanes[k]) != 0)
             return 1;
-        }
     }
-    if (tr_index_writer_commit(w, &err) < 0) {
-        fprintf(stderr, "commit: %s\n", err.msg);
-        return 1;
+    for (long k = 0; k < nlanes; k++) {
+        pthread_join(th[k], NULL);
+        if (lanes[k].rc)
+            return 1;
     }
     double t_index = now() - t0, c_index = cpu_seconds() - c0;
     free(buf);
@@ -204,9 +245,9 @@ int main(int argc, char **argv)
     printf("corpus: %zu files, %.1f MB\n", nfiles, mb);
     printf("ceiling: page-cache read %.0f MB/s, memory read %.0f MB/s (acc %llu)\n", mb / t_read,
            mlen / 1e6 / t_mem, (unsigned long long)(acc & 1));
-    printf("indexing: %.1f s wall, %.1f s CPU: %.1f MB/s (ursadb %.1f MB/s: x%.1f), %.1f MB per CPU-second; "
+    printf("indexing (%ld writers): %.1f s wall, %.1f s CPU: %.1f MB/s (ursadb %.1f MB/s: x%.1f), %.1f MB per CPU-second; "
            "%zu segments before merge\n",
-           t_index, c_index, mb / t_index, URSA_MBS, mb / t_index / URSA_MBS, mb / c_index, st0.segments);
+           nlanes, t_index, c_index, mb / t_index, URSA_MBS, mb / t_index / URSA_MBS, mb / c_index, st0.segments);
     printf("compaction: %.1f s wall, %.1f s CPU\n", t_compact, c_compact);
     printf("peak RSS: %.0f MB after indexing, %.0f MB after compaction incl. mapped segment pages "
            "(ursadb %.0f MB)\n", rss_index, rss, URSA_RSS_MB);
