@@ -46,6 +46,7 @@ def main():
     hdr = {"Authorization": "Bearer " + key}
     lat = {}
     errors = []
+    refused = []             # 429: the bounded hunt queue pushing back, as designed
     lock = threading.Lock()
     uploaded = []
     deadline = time.time() + a.seconds
@@ -55,7 +56,9 @@ def main():
         dt = time.perf_counter() - t0
         with lock:
             lat.setdefault(kind, []).append(dt)
-            if resp is None or resp.status_code >= 400:
+            if resp is not None and resp.status_code == 429:
+                refused.append(kind)
+            elif resp is None or resp.status_code >= 400:
                 errors.append((kind, None if resp is None else resp.status_code))
 
     def client(n):
@@ -107,8 +110,8 @@ def main():
     proc.wait(timeout=60)
     shutil.rmtree(data, ignore_errors=True)
     total = sum(len(v) for v in lat.values())
-    print("load: %d clients, %.1f s, %d requests, %.1f req/s, %d errors" % (
-        a.clients, elapsed, total, total / elapsed, len(errors)))
+    print("load: %d clients, %.1f s, %d requests, %.1f req/s, %d errors, %d refused with 429 (hunt queue full)" % (
+        a.clients, elapsed, total, total / elapsed, len(errors), len(refused)))
     for kind, v in sorted(lat.items()):
         v.sort()
         p99 = v[min(len(v) - 1, int(len(v) * 0.99))]
