@@ -28,6 +28,11 @@ int cli_cmd_hunts(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_results(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_rules(const cli_ctx *ctx, int argc, char **argv);
 
+/* Options of a command that takes only --json and --help: returns -1 to go
+ * on (optind at the first operand), else the exit code (help printed to
+ * stdout, or a usage error). */
+int cli_json_options(int argc, char **argv, const char *usage, bool *json);
+
 /* Prints "trawl: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

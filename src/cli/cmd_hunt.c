@@ -263,21 +263,10 @@ out:
 
 int cli_cmd_hunts(const cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
     bool json = false;
-    int c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        if (c == 'j') {
-            json = true;
-        } else if (c == 'h') {
-            printf("usage: trawl hunts [--json]\nLists hunt jobs, newest first.\n");
-            return CLI_OK;
-        } else {
-            return CLI_USAGE;
-        }
-    }
+    int opt = cli_json_options(argc, argv, "usage: trawl hunts [--json]\nLists hunt jobs, newest first.\n", &json);
+    if (opt >= 0)
+        return opt;
     if (optind < argc) {
         cli_error("hunts takes no arguments (did you mean 'trawl results %s'?)", argv[optind]);
         return CLI_USAGE;
@@ -314,21 +303,10 @@ int cli_cmd_hunts(const cli_ctx *ctx, int argc, char **argv)
 
 int cli_cmd_results(const cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
     bool json = false;
-    int c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        if (c == 'j') {
-            json = true;
-        } else if (c == 'h') {
-            printf("usage: trawl results [--json] ID\nShows one hunt job and its matches.\n");
-            return CLI_OK;
-        } else {
-            return CLI_USAGE;
-        }
-    }
+    int opt = cli_json_options(argc, argv, "usage: trawl results [--json] ID\nShows one hunt job and its matches.\n", &json);
+    if (opt >= 0)
+        return opt;
     int64_t id;
     if (optind + 1 != argc || !parse_count(argv[optind], &id)) {
         cli_error("results needs one hunt id ('trawl hunts' lists them)");

@@ -93,21 +93,10 @@ static void print_sample(const tr_sample *x)
 
 int cli_cmd_info(const cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
     bool json = false;
-    int c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        if (c == 'j') {
-            json = true;
-        } else if (c == 'h') {
-            printf("usage: trawl info [--json] HASH...\nHASH is an md5, sha1 or sha256.\n");
-            return CLI_OK;
-        } else {
-            return CLI_USAGE;
-        }
-    }
+    int opt = cli_json_options(argc, argv, "usage: trawl info [--json] HASH...\nHASH is an md5, sha1 or sha256.\n", &json);
+    if (opt >= 0)
+        return opt;
     if (optind >= argc) {
         cli_error("info needs a hash (md5, sha1 or sha256)");
         return CLI_USAGE;

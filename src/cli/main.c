@@ -1,4 +1,5 @@
 /* trawl: command-line entry point and subcommand dispatch. */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,26 @@ void cli_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+int cli_json_options(int argc, char **argv, const char *usage_text, bool *json)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+    int c;
+    *json = false;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+        if (c == 'j') {
+            *json = true;
+        } else if (c == 'h') {
+            fputs(usage_text, stdout);
+            return CLI_OK;
+        } else {
+            return CLI_USAGE;
+        }
+    }
+    return -1;
 }
 
 static void usage(FILE *f)

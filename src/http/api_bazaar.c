@@ -72,21 +72,34 @@ static int find(http_request *r, const char *hash, tr_sample **x, enum MHD_Resul
     return found;
 }
 
+/* The sample a hash field names, with Bazaar's status words when there is
+ * none: 1 found (*x set), else 0 with the answer already sent. */
+static int lookup(http_request *r, const char *field, bool sha256_only, const char *missing,
+                  const char *illegal, const char *not_found, tr_sample **x, enum MHD_Result *sent)
+{
+    const char *hash = http_upload_field(r->upload, field);
+    char norm[TR_SHA256_HEX];
+    size_t len = hash && *hash ? tr_hash_normalize(hash, norm, sizeof norm) : 0;
+    if (!hash || !*hash)
+        *sent = status_only(r, missing);
+    else if (len == 0 || (sha256_only && len != 64))
+        *sent = status_only(r, illegal);
+    else {
+        int found = find(r, norm, x, sent);
+        if (found == 1)
+            return 1;
+        if (found == 0)
+            *sent = status_only(r, not_found);
+    }
+    return 0;
+}
+
 static enum MHD_Result get_info(http_request *r)
 {
-    const char *hash = http_upload_field(r->upload, "hash");
-    char norm[TR_SHA256_HEX];
-    if (!hash || !*hash)
-        return status_only(r, "no_hash_provided");
-    if (!tr_hash_normalize(hash, norm, sizeof norm))
-        return status_only(r, "illegal_hash");
     enum MHD_Result sent = MHD_NO;
     tr_sample *x = NULL;
-    int found = find(r, norm, &x, &sent);
-    if (found < 0)
+    if (!lookup(r, "hash", false, "no_hash_provided", "illegal_hash", "hash_not_found", &x, &sent))
         return sent;
-    if (found == 0)
-        return status_only(r, "hash_not_found");
     json_t *data = json_array();
     json_array_append_new(data, bazaar_sample(x));
     tr_sample_free(x);
@@ -95,19 +108,11 @@ static enum MHD_Result get_info(http_request *r)
 
 static enum MHD_Result get_file(http_request *r)
 {
-    const char *hash = http_upload_field(r->upload, "sha256_hash");
-    char norm[TR_SHA256_HEX];
-    if (!hash || !*hash)
-        return status_only(r, "no_sha256_hash");
-    if (tr_hash_normalize(hash, norm, sizeof norm) != 64)
-        return status_only(r, "illegal_sha256_hash");
     enum MHD_Result sent = MHD_NO;
     tr_sample *x = NULL;
-    int found = find(r, norm, &x, &sent);
-    if (found < 0)
+    if (!lookup(r, "sha256_hash", true, "no_sha256_hash", "illegal_sha256_hash", "file_not_found",
+                &x, &sent))
         return sent;
-    if (found == 0)
-        return status_only(r, "file_not_found");
     sent = http_send_sample_zip(r, x);
     tr_sample_free(x);
     return sent;
