@@ -37,6 +37,7 @@ struct tr_hunt {
     hv_task *tasks;
     json_t **task_json;           /* per task: the sample's hashes and names, once matched */
     tr_store *store;
+    hunt_prefilter *prefilter;    /* the query, checked over each candidate's bytes */
     size_t ntasks;
     uint64_t seq;
     double last_commit;
@@ -755,6 +756,8 @@ static int build_tasks(tr_hunt *h, tr_error *err)
     nq = 0;
     if (q->kind == TR_Q_ALL)
         all = true;
+    if (!all)
+        h->prefilter = hunt_prefilter_new(q);
     tr_store *s = NULL;
     if (tr_store_open(h->data_dir, TR_STORE_READONLY, &s, err) != 0) {
         tr_query_free(q);
@@ -828,6 +831,8 @@ static void release_tasks(tr_hunt *h)
     }
     tr_store_close(h->store);
     h->store = NULL;
+    hunt_prefilter_free(h->prefilter);
+    h->prefilter = NULL;
     free(h->tasks);
     free(h->task_json);
     h->tasks = NULL;
@@ -888,12 +893,16 @@ int tr_hunt_run(tr_hunt *h, tr_error *err)
     hv_run run = {.groups = &g, .ngroups = 1, .tasks = h->tasks, .ntasks = h->ntasks,
                   .threads = h->threads,
                   .sample_timeout = h->sample_timeout > 0 ? h->sample_timeout : 60,
-                  .sh = h->sh};
+                  .prefilter = h->prefilter, .sh = h->sh};
     hv_events ev = {.arg = h, .on_match = on_match, .on_scan_error = on_scan_error,
                     .on_tick = on_tick};
     int vrc = atomic_load(&h->sh->cancel) ? 0 : hv_verify(&run, &ev, err);
     maybe_commit(h, true);
     atomic_store(&h->scanning, 0);
+    uint64_t ruled_out = atomic_load(&h->sh->ruled_out);
+    if (ruled_out)
+        notice(h, "%llu of %zu candidates ruled out by the exact literal check, without libyara",
+               (unsigned long long)ruled_out, h->ntasks);
     if (vrc != 0) {
         save_counters(h, "failed", err->msg, true);
     } else if (atomic_load(&h->sh->cancel)) {

@@ -12,6 +12,7 @@
 
 #include "core/core.h"
 #include "hunt/hunt.h"
+#include "hunt/prefilter.h"
 #include "rules/rules.h"
 #include "store/store.h"
 
@@ -51,6 +52,7 @@ typedef struct hv_shared {
     _Atomic uint64_t next_task;
     _Atomic uint64_t scanned;
     _Atomic uint64_t bytes;
+    _Atomic uint64_t ruled_out;        /* tasks the literal pre-check skipped */
     _Atomic int cancel;
     _Atomic int phase;                 /* 0 starting, 1 compiling group, 2 scanning, 3 done */
     _Atomic int group;                 /* group being compiled */
@@ -76,6 +78,8 @@ typedef struct hv_run {
     size_t ntasks;
     size_t threads;            /* 0: one per core */
     int sample_timeout;        /* seconds per sample, 0: none */
+    /* When set, a task it rules out is not given to libyara (prefilter.h). */
+    const hunt_prefilter *prefilter;
     hv_shared *sh;             /* from hv_shared_new */
 } hv_run;
 

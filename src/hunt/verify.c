@@ -268,6 +268,9 @@ static void *worker_main(void *arg)
         tr_error err;
         if (map_sample(task->path, &m, &err) != 0) {
             child_error_line(c, (size_t)t, err.msg);
+        } else if (run->prefilter && !hunt_prefilter_may_match(run->prefilter, m.data, m.len)) {
+            atomic_fetch_add(&sh->ruled_out, 1);
+            tr_map_close(&m);
         } else {
             w->data = m.data;
             w->len = m.len;
