@@ -1407,6 +1407,55 @@ static void undef_strings(cctx *c, const expr *e, tr_query **acc_q)
     }
 }
 
+/* intN/uintN[be](x) == K holds only when the file holds K's bytes at x:
+ * the read is undefined (so the comparison false) past the end of the file.
+ * Only 32-bit reads: shorter values are under a gram and narrow nothing. */
+static tr_query *read_eq_q(const expr *l, const expr *r)
+{
+    if (l->kind != E_INTFUNC || !l->text || !r->is_const || r->type != T_INT)
+        return NULL;
+    const char *f = l->text;
+    bool is_signed = f[0] == 'i';
+    const char *w = f + (is_signed ? 3 : 4);
+    if (strncmp(w, "32", 2) != 0)
+        return NULL;
+    bool be = strcmp(w + 2, "be") == 0;
+    if (!be && w[2] != 0)
+        return NULL;
+    int64_t v = r->ival;
+    if (is_signed ? (v < INT32_MIN || v > INT32_MAX) : (v < 0 || v > (int64_t)UINT32_MAX))
+        return NULL;   /* never equal: ALL stays sound, and such rules are rare */
+    uint32_t u = (uint32_t)v;
+    unsigned char b[4];
+    for (int i = 0; i < 4; i++)
+        b[be ? 3 - i : i] = (unsigned char)(u >> (8 * i));
+    return tr_query_literal(b, 4);
+}
+
+/* A module string read from the file's own bytes, compared for equality
+ * with a literal: the file holds the literal. pe.sections[i].name is the
+ * section header's 8-byte name up to its first NUL (libyara 4.2.3); other
+ * module strings are decoded, resolved or case-folded, so they imply
+ * nothing here. */
+static tr_query *module_eq_q(const expr *l, const expr *r)
+{
+    if (r->kind != E_TEXT || r->len == 0 || r->len > 8 || memchr(r->text, 0, r->len))
+        return NULL;
+    if (l->kind != E_MEMBER || !l->text || strcmp(l->text, "name") != 0 || l->na != 1)
+        return NULL;
+    const expr *ix = l->a[0];
+    if (ix->kind != E_INDEX || ix->na != 2)
+        return NULL;
+    const expr *secs = ix->a[0];
+    if (secs->kind != E_MEMBER || !secs->text || strcmp(secs->text, "sections") != 0 ||
+        secs->na != 1)
+        return NULL;
+    const expr *mod = secs->a[0];
+    if (mod->kind != E_MODULE || !mod->text || strcmp(mod->text, "pe") != 0)
+        return NULL;
+    return tr_query_literal((const unsigned char *)r->text, r->len);
+}
+
 static tr_query *compare_q(cctx *c, const expr *e)
 {
     tr_query *q = NULL;
@@ -1419,6 +1468,17 @@ static tr_query *compare_q(cctx *c, const expr *e)
         l = r;
         r = t;
         op = op == E_LT ? E_GT : op == E_GT ? E_LT : op == E_LE ? E_GE : op == E_GE ? E_LE : op;
+    }
+    if (op == E_EQ) {
+        tr_query *implied = read_eq_q(l, r);
+        if (!implied)
+            implied = read_eq_q(r, l);
+        if (!implied)
+            implied = module_eq_q(l, r);
+        if (!implied)
+            implied = module_eq_q(r, l);
+        if (implied)
+            q = q ? tr_query_and2(q, implied) : implied;
     }
     if ((l->kind == E_COUNT || l->kind == E_COUNT_IN) && r->is_const && r->type == T_INT) {
         int64_t v = r->ival;

@@ -150,7 +150,8 @@ def test_every_accelerated_feature_matches_planted_files(corpus):
     assert got == ref
     rules = {r for r, _ in got}
     for feat in ("feat_nocase", "feat_wide", "feat_hex_alt_wild", "feat_regex_literal",
-                 "feat_xor_range", "feat_base64", "feat_base64wide", "feat_fullword_ascii_wide"):
+                 "feat_xor_range", "feat_base64", "feat_base64wide", "feat_fullword_ascii_wide",
+                 "feat_uint32_literal", "feat_uint32be_literal", "feat_pe_section_name"):
         assert feat in rules, "no planted file matched %s" % feat
     # Accelerated: far fewer candidates than files.
     assert 0 < cand < len(sha_of) // 4, err

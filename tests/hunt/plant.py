@@ -19,6 +19,7 @@ import base64
 import os
 import random
 import re
+import struct
 import sys
 import warnings
 
@@ -228,8 +229,28 @@ def regex_instance(rng, pattern, nocase):
     return randcase(rng, b) if nocase else b
 
 
-def header_for(cond):
+SECTION_NAME_RE = re.compile(r'sections\[\w+\]\.name\s*==\s*"([^"\\]{1,8})"')
+
+
+def pe_with_section(name):
+    """A PE32 that libyara's pe module parses: DOS header, NT headers, one section."""
+    dos = b"MZ" + bytes(0x3A) + (0x80).to_bytes(4, "little") + bytes(0x80 - 0x40)
+    fh = b"PE\x00\x00" + struct.pack("<HHIIIHH", 0x14C, 1, 0, 0, 0, 224, 0x0102)
+    opt = struct.pack("<H", 0x10B) + bytes(222)
+    sec = struct.pack("<8sIIIIIIHHI", name.ljust(8, b"\x00"), 0x1000, 0x1000, 0x200, 0x400,
+                      0, 0, 0, 0, 0x60000020)
+    out = dos + fh + opt + sec
+    return out + bytes(0x600 - len(out))
+
+
+def header_for(cond, near=False):
     c = cond.lower()
+    m = SECTION_NAME_RE.search(cond)
+    if m:
+        name = m.group(1).encode("latin-1")
+        if near:
+            name = name[:-1] + bytes([(name[-1] + 1) & 0x7F])
+        return pe_with_section(name)
     if "0x5a4d" in c or "mz" in c or "pe." in c:
         pe = bytearray(b"MZ" + bytes(0x3A) + (0x80).to_bytes(4, "little") + bytes(0x40))
         pe += b"PE\x00\x00" + bytes([0x4C, 0x01]) + bytes(18)
@@ -276,7 +297,7 @@ def plant_rule(rng, body, near):
                     i = len(b) // 2
                     b = b[:i] + bytes([(b[i] ^ 0x55) & 0xFF]) + b[i + 1:]
                 pieces.append(b)
-    out = bytearray(header_for(cond))
+    out = bytearray(header_for(cond, near))
     for p in pieces:
         out += bytes(rng.randrange(256) for _ in range(rng.randint(4, 48)))
         out += b" " + p + b" "

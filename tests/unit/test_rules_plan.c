@@ -261,6 +261,40 @@ static void test_conditions(void **state)
 #undef COND
 }
 
+/* Conditions that read the file: a 32-bit read equal to a constant implies
+ * the constant's bytes; a PE section name equal to a literal implies the
+ * literal. Anything weaker (other widths, !=, not, other module fields)
+ * implies nothing. */
+static void test_condition_implied_literals(void **state)
+{
+    (void)state;
+    PLAN_IS("rule a { condition: uint32(0) == 0x464c457f }", "7f\"ELF\"");
+    PLAN_IS("rule a { condition: 0x7f454c46 == uint32be(0) }", "7f\"ELF\"");
+    PLAN_IS("rule a { condition: int32(4) == -2 }", "fe ff ff ff");
+    PLAN_IS("rule a { strings: $mz = { 4D 5A } condition: for any i in (1..#mz) : "
+            "(uint32(@mz[i] + uint32(@mz[i] + 0x3C)) == 0x00004550) }",
+            "\"PE\" 00 00");
+    PLAN_IS("rule a { strings: $a = \"aaa\" condition: $a or uint32(0) == 0x04034b50 }",
+            "OR(\"aaa\", \"PK\" 03 04)");
+    PLAN_IS("rule a { condition: uint16(0) == 0x5a4d }", "ALL");
+    PLAN_IS("rule a { condition: uint32(0) != 0x464c457f }", "ALL");
+    PLAN_IS("rule a { condition: not (uint32(0) == 0x464c457f) }", "ALL");
+    PLAN_IS("rule a { condition: uint32(0) == 0x1464c457f }", "ALL");
+    PLAN_IS("rule a { condition: uint32(0) > 0x464c457f }", "ALL");
+    PLAN_IS("import \"pe\" rule a { condition: for any i in (0..pe.number_of_sections - 1) : "
+            "(pe.sections[i].name == \".cotx\") }",
+            "\".cotx\"");
+    PLAN_IS("import \"pe\" rule a { condition: pe.sections[0].name == \"UPX0\" or "
+            "pe.sections[1].name == \"UPX1\" }",
+            "OR(\"UPX0\", \"UPX1\")");
+    PLAN_IS("import \"pe\" rule a { condition: pe.sections[0].name != \".text\" }", "ALL");
+    PLAN_IS("import \"pe\" rule a { condition: pe.sections[0].name == \"\" }", "ALL");
+    /* Longer than a section header's 8 bytes can hold, so never equal. */
+    PLAN_IS("import \"pe\" rule a { condition: pe.sections[0].name == \".abcdefgh\" }", "ALL");
+    PLAN_IS("import \"pe\" rule a { condition: pe.exports(\"ServiceMain\") }", "ALL");
+    PLAN_IS("import \"pe\" rule a { condition: pe.dll_name == \"evil.dll\" }", "ALL");
+}
+
 static void test_rule_references_and_globals(void **state)
 {
     (void)state;
@@ -373,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_regex_literal_sets),
         cmocka_unit_test(test_regex_budget),
         cmocka_unit_test(test_conditions),
+        cmocka_unit_test(test_condition_implied_literals),
         cmocka_unit_test(test_rule_references_and_globals),
         cmocka_unit_test(test_plan_api_and_explain),
         cmocka_unit_test(test_includes),
