@@ -731,8 +731,13 @@ static int build_tasks(tr_hunt *h, tr_error *err)
         for (size_t r = 0; r < tr_plan_count(p); r++) {
             if (tr_plan_scans_everything(p, r)) {
                 full_rules++;
-                notice(h, "rule %s (%s) cannot be accelerated: every sample is verified",
-                       tr_plan_rule_name(p, r), h->src[i].name);
+                if (tr_query_has_file_checks(tr_plan_query(p, r)))
+                    notice(h, "rule %s (%s) cannot use the index: every sample's size and "
+                              "header are checked, the rest verified by libyara",
+                           tr_plan_rule_name(p, r), h->src[i].name);
+                else
+                    notice(h, "rule %s (%s) cannot be accelerated: every sample is verified",
+                           tr_plan_rule_name(p, r), h->src[i].name);
                 all = true;
             }
             qs = tr_xrealloc(qs, (nq + 1) * sizeof *qs);
@@ -756,8 +761,7 @@ static int build_tasks(tr_hunt *h, tr_error *err)
     nq = 0;
     if (q->kind == TR_Q_ALL)
         all = true;
-    if (!all)
-        h->prefilter = hunt_prefilter_new(q);
+    h->prefilter = hunt_prefilter_new(q);
     tr_store *s = NULL;
     if (tr_store_open(h->data_dir, TR_STORE_READONLY, &s, err) != 0) {
         tr_query_free(q);

@@ -12,6 +12,9 @@
 /* Anchor values per window length: keeps the bitmaps' false-hit rate low. */
 #define MAX_ANCHORS (1u << 15)
 #define BITMAP_BITS 18
+/* AT leaves within this many bytes of the start are checked from a pread of
+ * the head, before the file is mapped. */
+#define HEAD_MAX 4096
 /* A position of a long leaf's window allows at most this many bytes (nocase
  * letters, small hex alternatives). */
 #define WM_MAX_SET 4              /* so a block expands to at most 256 values */
@@ -29,9 +32,11 @@ typedef struct pnode {
 } pnode;
 
 typedef struct pleaf {
+    tr_query_kind kind;        /* SEQ, or the fixed checks AT and SIZE */
     tr_byteset *pos;
     size_t len;
-    bool always;               /* no usable window: counted as present */
+    uint64_t off, lo, hi;
+    bool always;               /* SEQ without a usable window: counted as present */
 } pleaf;
 
 typedef struct anchor {
@@ -61,7 +66,8 @@ struct hunt_prefilter {
     pnode *nodes;
     size_t nnodes;
     pleaf *leaves;
-    size_t nleaves, nexact;
+    size_t nleaves, nexact, nfixed;
+    size_t head;               /* bytes of the file the AT leaves need (<= HEAD_MAX) */
     size_t m;                  /* long-leaf window; 0: no long leaves */
     uint8_t *shift;            /* 2^WM_BITS */
     uint32_t *list_at;         /* 2^WM_BITS + 1 offsets into list */
@@ -81,13 +87,25 @@ static size_t build_node(hunt_prefilter *pf, const tr_query *q)
     if (!pf->nodes)
         tr_die("out of memory");
     pnode nd = {.kind = q->kind, .k = q->k};
-    if (q->kind == TR_Q_SEQ) {
+    if (q->kind == TR_Q_SEQ || q->kind == TR_Q_AT || q->kind == TR_Q_SIZE) {
         pf->leaves = tr_xrealloc(pf->leaves, (pf->nleaves + 1) * sizeof *pf->leaves);
         pleaf *l = &pf->leaves[pf->nleaves];
-        l->len = q->n;
-        l->pos = tr_xmalloc((q->n ? q->n : 1) * sizeof *l->pos);
-        memcpy(l->pos, q->pos, q->n * sizeof *l->pos);
-        l->always = true;
+        memset(l, 0, sizeof *l);
+        l->kind = q->kind;
+        l->len = q->kind == TR_Q_SIZE ? 0 : q->n;
+        l->pos = tr_xmalloc((l->len ? l->len : 1) * sizeof *l->pos);
+        if (l->len)
+            memcpy(l->pos, q->pos, l->len * sizeof *l->pos);
+        l->off = q->off;
+        l->lo = q->lo;
+        l->hi = q->hi;
+        l->always = q->kind == TR_Q_SEQ;
+        if (q->kind != TR_Q_SEQ) {
+            pf->nfixed++;
+            if (q->kind == TR_Q_AT && q->off <= HEAD_MAX && q->n <= HEAD_MAX - q->off &&
+                q->off + q->n > pf->head)
+                pf->head = q->off + q->n;
+        }
         nd.leaf = pf->nleaves++;
     } else if (q->kind == TR_Q_AND || q->kind == TR_Q_OR || q->kind == TR_Q_MIN_OF) {
         nd.n = q->n;
@@ -108,6 +126,8 @@ static bool eval(const hunt_prefilter *pf, size_t i, const bool *found)
     case TR_Q_NONE:
         return false;
     case TR_Q_SEQ:
+    case TR_Q_AT:
+    case TR_Q_SIZE:
         return found[nd->leaf];
     case TR_Q_AND:
         for (size_t j = 0; j < nd->n; j++)
@@ -356,11 +376,13 @@ static void wm_build(hunt_prefilter *pf, const bool *is_long)
     free(win);
 }
 
+/* Whether the SEQ leaves checked so far can never make the query false
+ * (fixed checks counted as passing). */
 static bool root_always_true(hunt_prefilter *pf)
 {
     bool *found = tr_xcalloc(pf->nleaves + 1, sizeof *found);
     for (size_t i = 0; i < pf->nleaves; i++)
-        found[i] = pf->leaves[i].always;
+        found[i] = pf->leaves[i].always || pf->leaves[i].kind != TR_Q_SEQ;
     bool yes = eval(pf, 0, found);
     free(found);
     return yes;
@@ -380,6 +402,8 @@ hunt_prefilter *hunt_prefilter_new(const tr_query *q)
     build_node(pf, q);
     bool *is_long = tr_xcalloc(pf->nleaves + 1, sizeof *is_long);
     for (size_t i = 0; i < pf->nleaves; i++) {
+        if (pf->leaves[i].kind != TR_Q_SEQ)
+            continue;
         size_t run = narrow_run(&pf->leaves[i]);
         if (run >= WM_MIN) {
             is_long[i] = true;
@@ -400,6 +424,8 @@ hunt_prefilter *hunt_prefilter_new(const tr_query *q)
     pf->m = 0;
     for (size_t i = 0; i < pf->nleaves; i++) {
         pleaf *l = &pf->leaves[i];
+        if (l->kind != TR_Q_SEQ)
+            continue;
         l->always = true;
         uint64_t count = 0;
         long off = best_window(l, 4, &count);
@@ -418,7 +444,7 @@ hunt_prefilter *hunt_prefilter_new(const tr_query *q)
     }
     anchors_finish(&pf->w4);
     anchors_finish(&pf->w3);
-    if (root_always_true(pf)) {
+    if (root_always_true(pf) && pf->nfixed == 0) {
         hunt_prefilter_free(pf);
         return NULL;
     }
@@ -534,6 +560,47 @@ static inline bool bit(const uint64_t *bits, uint32_t v)
     return (bits[s >> 6] >> (s & 63)) & 1u;
 }
 
+static bool fixed_leaf(const pleaf *l, uint64_t size, const unsigned char *head, size_t hlen)
+{
+    if (l->kind == TR_Q_SIZE)
+        return l->lo <= size && size <= l->hi;
+    if (l->off > size || l->len > size - l->off)
+        return false;
+    if (l->off + l->len > hlen)
+        return true;   /* beyond what was read: assume it holds */
+    return leaf_at(l, head + l->off);
+}
+
+/* found[] for the fixed leaves, with every SEQ leaf present (seq_present)
+ * or as checked so far. */
+static void set_fixed(const hunt_prefilter *pf, bool *found, bool seq_present, uint64_t size,
+                      const unsigned char *head, size_t hlen)
+{
+    for (size_t i = 0; i < pf->nleaves; i++) {
+        const pleaf *l = &pf->leaves[i];
+        found[i] = l->kind == TR_Q_SEQ ? (seq_present || l->always) : fixed_leaf(l, size, head, hlen);
+    }
+}
+
+size_t hunt_prefilter_head(const hunt_prefilter *pf)
+{
+    return pf ? pf->head : 0;
+}
+
+bool hunt_prefilter_may_match_head(const hunt_prefilter *pf, uint64_t size,
+                                   const unsigned char *head, size_t hlen)
+{
+    if (!pf || pf->nfixed == 0)
+        return true;
+    bool *found = calloc(pf->nleaves + 1, sizeof *found);
+    if (!found)
+        return true;
+    set_fixed(pf, found, true, size, head, hlen);
+    bool yes = eval(pf, 0, found);
+    free(found);
+    return yes;
+}
+
 bool hunt_prefilter_may_match(const hunt_prefilter *pf, const unsigned char *d, size_t len)
 {
     if (!pf)
@@ -541,8 +608,19 @@ bool hunt_prefilter_may_match(const hunt_prefilter *pf, const unsigned char *d, 
     bool *found = calloc(pf->nleaves + 1, sizeof *found);
     if (!found)
         return true;   /* cannot check: let libyara decide */
-    for (size_t i = 0; i < pf->nleaves; i++)
-        found[i] = pf->leaves[i].always;
+    if (pf->nfixed) {
+        /* The fixed checks alone may already settle it, without a scan. */
+        set_fixed(pf, found, true, len, d, len);
+        if (!eval(pf, 0, found)) {
+            free(found);
+            return false;
+        }
+    }
+    set_fixed(pf, found, false, len, d, len);
+    if (eval(pf, 0, found)) {
+        free(found);
+        return true;
+    }
     bool yes = pf->m && len >= pf->m && wm_scan(pf, d, len, found);
     const uint64_t *b4 = pf->w4.bits, *b3 = pf->w3.bits;
     size_t i = 0;

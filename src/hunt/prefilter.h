@@ -10,12 +10,14 @@
  * 3- or 4-byte window, a hashed bitmap of the anchors' values filters the
  * positions, and the few hits are verified against the whole leaf. A leaf
  * with no usable window counts as present, so the check widens, never
- * narrows: its answer is a superset of tr_query_match's. */
+ * narrows: its answer is a superset of tr_query_match's. AT and SIZE leaves
+ * are checked exactly, from the size and the head before any scan. */
 #ifndef TRAWL_HUNT_PREFILTER_H
 #define TRAWL_HUNT_PREFILTER_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "index/query.h"
 
@@ -30,7 +32,15 @@ void hunt_prefilter_free(hunt_prefilter *pf);
  * it). Thread-safe: pf is read-only here. */
 bool hunt_prefilter_may_match(const hunt_prefilter *pf, const unsigned char *d, size_t len);
 
-/* How many leaves of the query are checked exactly (for tests and notes). */
+/* The fixed checks (AT, SIZE: see query.h) need only the file's size and
+ * its first hunt_prefilter_head bytes: this answers from those, before the
+ * file is mapped, counting every SEQ leaf as present. An AT leaf past the
+ * bytes given counts as passing. */
+size_t hunt_prefilter_head(const hunt_prefilter *pf);
+bool hunt_prefilter_may_match_head(const hunt_prefilter *pf, uint64_t size,
+                                   const unsigned char *head, size_t hlen);
+
+/* How many SEQ leaves of the query are checked exactly (for tests and notes). */
 size_t hunt_prefilter_exact_leaves(const hunt_prefilter *pf);
 
 #endif

@@ -214,11 +214,14 @@ static const char *yara_error_name(int rc)
 
 /* Like tr_map_open, but the pages are faulted in by one call: a full scan
  * maps tens of thousands of files, and a fault per 4 KiB page shows up
- * against `yara -r`. */
-static int map_sample(const char *path, tr_map *m, tr_error *err)
+ * against `yara -r`. With a pre-check, its size and header checks run first
+ * on a pread of the head: a file they rule out is never mapped. */
+static int map_sample(const char *path, const hunt_prefilter *pf, tr_map *m, bool *ruled_out,
+                      tr_error *err)
 {
     m->data = NULL;
     m->len = 0;
+    *ruled_out = false;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return tr_fail_errno(err, "cannot open %s", path);
@@ -226,13 +229,22 @@ static int map_sample(const char *path, tr_map *m, tr_error *err)
     int rc = 0;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         rc = tr_fail(err, "%s: not a readable regular file", path);
-    } else if (st.st_size > 0) {
-        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-        if (p == MAP_FAILED) {
-            rc = tr_fail_errno(err, "cannot map %s", path);
-        } else {
-            m->data = p;
-            m->len = (size_t)st.st_size;
+    } else {
+        if (pf) {
+            unsigned char head[4096];
+            size_t want = hunt_prefilter_head(pf);
+            ssize_t got = want ? pread(fd, head, want < sizeof head ? want : sizeof head, 0) : 0;
+            *ruled_out = !hunt_prefilter_may_match_head(pf, (uint64_t)st.st_size, head,
+                                                        got > 0 ? (size_t)got : 0);
+        }
+        if (!*ruled_out && st.st_size > 0) {
+            void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+            if (p == MAP_FAILED) {
+                rc = tr_fail_errno(err, "cannot map %s", path);
+            } else {
+                m->data = p;
+                m->len = (size_t)st.st_size;
+            }
         }
     }
     close(fd);
@@ -266,8 +278,11 @@ static void *worker_main(void *arg)
         w->task = (size_t)t;
         tr_map m = {0};
         tr_error err;
-        if (map_sample(task->path, &m, &err) != 0) {
+        bool ruled_out = false;
+        if (map_sample(task->path, run->prefilter, &m, &ruled_out, &err) != 0) {
             child_error_line(c, (size_t)t, err.msg);
+        } else if (ruled_out) {
+            atomic_fetch_add(&sh->ruled_out, 1);
         } else if (run->prefilter && !hunt_prefilter_may_match(run->prefilter, m.data, m.len)) {
             atomic_fetch_add(&sh->ruled_out, 1);
             tr_map_close(&m);

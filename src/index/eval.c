@@ -558,6 +558,8 @@ static uint64_t estimate_node(ectx *c, const pnode *p)
     uint64_t nd = c->seg->ndocs;
     switch (p->q->kind) {
     case TR_Q_ALL:
+    case TR_Q_AT:
+    case TR_Q_SIZE:
         return nd;
     case TR_Q_NONE:
         return 0;
@@ -684,6 +686,8 @@ static rset eval_node(ectx *c, const pnode *p, const rset *f)
 {
     switch (p->q->kind) {
     case TR_Q_ALL:
+    case TR_Q_AT:      /* not the index's to answer: see query.h */
+    case TR_Q_SIZE:
         return rs_filter_or_all(f);
     case TR_Q_NONE:
         return rs_empty();

@@ -70,13 +70,46 @@ tr_query *tr_query_literal(const unsigned char *bytes, size_t len)
     return q;
 }
 
+tr_query *tr_query_at(uint64_t off, const unsigned char *bytes, size_t len)
+{
+    tr_query *q = tr_query_literal(bytes, len);
+    q->kind = TR_Q_AT;
+    q->off = off;
+    return q;
+}
+
+tr_query *tr_query_size(uint64_t lo, uint64_t hi)
+{
+    tr_query *q = query_new(TR_Q_SIZE);
+    q->lo = lo;
+    q->hi = hi;
+    return q;
+}
+
+bool tr_query_has_file_checks(const tr_query *q)
+{
+    if (q->kind == TR_Q_AT || q->kind == TR_Q_SIZE)
+        return true;
+    if (q->kind == TR_Q_AND || q->kind == TR_Q_OR || q->kind == TR_Q_MIN_OF)
+        for (size_t i = 0; i < q->n; i++)
+            if (tr_query_has_file_checks(q->child[i]))
+                return true;
+    return false;
+}
+
 tr_query *tr_query_clone(const tr_query *q)
 {
-    if (q->kind == TR_Q_SEQ)
-        return tr_query_seq(q->pos, q->n);
+    if (q->kind == TR_Q_SEQ || q->kind == TR_Q_AT) {
+        tr_query *c = tr_query_seq(q->pos, q->n);
+        c->kind = q->kind;
+        c->off = q->off;
+        return c;
+    }
     tr_query *c = query_new(q->kind);
     c->k = q->k;
     c->n = q->n;
+    c->lo = q->lo;
+    c->hi = q->hi;
     if (q->kind == TR_Q_AND || q->kind == TR_Q_OR || q->kind == TR_Q_MIN_OF) {
         c->child = tr_xcalloc(q->n ? q->n : 1, sizeof *c->child);
         for (size_t i = 0; i < q->n; i++)
@@ -113,9 +146,18 @@ static tr_query *become(tr_query *q, tr_query *replacement)
 
 tr_query *tr_query_simplify(tr_query *q)
 {
-    if (q->kind == TR_Q_SEQ) {
-        if (q->n == 0)
+    if (q->kind == TR_Q_SIZE) {
+        if (q->lo > q->hi)
+            return become(q, tr_query_none());
+        if (q->lo == 0 && q->hi == UINT64_MAX)
+            return become(q, tr_query_all());
+        return q;
+    }
+    if (q->kind == TR_Q_SEQ || q->kind == TR_Q_AT) {
+        if (q->n == 0 && q->kind == TR_Q_SEQ)
             return become(q, tr_query_all());     /* the empty string is in every document */
+        if (q->n == 0)
+            return become(q, tr_query_size(q->off, UINT64_MAX));
         for (size_t i = 0; i < q->n; i++)
             if (tr_byteset_count(&q->pos[i]) == 0)
                 return become(q, tr_query_none());
@@ -247,6 +289,18 @@ void tr_query_format(const tr_query *q, tr_buf *out)
     case TR_Q_SEQ:
         format_seq(q, out);
         return;
+    case TR_Q_AT:
+        tr_buf_printf(out, "AT(%llu, ", (unsigned long long)q->off);
+        format_seq(q, out);
+        tr_buf_append(out, ")", 1);
+        return;
+    case TR_Q_SIZE:
+        if (q->hi == UINT64_MAX)
+            tr_buf_printf(out, "SIZE(%llu..)", (unsigned long long)q->lo);
+        else
+            tr_buf_printf(out, "SIZE(%llu..%llu)", (unsigned long long)q->lo,
+                          (unsigned long long)q->hi);
+        return;
     case TR_Q_AND:
         tr_buf_append(out, "AND(", 4);
         break;
@@ -290,6 +344,15 @@ bool tr_query_match(const tr_query *q, const unsigned char *doc, size_t len)
         return false;
     case TR_Q_SEQ:
         return seq_match(q, doc, len);
+    case TR_Q_AT:
+        if (q->off > len || q->n > len - q->off)
+            return false;
+        for (size_t j = 0; j < q->n; j++)
+            if (!tr_byteset_has(&q->pos[j], doc[q->off + j]))
+                return false;
+        return true;
+    case TR_Q_SIZE:
+        return q->lo <= len && len <= q->hi;
     case TR_Q_AND:
         for (size_t i = 0; i < q->n; i++)
             if (!tr_query_match(q->child[i], doc, len))

@@ -7,6 +7,13 @@
  *   AND/OR     conjunction / disjunction of the children
  *   MIN_OF k   at least k children are true (k <= nchildren)
  *   SEQ        D contains, at some offset i, bytes D[i+j] in pos[j] for every j < len
+ *   AT         D[off+j] in pos[j] for every j < len (off + len <= |D|)
+ *   SIZE       lo <= |D| <= hi
+ *
+ * AT and SIZE come from conditions such as uint16(0) == 0x5A4D and
+ * filesize < 200KB. The n-gram index cannot answer them and evaluates them
+ * as ALL (without calling that a widening); the hunt's pre-check, which
+ * reads the candidate, answers them exactly.
  *
  * Soundness rule for every consumer: an evaluator may answer a superset of
  * the true documents (it may widen), never a subset. */
@@ -41,15 +48,19 @@ typedef enum tr_query_kind {
     TR_Q_OR,
     TR_Q_MIN_OF,
     TR_Q_SEQ,
+    TR_Q_AT,
+    TR_Q_SIZE,
 } tr_query_kind;
 
 typedef struct tr_query tr_query;
 struct tr_query {
     tr_query_kind kind;
     uint32_t k;               /* MIN_OF */
-    size_t n;                 /* AND/OR/MIN_OF: children; SEQ: positions */
+    size_t n;                 /* AND/OR/MIN_OF: children; SEQ, AT: positions */
     tr_query **child;
     tr_byteset *pos;
+    uint64_t off;             /* AT */
+    uint64_t lo, hi;          /* SIZE, inclusive */
 };
 
 tr_query *tr_query_all(void);
@@ -62,6 +73,12 @@ tr_query *tr_query_or2(tr_query *a, tr_query *b);
 tr_query *tr_query_literal(const unsigned char *bytes, size_t len);
 /* A sequence of byte sets (copied). */
 tr_query *tr_query_seq(const tr_byteset *pos, size_t len);
+/* The fixed bytes at offset off. */
+tr_query *tr_query_at(uint64_t off, const unsigned char *bytes, size_t len);
+/* lo <= file size <= hi. */
+tr_query *tr_query_size(uint64_t lo, uint64_t hi);
+/* Whether q contains an AT or SIZE node. */
+bool tr_query_has_file_checks(const tr_query *q);
 tr_query *tr_query_clone(const tr_query *q);
 void tr_query_free(tr_query *q);
 
@@ -71,11 +88,12 @@ void tr_query_free(tr_query *q);
 tr_query *tr_query_simplify(tr_query *q);
 
 /* Text form for `trawl plan` and tests, e.g.
- *   AND("MZ", OR({41,61}"bc", ALL), MIN(2, "ab", "cd", "ef")) */
+ *   AND("MZ", OR({41,61}"bc", ALL), MIN(2, "ab", "cd", "ef"), AT(0, "MZ"), SIZE(0..1023)) */
 void tr_query_format(const tr_query *q, tr_buf *out);
 
 /* Brute-force evaluation over one document: the oracle for index and planner
- * tests. Exact (never widens): SEQ is searched byte by byte. */
+ * tests. Exact (never widens): SEQ is searched byte by byte, AT and SIZE
+ * are checked. */
 bool tr_query_match(const tr_query *q, const unsigned char *doc, size_t len);
 
 #endif

@@ -104,6 +104,8 @@ static bool narrows(const tr_query *q)
 {
     switch (q->kind) {
     case TR_Q_ALL:
+    case TR_Q_AT:       /* the pre-check's, not the index's */
+    case TR_Q_SIZE:
         return false;
     case TR_Q_NONE:
         return true;
@@ -1409,27 +1411,83 @@ static void undef_strings(cctx *c, const expr *e, tr_query **acc_q)
 
 /* intN/uintN[be](x) == K holds only when the file holds K's bytes at x:
  * the read is undefined (so the comparison false) past the end of the file.
- * Only 32-bit reads: shorter values are under a gram and narrow nothing. */
+ * A constant x gives those bytes at that offset (AT, for the pre-check); a
+ * 32-bit value also gives them anywhere (SEQ, for the index; shorter ones
+ * are under a gram). */
 static tr_query *read_eq_q(const expr *l, const expr *r)
 {
-    if (l->kind != E_INTFUNC || !l->text || !r->is_const || r->type != T_INT)
+    if (l->kind != E_INTFUNC || !l->text || l->na != 1 || !r->is_const || r->type != T_INT)
         return NULL;
     const char *f = l->text;
     bool is_signed = f[0] == 'i';
     const char *w = f + (is_signed ? 3 : 4);
-    if (strncmp(w, "32", 2) != 0)
+    int bits = strncmp(w, "32", 2) == 0 ? 32 : strncmp(w, "16", 2) == 0 ? 16 : w[0] == '8' ? 8 : 0;
+    if (bits == 0)
         return NULL;
-    bool be = strcmp(w + 2, "be") == 0;
-    if (!be && w[2] != 0)
+    const char *end = w + (bits == 8 ? 1 : 2);
+    bool be = strcmp(end, "be") == 0;
+    if (!be && end[0] != 0)
         return NULL;
-    int64_t v = r->ival;
-    if (is_signed ? (v < INT32_MIN || v > INT32_MAX) : (v < 0 || v > (int64_t)UINT32_MAX))
+    int64_t v = r->ival, half = (int64_t)1 << (bits - 1);
+    if (is_signed ? (v < -half || v >= half) : (v < 0 || v >= 2 * half))
         return NULL;   /* never equal: ALL stays sound, and such rules are rare */
     uint32_t u = (uint32_t)v;
+    size_t nb = (size_t)bits / 8;
     unsigned char b[4];
-    for (int i = 0; i < 4; i++)
-        b[be ? 3 - i : i] = (unsigned char)(u >> (8 * i));
-    return tr_query_literal(b, 4);
+    for (size_t i = 0; i < nb; i++)
+        b[be ? nb - 1 - i : i] = (unsigned char)(u >> (8 * i));
+    const expr *x = l->a[0];
+    tr_query *at = x->is_const && x->type == T_INT && x->ival >= 0
+                       ? tr_query_at((uint64_t)x->ival, b, nb) : NULL;
+    tr_query *seq = nb == 4 ? tr_query_literal(b, 4) : NULL;
+    if (at && seq)
+        return tr_query_and2(at, seq);
+    return at ? at : seq;
+}
+
+/* filesize OP K as a size range. */
+static tr_query *size_q(const expr *l, const expr *r, expr_kind op)
+{
+    if (r->kind == E_FILESIZE) {
+        const expr *t = l;
+        l = r;
+        r = t;
+        op = op == E_LT ? E_GT : op == E_GT ? E_LT : op == E_LE ? E_GE : op == E_GE ? E_LE : op;
+    }
+    if (l->kind != E_FILESIZE || !r->is_const || r->type != T_INT)
+        return NULL;
+    int64_t k = r->ival;
+    uint64_t lo = 0, hi = UINT64_MAX;
+    switch (op) {
+    case E_LT:
+        if (k <= 0)
+            return tr_query_none();
+        hi = (uint64_t)k - 1;
+        break;
+    case E_LE:
+        if (k < 0)
+            return tr_query_none();
+        hi = (uint64_t)k;
+        break;
+    case E_GT:
+        if (k < 0)
+            return NULL;
+        lo = (uint64_t)k + 1;
+        break;
+    case E_GE:
+        if (k <= 0)
+            return NULL;
+        lo = (uint64_t)k;
+        break;
+    case E_EQ:
+        if (k < 0)
+            return tr_query_none();
+        lo = hi = (uint64_t)k;
+        break;
+    default:
+        return NULL;
+    }
+    return tr_query_size(lo, hi);
 }
 
 /* A module string read from the file's own bytes, compared for equality
@@ -1480,6 +1538,9 @@ static tr_query *compare_q(cctx *c, const expr *e)
         if (implied)
             q = q ? tr_query_and2(q, implied) : implied;
     }
+    tr_query *sz = size_q(l, r, op);
+    if (sz)
+        q = q ? tr_query_and2(q, sz) : sz;
     if ((l->kind == E_COUNT || l->kind == E_COUNT_IN) && r->is_const && r->type == T_INT) {
         int64_t v = r->ival;
         bool present = (op == E_GT && v >= 0) || (op == E_GE && v >= 1) || (op == E_EQ && v >= 1) ||

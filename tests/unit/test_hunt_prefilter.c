@@ -68,8 +68,19 @@ static tr_query *rand_query(leafspec *leaves, size_t *nleaves, int depth)
             return tr_query_all();
         if (r == 1 && depth > 0)
             return tr_query_none();
+        if (r == 2 && depth > 0) {
+            uint64_t lo = rnd() % 3 ? rnd() % 64 : 0, hi = rnd() % 4 ? lo + rnd() % 20000 : UINT64_MAX;
+            return tr_query_size(lo, hi);
+        }
         leafspec *l = &leaves[(*nleaves)++];
         rand_leaf(l);
+        if (r == 3) {
+            /* A fixed check: mostly near the start, sometimes past the head. */
+            tr_query *q = tr_query_seq(l->pos, l->len);
+            q->kind = TR_Q_AT;
+            q->off = rnd() % 4 ? rnd() % 8 : rnd() % 6000;
+            return q;
+        }
         return tr_query_seq(l->pos, l->len);
     }
     size_t n = 1 + rnd() % 4;
@@ -108,12 +119,17 @@ static void check_random(size_t rounds, size_t max_len)
             size_t len = rnd() % (max_len + 1);
             for (size_t i = 0; i < len; i++)
                 doc[i] = rbyte();
-            /* Plant some leaves: at the start, the end, a lane boundary, anywhere. */
+            /* Plant some leaves: at the start, the end, a lane boundary, anywhere
+             * (AT leaves go to their offset some of the time). */
             for (size_t i = 0; i < nleaves; i++) {
                 if (rnd() % 3 == 0 || len == 0)
                     continue;
                 const leafspec *l = &leaves[i];
                 size_t where;
+                if (rnd() % 4 == 0) {
+                    plant(doc, len, l, rnd() % 8);
+                    continue;
+                }
                 switch (rnd() % 4) {
                 case 0: where = 0; break;
                 case 1: where = len >= l->len ? len - l->len : 0; break;
@@ -124,6 +140,9 @@ static void check_random(size_t rounds, size_t max_len)
             }
             bool truth = tr_query_match(q, doc, len);
             bool may = hunt_prefilter_may_match(pf, doc, len);
+            size_t head = hunt_prefilter_head(pf);
+            if (truth && !hunt_prefilter_may_match_head(pf, len, doc, head < len ? head : len))
+                fail_msg("head check lost a document of %zu bytes", len);
             if (truth && !may) {
                 tr_buf b = {0};
                 tr_query_format(q, &b);
@@ -210,6 +229,41 @@ static void test_exact_short_leaves(void **state)
     tr_query_free(q);
 }
 
+/* Header and size checks decide before any scan, from the head alone. */
+static void test_fixed_checks(void **state)
+{
+    (void)state;
+    tr_query *kids[3] = {tr_query_at(0, (const unsigned char *)"MZ", 2),
+                         tr_query_size(0, 204799),
+                         tr_query_literal((const unsigned char *)"PE\0\0", 4)};
+    tr_query *q = tr_query_node(TR_Q_AND, 0, kids, 3);
+    hunt_prefilter *pf = hunt_prefilter_new(q);
+    assert_non_null(pf);
+    assert_int_equal(hunt_prefilter_head(pf), 2);
+    assert_true(hunt_prefilter_may_match_head(pf, 1000, (const unsigned char *)"MZ", 2));
+    assert_false(hunt_prefilter_may_match_head(pf, 1000, (const unsigned char *)"\x7f" "E", 2));
+    assert_false(hunt_prefilter_may_match_head(pf, 204800, (const unsigned char *)"MZ", 2));
+    assert_false(hunt_prefilter_may_match_head(pf, 1, (const unsigned char *)"M", 1));
+    unsigned char d[300] = "MZ";
+    assert_false(hunt_prefilter_may_match(pf, d, sizeof d));
+    memcpy(d + 200, "PE\0\0", 4);
+    assert_true(hunt_prefilter_may_match(pf, d, sizeof d));
+    d[1] = 'X';
+    assert_false(hunt_prefilter_may_match(pf, d, sizeof d));
+    hunt_prefilter_free(pf);
+    tr_query_free(q);
+
+    /* No SEQ leaf at all: a size range on its own is still a check. */
+    q = tr_query_size(10, 20);
+    pf = hunt_prefilter_new(q);
+    assert_non_null(pf);
+    assert_false(hunt_prefilter_may_match_head(pf, 9, NULL, 0));
+    assert_true(hunt_prefilter_may_match(pf, d, 15));
+    assert_false(hunt_prefilter_may_match(pf, d, 21));
+    hunt_prefilter_free(pf);
+    tr_query_free(q);
+}
+
 static void test_useless_queries_give_no_check(void **state)
 {
     (void)state;
@@ -232,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_never_loses_large_docs),
         cmocka_unit_test(test_exact_when_every_leaf_checked),
         cmocka_unit_test(test_exact_short_leaves),
+        cmocka_unit_test(test_fixed_checks),
         cmocka_unit_test(test_useless_queries_give_no_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -254,8 +254,9 @@ static void test_conditions(void **state)
     COND("for all i in (1..#a) : (@a[i] > 0) and $b and $c", "AND(\"bbb\", \"ccc\")");
     COND("for any i in (1..3) : ($a at i) and $b and $c", "AND(\"aaa\", \"bbb\", \"ccc\")");
     COND("filesize < 100 and uint16(0) == 0x5a4d and all of them",
-         "AND(\"aaa\", \"bbb\", \"ccc\")");
-    COND("$a or filesize > 10 or ($b and $c)", "ALL");
+         "AND(SIZE(0..99), AT(0, \"MZ\"), \"aaa\", \"bbb\", \"ccc\")");
+    COND("$a or filesize > 10 or ($b and $c)", "OR(\"aaa\", SIZE(11..), AND(\"bbb\", \"ccc\"))");
+    COND("all of them or uint32(filesize - 4) > 10", "ALL");
     COND("false and $a and $b and $c", "NONE");
     COND("none of them or all of them", "ALL");
 #undef COND
@@ -268,15 +269,23 @@ static void test_conditions(void **state)
 static void test_condition_implied_literals(void **state)
 {
     (void)state;
-    PLAN_IS("rule a { condition: uint32(0) == 0x464c457f }", "7f\"ELF\"");
-    PLAN_IS("rule a { condition: 0x7f454c46 == uint32be(0) }", "7f\"ELF\"");
-    PLAN_IS("rule a { condition: int32(4) == -2 }", "fe ff ff ff");
+    PLAN_IS("rule a { condition: uint32(0) == 0x464c457f }", "AND(AT(0, 7f\"ELF\"), 7f\"ELF\")");
+    PLAN_IS("rule a { condition: 0x7f454c46 == uint32be(0) }", "AND(AT(0, 7f\"ELF\"), 7f\"ELF\")");
+    PLAN_IS("rule a { condition: int32(4) == -2 }", "AND(AT(4, fe ff ff ff), fe ff ff ff)");
+    PLAN_IS("rule a { condition: uint8(filesize - 1) == 0 and int16be(2) == -2 }",
+            "AT(2, ff fe)");
+    PLAN_IS("rule a { condition: filesize < 1KB and 10 <= filesize }", "AND(SIZE(0..1023), SIZE(10..))");
+    PLAN_IS("rule a { condition: filesize == 5 or filesize > 100 }", "OR(SIZE(5..5), SIZE(101..))");
+    PLAN_IS("rule a { condition: filesize < 0 }", "NONE");
+    PLAN_IS("rule a { condition: filesize != 5 }", "ALL");
+    PLAN_IS("rule a { condition: not (filesize < 5) }", "ALL");
     PLAN_IS("rule a { strings: $mz = { 4D 5A } condition: for any i in (1..#mz) : "
             "(uint32(@mz[i] + uint32(@mz[i] + 0x3C)) == 0x00004550) }",
             "\"PE\" 00 00");
     PLAN_IS("rule a { strings: $a = \"aaa\" condition: $a or uint32(0) == 0x04034b50 }",
-            "OR(\"aaa\", \"PK\" 03 04)");
-    PLAN_IS("rule a { condition: uint16(0) == 0x5a4d }", "ALL");
+            "OR(\"aaa\", AND(AT(0, \"PK\" 03 04), \"PK\" 03 04))");
+    PLAN_IS("rule a { condition: uint16(0) == 0x5a4d }", "AT(0, \"MZ\")");
+    PLAN_IS("rule a { condition: uint16(filesize - 2) == 0x5a4d }", "ALL");
     PLAN_IS("rule a { condition: uint32(0) != 0x464c457f }", "ALL");
     PLAN_IS("rule a { condition: not (uint32(0) == 0x464c457f) }", "ALL");
     PLAN_IS("rule a { condition: uint32(0) == 0x1464c457f }", "ALL");

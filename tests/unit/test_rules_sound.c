@@ -327,7 +327,7 @@ static void rand_re(tr_buf *r, int depth)
 
 static void rand_cond(tr_buf *r, unsigned ns, int depth)
 {
-    unsigned k = depth > 2 ? rnd(3) : rnd(14);
+    unsigned k = depth > 2 ? rnd(3) : rnd(16);
     unsigned s = rnd(ns);
     switch (k) {
     case 0: case 1: tr_buf_printf(r, "$s%u", s); break;
@@ -354,6 +354,10 @@ static void rand_cond(tr_buf *r, unsigned ns, int depth)
     case 10: tr_buf_printf(r, "filesize > %u", rnd(400)); break;
     case 11: tr_buf_printf(r, "for all i in (1..#s%u) : (@s%u[i] < 1000)", s, s); break;
     case 12: tr_buf_printf(r, "%u %s #s%u", rnd(3), rnd(2) ? "<" : "==", s); break;
+    /* Fixed-offset reads and sizes (AT, SIZE in the plan): values the noise
+     * often holds. */
+    case 13: tr_buf_printf(r, "uint8(%u) == %u", rnd(3), (unsigned)" \n\0az"[rnd(5)]); break;
+    case 14: tr_buf_printf(r, "filesize %s %u", (const char *[]){"<", "<=", "==", ">="}[rnd(4)], rnd(120)); break;
     default: tr_buf_printf(r, "any of them in (0..%u)", rnd(200)); break;
     }
 }
