@@ -156,3 +156,30 @@ def test_sigterm_interrupts_running_hunts_and_keeps_queued(trawl, keys, tmp_path
         if s["status"] == "cancelled":
             assert "interrupted" in s["error"]
     assert status[-1] == "queued"
+
+
+def test_hunt_queue_is_bounded(trawl, keys):
+    """Past 64 waiting hunts, submissions get 429 and a reason, not a place in line."""
+    srv = Server(trawl, "--workers", "1")
+    try:
+        key = keys["analyst"]
+        for i in range(16):
+            upload(srv, key, "q%d.bin" % i, os.urandom(1_000_000))
+        wait_indexed(srv, key, 16)
+        slow = r'rule slow { strings: $a = /([a-z]{2,}[0-9]{2,}){3,}x/ condition: $a }'
+        codes, refused = [], None
+        for _ in range(90):
+            r = requests.post(srv.url + "/api/hunts", headers=auth(key), json={"rule": slow}, timeout=10)
+            codes.append(r.status_code)
+            if r.status_code == 429:
+                refused = r.json()
+        jobs = requests.get(srv.url + "/api/jobs", headers=auth(key), timeout=10).json()
+        assert 429 in codes, codes
+        assert set(codes) <= {201, 429}, codes
+        assert "64 hunts are already queued" in json.dumps(refused)
+        assert jobs["queued"] <= 64
+        # Refused submissions left no job behind.
+        listed = requests.get(srv.url + "/api/hunts", headers=auth(key), timeout=10).json()
+        assert len(listed["data"]) == codes.count(201)
+    finally:
+        assert srv.stop() == 0
