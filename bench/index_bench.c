@@ -102,8 +102,7 @@ static tr_query *lit(const char *s) { return tr_query_literal((const unsigned ch
 
 static double now(void) { return tr_monotonic(); }
 
-/* One writer per thread, each on every nth file, as trawl's ingest does
- * (src/ingest/index_update.c): gram extraction is CPU-bound. */
+/* One writer per thread, each on every nth file (WRITERS=N). */
 typedef struct lane {
     tr_index *ix;
     char **files;
@@ -176,11 +175,15 @@ int main(int argc, char **argv)
         }
         files[nfiles++] = tr_xstrdup(line);
     }
-    /* WRITERS (default: cores) writers share the default memory bound. */
-    long nlanes = getenv("WRITERS") ? atol(getenv("WRITERS")) : sysconf(_SC_NPROCESSORS_ONLN);
+    /* One writer uses every core (its flush runs on worker threads), as
+     * trawl's ingest does. WRITERS=N (default 1) interleaves the files
+     * between N writers sharing the default memory bound, for comparison. */
+    long nlanes = getenv("WRITERS") ? atol(getenv("WRITERS")) : 1;
     if (nlanes < 1 || nlanes > 16)
         nlanes = 1;
-    o.chunk_pairs = ((size_t)40 << 20) / (size_t)nlanes;
+    /* CHUNK_MPAIRS: the writers' memory bound in M pairs (default: the index's). */
+    size_t mpairs = getenv("CHUNK_MPAIRS") ? (size_t)atol(getenv("CHUNK_MPAIRS")) : 0;
+    o.chunk_pairs = (mpairs ? mpairs << 20 : (size_t)40 << 20) / (size_t)nlanes;
     tr_error err;
     tr_index *ix;
     if (tr_index_open_opts(dir, &o, &ix, &err) < 0) {
@@ -219,6 +222,14 @@ int main(int argc, char **argv)
     tr_index_status st0;
     tr_index_get_status(ix, &st0, &err);
     double rss_index = peak_rss_mb();
+    if (getenv("INDEX_ONLY")) {   /* profiling the writer alone */
+        double mb = corpus / 1e6;
+        printf("indexing (%ld writers): %.1f s wall, %.1f s CPU: %.1f MB/s, %.1f MB per CPU-second; "
+               "%zu segments; peak RSS %.0f MB\n", nlanes, t_index, c_index, mb / t_index, mb / c_index,
+               st0.segments, rss_index);
+        tr_index_close(ix);
+        return 0;
+    }
     t0 = now();
     c0 = cpu_seconds();
     if (tr_index_compact(ix, &err) < 0) {

@@ -41,11 +41,16 @@ size_t tr_varint_get(const unsigned char *p, const unsigned char *end, uint64_t 
     return 0;
 }
 
+/* Bytes of a varint by significant bits (0 counted as 1): ceil(bits / 7). */
+static const unsigned char VARINT_LEN[65] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5,
+    5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 10};
+
 static inline size_t varint_len(uint64_t v)
 {
-    /* Branch-free: 1 + floor(bits / 7), with bits of 0 counted as 1. */
-    unsigned bits = 64u - (unsigned)__builtin_clzll(v | 1);
-    return (bits + 6) / 7;
+    /* A table lookup: the division by 7 was the hottest instruction of the
+     * writer's codec choice (most lists are a few entries). */
+    return VARINT_LEN[64u - (unsigned)__builtin_clzll(v | 1)];
 }
 
 static unsigned bits_for(uint32_t x)
@@ -154,7 +159,36 @@ int tr_plist_encode(const uint32_t *v, size_t n, int codec, tr_buf *out)
     unsigned char modes[NMODES];
     size_t nb = (n + TR_PACK_BLOCK - 1) / TR_PACK_BLOCK;
     bool have_modes = false;
-    if (codec == TR_CODEC_AUTO) {
+    if (codec == TR_CODEC_AUTO && n <= TR_VARINT_MAX_N) {
+        /* Short lists (nearly all of them): the three sizes in one pass,
+         * same choice as the general loop below (ties to the lower codec). */
+        size_t vsz = 0, pvb = 0;
+        uint32_t maxg = 0, prev = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t d = v[i] - prev, g = i ? d - 1 : d;
+            vsz += varint_len(d);
+            pvb += varint_len(g);
+            maxg = g > maxg ? g : maxg;
+            prev = v[i];
+        }
+        total = vsz;
+        codec = TR_CODEC_VARINT;
+        if (n >= 7) {
+            size_t pb = (n * bits_for(maxg) + 7) / 8;
+            size_t sz = varint_len(n) + 8 + 1 + (pvb < pb ? pvb : pb);
+            if (sz < total) {
+                total = sz;
+                codec = TR_CODEC_PACK;
+                modes[0] = (unsigned char)(pvb < pb ? MODE_VARINT : bits_for(maxg));
+                have_modes = true;
+            }
+        }
+        size_t bsz = varint_len(n) + varint_len(v[0]) + (size_t)(((uint64_t)v[n - 1] - v[0] + 1 + 7) / 8);
+        if (bsz < total) {
+            total = bsz;
+            codec = TR_CODEC_BITMAP;
+        }
+    } else if (codec == TR_CODEC_AUTO) {
         for (int c = TR_CODEC_VARINT; c <= TR_CODEC_BITMAP; c++) {
             /* Below 7 entries a skip entry alone outweighs any saving. */
             if (c == TR_CODEC_PACK && n < 7)

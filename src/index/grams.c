@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "index/index_internal.h"
 
@@ -73,20 +76,6 @@ void tr_gram_set_free(tr_gram_set *s)
     memset(s, 0, sizeof *s);
 }
 
-static inline void set_add(tr_gram_set *s, uint32_t key)
-{
-    uint64_t m = (uint64_t)1 << (key & 63);
-    uint64_t *w = &s->bits[key >> 6];
-    if (*w & m)
-        return;
-    *w |= m;
-    if (s->n == s->cap) {
-        s->cap *= 2;
-        s->keys = tr_xrealloc(s->keys, s->cap * sizeof *s->keys);
-    }
-    s->keys[s->n++] = key;
-}
-
 static inline uint32_t text4_key(uint32_t folded4)
 {
     return TR_KEY(TR_TEXT4, tr_hash24(folded4));
@@ -98,42 +87,118 @@ static inline uint32_t wide4_key(uint32_t folded4)
     return TR_KEY(TR_WIDE4, tr_hash24(folded4));
 }
 
-void tr_grams_extract(const unsigned char *d, size_t len, uint32_t kinds, tr_gram_set *s)
+void tr_gram_cursor_init(tr_gram_cursor *c, uint32_t kinds)
 {
-    if ((kinds & TR_KIND_BIT(TR_GRAM3)) && len >= 3) {
-        uint32_t g = ((uint32_t)d[0] << 8) | d[1];
-        for (size_t i = 2; i < len; i++) {
+    memset(c, 0, sizeof *c);
+    c->kinds = kinds;
+}
+
+/* Branch-free insert: the key is always stored at out[n] and kept (n + 1)
+ * only when its bit was clear. A branch on "seen" mispredicts on binary
+ * data, and the store is cheaper than the miss. */
+#define SEEN_ADD(bits, key, out, n)                                       \
+    do {                                                                  \
+        uint32_t k_ = (key);                                              \
+        uint64_t *w_ = &(bits)[k_ >> 6];                                  \
+        uint64_t m_ = (uint64_t)1 << (k_ & 63), o_ = *w_;                 \
+        *w_ = o_ | m_;                                                    \
+        (out)[(n)] = k_;                                                  \
+        (n) += (o_ & m_) == 0;                                            \
+    } while (0)
+
+size_t tr_grams_feed(tr_gram_cursor *c, const unsigned char *d, size_t len, size_t to,
+                     uint64_t *bits, uint32_t *out)
+{
+    size_t n = 0, from = c->pos;
+    if (to > len)
+        to = len;
+    if (from >= to)
+        return 0;
+    if (c->kinds & TR_KIND_BIT(TR_GRAM3)) {
+        uint32_t g = c->g;
+        size_t i = from;
+        for (; i < to && i < 2; i++)
+            g = (g << 8) | d[i];
+        for (; i < to; i++) {
             g = ((g << 8) | d[i]) & 0xffffff;
-            set_add(s, g);   /* TR_KEY(TR_GRAM3, g) == g */
+            SEEN_ADD(bits, g, out, n);   /* TR_KEY(TR_GRAM3, g) == g */
         }
+        c->g = g;
     }
-    if ((kinds & TR_KIND_BIT(TR_TEXT4)) && len >= 4) {
-        uint32_t w = 0;
-        size_t run = 0;
-        for (size_t i = 0; i < len; i++) {
+    if (c->kinds & TR_KIND_BIT(TR_TEXT4)) {
+        uint32_t w = c->tw;
+        size_t run = c->trun;
+        for (size_t i = from; i < to; i++) {
             if (!tr_is_text(d[i])) {
                 run = 0;
                 continue;
             }
             w = (w << 8) | tr_fold(d[i]);
             if (++run >= 4)
-                set_add(s, text4_key(w));
+                SEEN_ADD(bits, text4_key(w), out, n);
         }
+        c->tw = w;
+        c->trun = run;
     }
-    if ((kinds & TR_KIND_BIT(TR_WIDE4)) && len >= 8) {
-        /* Two interleaved runs, one per byte parity. */
-        uint32_t w[2] = {0, 0};
-        size_t run[2] = {0, 0};
-        for (size_t i = 0; i + 1 < len; i++) {
+    if (c->kinds & TR_KIND_BIT(TR_WIDE4)) {
+        /* Two interleaved runs, one per byte parity; position i needs d[i + 1]. */
+        size_t end = to < len - 1 ? to : len - 1;
+        /* State in locals: the stores to bits/out could alias the cursor. */
+        uint32_t ww[2] = {c->ww[0], c->ww[1]};
+        size_t wrun[2] = {c->wrun[0], c->wrun[1]};
+        for (size_t i = from; i < end; i++) {
+#ifdef __SSE2__
+            /* 16 positions at once: where none is a text byte followed by
+             * a NUL, both runs just end (most of a binary, all of a text). */
+            if ((i & 15) == 0 && i + 17 <= len && i + 16 <= end) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
+                __m128i z = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(d + i + 1)),
+                                           _mm_setzero_si128());
+                __m128i t = _mm_xor_si128(_mm_sub_epi8(v, _mm_set1_epi8(0x20)), _mm_set1_epi8((char)0x80));
+                __m128i txt = _mm_cmplt_epi8(t, _mm_set1_epi8((char)(0x5f ^ 0x80)));   /* 0x20..0x7e */
+                txt = _mm_or_si128(txt, _mm_cmpeq_epi8(v, _mm_set1_epi8('\t')));
+                txt = _mm_or_si128(txt, _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+                txt = _mm_or_si128(txt, _mm_cmpeq_epi8(v, _mm_set1_epi8('\r')));
+                if (_mm_movemask_epi8(_mm_and_si128(txt, z)) == 0) {
+                    wrun[0] = wrun[1] = 0;
+                    i += 15;
+                    continue;
+                }
+            }
+#endif
             int p = (int)(i & 1);
             if (d[i + 1] != 0 || !tr_is_text(d[i])) {
-                run[p] = 0;
+                wrun[p] = 0;
                 continue;
             }
-            w[p] = (w[p] << 8) | tr_fold(d[i]);
-            if (++run[p] >= 4)
-                set_add(s, wide4_key(w[p]));
+            ww[p] = (ww[p] << 8) | tr_fold(d[i]);
+            if (++wrun[p] >= 4)
+                SEEN_ADD(bits, wide4_key(ww[p]), out, n);
         }
+        c->ww[0] = ww[0];
+        c->ww[1] = ww[1];
+        c->wrun[0] = wrun[0];
+        c->wrun[1] = wrun[1];
+    }
+    c->pos = to;
+    return n;
+}
+
+void tr_grams_extract(const unsigned char *d, size_t len, uint32_t kinds, tr_gram_set *s)
+{
+    tr_gram_cursor c;
+    tr_gram_cursor_init(&c, kinds);
+    size_t pos = 0;
+    while (pos < len) {
+        size_t to = len - pos > TR_GRAM_SLICE ? pos + TR_GRAM_SLICE : len;
+        size_t need = s->n + TR_GRAM_SLICE_KEYS;
+        if (need > s->cap) {
+            while (s->cap < need)
+                s->cap *= 2;
+            s->keys = tr_xrealloc(s->keys, s->cap * sizeof *s->keys);
+        }
+        s->n += tr_grams_feed(&c, d, len, to, s->bits, s->keys + s->n);
+        pos = to;
     }
 }
 

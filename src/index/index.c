@@ -16,8 +16,9 @@
 
 #define MANIFEST "MANIFEST"
 #define MANIFEST_TMP "MANIFEST.tmp"
-/* Writer memory: two chunks of 4-byte keys plus the flusher's 8-byte
- * partition buffer: 16 bytes per pair, ~640 MiB at 40M pairs. */
+/* Writer memory: a page pool of two chunks of 4-byte entries (pairs plus
+ * per-bucket doc markers), ~330 MiB at 40M, plus the segment directory being
+ * built (~50 MiB for a full chunk) and per-thread sort buffers. */
 #define DEFAULT_CHUNK_PAIRS ((size_t)40 << 20)
 
 /* ---- manifest --------------------------------------------------------------- */
@@ -461,6 +462,7 @@ int tr_index_open_opts(const char *dir, const tr_index_opts *opts, tr_index **ou
     if (tr_mkdir_p(dir, 0755, err) < 0)
         return -1;
     tr_index *ix = tr_xcalloc(1, sizeof *ix);
+    ix->writer_threads = -1;
     ix->dir = tr_xstrdup(dir);
     if (opts)
         ix->opts = *opts;
@@ -515,38 +517,522 @@ static char *new_seg_name(void)
 
 /* ---- writer ------------------------------------------------------------------ */
 
-/* A chunk is the grams of a run of documents, in document order. Cutting a
- * chunk into a segment (sort by key, encode, write) runs on a second thread
- * while the caller keeps extracting into the other chunk: two cores, and
- * memory bounded by two chunks plus the sort's buffers. */
-typedef struct chunk {
-    uint32_t *keys;
-    size_t nkeys, kcap;
-    uint64_t *doc_end;         /* per doc: end of its keys */
+/* One writer uses every core and keeps documents in one ordinal sequence:
+ *  - The caller thread extracts each document's distinct keys (tr_grams_feed
+ *    into a per-doc bitmap, in cache-sized slices) and appends them straight
+ *    into per-bucket streams of the current chunk: bucket = key >> 16, entry
+ *    = the low 16 key bits, preceded in a bucket by a marker (MARK | doc
+ *    ordinal) whenever the document changes. A chunk is thus partitioned by
+ *    key as it fills: no pass over the whole chunk to partition it, and ~4
+ *    bytes per (gram, doc) pair.
+ *  - A full chunk is queued; each non-empty bucket is a task: counting-sort
+ *    the bucket by key (ordinals stay increasing within a key), give its
+ *    pages back, encode its lists into a private buffer. Worker threads
+ *    (cores - 1) run tasks and append finished buckets to the chunk's
+ *    segment file in key order; the caller runs tasks too whenever it would
+ *    otherwise wait (page pool empty, commit).
+ *  - Memory: pages come from a pool sized for two chunks (one filling, one
+ *    flushing) plus partly filled pages; when it is empty the caller helps
+ *    the flush until pages come back. */
+#define PG_ENTRIES 4096                 /* u32 entries per page: 16 KiB */
+#define BUCKET_SHIFT 16
+#define BUCKET_KEYS ((size_t)1 << BUCKET_SHIFT)
+#define NBUCKET ((size_t)TR_KEY_SPACE >> BUCKET_SHIFT)
+#define MARK 0x80000000u
+#define MAX_WORKERS 3
+/* A doc's new keys are kept to clear its bitmap bits; past this many, the
+ * bitmap of each kind is cleared whole instead (2 MiB memset per kind, about
+ * the cost of this many scattered stores). */
+#define KEEP_KEYS ((size_t)1 << 17)
+/* Buckets with fewer entries sort (key, ord) pairs instead of walking a
+ * 64K-entry counting table (sparse kinds, small chunks). */
+#define SPARSE_BUCKET ((size_t)4096)
+
+typedef struct page {
+    struct page *next;
+    uint32_t n;
+    uint32_t e[PG_ENTRIES];
+} page;
+
+typedef struct bucket {
+    page *head, *tail;
+    uint32_t *wp, *we;         /* write position in tail */
+    uint32_t last;             /* ordinal of the last marker written */
+} bucket;
+
+typedef struct bres {          /* one encoded bucket */
+    tr_buf lists;
+    tr_segb_rec *recs;
+    size_t nrecs, rcap;
+} bres;
+
+enum { B_EMPTY = 0, B_PENDING, B_RUNNING, B_DONE, B_APPENDED };
+
+typedef struct wchunk {
+    bucket b[NBUCKET];
     uint32_t *docs;
-    size_t ndocs, dcap;
-} chunk;
+    size_t ndocs, dcap, nent;
+    /* Once queued, guarded by the writer's mu (pages of a bucket belong to
+     * the thread running its task). */
+    struct wchunk *next;
+    tr_segb *segb;
+    char *name;
+    size_t next_task, next_append;
+    bool appending;
+    unsigned char state[NBUCKET];
+    bres *res[NBUCKET];
+} wchunk;
+
+typedef struct wscratch {
+    uint32_t *cnt;             /* BUCKET_KEYS + 1: the last slot counts markers */
+    uint32_t *ords;
+    size_t ocap;
+    uint64_t *pairs;
+    size_t pcap;
+} wscratch;
+
+struct tr_index_writer;
+typedef struct worker {
+    struct tr_index_writer *w;
+    wscratch sc;
+} worker;
 
 struct tr_index_writer {
     tr_index *ix;
     int active_fd;
     uint32_t kinds;
     size_t chunk_pairs;
-    tr_gram_set gs;
-    chunk cur;
-    /* Owned by the flusher while it runs; the caller touches them only after join. */
-    pthread_t th;
-    bool running;
-    chunk bg;
-    int bg_rc;
-    tr_error bg_err;
-    uint64_t *part;            /* large-chunk sort buffer: (key low bits, ordinal) */
-    size_t part_cap;
-    char **names;              /* segments cut so far (final names; files are name.tmp) */
-    size_t nnames;
+    uint64_t *bits;            /* per-doc dedup bitmap, TR_KEY_SPACE bits */
+    uint32_t *keys;            /* the current doc's new keys */
+    size_t kcap;
+    wchunk *cur;               /* filling: the caller's alone */
+    wscratch sc;                /* the caller's, when it helps */
     uint32_t *ids;             /* every id added, for the reuse check at publish */
     size_t nids, idcap;
+    /* Shared with the workers, under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    wchunk *qhead, *qtail;     /* cut chunks, oldest first, until their segment is finished */
+    size_t inflight;
+    page *free_pages;
+    size_t npages, max_pages;
+    bool stop, discard;        /* discard: abort, or a flush failed */
+    int rc;
+    tr_error err;
+    char **names;              /* finished segments (files are name.tmp) */
+    size_t nnames;
+    int nworkers;
+    pthread_t th[MAX_WORKERS];
+    worker wk[MAX_WORKERS];
 };
+
+static void scratch_free(wscratch *s)
+{
+    free(s->cnt);
+    free(s->ords);
+    free(s->pairs);
+    memset(s, 0, sizeof *s);
+}
+
+static void bres_free(bres *r)
+{
+    if (!r)
+        return;
+    tr_buf_free(&r->lists);
+    free(r->recs);
+    free(r);
+}
+
+/* Caller holds mu. */
+static void pages_put(tr_index_writer *w, page *p)
+{
+    while (p) {
+        page *next = p->next;
+        p->next = w->free_pages;
+        w->free_pages = p;
+        p = next;
+    }
+}
+
+static inline size_t put_varint32(unsigned char *p, uint32_t v)
+{
+    size_t i = 0;
+    while (v >= 0x80) {
+        p[i++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    p[i++] = (unsigned char)v;
+    return i;
+}
+
+static void bres_add(bres *r, uint32_t key, const uint32_t *ords, size_t n)
+{
+    if (r->nrecs == r->rcap) {
+        r->rcap = r->rcap ? 2 * r->rcap : 256;
+        r->recs = tr_xrealloc(r->recs, r->rcap * sizeof *r->recs);
+    }
+    size_t before = r->lists.len;
+    if (n <= 2) {
+        /* Most lists of a chunk: one or two docs, where varint is always
+         * the smallest codec (a bitmap costs a count byte and a base). */
+        if (r->lists.len + 10 > r->lists.cap) {
+            r->lists.cap = 2 * r->lists.cap + 16;
+            r->lists.data = tr_xrealloc(r->lists.data, r->lists.cap);
+        }
+        unsigned char *p = (unsigned char *)r->lists.data + r->lists.len;
+        size_t k = put_varint32(p, ords[0]);
+        if (n == 2)
+            k += put_varint32(p + k, ords[1] - ords[0]);
+        r->lists.len += k;
+        r->recs[r->nrecs++] = (tr_segb_rec){.key = key, .n = (uint32_t)n, .len = (uint32_t)k,
+                                            .codec = TR_CODEC_VARINT};
+        return;
+    }
+    int codec = tr_plist_encode(ords, n, TR_CODEC_AUTO, &r->lists);
+    r->recs[r->nrecs++] = (tr_segb_rec){.key = key, .n = (uint32_t)n,
+                                        .len = (uint32_t)(r->lists.len - before), .codec = codec};
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One bucket: sort by key, hand the pages back, encode. NULL when discarding. */
+static bres *run_task(tr_index_writer *w, wchunk *c, size_t bk, wscratch *sc, bool discard)
+{
+    page *head = c->b[bk].head;
+    c->b[bk].head = c->b[bk].tail = NULL;
+    size_t tot = 0;
+    for (page *p = head; p; p = p->next)
+        tot += p->n;
+    bres *r = NULL;
+    if (discard || tot == 0) {
+        pthread_mutex_lock(&w->mu);
+        pages_put(w, head);
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        return NULL;
+    }
+    r = tr_xcalloc(1, sizeof *r);
+    /* ~1.7 bytes per posting on the corpus: reserve so the buffer rarely moves. */
+    r->lists.cap = tot * 2 + 256;
+    r->lists.data = tr_xmalloc(r->lists.cap);
+    r->rcap = tot < BUCKET_KEYS ? tot : BUCKET_KEYS;
+    r->recs = tr_xmalloc(r->rcap * sizeof *r->recs);
+    uint32_t base = (uint32_t)(bk << BUCKET_SHIFT);
+    if (sc->ocap < tot) {
+        free(sc->ords);
+        sc->ocap = tot + tot / 4;
+        sc->ords = tr_xmalloc(sc->ocap * sizeof *sc->ords);
+    }
+    uint32_t *ords = sc->ords;
+    if (tot < SPARSE_BUCKET) {
+        if (sc->pcap < tot) {
+            free(sc->pairs);
+            sc->pcap = SPARSE_BUCKET;
+            sc->pairs = tr_xmalloc(sc->pcap * sizeof *sc->pairs);
+        }
+        size_t m = 0;
+        uint32_t ord = 0;
+        for (page *p = head; p; p = p->next)
+            for (uint32_t i = 0; i < p->n; i++) {
+                uint32_t e = p->e[i];
+                if (e & MARK)
+                    ord = e & ~MARK;
+                else
+                    sc->pairs[m++] = ((uint64_t)e << 32) | ord;
+            }
+        pthread_mutex_lock(&w->mu);
+        pages_put(w, head);
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        qsort(sc->pairs, m, sizeof *sc->pairs, cmp_u64);
+        size_t i = 0;
+        while (i < m) {
+            uint32_t key = (uint32_t)(sc->pairs[i] >> 32);
+            size_t n = 0;
+            while (i < m && (uint32_t)(sc->pairs[i] >> 32) == key)
+                ords[n++] = (uint32_t)sc->pairs[i++];
+            bres_add(r, base | key, ords, n);
+        }
+        return r;
+    }
+    if (!sc->cnt)
+        sc->cnt = tr_xmalloc((BUCKET_KEYS + 1) * sizeof *sc->cnt);
+    uint32_t *cnt = sc->cnt;
+    memset(cnt, 0, (BUCKET_KEYS + 1) * sizeof *cnt);
+    /* Markers count under the extra slot, so they sort after every key and
+     * the scatter below needs no branch on them. */
+    for (page *p = head; p; p = p->next)
+        for (uint32_t i = 0; i < p->n; i++) {
+            uint32_t e = p->e[i];
+            cnt[(e & MARK) ? BUCKET_KEYS : e]++;
+        }
+    uint32_t sum = 0;
+    for (size_t j = 0; j <= BUCKET_KEYS; j++) {
+        uint32_t x = cnt[j];
+        cnt[j] = sum;
+        sum += x;
+    }
+    uint32_t ord = 0;
+    for (page *p = head; p; p = p->next)
+        for (uint32_t i = 0; i < p->n; i++) {
+            uint32_t e = p->e[i];
+            bool mk = (e & MARK) != 0;
+            ord = mk ? (e & ~MARK) : ord;
+            ords[cnt[mk ? BUCKET_KEYS : e]++] = ord;
+        }
+    pthread_mutex_lock(&w->mu);
+    pages_put(w, head);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    /* cnt[j] is now the end of key j. */
+    uint32_t start = 0;
+    for (size_t j = 0; j < BUCKET_KEYS; j++) {
+        uint32_t end = cnt[j];
+        if (end > start)
+            bres_add(r, base | (uint32_t)j, ords + start, end - start);
+        start = end;
+    }
+    return r;
+}
+
+static void fail_locked(tr_index_writer *w, const tr_error *e)
+{
+    if (w->rc == 0) {
+        w->rc = -1;
+        w->err = *e;
+    }
+    w->discard = true;
+}
+
+/* Appends the head chunk's finished buckets in key order and finishes its
+ * segment after the last. Caller holds mu; returns whether it did anything. */
+static bool try_append(tr_index_writer *w)
+{
+    wchunk *c = w->qhead;
+    if (!c || c->appending)
+        return false;
+    if (c->next_append < NBUCKET && c->state[c->next_append] != B_DONE &&
+        c->state[c->next_append] != B_EMPTY)
+        return false;
+    c->appending = true;
+    while (c->next_append < NBUCKET &&
+           (c->state[c->next_append] == B_DONE || c->state[c->next_append] == B_EMPTY)) {
+        size_t b = c->next_append++;
+        bres *r = c->res[b];
+        c->res[b] = NULL;
+        c->state[b] = B_APPENDED;
+        if (!r)
+            continue;
+        bool skip = w->discard || !c->segb;
+        pthread_mutex_unlock(&w->mu);
+        tr_error e;
+        int rc = skip ? 0 : tr_segb_add_encoded(c->segb, r->recs, r->nrecs,
+                                                (const unsigned char *)r->lists.data, r->lists.len, &e);
+        bres_free(r);
+        pthread_mutex_lock(&w->mu);
+        if (rc < 0)
+            fail_locked(w, &e);
+    }
+    if (c->next_append < NBUCKET) {
+        c->appending = false;
+        return true;
+    }
+    /* Every bucket is in the file: finish it outside the lock. */
+    w->qhead = c->next;
+    if (!w->qhead)
+        w->qtail = NULL;
+    bool skip = w->discard;
+    pthread_mutex_unlock(&w->mu);
+    tr_error e;
+    int rc = 0;
+    if (skip)
+        tr_segb_abort(c->segb);
+    else
+        rc = tr_segb_finish(c->segb, &e);
+    c->segb = NULL;
+    pthread_mutex_lock(&w->mu);
+    if (rc < 0) {
+        fail_locked(w, &e);
+    } else if (!skip) {
+        w->names = tr_xrealloc(w->names, (w->nnames + 1) * sizeof *w->names);
+        w->names[w->nnames++] = c->name;
+        c->name = NULL;
+    }
+    free(c->name);
+    free(c->docs);
+    free(c);
+    w->inflight--;
+    pthread_cond_broadcast(&w->cv);
+    return true;
+}
+
+/* Runs one task of the oldest chunk that has one. Caller holds mu. */
+static bool try_task(tr_index_writer *w, wscratch *sc)
+{
+    for (wchunk *c = w->qhead; c; c = c->next) {
+        while (c->next_task < NBUCKET && c->state[c->next_task] != B_PENDING)
+            c->next_task++;
+        if (c->next_task == NBUCKET)
+            continue;
+        size_t b = c->next_task++;
+        c->state[b] = B_RUNNING;
+        bool discard = w->discard;
+        pthread_mutex_unlock(&w->mu);
+        bres *r = run_task(w, c, b, sc, discard);
+        pthread_mutex_lock(&w->mu);
+        c->res[b] = r;
+        c->state[b] = B_DONE;
+        pthread_cond_broadcast(&w->cv);
+        return true;
+    }
+    return false;
+}
+
+/* One unit of flush work; appending is the workers' (the caller's only
+ * when there are none). Caller holds mu. */
+static bool step(tr_index_writer *w, wscratch *sc, bool may_append)
+{
+    if (may_append && try_append(w))
+        return true;
+    return try_task(w, sc);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *k = arg;
+    tr_index_writer *w = k->w;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        if (step(w, &k->sc, true))
+            continue;
+        if (w->stop && !w->qhead)
+            break;
+        pthread_cond_wait(&w->cv, &w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Waits (helping) until every cut chunk is a finished segment. */
+static void drain(tr_index_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->inflight > 0)
+        if (!step(w, &w->sc, w->nworkers == 0))
+            pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static page *page_get(tr_index_writer *w)
+{
+    page *p = NULL;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        if (w->free_pages) {
+            p = w->free_pages;
+            w->free_pages = p->next;
+            break;
+        }
+        /* Over the bound only when no flush could give pages back (one
+         * document larger than a chunk). */
+        if (w->npages < w->max_pages || w->inflight == 0) {
+            w->npages++;
+            break;
+        }
+        if (!step(w, &w->sc, w->nworkers == 0))
+            pthread_cond_wait(&w->cv, &w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (!p)
+        p = tr_xmalloc(sizeof *p);
+    p->next = NULL;
+    p->n = 0;
+    return p;
+}
+
+static inline void push(tr_index_writer *w, bucket *bk, uint32_t v)
+{
+    if (bk->wp == bk->we) {
+        page *p = page_get(w);
+        if (bk->tail) {
+            bk->tail->n = PG_ENTRIES;
+            bk->tail->next = p;
+        } else {
+            bk->head = p;
+        }
+        bk->tail = p;
+        bk->wp = p->e;
+        bk->we = p->e + PG_ENTRIES;
+    }
+    *bk->wp++ = v;
+}
+
+static wchunk *chunk_new(void)
+{
+    wchunk *c = tr_xcalloc(1, sizeof *c);
+    for (size_t b = 0; b < NBUCKET; b++)
+        c->b[b].last = UINT32_MAX;
+    return c;
+}
+
+/* Frees a chunk never queued, its pages back to the pool. */
+static void chunk_drop(tr_index_writer *w, wchunk *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&w->mu);
+    for (size_t b = 0; b < NBUCKET; b++)
+        pages_put(w, c->b[b].head);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    free(c->docs);
+    free(c);
+}
+
+static int cut(tr_index_writer *w, tr_error *err)
+{
+    wchunk *c = w->cur;
+    if (!c || c->ndocs == 0)
+        return 0;
+    w->cur = NULL;
+    for (size_t b = 0; b < NBUCKET; b++) {
+        bucket *bk = &c->b[b];
+        if (bk->tail)
+            bk->tail->n = (uint32_t)(bk->wp - bk->tail->e);
+        c->state[b] = bk->head ? B_PENDING : B_EMPTY;
+    }
+    c->name = new_seg_name();
+    char *tmp = tr_xasprintf("%s/%s.tmp", w->ix->dir, c->name);
+    int rc = tr_segb_begin(tmp, w->kinds, c->docs, (uint32_t)c->ndocs, &c->segb, err);
+    free(tmp);
+    if (rc < 0) {
+        free(c->name);
+        chunk_drop(w, c);
+        return -1;
+    }
+    pthread_mutex_lock(&w->mu);
+    if (w->qtail)
+        w->qtail->next = c;
+    else
+        w->qhead = c;
+    w->qtail = c;
+    w->inflight++;
+    pthread_cond_broadcast(&w->cv);
+    if (w->nworkers == 0)   /* no threads: flush here */
+        while (w->inflight > 0)
+            step(w, &w->sc, true);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+void tr_index_set_writer_threads(tr_index *ix, int n)
+{
+    ix->writer_threads = n;
+}
 
 int tr_index_writer_begin(tr_index *ix, tr_index_writer **out, tr_error *err)
 {
@@ -558,251 +1044,122 @@ int tr_index_writer_begin(tr_index *ix, tr_index_writer **out, tr_error *err)
     w->active_fd = afd;
     w->kinds = ix->opts.kinds;
     w->chunk_pairs = ix->opts.chunk_pairs;
-    tr_gram_set_init(&w->gs);
+    w->bits = tr_ix_huge_alloc(TR_KEY_SPACE / 8);
+    int nk = 0;
+    for (int k = 0; k < TR_GRAM_KINDS; k++)
+        nk += (w->kinds >> k) & 1;
+    w->max_pages = 2 * (w->chunk_pairs / PG_ENTRIES + 1 + (size_t)nk * (NBUCKET / TR_GRAM_KINDS));
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cores <= 1 ? 0 : cores - 1 > MAX_WORKERS ? MAX_WORKERS : (int)cores - 1;
+    if (ix->writer_threads >= 0)
+        want = ix->writer_threads > MAX_WORKERS ? MAX_WORKERS : ix->writer_threads;
+    for (int i = 0; i < want; i++) {
+        w->wk[i].w = w;
+        if (pthread_create(&w->th[i], NULL, worker_main, &w->wk[i]) != 0)
+            break;   /* fewer threads: the caller does the rest */
+        w->nworkers++;
+    }
     *out = w;
     return 0;
 }
 
-/* Stable LSD radix sort on the 26 key bits; ordinals within a key stay in
- * insertion order, which is increasing. For small chunks, where a pass over
- * the whole key space would cost more than the sort. */
-static void sort_pairs(uint64_t *a, size_t n)
+static void scatter(tr_index_writer *w, wchunk *c, const uint32_t *keys, size_t n, uint32_t ord)
 {
-    uint64_t *tmp = tr_xmalloc((n ? n : 1) * sizeof *tmp);
-    size_t *cnt = tr_xmalloc(((size_t)1 << 13) * sizeof *cnt);
-    uint64_t *src = a, *dst = tmp;
-    for (int pass = 0; pass < 2; pass++) {
-        int shift = 32 + 13 * pass;
-        memset(cnt, 0, ((size_t)1 << 13) * sizeof *cnt);
-        for (size_t i = 0; i < n; i++)
-            cnt[(src[i] >> shift) & 0x1fff]++;
-        size_t sum = 0;
-        for (size_t i = 0; i < ((size_t)1 << 13); i++) {
-            size_t c = cnt[i];
-            cnt[i] = sum;
-            sum += c;
+    size_t marks = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = keys[i];
+        bucket *bk = &c->b[k >> BUCKET_SHIFT];
+        if (bk->last != ord) {
+            bk->last = ord;
+            push(w, bk, MARK | ord);
+            marks++;
         }
-        for (size_t i = 0; i < n; i++)
-            dst[cnt[(src[i] >> shift) & 0x1fff]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
+        push(w, bk, k & (uint32_t)(BUCKET_KEYS - 1));
     }
-    /* Two passes: the result is back in a. */
-    free(tmp);
-    free(cnt);
-}
-
-#define SMALL_CHUNK ((size_t)1 << 20)
-
-static int emit_small(tr_index_writer *w, const chunk *c, tr_segb *b, tr_error *err)
-{
-    uint64_t *pairs = tr_xmalloc((c->nkeys + 1) * sizeof *pairs);
-    size_t k = 0;
-    for (size_t d = 0; d < c->ndocs; d++)
-        for (; k < c->doc_end[d]; k++)
-            pairs[k] = ((uint64_t)c->keys[k] << 32) | d;
-    sort_pairs(pairs, c->nkeys);
-    uint32_t *ords = tr_xmalloc((c->ndocs + 1) * sizeof *ords);
-    int rc = 0;
-    size_t i = 0;
-    while (i < c->nkeys && rc == 0) {
-        uint32_t key = (uint32_t)(pairs[i] >> 32);
-        size_t n = 0;
-        while (i < c->nkeys && (uint32_t)(pairs[i] >> 32) == key)
-            ords[n++] = (uint32_t)pairs[i++];
-        rc = tr_segb_add(b, key, ords, n, err);
-    }
-    free(ords);
-    free(pairs);
-    (void)w;
-    return rc;
-}
-
-/* Large chunks: partition (key, doc) pairs by the key's top bits into buckets
- * of 65536 keys (sequential appends to a few hundred streams), then counting-
- * sort each bucket with a 256 KiB table that stays in L2. A single counting
- * sort over the 50M-key space was two cache misses per pair and a fifth of
- * the indexing time. Within a key, docs stay in insertion (= ordinal) order. */
-#define PART_SHIFT 16
-#define PART_KEYS ((size_t)1 << PART_SHIFT)
-#define NPART (((size_t)TR_GRAM_KINDS << 24) >> PART_SHIFT)
-
-static int emit_large(tr_index_writer *w, const chunk *c, tr_segb *b, tr_error *err)
-{
-    if (w->part_cap < c->nkeys) {
-        tr_ix_huge_free(w->part, w->part_cap * sizeof *w->part);
-        w->part_cap = c->nkeys;
-        w->part = tr_ix_huge_alloc(w->part_cap * sizeof *w->part);
-    }
-    uint64_t *part = w->part;
-    size_t *bstart = tr_xcalloc(NPART + 1, sizeof *bstart), *bpos = tr_xmalloc(NPART * sizeof *bpos);
-    for (size_t i = 0; i < c->nkeys; i++)
-        bstart[(c->keys[i] >> PART_SHIFT) + 1]++;
-    size_t maxb = 0;
-    for (size_t i = 0; i < NPART; i++) {
-        if (bstart[i + 1] > maxb)
-            maxb = bstart[i + 1];
-        bstart[i + 1] += bstart[i];
-        bpos[i] = bstart[i];
-    }
-    size_t k = 0;
-    for (size_t d = 0; d < c->ndocs; d++)
-        for (; k < c->doc_end[d]; k++) {
-            uint32_t key = c->keys[k];
-            part[bpos[key >> PART_SHIFT]++] = ((uint64_t)(key & (PART_KEYS - 1)) << 32) | d;
-        }
-    uint32_t *cnt = tr_xmalloc((PART_KEYS + 1) * sizeof *cnt);
-    uint32_t *ords = tr_xmalloc((maxb + 1) * sizeof *ords);
-    int rc = 0;
-    for (size_t bk = 0; bk < NPART && rc == 0; bk++) {
-        const uint64_t *p = part + bstart[bk];
-        size_t n = bstart[bk + 1] - bstart[bk];
-        if (n == 0)
-            continue;
-        memset(cnt, 0, (PART_KEYS + 1) * sizeof *cnt);
-        for (size_t i = 0; i < n; i++)
-            cnt[(p[i] >> 32) + 1]++;
-        for (size_t i = 0; i < PART_KEYS; i++)
-            cnt[i + 1] += cnt[i];
-        /* cnt[j] = start of key j; scatter advances it to the end. */
-        for (size_t i = 0; i < n; i++)
-            ords[cnt[p[i] >> 32]++] = (uint32_t)p[i];
-        uint32_t start = 0;
-        for (size_t j = 0; j < PART_KEYS && rc == 0; j++) {
-            uint32_t end = cnt[j];
-            if (end > start)
-                rc = tr_segb_add(b, (uint32_t)((bk << PART_SHIFT) | j), ords + start, end - start, err);
-            start = end;
-        }
-    }
-    free(cnt);
-    free(ords);
-    free(bstart);
-    free(bpos);
-    return rc;
-}
-
-static int flush_chunk(tr_index_writer *w, chunk *c, tr_error *err)
-{
-    if (c->ndocs == 0)
-        return 0;
-    if (c->nkeys >= UINT32_MAX)
-        return tr_fail(err, "index: chunk too large");
-    char *name = new_seg_name();
-    char *tmp = tr_xasprintf("%s/%s.tmp", w->ix->dir, name);
-    tr_segb *b;
-    int rc = tr_segb_begin(tmp, w->kinds, c->docs, (uint32_t)c->ndocs, &b, err);
-    if (rc == 0) {
-        rc = c->nkeys < SMALL_CHUNK ? emit_small(w, c, b, err) : emit_large(w, c, b, err);
-        if (rc == 0)
-            rc = tr_segb_finish(b, err);
-        else
-            tr_segb_abort(b);
-    }
-    free(tmp);
-    if (rc < 0) {
-        free(name);
-        return -1;
-    }
-    w->names = tr_xrealloc(w->names, (w->nnames + 1) * sizeof *w->names);
-    w->names[w->nnames++] = name;
-    c->nkeys = 0;
-    c->ndocs = 0;
-    return 0;
-}
-
-static void *flush_thread(void *arg)
-{
-    tr_index_writer *w = arg;
-    w->bg_rc = flush_chunk(w, &w->bg, &w->bg_err);
-    return NULL;
-}
-
-static int join_bg(tr_index_writer *w, tr_error *err)
-{
-    if (!w->running)
-        return 0;
-    pthread_join(w->th, NULL);
-    w->running = false;
-    if (w->bg_rc < 0) {
-        if (err)
-            *err = w->bg_err;
-        return -1;
-    }
-    return 0;
-}
-
-static int rotate(tr_index_writer *w, tr_error *err)
-{
-    if (join_bg(w, err) < 0)
-        return -1;
-    chunk t = w->bg;
-    w->bg = w->cur;
-    w->cur = t;
-    w->cur.nkeys = 0;
-    w->cur.ndocs = 0;
-    if (pthread_create(&w->th, NULL, flush_thread, w) == 0) {
-        w->running = true;
-        return 0;
-    }
-    return flush_chunk(w, &w->bg, err);   /* no thread: do it here */
+    c->nent += n + marks;
 }
 
 int tr_index_writer_add(tr_index_writer *w, uint32_t doc_id, const unsigned char *data, size_t len,
                         tr_error *err)
 {
-    chunk *c = &w->cur;
-    if (c->ndocs >= UINT32_MAX - 1)
-        return tr_fail(err, "index: too many documents in one segment");
-    tr_grams_extract(data, len, w->kinds, &w->gs);
-    size_t nk = w->gs.n;
-    if (c->nkeys + nk > w->chunk_pairs && c->ndocs > 0) {
-        if (rotate(w, err) < 0) {
-            tr_gram_set_clear(&w->gs);
-            return -1;
-        }
-        c = &w->cur;
-    }
-    if (c->nkeys + nk > c->kcap) {
-        size_t cap = c->kcap ? c->kcap : 1 << 16;
-        while (cap < c->nkeys + nk)
-            cap *= 2;
-        if (cap > w->chunk_pairs && c->nkeys + nk <= w->chunk_pairs)
-            cap = w->chunk_pairs;
-        c->keys = tr_xrealloc(c->keys, cap * sizeof *c->keys);
-        c->kcap = cap;
-    }
+    pthread_mutex_lock(&w->mu);
+    int frc = w->rc;
+    if (frc < 0 && err)
+        *err = w->err;
+    pthread_mutex_unlock(&w->mu);
+    if (frc < 0)
+        return -1;
+    if (w->cur && w->cur->ndocs >= (size_t)(MARK - 1) && cut(w, err) < 0)
+        return -1;
+    if (!w->cur)
+        w->cur = chunk_new();
+    wchunk *c = w->cur;
+    uint32_t ord = (uint32_t)c->ndocs;
     if (c->ndocs == c->dcap) {
         c->dcap = c->dcap ? 2 * c->dcap : 1024;
         c->docs = tr_xrealloc(c->docs, c->dcap * sizeof *c->docs);
-        c->doc_end = tr_xrealloc(c->doc_end, c->dcap * sizeof *c->doc_end);
     }
-    if (nk)
-        memcpy(c->keys + c->nkeys, w->gs.keys, nk * sizeof *c->keys);
-    c->nkeys += nk;
+    c->docs[c->ndocs++] = doc_id;
     if (w->nids == w->idcap) {
         w->idcap = w->idcap ? 2 * w->idcap : 1024;
         w->ids = tr_xrealloc(w->ids, w->idcap * sizeof *w->ids);
     }
     w->ids[w->nids++] = doc_id;
-    c->docs[c->ndocs] = doc_id;
-    c->doc_end[c->ndocs++] = c->nkeys;
-    tr_gram_set_clear(&w->gs);
+    if (!w->keys) {
+        w->kcap = KEEP_KEYS + TR_GRAM_SLICE_KEYS;
+        w->keys = tr_xmalloc(w->kcap * sizeof *w->keys);
+    }
+    tr_gram_cursor gc;
+    tr_gram_cursor_init(&gc, w->kinds);
+    size_t nk = 0;
+    bool whole = false;
+    while (gc.pos < len) {
+        size_t to = len - gc.pos > TR_GRAM_SLICE ? gc.pos + TR_GRAM_SLICE : len;
+        size_t n = tr_grams_feed(&gc, data, len, to, w->bits, w->keys + nk);
+        scatter(w, c, w->keys + nk, n, ord);
+        nk += n;
+        if (nk > KEEP_KEYS) {
+            whole = true;
+            nk = 0;
+        }
+    }
+    if (whole) {
+        for (int k = 0; k < TR_GRAM_KINDS; k++)
+            if (w->kinds & TR_KIND_BIT(k))
+                memset(w->bits + (((size_t)k << 24) >> 6), 0, ((size_t)1 << 24) / 8);
+    } else {
+        for (size_t i = 0; i < nk; i++)
+            w->bits[w->keys[i] >> 6] = 0;
+    }
+    if (c->nent >= w->chunk_pairs)
+        return cut(w, err);
     return 0;
-}
-
-static void chunk_free(chunk *c)
-{
-    free(c->keys);
-    free(c->doc_end);
-    free(c->docs);
-    memset(c, 0, sizeof *c);
 }
 
 static void writer_free(tr_index_writer *w, bool unlink_files)
 {
-    join_bg(w, NULL);
+    pthread_mutex_lock(&w->mu);
+    if (unlink_files)
+        w->discard = true;
+    pthread_mutex_unlock(&w->mu);
+    drain(w);
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->nworkers; i++) {
+        pthread_join(w->th[i], NULL);
+        scratch_free(&w->wk[i].sc);
+    }
+    chunk_drop(w, w->cur);
+    w->cur = NULL;
+    while (w->free_pages) {
+        page *p = w->free_pages;
+        w->free_pages = p->next;
+        free(p);
+    }
     for (size_t i = 0; i < w->nnames; i++) {
         if (unlink_files) {
             char *p = tr_xasprintf("%s/%s.tmp", w->ix->dir, w->names[i]);
@@ -816,17 +1173,25 @@ static void writer_free(tr_index_writer *w, bool unlink_files)
     }
     free(w->names);
     free(w->ids);
-    chunk_free(&w->cur);
-    chunk_free(&w->bg);
-    tr_ix_huge_free(w->part, w->part_cap * sizeof *w->part);
-    tr_gram_set_free(&w->gs);
+    free(w->keys);
+    scratch_free(&w->sc);
+    tr_ix_huge_free(w->bits, TR_KEY_SPACE / 8);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
     lock_close(w->active_fd);
     free(w);
 }
 
 int tr_index_writer_commit(tr_index_writer *w, tr_error *err)
 {
-    if (join_bg(w, err) < 0 || flush_chunk(w, &w->cur, err) < 0) {
+    int rc = cut(w, err);
+    drain(w);
+    if (rc == 0 && w->rc < 0) {
+        if (err)
+            *err = w->err;
+        rc = -1;
+    }
+    if (rc < 0) {
         writer_free(w, true);
         return -1;
     }
@@ -837,10 +1202,10 @@ int tr_index_writer_commit(tr_index_writer *w, tr_error *err)
     for (size_t i = 0; i < w->nnames; i++) {
         char *p = tr_xasprintf("%s/%s.tmp", w->ix->dir, w->names[i]);
         char *q = tr_xasprintf("%s/%s", w->ix->dir, w->names[i]);
-        int rc = rename(p, q);
+        int rr = rename(p, q);
         free(p);
         free(q);
-        if (rc < 0) {
+        if (rr < 0) {
             tr_fail_errno(err, "index: cannot rename segment %s", w->names[i]);
             writer_free(w, true);
             return -1;

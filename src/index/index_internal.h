@@ -37,6 +37,26 @@ void tr_gram_set_free(tr_gram_set *s);
 /* Adds the keys of every kind in mask found in d (keys unsorted). */
 void tr_grams_extract(const unsigned char *d, size_t len, uint32_t kinds, tr_gram_set *s);
 
+/* Streaming extraction (the writer's path; tr_grams_extract is built on it):
+ * a document is fed in slices so that the key list of a slice stays in
+ * cache. State carries across slices (gram windows, text runs). */
+#define TR_GRAM_SLICE ((size_t)1 << 16)
+#define TR_GRAM_SLICE_KEYS (3 * TR_GRAM_SLICE)   /* at most one key per kind per byte */
+typedef struct tr_gram_cursor {
+    uint32_t kinds;
+    size_t pos;                /* bytes of the document consumed */
+    uint32_t g;                /* gram3 window */
+    uint32_t tw, ww[2];        /* text4 window; wide4 windows per byte parity */
+    size_t trun, wrun[2];
+} tr_gram_cursor;
+void tr_gram_cursor_init(tr_gram_cursor *c, uint32_t kinds);
+/* Extracts the grams ending in d[c->pos .. to) of the document d[0..len):
+ * sets their bits in bits (TR_KEY_SPACE bits) and appends the keys whose bit
+ * was clear to out, which must hold 3 * (to - c->pos) keys. Returns how many
+ * were appended. */
+size_t tr_grams_feed(tr_gram_cursor *c, const unsigned char *d, size_t len, size_t to,
+                     uint64_t *bits, uint32_t *out);
+
 /* Query side: the keys a document must contain one of, if it contains the
  * sequence pos[0..len) at the window. Returns the window length for the kind
  * (3, 4 or 8) and fills keys (sorted, distinct) when the window is usable:
@@ -147,6 +167,14 @@ int tr_segb_begin(const char *path, uint32_t kinds, const uint32_t *docs, uint32
                   tr_segb **out, tr_error *err);
 /* Keys strictly increasing across calls; n > 0. */
 int tr_segb_add(tr_segb *b, uint32_t key, const uint32_t *ords, size_t n, tr_error *err);
+/* Appends lists already encoded (one buffer holding them back to back): n
+ * entries of (key, codec, byte length, postings), keys strictly increasing. */
+typedef struct tr_segb_rec {
+    uint32_t key, n, len;
+    int codec;
+} tr_segb_rec;
+int tr_segb_add_encoded(tr_segb *b, const tr_segb_rec *recs, size_t nrecs,
+                        const unsigned char *data, size_t len, tr_error *err);
 /* Writes directory and header, fsyncs and closes the file (no rename). */
 int tr_segb_finish(tr_segb *b, tr_error *err);
 void tr_segb_abort(tr_segb *b);   /* closes and unlinks */

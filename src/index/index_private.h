@@ -19,6 +19,7 @@ typedef struct tr_snap {
 struct tr_index {
     char *dir;
     tr_index_opts opts;
+    int writer_threads;       /* worker threads per writer: -1 = cores - 1 (see index.c) */
     pthread_mutex_t mu;       /* guards cur and cur_stat */
     tr_snap *cur;
     struct stat cur_stat;     /* MANIFEST as last loaded (zeroed when absent) */

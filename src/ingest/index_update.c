@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -61,91 +60,11 @@ int ingest_open_index(const char *data_dir, tr_index **ix, tr_error *err)
     return rc;
 }
 
-/* Indexing is CPU-bound gram extraction: one writer per lane (core), each
- * on its own share of the samples, cutting and publishing its own segments.
- * Every lane marks in the store only what its own writer published. */
-#define MAX_LANES 4
-/* The index writer's default memory bound (pairs buffered before a segment
- * is cut), split between the lanes so that their sum stays the same. */
-#define WRITER_PAIRS ((size_t)40 << 20)
-
-typedef struct lane {
-    const tr_ingest_config *cfg;
-    tr_index *ix;
-    tr_store *s;               /* the lane's own handle: one thread each */
-    const uint32_t *have;
-    size_t nhave;
-    tr_index_writer *w;
-    pending marked;
-    uint64_t since_commit;
-    /* This page's share: entries i with i % nlanes == index. */
-    const int64_t *ids;
-    const char (*sha)[TR_SHA256_HEX];
-    const uint64_t *sizes;
-    size_t n, index, nlanes;
-    size_t docs_done;
-    uint64_t bytes_done;
-    char **problems;           /* reported by the calling thread */
-    size_t nproblems;
-    bool stopped;
-    int rc;
-    tr_error err;
-} lane;
-
-static void lane_problem(lane *l, const char *msg)
-{
-    l->problems = tr_xrealloc(l->problems, (l->nproblems + 1) * sizeof *l->problems);
-    l->problems[l->nproblems++] = tr_xstrdup(msg);
-}
-
-static void *lane_page(void *arg)
-{
-    lane *l = arg;
-    const tr_ingest_config *cfg = l->cfg;
-    for (size_t i = l->index; i < l->n && l->rc == 0; i += l->nlanes) {
-        if (cfg->should_stop && cfg->should_stop(cfg->arg)) {
-            l->stopped = true;
-            break;
-        }
-        if (l->ids[i] <= 0 || l->ids[i] > (int64_t)UINT32_MAX) {
-            l->rc = tr_fail(&l->err, "sample id %lld does not fit the index's 32-bit ids",
-                            (long long)l->ids[i]);
-            break;
-        }
-        uint32_t id = (uint32_t)l->ids[i];
-        if (!bsearch(&id, l->have, l->nhave, sizeof *l->have, cmp_u32)) {
-            char *path = tr_store_blob_path(l->s, l->sha[i]);
-            tr_map m;
-            tr_error ferr;
-            int mrc = tr_map_open(&m, path, &ferr);
-            free(path);
-            if (mrc != 0) {
-                /* Removed meanwhile, or lost: fsck's business, not a reason
-                 * to stop indexing the rest. */
-                lane_problem(l, ferr.msg);
-                continue;
-            }
-            if (!l->w && tr_index_writer_begin(l->ix, &l->w, &l->err) != 0)
-                l->rc = -1;
-            if (l->rc == 0 && tr_index_writer_add(l->w, id, m.data, m.len, &l->err) != 0)
-                l->rc = -1;
-            l->since_commit += m.len;
-            tr_map_close(&m);
-            if (l->rc != 0)
-                break;
-        }
-        /* Either indexed now or before a crash: marked once published. */
-        pending_add(&l->marked, l->ids[i]);
-        l->docs_done++;
-        l->bytes_done += l->sizes[i];
-        if (l->since_commit >= COMMIT_BYTES / l->nlanes) {
-            l->rc = publish(&l->w, l->s, &l->marked, &l->err);
-            l->since_commit = 0;
-        }
-    }
-    return NULL;
-}
-
+/* One writer for every core: it extracts on this thread and sorts, encodes
+ * and writes segments on its own worker threads (src/index/index.c), so the
+ * documents keep one ordinal sequence (neighbouring samples, similar grams:
+ * smaller posting lists than documents interleaved between writers) and
+ * the writer's memory bound is the only one. */
 int tr_ingest_update_index(const tr_ingest_config *cfg, tr_ingest_progress *out, tr_error *err)
 {
     tr_ingest_progress local = {0};
@@ -165,12 +84,10 @@ int tr_ingest_update_index(const tr_ingest_config *cfg, tr_ingest_progress *out,
         tr_store_close(s);
         return -1;
     }
-    long cores = cfg->jobs ? (long)cfg->jobs : sysconf(_SC_NPROCESSORS_ONLN);
-    size_t nlanes = cores < 1 ? 1 : cores > MAX_LANES ? MAX_LANES : (size_t)cores;
-    tr_index_opts opts = {.chunk_pairs = WRITER_PAIRS / nlanes};
-    char *dir = tr_xasprintf("%s/index", cfg->data_dir);
-    int rc = tr_index_open_opts(dir, &opts, &ix, err);
-    free(dir);
+    int rc = ingest_open_index(cfg->data_dir, &ix, err);
+    /* jobs bounds the threads: the caller plus jobs - 1 workers. */
+    if (rc == 0 && cfg->jobs)
+        tr_index_set_writer_threads(ix, (int)(cfg->jobs > 4 ? 3 : cfg->jobs - 1));
     uint32_t *have = NULL;
     size_t nhave = 0;
     if (rc == 0)
@@ -185,14 +102,9 @@ int tr_ingest_update_index(const tr_ingest_config *cfg, tr_ingest_progress *out,
     prog->index_docs_done = 0;
     prog->index_bytes_done = 0;
 
-    lane lanes[MAX_LANES];
-    memset(lanes, 0, sizeof lanes);
-    for (size_t k = 0; k < nlanes; k++) {
-        lanes[k] = (lane){.cfg = cfg, .ix = ix, .have = have, .nhave = nhave, .index = k,
-                          .nlanes = nlanes};
-        if (rc == 0 && tr_store_open(cfg->data_dir, 0, &lanes[k].s, err) != 0)
-            rc = -1;
-    }
+    tr_index_writer *w = NULL;
+    pending marked = {0};
+    uint64_t since_commit = 0;
     int64_t after = 0;
     int64_t ids[PAGE];
     char (*sha)[TR_SHA256_HEX] = tr_xcalloc(PAGE, sizeof *sha);
@@ -207,55 +119,60 @@ int tr_ingest_update_index(const tr_ingest_config *cfg, tr_ingest_progress *out,
         if (n == 0)
             break;
         after = ids[n - 1];
-        pthread_t threads[MAX_LANES];
-        for (size_t k = 0; k < nlanes; k++) {
-            lanes[k].ids = ids;
-            lanes[k].sha = (const char (*)[TR_SHA256_HEX])sha;
-            lanes[k].sizes = sizes;
-            lanes[k].n = n;
-            if (pthread_create(&threads[k], NULL, lane_page, &lanes[k]) != 0)
-                tr_die("cannot start an indexing thread");
-        }
-        size_t done = 0;
-        uint64_t done_bytes = 0;
-        for (size_t k = 0; k < nlanes; k++) {
-            pthread_join(threads[k], NULL);
-            lane *l = &lanes[k];
-            for (size_t p = 0; p < l->nproblems; p++) {
-                if (cfg->on_message)
-                    cfg->on_message(cfg->arg, true, l->problems[p]);
-                free(l->problems[p]);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            if (cfg->should_stop && cfg->should_stop(cfg->arg)) {
+                stopped = true;
+                break;
             }
-            free(l->problems);
-            l->problems = NULL;
-            l->nproblems = 0;
-            if (l->rc != 0 && rc == 0) {
-                rc = -1;
-                *err = l->err;
+            if (ids[i] <= 0 || ids[i] > (int64_t)UINT32_MAX) {
+                rc = tr_fail(err, "sample id %lld does not fit the index's 32-bit ids",
+                             (long long)ids[i]);
+                break;
             }
-            stopped |= l->stopped;
-            done += l->docs_done;
-            done_bytes += l->bytes_done;
+            uint32_t id = (uint32_t)ids[i];
+            if (!bsearch(&id, have, nhave, sizeof *have, cmp_u32)) {
+                char *path = tr_store_blob_path(s, sha[i]);
+                tr_map m;
+                tr_error ferr;
+                int mrc = tr_map_open(&m, path, &ferr);
+                free(path);
+                if (mrc != 0) {
+                    /* Removed meanwhile, or lost: fsck's business, not a
+                     * reason to stop indexing the rest. */
+                    if (cfg->on_message)
+                        cfg->on_message(cfg->arg, true, ferr.msg);
+                    continue;
+                }
+                if (!w && tr_index_writer_begin(ix, &w, err) != 0)
+                    rc = -1;
+                if (rc == 0 && tr_index_writer_add(w, id, m.data, m.len, err) != 0)
+                    rc = -1;
+                since_commit += m.len;
+                tr_map_close(&m);
+                if (rc != 0)
+                    break;
+            }
+            /* Either indexed now or before a crash: marked once published. */
+            pending_add(&marked, ids[i]);
+            prog->index_docs_done++;
+            prog->index_bytes_done += sizes[i];
+            if (since_commit >= COMMIT_BYTES) {
+                rc = publish(&w, s, &marked, err);
+                since_commit = 0;
+            }
         }
-        prog->index_docs_done = done;
-        prog->index_bytes_done = done_bytes;
         if (cfg->on_progress)
             cfg->on_progress(cfg->arg, prog);
     }
-    /* Publish every lane's work that is whole, even after another failed. */
-    for (size_t k = 0; k < nlanes; k++) {
-        lane *l = &lanes[k];
-        if (l->rc == 0 && l->s) {
-            if (publish(&l->w, l->s, &l->marked, &l->err) != 0 && rc == 0) {
-                rc = -1;
-                *err = l->err;
-            }
-        } else if (l->w) {
-            tr_index_writer_abort(l->w);
-        }
-        free(l->marked.ids);
-        tr_store_close(l->s);
+    /* Publish what is whole: everything added when no add failed. A failed
+     * writer is dropped; its samples stay unindexed for the next run. */
+    if (rc == 0) {
+        rc = publish(&w, s, &marked, err);
+    } else if (w) {
+        tr_index_writer_abort(w);
+        w = NULL;
     }
+    free(marked.ids);
     /* Merge policy: many small segments slow every query down; past a
      * threshold, merge them (queries keep working meanwhile). */
     tr_index_status ist;

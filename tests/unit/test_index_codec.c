@@ -219,6 +219,86 @@ static void test_grams_gram3(void **state)
     tr_gram_set_free(&s);
 }
 
+/* The extractor (sliced, vectorised skips) against a plain reference over
+ * random documents rich in text, NULs and wide strings, at every kind. */
+static int cmp_key(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static size_t ref_keys(const unsigned char *d, size_t len, uint32_t *out)
+{
+    size_t n = 0;
+    for (size_t i = 2; i < len; i++)
+        out[n++] = TR_KEY(TR_GRAM3, ((uint32_t)d[i - 2] << 16) | ((uint32_t)d[i - 1] << 8) | d[i]);
+    for (size_t i = 3; i < len; i++) {
+        uint32_t x = 0;
+        bool ok = true;
+        for (size_t j = i - 3; j <= i; j++) {
+            ok &= tr_is_text(d[j]);
+            x = (x << 8) | tr_fold(d[j]);
+        }
+        if (ok)
+            out[n++] = TR_KEY(TR_TEXT4, tr_hash24(x));
+    }
+    for (size_t i = 7; i < len; i++) {
+        uint32_t x = 0;
+        bool ok = true;
+        for (size_t j = i - 7; j <= i; j += 2) {
+            ok &= tr_is_text(d[j]) && d[j + 1] == 0;
+            x = (x << 8) | tr_fold(d[j]);
+        }
+        if (ok)
+            out[n++] = TR_KEY(TR_WIDE4, tr_hash24(x));
+    }
+    qsort(out, n, sizeof *out, cmp_key);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || out[k - 1] != out[i])
+            out[k++] = out[i];
+    return k;
+}
+
+static void test_grams_reference(void **state)
+{
+    (void)state;
+    uint64_t x = 88172645463325252ull;
+    enum { MAXLEN = 150000 };
+    unsigned char *d = tr_xmalloc(MAXLEN);
+    uint32_t *want = tr_xmalloc(3 * (size_t)MAXLEN * sizeof *want);
+    tr_gram_set s;
+    tr_gram_set_init(&s);
+    static const size_t lens[] = {0, 1, 2, 3, 7, 8, 9, 16, 17, 18, 33, 100, 4099, 65535, 65536, 65537, 140001};
+    for (size_t t = 0; t < sizeof lens / sizeof *lens; t++) {
+        size_t len = lens[t];
+        for (size_t i = 0; i < len; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            unsigned r = (unsigned)(x >> 40);
+            /* Runs of wide text, plain text and binary. */
+            int mode = (int)((i / 97 + t) % 3);
+            if (mode == 0)
+                d[i] = (i & 1) ? (r % 9 ? 0 : 1) : (unsigned char)("aZ \t\r\nq~}"[r % 9]);
+            else if (mode == 1)
+                d[i] = (unsigned char)(0x1e + r % 0x64);
+            else
+                d[i] = (unsigned char)r;
+        }
+        size_t nw = ref_keys(d, len, want);
+        tr_grams_extract(d, len, TR_KIND_BIT(TR_GRAM3) | TR_KIND_BIT(TR_TEXT4) | TR_KIND_BIT(TR_WIDE4), &s);
+        qsort(s.keys, s.n, sizeof *s.keys, cmp_key);
+        assert_int_equal(s.n, nw);
+        for (size_t i = 0; i < nw; i++)
+            assert_int_equal(s.keys[i], want[i]);
+        tr_gram_set_clear(&s);
+    }
+    tr_gram_set_free(&s);
+    free(want);
+    free(d);
+}
+
 static void test_grams_text4_wide4(void **state)
 {
     (void)state;
@@ -334,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_codec_malformed),
         cmocka_unit_test(test_grams_gram3),
         cmocka_unit_test(test_grams_text4_wide4),
+        cmocka_unit_test(test_grams_reference),
         cmocka_unit_test(test_grams_window_shapes),
         cmocka_unit_test(test_grams_agree_random),
     };
