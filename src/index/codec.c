@@ -17,17 +17,6 @@
 
 #include "index/index_internal.h"
 
-size_t tr_varint_put(unsigned char *p, uint64_t v)
-{
-    size_t i = 0;
-    while (v >= 0x80) {
-        p[i++] = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    p[i++] = (unsigned char)v;
-    return i;
-}
-
 size_t tr_varint_get(const unsigned char *p, const unsigned char *end, uint64_t *v)
 {
     uint64_t r = 0;

@@ -654,16 +654,6 @@ static void pages_put(tr_index_writer *w, page *p)
     }
 }
 
-static inline size_t put_varint32(unsigned char *p, uint32_t v)
-{
-    size_t i = 0;
-    while (v >= 0x80) {
-        p[i++] = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    p[i++] = (unsigned char)v;
-    return i;
-}
 
 static void bres_add(bres *r, uint32_t key, const uint32_t *ords, size_t n)
 {
@@ -680,9 +670,9 @@ static void bres_add(bres *r, uint32_t key, const uint32_t *ords, size_t n)
             r->lists.data = tr_xrealloc(r->lists.data, r->lists.cap);
         }
         unsigned char *p = (unsigned char *)r->lists.data + r->lists.len;
-        size_t k = put_varint32(p, ords[0]);
+        size_t k = tr_varint_put(p, ords[0]);
         if (n == 2)
-            k += put_varint32(p + k, ords[1] - ords[0]);
+            k += tr_varint_put(p + k, ords[1] - ords[0]);
         r->lists.len += k;
         r->recs[r->nrecs++] = (tr_segb_rec){.key = key, .n = (uint32_t)n, .len = (uint32_t)k,
                                             .codec = TR_CODEC_VARINT};

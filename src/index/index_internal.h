@@ -113,7 +113,16 @@ typedef struct tr_plist_cursor {
 void tr_plist_cursor_init(tr_plist_cursor *c, const tr_plist *pl);
 bool tr_plist_contains(tr_plist_cursor *c, uint32_t v);
 
-size_t tr_varint_put(unsigned char *p, uint64_t v);
+static inline size_t tr_varint_put(unsigned char *p, uint64_t v)
+{
+    size_t i = 0;
+    while (v >= 0x80) {
+        p[i++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    p[i++] = (unsigned char)v;
+    return i;
+}
 /* 0 when truncated or overlong. */
 size_t tr_varint_get(const unsigned char *p, const unsigned char *end, uint64_t *v);
 

@@ -299,16 +299,6 @@ int tr_segb_begin(const char *path, uint32_t kinds, const uint32_t *docs, uint32
     return 0;
 }
 
-static inline size_t vput(unsigned char *p, uint64_t v)
-{
-    size_t i = 0;
-    while (v >= 0x80) {
-        p[i++] = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    p[i++] = (unsigned char)v;
-    return i;
-}
 
 /* Directory, block index and statistics for one list of enc_len bytes. */
 static void add_entry(tr_segb *b, uint32_t key, int codec, size_t enc_len, size_t n)
@@ -331,8 +321,8 @@ static void add_entry(tr_segb *b, uint32_t key, int codec, size_t enc_len, size_
         b->dir.cap = cap;
     }
     unsigned char *v = (unsigned char *)b->dir.data + b->dir.len;
-    size_t k = vput(v, key - b->prev_key);
-    k += vput(v + k, ((uint64_t)enc_len << 2) | (unsigned)codec);
+    size_t k = tr_varint_put(v, key - b->prev_key);
+    k += tr_varint_put(v + k, ((uint64_t)enc_len << 2) | (unsigned)codec);
     b->dir.len += k;
     b->block_n++;
     p32((unsigned char *)b->bidx.data + b->bidx.len - BIDX_ENT + 4, b->block_n);

@@ -12,18 +12,12 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "hunt/prefilter.h"
 #include "index/query.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-
-static uint32_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
+static uint32_t rnd(void) { return fixture_rnd(&rng); }
 
 /* Few distinct bytes, so planted and accidental occurrences both happen. */
 static unsigned char rbyte(void)

@@ -8,16 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "index/index_internal.h"
 
 static uint64_t rng = 88172645463325252ull;
-static uint32_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
+static uint32_t rnd(void) { return fixture_rnd(&rng); }
 
 static void roundtrip(const uint32_t *v, size_t n, int codec)
 {

@@ -17,37 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "index/index.h"
 
-static char *make_dir(void)
-{
-    char tmpl[] = "/tmp/trawl-ixc-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    return tr_xasprintf("%s/index", d);
-}
+static char *make_dir(void) { return fixture_index_dir("ixc"); }
 
-static void remove_dir(char *ixdir)
-{
-    DIR *d = opendir(ixdir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (de->d_name[0] == '.')
-                continue;
-            char *p = tr_xasprintf("%s/%s", ixdir, de->d_name);
-            unlink(p);
-            free(p);
-        }
-        closedir(d);
-    }
-    rmdir(ixdir);
-    char *parent = tr_xstrdup(ixdir);
-    *strrchr(parent, '/') = '\0';
-    rmdir(parent);
-    free(parent);
-    free(ixdir);
-}
+static void remove_dir(char *ixdir) { fixture_remove_index_dir(ixdir); }
 
 static size_t count_files(const char *dir, const char *suffix)
 {

@@ -14,46 +14,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "index/index.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
+static uint32_t rnd(void) { return fixture_rnd(&rng); }
 
-static char *make_dir(void)
-{
-    char tmpl[] = "/tmp/trawl-ixq-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    return tr_xasprintf("%s/index", d);
-}
+static char *make_dir(void) { return fixture_index_dir("ixq"); }
 
-static void remove_dir(char *ixdir)
-{
-    DIR *d = opendir(ixdir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (de->d_name[0] == '.')
-                continue;
-            char *p = tr_xasprintf("%s/%s", ixdir, de->d_name);
-            unlink(p);
-            free(p);
-        }
-        closedir(d);
-    }
-    rmdir(ixdir);
-    char *parent = tr_xstrdup(ixdir);
-    *strrchr(parent, '/') = '\0';
-    rmdir(parent);
-    free(parent);
-    free(ixdir);
-}
+static void remove_dir(char *ixdir) { fixture_remove_index_dir(ixdir); }
 
 /* ---- random corpus and queries --------------------------------------------- */
 
