@@ -30,6 +30,17 @@ def wait_indexed(srv, key, n):
     raise AssertionError("uploads were not indexed")
 
 
+# A regex that cannot use the index: every sample is verified, slowly.
+SLOW_RULE = r'rule slow { strings: $a = /([a-z]{2,}[0-9]{2,}){3,}x/ condition: $a }'
+
+
+def upload_random(srv, key, prefix, n):
+    """n samples of 1 MB of random bytes, indexed before this returns."""
+    for i in range(n):
+        upload(srv, key, "%s%d.bin" % (prefix, i), os.urandom(1_000_000))
+    wait_indexed(srv, key, n)
+
+
 def wait_done(srv, key, hid, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -129,13 +140,9 @@ def test_sigterm_interrupts_running_hunts_and_keeps_queued(trawl, keys, tmp_path
     srv = Server(trawl, "--workers", "1")
     try:
         key = keys["analyst"]
-        for i in range(40):
-            upload(srv, key, "big%d.bin" % i, os.urandom(1_000_000))
-        wait_indexed(srv, key, 40)
-        # A regex that cannot use the index verifies every sample; twenty of
-        # them are more than two runners finish before the stop below.
-        slow = r'rule slow { strings: $a = /([a-z]{2,}[0-9]{2,}){3,}x/ condition: $a }'
-        ids = [requests.post(srv.url + "/api/hunts", headers=auth(key), json={"rule": slow}, timeout=10).json()["id"]
+        upload_random(srv, key, "big", 40)
+        # Twenty slow hunts are more than two runners finish before the stop below.
+        ids = [requests.post(srv.url + "/api/hunts", headers=auth(key), json={"rule": SLOW_RULE}, timeout=10).json()["id"]
                for _ in range(20)]
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -163,13 +170,10 @@ def test_hunt_queue_is_bounded(trawl, keys):
     srv = Server(trawl, "--workers", "1")
     try:
         key = keys["analyst"]
-        for i in range(16):
-            upload(srv, key, "q%d.bin" % i, os.urandom(1_000_000))
-        wait_indexed(srv, key, 16)
-        slow = r'rule slow { strings: $a = /([a-z]{2,}[0-9]{2,}){3,}x/ condition: $a }'
+        upload_random(srv, key, "q", 16)
         codes, refused = [], None
         for _ in range(90):
-            r = requests.post(srv.url + "/api/hunts", headers=auth(key), json={"rule": slow}, timeout=10)
+            r = requests.post(srv.url + "/api/hunts", headers=auth(key), json={"rule": SLOW_RULE}, timeout=10)
             codes.append(r.status_code)
             if r.status_code == 429:
                 refused = r.json()
