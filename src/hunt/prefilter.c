@@ -75,9 +75,15 @@ struct hunt_prefilter {
     anchors w4, w3;            /* short leaves: hashed 4- and 3-byte anchors */
 };
 
+/* Multiplicative hashing to the top `bits` bits. */
+static inline uint32_t mulhash(uint32_t v, unsigned bits)
+{
+    return (uint32_t)(v * 0x9E3779B1u) >> (32 - bits);
+}
+
 static inline uint32_t slot(uint32_t v)
 {
-    return (uint32_t)(v * 0x9E3779B1u) >> (32 - BITMAP_BITS);
+    return mulhash(v, BITMAP_BITS);
 }
 
 static size_t build_node(hunt_prefilter *pf, const tr_query *q)
@@ -288,7 +294,7 @@ static size_t wm_window(const hunt_prefilter *pf, const pleaf *l)
 
 static inline uint32_t wm_hash(uint32_t v)
 {
-    return (uint32_t)(v * 0x9E3779B1u) >> (32 - WM_BITS);
+    return mulhash(v, WM_BITS);
 }
 
 /* Calls fn for every value (little-endian) the 4 positions w[0..4) allow. */
@@ -464,6 +470,21 @@ static bool leaf_at(const pleaf *l, const unsigned char *p)
     return true;
 }
 
+/* Leaf i placed so that its position off lies at d[at]: true when it is
+ * there and was not found before (found is updated). */
+static bool place_leaf(const hunt_prefilter *pf, uint32_t i, size_t off, size_t at,
+                       const unsigned char *d, size_t len, bool *found)
+{
+    if (found[i] || at < off)
+        return false;
+    size_t start = at - off;
+    const pleaf *l = &pf->leaves[i];
+    if (start + l->len > len || !leaf_at(l, d + start))
+        return false;
+    found[i] = true;
+    return true;
+}
+
 /* Every anchor with this value: verify its leaf where the anchor places it.
  * Returns true when a leaf newly found makes the whole query true. */
 static bool hit(const hunt_prefilter *pf, const anchors *an, uint32_t v, size_t i,
@@ -478,21 +499,11 @@ static bool hit(const hunt_prefilter *pf, const anchors *an, uint32_t v, size_t 
             hi = mid;
     }
     bool changed = false;
-    for (; lo < an->n && an->a[lo].value == v; lo++) {
-        const anchor *a = &an->a[lo];
-        if (found[a->leaf] || i < a->off)
-            continue;
-        size_t start = i - a->off;
-        const pleaf *l = &pf->leaves[a->leaf];
-        if (start + l->len > len || !leaf_at(l, d + start))
-            continue;
-        found[a->leaf] = true;
-        changed = true;
-    }
+    for (; lo < an->n && an->a[lo].value == v; lo++)
+        changed |= place_leaf(pf, an->a[lo].leaf, an->a[lo].off, i, d, len, found);
     return changed && eval(pf, 0, found);
 }
 
-/* True when a leaf it finds makes the query true. */
 /* The leaves listed under h whose window ends at i: true when one newly
  * found makes the query true. */
 static bool wm_check(const hunt_prefilter *pf, uint32_t h, size_t i, const unsigned char *d,
@@ -500,17 +511,8 @@ static bool wm_check(const hunt_prefilter *pf, uint32_t h, size_t i, const unsig
 {
     size_t wstart = i + 1 - pf->m;
     bool changed = false;
-    for (uint32_t k = pf->list_at[h]; k < pf->list_at[h + 1]; k++) {
-        const wm_pat *p = &pf->list[k];
-        if (found[p->leaf] || wstart < p->off)
-            continue;
-        size_t start = wstart - p->off;
-        const pleaf *l = &pf->leaves[p->leaf];
-        if (start + l->len > len || !leaf_at(l, d + start))
-            continue;
-        found[p->leaf] = true;
-        changed = true;
-    }
+    for (uint32_t k = pf->list_at[h]; k < pf->list_at[h + 1]; k++)
+        changed |= place_leaf(pf, pf->list[k].leaf, pf->list[k].off, wstart, d, len, found);
     return changed && eval(pf, 0, found);
 }
 
@@ -605,17 +607,12 @@ bool hunt_prefilter_may_match(const hunt_prefilter *pf, const unsigned char *d, 
 {
     if (!pf)
         return true;
+    /* The fixed checks alone may already settle it, without a scan. */
+    if (!hunt_prefilter_may_match_head(pf, len, d, len))
+        return false;
     bool *found = calloc(pf->nleaves + 1, sizeof *found);
     if (!found)
         return true;   /* cannot check: let libyara decide */
-    if (pf->nfixed) {
-        /* The fixed checks alone may already settle it, without a scan. */
-        set_fixed(pf, found, true, len, d, len);
-        if (!eval(pf, 0, found)) {
-            free(found);
-            return false;
-        }
-    }
     set_fixed(pf, found, false, len, d, len);
     if (eval(pf, 0, found)) {
         free(found);
