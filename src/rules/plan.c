@@ -1445,6 +1445,12 @@ static tr_query *read_eq_q(const expr *l, const expr *r)
     return at ? at : seq;
 }
 
+/* The comparison with its operands swapped: a < b is b > a. */
+static expr_kind mirrored(expr_kind op)
+{
+    return op == E_LT ? E_GT : op == E_GT ? E_LT : op == E_LE ? E_GE : op == E_GE ? E_LE : op;
+}
+
 /* filesize OP K as a size range. */
 static tr_query *size_q(const expr *l, const expr *r, expr_kind op)
 {
@@ -1452,7 +1458,7 @@ static tr_query *size_q(const expr *l, const expr *r, expr_kind op)
         const expr *t = l;
         l = r;
         r = t;
-        op = op == E_LT ? E_GT : op == E_GT ? E_LT : op == E_LE ? E_GE : op == E_GE ? E_LE : op;
+        op = mirrored(op);
     }
     if (l->kind != E_FILESIZE || !r->is_const || r->type != T_INT)
         return NULL;
@@ -1525,7 +1531,7 @@ static tr_query *compare_q(cctx *c, const expr *e)
         const expr *t = l;
         l = r;
         r = t;
-        op = op == E_LT ? E_GT : op == E_GT ? E_LT : op == E_LE ? E_GE : op == E_GE ? E_LE : op;
+        op = mirrored(op);
     }
     if (op == E_EQ) {
         tr_query *implied = read_eq_q(l, r);
