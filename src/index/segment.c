@@ -268,6 +268,15 @@ struct tr_segb {
     uint64_t kind_bytes[TR_GRAM_KINDS], kind_keys[TR_GRAM_KINDS], postings[TR_GRAM_KINDS];
 };
 
+static void segb_free(tr_segb *b)
+{
+    tr_buf_free(&b->stage);
+    tr_buf_free(&b->dir);
+    tr_buf_free(&b->bidx);
+    free(b->path);
+    free(b);
+}
+
 static int flush_stage(tr_segb *b, tr_error *err)
 {
     if (b->stage.len && tr_write_all(b->fd, b->stage.data, b->stage.len) < 0)
@@ -427,11 +436,7 @@ out:
         rc = tr_fail_errno(err, "index: closing %s", b->path);
     if (rc < 0)
         unlink(b->path);
-    tr_buf_free(&b->stage);
-    tr_buf_free(&b->dir);
-    tr_buf_free(&b->bidx);
-    free(b->path);
-    free(b);
+    segb_free(b);
     return rc;
 }
 
@@ -441,9 +446,5 @@ void tr_segb_abort(tr_segb *b)
         return;
     close(b->fd);
     unlink(b->path);
-    tr_buf_free(&b->stage);
-    tr_buf_free(&b->dir);
-    tr_buf_free(&b->bidx);
-    free(b->path);
-    free(b);
+    segb_free(b);
 }
