@@ -55,6 +55,9 @@ void tr_buf_free(tr_buf *b);
 int tr_mkdir_p(const char *path, int mode, tr_error *err);
 int tr_fsync_path(const char *path, tr_error *err);   /* file or directory */
 int tr_write_all(int fd, const void *p, size_t n);     /* 0 or -1 with errno */
+/* The entries of a directory but "." and "..", unsorted: 0, or -1 with errno
+ * when it cannot be opened. Caller frees each name and the array. */
+int tr_list_dir(const char *dir, char ***names, size_t *n);
 /* Reads a whole file (for small files: configs, rules). Caller frees *out. */
 int tr_read_file(const char *path, char **out, size_t *len, tr_error *err);
 

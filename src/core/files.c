@@ -1,5 +1,6 @@
 #include "core/core.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -129,4 +130,27 @@ void tr_map_close(tr_map *m)
         munmap((void *)m->data, m->len);
     m->data = NULL;
     m->len = 0;
+}
+
+int tr_list_dir(const char *dir, char ***names_out, size_t *n_out)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            names = tr_xrealloc(names, cap * sizeof *names);
+        }
+        names[n++] = tr_xstrdup(e->d_name);
+    }
+    closedir(d);
+    *names_out = names;
+    *n_out = n;
+    return 0;
 }

@@ -1,5 +1,4 @@
 /* Walking paths, parallel staging, group commit. */
-#include <dirent.h>
 #include <stdarg.h>
 #include <errno.h>
 #include <pthread.h>
@@ -68,25 +67,13 @@ static void walk_path(walk_state *w, const char *path, bool top);
 
 static void walk_dir(walk_state *w, const char *path)
 {
-    DIR *d = opendir(path);
-    if (!d) {
+    char **names = NULL;
+    size_t n = 0;
+    if (tr_list_dir(path, &names, &n) != 0) {
         message(w->cfg, true, "cannot read directory %s: %s", path, strerror(errno));
         w->failed++;
         return;
     }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            names = tr_xrealloc(names, cap * sizeof *names);
-        }
-        names[n++] = tr_xstrdup(e->d_name);
-    }
-    closedir(d);
     size_t plen = strlen(path);
     bool slash = plen && path[plen - 1] == '/';
     for (size_t i = 0; i < n; i++) {

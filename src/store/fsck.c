@@ -158,22 +158,10 @@ static void check_blob(fsck_run *r, const char *dir, const char *name)
 
 static void walk(fsck_run *r, const char *dir, int depth)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
     char **names = NULL;
-    size_t n = 0, cap = 0;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            names = tr_xrealloc(names, cap * sizeof *names);
-        }
-        names[n++] = tr_xstrdup(e->d_name);
-    }
-    closedir(d);
+    size_t n = 0;
+    if (tr_list_dir(dir, &names, &n) != 0)
+        return;
     for (size_t i = 0; i < n; i++) {
         char *p = tr_xasprintf("%s/%s", dir, names[i]);
         struct stat st;

@@ -24,6 +24,22 @@ static char *make_dir(void) { return fixture_index_dir("ixc"); }
 
 static void remove_dir(char *ixdir) { fixture_remove_index_dir(ixdir); }
 
+/* The name of a segment file in dir (the tests leave one), or NULL. */
+static char *last_segment(const char *dir)
+{
+    char **names = NULL;
+    size_t n = 0;
+    char *seg = NULL;
+    assert_int_equal(tr_list_dir(dir, &names, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (!seg && strncmp(names[i], "seg-", 4) == 0)
+            seg = tr_xstrdup(names[i]);
+        free(names[i]);
+    }
+    free(names);
+    return seg;
+}
+
 static size_t count_files(const char *dir, const char *suffix)
 {
     DIR *d = opendir(dir);
@@ -114,13 +130,7 @@ static void test_crash_leftovers(void **state)
     /* What a crash can leave: a half-written segment, a complete segment
      * renamed but never published (a copy of a real one, so that picking it
      * up would duplicate docs), a half-written manifest. */
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char *published = NULL;
-    while ((de = readdir(d)) != NULL)
-        if (strncmp(de->d_name, "seg-", 4) == 0)
-            published = tr_xstrdup(de->d_name);
-    closedir(d);
+    char *published = last_segment(dir);
     assert_non_null(published);
     char *src = tr_xasprintf("%s/%s", dir, published);
     tr_map m;
@@ -180,13 +190,7 @@ static void test_corrupt_segment(void **state)
         assert_int_equal(tr_index_writer_add(w, id, buf, doc_bytes(id % 7, buf), &err), 0);
     assert_int_equal(tr_index_writer_commit(w, &err), 0);
     tr_index_close(ix);
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char *seg = NULL;
-    while ((de = readdir(d)) != NULL)
-        if (strncmp(de->d_name, "seg-", 4) == 0)
-            seg = tr_xstrdup(de->d_name);
-    closedir(d);
+    char *seg = last_segment(dir);
     char *path = tr_xasprintf("%s/%s", dir, seg);
     char *orig;
     size_t len;
