@@ -287,39 +287,6 @@ json_t *tr_hunt_rules_json(const char *data_dir, int64_t id, tr_error *err)
     return out;
 }
 
-int tr_hunt_results(const char *data_dir, int64_t id, json_t **out, tr_error *err)
-{
-    *out = NULL;
-    sqlite3 *db;
-    if (hunt_db_open(data_dir, &db, err) != 0)
-        return -1;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT detail FROM hunt_results WHERE hunt_id=? ORDER BY seq",
-                           -1, &st, NULL) != SQLITE_OK) {
-        hunt_db_fail(db, err);
-        sqlite3_close(db);
-        return -1;
-    }
-    sqlite3_bind_int64(st, 1, id);
-    json_t *arr = json_array();
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *o = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
-        if (o)
-            json_array_append_new(arr, o);
-    }
-    sqlite3_finalize(st);
-    int ret = 0;
-    if (rc != SQLITE_DONE) {
-        ret = hunt_db_fail(db, err);
-        json_decref(arr);
-    } else {
-        *out = arr;
-    }
-    sqlite3_close(db);
-    return ret;
-}
-
 int tr_hunt_results_page(const char *data_dir, int64_t id, int64_t offset, int64_t limit,
                          json_t **out, int64_t *total, tr_error *err)
 {
@@ -365,6 +332,12 @@ int tr_hunt_results_page(const char *data_dir, int64_t id, int64_t offset, int64
     }
     sqlite3_close(db);
     return ret;
+}
+
+int tr_hunt_results(const char *data_dir, int64_t id, json_t **out, tr_error *err)
+{
+    int64_t total;
+    return tr_hunt_results_page(data_dir, id, 0, 0, out, &total, err);
 }
 
 int tr_hunt_matched_samples(const char *data_dir, int64_t id, char ***sha256, size_t *n,
