@@ -25,6 +25,9 @@
  * sample it died on. */
 
 #define HV_MAX_THREADS 64
+/* Seconds a cancelled verifier gets to finish its current samples before it
+ * is killed. */
+#define HV_CANCEL_GRACE 5.0
 
 typedef struct hv_task {
     int64_t sample_id;

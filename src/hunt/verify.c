@@ -538,11 +538,26 @@ int hv_verify(const hv_run *run, const hv_events *ev, tr_error *err)
     bool done = false;
     char compile_err[1024] = "";
     char chunk[65536];
+    double cancelled_at = 0;
+    bool killed = false;
     for (;;) {
         struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
         int pr = poll(&pfd, 1, 200);
         if (ev->on_tick)
             ev->on_tick(ev->arg);
+        /* A cancelled child stops after the sample each thread is on; one
+         * sample can take up to the libyara timeout, and a child stuck for
+         * any other reason would hold a server's shutdown for ever. Matches
+         * already reported are kept either way. */
+        if (!killed && atomic_load(&run->sh->cancel)) {
+            double now = tr_monotonic();
+            if (cancelled_at == 0) {
+                cancelled_at = now;
+            } else if (now - cancelled_at > HV_CANCEL_GRACE) {
+                kill(pid, SIGKILL);
+                killed = true;
+            }
+        }
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr <= 0)
@@ -579,7 +594,7 @@ int hv_verify(const hv_run *run, const hv_events *ev, tr_error *err)
         ev->on_tick(ev->arg);
     if (compile_err[0])
         return tr_fail(err, "%s", compile_err);
-    if (done && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    if ((done && WIFEXITED(status) && WEXITSTATUS(status) == 0) || killed)
         return 0;
     /* The child died: say where. */
     char where[512] = "";
