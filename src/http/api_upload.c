@@ -50,6 +50,11 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     http_upload *u = r->upload;
     if (u->status)
         return MHD_NO;
+    /* libmicrohttpd passes a NULL name for a part without one. */
+    if (!key) {
+        upload_error(u, 400, "a form part has no name");
+        return MHD_NO;
+    }
     if (strcmp(key, "file") == 0) {
         if (u->got_file && !u->writer) {
             upload_error(u, 400, "one sample per upload: only one 'file' part");

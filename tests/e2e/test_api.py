@@ -120,6 +120,9 @@ def test_truncated_and_malformed_uploads_change_nothing(trawl, secure_server, ke
     # No file part at all.
     resp = raw_post(secure_server, key, b"--XyZ\r\nContent-Disposition: form-data; name=\"tags\"\r\n\r\nx\r\n--XyZ--\r\n", ctype)
     assert resp.startswith("HTTP/1.1 400") and "no 'file' part" in resp
+    # A part without a name (libmicrohttpd hands it over with a NULL name).
+    resp = raw_post(secure_server, key, b"--XyZ\r\nContent-Disposition: form-data\r\n\r\nx\r\n--XyZ--\r\n", ctype)
+    assert resp.startswith("HTTP/1.1 400") and "no name" in resp, resp
     # Not multipart.
     resp = raw_post(secure_server, key, b"{}", "application/json")
     assert resp.startswith("HTTP/1.1 400")
