@@ -192,6 +192,7 @@ int cli_cmd_hunt(const cli_ctx *ctx, int argc, char **argv)
         goto out;
     p.sources = src;
     p.nsources = (size_t)nsrc;
+    p.allow_includes = true;    /* files the local user named */
     tr_error err;
     int64_t id;
     if (tr_hunt_submit(ctx->data_dir, &p, &id, &err) != 0) {
@@ -407,7 +408,7 @@ static int rules_add(const cli_ctx *ctx, int argc, char **argv)
         cli_error("%s", err.msg);
         return CLI_FAIL;
     }
-    if (tr_live_add(ctx->data_dir, name, path, text, len, replace, &err) != 0) {
+    if (tr_live_add(ctx->data_dir, name, path, text, len, true, replace, &err) != 0) {
         cli_error("%s", err.msg);
         free(text);
         return CLI_FAIL;
@@ -416,7 +417,8 @@ static int rules_add(const cli_ctx *ctx, int argc, char **argv)
     int rc = CLI_OK;
     if (retro) {
         tr_hunt_source src = {path, text, len};
-        tr_hunt_params p = {.sources = &src, .nsources = 1, .live_ruleset = name};
+        tr_hunt_params p = {.sources = &src, .nsources = 1, .live_ruleset = name,
+                            .allow_includes = true};
         int64_t id;
         tr_hunt *h = NULL;
         hunt_out out = {.tty = ctx->stderr_tty, .quiet = true};

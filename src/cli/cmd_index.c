@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "hunt/hunt.h"
 #include "index/index.h"
 #include "ingest/ingest.h"
 #include "rules/rules.h"
@@ -89,7 +90,8 @@ static int cmd_query(const cli_ctx *ctx, int argc, char **argv)
     tr_ruleset *rs = NULL;
     tr_plan *plan = NULL;
     tr_error err;
-    if (tr_rules_parse_file(argv[2], &rs, &err) != 0 || tr_plan_build(rs, &plan, &err) != 0) {
+    tr_rules_options o = {.externals = tr_hunt_externals, .nexternals = TR_HUNT_NEXTERNALS};
+    if (tr_rules_parse_file(argv[2], &o, &rs, &err) != 0 || tr_plan_build(rs, &plan, &err) != 0) {
         cli_error("%s", err.msg);
         tr_ruleset_free(rs);
         return CLI_FAIL;

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "hunt/hunt.h"
 #include "index/index.h"
 #include "rules/rules.h"
 
@@ -84,13 +85,16 @@ int cli_cmd_plan(const cli_ctx *ctx, int argc, char **argv)
     for (int a = first; a < argc; a++) {
         tr_ruleset *rs = NULL;
         tr_error err;
-        if (tr_rules_parse_file(argv[a], &rs, &err) != 0) {
+        /* The language of a hunt: its externals are defined. */
+        tr_rules_options opts = {.externals = tr_hunt_externals,
+                                 .nexternals = TR_HUNT_NEXTERNALS, .allow_includes = true};
+        if (tr_rules_parse_file(argv[a], &opts, &rs, &err) != 0) {
             cli_error("%s", err.msg);
             rc = CLI_FAIL;
             continue;
         }
         /* Only text our parser accepted reaches libyara (it can crash otherwise). */
-        if (tr_rules_yara_check(argv[a], NULL, &err) != 0) {
+        if (tr_rules_yara_check(argv[a], NULL, &opts, &err) != 0) {
             cli_error("libyara: %s", err.msg);
             tr_ruleset_free(rs);
             rc = CLI_FAIL;

@@ -60,6 +60,10 @@ int tr_write_all(int fd, const void *p, size_t n);     /* 0 or -1 with errno */
 int tr_list_dir(const char *dir, char ***names, size_t *n);
 /* Reads a whole file (for small files: configs, rules). Caller frees *out. */
 int tr_read_file(const char *path, char **out, size_t *len, tr_error *err);
+/* The same for a file named by someone else: only a regular file (not a
+ * device, FIFO or directory) of at most max bytes; the result is
+ * NUL-terminated. */
+int tr_read_file_max(const char *path, size_t max, char **out, size_t *len, tr_error *err);
 
 /* A read-only mapping of a whole file; empty files map to len 0, data NULL. */
 typedef struct tr_map {

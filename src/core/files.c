@@ -93,6 +93,63 @@ int tr_read_file(const char *path, char **out, size_t *len, tr_error *err)
     return 0;
 }
 
+int tr_read_file_max(const char *path, size_t max, char **out, size_t *len, tr_error *err)
+{
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer before we can refuse it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return tr_fail_errno(err, "cannot open %s", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return tr_fail_errno(err, "cannot stat %s", path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return tr_fail(err, "%s is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max) {
+        close(fd);
+        return tr_fail(err, "%s is larger than %zu bytes", path, max);
+    }
+    size_t cap = (size_t)st.st_size;
+    char *buf = tr_xmalloc(cap + 1);
+    size_t got = 0;
+    for (;;) {
+        /* The file may grow while we read: never past what was checked. */
+        if (got == cap) {
+            char probe;
+            ssize_t r = read(fd, &probe, 1);
+            if (r > 0) {
+                close(fd);
+                free(buf);
+                return tr_fail(err, "%s changed while it was read", path);
+            }
+            if (r < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        ssize_t r = read(fd, buf + got, cap - got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            tr_fail_errno(err, "cannot read %s", path);
+            close(fd);
+            free(buf);
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = 0;
+    *out = buf;
+    if (len)
+        *len = got;
+    return 0;
+}
+
 int tr_map_fd(tr_map *m, int fd, tr_error *err)
 {
     struct stat st;

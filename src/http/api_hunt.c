@@ -10,24 +10,6 @@
 #include "http/http_internal.h"
 #include "hunt/hunt.h"
 
-int http_reject_includes(http_request *r, const char *text, enum MHD_Result *sent)
-{
-    /* Conservative: any line whose first word is `include` (comments too). */
-    for (const char *line = text; line && *line;) {
-        const char *p = line;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (strncmp(p, "include", 7) == 0 && (p[7] == ' ' || p[7] == '\t' || p[7] == '"')) {
-            *sent = http_send_error(r, 400, "include is not allowed in rules sent to the server:"
-                                            " paste the included rules instead");
-            return 1;
-        }
-        line = strchr(line, '\n');
-        if (line)
-            line++;
-    }
-    return 0;
-}
 
 /* "file:LINE:COL: msg" (trawl's parser) -> line and column for the UI. */
 static enum MHD_Result rule_error(http_request *r, const char *msg)
@@ -83,10 +65,6 @@ static enum MHD_Result submit(http_request *r)
         json_decref(body);
         return http_send_error(r, 400, "expected {\"rule\": TEXT, \"limit\"?: N, \"tag\"?: TAG,"
                                        " \"time_limit\"?: SECONDS, \"name\"?: NAME}");
-    }
-    if (http_reject_includes(r, text, &sent)) {
-        json_decref(body);
-        return sent;
     }
     tr_hunt_source src = {name && *name ? name : "rule.yar", text, strlen(text)};
     tr_hunt_params p = {.sources = &src, .nsources = 1, .tag = tag && *tag ? tag : NULL,
@@ -325,9 +303,8 @@ enum MHD_Result api_rules(http_request *r)
         if (!name_ok || !text || !*text) {
             rc = http_send_error(r, 400, "expected {\"name\": [A-Za-z0-9_.-]{1,64}, \"rule\": TEXT,"
                                          " \"retro\"?: bool, \"replace\"?: bool}");
-        } else if (http_reject_includes(r, text, &sent)) {
-            rc = sent;
-        } else if (tr_live_add(r->data_dir, name, name, text, strlen(text), replace, &err) != 0) {
+        } else if (tr_live_add(r->data_dir, name, name, text, strlen(text), false, replace,
+                               &err) != 0) {
             rc = strstr(err.msg, "exists") ? http_send_error(r, 409, "%s", err.msg)
                                             : rule_error(r, err.msg);
         } else {

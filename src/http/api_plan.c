@@ -4,12 +4,9 @@
 #include <string.h>
 
 #include "http/http_internal.h"
+#include "hunt/hunt.h"
 #include "index/index.h"
 #include "rules/rules.h"
-
-/* The externals a hunt defines per sample; rules may use them. */
-static const char *const hunt_externals[] = {"filename", "filepath", "extension", "filetype",
-                                             "owner"};
 
 /* "name:LINE:COL: message" (trawl) or "name(LINE): message" (libyara). */
 static void error_position(const char *msg, int *line, int *col)
@@ -49,15 +46,13 @@ enum MHD_Result api_plan(http_request *r)
         json_decref(body);
         return http_send_error(r, 400, "expected {\"rule\": \"rule text\"}");
     }
-    if (http_reject_includes(r, text, &sent)) {
-        json_decref(body);
-        return sent;
-    }
     tr_ruleset *rs = NULL;
     tr_plan *plan = NULL;
     tr_error err;
     enum MHD_Result rc;
-    if (tr_rules_parse_ext("rule", text, strlen(text), hunt_externals, 5, &rs, &err) != 0) {
+    /* Text from the network: no includes (the parser refuses them). */
+    tr_rules_options opts = {.externals = tr_hunt_externals, .nexternals = TR_HUNT_NEXTERNALS};
+    if (tr_rules_parse_opts("rule", text, strlen(text), &opts, &rs, &err) != 0) {
         rc = rule_error(r, err.msg);
     } else if (tr_plan_build(rs, &plan, &err) != 0) {
         rc = rule_error(r, err.msg);

@@ -105,9 +105,6 @@ enum MHD_Result api_bazaar(http_request *r);           /* POST /api/v1/ */
 enum MHD_Result api_hunts(http_request *r);            /* /api/hunts[/ID[/...]] */
 enum MHD_Result api_rules(http_request *r);            /* /api/rules[/NAME[/...]] */
 enum MHD_Result api_jobs(http_request *r);             /* GET /api/jobs */
-/* Refuses rule text that includes files: the server's files are not the
- * analyst's to read. 1 when refused (answered). */
-int http_reject_includes(http_request *r, const char *text, enum MHD_Result *sent);
 enum MHD_Result ui_index(http_request *r);
 
 #endif

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -194,8 +195,31 @@ const char *http_query(http_request *r, const char *key)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+/* A browser sends text/plain or a form to any site without asking first; a
+ * JSON content type makes it ask (CORS preflight), and trawl answers no.
+ * So a page a lab user visits cannot drive the API with the lab's access. */
+static bool is_json_media_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strlen("application/json");
+    if (strncasecmp(ct, "application/json", n) != 0)
+        return false;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == 0 || *ct == ';';
+}
+
 json_t *http_json_body(http_request *r, enum MHD_Result *sent)
 {
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!is_json_media_type(ct)) {
+        *sent = http_send_error(r, 415, "send the body as JSON with Content-Type: application/json");
+        return NULL;
+    }
     json_error_t jerr;
     json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
     if (!j) {

@@ -48,14 +48,25 @@ struct tr_hunt {
 
 /* ---- shared helpers --------------------------------------------------------- */
 
-int hunt_parse_sources(const hv_source *src, size_t n, tr_ruleset ***rs_out, tr_error *err)
+int hunt_parse_sources(const hv_source *src, size_t n, bool allow_includes, char **flat,
+                       tr_ruleset ***rs_out, tr_error *err)
 {
     tr_ruleset **rs = tr_xcalloc(n ? n : 1, sizeof *rs);
     for (size_t i = 0; i < n; i++) {
-        if (tr_rules_parse_ext(src[i].name, src[i].text, src[i].len, tr_hunt_externals,
-                               TR_HUNT_NEXTERNALS, &rs[i], err) != 0) {
-            for (size_t j = 0; j < i; j++)
+        size_t flat_len = 0;
+        tr_rules_options o = {.externals = tr_hunt_externals,
+                              .nexternals = TR_HUNT_NEXTERNALS,
+                              .allow_includes = allow_includes,
+                              .flattened = flat ? &flat[i] : NULL,
+                              .flattened_len = &flat_len};
+        if (tr_rules_parse_opts(src[i].name, src[i].text, src[i].len, &o, &rs[i], err) != 0) {
+            for (size_t j = 0; j < i; j++) {
                 tr_ruleset_free(rs[j]);
+                if (flat) {
+                    free(flat[j]);
+                    flat[j] = NULL;
+                }
+            }
             free(rs);
             return -1;
         }
@@ -134,10 +145,15 @@ int tr_hunt_submit(const char *data_dir, const tr_hunt_params *p, int64_t *job_i
     for (size_t i = 0; i < p->nsources; i++)
         src[i] = (hv_source){p->sources[i].name, p->sources[i].text, p->sources[i].len};
     tr_ruleset **rs = NULL;
-    int prc = hunt_parse_sources(src, p->nsources, &rs, err);
+    /* What is stored is the text with includes inlined: the job runs later,
+     * maybe elsewhere, and the verifier never opens a file for a rule. */
+    char **flat = tr_xcalloc(p->nsources, sizeof *flat);
+    int prc = hunt_parse_sources(src, p->nsources, p->allow_includes, flat, &rs, err);
     free(src);
-    if (prc != 0)
+    if (prc != 0) {
+        free(flat);
         return -1;
+    }
     for (size_t i = 0; i < p->nsources; i++)
         tr_ruleset_free(rs[i]);
     free(rs);
@@ -147,10 +163,12 @@ int tr_hunt_submit(const char *data_dir, const tr_hunt_params *p, int64_t *job_i
     for (size_t i = 0; i < p->nsources; i++) {
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(p->sources[i].name));
-        json_object_set_new(o, "text", json_stringn(p->sources[i].text, p->sources[i].len));
+        json_object_set_new(o, "text", json_string(flat[i]));
+        free(flat[i]);
         json_array_append_new(arr, o);
         tr_buf_printf(&names, "%s%s", i ? "," : "", p->sources[i].name);
     }
+    free(flat);
     tr_buf_append(&names, "", 1);
     char *rules_json = json_dumps(arr, JSON_COMPACT);
     json_decref(arr);
@@ -715,7 +733,7 @@ static int stats_finish(tr_hunt *h, stats_job *j, pthread_t *th, bool threaded, 
 static int build_tasks(tr_hunt *h, tr_error *err)
 {
     tr_ruleset **rs = NULL;
-    if (hunt_parse_sources(h->src, h->nsrc, &rs, err) != 0)
+    if (hunt_parse_sources(h->src, h->nsrc, false, NULL, &rs, err) != 0)
         return -1;
     tr_query **qs = NULL;
     size_t nq = 0;

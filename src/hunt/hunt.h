@@ -52,6 +52,9 @@ typedef struct tr_hunt_params {
     int sample_timeout;        /* libyara seconds per sample; 0: 60 */
     double time_limit;         /* seconds for the whole hunt; 0: none */
     const char *live_ruleset;  /* also record the hits as live hits of this rule set */
+    /* The sources are a local user's files: includes are followed (and inlined
+     * into the stored text). Never for rule text from the network. */
+    bool allow_includes;
 } tr_hunt_params;
 
 typedef enum tr_hunt_status {
@@ -166,9 +169,11 @@ typedef struct tr_live_ruleset {
 } tr_live_ruleset;
 
 /* Parses, compiles (in the verifier process) and saves <data>/rules/NAME.yarc.
- * Replaces a rule set of the same name only when replace is set. */
+ * Replaces a rule set of the same name only when replace is set. Includes
+ * only with allow_includes (a local user's file), inlined into the stored text. */
 int tr_live_add(const char *data_dir, const char *name, const char *source_name,
-                const char *text, size_t len, bool replace, tr_error *err);
+                const char *text, size_t len, bool allow_includes, bool replace,
+                tr_error *err);
 /* Returns 1 removed, 0 not found, -1 error. Its hits go with it. */
 int tr_live_remove(const char *data_dir, const char *name, tr_error *err);
 /* Returns 1 changed, 0 not found, -1 error. */

@@ -29,15 +29,20 @@ static char *yarc_path(const char *data_dir, const char *name)
 }
 
 int tr_live_add(const char *data_dir, const char *name, const char *source_name,
-                const char *text, size_t len, bool replace, tr_error *err)
+                const char *text, size_t len, bool allow_includes, bool replace,
+                tr_error *err)
 {
     if (!valid_name(name))
         return tr_fail(err, "rule set name '%s': use letters, digits, '_', '-' and '.'",
                        name ? name : "");
     hv_source src = {source_name, text, len};
     tr_ruleset **rs = NULL;
-    if (hunt_parse_sources(&src, 1, &rs, err) != 0)
+    /* Stored and compiled: the text with includes inlined. */
+    char *flat = NULL;
+    if (hunt_parse_sources(&src, 1, allow_includes, &flat, &rs, err) != 0)
         return -1;
+    src.text = flat;
+    src.len = strlen(flat);
     size_t nrules = 0;
     for (size_t i = 0; i < tr_ruleset_count(rs[0]); i++)
         nrules += !tr_ruleset_rule_is_private(rs[0], i);
@@ -45,8 +50,10 @@ int tr_live_add(const char *data_dir, const char *name, const char *source_name,
     free(rs);
 
     sqlite3 *db;
-    if (hunt_db_open(data_dir, &db, err) != 0)
+    if (hunt_db_open(data_dir, &db, err) != 0) {
+        free(flat);
         return -1;
+    }
     int ret = -1;
     sqlite3_stmt *st;
     if (!replace) {
@@ -89,7 +96,7 @@ int tr_live_add(const char *data_dir, const char *name, const char *source_name,
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, source_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, text, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, src.text, (int)src.len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, tr_now_unix());
     sqlite3_bind_int64(st, 5, (int64_t)nrules);
     if (sqlite3_step(st) == SQLITE_DONE)
@@ -99,6 +106,7 @@ int tr_live_add(const char *data_dir, const char *name, const char *source_name,
     sqlite3_finalize(st);
 out:
     sqlite3_close(db);
+    free(flat);
     return ret;
 }
 

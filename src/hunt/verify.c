@@ -350,25 +350,13 @@ static YR_RULES *child_compile(child *c, const hv_group *g)
         child_compile_fail(c, "libyara: cannot create a compiler");
     compile_state st = {.have = false};
     yr_compiler_set_callback(comp, on_compile_error, &st);
+    /* Rule text reaches the verifier with its includes already inlined by
+     * trawl's parser (and only for a local user's files): libyara itself
+     * never opens a file named in a rule. */
+    yr_compiler_set_include_callback(comp, NULL, NULL, NULL);
     for (size_t e = 0; e < TR_HUNT_NEXTERNALS; e++)
         yr_compiler_define_string_variable(comp, tr_hunt_externals[e], "");
-    int home = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     for (size_t i = 0; i < g->nsrc; i++) {
-        if (home >= 0 && fchdir(home) != 0) {
-            /* relative names then resolve from wherever we are; includes may fail */
-        }
-        /* libyara resolves includes in a string against the working
-         * directory: stand in the rule file's directory, as trawl's parser
-         * resolves them (the child's cwd is its own business). */
-        const char *slash = strrchr(g->src[i].name, '/');
-        if (slash) {
-            char *dir = tr_xstrdup(g->src[i].name);
-            dir[slash - g->src[i].name + (slash == g->src[i].name)] = 0;
-            if (chdir(dir) != 0) {
-                /* an unreadable directory only matters to includes, which then fail */
-            }
-            free(dir);
-        }
         char *text = tr_xmalloc(g->src[i].len + 1);
         memcpy(text, g->src[i].text, g->src[i].len);
         text[g->src[i].len] = 0;
@@ -382,12 +370,6 @@ static YR_RULES *child_compile(child *c, const hv_group *g)
                      st.have ? st.msg : "libyara: compilation failed");
             child_compile_fail(c, msg);
         }
-    }
-    if (home >= 0) {
-        /* Sample and yarc paths may be relative to where we started. */
-        if (fchdir(home) != 0)
-            child_compile_fail(c, "cannot return to the working directory");
-        close(home);
     }
     if (yr_compiler_get_rules(comp, &rules) != ERROR_SUCCESS)
         child_compile_fail(c, "libyara: cannot build the compiled rules");

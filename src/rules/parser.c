@@ -67,6 +67,7 @@ typedef struct tok {
     int line, col;
     char *text;          /* names, decoded text, regex source, hex body */
     size_t len;
+    size_t off, end;     /* byte span in the file's text */
     int64_t ival;
     double fval;
     bool re_i, re_s;
@@ -93,6 +94,9 @@ typedef struct pctx {
     size_t nwild;
     const char *const *externals;
     size_t nexternals;
+    bool allow_includes;
+    size_t include_bytes;             /* read so far, against TR_RULES_MAX_INCLUDE_BYTES */
+    tr_buf *flat;                     /* when set: the text with includes inlined */
 } pctx;
 
 typedef struct parser {
@@ -135,6 +139,7 @@ static tok *tok_push(lexer *lx, int kind, size_t start)
     tok *t = &lx->toks[lx->ntok++];
     memset(t, 0, sizeof *t);
     t->kind = kind;
+    t->off = start;
     t->line = lx->line;
     t->col = (int)(start - lx->line_start) + 1;
     return t;
@@ -373,6 +378,8 @@ static int lex_all(pctx *c, lexer *lx)
     const char *s = lx->s;
     while (lx->pos < lx->len) {
         size_t i = lx->pos;
+        if (lx->ntok && lx->toks[lx->ntok - 1].end == 0)
+            lx->toks[lx->ntok - 1].end = i;
         unsigned char ch = (unsigned char)s[i];
         if (ch == '\n') {
             newline(lx, i);
@@ -516,6 +523,8 @@ static int lex_all(pctx *c, lexer *lx)
         tok_push(lx, kind, i);
         lx->pos += n;
     }
+    if (lx->ntok && lx->toks[lx->ntok - 1].end == 0)
+        lx->toks[lx->ntok - 1].end = lx->pos;
     tok_push(lx, TK_EOF, lx->pos);
     return 0;
 }
@@ -2046,6 +2055,11 @@ static char *dir_of(const char *path)
 static int parse_include(parser *p, const tok *t, const char *rel)
 {
     pctx *c = p->c;
+    /* An include reads a file of the machine the parser runs on: that is the
+     * local user's to ask for, never a remote client's. Refused here, before
+     * any path is looked at, so no error can tell what exists. */
+    if (!c->allow_includes)
+        return err_at(p, t, "include is not allowed here: paste the included rules instead");
     if (strlen(rel) != t->len || t->len == 0)
         return err_at(p, t, "can't open include file: invalid name");
     char *path = rel[0] == '/' ? tr_xstrdup(rel) : tr_xasprintf("%s/%s", p->dir, rel);
@@ -2071,15 +2085,22 @@ static int parse_include(parser *p, const tok *t, const char *rel)
     char *text = NULL;
     size_t len = 0;
     tr_error e2;
-    if (tr_read_file(real, &text, &len, &e2) < 0) {
+    if (tr_read_file_max(real, TR_RULES_MAX_INCLUDE_BYTES - c->include_bytes, &text, &len, &e2) < 0) {
         int rc = err_at(p, t, "can't open include file: %s", e2.msg);
         free(path);
         free(real);
         return rc;
     }
+    c->include_bytes += len;
     c->stack[c->depth++] = real;
     char *dir = dir_of(real);
+    /* Newlines around the inlined text keep a trailing line comment of the
+     * included file from swallowing what follows the include. */
+    if (c->flat)
+        tr_buf_append(c->flat, "\n", 1);
     int rc = parse_text(c, path, dir, text, len);
+    if (c->flat)
+        tr_buf_append(c->flat, "\n", 1);
     c->depth--;
     free(dir);
     free(real);
@@ -2109,6 +2130,7 @@ static int parse_text(pctx *c, const char *file, const char *dir, const char *te
     }
     parser p = {.c = c, .file = file, .dir = dir, .t = lx.toks, .n = lx.ntok};
     int rc = 0;
+    size_t copied = 0;           /* of text, into c->flat */
     while (!at(&p, TK_EOF)) {
         if (at(&p, K_IMPORT)) {
             advance(&p);
@@ -2139,19 +2161,24 @@ static int parse_text(pctx *c, const char *file, const char *dir, const char *te
             continue;
         }
         if (at(&p, K_INCLUDE)) {
-            advance(&p);
+            tok *kw = advance(&p);
             if (!at(&p, TK_TEXT)) {
                 rc = unexpected(&p, "a file name string");
                 break;
             }
             tok *f = advance(&p);
+            if (c->flat)
+                tr_buf_append(c->flat, text + copied, kw->off - copied);
             if ((rc = parse_include(&p, f, f->text)) < 0)
                 break;
+            copied = f->end;
             continue;
         }
         if ((rc = parse_rule(&p)) < 0)
             break;
     }
+    if (rc == 0 && c->flat)
+        tr_buf_append(c->flat, text + copied, len - copied);
     free_tokens(lx.toks, lx.ntok);
     return rc;
 }
@@ -2159,17 +2186,25 @@ static int parse_text(pctx *c, const char *file, const char *dir, const char *te
 int tr_rules_parse_buffer(const char *name, const char *text, size_t len, tr_ruleset **out,
                           tr_error *err)
 {
-    return tr_rules_parse_ext(name, text, len, NULL, 0, out, err);
+    return tr_rules_parse_opts(name, text, len, NULL, out, err);
 }
 
-int tr_rules_parse_ext(const char *name, const char *text, size_t len,
-                       const char *const *externals, size_t nexternals, tr_ruleset **out,
-                       tr_error *err)
+int tr_rules_parse_opts(const char *name, const char *text, size_t len,
+                        const tr_rules_options *o, tr_ruleset **out, tr_error *err)
 {
+    static const tr_rules_options none = {0};
+    if (!o)
+        o = &none;
     *out = NULL;
+    if (o->flattened) {
+        *o->flattened = NULL;
+        *o->flattened_len = 0;
+    }
     tr_ruleset *rs = tr_xcalloc(1, sizeof *rs);
-    pctx c = {.rs = rs, .err = err, .externals = externals, .nexternals = nexternals};
-    char *real = realpath(name, NULL);
+    tr_buf flat = {0};
+    pctx c = {.rs = rs, .err = err, .externals = o->externals, .nexternals = o->nexternals,
+              .allow_includes = o->allow_includes, .flat = o->flattened ? &flat : NULL};
+    char *real = o->allow_includes ? realpath(name, NULL) : NULL;
     if (real)
         c.stack[c.depth++] = real;
     char *dir = dir_of(name);
@@ -2183,7 +2218,13 @@ int tr_rules_parse_ext(const char *name, const char *text, size_t len,
         if (!c.failed)
             tr_fail(err, "%s:1:1: parse failed", name);
         tr_ruleset_free(rs);
+        tr_buf_free(&flat);
         return -1;
+    }
+    if (o->flattened) {
+        tr_buf_append(&flat, "", 1);
+        *o->flattened = flat.data;
+        *o->flattened_len = flat.len - 1;
     }
     *out = rs;
     return 0;
@@ -2194,14 +2235,20 @@ int tr_rules_parse_string(const char *name, const char *text, tr_ruleset **out, 
     return tr_rules_parse_buffer(name, text, strlen(text), out, err);
 }
 
-int tr_rules_parse_file(const char *path, tr_ruleset **out, tr_error *err)
+int tr_rules_parse_file(const char *path, const tr_rules_options *o, tr_ruleset **out,
+                        tr_error *err)
 {
     char *text = NULL;
     size_t len = 0;
     *out = NULL;
-    if (tr_read_file(path, &text, &len, err) < 0)
+    if (tr_read_file_max(path, TR_RULES_MAX_INCLUDE_BYTES, &text, &len, err) < 0)
         return -1;
-    int rc = tr_rules_parse_buffer(path, text, len, out, err);
+    tr_rules_options local = {.allow_includes = true};
+    if (o) {
+        local = *o;
+        local.allow_includes = true;
+    }
+    int rc = tr_rules_parse_opts(path, text, len, &local, out, err);
     free(text);
     return rc;
 }

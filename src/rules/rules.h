@@ -13,20 +13,40 @@
 
 typedef struct tr_ruleset tr_ruleset;
 
+/* How rule text is read. */
+typedef struct tr_rules_options {
+    /* External variables (e.g. filename, filepath, extension, filetype, owner
+     * for the hunt verifier): their names become valid identifiers of unknown
+     * type; the planner treats them as unknowable. */
+    const char *const *externals;
+    size_t nexternals;
+    /* `include` reads a file of this machine: only for rule text a local user
+     * gave (a file on the command line). Otherwise, as for all text from the
+     * network, an include is a parse error and no path is looked at. Included
+     * files must be regular files; all of them together are bounded by
+     * TR_RULES_MAX_INCLUDE_BYTES. */
+    bool allow_includes;
+    /* When set: receives the text with every include replaced by the included
+     * file's text (NUL-terminated, caller frees), so that what is stored and
+     * handed to libyara never needs to open a file. */
+    char **flattened;
+    size_t *flattened_len;
+} tr_rules_options;
+
+#define TR_RULES_MAX_INCLUDE_BYTES ((size_t)64 << 20)
+
 /* On error err holds "file:line:col: message" and -1 is returned.
- * Includes resolve relative to the including file's directory (for a string,
- * relative to the directory part of name, else the working directory). */
-int tr_rules_parse_file(const char *path, tr_ruleset **out, tr_error *err);
+ * Includes resolve relative to the including file's directory (for text,
+ * relative to the directory part of name). NULs in the text are errors. */
+int tr_rules_parse_opts(const char *name, const char *text, size_t len,
+                        const tr_rules_options *o, tr_ruleset **out, tr_error *err);
+/* Text without options: no externals, no includes. */
 int tr_rules_parse_string(const char *name, const char *text, tr_ruleset **out, tr_error *err);
-/* Same, with an explicit length (text need not be NUL-terminated; NULs are errors). */
 int tr_rules_parse_buffer(const char *name, const char *text, size_t len, tr_ruleset **out,
                           tr_error *err);
-/* Same, declaring external variables (e.g. filename, filepath, extension,
- * filetype, owner for the hunt verifier): their names become valid
- * identifiers of unknown type; the planner treats them as unknowable. */
-int tr_rules_parse_ext(const char *name, const char *text, size_t len,
-                       const char *const *externals, size_t nexternals, tr_ruleset **out,
-                       tr_error *err);
+/* A file the local user named (o may be NULL): includes are followed. */
+int tr_rules_parse_file(const char *path, const tr_rules_options *o, tr_ruleset **out,
+                        tr_error *err);
 void tr_ruleset_free(tr_ruleset *rs);
 
 size_t tr_ruleset_count(const tr_ruleset *rs);
@@ -72,8 +92,10 @@ void tr_plan_free(tr_plan *p);
 /* ---- libyara ------------------------------------------------------------------ */
 /* Compiles the text with libyara (if text is NULL, the file path_or_name).
  * On failure err holds libyara's first error message verbatim, prefixed with
- * "file(line): " as the yara tool prints it. Externals: none defined.
+ * "file(line): " as the yara tool prints it. o (may be NULL) gives the
+ * externals to define (as strings) and whether includes are followed.
  * Never call this on text trawl's parser rejected: libyara 4.2.3 can crash. */
-int tr_rules_yara_check(const char *path_or_name, const char *text, tr_error *err);
+int tr_rules_yara_check(const char *path_or_name, const char *text, const tr_rules_options *o,
+                        tr_error *err);
 
 #endif

@@ -26,7 +26,8 @@ static void on_error(int level, const char *file, int line, const YR_RULE *rule,
     snprintf(st->msg, sizeof st->msg, "%s(%d): %s", file ? file : "rules", line, msg);
 }
 
-int tr_rules_yara_check(const char *path_or_name, const char *text, tr_error *err)
+int tr_rules_yara_check(const char *path_or_name, const char *text, const tr_rules_options *o,
+                        tr_error *err)
 {
     pthread_mutex_lock(&yara_init_lock);
     int irc = yr_initialize();
@@ -41,6 +42,10 @@ int tr_rules_yara_check(const char *path_or_name, const char *text, tr_error *er
     }
     check_state st = {.have = false};
     yr_compiler_set_callback(c, on_error, &st);
+    if (!o || !o->allow_includes)
+        yr_compiler_set_include_callback(c, NULL, NULL, NULL);
+    for (size_t i = 0; o && i < o->nexternals; i++)
+        yr_compiler_define_string_variable(c, o->externals[i], "");
     int nerr;
     if (text) {
         nerr = yr_compiler_add_string(c, text, NULL);

@@ -152,7 +152,8 @@ def test_tags_comments_and_json_errors(secure_server, keys):
     assert requests.delete(base + "/tags/one", headers=h, timeout=10).status_code == 200
     assert requests.delete(base + "/tags/one", headers=h, timeout=10).status_code == 404
     assert requests.get(base, headers=h, timeout=10).json()["data"]["tags"] == ["three", "two"]
-    r = requests.post(base + "/tags", headers=h, data=b"{not json", timeout=10)
+    r = requests.post(base + "/tags", headers=dict(h, **{"Content-Type": "application/json"}),
+                      data=b"{not json", timeout=10)
     assert r.status_code == 400 and "malformed JSON" in r.json()["error"]
     r = requests.post(base + "/tags", headers=h, json={"tags": "nope"}, timeout=10)
     assert r.status_code == 400

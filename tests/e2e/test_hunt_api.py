@@ -94,8 +94,12 @@ def test_hunt_bad_input(secure_server, keys):
     assert r.status_code == 400 and r.json()["line"] == 2
     r = requests.post(url, headers=h, json={"rule": 'include "/etc/passwd"\nrule a { condition: true }'}, timeout=10)
     assert r.status_code == 400 and "include" in r.json()["error"]
-    r = requests.post(url, headers=h, data=b"{", timeout=10)
+    r = requests.post(url, headers=dict(h, **{"Content-Type": "application/json"}), data=b"{", timeout=10)
     assert r.status_code == 400
+    # A browser posts text/plain cross-site without a preflight: never accepted.
+    r = requests.post(url, headers=dict(h, **{"Content-Type": "text/plain"}),
+                      data=b'{"rule": "rule a { condition: true }"}', timeout=10)
+    assert r.status_code == 415
     r = requests.post(url, headers=h, json={"rule": "rule a { condition: true }", "limit": "x"}, timeout=10)
     assert r.status_code == 400
     # The libyara crasher shapes are refused before any libyara sees them.
@@ -187,3 +191,59 @@ def test_hunt_queue_is_bounded(trawl, keys):
         assert len(listed["data"]) == codes.count(201)
     finally:
         assert srv.stop() == 0
+
+
+def test_rule_text_from_the_network_never_reads_server_files(trawl, keys, tmp_path):
+    """An include anywhere in rule text (not only at a line start) is refused by
+    the parser before any path is looked at: no file's existence, first token
+    or contents leak, and /dev/zero cannot exhaust memory. The plan endpoint is
+    open to anonymous readers in a lab, so it is tried without a key too."""
+    secret = tmp_path / "secret.yar"
+    secret.write_text('rule leaked_secret_rule { condition: true }\n')
+    srv = Server(trawl, "--anonymous-read")
+    try:
+        h = dict(auth(keys["analyst"]))
+        bodies = [
+            'rule a { condition: true } include "%s"' % secret,
+            'rule a { condition: true }\n  include "%s"' % secret,
+            'rule a { condition: true } /* c */ include "/dev/zero"',
+            'rule a { condition: true } include "/etc/shadow"',
+            'rule a { condition: true } include "/nonexistent/file.yar"',
+        ]
+        for text in bodies:
+            for path, extra, hdrs in (("/api/plan", {}, {}), ("/api/plan", {}, h),
+                                      ("/api/hunts", {}, h),
+                                      ("/api/rules", {"name": "inc"}, h)):
+                r = requests.post(srv.url + path, headers=hdrs, json=dict(extra, rule=text), timeout=10)
+                assert r.status_code == 400, (path, text, r.status_code, r.text)
+                body = r.text
+                assert "include is not allowed" in body, body
+                assert "leaked_secret_rule" not in body
+                assert "No such file" not in body and "not a regular file" not in body
+        assert requests.get(srv.url + "/api/health", timeout=10).status_code == 200
+        # Nothing was queued or saved.
+        assert requests.get(srv.url + "/api/hunts", headers=h, timeout=10).json()["data"] == []
+        assert requests.get(srv.url + "/api/rules", headers=h, timeout=10).json()["data"] == []
+    finally:
+        srv.stop()
+
+
+def test_cli_hunt_inlines_includes(trawl, tmp_path):
+    """A local user's rule file may include others: the job stores the text
+    with includes inlined, and the verifier (libyara with includes disabled)
+    still finds the match."""
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "inc.yar").write_text('rule inc_rule { strings: $a = "needle-included-1234" condition: $a }\n')
+    (d / "main.yar").write_text('include "inc.yar"\nrule main_rule { condition: inc_rule }\n')
+    s = tmp_path / "s.bin"
+    s.write_bytes(b"xx needle-included-1234 yy" * 10)
+    trawl.run("add", s, check=0)
+    p = trawl.run("hunt", d / "main.yar", check=0)
+    assert "inc_rule" in p.stdout and "main_rule" in p.stdout, p.stdout + p.stderr
+    p = trawl.run("results", "1", "--json", check=0)
+    assert "needle-included-1234" in p.stdout or "inc_rule" in p.stdout
+    (d / "inc.yar").unlink()
+    # The stored job does not depend on the included file any more.
+    rules = json.loads(trawl.run("results", "1", "--json", check=0).stdout)
+    assert rules

@@ -246,9 +246,9 @@ static void test_livehunt_hook_and_hits(void **state)
     const char *rules = "rule digits { meta: author = \"ana\" description = \"ten digits\" "
                         "reference = \"https://example.org\" strings: $d = \"1234567890\" "
                         "condition: $d }";
-    assert_int_equal(tr_live_add(f->data, "L1", "l1.yar", rules, strlen(rules), false, &err), 0);
-    assert_int_equal(tr_live_add(f->data, "L1", "l1.yar", rules, strlen(rules), false, &err), -1);
-    assert_int_equal(tr_live_add(f->data, "../x", "l1.yar", rules, strlen(rules), true, &err), -1);
+    assert_int_equal(tr_live_add(f->data, "L1", "l1.yar", rules, strlen(rules), false, false, &err), 0);
+    assert_int_equal(tr_live_add(f->data, "L1", "l1.yar", rules, strlen(rules), false, false, &err), -1);
+    assert_int_equal(tr_live_add(f->data, "../x", "l1.yar", rules, strlen(rules), false, true, &err), -1);
     char *yarc = tr_xasprintf("%s/rules/L1.yarc", f->data);
     assert_int_equal(access(yarc, R_OK), 0);
     free(yarc);

@@ -71,7 +71,7 @@ static void test_public_rule_files(void **state)
     for (size_t i = 0; i < nfiles; i++) {
         tr_ruleset *rs = NULL;
         tr_error err;
-        int t = tr_rules_parse_file(files[i], &rs, &err);
+        int t = tr_rules_parse_file(files[i], NULL, &rs, &err);
         tr_ruleset_free(rs);
         int y = yara_verdict_file(files[i]);
         *(y ? &y_rej : &y_acc) += 1;
@@ -129,7 +129,8 @@ static void test_yara_suite_cases(void **state)
             printf("NOTE %s: libyara verdict %d differs from the recorded expectation\n", id, y);
         tr_ruleset *rs = NULL;
         tr_error err;
-        int t = tr_rules_parse_ext(id, rule, strlen(rule), case_externals, 4, &rs, &err);
+        tr_rules_options o = {.externals = case_externals, .nexternals = 4};
+        int t = tr_rules_parse_opts(id, rule, strlen(rule), &o, &rs, &err);
         tr_ruleset_free(rs);
         checked++;
         if ((t != 0) != (y != 0)) {

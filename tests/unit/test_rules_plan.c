@@ -380,15 +380,57 @@ static void test_includes(void **state)
     fclose(f);
     tr_ruleset *rs;
     tr_error err;
-    assert_int_equal(tr_rules_parse_file(path, &rs, &err), 0);
+    assert_int_equal(tr_rules_parse_file(path, NULL, &rs, &err), 0);
     assert_int_equal(tr_ruleset_count(rs), 2);
     tr_ruleset_free(rs);
-    assert_int_equal(tr_rules_yara_check(path, NULL, &err), 0);
+    tr_rules_options local = {.allow_includes = true};
+    assert_int_equal(tr_rules_yara_check(path, NULL, &local, &err), 0);
+
+    /* Inlined: the stored text needs no file and is the same rule set. */
+    char *text = NULL, *flat = NULL;
+    size_t len = 0, flat_len = 0;
+    assert_int_equal(tr_read_file(path, &text, &len, &err), 0);
+    tr_rules_options inl = {.allow_includes = true, .flattened = &flat, .flattened_len = &flat_len};
+    assert_int_equal(tr_rules_parse_opts(path, text, len, &inl, &rs, &err), 0);
+    tr_ruleset_free(rs);
+    assert_null(strstr(flat, "include \""));
+    assert_non_null(strstr(flat, "rule inc"));
+    assert_int_equal(strlen(flat), flat_len);
+    assert_int_equal(tr_rules_parse_string("flat.yar", flat, &rs, &err), 0);
+    assert_int_equal(tr_ruleset_count(rs), 2);
+    tr_ruleset_free(rs);
+    free(flat);
+    free(text);
+
+    /* Text from elsewhere (the network): an include anywhere is refused
+     * before any path is looked at, whether it exists or not. */
+    const char *remote[] = {
+        "include \"/etc/passwd\"\nrule a { condition: true }",
+        "rule a { condition: true } include \"/etc/shadow\"",
+        "rule a { condition: true }\n  /* x */ include \"/dev/zero\"",
+        "rule a { condition: true }\ninclude \"/nonexistent/x.yar\"",
+    };
+    for (size_t i = 0; i < sizeof remote / sizeof *remote; i++) {
+        assert_int_equal(tr_rules_parse_string("remote.yar", remote[i], &rs, &err), -1);
+        assert_non_null(strstr(err.msg, "include is not allowed"));
+        assert_null(strstr(err.msg, "No such file"));
+    }
+    assert_int_equal(tr_rules_yara_check("remote.yar", remote[0], NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "includes are disabled"));
+    /* In a comment it is no include. */
+    assert_int_equal(tr_rules_parse_string("c.yar", "// include \"/etc/passwd\"\nrule a { condition: true }",
+                                           &rs, &err), 0);
+    tr_ruleset_free(rs);
+
+    /* A local include must be a regular file: a device is never read. */
+    const char *dev = "include \"/dev/zero\"\nrule a { condition: true }";
+    assert_int_equal(tr_rules_parse_opts("local.yar", dev, strlen(dev), &local, &rs, &err), -1);
+    assert_non_null(strstr(err.msg, "not a regular file"));
     /* a loop */
     f = fopen(sub, "w");
     fputs("include \"main.yar\"\n", f);
     fclose(f);
-    assert_int_equal(tr_rules_parse_file(path, &rs, &err), -1);
+    assert_int_equal(tr_rules_parse_file(path, NULL, &rs, &err), -1);
     assert_non_null(strstr(err.msg, "include loop"));
     unlink(sub);
     unlink(path);
@@ -399,8 +441,8 @@ static void test_yara_check_message(void **state)
 {
     (void)state;
     tr_error err;
-    assert_int_equal(tr_rules_yara_check("x.yar", "rule a { condition: true }", &err), 0);
-    assert_int_equal(tr_rules_yara_check("x.yar", "rule a { condition: b }", &err), -1);
+    assert_int_equal(tr_rules_yara_check("x.yar", "rule a { condition: true }", NULL, &err), 0);
+    assert_int_equal(tr_rules_yara_check("x.yar", "rule a { condition: b }", NULL, &err), -1);
     assert_non_null(strstr(err.msg, "undefined identifier \"b\""));
 }
 

@@ -484,7 +484,7 @@ static void test_public_rule_sets(void **state)
     for (size_t fi = 0; fi < nfiles; fi++) {
         tr_ruleset *rs = NULL;
         tr_error err;
-        if (tr_rules_parse_file(files[fi], &rs, &err) != 0) {
+        if (tr_rules_parse_file(files[fi], NULL, &rs, &err) != 0) {
             free(files[fi]);
             continue;
         }
@@ -556,7 +556,8 @@ static void test_yara_suite_matches(void **state)
         }
         tr_ruleset *rs = NULL;
         tr_error err;
-        if (tr_rules_parse_ext("case", rule, strlen(rule), ext, 4, &rs, &err) == 0) {
+        tr_rules_options o = {.externals = ext, .nexternals = 4};
+        if (tr_rules_parse_opts("case", rule, strlen(rule), &o, &rs, &err) == 0) {
             YR_RULES *y = compile(rule, NULL, true);
             if (y) {
                 tr_plan *p;
