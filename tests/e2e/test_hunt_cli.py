@@ -64,6 +64,16 @@ def test_hunt_prints_rule_and_sha(loaded):
     assert "candidates" in p.stderr and "full scan would read 3 files" in p.stderr
 
 
+def test_plan_accepts_what_hunt_accepts(loaded):
+    """The RULES use the hunt's externals (filename, extension): plan must
+    take the same language as hunt, not refuse them as undefined."""
+    trawl, _, rules = loaded
+    p = trawl.run("plan", rules, check=0)
+    assert "by_name" in p.stdout and "evil" in p.stdout
+    p = trawl.run("index", "query", rules)
+    assert "undefined identifier" not in p.stderr
+
+
 def test_hunt_json_has_details(loaded):
     trawl, _, rules = loaded
     p = trawl.run("hunt", "--json", rules, check=0)
