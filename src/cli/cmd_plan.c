@@ -114,6 +114,10 @@ int cli_cmd_plan(const cli_ctx *ctx, int argc, char **argv)
             json_array_foreach(arr, i, o) {
                 char est[1200];
                 plan_estimate(ix, docs, tr_plan_query(p, i), est, sizeof est);
+                uint64_t keys = 0;
+                tr_error kerr;
+                tr_index_query_check(tr_plan_query(p, i), &keys, &kerr);
+                json_object_set_new(o, "index_lookups", json_integer((json_int_t)keys));
                 json_object_set_new(o, "file", json_string(argv[a]));
                 json_object_set_new(o, "estimate", json_string(est));
             }
@@ -126,8 +130,13 @@ int cli_cmd_plan(const cli_ctx *ctx, int argc, char **argv)
                 tr_buf_append(&b, "", 1);
                 char est[1200];
                 plan_estimate(ix, docs, tr_plan_query(p, i), est, sizeof est);
-                printf("rule %s (%s)\n  query: %s\n  estimate: %s\n", tr_plan_rule_name(p, i),
-                       argv[a], b.data, est);
+                uint64_t keys = 0;
+                tr_error kerr;
+                bool over = tr_index_query_check(tr_plan_query(p, i), &keys, &kerr) != 0;
+                printf("rule %s (%s)\n  query: %s\n  estimate: %s\n  index lookups: %s%llu "
+                       "(limit %llu)\n",
+                       tr_plan_rule_name(p, i), argv[a], b.data, est, over ? "over " : "",
+                       (unsigned long long)keys, (unsigned long long)TR_INDEX_QUERY_KEYS);
                 tr_buf_free(&b);
                 for (size_t s = 0; s < tr_plan_string_count(p, i); s++)
                     printf("  %s\n", tr_plan_string_note(p, i, s));

@@ -75,6 +75,50 @@ int hunt_parse_sources(const hv_source *src, size_t n, bool allow_includes, char
     return 0;
 }
 
+static void notice(tr_hunt *h, const char *fmt, ...) TR_PRINTF(2, 3);
+
+/* The OR of every rule's query, simplified: what the index is asked. With h,
+ * rules that cannot be accelerated are announced and counted. */
+static tr_query *hunt_query(tr_ruleset **rs, const hv_source *src, size_t n, tr_hunt *h,
+                            size_t *full_rules, bool *all, tr_error *err)
+{
+    tr_query **qs = NULL;
+    size_t nq = 0;
+    *full_rules = 0;
+    *all = false;
+    for (size_t i = 0; i < n; i++) {
+        tr_plan *p = NULL;
+        if (tr_plan_build(rs[i], &p, err) != 0) {
+            tr_error_prefix(err, src[i].name);
+            for (size_t k = 0; k < nq; k++)
+                tr_query_free(qs[k]);
+            free(qs);
+            return NULL;
+        }
+        for (size_t r = 0; r < tr_plan_count(p); r++) {
+            if (tr_plan_scans_everything(p, r)) {
+                (*full_rules)++;
+                if (h && tr_query_has_file_checks(tr_plan_query(p, r)))
+                    notice(h, "rule %s (%s) cannot use the index: every sample's size and "
+                              "header are checked, the rest verified by libyara",
+                           tr_plan_rule_name(p, r), src[i].name);
+                else if (h)
+                    notice(h, "rule %s (%s) cannot be accelerated: every sample is verified",
+                           tr_plan_rule_name(p, r), src[i].name);
+                *all = true;
+            }
+            qs = tr_xrealloc(qs, (nq + 1) * sizeof *qs);
+            qs[nq++] = tr_query_clone(tr_plan_query(p, r));
+        }
+        tr_plan_free(p);
+    }
+    tr_query *q = tr_query_simplify(tr_query_node(TR_Q_OR, 0, qs, nq));
+    free(qs);
+    if (q->kind == TR_Q_ALL)
+        *all = true;
+    return q;
+}
+
 void hunt_task_from_sample(const tr_store *s, const tr_sample *smp, hv_task *t)
 {
     memset(t, 0, sizeof *t);
@@ -149,14 +193,28 @@ int tr_hunt_submit(const char *data_dir, const tr_hunt_params *p, int64_t *job_i
      * maybe elsewhere, and the verifier never opens a file for a rule. */
     char **flat = tr_xcalloc(p->nsources, sizeof *flat);
     int prc = hunt_parse_sources(src, p->nsources, p->allow_includes, flat, &rs, err);
-    free(src);
     if (prc != 0) {
+        free(src);
         free(flat);
         return -1;
     }
+    /* Refused now, with the reason, rather than when a runner takes it: a
+     * rule whose index query would take memory without bound. */
+    size_t full_rules;
+    bool all;
+    tr_query *q = hunt_query(rs, src, p->nsources, NULL, &full_rules, &all, err);
     for (size_t i = 0; i < p->nsources; i++)
         tr_ruleset_free(rs[i]);
     free(rs);
+    free(src);
+    int qrc = q ? tr_index_query_check(q, NULL, err) : -1;
+    tr_query_free(q);
+    if (qrc != 0) {
+        for (size_t i = 0; i < p->nsources; i++)
+            free(flat[i]);
+        free(flat);
+        return -1;
+    }
 
     json_t *arr = json_array();
     tr_buf names = {0};
@@ -341,7 +399,6 @@ void tr_hunt_free(tr_hunt *h)
 
 /* ---- run ------------------------------------------------------------------------ */
 
-static void notice(tr_hunt *h, const char *fmt, ...) TR_PRINTF(2, 3);
 static void notice(tr_hunt *h, const char *fmt, ...)
 {
     if (!h->cb.on_notice)
@@ -735,34 +792,12 @@ static int build_tasks(tr_hunt *h, tr_error *err)
     tr_ruleset **rs = NULL;
     if (hunt_parse_sources(h->src, h->nsrc, false, NULL, &rs, err) != 0)
         return -1;
-    tr_query **qs = NULL;
-    size_t nq = 0;
     bool all = false;
     size_t full_rules = 0;
     int ret = -1;
-    for (size_t i = 0; i < h->nsrc; i++) {
-        tr_plan *p = NULL;
-        if (tr_plan_build(rs[i], &p, err) != 0) {
-            tr_error_prefix(err, h->src[i].name);
-            goto out;
-        }
-        for (size_t r = 0; r < tr_plan_count(p); r++) {
-            if (tr_plan_scans_everything(p, r)) {
-                full_rules++;
-                if (tr_query_has_file_checks(tr_plan_query(p, r)))
-                    notice(h, "rule %s (%s) cannot use the index: every sample's size and "
-                              "header are checked, the rest verified by libyara",
-                           tr_plan_rule_name(p, r), h->src[i].name);
-                else
-                    notice(h, "rule %s (%s) cannot be accelerated: every sample is verified",
-                           tr_plan_rule_name(p, r), h->src[i].name);
-                all = true;
-            }
-            qs = tr_xrealloc(qs, (nq + 1) * sizeof *qs);
-            qs[nq++] = tr_query_clone(tr_plan_query(p, r));
-        }
-        tr_plan_free(p);
-    }
+    tr_query *q = hunt_query(rs, h->src, h->nsrc, h, &full_rules, &all, err);
+    if (!q)
+        goto out;
     {
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(h->db, "UPDATE hunts SET full_scan_rules=? WHERE id=?", -1, &st,
@@ -773,12 +808,6 @@ static int build_tasks(tr_hunt *h, tr_error *err)
             sqlite3_finalize(st);
         }
     }
-    tr_query *q = tr_query_simplify(tr_query_node(TR_Q_OR, 0, qs, nq));
-    free(qs);
-    qs = NULL;
-    nq = 0;
-    if (q->kind == TR_Q_ALL)
-        all = true;
     h->prefilter = hunt_prefilter_new(q);
     tr_store *s = NULL;
     if (tr_store_open(h->data_dir, TR_STORE_READONLY, &s, err) != 0) {
@@ -835,9 +864,6 @@ static int build_tasks(tr_hunt *h, tr_error *err)
     atomic_store(&h->candidate_bytes, bytes);
     ret = 0;
 out:
-    for (size_t i = 0; i < nq; i++)
-        tr_query_free(qs[i]);
-    free(qs);
     for (size_t i = 0; i < h->nsrc; i++)
         tr_ruleset_free(rs[i]);
     free(rs);

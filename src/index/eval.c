@@ -18,6 +18,7 @@
 #define EVAL_WINDOWS 16          /* used per leaf per segment, rarest first */
 #define FEW_CANDIDATES 16        /* per leaf per segment: every window is used */
 #define EST_WINDOWS 4            /* looked at per leaf per segment by estimates */
+#define MEMO_MAX (1u << 17)      /* lookups remembered per segment (~10 MB) */
 
 typedef struct pwin {
     int kind;
@@ -50,9 +51,22 @@ static int cmp_win(const void *a, const void *b)
     return x->nkeys < y->nkeys ? -1 : x->nkeys > y->nkeys;
 }
 
-static void plan_leaf(pnode *p, const tr_index_opts *o)
+static void plan_free(pnode *p);
+
+/* Keys planned so far across all leaves of one query, against its limit. */
+typedef struct pbudget {
+    uint64_t keys, limit;
+    bool over;
+} pbudget;
+
+static void plan_leaf(pnode *p, const tr_index_opts *o, pbudget *b)
 {
     const tr_query *q = p->q;
+    if (b->over) {
+        /* Past the budget nothing more is allocated: the query is refused. */
+        p->widened = true;
+        return;
+    }
     size_t cap = 64;
     pwin *w = tr_xmalloc(cap * sizeof *w);
     size_t nw = 0;
@@ -107,6 +121,9 @@ static void plan_leaf(pnode *p, const tr_index_opts *o)
         }
     }
     free(keys);
+    b->keys += used;
+    if (b->keys > b->limit)
+        b->over = true;
     p->w = w;
     p->nw = keep;
     p->widened = keep == 0;
@@ -114,18 +131,38 @@ static void plan_leaf(pnode *p, const tr_index_opts *o)
     p->ord->idx = tr_xcalloc(keep ? keep : 1, sizeof *p->ord->idx);
 }
 
-static void plan(pnode *p, const tr_query *q, const tr_index_opts *o)
+static void plan(pnode *p, const tr_query *q, const tr_index_opts *o, pbudget *b)
 {
     memset(p, 0, sizeof *p);
     p->q = q;
     if (q->kind == TR_Q_SEQ) {
-        plan_leaf(p, o);
+        plan_leaf(p, o, b);
     } else if (q->kind == TR_Q_AND || q->kind == TR_Q_OR || q->kind == TR_Q_MIN_OF) {
         p->n = q->n;
         p->child = tr_xcalloc(q->n ? q->n : 1, sizeof *p->child);
         for (size_t i = 0; i < q->n; i++)
-            plan(&p->child[i], q->child[i], o);
+            plan(&p->child[i], q->child[i], o, b);
     }
+}
+
+static int over_budget(const pbudget *b, tr_error *err)
+{
+    return tr_fail(err, "the query needs more than %llu index lookups (the limit): wildcard "
+                        "hex strings, alternatives or nocase strings expand too far; make them "
+                        "longer or fewer",
+                   (unsigned long long)b->limit);
+}
+
+int tr_index_query_check(const tr_query *q, uint64_t *keys, tr_error *err)
+{
+    tr_index_opts o = {.window_budget = TR_INDEX_WINDOW_KEYS, .leaf_budget = TR_INDEX_LEAF_KEYS};
+    pbudget b = {.limit = TR_INDEX_QUERY_KEYS};
+    pnode root;
+    plan(&root, q, &o, &b);
+    plan_free(&root);
+    if (keys)
+        *keys = b.keys;
+    return b.over ? over_budget(&b, err) : 0;
 }
 
 static void plan_free(pnode *p)
@@ -204,6 +241,12 @@ static void memo_grow(ectx *c)
  * with *rc = tr_plist_open's result (the caller judges corruption). */
 static const tr_plist *lookup(ectx *c, uint32_t key, int *rc)
 {
+    /* Bounded: a query of many wildcard strings looks up millions of keys.
+     * Callers copy what they keep (resolve_one), so forgetting is safe. */
+    if (c->memo_n >= MEMO_MAX) {
+        memset(c->memo, 0, c->memo_cap * sizeof *c->memo);
+        c->memo_n = 0;
+    }
     if (2 * (c->memo_n + 1) > c->memo_cap)
         memo_grow(c);
     memo_ent *e = &c->memo[memo_slot(c->memo, c->memo_cap, key)];
@@ -710,7 +753,13 @@ int tr_index_query(tr_index *ix, const tr_query *q, uint32_t **ids, size_t *n, b
     if (tr_ix_snap_get(ix, &s, err) < 0)
         return -1;
     pnode root;
-    plan(&root, q, &ix->opts);
+    pbudget budget = {.limit = TR_INDEX_QUERY_KEYS};
+    plan(&root, q, &ix->opts, &budget);
+    if (budget.over) {
+        plan_free(&root);
+        tr_ix_snap_unref(s);
+        return over_budget(&budget, err);
+    }
     tr_buf out = {0};
     bool wide = false, corrupt = false;
     /* Largest segment first: the first segment a leaf meets sets its window
@@ -778,7 +827,13 @@ int tr_index_estimate(tr_index *ix, const tr_query *q, uint64_t *estimate, tr_er
     if (tr_ix_snap_get(ix, &s, err) < 0)
         return -1;
     pnode root;
-    plan(&root, q, &ix->opts);
+    pbudget budget = {.limit = TR_INDEX_QUERY_KEYS};
+    plan(&root, q, &ix->opts, &budget);
+    if (budget.over) {
+        plan_free(&root);
+        tr_ix_snap_unref(s);
+        return over_budget(&budget, err);
+    }
     uint64_t sum = 0;
     for (size_t i = 0; i < s->nseg; i++) {
         ectx c = {.seg = s->seg[i]};

@@ -472,9 +472,9 @@ int tr_index_open_opts(const char *dir, const tr_index_opts *opts, tr_index **ou
     if (!ix->opts.chunk_pairs)
         ix->opts.chunk_pairs = DEFAULT_CHUNK_PAIRS;
     if (!ix->opts.window_budget)
-        ix->opts.window_budget = 256;
+        ix->opts.window_budget = TR_INDEX_WINDOW_KEYS;
     if (!ix->opts.leaf_budget)
-        ix->opts.leaf_budget = 2048;
+        ix->opts.leaf_budget = TR_INDEX_LEAF_KEYS;
     pthread_mutex_init(&ix->mu, NULL);
     tr_snap *s;
     if (recover(ix, err) < 0 || tr_ix_snap_get(ix, &s, err) < 0) {

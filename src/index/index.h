@@ -62,6 +62,8 @@ typedef struct tr_index_opts {
     uint32_t window_budget;    /* max keys one query window may expand to; 0 = 256 */
     uint32_t leaf_budget;      /* max keys one SEQ leaf may expand to; 0 = 2048 */
 } tr_index_opts;
+#define TR_INDEX_WINDOW_KEYS 256
+#define TR_INDEX_LEAF_KEYS 2048
 
 typedef struct tr_index tr_index;
 /* dir is created if missing. Recovers from crashes (sweeps unpublished files). */
@@ -98,6 +100,16 @@ int tr_index_compact(tr_index *ix, tr_error *err);
  * usable gram window and was treated as ALL. */
 int tr_index_query(tr_index *ix, const tr_query *q, uint32_t **ids, size_t *n, bool *widened,
                    tr_error *err);
+/* Index lookups are bounded per query: the keys of all gram windows its
+ * leaves expand to may number at most TR_INDEX_QUERY_KEYS, else
+ * tr_index_query and tr_index_estimate fail with a message saying so. Memory
+ * then stays within tens of MB however a rule is written (a rule of 10,000
+ * wildcard hex strings expands to millions of keys). tr_index_query_check
+ * applies the same test (with the default budgets) without an index, so a
+ * hunt can be refused when it is submitted; *keys gets the count. */
+#define TR_INDEX_QUERY_KEYS ((uint64_t)1 << 24)
+int tr_index_query_check(const tr_query *q, uint64_t *keys, tr_error *err);
+
 /* Upper-bound-ish estimate of the candidate count, from list lengths only. */
 int tr_index_estimate(tr_index *ix, const tr_query *q, uint64_t *estimate, tr_error *err);
 

@@ -1669,8 +1669,8 @@ static hex_seq *hex_parse_seq(hexp *h, bool in_alt)
             if (h->pos >= h->len || h->s[h->pos] != ')')
                 return hex_fail(h, s, "syntax error: missing ')'");
             h->pos++;
-            if (it->nalt < 2)
-                return hex_fail(h, s, "syntax error: alternation needs '|'");
+            /* A group of one alternative, "(BB)", is valid: libyara 4.2.3's
+             * grammar has alternatives : tokens | alternatives '|' tokens. */
             continue;
         }
         int n1 = ch == '?' ? -2 : hexdig((unsigned char)ch);

@@ -247,3 +247,27 @@ def test_cli_hunt_inlines_includes(trawl, tmp_path):
     # The stored job does not depend on the included file any more.
     rules = json.loads(trawl.run("results", "1", "--json", check=0).stdout)
     assert rules
+
+
+def test_rule_expanding_past_the_index_budget_is_refused(secure_server, keys):
+    """10,000 hex strings with a wildcard between every byte expand to 20
+    million index lookups: the hunt is refused at submission with a clear 400
+    (the limit is 16M), and the server stays up."""
+    import random
+    rnd = random.Random(7)
+    lines = ["rule wide_hex {", "  strings:"]
+    for i in range(10000):
+        b = [rnd.randrange(256) for _ in range(9)]
+        lines.append("    $s%d = { %s }" % (i, " ?? ".join("%02x" % x for x in b)))
+    lines.append("  condition: any of them\n}")
+    rule = "\n".join(lines)
+    h = auth(keys["analyst"])
+    r = requests.post(secure_server.url + "/api/hunts", headers=h, json={"rule": rule}, timeout=60)
+    assert r.status_code == 400, r.text
+    assert "index lookups" in r.json()["error"]
+    assert requests.get(secure_server.url + "/api/hunts", headers=h, timeout=10).json()["data"] == []
+    # The same rule, small enough, is accepted.
+    small = "\n".join(lines[:2 + 50]) + "\n  condition: any of them\n}"
+    r = requests.post(secure_server.url + "/api/hunts", headers=h, json={"rule": small}, timeout=60)
+    assert r.status_code == 201, r.text
+    assert requests.get(secure_server.url + "/api/health", timeout=10).status_code == 200

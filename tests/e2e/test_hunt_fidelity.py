@@ -36,6 +36,8 @@ FULL = os.environ.get("TRAWL_HUNT_FULL") == "1"
 
 def rule_files():
     out = []
+    if not os.path.isdir(RULES):
+        return out        # a user's clone: only the repo's own rules (features.yar)
     for top in sorted(os.listdir(RULES)):
         d = os.path.join(RULES, top)
         if not os.path.isdir(d):
@@ -108,6 +110,8 @@ def corpus(tmp_path_factory, trawl_bin):
 
 @pytest.mark.skipif(YARA is None, reason="needs the yara CLI (Debian package yara)")
 def test_hunt_equals_full_libyara_scan(corpus, tmp_path):
+    if not os.path.isdir(RULES):
+        pytest.skip("needs the public rule sets in %s (../shared beside the repository)" % RULES)
     t, plant_dir, sha_of, files = corpus
     rows, mismatches, rejected, skipped = [], [], [], []
     for rf in files:

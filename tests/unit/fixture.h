@@ -11,6 +11,17 @@
 
 #include "core/core.h"
 
+/* Cases that read ../shared (reference data nobody here wrote) skip, saying
+ * so, in a clone that has none beside it. Call from a cmocka test. */
+#define FIXTURE_NEED_SHARED(rel)                                                      \
+    do {                                                                              \
+        if (access(TRAWL_SHARED_DIR rel, R_OK) != 0) {                                \
+            printf("skipped: needs %s (../shared beside the repository)\n",           \
+                   TRAWL_SHARED_DIR rel);                                             \
+            skip();                                                                   \
+        }                                                                             \
+    } while (0)
+
 /* xorshift64: the same sequence on every run, so a failure reproduces. */
 static inline uint32_t fixture_rnd(uint64_t *state)
 {

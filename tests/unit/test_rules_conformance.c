@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <yara.h>
 
+#include "fixture.h"
 #include "rules/rules.h"
 
 static char **files;
@@ -64,6 +65,7 @@ static int yara_verdict_file(const char *path)
 static void test_public_rule_files(void **state)
 {
     (void)state;
+    FIXTURE_NEED_SHARED("/data/rules");
     assert_int_equal(nftw(TRAWL_SHARED_DIR "/data/rules", collect, 16, FTW_PHYS), 0);
     qsort(files, nfiles, sizeof *files, cmpstr);
     assert_true(nfiles > 900);
@@ -108,6 +110,7 @@ static int yara_verdict_text(const char *text)
 static void test_yara_suite_cases(void **state)
 {
     (void)state;
+    FIXTURE_NEED_SHARED("/data/yara-tests/cases.json");
     json_error_t jerr;
     json_t *root = json_load_file(TRAWL_SHARED_DIR "/data/yara-tests/cases.json", 0, &jerr);
     assert_non_null(root);

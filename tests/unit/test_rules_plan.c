@@ -137,6 +137,16 @@ static void test_hex_strings(void **state)
     /* fixed jumps stay inside the sequences */
     PLAN_IS("rule a { strings: $a = { 6A 40 ( 6A 14 | 68 ?? 00 ) [2] E8 } condition: $a }",
             "OR(\"j@j\" 14 ?? ?? e8, \"j@h\" ?? 00 ?? ?? e8)");
+    /* groups of one alternative are valid in libyara 4.2.3, nested too */
+    PLAN_IS("rule a { strings: $a = { ((BB)|(68)) ?? 02 00 00 } condition: $a }",
+            "{68,bb} ?? 02 00 00");
+    PLAN_IS("rule a { strings: $a = { 41 (42) ((43 44)) } condition: $a }", "\"ABCD\"");
+    /* ...with the limits of alternation inside them, as libyara */
+    parse_fails("rule a { strings: $a = { (BB [1-300] 02) 02 } condition: $a }",
+                "t.yar:1:");
+    parse_fails("rule a { strings: $a = { (BB [2-3]) 02 } condition: $a }", "t.yar:1:");
+    parse_fails("rule a { strings: $a = { () 02 } condition: $a }", "t.yar:1:");
+    parse_fails("rule a { strings: $a = { (BB|) 02 } condition: $a }", "t.yar:1:");
 }
 
 static void test_regex(void **state)

@@ -16,6 +16,7 @@
 #include <yara.h>
 
 #include "rules/ast.h"
+#include "fixture.h"
 #include "rules/rules.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -478,6 +479,7 @@ static int cmpstr(const void *a, const void *b)
 static void test_public_rule_sets(void **state)
 {
     (void)state;
+    FIXTURE_NEED_SHARED("/data/rules");
     assert_int_equal(nftw(TRAWL_SHARED_DIR "/data/rules", collect, 16, FTW_PHYS), 0);
     qsort(files, nfiles, sizeof *files, cmpstr);
     size_t nrules = 0, docs = 0, hits = 0, violations = 0, everything = 0, planned = 0;
@@ -533,6 +535,7 @@ static void test_public_rule_sets(void **state)
 static void test_yara_suite_matches(void **state)
 {
     (void)state;
+    FIXTURE_NEED_SHARED("/data/yara-tests/cases.json");
     json_error_t jerr;
     json_t *root = json_load_file(TRAWL_SHARED_DIR "/data/yara-tests/cases.json", 0, &jerr);
     assert_non_null(root);
