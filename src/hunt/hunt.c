@@ -15,6 +15,11 @@
 #include "index/index.h"
 #include "rules/rules.h"
 
+typedef struct rule_src {
+    char *rule;
+    const char *src;          /* one of the hunt's source names */
+} rule_src;
+
 struct tr_hunt {
     char *data_dir;
     int64_t id;
@@ -44,74 +49,57 @@ struct tr_hunt {
     bool in_txn;
     bool limit_hit, time_hit;
     _Atomic int interrupted;
+    rule_src *rule_src;           /* sorted by rule name */
+    size_t nrule_src;
 };
+
+static const char *source_of_rule(const tr_hunt *h, const char *rule);
 
 /* ---- shared helpers --------------------------------------------------------- */
 
 int hunt_parse_sources(const hv_source *src, size_t n, bool allow_includes, char **flat,
-                       tr_ruleset ***rs_out, tr_error *err)
+                       tr_ruleset **rs_out, tr_error *err)
 {
-    tr_ruleset **rs = tr_xcalloc(n ? n : 1, sizeof *rs);
-    for (size_t i = 0; i < n; i++) {
-        size_t flat_len = 0;
-        tr_rules_options o = {.externals = tr_hunt_externals,
-                              .nexternals = TR_HUNT_NEXTERNALS,
-                              .allow_includes = allow_includes,
-                              .flattened = flat ? &flat[i] : NULL,
-                              .flattened_len = &flat_len};
-        if (tr_rules_parse_opts(src[i].name, src[i].text, src[i].len, &o, &rs[i], err) != 0) {
-            for (size_t j = 0; j < i; j++) {
-                tr_ruleset_free(rs[j]);
-                if (flat) {
-                    free(flat[j]);
-                    flat[j] = NULL;
-                }
-            }
-            free(rs);
-            return -1;
-        }
-    }
-    *rs_out = rs;
-    return 0;
+    tr_rules_text *t = tr_xcalloc(n ? n : 1, sizeof *t);
+    for (size_t i = 0; i < n; i++)
+        t[i] = (tr_rules_text){src[i].name, src[i].text, src[i].len};
+    tr_rules_options o = {.externals = tr_hunt_externals,
+                          .nexternals = TR_HUNT_NEXTERNALS,
+                          .allow_includes = allow_includes};
+    int rc = tr_rules_parse_many(t, n, &o, flat, rs_out, err);
+    free(t);
+    return rc;
 }
 
 static void notice(tr_hunt *h, const char *fmt, ...) TR_PRINTF(2, 3);
 
 /* The OR of every rule's query, simplified: what the index is asked. With h,
  * rules that cannot be accelerated are announced and counted. */
-static tr_query *hunt_query(tr_ruleset **rs, const hv_source *src, size_t n, tr_hunt *h,
-                            size_t *full_rules, bool *all, tr_error *err)
+static tr_query *hunt_query(const tr_ruleset *rs, tr_hunt *h, size_t *full_rules, bool *all,
+                            tr_error *err)
 {
-    tr_query **qs = NULL;
-    size_t nq = 0;
     *full_rules = 0;
     *all = false;
-    for (size_t i = 0; i < n; i++) {
-        tr_plan *p = NULL;
-        if (tr_plan_build(rs[i], &p, err) != 0) {
-            tr_error_prefix(err, src[i].name);
-            for (size_t k = 0; k < nq; k++)
-                tr_query_free(qs[k]);
-            free(qs);
-            return NULL;
+    tr_plan *p = NULL;
+    if (tr_plan_build(rs, &p, err) != 0)
+        return NULL;
+    size_t nq = tr_plan_count(p);
+    tr_query **qs = tr_xcalloc(nq ? nq : 1, sizeof *qs);
+    for (size_t r = 0; r < nq; r++) {
+        if (tr_plan_scans_everything(p, r)) {
+            (*full_rules)++;
+            if (h && tr_query_has_file_checks(tr_plan_query(p, r)))
+                notice(h, "rule %s (%s) cannot use the index: every sample's size and "
+                          "header are checked, the rest verified by libyara",
+                       tr_plan_rule_name(p, r), tr_plan_rule_file(p, r));
+            else if (h)
+                notice(h, "rule %s (%s) cannot be accelerated: every sample is verified",
+                       tr_plan_rule_name(p, r), tr_plan_rule_file(p, r));
+            *all = true;
         }
-        for (size_t r = 0; r < tr_plan_count(p); r++) {
-            if (tr_plan_scans_everything(p, r)) {
-                (*full_rules)++;
-                if (h && tr_query_has_file_checks(tr_plan_query(p, r)))
-                    notice(h, "rule %s (%s) cannot use the index: every sample's size and "
-                              "header are checked, the rest verified by libyara",
-                           tr_plan_rule_name(p, r), src[i].name);
-                else if (h)
-                    notice(h, "rule %s (%s) cannot be accelerated: every sample is verified",
-                           tr_plan_rule_name(p, r), src[i].name);
-                *all = true;
-            }
-            qs = tr_xrealloc(qs, (nq + 1) * sizeof *qs);
-            qs[nq++] = tr_query_clone(tr_plan_query(p, r));
-        }
-        tr_plan_free(p);
+        qs[r] = tr_query_clone(tr_plan_query(p, r));
     }
+    tr_plan_free(p);
     tr_query *q = tr_query_simplify(tr_query_node(TR_Q_OR, 0, qs, nq));
     free(qs);
     if (q->kind == TR_Q_ALL)
@@ -188,7 +176,7 @@ int tr_hunt_submit(const char *data_dir, const tr_hunt_params *p, int64_t *job_i
     hv_source *src = tr_xcalloc(p->nsources, sizeof *src);
     for (size_t i = 0; i < p->nsources; i++)
         src[i] = (hv_source){p->sources[i].name, p->sources[i].text, p->sources[i].len};
-    tr_ruleset **rs = NULL;
+    tr_ruleset *rs = NULL;
     /* What is stored is the text with includes inlined: the job runs later,
      * maybe elsewhere, and the verifier never opens a file for a rule. */
     char **flat = tr_xcalloc(p->nsources, sizeof *flat);
@@ -202,10 +190,8 @@ int tr_hunt_submit(const char *data_dir, const tr_hunt_params *p, int64_t *job_i
      * rule whose index query would take memory without bound. */
     size_t full_rules;
     bool all;
-    tr_query *q = hunt_query(rs, src, p->nsources, NULL, &full_rules, &all, err);
-    for (size_t i = 0; i < p->nsources; i++)
-        tr_ruleset_free(rs[i]);
-    free(rs);
+    tr_query *q = hunt_query(rs, NULL, &full_rules, &all, err);
+    tr_ruleset_free(rs);
     free(src);
     int qrc = q ? tr_index_query_check(q, NULL, err) : -1;
     tr_query_free(q);
@@ -390,6 +376,9 @@ void tr_hunt_free(tr_hunt *h)
         free((char *)h->src[i].text);
     }
     free(h->src);
+    for (size_t i = 0; i < h->nrule_src; i++)
+        free(h->rule_src[i].rule);
+    free(h->rule_src);
     free(h->tag);
     free(h->live_ruleset);
     free(h->data_dir);
@@ -535,12 +524,10 @@ static void on_match(void *arg, size_t task, size_t group, const char *js)
     json_t *smp = task_info(h, task);
     const char *sha = json_string_value(json_object_get(smp, "sha256"));
     json_object_set(o, "sample", smp);
-    const char *ns = json_string_value(json_object_get(o, "namespace"));
-    unsigned long nsi = ns ? strtoul(ns, NULL, 10) : 0;
-    const char *source = nsi < h->nsrc ? h->src[nsi].name : "";
+    const char *rule = json_string_value(json_object_get(o, "rule"));
+    const char *source = source_of_rule(h, rule);
     json_object_set_new(o, "source", json_string(source));
     json_object_del(o, "namespace");
-    const char *rule = json_string_value(json_object_get(o, "rule"));
     char *detail = json_dumps(o, JSON_COMPACT);
     if (!h->in_txn) {
         db_exec(h, "BEGIN");
@@ -787,15 +774,47 @@ static int stats_finish(tr_hunt *h, stats_job *j, pthread_t *th, bool threaded, 
     return 0;
 }
 
+static int cmp_rule_src(const void *a, const void *b)
+{
+    return strcmp(((const rule_src *)a)->rule, ((const rule_src *)b)->rule);
+}
+
+/* Which source file each rule came from: libyara reports only the rule, all
+ * sources sharing one namespace. */
+static void index_rule_sources(tr_hunt *h, const tr_ruleset *rs)
+{
+    size_t n = tr_ruleset_count(rs);
+    h->rule_src = tr_xcalloc(n ? n : 1, sizeof *h->rule_src);
+    for (size_t i = 0; i < n; i++) {
+        const char *file = tr_ruleset_rule_file(rs, i), *src = "";
+        for (size_t k = 0; k < h->nsrc; k++)
+            if (strcmp(h->src[k].name, file) == 0)
+                src = h->src[k].name;
+        h->rule_src[i] = (rule_src){tr_xstrdup(tr_ruleset_rule_name(rs, i)), src};
+    }
+    h->nrule_src = n;
+    qsort(h->rule_src, n, sizeof *h->rule_src, cmp_rule_src);
+}
+
+static const char *source_of_rule(const tr_hunt *h, const char *rule)
+{
+    rule_src key = {(char *)rule, NULL};
+    const rule_src *f = rule ? bsearch(&key, h->rule_src, h->nrule_src, sizeof *h->rule_src,
+                                       cmp_rule_src)
+                             : NULL;
+    return f ? f->src : "";
+}
+
 static int build_tasks(tr_hunt *h, tr_error *err)
 {
-    tr_ruleset **rs = NULL;
+    tr_ruleset *rs = NULL;
     if (hunt_parse_sources(h->src, h->nsrc, false, NULL, &rs, err) != 0)
         return -1;
+    index_rule_sources(h, rs);
     bool all = false;
     size_t full_rules = 0;
     int ret = -1;
-    tr_query *q = hunt_query(rs, h->src, h->nsrc, h, &full_rules, &all, err);
+    tr_query *q = hunt_query(rs, h, &full_rules, &all, err);
     if (!q)
         goto out;
     {
@@ -864,9 +883,7 @@ static int build_tasks(tr_hunt *h, tr_error *err)
     atomic_store(&h->candidate_bytes, bytes);
     ret = 0;
 out:
-    for (size_t i = 0; i < h->nsrc; i++)
-        tr_ruleset_free(rs[i]);
-    free(rs);
+    tr_ruleset_free(rs);
     return ret;
 }
 

@@ -107,11 +107,12 @@ char *hunt_lock_path(const char *data_dir, int64_t id);
 /* Fills t (path, externals) for a sample. */
 void hunt_task_from_sample(const tr_store *s, const tr_sample *smp, hv_task *t);
 /* Parses the sources with trawl's parser (the guard in front of libyara). */
-/* Parses each source with the hunt externals. Includes are followed only
+/* Parses the sources as one rule set in one namespace (as the yara tool
+ * reads several files: globals apply across them), with the hunt externals. Includes are followed only
  * when allow_includes (a local user's files); then, when flat is set, flat[i]
  * receives source i's text with its includes inlined (caller frees). */
 int hunt_parse_sources(const hv_source *src, size_t n, bool allow_includes, char **flat,
-                       tr_ruleset ***rs_out, tr_error *err);
+                       tr_ruleset **rs_out, tr_error *err);
 
 /* Stores one live hit (author, description, reference from the meta). */
 void hunt_record_live_hit(sqlite3 *db, const char *ruleset, const char *rule, int64_t sample_id,

@@ -36,7 +36,7 @@ int tr_live_add(const char *data_dir, const char *name, const char *source_name,
         return tr_fail(err, "rule set name '%s': use letters, digits, '_', '-' and '.'",
                        name ? name : "");
     hv_source src = {source_name, text, len};
-    tr_ruleset **rs = NULL;
+    tr_ruleset *rs = NULL;
     /* Stored and compiled: the text with includes inlined. */
     char *flat = NULL;
     if (hunt_parse_sources(&src, 1, allow_includes, &flat, &rs, err) != 0)
@@ -44,10 +44,9 @@ int tr_live_add(const char *data_dir, const char *name, const char *source_name,
     src.text = flat;
     src.len = strlen(flat);
     size_t nrules = 0;
-    for (size_t i = 0; i < tr_ruleset_count(rs[0]); i++)
-        nrules += !tr_ruleset_rule_is_private(rs[0], i);
-    tr_ruleset_free(rs[0]);
-    free(rs);
+    for (size_t i = 0; i < tr_ruleset_count(rs); i++)
+        nrules += !tr_ruleset_rule_is_private(rs, i);
+    tr_ruleset_free(rs);
 
     sqlite3 *db;
     if (hunt_db_open(data_dir, &db, err) != 0) {

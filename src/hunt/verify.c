@@ -360,9 +360,9 @@ static YR_RULES *child_compile(child *c, const hv_group *g)
         char *text = tr_xmalloc(g->src[i].len + 1);
         memcpy(text, g->src[i].text, g->src[i].len);
         text[g->src[i].len] = 0;
-        char ns[32];
-        snprintf(ns, sizeof ns, "%zu", i);
-        int nerr = yr_compiler_add_string(comp, text, ns);
+        /* One namespace for all sources, as the yara tool compiles several
+         * rule files: a global rule of one file applies to every file. */
+        int nerr = yr_compiler_add_string(comp, text, NULL);
         free(text);
         if (nerr > 0) {
             char msg[1024];

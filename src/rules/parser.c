@@ -2189,45 +2189,65 @@ int tr_rules_parse_buffer(const char *name, const char *text, size_t len, tr_rul
     return tr_rules_parse_opts(name, text, len, NULL, out, err);
 }
 
-int tr_rules_parse_opts(const char *name, const char *text, size_t len,
-                        const tr_rules_options *o, tr_ruleset **out, tr_error *err)
+int tr_rules_parse_many(const tr_rules_text *src, size_t n, const tr_rules_options *o,
+                        char **flat, tr_ruleset **out, tr_error *err)
 {
     static const tr_rules_options none = {0};
     if (!o)
         o = &none;
     *out = NULL;
-    if (o->flattened) {
-        *o->flattened = NULL;
-        *o->flattened_len = 0;
-    }
+    for (size_t i = 0; flat && i < n; i++)
+        flat[i] = NULL;
     tr_ruleset *rs = tr_xcalloc(1, sizeof *rs);
-    tr_buf flat = {0};
     pctx c = {.rs = rs, .err = err, .externals = o->externals, .nexternals = o->nexternals,
-              .allow_includes = o->allow_includes, .flat = o->flattened ? &flat : NULL};
-    char *real = o->allow_includes ? realpath(name, NULL) : NULL;
-    if (real)
-        c.stack[c.depth++] = real;
-    char *dir = dir_of(name);
-    int rc = parse_text(&c, name, dir, text, len);
-    free(dir);
-    free(real);
+              .allow_includes = o->allow_includes};
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0 && !c.failed; i++) {
+        tr_buf fb = {0};
+        c.flat = flat ? &fb : NULL;
+        c.include_bytes = 0;
+        c.depth = 0;
+        char *real = o->allow_includes ? realpath(src[i].name, NULL) : NULL;
+        if (real)
+            c.stack[c.depth++] = real;
+        char *dir = dir_of(src[i].name);
+        rc = parse_text(&c, src[i].name, dir, src[i].text, src[i].len);
+        free(dir);
+        free(real);
+        if (flat) {
+            tr_buf_append(&fb, "", 1);
+            flat[i] = fb.data;
+        }
+    }
     for (size_t i = 0; i < c.nwild; i++)
         free(c.wild[i]);
     free(c.wild);
     if (rc < 0 || c.failed) {
         if (!c.failed)
-            tr_fail(err, "%s:1:1: parse failed", name);
+            tr_fail(err, "%s:1:1: parse failed", n ? src[0].name : "rules");
         tr_ruleset_free(rs);
-        tr_buf_free(&flat);
+        for (size_t i = 0; flat && i < n; i++) {
+            free(flat[i]);
+            flat[i] = NULL;
+        }
         return -1;
-    }
-    if (o->flattened) {
-        tr_buf_append(&flat, "", 1);
-        *o->flattened = flat.data;
-        *o->flattened_len = flat.len - 1;
     }
     *out = rs;
     return 0;
+}
+
+int tr_rules_parse_opts(const char *name, const char *text, size_t len,
+                        const tr_rules_options *o, tr_ruleset **out, tr_error *err)
+{
+    tr_rules_text t = {name, text, len};
+    char *flat = NULL;
+    bool want = o && o->flattened;
+    int rc = tr_rules_parse_many(&t, 1, o, want ? &flat : NULL, out, err);
+    if (want) {
+        *o->flattened = flat;
+        *o->flattened_len = flat ? strlen(flat) : 0;
+    }
+    return rc;
 }
 
 int tr_rules_parse_string(const char *name, const char *text, tr_ruleset **out, tr_error *err)
@@ -2258,6 +2278,10 @@ size_t tr_ruleset_count(const tr_ruleset *rs) { return rs->nrules; }
 const char *tr_ruleset_rule_name(const tr_ruleset *rs, size_t i) { return rs->rules[i].name; }
 bool tr_ruleset_rule_is_private(const tr_ruleset *rs, size_t i) { return rs->rules[i].is_private; }
 bool tr_ruleset_rule_is_global(const tr_ruleset *rs, size_t i) { return rs->rules[i].is_global; }
+const char *tr_ruleset_rule_file(const tr_ruleset *rs, size_t i)
+{
+    return rs->rules[i].file ? rs->rules[i].file : "";
+}
 size_t tr_ruleset_rule_tag_count(const tr_ruleset *rs, size_t i) { return rs->rules[i].ntags; }
 const char *tr_ruleset_rule_tag(const tr_ruleset *rs, size_t i, size_t t) { return rs->rules[i].tags[t]; }
 size_t tr_ruleset_rule_meta_count(const tr_ruleset *rs, size_t i) { return rs->rules[i].nmeta; }

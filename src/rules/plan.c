@@ -18,6 +18,7 @@
 
 typedef struct prule {
     char *name;
+    const char *file;         /* the rule set's, valid while it lives */
     tr_query *q;
     bool everything;
     char **notes;
@@ -1672,6 +1673,7 @@ int tr_plan_build(const tr_ruleset *rs, tr_plan **out, tr_error *err)
         q = tr_query_simplify(q);
         prule *pr = &pl->r[pl->n++];
         pr->name = tr_xstrdup(r->name);
+        pr->file = r->file;
         if (qsize(q) > TR_PLAN_RULE_BUDGET) {
             tr_query_free(q);
             q = tr_query_all();
@@ -1708,6 +1710,7 @@ int tr_plan_build(const tr_ruleset *rs, tr_plan **out, tr_error *err)
 
 size_t tr_plan_count(const tr_plan *p) { return p->n; }
 const char *tr_plan_rule_name(const tr_plan *p, size_t i) { return p->r[i].name; }
+const char *tr_plan_rule_file(const tr_plan *p, size_t i) { return p->r[i].file ? p->r[i].file : ""; }
 const tr_query *tr_plan_query(const tr_plan *p, size_t i) { return p->r[i].q; }
 bool tr_plan_scans_everything(const tr_plan *p, size_t i) { return p->r[i].everything; }
 size_t tr_plan_string_count(const tr_plan *p, size_t i) { return p->r[i].nnotes; }

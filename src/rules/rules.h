@@ -40,6 +40,18 @@ typedef struct tr_rules_options {
  * relative to the directory part of name). NULs in the text are errors. */
 int tr_rules_parse_opts(const char *name, const char *text, size_t len,
                         const tr_rules_options *o, tr_ruleset **out, tr_error *err);
+/* Several texts as one rule set in one namespace, in order, as the yara tool
+ * reads several rule files: a global rule applies to the rules of every
+ * text, a rule may refer to one of an earlier text, and a name may not
+ * repeat across them. With flat (n entries), flat[i] receives text i with its
+ * includes inlined (caller frees each); o->flattened is not used. */
+typedef struct tr_rules_text {
+    const char *name;
+    const char *text;
+    size_t len;
+} tr_rules_text;
+int tr_rules_parse_many(const tr_rules_text *src, size_t n, const tr_rules_options *o,
+                        char **flat, tr_ruleset **out, tr_error *err);
 /* Text without options: no externals, no includes. */
 int tr_rules_parse_string(const char *name, const char *text, tr_ruleset **out, tr_error *err);
 int tr_rules_parse_buffer(const char *name, const char *text, size_t len, tr_ruleset **out,
@@ -53,6 +65,7 @@ size_t tr_ruleset_count(const tr_ruleset *rs);
 const char *tr_ruleset_rule_name(const tr_ruleset *rs, size_t i);
 bool tr_ruleset_rule_is_private(const tr_ruleset *rs, size_t i);
 bool tr_ruleset_rule_is_global(const tr_ruleset *rs, size_t i);
+const char *tr_ruleset_rule_file(const tr_ruleset *rs, size_t i);
 size_t tr_ruleset_rule_tag_count(const tr_ruleset *rs, size_t i);
 const char *tr_ruleset_rule_tag(const tr_ruleset *rs, size_t i, size_t t);
 size_t tr_ruleset_rule_meta_count(const tr_ruleset *rs, size_t i);
@@ -71,6 +84,8 @@ typedef struct tr_plan tr_plan;
 int tr_plan_build(const tr_ruleset *rs, tr_plan **out, tr_error *err);
 size_t tr_plan_count(const tr_plan *p);
 const char *tr_plan_rule_name(const tr_plan *p, size_t i);
+/* The file (or text name) the rule came from; valid while the rule set lives. */
+const char *tr_plan_rule_file(const tr_plan *p, size_t i);
 const tr_query *tr_plan_query(const tr_plan *p, size_t i);
 /* True when the query cannot narrow the candidates with grams of >= 3 bytes:
  * the rule would be verified against every file. */

@@ -188,3 +188,38 @@ def test_detach_queues_a_job(loaded):
     job_id = int(p.stdout.strip())
     jobs = json.loads(trawl.run("hunts", "--json", check=0).stdout)
     assert [(j["id"], j["status"]) for j in jobs] == [(job_id, "queued")]
+
+
+def test_several_rule_files_share_one_namespace_like_yara(trawl, tmp_path):
+    """yara a.yar b.yar DIR: a global rule of a.yar restricts b.yar's rules, b.yar
+    may refer to a.yar's rules, and a name may not repeat across the files.
+    trawl hunt a.yar b.yar must give the yara tool's answer."""
+    import shutil
+    src = tmp_path / "in"
+    src.mkdir()
+    write(src / "small.bin", b"MARK tiny")
+    write(src / "large.bin", b"MARK " + b"x" * 200)
+    trawl.run("add", "--quiet", str(src), check=0)
+    a = tmp_path / "a.yar"
+    a.write_text('global rule size_gate { condition: filesize < 100 }\n'
+                 'rule marked { strings: $m = "MARK" condition: $m }\n')
+    b = tmp_path / "b.yar"
+    b.write_text('rule anything { condition: true }\n'
+                 'rule refers { condition: marked }\n')
+    p = trawl.run("hunt", a, b, check=0)
+    got = sorted(p.stdout.split())
+    want = sorted(["size_gate", sha(b"MARK tiny"), "marked", sha(b"MARK tiny"),
+                   "anything", sha(b"MARK tiny"), "refers", sha(b"MARK tiny")])
+    assert got == want, p.stdout + p.stderr
+    if shutil.which("yara"):
+        y = subprocess.run(["yara", str(a), str(b), str(src)], capture_output=True, text=True)
+        assert sorted(l.split()[0] for l in y.stdout.splitlines()) == \
+            sorted(["size_gate", "marked", "anything", "refers"])
+    # The matches name the file each rule came from.
+    res = json.loads(trawl.run("results", "1", "--json", check=0).stdout)
+    sources = {m["rule"]: os.path.basename(m["source"]) for m in res["results"]}
+    assert sources["anything"] == "b.yar" and sources["marked"] == "a.yar", sources
+    c = tmp_path / "c.yar"
+    c.write_text('rule marked { condition: true }\n')
+    p = trawl.run("hunt", a, c)
+    assert p.returncode != 0 and "duplicated" in p.stderr, p.stderr
