@@ -1,0 +1,940 @@
+/* The STIX pattern matcher. A pattern matches when some assignment of its
+ * observation expressions to observations (a binding) satisfies it:
+ *   [..]        one observation with an SCO satisfying the comparisons;
+ *   A AND B     bindings of A and B over distinct observations;
+ *   A OR B      a binding of either;
+ *   A FOLLOWEDBY B  as AND, every observation of A's binding ending no later
+ *               than the first of B's begins (last_observed <= first_observed);
+ *   WITHIN n    the binding spans at most n seconds (first to last observed);
+ *   REPEATS n   n distinct bindings of the operand (an observation counts
+ *               number_observed times);
+ *   START t STOP u  every observation of the binding within [t, u).
+ * Bindings are enumerated explicitly and bounded: a pattern whose bindings
+ * over the given observations would exceed SP_MAX_BINDINGS is an error, not a
+ * silent "no". */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "stix/pattern_internal.h"
+
+#define SP_MAX_BINDINGS 200000
+#define SP_MAX_OBJECTS 100000
+
+typedef struct m_obs {
+    bool timed;
+    sp_time first, last;
+    int64_t number;
+    json_t **objs;
+    const char **keys;         /* container keys, NULL for STIX 2.1 object_refs */
+    size_t nobj;
+} m_obs;
+
+typedef struct m_ctx {
+    m_obs *obs;
+    size_t nobs;
+    json_t **all;              /* every object of the input, for id references */
+    size_t nall;
+    size_t made;               /* bindings created so far */
+    tr_error *err;
+    bool failed;
+    pcre2_match_context *mctx;
+} m_ctx;
+
+typedef struct binding {
+    uint32_t *ix;              /* sorted observation indexes */
+    uint32_t n;
+    bool timed;
+    sp_time lo, hi;            /* earliest first_observed, latest last_observed */
+    int64_t weight;
+} binding;
+
+typedef struct blist {
+    binding *b;
+    size_t n, cap;
+} blist;
+
+static void blist_free(blist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->b[i].ix);
+    free(l->b);
+    memset(l, 0, sizeof *l);
+}
+
+static int budget(m_ctx *m)
+{
+    if (m->failed)
+        return -1;
+    if (++m->made > SP_MAX_BINDINGS) {
+        m->failed = true;
+        tr_fail(m->err, "pattern: evaluating over %zu observations needs more than %d bindings",
+                m->nobs, SP_MAX_BINDINGS);
+        return -1;
+    }
+    return 0;
+}
+
+static void blist_push(blist *l, binding b)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->b = tr_xrealloc(l->b, l->cap * sizeof *l->b);
+    }
+    l->b[l->n++] = b;
+}
+
+static binding single(const m_ctx *m, uint32_t i)
+{
+    binding b = {tr_xmalloc(sizeof(uint32_t)), 1, m->obs[i].timed, m->obs[i].first, m->obs[i].last,
+                 m->obs[i].number};
+    b.ix[0] = i;
+    return b;
+}
+
+static bool disjoint(const binding *a, const binding *b)
+{
+    uint32_t i = 0, j = 0;
+    while (i < a->n && j < b->n) {
+        if (a->ix[i] == b->ix[j])
+            return false;
+        if (a->ix[i] < b->ix[j])
+            i++;
+        else
+            j++;
+    }
+    return true;
+}
+
+static binding merge(const binding *a, const binding *b)
+{
+    binding r = {tr_xmalloc((a->n + b->n) * sizeof(uint32_t)), 0, a->timed && b->timed, a->lo, a->hi, 1};
+    uint32_t i = 0, j = 0;
+    while (i < a->n || j < b->n) {
+        if (j >= b->n || (i < a->n && a->ix[i] < b->ix[j]))
+            r.ix[r.n++] = a->ix[i++];
+        else
+            r.ix[r.n++] = b->ix[j++];
+    }
+    if (sp_time_cmp(b->lo, r.lo) < 0)
+        r.lo = b->lo;
+    if (sp_time_cmp(b->hi, r.hi) > 0)
+        r.hi = b->hi;
+    return r;
+}
+
+static int bcmp_ix(const void *x, const void *y)
+{
+    const binding *a = x, *b = y;
+    if (a->n != b->n)
+        return a->n < b->n ? -1 : 1;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (a->ix[i] != b->ix[i])
+            return a->ix[i] < b->ix[i] ? -1 : 1;
+    return 0;
+}
+
+/* The same set of observations reached twice is one binding. */
+static void dedupe(blist *l)
+{
+    if (l->n < 2)
+        return;
+    qsort(l->b, l->n, sizeof *l->b, bcmp_ix);
+    size_t w = 1;
+    for (size_t i = 1; i < l->n; i++) {
+        if (bcmp_ix(&l->b[i], &l->b[w - 1]) == 0)
+            free(l->b[i].ix);
+        else
+            l->b[w++] = l->b[i];
+    }
+    l->n = w;
+}
+
+/* ---- object paths ----------------------------------------------------------- */
+
+typedef struct vlist {
+    json_t **v;
+    size_t n, cap;
+} vlist;
+
+static void vpush(vlist *l, json_t *v)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->v = tr_xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = v;
+}
+
+/* A *_ref value: a key of the container's objects (STIX 2.0 style) or an
+ * object id (2.1). */
+static json_t *deref(const m_ctx *m, const m_obs *o, const char *ref)
+{
+    for (size_t i = 0; i < o->nobj; i++)
+        if (o->keys && strcmp(o->keys[i], ref) == 0)
+            return o->objs[i];
+    for (size_t i = 0; i < o->nobj; i++) {
+        const char *id = json_string_value(json_object_get(o->objs[i], "id"));
+        if (id && strcmp(id, ref) == 0)
+            return o->objs[i];
+    }
+    for (size_t i = 0; i < m->nall; i++) {
+        const char *id = json_string_value(json_object_get(m->all[i], "id"));
+        if (id && strcmp(id, ref) == 0)
+            return m->all[i];
+    }
+    return NULL;
+}
+
+static json_t *get_key(json_t *obj, const char *key, bool loose)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v || !loose)
+        return v;
+    /* hash names: 'SHA-256' and sha256-style spellings are common in the wild */
+    const char *k;
+    json_t *val;
+    json_object_foreach(obj, k, val) {
+        if (strcasecmp(k, key) == 0)
+            return val;
+    }
+    return NULL;
+}
+
+static void resolve(const m_ctx *m, const m_obs *o, json_t *root, const sp_path *p, vlist *out)
+{
+    vlist cur = {0}, nxt = {0};
+    vpush(&cur, root);
+    for (size_t s = 0; s < p->nsteps && cur.n; s++) {
+        const sp_step *st = &p->steps[s];
+        nxt.n = 0;
+        bool loose = s > 0 && p->steps[s - 1].kind == SP_STEP_KEY && strcmp(p->steps[s - 1].key, "hashes") == 0;
+        for (size_t i = 0; i < cur.n; i++) {
+            json_t *v = cur.v[i];
+            if (st->kind == SP_STEP_KEY) {
+                if (json_is_string(v))
+                    v = deref(m, o, json_string_value(v));
+                if (v && json_is_object(v)) {
+                    json_t *c = get_key(v, st->key, loose);
+                    if (c && !json_is_null(c))
+                        vpush(&nxt, c);
+                }
+            } else if (json_is_array(v)) {
+                size_t n = json_array_size(v);
+                if (st->kind == SP_STEP_ANY) {
+                    for (size_t k = 0; k < n; k++)
+                        vpush(&nxt, json_array_get(v, k));
+                } else if (st->index >= 0 && (uint64_t)st->index < n) {
+                    vpush(&nxt, json_array_get(v, (size_t)st->index));
+                }
+            }
+        }
+        vlist t = cur;
+        cur = nxt;
+        nxt = t;
+    }
+    free(nxt.v);
+    *out = cur;
+}
+
+/* ---- comparisons ------------------------------------------------------------ */
+
+static long b64_decode_loose(const char *s, size_t n, unsigned char *out)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i], v;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '+' || c == '-')
+            v = 62;
+        else if (c == '/' || c == '_')
+            v = 63;
+        else if (c == '=' || c == '\n' || c == '\r')
+            continue;
+        else
+            return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return (long)o;
+}
+
+static int hexv(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* A binary property's bytes: *_hex properties are hex, the others base64
+ * (payload_bin). Caller frees; NULL when the text does not decode. */
+static unsigned char *prop_bytes(const char *prop, json_t *v, size_t *len)
+{
+    const char *s = json_string_value(v);
+    if (!s)
+        return NULL;
+    size_t n = json_string_length(v);
+    size_t pl = strlen(prop);
+    unsigned char *out = tr_xmalloc(n + 1);
+    if (pl >= 4 && strcmp(prop + pl - 4, "_hex") == 0) {
+        if (n % 2) {
+            free(out);
+            return NULL;
+        }
+        for (size_t i = 0; i < n; i += 2) {
+            int hi = hexv((unsigned char)s[i]), lo = hexv((unsigned char)s[i + 1]);
+            if (hi < 0 || lo < 0) {
+                free(out);
+                return NULL;
+            }
+            out[i / 2] = (unsigned char)(hi << 4 | lo);
+        }
+        *len = n / 2;
+        return out;
+    }
+    long dn = b64_decode_loose(s, n, out);
+    if (dn < 0) {
+        free(out);
+        return NULL;
+    }
+    *len = (size_t)dn;
+    return out;
+}
+
+static bool is_binary_prop(const char *prop)
+{
+    size_t pl = strlen(prop);
+    return pl >= 4 && (strcmp(prop + pl - 4, "_hex") == 0 || strcmp(prop + pl - 4, "_bin") == 0);
+}
+
+static int sign(int c)
+{
+    return (c > 0) - (c < 0);
+}
+
+static int memcmp_len(const void *a, size_t an, const void *b, size_t bn)
+{
+    int c = memcmp(a, b, an < bn ? an : bn);
+    if (c)
+        return sign(c);
+    return an == bn ? 0 : an < bn ? -1 : 1;
+}
+
+/* -1/0/1 ordering of value against literal, or 2 when they do not compare
+ * (different types: the spec makes such a comparison false, NOT or not). */
+static int compare(const char *prop, json_t *v, const sp_lit *l)
+{
+    switch (l->kind) {
+    case SP_LIT_INT:
+        if (json_is_integer(v)) {
+            json_int_t x = json_integer_value(v);
+            return x < l->i ? -1 : x > l->i;
+        }
+        if (json_is_real(v)) {
+            double x = json_real_value(v);
+            return x < (double)l->i ? -1 : x > (double)l->i;
+        }
+        return 2;
+    case SP_LIT_FLOAT:
+        if (json_is_number(v)) {
+            double x = json_number_value(v);
+            return x < l->f ? -1 : x > l->f;
+        }
+        return 2;
+    case SP_LIT_STRING:
+        if (!json_is_string(v))
+            return 2;
+        return memcmp_len(json_string_value(v), json_string_length(v), l->s, l->len);
+    case SP_LIT_BOOL:
+        if (!json_is_boolean(v))
+            return 2;
+        return json_is_true(v) == l->b ? 0 : 1;
+    case SP_LIT_TIME: {
+        const char *s = json_string_value(v);
+        sp_time t;
+        if (!s || sp_parse_time(s, json_string_length(v), &t) != 0)
+            return 2;
+        return sp_time_cmp(t, l->t);
+    }
+    case SP_LIT_BINARY:
+    case SP_LIT_HEX: {
+        size_t n;
+        unsigned char *bytes = prop_bytes(prop, v, &n);
+        if (!bytes)
+            return 2;
+        int c = memcmp_len(bytes, n, l->s, l->len);
+        free(bytes);
+        return c;
+    }
+    }
+    return 2;
+}
+
+/* SQL LIKE over characters: % any run, _ exactly one. */
+static bool like(const char *s, size_t sn, const char *p, size_t pn)
+{
+    size_t si = 0, pi = 0, star_p = (size_t)-1, star_s = 0;
+    while (si < sn) {
+        if (pi < pn && p[pi] == '_') {
+            si++;
+            while (si < sn && ((unsigned char)s[si] & 0xC0) == 0x80)
+                si++;
+            pi++;
+        } else if (pi < pn && p[pi] == '%') {
+            star_p = pi++;
+            star_s = si;
+        } else if (pi < pn && p[pi] == s[si]) {
+            si++;
+            pi++;
+        } else if (star_p != (size_t)-1) {
+            pi = star_p + 1;
+            star_s++;
+            while (star_s < sn && ((unsigned char)s[star_s] & 0xC0) == 0x80)
+                star_s++;
+            si = star_s;
+        } else {
+            return false;
+        }
+    }
+    while (pi < pn && p[pi] == '%')
+        pi++;
+    return pi == pn;
+}
+
+static bool net_contains(const sp_net *outer, const sp_net *inner)
+{
+    if (outer->family != inner->family || inner->prefix < outer->prefix)
+        return false;
+    int full = outer->prefix / 8, rest = outer->prefix % 8;
+    if (memcmp(outer->addr, inner->addr, (size_t)full) != 0)
+        return false;
+    if (rest) {
+        unsigned char mask = (unsigned char)(0xFF << (8 - rest));
+        if ((outer->addr[full] & mask) != (inner->addr[full] & mask))
+            return false;
+    }
+    return true;
+}
+
+static int regex_match(m_ctx *m, const pcre2_code *re, const unsigned char *s, size_t n)
+{
+    if (!re)
+        return 2;
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    if (!md)
+        tr_die("out of memory");
+    int rc = pcre2_match(re, s, n, 0, 0, md, m->mctx);
+    pcre2_match_data_free(md);
+    if (rc >= 0)
+        return 1;
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return 0;
+    return 2;    /* match or depth limit, invalid subject: no answer either way */
+}
+
+/* 1 the operator holds for this value, 0 it does not, 2 incomparable. */
+static int test_value(m_ctx *m, const sp_cmp *c, json_t *v)
+{
+    const char *prop = NULL;
+    for (size_t i = c->path.nsteps; i-- > 0;) {
+        if (c->path.steps[i].kind == SP_STEP_KEY) {
+            prop = c->path.steps[i].key;
+            break;
+        }
+    }
+    switch (c->op) {
+    case SP_OP_EQ:
+    case SP_OP_NEQ:
+    case SP_OP_LT:
+    case SP_OP_LE:
+    case SP_OP_GT:
+    case SP_OP_GE: {
+        int r = compare(prop, v, &c->lits[0]);
+        if (r == 2)
+            return 2;
+        switch (c->op) {
+        case SP_OP_EQ: return r == 0;
+        case SP_OP_NEQ: return r != 0;
+        case SP_OP_LT: return r < 0;
+        case SP_OP_LE: return r <= 0;
+        case SP_OP_GT: return r > 0;
+        default: return r >= 0;
+        }
+    }
+    case SP_OP_IN: {
+        int res = 2;
+        for (size_t i = 0; i < c->nlits; i++) {
+            int r = compare(prop, v, &c->lits[i]);
+            if (r == 0)
+                return 1;
+            if (r != 2)
+                res = 0;
+        }
+        return res;
+    }
+    case SP_OP_LIKE:
+        if (!json_is_string(v))
+            return 2;
+        return like(json_string_value(v), json_string_length(v), c->lits[0].s, c->lits[0].len);
+    case SP_OP_MATCHES: {
+        if (!json_is_string(v))
+            return 2;
+        if (is_binary_prop(prop)) {
+            size_t n;
+            unsigned char *bytes = prop_bytes(prop, v, &n);
+            if (!bytes)
+                return 2;
+            int r = regex_match(m, c->re_bytes, bytes, n);
+            free(bytes);
+            return r;
+        }
+        return regex_match(m, c->re_text, (const unsigned char *)json_string_value(v),
+                           json_string_length(v));
+    }
+    case SP_OP_ISSUBSET:
+    case SP_OP_ISSUPERSET: {
+        sp_net net;
+        const char *s = json_string_value(v);
+        if (!s || sp_parse_net(s, &net) != 0)
+            return 2;
+        if (c->op == SP_OP_ISSUBSET)
+            return net_contains(&c->net, &net);
+        return net_contains(&net, &c->net);
+    }
+    case SP_OP_EXISTS:
+        return 1;
+    }
+    return 2;
+}
+
+/* Whether the SCO satisfies one comparison: some value its path reaches
+ * satisfies the operator (or, negated, comparably fails it). */
+static bool test_object(m_ctx *m, const m_obs *o, json_t *obj, const sp_cmp *c)
+{
+    vlist vals;
+    resolve(m, o, obj, &c->path, &vals);
+    bool hit = false;
+    if (c->op == SP_OP_EXISTS) {
+        hit = (vals.n > 0) != c->negated;
+    } else {
+        for (size_t i = 0; i < vals.n && !hit; i++) {
+            int r = test_value(m, c, vals.v[i]);
+            hit = c->negated ? r == 0 : r == 1;
+        }
+    }
+    free(vals.v);
+    return hit;
+}
+
+/* The one SCO type every comparison under c reads, or NULL when several. */
+static const char *single_type(const sp_cmp *c)
+{
+    if (c->kind == SP_CMP_TEST)
+        return c->path.type;
+    const char *t = single_type(c->kids[0]);
+    for (size_t i = 1; i < c->nkids && t; i++) {
+        const char *k = single_type(c->kids[i]);
+        if (!k || strcmp(k, t) != 0)
+            t = NULL;
+    }
+    return t;
+}
+
+static bool any(const uint8_t *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (set[i])
+            return true;
+    return false;
+}
+
+/* Marks in set the observation's SCOs that satisfy c. Comparisons joined by
+ * AND over one SCO type must hold for the same SCO; across types each needs
+ * its own SCO in the observation. */
+static void eval_cmp(m_ctx *m, const m_obs *o, const sp_cmp *c, uint8_t *set)
+{
+    size_t n = o->nobj;
+    if (c->kind == SP_CMP_TEST) {
+        for (size_t i = 0; i < n; i++) {
+            const char *t = json_string_value(json_object_get(o->objs[i], "type"));
+            set[i] = t && strcmp(t, c->path.type) == 0 && test_object(m, o, o->objs[i], c);
+        }
+        return;
+    }
+    uint8_t *tmp = tr_xmalloc(n ? n : 1);
+    eval_cmp(m, o, c->kids[0], set);
+    const char *acc_type = single_type(c->kids[0]);
+    for (size_t k = 1; k < c->nkids; k++) {
+        eval_cmp(m, o, c->kids[k], tmp);
+        const char *kt = single_type(c->kids[k]);
+        if (c->kind == SP_CMP_OR) {
+            for (size_t i = 0; i < n; i++)
+                set[i] |= tmp[i];
+        } else if (acc_type && kt && strcmp(acc_type, kt) == 0) {
+            for (size_t i = 0; i < n; i++)
+                set[i] &= tmp[i];
+        } else if (any(set, n) && any(tmp, n)) {
+            for (size_t i = 0; i < n; i++)
+                set[i] |= tmp[i];
+        } else {
+            memset(set, 0, n);
+        }
+        if (!acc_type || !kt || strcmp(acc_type, kt) != 0)
+            acc_type = NULL;
+    }
+    free(tmp);
+}
+
+/* ---- observation expressions ------------------------------------------------- */
+
+/* one: the caller only asks whether a binding exists (the pattern's root, or
+ * an OR there), so enumeration may stop at the first. */
+static int eval_obs(m_ctx *m, const sp_obs *o, blist *out, bool one);
+
+static double span_seconds(sp_time lo, sp_time hi)
+{
+    return (double)(hi.sec - lo.sec) + (double)(hi.nsec - lo.nsec) / 1e9;
+}
+
+/* REPEATS: unions of disjoint operand bindings whose weights reach n. */
+static int repeats_dfs(m_ctx *m, const blist *in, size_t from, binding *acc, int64_t need, blist *out,
+                       bool one)
+{
+    for (size_t i = from; i < in->n && !(one && out->n); i++) {
+        if (m->failed)
+            return -1;
+        const binding *b = &in->b[i];
+        if (acc->n && !disjoint(acc, b))
+            continue;
+        if (budget(m) != 0)
+            return -1;
+        binding u;
+        if (acc->n) {
+            u = merge(acc, b);
+        } else {
+            u = *b;
+            u.ix = tr_xmalloc(b->n * sizeof(uint32_t));
+            memcpy(u.ix, b->ix, b->n * sizeof(uint32_t));
+        }
+        if (b->weight >= need) {
+            u.weight = 1;
+            blist_push(out, u);
+            continue;
+        }
+        int rc = repeats_dfs(m, in, i + 1, &u, need - b->weight, out, one);
+        free(u.ix);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int eval_obs(m_ctx *m, const sp_obs *o, blist *out, bool one)
+{
+    memset(out, 0, sizeof *out);
+    switch (o->kind) {
+    case SP_OBS_SIMPLE: {
+        for (size_t i = 0; i < m->nobs && !(one && out->n); i++) {
+            const m_obs *ob = &m->obs[i];
+            uint8_t *set = tr_xmalloc(ob->nobj ? ob->nobj : 1);
+            eval_cmp(m, ob, o->cmp, set);
+            bool hit = any(set, ob->nobj);
+            free(set);
+            if (hit) {
+                if (budget(m) != 0)
+                    return -1;
+                blist_push(out, single(m, (uint32_t)i));
+            }
+        }
+        return 0;
+    }
+    case SP_OBS_OR:
+        for (size_t k = 0; k < o->nkids && !(one && out->n); k++) {
+            blist kl;
+            if (eval_obs(m, o->kids[k], &kl, one) != 0) {
+                blist_free(&kl);
+                return -1;
+            }
+            for (size_t i = 0; i < kl.n; i++)
+                blist_push(out, kl.b[i]);
+            free(kl.b);
+        }
+        dedupe(out);
+        return 0;
+    case SP_OBS_AND:
+    case SP_OBS_FOLLOWEDBY: {
+        if (eval_obs(m, o->kids[0], out, false) != 0)
+            return -1;
+        for (size_t k = 1; k < o->nkids; k++) {
+            blist kl, nl = {0};
+            if (eval_obs(m, o->kids[k], &kl, false) != 0) {
+                blist_free(&kl);
+                return -1;
+            }
+            for (size_t i = 0; i < out->n; i++) {
+                for (size_t j = 0; j < kl.n; j++) {
+                    const binding *a = &out->b[i], *b = &kl.b[j];
+                    if (!disjoint(a, b))
+                        continue;
+                    if (o->kind == SP_OBS_FOLLOWEDBY &&
+                        !(a->timed && b->timed && sp_time_cmp(a->hi, b->lo) <= 0))
+                        continue;
+                    if (budget(m) != 0) {
+                        blist_free(&kl);
+                        blist_free(&nl);
+                        return -1;
+                    }
+                    blist_push(&nl, merge(a, b));
+                }
+            }
+            blist_free(&kl);
+            blist_free(out);
+            *out = nl;
+            if (o->kind == SP_OBS_AND)
+                dedupe(out);
+        }
+        return 0;
+    }
+    case SP_OBS_WITHIN:
+    case SP_OBS_STARTSTOP: {
+        if (eval_obs(m, o->operand, out, false) != 0)
+            return -1;
+        size_t w = 0;
+        for (size_t i = 0; i < out->n; i++) {
+            binding *b = &out->b[i];
+            bool keep = b->timed;
+            if (keep && o->kind == SP_OBS_WITHIN)
+                keep = span_seconds(b->lo, b->hi) <= o->within;
+            if (keep && o->kind == SP_OBS_STARTSTOP)
+                keep = sp_time_cmp(b->lo, o->start.t) >= 0 && sp_time_cmp(b->hi, o->stop.t) < 0;
+            if (keep)
+                out->b[w++] = *b;
+            else
+                free(b->ix);
+        }
+        out->n = w;
+        return 0;
+    }
+    case SP_OBS_REPEATS: {
+        blist in;
+        if (eval_obs(m, o->operand, &in, false) != 0) {
+            blist_free(&in);
+            return -1;
+        }
+        binding none = {0};
+        int rc = repeats_dfs(m, &in, 0, &none, o->repeats, out, one);
+        blist_free(&in);
+        if (rc == 0)
+            dedupe(out);
+        return rc;
+    }
+    }
+    return 0;
+}
+
+/* ---- observations --------------------------------------------------------- */
+
+static int read_time(m_ctx *m, json_t *item, const char *field, sp_time *out, bool *have)
+{
+    json_t *v = json_object_get(item, field);
+    if (!v) {
+        *have = false;
+        return 0;
+    }
+    const char *s = json_string_value(v);
+    if (!s || sp_parse_time(s, json_string_length(v), out) != 0) {
+        m->failed = true;
+        return tr_fail(m->err, "observation: %s is not a STIX timestamp", field);
+    }
+    *have = true;
+    return 0;
+}
+
+static int add_obs(m_ctx *m, json_t *item, json_t *objs_dict, json_t *refs)
+{
+    m_obs o = {0};
+    bool hf = false, hl = false;
+    if (read_time(m, item, "first_observed", &o.first, &hf) != 0 ||
+        read_time(m, item, "last_observed", &o.last, &hl) != 0)
+        return -1;
+    if (hf && !hl)
+        o.last = o.first;
+    if (hl && !hf)
+        o.first = o.last;
+    o.timed = hf || hl;
+    if (o.timed && sp_time_cmp(o.first, o.last) > 0) {
+        m->failed = true;
+        return tr_fail(m->err, "observation: last_observed is before first_observed");
+    }
+    json_t *num = json_object_get(item, "number_observed");
+    o.number = 1;
+    if (num) {
+        if (!json_is_integer(num) || json_integer_value(num) < 1) {
+            m->failed = true;
+            return tr_fail(m->err, "observation: number_observed must be an integer of at least 1");
+        }
+        o.number = json_integer_value(num);
+    }
+    if (objs_dict) {
+        size_t n = json_object_size(objs_dict);
+        o.objs = tr_xcalloc(n ? n : 1, sizeof *o.objs);
+        o.keys = tr_xcalloc(n ? n : 1, sizeof *o.keys);
+        const char *k;
+        json_t *v;
+        json_object_foreach(objs_dict, k, v) {
+            if (!json_is_object(v))
+                continue;
+            o.keys[o.nobj] = k;
+            o.objs[o.nobj++] = v;
+        }
+    } else if (refs) {
+        size_t n = json_array_size(refs);
+        o.objs = tr_xcalloc(n ? n : 1, sizeof *o.objs);
+        for (size_t i = 0; i < n; i++) {
+            const char *id = json_string_value(json_array_get(refs, i));
+            for (size_t j = 0; id && j < m->nall; j++) {
+                const char *jid = json_string_value(json_object_get(m->all[j], "id"));
+                if (jid && strcmp(jid, id) == 0) {
+                    o.objs[o.nobj++] = m->all[j];
+                    break;
+                }
+            }
+        }
+    }
+    m->obs = tr_xrealloc(m->obs, (m->nobs + 1) * sizeof *m->obs);
+    m->obs[m->nobs++] = o;
+    return 0;
+}
+
+static void ctx_free(m_ctx *m)
+{
+    for (size_t i = 0; i < m->nobs; i++) {
+        free(m->obs[i].objs);
+        free(m->obs[i].keys);
+    }
+    free(m->obs);
+    free(m->all);
+    if (m->mctx)
+        pcre2_match_context_free(m->mctx);
+}
+
+static bool is_container(json_t *item)
+{
+    return json_is_object(json_object_get(item, "objects"));
+}
+
+static int load(m_ctx *m, const json_t *input)
+{
+    json_t *items = NULL;
+    if (json_is_array(input)) {
+        items = (json_t *)input;
+    } else if (json_is_object(input)) {
+        json_t *objs = json_object_get(input, "objects");
+        if (json_is_array(objs))
+            items = objs;     /* a bundle */
+        else if (json_is_object(objs))
+            return add_obs(m, (json_t *)input, objs, NULL);
+    }
+    if (!items) {
+        m->failed = true;
+        return tr_fail(m->err, "observations: want a JSON array, a bundle or an observation container");
+    }
+    size_t n = json_array_size(items);
+    if (n > SP_MAX_OBJECTS) {
+        m->failed = true;
+        return tr_fail(m->err, "observations: more than %d items", SP_MAX_OBJECTS);
+    }
+    m->all = tr_xcalloc(n ? n : 1, sizeof *m->all);
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = json_array_get(items, i);
+        if (!json_is_object(it)) {
+            m->failed = true;
+            return tr_fail(m->err, "observations: item %zu is not a JSON object", i);
+        }
+        m->all[m->nall++] = it;
+    }
+    /* loose SCOs (not observed-data, not referenced by one) form one observation */
+    uint8_t *used = tr_xcalloc(n ? n : 1, 1);
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = m->all[i];
+        const char *type = json_string_value(json_object_get(it, "type"));
+        if (is_container(it)) {
+            used[i] = 1;
+            if (add_obs(m, it, json_object_get(it, "objects"), NULL) != 0)
+                goto fail;
+        } else if (type && strcmp(type, "observed-data") == 0) {
+            used[i] = 1;
+            json_t *refs = json_object_get(it, "object_refs");
+            if (!json_is_array(refs)) {
+                m->failed = true;
+                tr_fail(m->err, "observations: observed-data item %zu has neither objects nor object_refs", i);
+                goto fail;
+            }
+            for (size_t r = 0; r < json_array_size(refs); r++) {
+                const char *id = json_string_value(json_array_get(refs, r));
+                for (size_t j = 0; id && j < n; j++) {
+                    const char *jid = json_string_value(json_object_get(m->all[j], "id"));
+                    if (jid && strcmp(jid, id) == 0)
+                        used[j] = 1;
+                }
+            }
+            if (add_obs(m, it, NULL, refs) != 0)
+                goto fail;
+        }
+    }
+    m_obs loose = {.number = 1};
+    for (size_t i = 0; i < n; i++) {
+        if (used[i])
+            continue;
+        if (!loose.objs)
+            loose.objs = tr_xcalloc(n, sizeof *loose.objs);
+        loose.objs[loose.nobj++] = m->all[i];
+    }
+    if (loose.objs) {
+        m->obs = tr_xrealloc(m->obs, (m->nobs + 1) * sizeof *m->obs);
+        m->obs[m->nobs++] = loose;
+    }
+    free(used);
+    return 0;
+fail:
+    free(used);
+    return -1;
+}
+
+int tr_stix_pattern_match(const tr_stix_pattern *p, const json_t *observations, tr_error *err)
+{
+    m_ctx m = {.err = err};
+    if (load(&m, observations) != 0) {
+        ctx_free(&m);
+        return -1;
+    }
+    m.mctx = pcre2_match_context_create(NULL);
+    if (!m.mctx)
+        tr_die("out of memory");
+    /* a hostile regex must not stall a request */
+    pcre2_set_match_limit(m.mctx, 1000000);
+    pcre2_set_depth_limit(m.mctx, 10000);
+    blist res;
+    int rc = eval_obs(&m, p->root, &res, true);
+    bool hit = res.n > 0;
+    blist_free(&res);
+    ctx_free(&m);
+    if (rc != 0)
+        return -1;
+    return hit ? 1 : 0;
+}
