@@ -27,15 +27,16 @@ typedef struct m_obs {
     sp_time first, last;
     int64_t number;
     json_t **objs;
-    const char **keys;         /* container keys, NULL for STIX 2.1 object_refs */
+    json_t *dict;              /* the container's "objects", NULL for STIX 2.1 object_refs */
     size_t nobj;
 } m_obs;
 
 typedef struct m_ctx {
     m_obs *obs;
     size_t nobs;
-    json_t **all;              /* every object of the input, for id references */
+    json_t **all;              /* every item of the input */
     size_t nall;
+    json_t *ids;               /* id -> item, for 2.1 references */
     size_t made;               /* bindings created so far */
     tr_error *err;
     bool failed;
@@ -171,20 +172,19 @@ static void vpush(vlist *l, json_t *v)
  * object id (2.1). */
 static json_t *deref(const m_ctx *m, const m_obs *o, const char *ref)
 {
-    for (size_t i = 0; i < o->nobj; i++)
-        if (o->keys && strcmp(o->keys[i], ref) == 0)
-            return o->objs[i];
-    for (size_t i = 0; i < o->nobj; i++) {
-        const char *id = json_string_value(json_object_get(o->objs[i], "id"));
-        if (id && strcmp(id, ref) == 0)
-            return o->objs[i];
+    json_t *v = o->dict ? json_object_get(o->dict, ref) : NULL;
+    if (v)
+        return v;
+    if (o->dict) {
+        /* a 2.1-style id inside a container */
+        const char *k;
+        json_object_foreach(o->dict, k, v) {
+            const char *id = json_string_value(json_object_get(v, "id"));
+            if (id && strcmp(id, ref) == 0)
+                return v;
+        }
     }
-    for (size_t i = 0; i < m->nall; i++) {
-        const char *id = json_string_value(json_object_get(m->all[i], "id"));
-        if (id && strcmp(id, ref) == 0)
-            return m->all[i];
-    }
-    return NULL;
+    return json_object_get(m->ids, ref);
 }
 
 static json_t *get_key(json_t *obj, const char *key, bool loose)
@@ -793,27 +793,21 @@ static int add_obs(m_ctx *m, json_t *item, json_t *objs_dict, json_t *refs)
     if (objs_dict) {
         size_t n = json_object_size(objs_dict);
         o.objs = tr_xcalloc(n ? n : 1, sizeof *o.objs);
-        o.keys = tr_xcalloc(n ? n : 1, sizeof *o.keys);
+        o.dict = objs_dict;
         const char *k;
         json_t *v;
         json_object_foreach(objs_dict, k, v) {
-            if (!json_is_object(v))
-                continue;
-            o.keys[o.nobj] = k;
-            o.objs[o.nobj++] = v;
+            if (json_is_object(v))
+                o.objs[o.nobj++] = v;
         }
     } else if (refs) {
         size_t n = json_array_size(refs);
         o.objs = tr_xcalloc(n ? n : 1, sizeof *o.objs);
         for (size_t i = 0; i < n; i++) {
             const char *id = json_string_value(json_array_get(refs, i));
-            for (size_t j = 0; id && j < m->nall; j++) {
-                const char *jid = json_string_value(json_object_get(m->all[j], "id"));
-                if (jid && strcmp(jid, id) == 0) {
-                    o.objs[o.nobj++] = m->all[j];
-                    break;
-                }
-            }
+            json_t *v = id ? json_object_get(m->ids, id) : NULL;
+            if (v)
+                o.objs[o.nobj++] = v;
         }
     }
     m->obs = tr_xrealloc(m->obs, (m->nobs + 1) * sizeof *m->obs);
@@ -823,12 +817,11 @@ static int add_obs(m_ctx *m, json_t *item, json_t *objs_dict, json_t *refs)
 
 static void ctx_free(m_ctx *m)
 {
-    for (size_t i = 0; i < m->nobs; i++) {
+    for (size_t i = 0; i < m->nobs; i++)
         free(m->obs[i].objs);
-        free(m->obs[i].keys);
-    }
     free(m->obs);
     free(m->all);
+    json_decref(m->ids);
     if (m->mctx)
         pcre2_match_context_free(m->mctx);
 }
@@ -860,6 +853,9 @@ static int load(m_ctx *m, const json_t *input)
         return tr_fail(m->err, "observations: more than %d items", SP_MAX_OBJECTS);
     }
     m->all = tr_xcalloc(n ? n : 1, sizeof *m->all);
+    m->ids = json_object();
+    if (!m->ids)
+        tr_die("out of memory");
     for (size_t i = 0; i < n; i++) {
         json_t *it = json_array_get(items, i);
         if (!json_is_object(it)) {
@@ -867,9 +863,15 @@ static int load(m_ctx *m, const json_t *input)
             return tr_fail(m->err, "observations: item %zu is not a JSON object", i);
         }
         m->all[m->nall++] = it;
+        const char *id = json_string_value(json_object_get(it, "id"));
+        if (id && !json_object_get(m->ids, id))
+            json_object_set(m->ids, id, it);
     }
     /* loose SCOs (not observed-data, not referenced by one) form one observation */
     uint8_t *used = tr_xcalloc(n ? n : 1, 1);
+    json_t *refd = json_object();     /* ids some observed-data names */
+    if (!refd)
+        tr_die("out of memory");
     for (size_t i = 0; i < n; i++) {
         json_t *it = m->all[i];
         const char *type = json_string_value(json_object_get(it, "type"));
@@ -887,11 +889,8 @@ static int load(m_ctx *m, const json_t *input)
             }
             for (size_t r = 0; r < json_array_size(refs); r++) {
                 const char *id = json_string_value(json_array_get(refs, r));
-                for (size_t j = 0; id && j < n; j++) {
-                    const char *jid = json_string_value(json_object_get(m->all[j], "id"));
-                    if (jid && strcmp(jid, id) == 0)
-                        used[j] = 1;
-                }
+                if (id)
+                    json_object_set_new(refd, id, json_true());
             }
             if (add_obs(m, it, NULL, refs) != 0)
                 goto fail;
@@ -899,7 +898,8 @@ static int load(m_ctx *m, const json_t *input)
     }
     m_obs loose = {.number = 1};
     for (size_t i = 0; i < n; i++) {
-        if (used[i])
+        const char *id = json_string_value(json_object_get(m->all[i], "id"));
+        if (used[i] || (id && json_object_get(refd, id)))
             continue;
         if (!loose.objs)
             loose.objs = tr_xcalloc(n, sizeof *loose.objs);
@@ -910,9 +910,11 @@ static int load(m_ctx *m, const json_t *input)
         m->obs[m->nobs++] = loose;
     }
     free(used);
+    json_decref(refd);
     return 0;
 fail:
     free(used);
+    json_decref(refd);
     return -1;
 }
 
