@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -607,6 +608,86 @@ static void test_match_errors(void **state)
     tr_buf_free(&b);
 }
 
+/* ---- docs/stix-patterns.md ------------------------------------------------- */
+
+/* The value of "field:" in a block (continuation lines joined), or NULL. */
+static char *block_field(const char *block, const char *field)
+{
+    static const char *const fields[] = {"pattern:", "observations:", "result:", "error:"};
+    tr_buf b = {0};
+    bool in = false;
+    const char *line = block;
+    while (*line) {
+        const char *eol = strchr(line, '\n');
+        size_t n = eol ? (size_t)(eol - line) : strlen(line);
+        bool starts_field = false;
+        for (size_t i = 0; i < 4; i++)
+            if (strncmp(line, fields[i], strlen(fields[i])) == 0)
+                starts_field = true;
+        if (starts_field)
+            in = strncmp(line, field, strlen(field)) == 0;
+        if (in) {
+            const char *v = starts_field ? line + strlen(field) : line;
+            while (*v == ' ')
+                v++;
+            if (b.len)
+                tr_buf_append(&b, "\n", 1);
+            tr_buf_append(&b, v, (size_t)(line + n - v));
+        }
+        line += n + (eol ? 1 : 0);
+    }
+    if (!b.len)
+        return NULL;
+    tr_buf_append(&b, "", 1);
+    return b.data;
+}
+
+static void test_doc_examples(void **state)
+{
+    (void)state;
+    char *doc;
+    size_t len;
+    tr_error err;
+    assert_int_equal(tr_read_file(TRAWL_SOURCE_DIR "/docs/stix-patterns.md", &doc, &len, &err), 0);
+    int examples = 0, errors = 0;
+    for (const char *p = doc; (p = strstr(p, "```stix-")) != NULL;) {
+        bool is_error = strncmp(p, "```stix-error\n", 14) == 0;
+        const char *body = strchr(p, '\n') + 1;
+        const char *end = strstr(body, "```");
+        assert_non_null(end);
+        char *block = tr_xasprintf("%.*s", (int)(end - body), body);
+        char *pattern = block_field(block, "pattern:");
+        assert_non_null(pattern);
+        if (is_error) {
+            char *want = block_field(block, "error:");
+            assert_non_null(want);
+            refused(pattern, want);
+            free(want);
+            errors++;
+        } else {
+            char *obs = block_field(block, "observations:");
+            char *result = block_field(block, "result:");
+            assert_non_null(obs);
+            assert_non_null(result);
+            int want = strcmp(result, "match") == 0 ? 1 : strcmp(result, "no match") == 0 ? 0 : -2;
+            assert_int_not_equal(want, -2);
+            int got = match(pattern, obs);
+            if (got != want)
+                printf("docs example: %s\nwant %s, got %d\n", pattern, result, got);
+            assert_int_equal(got, want);
+            free(obs);
+            free(result);
+            examples++;
+        }
+        free(pattern);
+        free(block);
+        p = end + 3;
+    }
+    free(doc);
+    assert_true(examples >= 10);
+    assert_true(errors >= 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_qualifiers),
         cmocka_unit_test(test_stix21_bundle),
         cmocka_unit_test(test_match_errors),
+        cmocka_unit_test(test_doc_examples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
