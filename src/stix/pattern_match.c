@@ -3,12 +3,14 @@
  *   [..]        one observation with an SCO satisfying the comparisons;
  *   A AND B     bindings of A and B over distinct observations;
  *   A OR B      a binding of either;
- *   A FOLLOWEDBY B  as AND, every observation of A's binding ending no later
- *               than the first of B's begins (last_observed <= first_observed);
- *   WITHIN n    the binding spans at most n seconds (first to last observed);
+ *   A FOLLOWEDBY B  as AND, with instants choosable in each observation's
+ *               [first_observed, last_observed] putting all of A's no later
+ *               than all of B's;
+ *   WITHIN n    instants choosable in each observation within n seconds;
  *   REPEATS n   n distinct bindings of the operand (an observation counts
  *               number_observed times);
- *   START t STOP u  every observation of the binding within [t, u).
+ *   START t STOP u  every observation's interval overlaps [t, u).
+ * (The time rules are those of the OASIS reference matcher.)
  * Bindings are enumerated explicitly and bounded: a pattern whose bindings
  * over the given observations would exceed SP_MAX_BINDINGS is an error, not a
  * silent "no". */
@@ -47,7 +49,10 @@ typedef struct binding {
     uint32_t *ix;              /* sorted observation indexes */
     uint32_t n;
     bool timed;
-    sp_time lo, hi;            /* earliest first_observed, latest last_observed */
+    /* Each observation happened at some instant between its first_observed
+     * and last_observed: the latest first and the earliest last bound every
+     * question the qualifiers ask. */
+    sp_time maxf, minl;
     int64_t weight;
 } binding;
 
@@ -110,7 +115,7 @@ static bool disjoint(const binding *a, const binding *b)
 
 static binding merge(const binding *a, const binding *b)
 {
-    binding r = {tr_xmalloc((a->n + b->n) * sizeof(uint32_t)), 0, a->timed && b->timed, a->lo, a->hi, 1};
+    binding r = {tr_xmalloc((a->n + b->n) * sizeof(uint32_t)), 0, a->timed && b->timed, a->maxf, a->minl, 1};
     uint32_t i = 0, j = 0;
     while (i < a->n || j < b->n) {
         if (j >= b->n || (i < a->n && a->ix[i] < b->ix[j]))
@@ -118,10 +123,10 @@ static binding merge(const binding *a, const binding *b)
         else
             r.ix[r.n++] = b->ix[j++];
     }
-    if (sp_time_cmp(b->lo, r.lo) < 0)
-        r.lo = b->lo;
-    if (sp_time_cmp(b->hi, r.hi) > 0)
-        r.hi = b->hi;
+    if (sp_time_cmp(b->maxf, r.maxf) > 0)
+        r.maxf = b->maxf;
+    if (sp_time_cmp(b->minl, r.minl) < 0)
+        r.minl = b->minl;
     return r;
 }
 
@@ -691,8 +696,9 @@ static int eval_obs(m_ctx *m, const sp_obs *o, blist *out, bool one)
                     const binding *a = &out->b[i], *b = &kl.b[j];
                     if (!disjoint(a, b))
                         continue;
+                    /* instants can be chosen with all of a's before all of b's */
                     if (o->kind == SP_OBS_FOLLOWEDBY &&
-                        !(a->timed && b->timed && sp_time_cmp(a->hi, b->lo) <= 0))
+                        !(a->timed && b->timed && sp_time_cmp(a->maxf, b->minl) <= 0))
                         continue;
                     if (budget(m) != 0) {
                         blist_free(&kl);
@@ -718,10 +724,13 @@ static int eval_obs(m_ctx *m, const sp_obs *o, blist *out, bool one)
         for (size_t i = 0; i < out->n; i++) {
             binding *b = &out->b[i];
             bool keep = b->timed;
+            /* an instant per observation, all within the window */
             if (keep && o->kind == SP_OBS_WITHIN)
-                keep = span_seconds(b->lo, b->hi) <= o->within;
+                keep = span_seconds(b->minl, b->maxf) <= o->within;
+            /* every observation overlaps [start, stop) */
             if (keep && o->kind == SP_OBS_STARTSTOP)
-                keep = sp_time_cmp(b->lo, o->start.t) >= 0 && sp_time_cmp(b->hi, o->stop.t) < 0;
+                keep = sp_time_cmp(o->start.t, o->stop.t) < 0 && sp_time_cmp(b->maxf, o->stop.t) < 0 &&
+                       sp_time_cmp(b->minl, o->start.t) >= 0;
             if (keep)
                 out->b[w++] = *b;
             else

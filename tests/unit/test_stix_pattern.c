@@ -519,10 +519,25 @@ static void test_qualifiers(void **state)
     NO_MATCH("[file:name = 'a'] REPEATS 6 TIMES",
              "[{\"first_observed\": \"2020-01-01T00:00:00Z\", \"last_observed\": \"2020-01-01T00:10:00Z\","
              "  \"number_observed\": 5, \"objects\": {\"0\": {\"type\": \"file\", \"name\": \"a\"}}}]");
-    /* an observation spanning 10 minutes is not within 60 s */
-    NO_MATCH("[file:name = 'a'] WITHIN 60 SECONDS",
-             "[{\"first_observed\": \"2020-01-01T00:00:00Z\", \"last_observed\": \"2020-01-01T00:10:00Z\","
-             "  \"objects\": {\"0\": {\"type\": \"file\", \"name\": \"a\"}}}]");
+    /* an observation happened at some instant of [first_observed, last_observed]:
+     * these two can be 10 minutes apart at the closest */
+    const char *spans =
+        "[{\"first_observed\": \"2020-01-01T00:00:00Z\", \"last_observed\": \"2020-01-01T00:10:00Z\","
+        "  \"objects\": {\"0\": {\"type\": \"file\", \"name\": \"a\"}}},"
+        " {\"first_observed\": \"2020-01-01T00:20:00Z\", \"last_observed\": \"2020-01-01T00:30:00Z\","
+        "  \"objects\": {\"0\": {\"type\": \"file\", \"name\": \"b\"}}}]";
+    MATCHES("[file:name = 'a'] WITHIN 1 SECONDS", spans);
+    NO_MATCH("([file:name = 'a'] AND [file:name = 'b']) WITHIN 599 SECONDS", spans);
+    MATCHES("([file:name = 'a'] AND [file:name = 'b']) WITHIN 600 SECONDS", spans);
+    MATCHES("[file:name = 'a'] FOLLOWEDBY [file:name = 'b']", spans);
+    NO_MATCH("[file:name = 'b'] FOLLOWEDBY [file:name = 'a']", spans);
+    /* START/STOP: each interval overlaps [start, stop) */
+    MATCHES("[file:name = 'a'] START t'2020-01-01T00:09:59Z' STOP t'2020-01-01T00:15:00Z'", spans);
+    MATCHES("[file:name = 'a'] START t'2020-01-01T00:10:00Z' STOP t'2020-01-01T00:15:00Z'", spans);
+    NO_MATCH("[file:name = 'a'] START t'2020-01-01T00:10:00.001Z' STOP t'2020-01-01T00:15:00Z'", spans);
+    NO_MATCH("[file:name = 'b'] START t'2020-01-01T00:10:00Z' STOP t'2020-01-01T00:20:00Z'", spans);
+    MATCHES("[file:name = 'b'] START t'2020-01-01T00:10:00Z' STOP t'2020-01-01T00:20:00.5Z'", spans);
+    NO_MATCH("[file:name = 'a'] START t'2020-01-01T00:08:00Z' STOP t'2020-01-01T00:05:00Z'", spans);
     /* no timestamps: time qualifiers cannot be satisfied, the rest can */
     MATCHES("[file:name = 'a']", "[{\"type\": \"file\", \"name\": \"a\"}]");
     NO_MATCH("[file:name = 'a'] WITHIN 60 SECONDS", "[{\"type\": \"file\", \"name\": \"a\"}]");
@@ -549,9 +564,9 @@ static void test_stix21_bundle(void **state)
     MATCHES("[network-traffic:dst_ref.value ISSUBSET '203.0.113.33/32']", bundle);
     NO_MATCH("[network-traffic:dst_ref.value = '203.0.113.33/32']", bundle);
     MATCHES("[domain-name:resolves_to_refs[*].value = '203.0.113.33']", bundle);
-    MATCHES("([ipv4-addr:value = '203.0.113.33'] FOLLOWEDBY [domain-name:value = 'example.com']) WITHIN 180 SECONDS",
+    MATCHES("([ipv4-addr:value = '203.0.113.33'] FOLLOWEDBY [domain-name:value = 'example.com']) WITHIN 120 SECONDS",
             bundle);
-    NO_MATCH("([ipv4-addr:value = '203.0.113.33'] FOLLOWEDBY [domain-name:value = 'example.com']) WITHIN 179 SECONDS",
+    NO_MATCH("([ipv4-addr:value = '203.0.113.33'] FOLLOWEDBY [domain-name:value = 'example.com']) WITHIN 119 SECONDS",
              bundle);
     NO_MATCH("[domain-name:value = 'example.com'] FOLLOWEDBY [ipv4-addr:value = '203.0.113.33']", bundle);
     NO_MATCH("[ipv4-addr:value = '203.0.113.33' AND domain-name:value = 'example.com']", bundle);
