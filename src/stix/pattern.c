@@ -628,6 +628,7 @@ void tr_stix_pattern_free(tr_stix_pattern *p)
     obs_free(p->root);
     free(p->paths);
     free(p->terms);
+    free(p->types);
     free(p);
 }
 
@@ -1130,21 +1131,27 @@ static sp_obs *parse_obs_fb(parser *ps)
 
 /* ---- paths and terms --------------------------------------------------- */
 
-static void collect(tr_stix_pattern *p, const sp_cmp *c, bool under_or)
+static void collect(tr_stix_pattern *p, const sp_cmp *c)
 {
     if (c->kind != SP_CMP_TEST) {
         for (size_t i = 0; i < c->nkids; i++)
-            collect(p, c->kids[i], under_or || c->kind == SP_CMP_OR);
+            collect(p, c->kids[i]);
         return;
     }
     bool seen = false;
+    for (size_t i = 0; i < p->ntypes && !seen; i++)
+        seen = strcmp(p->types[i], c->path.type) == 0;
+    if (!seen) {
+        p->types = tr_xrealloc(p->types, (p->ntypes + 1) * sizeof *p->types);
+        p->types[p->ntypes++] = c->path.type;
+    }
+    seen = false;
     for (size_t i = 0; i < p->npaths && !seen; i++)
         seen = strcmp(p->paths[i].type, c->path.type) == 0 && strcmp(p->paths[i].path, c->path.canon) == 0;
     if (!seen) {
         p->paths = tr_xrealloc(p->paths, (p->npaths + 1) * sizeof *p->paths);
         p->paths[p->npaths++] = (tr_stix_path_ref){c->path.type, c->path.canon};
     }
-    (void)under_or;
     if (c->negated)
         return;
     tr_stix_term_kind kind;
@@ -1154,18 +1161,22 @@ static void collect(tr_stix_pattern *p, const sp_cmp *c, bool under_or)
         kind = TR_STIX_TERM_SUBSET;
     else
         return;
+    const char *prop = NULL;
+    for (size_t i = c->path.nsteps; i-- > 0 && !prop;)
+        if (c->path.steps[i].kind == SP_STEP_KEY)
+            prop = c->path.steps[i].key;
     for (size_t i = 0; i < c->nlits; i++) {
         if (c->lits[i].kind != SP_LIT_STRING)
             continue;
         p->terms = tr_xrealloc(p->terms, (p->nterms + 1) * sizeof *p->terms);
-        p->terms[p->nterms++] = (tr_stix_term){kind, c->path.type, c->path.canon, c->lits[i].s};
+        p->terms[p->nterms++] = (tr_stix_term){kind, c->path.type, c->path.canon, prop, c->lits[i].s};
     }
 }
 
 static void collect_obs(tr_stix_pattern *p, const sp_obs *o)
 {
     if (o->cmp)
-        collect(p, o->cmp, false);
+        collect(p, o->cmp);
     for (size_t i = 0; i < o->nkids; i++)
         collect_obs(p, o->kids[i]);
     if (o->operand)
@@ -1176,6 +1187,12 @@ size_t tr_stix_pattern_paths(const tr_stix_pattern *p, const tr_stix_path_ref **
 {
     *out = p->paths;
     return p->npaths;
+}
+
+size_t tr_stix_pattern_types(const tr_stix_pattern *p, const char *const **out)
+{
+    *out = p->types;
+    return p->ntypes;
 }
 
 size_t tr_stix_pattern_terms(const tr_stix_pattern *p, const tr_stix_term **out)

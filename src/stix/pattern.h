@@ -29,6 +29,10 @@ typedef struct tr_stix_path_ref {
  * The array belongs to the pattern. */
 size_t tr_stix_pattern_paths(const tr_stix_pattern *p, const tr_stix_path_ref **out);
 
+/* The distinct SCO types the pattern reads, in order of appearance; the
+ * array belongs to the pattern. */
+size_t tr_stix_pattern_types(const tr_stix_pattern *p, const char *const **out);
+
 /* A simple term usable as a lookup key: `type:path = 'value'` (or each string
  * of `type:path IN (...)`), not negated, with a string value; and
  * `type:path ISSUBSET 'cidr'` for address ranges. */
@@ -37,6 +41,7 @@ typedef struct tr_stix_term {
     tr_stix_term_kind kind;
     const char *type;          /* "file", "ipv4-addr" */
     const char *path;          /* canonical, as in tr_stix_path_ref */
+    const char *prop;          /* the path's last property name, unquoted: "SHA-256", "value" */
     const char *value;         /* the literal's string */
 } tr_stix_term;
 

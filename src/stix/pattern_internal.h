@@ -99,6 +99,8 @@ struct tr_stix_pattern {
     size_t npaths;
     tr_stix_term *terms;
     size_t nterms;
+    const char **types;
+    size_t ntypes;
 };
 
 /* Parses an RFC 3339 UTC timestamp as STIX writes it ("...T..:..:..(.f)Z"):

@@ -482,6 +482,8 @@ static int test_value(m_ctx *m, const sp_cmp *c, json_t *v)
         }
     }
     case SP_OP_IN: {
+        if (c->nlits == 0)
+            return json_is_array(v) || json_is_object(v) ? 2 : 0;   /* nothing is in () */
         int res = 2;
         for (size_t i = 0; i < c->nlits; i++) {
             int r = compare(prop, v, &c->lits[i]);

@@ -278,24 +278,32 @@ static void test_paths_and_terms(void **state)
         assert_string_equal(paths[i].type, want_paths[i][0]);
         assert_string_equal(paths[i].path, want_paths[i][1]);
     }
+    const char *const *types;
+    size_t ntypes = tr_stix_pattern_types(p, &types);
+    assert_int_equal(ntypes, 4);
+    assert_string_equal(types[0], "file");
+    assert_string_equal(types[1], "ipv4-addr");
+    assert_string_equal(types[2], "url");
+    assert_string_equal(types[3], "domain-name");
     const tr_stix_term *terms;
     size_t nt = tr_stix_pattern_terms(p, &terms);
     struct {
         tr_stix_term_kind kind;
-        const char *type, *path, *value;
+        const char *type, *path, *prop, *value;
     } want[] = {
-        {TR_STIX_TERM_EQUALS, "file", "hashes.'SHA-256'", "AB"},
-        {TR_STIX_TERM_EQUALS, "file", "hashes.MD5", "cd"},
-        {TR_STIX_TERM_SUBSET, "ipv4-addr", "value", "198.51.100.0/24"},
-        {TR_STIX_TERM_EQUALS, "url", "value", "http://a/"},
-        {TR_STIX_TERM_EQUALS, "url", "value", "http://b/"},
-        {TR_STIX_TERM_EQUALS, "file", "hashes.'SHA-256'", "ef"},
+        {TR_STIX_TERM_EQUALS, "file", "hashes.'SHA-256'", "SHA-256", "AB"},
+        {TR_STIX_TERM_EQUALS, "file", "hashes.MD5", "MD5", "cd"},
+        {TR_STIX_TERM_SUBSET, "ipv4-addr", "value", "value", "198.51.100.0/24"},
+        {TR_STIX_TERM_EQUALS, "url", "value", "value", "http://a/"},
+        {TR_STIX_TERM_EQUALS, "url", "value", "value", "http://b/"},
+        {TR_STIX_TERM_EQUALS, "file", "hashes.'SHA-256'", "SHA-256", "ef"},
     };
     assert_int_equal(nt, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < nt; i++) {
         assert_int_equal(terms[i].kind, want[i].kind);
         assert_string_equal(terms[i].type, want[i].type);
         assert_string_equal(terms[i].path, want[i].path);
+        assert_string_equal(terms[i].prop, want[i].prop);
         assert_string_equal(terms[i].value, want[i].value);
     }
     tr_stix_pattern_free(p);
@@ -383,6 +391,8 @@ static void test_set_like_regex(void **state)
     MATCHES("[file:name IN ('a', 'Report.EXE')]", OBS1);
     NO_MATCH("[file:name IN ('a', 'b')]", OBS1);
     NO_MATCH("[file:name IN ()]", OBS1);
+    MATCHES("[file:name NOT IN ()]", OBS1);
+    NO_MATCH("[file:nothing NOT IN ()]", OBS1);
     MATCHES("[file:name NOT IN ('a', 'b')]", OBS1);
     MATCHES("[file:size IN (1, 371712)]", OBS1);
     MATCHES("[file:name LIKE 'Rep%.EX_']", OBS1);
