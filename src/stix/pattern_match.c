@@ -548,20 +548,6 @@ static bool test_object(m_ctx *m, const m_obs *o, json_t *obj, const sp_cmp *c)
     return hit;
 }
 
-/* The one SCO type every comparison under c reads, or NULL when several. */
-static const char *single_type(const sp_cmp *c)
-{
-    if (c->kind == SP_CMP_TEST)
-        return c->path.type;
-    const char *t = single_type(c->kids[0]);
-    for (size_t i = 1; i < c->nkids && t; i++) {
-        const char *k = single_type(c->kids[i]);
-        if (!k || strcmp(k, t) != 0)
-            t = NULL;
-    }
-    return t;
-}
-
 static bool any(const uint8_t *set, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -571,8 +557,8 @@ static bool any(const uint8_t *set, size_t n)
 }
 
 /* Marks in set the observation's SCOs that satisfy c. Comparisons joined by
- * AND over one SCO type must hold for the same SCO; across types each needs
- * its own SCO in the observation. */
+ * AND must all hold for the same SCO (so AND across SCO types never holds),
+ * OR for either: as the OASIS reference matcher does. */
 static void eval_cmp(m_ctx *m, const m_obs *o, const sp_cmp *c, uint8_t *set)
 {
     size_t n = o->nobj;
@@ -585,24 +571,16 @@ static void eval_cmp(m_ctx *m, const m_obs *o, const sp_cmp *c, uint8_t *set)
     }
     uint8_t *tmp = tr_xmalloc(n ? n : 1);
     eval_cmp(m, o, c->kids[0], set);
-    const char *acc_type = single_type(c->kids[0]);
     for (size_t k = 1; k < c->nkids; k++) {
+        if (c->kind == SP_CMP_AND && !any(set, n))
+            break;
         eval_cmp(m, o, c->kids[k], tmp);
-        const char *kt = single_type(c->kids[k]);
-        if (c->kind == SP_CMP_OR) {
-            for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+            if (c->kind == SP_CMP_OR)
                 set[i] |= tmp[i];
-        } else if (acc_type && kt && strcmp(acc_type, kt) == 0) {
-            for (size_t i = 0; i < n; i++)
+            else
                 set[i] &= tmp[i];
-        } else if (any(set, n) && any(tmp, n)) {
-            for (size_t i = 0; i < n; i++)
-                set[i] |= tmp[i];
-        } else {
-            memset(set, 0, n);
         }
-        if (!acc_type || !kt || strcmp(acc_type, kt) != 0)
-            acc_type = NULL;
     }
     free(tmp);
 }

@@ -459,11 +459,14 @@ static void test_comparison_boolean(void **state)
     MATCHES("[file:name = 'Report.EXE' OR file:size = 1]", OBS1);
     NO_MATCH("[file:name = 'x' OR file:size = 1]", OBS1);
     MATCHES("[(file:name = 'x' OR file:name = 'other.txt') AND file:size = 10]", OBS1);
-    /* across types, each needs its own SCO in the same observation */
-    MATCHES("[file:size = 10 AND ipv4-addr:value = '198.51.100.7']", OBS1);
-    NO_MATCH("[file:size = 11 AND ipv4-addr:value = '198.51.100.7']", OBS1);
-    NO_MATCH("[file:size = 10 AND ipv4-addr:value = '198.51.100.8']", OBS1);
+    /* AND across types never holds: no SCO is both (observation AND is the way) */
+    NO_MATCH("[file:size = 10 AND ipv4-addr:value = '198.51.100.7']", OBS1);
+    MATCHES("[file:size = 10] AND [ipv4-addr:value = '198.51.100.7']",
+            "[{\"objects\": {\"0\": {\"type\": \"file\", \"size\": 10}}},"
+            " {\"objects\": {\"0\": {\"type\": \"ipv4-addr\", \"value\": \"198.51.100.7\"}}}]");
     MATCHES("[file:size = 11 OR ipv4-addr:value = '198.51.100.7']", OBS1);
+    MATCHES("[(file:size = 11 OR ipv4-addr:value = '198.51.100.7') AND ipv4-addr:value LIKE '198.%']", OBS1);
+    NO_MATCH("[(file:size = 10 OR ipv4-addr:value = '198.51.100.7') AND file:name = 'Report.EXE']", OBS1);
     NO_MATCH("[mutex:name = 'x']", OBS1);
 }
 
@@ -580,6 +583,8 @@ static void test_stix21_bundle(void **state)
              bundle);
     NO_MATCH("[domain-name:value = 'example.com'] FOLLOWEDBY [ipv4-addr:value = '203.0.113.33']", bundle);
     NO_MATCH("[ipv4-addr:value = '203.0.113.33' AND domain-name:value = 'example.com']", bundle);
+    NO_MATCH("[ipv4-addr:value = '203.0.113.33'] AND [domain-name:value = 'example.com'] AND [ipv4-addr:value LIKE '%']",
+             bundle);
     /* a single container object works too */
     MATCHES("[file:name = 'x']", "{\"objects\": {\"0\": {\"type\": \"file\", \"name\": \"x\"}}}");
 }
