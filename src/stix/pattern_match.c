@@ -1,14 +1,14 @@
 /* The STIX pattern matcher. A pattern matches when some assignment of its
  * observation expressions to observations (a binding) satisfies it:
  *   [..]        one observation with an SCO satisfying the comparisons;
- *   A AND B     bindings of A and B over distinct observations;
+ *   A AND B     bindings of A and B over distinct observations (an
+ *               observed-data with number_observed N is N observations);
  *   A OR B      a binding of either;
  *   A FOLLOWEDBY B  as AND, with instants choosable in each observation's
  *               [first_observed, last_observed] putting all of A's no later
  *               than all of B's;
  *   WITHIN n    instants choosable in each observation within n seconds;
- *   REPEATS n   n distinct bindings of the operand (an observation counts
- *               number_observed times);
+ *   REPEATS n   n bindings of the operand over distinct observations;
  *   START t STOP u  every observation's interval overlaps [t, u).
  * (The time rules are those of the OASIS reference matcher.)
  * Bindings are enumerated explicitly and bounded: a pattern whose bindings
@@ -45,15 +45,21 @@ typedef struct m_ctx {
     pcre2_match_context *mctx;
 } m_ctx;
 
+/* An observed-data with number_observed N stands for N observations: a
+ * binding records how many of them it uses, and no more than N can be. */
+typedef struct use {
+    uint32_t obs;
+    uint32_t count;
+} use;
+
 typedef struct binding {
-    uint32_t *ix;              /* sorted observation indexes */
+    use *u;                    /* sorted by observation */
     uint32_t n;
     bool timed;
     /* Each observation happened at some instant between its first_observed
      * and last_observed: the latest first and the earliest last bound every
      * question the qualifiers ask. */
     sp_time maxf, minl;
-    int64_t weight;
 } binding;
 
 typedef struct blist {
@@ -64,7 +70,7 @@ typedef struct blist {
 static void blist_free(blist *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        free(l->b[i].ix);
+        free(l->b[i].u);
     free(l->b);
     memset(l, 0, sizeof *l);
 }
@@ -93,35 +99,50 @@ static void blist_push(blist *l, binding b)
 
 static binding single(const m_ctx *m, uint32_t i)
 {
-    binding b = {tr_xmalloc(sizeof(uint32_t)), 1, m->obs[i].timed, m->obs[i].first, m->obs[i].last,
-                 m->obs[i].number};
-    b.ix[0] = i;
+    binding b = {tr_xmalloc(sizeof(use)), 1, m->obs[i].timed, m->obs[i].first, m->obs[i].last};
+    b.u[0] = (use){i, 1};
     return b;
 }
 
-static bool disjoint(const binding *a, const binding *b)
+static uint32_t capacity(const m_ctx *m, uint32_t obs)
+{
+    int64_t n = m->obs[obs].number;
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+/* Whether a and b together use no observation more often than it happened. */
+static bool fits(const m_ctx *m, const binding *a, const binding *b)
 {
     uint32_t i = 0, j = 0;
     while (i < a->n && j < b->n) {
-        if (a->ix[i] == b->ix[j])
-            return false;
-        if (a->ix[i] < b->ix[j])
+        if (a->u[i].obs == b->u[j].obs) {
+            if ((uint64_t)a->u[i].count + b->u[j].count > capacity(m, a->u[i].obs))
+                return false;
             i++;
-        else
             j++;
+        } else if (a->u[i].obs < b->u[j].obs) {
+            i++;
+        } else {
+            j++;
+        }
     }
     return true;
 }
 
 static binding merge(const binding *a, const binding *b)
 {
-    binding r = {tr_xmalloc((a->n + b->n) * sizeof(uint32_t)), 0, a->timed && b->timed, a->maxf, a->minl, 1};
+    binding r = {tr_xmalloc((a->n + b->n) * sizeof(use)), 0, a->timed && b->timed, a->maxf, a->minl};
     uint32_t i = 0, j = 0;
     while (i < a->n || j < b->n) {
-        if (j >= b->n || (i < a->n && a->ix[i] < b->ix[j]))
-            r.ix[r.n++] = a->ix[i++];
-        else
-            r.ix[r.n++] = b->ix[j++];
+        if (i < a->n && j < b->n && a->u[i].obs == b->u[j].obs) {
+            r.u[r.n++] = (use){a->u[i].obs, a->u[i].count + b->u[j].count};
+            i++;
+            j++;
+        } else if (j >= b->n || (i < a->n && a->u[i].obs < b->u[j].obs)) {
+            r.u[r.n++] = a->u[i++];
+        } else {
+            r.u[r.n++] = b->u[j++];
+        }
     }
     if (sp_time_cmp(b->maxf, r.maxf) > 0)
         r.maxf = b->maxf;
@@ -130,27 +151,30 @@ static binding merge(const binding *a, const binding *b)
     return r;
 }
 
-static int bcmp_ix(const void *x, const void *y)
+static int bcmp_uses(const void *x, const void *y)
 {
     const binding *a = x, *b = y;
     if (a->n != b->n)
         return a->n < b->n ? -1 : 1;
-    for (uint32_t i = 0; i < a->n; i++)
-        if (a->ix[i] != b->ix[i])
-            return a->ix[i] < b->ix[i] ? -1 : 1;
+    for (uint32_t i = 0; i < a->n; i++) {
+        if (a->u[i].obs != b->u[i].obs)
+            return a->u[i].obs < b->u[i].obs ? -1 : 1;
+        if (a->u[i].count != b->u[i].count)
+            return a->u[i].count < b->u[i].count ? -1 : 1;
+    }
     return 0;
 }
 
-/* The same set of observations reached twice is one binding. */
+/* The same observations reached twice are one binding. */
 static void dedupe(blist *l)
 {
     if (l->n < 2)
         return;
-    qsort(l->b, l->n, sizeof *l->b, bcmp_ix);
+    qsort(l->b, l->n, sizeof *l->b, bcmp_uses);
     size_t w = 1;
     for (size_t i = 1; i < l->n; i++) {
-        if (bcmp_ix(&l->b[i], &l->b[w - 1]) == 0)
-            free(l->b[i].ix);
+        if (bcmp_uses(&l->b[i], &l->b[w - 1]) == 0)
+            free(l->b[i].u);
         else
             l->b[w++] = l->b[i];
     }
@@ -596,35 +620,64 @@ static double span_seconds(sp_time lo, sp_time hi)
     return (double)(hi.sec - lo.sec) + (double)(hi.nsec - lo.nsec) / 1e9;
 }
 
-/* REPEATS: unions of disjoint operand bindings whose weights reach n. */
-static int repeats_dfs(m_ctx *m, const blist *in, size_t from, binding *acc, int64_t need, blist *out,
-                       bool one)
+/* How many more times b fits beside acc (at most want). */
+static uint64_t copies_fit(const m_ctx *m, const binding *acc, const binding *b, uint64_t want)
 {
+    uint32_t i = 0;
+    for (uint32_t j = 0; j < b->n && want; j++) {
+        while (i < acc->n && acc->u[i].obs < b->u[j].obs)
+            i++;
+        uint64_t have = i < acc->n && acc->u[i].obs == b->u[j].obs ? acc->u[i].count : 0;
+        uint64_t cap = capacity(m, b->u[j].obs);
+        uint64_t room = cap > have ? (cap - have) / b->u[j].count : 0;
+        if (room < want)
+            want = room;
+    }
+    return want;
+}
+
+/* acc with k more uses of b. */
+static binding merge_k(const binding *acc, const binding *b, uint32_t k)
+{
+    binding kb = *b;
+    kb.u = tr_xmalloc(b->n * sizeof(use));
+    for (uint32_t j = 0; j < b->n; j++)
+        kb.u[j] = (use){b->u[j].obs, b->u[j].count * k};
+    if (!acc->n)
+        return kb;
+    binding r = merge(acc, &kb);
+    free(kb.u);
+    return r;
+}
+
+/* REPEATS: n operand bindings that fit together. Each operand binding is
+ * taken k times (an observation seen N times can satisfy N repeats), k from
+ * the most that fit down to none, so each multiset is reached once and the
+ * recursion is as deep as the distinct bindings it combines. */
+#define SP_MAX_REPEAT_DEPTH 4096
+static int repeats_dfs(m_ctx *m, const blist *in, size_t from, const binding *acc, int64_t need, blist *out,
+                       bool one, int depth)
+{
+    if (depth > SP_MAX_REPEAT_DEPTH) {
+        m->failed = true;
+        return tr_fail(m->err, "pattern: REPEATS needs more than %d distinct bindings", SP_MAX_REPEAT_DEPTH);
+    }
     for (size_t i = from; i < in->n && !(one && out->n); i++) {
-        if (m->failed)
-            return -1;
         const binding *b = &in->b[i];
-        if (acc->n && !disjoint(acc, b))
-            continue;
-        if (budget(m) != 0)
-            return -1;
-        binding u;
-        if (acc->n) {
-            u = merge(acc, b);
-        } else {
-            u = *b;
-            u.ix = tr_xmalloc(b->n * sizeof(uint32_t));
-            memcpy(u.ix, b->ix, b->n * sizeof(uint32_t));
+        uint64_t most = copies_fit(m, acc, b, (uint64_t)need);
+        for (uint64_t k = most; k >= 1 && !(one && out->n); k--) {
+            if (budget(m) != 0)
+                return -1;
+            binding u = merge_k(acc, b, (uint32_t)k);
+            if ((int64_t)k == need) {
+                blist_push(out, u);
+                continue;
+            }
+            int rc = repeats_dfs(m, in, i + 1, &u, need - (int64_t)k, out, one, depth + 1);
+            free(u.u);
+            if (rc != 0)
+                return -1;
         }
-        if (b->weight >= need) {
-            u.weight = 1;
-            blist_push(out, u);
-            continue;
-        }
-        int rc = repeats_dfs(m, in, i + 1, &u, need - b->weight, out, one);
-        free(u.ix);
-        if (rc != 0)
-            return -1;
     }
     return 0;
 }
@@ -674,7 +727,7 @@ static int eval_obs(m_ctx *m, const sp_obs *o, blist *out, bool one)
             for (size_t i = 0; i < out->n; i++) {
                 for (size_t j = 0; j < kl.n; j++) {
                     const binding *a = &out->b[i], *b = &kl.b[j];
-                    if (!disjoint(a, b))
+                    if (!fits(m, a, b))
                         continue;
                     /* instants can be chosen with all of a's before all of b's */
                     if (o->kind == SP_OBS_FOLLOWEDBY &&
@@ -714,7 +767,7 @@ static int eval_obs(m_ctx *m, const sp_obs *o, blist *out, bool one)
             if (keep)
                 out->b[w++] = *b;
             else
-                free(b->ix);
+                free(b->u);
         }
         out->n = w;
         return 0;
@@ -726,7 +779,7 @@ static int eval_obs(m_ctx *m, const sp_obs *o, blist *out, bool one)
             return -1;
         }
         binding none = {0};
-        int rc = repeats_dfs(m, &in, 0, &none, o->repeats, out, one);
+        int rc = repeats_dfs(m, &in, 0, &none, o->repeats, out, one, 0);
         blist_free(&in);
         if (rc == 0)
             dedupe(out);

@@ -525,6 +525,23 @@ static void test_qualifiers(void **state)
     NO_MATCH("[person:name MATCHES ''] REPEATS 3 TIMES WITHIN 9 SECONDS", PEOPLE);
     MATCHES("[person:name MATCHES ''] REPEATS 3 TIMES WITHIN 10 SECONDS", PEOPLE);
     NO_MATCH("[person:name = 'bob'] REPEATS 2 TIMES", PEOPLE);
+    /* an observed-data with number_observed N is N observations */
+    const char *twice = "[{\"first_observed\": \"2020-01-01T00:00:00Z\", \"last_observed\": \"2020-01-01T00:10:00Z\","
+                        "  \"number_observed\": 2, \"objects\": {\"0\": {\"type\": \"file\", \"name\": \"a\"}}},"
+                        " {\"first_observed\": \"2020-01-01T01:00:00Z\", \"last_observed\": \"2020-01-01T01:00:00Z\","
+                        "  \"number_observed\": 3, \"objects\": {\"0\": {\"type\": \"file\", \"name\": \"a\"}}}]";
+    MATCHES("[file:name = 'a'] AND [file:name = 'a'] AND [file:name = 'a'] AND [file:name = 'a'] AND [file:name = 'a']",
+            twice);
+    NO_MATCH("[file:name = 'a'] REPEATS 6 TIMES", twice);
+    MATCHES("[file:name = 'a'] REPEATS 5 TIMES", twice);
+    MATCHES("([file:name = 'a'] REPEATS 2 TIMES) WITHIN 1 SECONDS", twice);
+    MATCHES("([file:name = 'a'] REPEATS 3 TIMES) WITHIN 1 SECONDS", twice);
+    NO_MATCH("([file:name = 'a'] REPEATS 4 TIMES) WITHIN 1 SECONDS", twice);
+    MATCHES("([file:name = 'a'] REPEATS 4 TIMES) WITHIN 3000 SECONDS", twice);
+    MATCHES("[file:name = 'a'] FOLLOWEDBY [file:name = 'a'] REPEATS 4 TIMES", twice);
+    NO_MATCH("[file:name = 'a'] REPEATS 4 TIMES FOLLOWEDBY [file:name = 'a'] REPEATS 2 TIMES", twice);
+    MATCHES("[file:name = 'a'] REPEATS 1000000 TIMES",
+            "[{\"number_observed\": 1000000, \"objects\": {\"0\": {\"type\": \"file\", \"name\": \"a\"}}}]");
     /* number_observed counts toward REPEATS */
     MATCHES("[file:name = 'a'] REPEATS 5 TIMES",
             "[{\"first_observed\": \"2020-01-01T00:00:00Z\", \"last_observed\": \"2020-01-01T00:10:00Z\","
