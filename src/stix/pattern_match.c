@@ -22,6 +22,7 @@
 #include "stix/pattern_internal.h"
 
 #define SP_MAX_BINDINGS 200000
+#define SP_MAX_STEPS 20000000     /* candidate combinations tried, kept or not */
 #define SP_MAX_OBJECTS 100000
 
 typedef struct m_obs {
@@ -39,7 +40,8 @@ typedef struct m_ctx {
     json_t **all;              /* every item of the input */
     size_t nall;
     json_t *ids;               /* id -> item, for 2.1 references */
-    size_t made;               /* bindings created so far */
+    size_t made;               /* bindings kept so far */
+    size_t steps;              /* combinations tried so far */
     tr_error *err;
     bool failed;
     pcre2_match_context *mctx;
@@ -83,6 +85,19 @@ static int budget(m_ctx *m)
         m->failed = true;
         tr_fail(m->err, "pattern: evaluating over %zu observations needs more than %d bindings",
                 m->nobs, SP_MAX_BINDINGS);
+        return -1;
+    }
+    return 0;
+}
+
+static int step(m_ctx *m)
+{
+    if (m->failed)
+        return -1;
+    if (++m->steps > SP_MAX_STEPS) {
+        m->failed = true;
+        tr_fail(m->err, "pattern: evaluating over %zu observations needs more than %d combinations",
+                m->nobs, SP_MAX_STEPS);
         return -1;
     }
     return 0;
@@ -611,14 +626,42 @@ static void eval_cmp(m_ctx *m, const m_obs *o, const sp_cmp *c, uint8_t *set)
 
 /* ---- observation expressions ------------------------------------------------- */
 
-/* one: the caller only asks whether a binding exists (the pattern's root, or
- * an OR there), so enumeration may stop at the first. */
-static int eval_obs(m_ctx *m, const sp_obs *o, blist *out, bool one);
+/* The time qualifiers enclosing the expression being evaluated. A union of
+ * bindings never satisfies a qualifier that one of its parts fails (its
+ * latest first_observed only grows, its earliest last_observed only
+ * shrinks), so candidates are dropped as soon as they are formed instead of
+ * after every combination has been enumerated. */
+typedef struct qfilter {
+    const sp_obs *q;           /* SP_OBS_WITHIN or SP_OBS_STARTSTOP */
+    const struct qfilter *next;
+} qfilter;
 
 static double span_seconds(sp_time lo, sp_time hi)
 {
     return (double)(hi.sec - lo.sec) + (double)(hi.nsec - lo.nsec) / 1e9;
 }
+
+static bool passes(const binding *b, const qfilter *f)
+{
+    for (; f; f = f->next) {
+        if (!b->timed)
+            return false;
+        const sp_obs *q = f->q;
+        /* an instant per observation, all within the window */
+        if (q->kind == SP_OBS_WITHIN && !(span_seconds(b->minl, b->maxf) <= q->within))
+            return false;
+        /* every observation overlaps [start, stop) */
+        if (q->kind == SP_OBS_STARTSTOP &&
+            !(sp_time_cmp(q->start.t, q->stop.t) < 0 && sp_time_cmp(b->maxf, q->stop.t) < 0 &&
+              sp_time_cmp(b->minl, q->start.t) >= 0))
+            return false;
+    }
+    return true;
+}
+
+/* one: the caller only asks whether a binding exists (the pattern's root, or
+ * an OR or qualifier there), so enumeration may stop at the first. */
+static int eval_obs(m_ctx *m, const sp_obs *o, const qfilter *f, blist *out, bool one);
 
 /* How many more times b fits beside acc (at most want). */
 static uint64_t copies_fit(const m_ctx *m, const binding *acc, const binding *b, uint64_t want)
@@ -655,8 +698,8 @@ static binding merge_k(const binding *acc, const binding *b, uint32_t k)
  * the most that fit down to none, so each multiset is reached once and the
  * recursion is as deep as the distinct bindings it combines. */
 #define SP_MAX_REPEAT_DEPTH 4096
-static int repeats_dfs(m_ctx *m, const blist *in, size_t from, const binding *acc, int64_t need, blist *out,
-                       bool one, int depth)
+static int repeats_dfs(m_ctx *m, const blist *in, size_t from, const binding *acc, int64_t need,
+                       const qfilter *f, blist *out, bool one, int depth)
 {
     if (depth > SP_MAX_REPEAT_DEPTH) {
         m->failed = true;
@@ -666,14 +709,22 @@ static int repeats_dfs(m_ctx *m, const blist *in, size_t from, const binding *ac
         const binding *b = &in->b[i];
         uint64_t most = copies_fit(m, acc, b, (uint64_t)need);
         for (uint64_t k = most; k >= 1 && !(one && out->n); k--) {
-            if (budget(m) != 0)
+            if (step(m) != 0)
                 return -1;
             binding u = merge_k(acc, b, (uint32_t)k);
+            if (!passes(&u, f)) {
+                free(u.u);
+                continue;
+            }
+            if (budget(m) != 0) {
+                free(u.u);
+                return -1;
+            }
             if ((int64_t)k == need) {
                 blist_push(out, u);
                 continue;
             }
-            int rc = repeats_dfs(m, in, i + 1, &u, need - (int64_t)k, out, one, depth + 1);
+            int rc = repeats_dfs(m, in, i + 1, &u, need - (int64_t)k, f, out, one, depth + 1);
             free(u.u);
             if (rc != 0)
                 return -1;
@@ -682,7 +733,7 @@ static int repeats_dfs(m_ctx *m, const blist *in, size_t from, const binding *ac
     return 0;
 }
 
-static int eval_obs(m_ctx *m, const sp_obs *o, blist *out, bool one)
+static int eval_obs(m_ctx *m, const sp_obs *o, const qfilter *f, blist *out, bool one)
 {
     memset(out, 0, sizeof *out);
     switch (o->kind) {
@@ -693,18 +744,25 @@ static int eval_obs(m_ctx *m, const sp_obs *o, blist *out, bool one)
             eval_cmp(m, ob, o->cmp, set);
             bool hit = any(set, ob->nobj);
             free(set);
-            if (hit) {
-                if (budget(m) != 0)
-                    return -1;
-                blist_push(out, single(m, (uint32_t)i));
+            if (!hit)
+                continue;
+            binding b = single(m, (uint32_t)i);
+            if (!passes(&b, f)) {
+                free(b.u);
+                continue;
             }
+            if (budget(m) != 0) {
+                free(b.u);
+                return -1;
+            }
+            blist_push(out, b);
         }
         return 0;
     }
     case SP_OBS_OR:
         for (size_t k = 0; k < o->nkids && !(one && out->n); k++) {
             blist kl;
-            if (eval_obs(m, o->kids[k], &kl, one) != 0) {
+            if (eval_obs(m, o->kids[k], f, &kl, one) != 0) {
                 blist_free(&kl);
                 return -1;
             }
@@ -716,29 +774,41 @@ static int eval_obs(m_ctx *m, const sp_obs *o, blist *out, bool one)
         return 0;
     case SP_OBS_AND:
     case SP_OBS_FOLLOWEDBY: {
-        if (eval_obs(m, o->kids[0], out, false) != 0)
+        if (eval_obs(m, o->kids[0], f, out, false) != 0)
             return -1;
         for (size_t k = 1; k < o->nkids; k++) {
+            bool last = k + 1 == o->nkids;
             blist kl, nl = {0};
-            if (eval_obs(m, o->kids[k], &kl, false) != 0) {
+            if (eval_obs(m, o->kids[k], f, &kl, false) != 0) {
                 blist_free(&kl);
                 return -1;
             }
-            for (size_t i = 0; i < out->n; i++) {
-                for (size_t j = 0; j < kl.n; j++) {
+            for (size_t i = 0; i < out->n && !(one && last && nl.n); i++) {
+                for (size_t j = 0; j < kl.n && !(one && last && nl.n); j++) {
                     const binding *a = &out->b[i], *b = &kl.b[j];
+                    if (step(m) != 0) {
+                        blist_free(&kl);
+                        blist_free(&nl);
+                        return -1;
+                    }
                     if (!fits(m, a, b))
                         continue;
                     /* instants can be chosen with all of a's before all of b's */
                     if (o->kind == SP_OBS_FOLLOWEDBY &&
                         !(a->timed && b->timed && sp_time_cmp(a->maxf, b->minl) <= 0))
                         continue;
+                    binding u = merge(a, b);
+                    if (!passes(&u, f)) {
+                        free(u.u);
+                        continue;
+                    }
                     if (budget(m) != 0) {
+                        free(u.u);
                         blist_free(&kl);
                         blist_free(&nl);
                         return -1;
                     }
-                    blist_push(&nl, merge(a, b));
+                    blist_push(&nl, u);
                 }
             }
             blist_free(&kl);
@@ -751,35 +821,17 @@ static int eval_obs(m_ctx *m, const sp_obs *o, blist *out, bool one)
     }
     case SP_OBS_WITHIN:
     case SP_OBS_STARTSTOP: {
-        if (eval_obs(m, o->operand, out, false) != 0)
-            return -1;
-        size_t w = 0;
-        for (size_t i = 0; i < out->n; i++) {
-            binding *b = &out->b[i];
-            bool keep = b->timed;
-            /* an instant per observation, all within the window */
-            if (keep && o->kind == SP_OBS_WITHIN)
-                keep = span_seconds(b->minl, b->maxf) <= o->within;
-            /* every observation overlaps [start, stop) */
-            if (keep && o->kind == SP_OBS_STARTSTOP)
-                keep = sp_time_cmp(o->start.t, o->stop.t) < 0 && sp_time_cmp(b->maxf, o->stop.t) < 0 &&
-                       sp_time_cmp(b->minl, o->start.t) >= 0;
-            if (keep)
-                out->b[w++] = *b;
-            else
-                free(b->u);
-        }
-        out->n = w;
-        return 0;
+        qfilter here = {o, f};
+        return eval_obs(m, o->operand, &here, out, one);
     }
     case SP_OBS_REPEATS: {
         blist in;
-        if (eval_obs(m, o->operand, &in, false) != 0) {
+        if (eval_obs(m, o->operand, f, &in, false) != 0) {
             blist_free(&in);
             return -1;
         }
         binding none = {0};
-        int rc = repeats_dfs(m, &in, 0, &none, o->repeats, out, one, 0);
+        int rc = repeats_dfs(m, &in, 0, &none, o->repeats, f, out, one, 0);
         blist_free(&in);
         if (rc == 0)
             dedupe(out);
@@ -974,7 +1026,7 @@ int tr_stix_pattern_match(const tr_stix_pattern *p, const json_t *observations, 
     pcre2_set_match_limit(m.mctx, 1000000);
     pcre2_set_depth_limit(m.mctx, 10000);
     blist res;
-    int rc = eval_obs(&m, p->root, &res, true);
+    int rc = eval_obs(&m, p->root, NULL, &res, true);
     bool hit = res.n > 0;
     blist_free(&res);
     ctx_free(&m);

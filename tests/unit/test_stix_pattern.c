@@ -630,8 +630,8 @@ static void test_match_errors(void **state)
         json_decref(j);
     }
     tr_stix_pattern_free(p);
-    /* the binding bound: 10 of 40 timed observations, then a window over
-     * each choice, is C(40,10) candidates */
+    /* the binding bound: 10 of 40 observations, each choice then joined with
+     * another expression, is C(40,10) candidates */
     tr_buf b = {0};
     tr_buf_printf(&b, "[");
     for (int i = 0; i < 40; i++)
@@ -639,12 +639,26 @@ static void test_match_errors(void **state)
                       "{\"0\": {\"type\": \"x\", \"v\": %d}}}", i ? "," : "", i, i);
     tr_buf_printf(&b, "]");
     tr_buf_append(&b, "", 1);
-    p = tr_stix_pattern_parse("[x:v >= 0] REPEATS 10 TIMES WITHIN 1 SECONDS", &err);
+    p = tr_stix_pattern_parse("[x:v >= 0] REPEATS 10 TIMES AND [x:v >= 100]", &err);
     assert_non_null(p);
     json_t *j = json_loads(b.data, 0, NULL);
     assert_non_null(j);
     assert_int_equal(tr_stix_pattern_match(p, j, &err), -1);
     assert_non_null(strstr(err.msg, "bindings"));
+    tr_stix_pattern_free(p);
+    /* a window prunes the choices as they are formed */
+    p = tr_stix_pattern_parse("[x:v >= 0] REPEATS 10 TIMES WITHIN 8.5 SECONDS", &err);
+    assert_non_null(p);
+    assert_int_equal(tr_stix_pattern_match(p, j, &err), 0);
+    tr_stix_pattern_free(p);
+    p = tr_stix_pattern_parse("([x:v >= 0] REPEATS 10 TIMES WITHIN 9 SECONDS) FOLLOWEDBY [x:v = 39]", &err);
+    assert_non_null(p);
+    assert_int_equal(tr_stix_pattern_match(p, j, &err), 1);
+    tr_stix_pattern_free(p);
+    p = tr_stix_pattern_parse("[x:v >= 0] REPEATS 10 TIMES START t'2020-01-01T00:00:20Z' STOP t'2020-01-01T00:00:29Z'",
+                              &err);
+    assert_non_null(p);
+    assert_int_equal(tr_stix_pattern_match(p, j, &err), 0);
     tr_stix_pattern_free(p);
     /* asked only whether 10 exist, the matcher stops at the first choice */
     p = tr_stix_pattern_parse("[x:v >= 0] REPEATS 10 TIMES OR [x:v < 0]", &err);
