@@ -840,7 +840,6 @@ static sp_cmp *parse_test(parser *ps)
         if (next(ps) != 0)
             goto bad;
     }
-    int op_line = ps->cur.line, op_col = ps->cur.col;
     switch (ps->cur.kind) {
     case T_EQ: c->op = SP_OP_EQ; break;
     case T_NEQ: c->op = SP_OP_NEQ; break;
@@ -917,8 +916,6 @@ static sp_cmp *parse_test(parser *ps)
         }
         break;
     }
-    (void)op_line;
-    (void)op_col;
     return c;
 bad:
     cmp_free(c);
