@@ -623,8 +623,10 @@ int tr_parse_redis(tr_event *e, const uint8_t *p, size_t n)
             tr_buf_append(&b, p + o, take);
             o += take + 2;
         }
-        if (!b.len)
+        if (!b.len) {
+            tr_buf_free(&b);
             return 0;
+        }
     } else {
         /* Inline command: one text line. */
         const uint8_t *eol = memchr(p, '\n', n);
