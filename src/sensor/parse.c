@@ -10,9 +10,40 @@
 
 #define FIELD_MAX 4096   /* longest field value kept (before escaping) */
 
-/* Field values must be valid UTF-8 for the JSON form; bytes outside
- * printable ASCII become \xNN so nothing the client sent is lost or mangled
- * into something else. */
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, nothing past U+10FFFF), or 0. */
+static size_t utf8_len(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    size_t len;
+    uint8_t lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        if (c == 0xf4)
+            hi = 0x8f;
+    } else
+        return 0;
+    if (len > n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+/* Field values must be valid UTF-8 for the JSON form; control characters,
+ * backslashes and bytes that are not UTF-8 become \xNN / \\ so nothing the
+ * client sent is lost or mangled into something else. */
 void tr_sensor_set_text(tr_event *e, const char *key, const void *v, size_t n)
 {
     const uint8_t *p = v;
@@ -20,11 +51,16 @@ void tr_sensor_set_text(tr_event *e, const char *key, const void *v, size_t n)
         n = FIELD_MAX;
     char *out = tr_xmalloc(4 * n + 1), *o = out;
     for (size_t i = 0; i < n; i++) {
+        size_t u;
         if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
             *o++ = (char)p[i];
         } else if (p[i] == '\\') {
             *o++ = '\\';
             *o++ = '\\';
+        } else if (p[i] >= 0x80 && (u = utf8_len(p + i, n - i)) > 0) {
+            memcpy(o, p + i, u);
+            o += u;
+            i += u - 1;
         } else {
             o += sprintf(o, "\\x%02x", p[i]);
         }

@@ -80,11 +80,11 @@ static void test_http_curl(void **state)
     free(p);
 
     /* Bytes outside printable ASCII are kept, escaped. */
-    static const char raw[] = "GET /a\xff\\b HTTP/1.1\r\nUser-Agent: x\x01y\r\n\r\n";
+    static const char raw[] = "GET /a\xff\\b HTTP/1.1\r\nUser-Agent: x\x01y \xc3\xa9\xed\xa0\x80\r\n\r\n";
     tr_event_init(&e);
     assert_int_equal(tr_parse_http(&e, (const uint8_t *)raw, sizeof raw - 1), 1);
     check_field(&e, "http_path", "/a\\xff\\\\b");
-    check_field(&e, "http_user_agent", "x\\x01y");
+    check_field(&e, "http_user_agent", "x\\x01y \xc3\xa9\\xed\\xa0\\x80");
     tr_event_clear(&e);
 
     tr_event_init(&e);
