@@ -54,14 +54,22 @@ int tr_parse_redis(tr_event *e, const uint8_t *p, size_t n);   /* redis_command 
 void tr_sensor_parse(tr_event *e, const uint8_t *p, size_t n);
 
 /* ---- the live sensor -----------------------------------------------------*/
+/* A port and what to play on it: "ssh" and "telnet" speak first (banner,
+ * login prompt); "" picks by the well-known port number (22/2222 ssh, 23/2323
+ * telnet) and otherwise by the client's first bytes. */
+typedef struct tr_sensor_port {
+    uint16_t port;
+    char role[12];
+} tr_sensor_port;
+
 typedef struct tr_sensor_opts {
     const char *name;            /* sensor name in every event */
     const char *bind;            /* address to listen on ("0.0.0.0", "::") */
-    const uint16_t *tcp_ports;
+    const tr_sensor_port *tcp;
     size_t ntcp;
-    const uint16_t *udp_ports;
+    const tr_sensor_port *udp;
     size_t nudp;
-    const char *out_path;        /* JSON lines, or NULL */
+    const char *out_path;        /* JSON lines ("-" stdout), or NULL */
     const char *upstream;        /* http://host:port base URL, or NULL */
     const char *key;             /* API key for upstream */
     const char *spool_dir;       /* batches waiting for upstream */
@@ -71,11 +79,11 @@ typedef struct tr_sensor_opts {
     int batch_seconds;           /* how long events gather before a batch is spooled */
 } tr_sensor_opts;
 
-/* The default ports: the most-scanned TCP and UDP services. */
-extern const uint16_t tr_sensor_default_tcp[];
-extern const size_t tr_sensor_default_ntcp;
-extern const uint16_t tr_sensor_default_udp[];
-extern const size_t tr_sensor_default_nudp;
+/* "22,23,8080/http,2222/ssh" into ports (caller frees *out). */
+int tr_sensor_parse_ports(const char *list, tr_sensor_port **out, size_t *n, tr_error *err);
+/* The default lists: the most-scanned TCP and UDP services. */
+extern const char tr_sensor_default_tcp[];
+extern const char tr_sensor_default_udp[];
 
 /* Runs until SIGINT/SIGTERM; 0 on a clean stop, -1 when it cannot start. */
 int tr_sensor_run(const tr_sensor_opts *o, tr_error *err);

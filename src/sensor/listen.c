@@ -1,0 +1,736 @@
+/* sensor/listen: `trawl sensor`, the live low-interaction listener. One
+ * epoll loop, non-blocking sockets, no thread per connection. Each protocol
+ * is answered just enough for a scanner to show its hand; nothing a client
+ * sends is executed or forwarded. One event per connection (when it closes,
+ * goes idle, or has sent what its protocol needs) or per datagram. */
+/* accept4, struct in6_pktinfo */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sensor/sensor.h"
+#include "sensor/sensor_internal.h"
+#include "sensor/upstream.h"
+
+const char tr_sensor_default_tcp[] =
+    "21,22,23,25,80,81,110,143,443,445,1433,1723,2222,2323,2375,3306,3389,5432,5555,5900,"
+    "6379,7547,8000,8080,8081,8443,8888,9200,11211,27017";
+const char tr_sensor_default_udp[] = "53,123,161,1900,5060";
+
+enum { ROLE_AUTO, ROLE_SSH, ROLE_TELNET, ROLE_REDIS };
+enum { TAG_TCP_LISTEN, TAG_UDP, TAG_CONN, TAG_SIGNAL };
+
+typedef struct lsock {
+    int tag;
+    int fd;
+    uint16_t port;
+    int role;
+} lsock;
+
+typedef struct conn {
+    int tag;
+    int fd;
+    int role;
+    int telnet_state;     /* prompts sent: 0 login, 1 password, 2 done */
+    size_t redis_done;    /* bytes of Redis commands already answered */
+    tr_event e;           /* addresses and start time; payload comes at the end */
+    uint8_t *buf;
+    size_t len, cap;
+    double last;
+    struct conn *prev, *next;   /* least recently active first */
+} conn;
+
+typedef struct loop {
+    const tr_sensor_opts *o;
+    int ep;
+    conn *head, *tail;
+    size_t nconns, memory;
+    FILE *out;
+    tr_upstream *up;
+    uint64_t events;
+} loop;
+
+int tr_sensor_parse_ports(const char *list, tr_sensor_port **out, size_t *n, tr_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    const char *p = list;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 65535) {
+            free(*out);
+            *out = NULL;
+            return tr_fail(err, "bad port in '%s' (want PORT[/ROLE],...)", list);
+        }
+        *out = tr_xrealloc(*out, (*n + 1) * sizeof **out);
+        tr_sensor_port *sp = &(*out)[(*n)++];
+        memset(sp, 0, sizeof *sp);
+        sp->port = (uint16_t)v;
+        p = end;
+        if (*p == '/') {
+            size_t rl = strcspn(p + 1, ",");
+            if (rl == 0 || rl >= sizeof sp->role) {
+                free(*out);
+                *out = NULL;
+                return tr_fail(err, "bad role in '%s'", list);
+            }
+            memcpy(sp->role, p + 1, rl);
+            p += 1 + rl;
+        }
+        if (*p == ',')
+            p++;
+        else if (*p) {
+            free(*out);
+            *out = NULL;
+            return tr_fail(err, "bad port list '%s'", list);
+        }
+    }
+    return 0;
+}
+
+static int role_of(const tr_sensor_port *p)
+{
+    if (strcmp(p->role, "ssh") == 0)
+        return ROLE_SSH;
+    if (strcmp(p->role, "telnet") == 0)
+        return ROLE_TELNET;
+    if (strcmp(p->role, "redis") == 0)
+        return ROLE_REDIS;
+    if (p->role[0])
+        return ROLE_AUTO;
+    if (p->port == 22 || p->port == 2222)
+        return ROLE_SSH;
+    if (p->port == 23 || p->port == 2323)
+        return ROLE_TELNET;
+    if (p->port == 6379)
+        return ROLE_REDIS;
+    return ROLE_AUTO;
+}
+
+static double now_mono(void)
+{
+    return tr_monotonic();
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sockaddr_to(const struct sockaddr_storage *ss, int *family, uint8_t ip[16],
+                        uint16_t *port)
+{
+    memset(ip, 0, 16);
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        /* An IPv4 client on a dual-stack socket is an IPv4 client. */
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            *family = 4;
+            memcpy(ip, s6->sin6_addr.s6_addr + 12, 4);
+        } else {
+            *family = 6;
+            memcpy(ip, s6->sin6_addr.s6_addr, 16);
+        }
+        *port = ntohs(s6->sin6_port);
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        *family = 4;
+        memcpy(ip, &s4->sin_addr, 4);
+        *port = ntohs(s4->sin_port);
+    }
+}
+
+/* ---- output ----------------------------------------------------------------- */
+
+static void emit(loop *l, tr_event *e)
+{
+    json_t *j = tr_event_to_json(e);
+    tr_error err;
+    if (l->out) {
+        char *s = json_dumps(j, JSON_COMPACT);
+        if (!s)
+            tr_die("out of memory");
+        fprintf(l->out, "%s\n", s);
+        fflush(l->out);
+        free(s);
+    }
+    if (l->up && tr_upstream_add(l->up, j, &err) != 0)
+        tr_log(TR_LOG_ERROR, "sensor: %s", err.msg);
+    json_decref(j);
+    l->events++;
+}
+
+/* ---- answers -------------------------------------------------------------- */
+
+static void say(conn *c, const void *p, size_t n)
+{
+    /* Best effort: a full socket buffer means the client is not reading. */
+    if (send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
+        tr_log(TR_LOG_DEBUG, "sensor: send: %s", strerror(errno));
+}
+
+static const char ssh_banner[] = "SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\n";
+
+/* A real-looking server KEXINIT so clients go on to send theirs. */
+static void ssh_kexinit(conn *c)
+{
+    static const char *const lists[10] = {
+        "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,"
+        "diffie-hellman-group14-sha256",
+        "rsa-sha2-512,rsa-sha2-256,ssh-ed25519",
+        "chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr,aes128-gcm@openssh.com",
+        "chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr,aes128-gcm@openssh.com",
+        "hmac-sha2-256-etm@openssh.com,hmac-sha2-256,hmac-sha1",
+        "hmac-sha2-256-etm@openssh.com,hmac-sha2-256,hmac-sha1",
+        "none,zlib@openssh.com", "none,zlib@openssh.com", "", "",
+    };
+    uint8_t pay[1024];
+    size_t n = 0;
+    pay[n++] = 20;
+    for (int i = 0; i < 16; i++)
+        pay[n++] = (uint8_t)(rand() & 0xff);
+    for (int i = 0; i < 10; i++) {
+        uint32_t l = (uint32_t)strlen(lists[i]);
+        pay[n++] = (uint8_t)(l >> 24);
+        pay[n++] = (uint8_t)(l >> 16);
+        pay[n++] = (uint8_t)(l >> 8);
+        pay[n++] = (uint8_t)l;
+        memcpy(pay + n, lists[i], l);
+        n += l;
+    }
+    memset(pay + n, 0, 5);   /* first_kex_packet_follows, reserved */
+    n += 5;
+    size_t pad = 8 - ((n + 5) % 8);
+    if (pad < 4)
+        pad += 8;
+    uint8_t pkt[1100];
+    uint32_t plen = (uint32_t)(n + pad + 1);
+    pkt[0] = (uint8_t)(plen >> 24);
+    pkt[1] = (uint8_t)(plen >> 16);
+    pkt[2] = (uint8_t)(plen >> 8);
+    pkt[3] = (uint8_t)plen;
+    pkt[4] = (uint8_t)pad;
+    memcpy(pkt + 5, pay, n);
+    memset(pkt + 5 + n, 0, pad);
+    say(c, pkt, 5 + n + pad);
+}
+
+static uint32_t be16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
+static uint32_t be24(const uint8_t *p) { return (uint32_t)p[0] << 16 | be16(p + 1); }
+static uint32_t be32(const uint8_t *p) { return be16(p) << 16 | be16(p + 2); }
+
+static const uint8_t *mem_find(const uint8_t *p, size_t n, const char *s)
+{
+    size_t m = strlen(s);
+    for (size_t i = 0; m <= n && i <= n - m; i++)
+        if (memcmp(p + i, s, m) == 0)
+            return p + i;
+    return NULL;
+}
+
+static int is_http(const uint8_t *p, size_t n)
+{
+    static const char *const m[] = {"GET ", "POST ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ",
+                                    "CONNECT ", "TRACE ", "PATCH ", "PROPFIND "};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        size_t k = strlen(m[i]);
+        if (n >= k && memcmp(p, m[i], k) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Has the request arrived whole (headers and Content-Length body)? */
+static int http_complete(const uint8_t *p, size_t n)
+{
+    const uint8_t *e = mem_find(p, n, "\r\n\r\n");
+    if (!e)
+        return 0;
+    size_t hl = (size_t)(e - p) + 4, cl = 0;
+    for (const uint8_t *h = p; h < e; h++) {
+        if ((h == p || h[-1] == '\n') && e - h > 15 && strncasecmp((const char *)h, "content-length:", 15) == 0) {
+            cl = strtoul((const char *)h + 15, NULL, 10);
+            break;
+        }
+    }
+    return n >= hl + cl;
+}
+
+static void http_answer(conn *c)
+{
+    const uint8_t *sp = memchr(c->buf, ' ', c->len);
+    int root = sp && c->len - (size_t)(sp - c->buf) > 2 && sp[1] == '/' && (sp[2] == ' ' || sp[2] == '?');
+    static const char page[] = "<!DOCTYPE html><html><head><title>Welcome</title></head>"
+                               "<body><h1>It works!</h1></body></html>\n";
+    static const char nf[] = "<!DOCTYPE html><html><head><title>404 Not Found</title></head>"
+                             "<body><h1>Not Found</h1></body></html>\n";
+    char head[256];
+    int hn = snprintf(head, sizeof head,
+                      "HTTP/1.1 %s\r\nServer: Apache/2.4.52 (Ubuntu)\r\nContent-Type: text/html\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                      root ? "200 OK" : "404 Not Found", root ? sizeof page - 1 : sizeof nf - 1);
+    say(c, head, (size_t)hn);
+    say(c, root ? page : nf, root ? sizeof page - 1 : sizeof nf - 1);
+}
+
+/* Length of one complete Redis command at p (RESP or inline), else 0. */
+static size_t redis_command_len(const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (p[0] != '*') {
+        const uint8_t *nl = memchr(p, '\n', n);
+        return nl ? (size_t)(nl - p) + 1 : 0;
+    }
+    const uint8_t *nl = memchr(p, '\n', n);
+    if (!nl)
+        return 0;
+    long count = strtol((const char *)p + 1, NULL, 10);
+    size_t o = (size_t)(nl - p) + 1;
+    for (long i = 0; i < count && i < 1024; i++) {
+        if (o >= n || p[o] != '$')
+            return 0;
+        nl = memchr(p + o, '\n', n - o);
+        if (!nl)
+            return 0;
+        size_t len = strtoul((const char *)p + o + 1, NULL, 10);
+        o = (size_t)(nl - p) + 1;
+        if (len > n || o + len + 2 > n)
+            return 0;
+        o += len + 2;
+    }
+    return o;
+}
+
+/* Returns 1 when the connection has shown what it will show. */
+static int respond(conn *c)
+{
+    const uint8_t *p = c->buf;
+    size_t n = c->len;
+    if (c->role == ROLE_SSH || (n >= 4 && memcmp(p, "SSH-", 4) == 0)) {
+        const uint8_t *nl = memchr(p, '\n', n);
+        if (!nl)
+            return 0;
+        size_t o = (size_t)(nl - p) + 1;
+        return n - o >= 4 && n - o - 4 >= be32(p + o);   /* the client's KEXINIT is in */
+    }
+    if (c->role == ROLE_TELNET) {
+        uint8_t *t = tr_xmalloc(n + 1);
+        size_t k = tr_telnet_strip(p, n, t), lines = 0;
+        for (size_t i = 0; i < k; i++)
+            if (t[i] == '\n' || (t[i] == '\r' && (i + 1 >= k || t[i + 1] != '\n')))
+                lines++;
+        free(t);
+        if (lines >= 1 && c->telnet_state == 0) {
+            say(c, "Password: ", 10);
+            c->telnet_state = 1;
+        }
+        if (lines >= 2 && c->telnet_state == 1) {
+            say(c, "\r\nLogin incorrect\r\n", 19);
+            c->telnet_state = 2;
+            return 1;
+        }
+        return 0;
+    }
+    if (n >= 5 && p[0] == 0x16 && p[1] == 3) {
+        /* TLS: the whole ClientHello, then close (no handshake to offer). */
+        size_t off = 0, got = 0;
+        while (off + 5 <= n) {
+            size_t rl = be16(p + off + 3);
+            got += rl;
+            off += 5 + rl;
+        }
+        return n >= 9 && got >= 4 + be24(p + 6);
+    }
+    if (is_http(p, n)) {
+        if (!http_complete(p, n))
+            return 0;
+        http_answer(c);
+        return 1;
+    }
+    if (n >= 4 && p[0] == 0 && n >= 4 + be24(p + 1) && (n < 8 || p[5] == 'S'))
+        return 1;   /* SMB: the NEGOTIATE is in; closing ends the conversation */
+    if (n >= 4 && p[0] == 3 && p[1] == 0 && n >= be16(p + 2)) {
+        /* RDP: X.224 Connection Confirm choosing standard RDP security. */
+        static const uint8_t cc[] = {3, 0, 0, 19, 14, 0xd0, 0, 0, 0x12, 0x34, 0,
+                                     2, 0, 8, 0, 0, 0, 0, 0};
+        say(c, cc, sizeof cc);
+        return 1;
+    }
+    if (p[0] == '*' || c->role == ROLE_REDIS) {
+        size_t l;
+        while ((l = redis_command_len(p + c->redis_done, n - c->redis_done)) > 0) {
+            const uint8_t *cmd = p + c->redis_done;
+            int auth = (l >= 4 && strncasecmp((const char *)cmd, "AUTH", 4) == 0) ||
+                       mem_find(cmd, l < 16 ? l : 16, "AUTH") || mem_find(cmd, l < 16 ? l : 16, "auth");
+            if (auth)
+                say(c, "+OK\r\n", 5);
+            else
+                say(c, "-NOAUTH Authentication required.\r\n", 34);
+            c->redis_done += l;
+        }
+        return 0;   /* more commands may follow; the event waits for the close */
+    }
+    return 0;
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void conn_unlink(loop *l, conn *c)
+{
+    if (c->prev) c->prev->next = c->next; else l->head = c->next;
+    if (c->next) c->next->prev = c->prev; else l->tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void conn_append(loop *l, conn *c)
+{
+    c->prev = l->tail;
+    c->next = NULL;
+    if (l->tail) l->tail->next = c; else l->head = c;
+    l->tail = c;
+}
+
+static void conn_finish(loop *l, conn *c)
+{
+    conn_unlink(l, c);
+    epoll_ctl(l->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (c->role == ROLE_TELNET) {
+        tr_event_set_payload(&c->e, c->buf, c->len);
+        tr_parse_telnet(&c->e, c->buf, c->len);
+    } else {
+        tr_sensor_parse(&c->e, c->buf, c->len);
+        if (strcmp(c->e.proto, "raw") == 0 && c->role == ROLE_SSH)
+            strcpy(c->e.proto, "ssh");
+        else if (strcmp(c->e.proto, "raw") == 0 && c->role == ROLE_REDIS && c->len)
+            tr_parse_redis(&c->e, c->buf, c->len);
+    }
+    emit(l, &c->e);
+    tr_event_clear(&c->e);
+    l->memory -= c->cap;
+    l->nconns--;
+    free(c->buf);
+    free(c);
+}
+
+static void on_accept(loop *l, lsock *ls)
+{
+    for (;;) {
+        struct sockaddr_storage peer, self;
+        socklen_t pl = sizeof peer, sl = sizeof self;
+        int fd = accept4(ls->fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                tr_log(TR_LOG_WARN, "sensor: accept on %u: %s", ls->port, strerror(errno));
+            return;
+        }
+        conn *c = tr_xcalloc(1, sizeof *c);
+        c->tag = TAG_CONN;
+        c->fd = fd;
+        c->role = ls->role;
+        tr_event_init(&c->e);
+        c->e.time_us = now_us();
+        snprintf(c->e.sensor, sizeof c->e.sensor, "%s", l->o->name);
+        strcpy(c->e.transport, "tcp");
+        c->e.handshake = true;
+        int fam;
+        sockaddr_to(&peer, &c->e.family, c->e.src_ip, &c->e.src_port);
+        if (getsockname(fd, (struct sockaddr *)&self, &sl) == 0)
+            sockaddr_to(&self, &fam, c->e.dst_ip, &c->e.dst_port);
+        else
+            c->e.dst_port = ls->port;
+        c->last = now_mono();
+        l->nconns++;
+        conn_append(l, c);
+        if (l->nconns > l->o->max_conns) {
+            /* Full: the newest is recorded and closed, the others keep going. */
+            tr_log(TR_LOG_WARN, "sensor: %zu connections open, closing a new one", l->nconns - 1);
+            conn_finish(l, c);
+            continue;
+        }
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            conn_finish(l, c);
+            continue;
+        }
+        if (c->role == ROLE_SSH) {
+            say(c, ssh_banner, sizeof ssh_banner - 1);
+            ssh_kexinit(c);
+        } else if (c->role == ROLE_TELNET) {
+            /* DO NAWS, WILL ECHO, WILL SUPPRESS-GO-AHEAD: clients answer in kind. */
+            static const char hello[] = "\xff\xfd\x1f\xff\xfb\x01\xff\xfb\x03\r\nlogin: ";
+            say(c, hello, sizeof hello - 1);
+        }
+    }
+}
+
+static void on_readable(loop *l, conn *c)
+{
+    for (;;) {
+        if (c->len == c->cap) {
+            if (c->cap >= TR_EVENT_PAYLOAD_MAX) {
+                conn_finish(l, c);   /* it has sent all we keep */
+                return;
+            }
+            size_t grow = c->cap ? c->cap : 4096;
+            if (c->cap + grow > TR_EVENT_PAYLOAD_MAX)
+                grow = TR_EVENT_PAYLOAD_MAX - c->cap;
+            if (l->memory + grow > l->o->max_memory) {
+                tr_log(TR_LOG_WARN, "sensor: buffer memory full; closing %u early", c->e.src_port);
+                conn_finish(l, c);
+                return;
+            }
+            c->buf = tr_xrealloc(c->buf, c->cap + grow);
+            c->cap += grow;
+            l->memory += grow;
+        }
+        ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (r <= 0) {
+            conn_finish(l, c);
+            return;
+        }
+        c->len += (size_t)r;
+    }
+    c->last = now_mono();
+    conn_unlink(l, c);
+    conn_append(l, c);
+    if (respond(c))
+        conn_finish(l, c);
+}
+
+static void on_datagram(loop *l, lsock *ls)
+{
+    for (;;) {
+        uint8_t buf[65536];
+        struct sockaddr_storage peer;
+        char cbuf[256];
+        struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+        struct msghdr mh = {.msg_name = &peer, .msg_namelen = sizeof peer, .msg_iov = &iov,
+                            .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+        ssize_t r = recvmsg(ls->fd, &mh, MSG_DONTWAIT);
+        if (r < 0)
+            return;
+        tr_event e;
+        tr_event_init(&e);
+        e.time_us = now_us();
+        snprintf(e.sensor, sizeof e.sensor, "%s", l->o->name);
+        strcpy(e.transport, "udp");
+        e.handshake = true;
+        sockaddr_to(&peer, &e.family, e.src_ip, &e.src_port);
+        e.dst_port = ls->port;
+        /* The address the datagram was sent to, even on a wildcard socket. */
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+            if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+                struct in_pktinfo pi;
+                memcpy(&pi, CMSG_DATA(cm), sizeof pi);
+                memcpy(e.dst_ip, &pi.ipi_addr, 4);
+            } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+                struct in6_pktinfo pi;
+                memcpy(&pi, CMSG_DATA(cm), sizeof pi);
+                if (IN6_IS_ADDR_V4MAPPED(&pi.ipi6_addr))
+                    memcpy(e.dst_ip, pi.ipi6_addr.s6_addr + 12, 4);
+                else
+                    memcpy(e.dst_ip, pi.ipi6_addr.s6_addr, 16);
+            }
+        }
+        tr_event_set_payload(&e, buf, (size_t)r);
+        strcpy(e.proto, "raw");
+        emit(l, &e);
+        tr_event_clear(&e);
+    }
+}
+
+static void sweep(loop *l)
+{
+    double t = now_mono();
+    while (l->head && t - l->head->last >= l->o->idle_seconds)
+        conn_finish(l, l->head);
+}
+
+/* ---- setup ---------------------------------------------------------------- */
+
+static int open_socket(const char *bind_addr, uint16_t port, int type, tr_error *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, bind_addr, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        sl = sizeof *s4;
+    } else if (inet_pton(AF_INET6, bind_addr, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        sl = sizeof *s6;
+    } else {
+        return tr_fail(err, "--bind %s is not an IP address", bind_addr);
+    }
+    int fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return tr_fail_errno(err, "socket");
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (type == SOCK_DGRAM) {
+        setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+        if (ss.ss_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+    }
+    if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+        tr_fail_errno(err, "cannot listen on %s %s:%u", type == SOCK_DGRAM ? "udp" : "tcp",
+                      bind_addr, port);
+        close(fd);
+        return -1;
+    }
+    if (type == SOCK_STREAM && listen(fd, 1024) != 0) {
+        tr_fail_errno(err, "listen %u", port);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
+{
+    loop l = {.o = o};
+    /* Thousands of connections need thousands of descriptors. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGPIPE);
+    /* Blocked before the upstream thread starts, so it inherits the mask. */
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    l.ep = epoll_create1(EPOLL_CLOEXEC);
+    int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (l.ep < 0 || sfd < 0)
+        return tr_fail_errno(err, "epoll/signalfd");
+    lsock sigtag = {.tag = TAG_SIGNAL, .fd = sfd};
+    struct epoll_event sev = {.events = EPOLLIN, .data.ptr = &sigtag};
+    epoll_ctl(l.ep, EPOLL_CTL_ADD, sfd, &sev);
+
+    size_t nl = o->ntcp + o->nudp, bound = 0;
+    lsock *ls = tr_xcalloc(nl ? nl : 1, sizeof *ls);
+    tr_buf names = {0};
+    int rc = -1;
+    for (size_t i = 0; i < nl; i++) {
+        int udp = i >= o->ntcp;
+        const tr_sensor_port *p = udp ? &o->udp[i - o->ntcp] : &o->tcp[i];
+        tr_error e2;
+        ls[i].fd = open_socket(o->bind, p->port, udp ? SOCK_DGRAM : SOCK_STREAM, &e2);
+        if (ls[i].fd < 0) {
+            tr_log(TR_LOG_WARN, "sensor: %s", e2.msg);
+            continue;
+        }
+        ls[i].tag = udp ? TAG_UDP : TAG_TCP_LISTEN;
+        ls[i].port = p->port;
+        ls[i].role = udp ? ROLE_AUTO : role_of(p);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &ls[i]};
+        epoll_ctl(l.ep, EPOLL_CTL_ADD, ls[i].fd, &ev);
+        tr_buf_printf(&names, " %s/%u", udp ? "udp" : "tcp", p->port);
+        bound++;
+    }
+    if (bound == 0) {
+        tr_fail(err, "no port could be opened (see the warnings above)");
+        goto out;
+    }
+    if (o->out_path) {
+        l.out = strcmp(o->out_path, "-") == 0 ? stdout : fopen(o->out_path, "a");
+        if (!l.out) {
+            tr_fail_errno(err, "cannot open %s", o->out_path);
+            goto out;
+        }
+    }
+    if (o->upstream) {
+        l.up = tr_upstream_start(o->upstream, o->key, o->spool_dir, err);
+        if (!l.up)
+            goto out;
+        tr_log(TR_LOG_INFO,
+               "sensor: events gather for %d s before each batch is spooled to %s; killing the "
+               "sensor (SIGKILL) loses at most that batch",
+               o->batch_seconds, o->spool_dir);
+    }
+    tr_log(TR_LOG_INFO, "sensor %s listening on %s:%s", o->name, o->bind, names.data);
+    fprintf(stderr, "sensor listening\n");
+    fflush(stderr);
+
+    double last_batch = now_mono();
+    bool running = true;
+    while (running) {
+        struct epoll_event evs[256];
+        int n = epoll_wait(l.ep, evs, 256, 500);
+        if (n < 0 && errno != EINTR) {
+            tr_fail_errno(err, "epoll_wait");
+            goto out;
+        }
+        for (int i = 0; i < n; i++) {
+            int tag = *(int *)evs[i].data.ptr;
+            if (tag == TAG_SIGNAL) {
+                struct signalfd_siginfo si;
+                while (read(sfd, &si, sizeof si) == sizeof si)
+                    if (si.ssi_signo != SIGPIPE)
+                        running = false;
+            } else if (tag == TAG_TCP_LISTEN) {
+                on_accept(&l, evs[i].data.ptr);
+            } else if (tag == TAG_UDP) {
+                on_datagram(&l, evs[i].data.ptr);
+            } else {
+                /* A connection appears once per batch, so freeing it here
+                 * leaves no later entry pointing at it. */
+                on_readable(&l, evs[i].data.ptr);
+            }
+        }
+        sweep(&l);
+        if (l.up && now_mono() - last_batch >= o->batch_seconds) {
+            tr_error e2;
+            if (tr_upstream_flush(l.up, &e2) != 0)
+                tr_log(TR_LOG_ERROR, "sensor: %s", e2.msg);
+            last_batch = now_mono();
+        }
+    }
+    /* Connections still open are recorded as they stand. */
+    while (l.head)
+        conn_finish(&l, l.head);
+    tr_log(TR_LOG_INFO, "sensor: stopping after %llu events", (unsigned long long)l.events);
+    rc = 0;
+out:
+    if (l.up)
+        tr_upstream_stop(l.up);
+    if (l.out && l.out != stdout)
+        fclose(l.out);
+    for (size_t i = 0; i < nl; i++)
+        if (ls[i].fd > 0)
+            close(ls[i].fd);
+    free(ls);
+    tr_buf_free(&names);
+    close(sfd);
+    close(l.ep);
+    return rc;
+}
