@@ -64,6 +64,8 @@ static int parse_url(tr_upstream *u, const char *url, tr_error *err)
     size_t bl = strlen(base);
     while (bl && base[bl - 1] == '/')
         bl--;
+    if (bl > 400)
+        return tr_fail(err, "upstream URL path is too long: %s", url);
     snprintf(u->path, sizeof u->path, "%.*s/api/noise/events", (int)bl, base);
     return 0;
 }
@@ -131,15 +133,19 @@ static int by_name(const void *a, const void *b)
 static size_t spooled(tr_upstream *u, char ***names)
 {
     size_t n = 0, k = 0;
-    if (tr_list_dir(u->spool, names, &n) != 0)
+    *names = NULL;
+    if (tr_list_dir(u->spool, names, &n) != 0) {
+        *names = NULL;
         return 0;
+    }
     for (size_t i = 0; i < n; i++) {
         if (strncmp((*names)[i], "batch-", 6) == 0)
             (*names)[k++] = (*names)[i];
         else
             free((*names)[i]);
     }
-    qsort(*names, k, sizeof **names, by_name);
+    if (k > 1)
+        qsort(*names, k, sizeof **names, by_name);
     return k;
 }
 

