@@ -191,8 +191,8 @@ static const char ssh_banner[] = "SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\n";
 static void ssh_kexinit(conn *c)
 {
     static const char *const lists[10] = {
-        "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,"
-        "diffie-hellman-group14-sha256",
+        ("curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,"
+         "diffie-hellman-group14-sha256"),
         "rsa-sha2-512,rsa-sha2-256,ssh-ed25519",
         "chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr,aes128-gcm@openssh.com",
         "chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr,aes128-gcm@openssh.com",
