@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import ROOT, free_port
 
 
 def need(tool):
@@ -464,3 +464,16 @@ def test_capture_import_agrees_with_live_events(trawl, tmp_path):
             assert c["handshake"] is True and c["ttl"] == 64 and c["tcp_options"]
         protos.add(e["proto"])
     assert protos == {"http", "ssh", "tls", "telnet", "smb", "raw"}
+
+
+def test_doc_examples_run(trawl_bin):
+    """The sh blocks of docs/sensor.md run as written (trawl on PATH, from the source tree)."""
+    text = open(os.path.join(ROOT, "docs", "sensor.md")).read()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    assert blocks
+    env = dict(os.environ, PATH=os.path.dirname(trawl_bin) + ":" + os.environ["PATH"])
+    p = subprocess.run(["bash", "-c", "set -euo pipefail\n" + "\n".join(blocks)], cwd=ROOT,
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "2\n"
+    assert "lo_curl.pcap: 21 packets, 3 events, 0 bad" in p.stderr
