@@ -13,13 +13,16 @@ static const char usage_text[] =
     "       trawl sensor [--tcp PORTS] [--udp PORTS] [--bind ADDR] [--name NAME]\n"
     "                    [--out FILE.jsonl] [--upstream URL --key KEY] [--spool DIR]\n"
     "                    [--idle SECONDS] [--max-conns N] [--batch-seconds N]\n"
+    "                    [--pcap IFACE]\n"
     "Listens on the given ports and writes one event per connection or datagram\n"
     "as a JSON line (--out FILE, '-' for stdout) and/or posts them in batches to a\n"
     "trawl server (--upstream http://HOST:PORT, analyst key from --key or\n"
     "$TRAWL_SENSOR_KEY), spooling in --spool DIR (default DATA/sensor-spool) while\n"
     "it is unreachable. PORTS is PORT[/ROLE],... with ROLE ssh, telnet or redis\n"
     "for a port whose number does not say so (22/2222 ssh, 23/2323 telnet,\n"
-    "6379 redis). Defaults: --tcp %s\n"
+    "6379 redis). --pcap IFACE also captures packets (root or CAP_NET_RAW): SYN\n"
+    "probes with their scanner fingerprints, and sessions to ports not listened on.\n"
+    "Defaults: --tcp %s\n"
     "--udp %s --bind 0.0.0.0 --name HOSTNAME --idle 30 --max-conns 4096.\n";
 
 static const char import_usage[] =
@@ -132,7 +135,8 @@ int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
         {"out", required_argument, NULL, 'o'},       {"upstream", required_argument, NULL, 'U'},
         {"key", required_argument, NULL, 'k'},       {"spool", required_argument, NULL, 's'},
         {"idle", required_argument, NULL, 'i'},      {"max-conns", required_argument, NULL, 'm'},
-        {"batch-seconds", required_argument, NULL, 'B'}, {"help", no_argument, NULL, 'h'},
+        {"batch-seconds", required_argument, NULL, 'B'}, {"pcap", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     const char *tcp = tr_sensor_default_tcp, *udp = tr_sensor_default_udp;
     char host[64] = "sensor";
@@ -154,6 +158,7 @@ int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
         case 'U': o.upstream = optarg; break;
         case 'k': o.key = optarg; break;
         case 's': o.spool_dir = optarg; break;
+        case 'p': o.pcap_iface = optarg; break;
         case 'i':
         case 'm':
         case 'B':

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pcap/pcap.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@ const char tr_sensor_default_tcp[] =
 const char tr_sensor_default_udp[] = "53,123,161,1900,5060";
 
 enum { ROLE_AUTO, ROLE_SSH, ROLE_TELNET, ROLE_REDIS };
-enum { TAG_TCP_LISTEN, TAG_UDP, TAG_CONN, TAG_SIGNAL };
+enum { TAG_TCP_LISTEN, TAG_UDP, TAG_CONN, TAG_SIGNAL, TAG_PCAP };
 
 typedef struct lsock {
     int tag;
@@ -61,6 +62,12 @@ typedef struct loop {
     FILE *out;
     tr_upstream *up;
     uint64_t events;
+    pcap_t *pc;                  /* --pcap: the live capture and its decoder */
+    int dlt;
+    tr_pcap_decoder *dec;
+    tr_import_stats cap_stats;
+    tr_error cap_err;
+    int pcap_tag;
 } loop;
 
 int tr_sensor_parse_ports(const char *list, tr_sensor_port **out, size_t *n, tr_error *err)
@@ -566,6 +573,70 @@ static void sweep(loop *l)
         conn_finish(l, l->head);
 }
 
+/* ---- live capture --------------------------------------------------------- */
+
+static int capture_sink(void *ctx, tr_event *e, tr_error *err)
+{
+    emit(ctx, e);
+    return 0;
+}
+
+static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b)
+{
+    loop *l = (loop *)user;
+    tr_pcap_decoder_packet(l->dec, l->dlt, h, b, -1);
+}
+
+/* Packets the listeners cannot see: SYN probes, and whole sessions to ports
+ * nobody listens on (the kernel answers those with RST, the capture still
+ * shows the SYN). Sessions a listener records are left to it. */
+static int capture_open(loop *l, const lsock *ls, size_t nl, tr_error *err)
+{
+    char ebuf[PCAP_ERRBUF_SIZE] = "";
+    l->pc = pcap_create(l->o->pcap_iface, ebuf);
+    if (!l->pc)
+        return tr_fail(err, "--pcap %s: %s", l->o->pcap_iface, ebuf);
+    pcap_set_snaplen(l->pc, 65535);
+    pcap_set_immediate_mode(l->pc, 1);
+    pcap_set_buffer_size(l->pc, 8 << 20);
+    int r = pcap_activate(l->pc);
+    struct bpf_program prog;
+    if (r < 0 || pcap_compile(l->pc, &prog, "tcp or udp", 1, PCAP_NETMASK_UNKNOWN) != 0 ||
+        pcap_setfilter(l->pc, &prog) != 0 || pcap_setnonblock(l->pc, 1, ebuf) != 0) {
+        tr_fail(err, "--pcap %s: %s", l->o->pcap_iface, pcap_geterr(l->pc));
+        pcap_close(l->pc);
+        l->pc = NULL;
+        return -1;
+    }
+    pcap_freecode(&prog);
+    l->dlt = pcap_datalink(l->pc);
+    l->dec = tr_pcap_decoder_new(l->o->name, capture_sink, l, &l->cap_stats, &l->cap_err);
+    for (size_t i = 0; i < nl; i++)
+        if (ls[i].fd > 0)
+            tr_pcap_decoder_skip_port(l->dec, ls[i].tag == TAG_UDP ? 17 : 6, ls[i].port);
+    l->pcap_tag = TAG_PCAP;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->pcap_tag};
+    int fd = pcap_get_selectable_fd(l->pc);
+    if (fd < 0 || epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        tr_fail(err, "--pcap %s: no pollable descriptor", l->o->pcap_iface);
+        return -1;
+    }
+    return 0;
+}
+
+static void capture_close(loop *l)
+{
+    if (!l->pc)
+        return;
+    tr_pcap_decoder_free(l->dec);
+    struct pcap_stat ps;
+    if (pcap_stats(l->pc, &ps) == 0)
+        tr_log(TR_LOG_INFO, "sensor: capture on %s: %u packets, %u dropped by the kernel",
+               l->o->pcap_iface, ps.ps_recv, ps.ps_drop);
+    pcap_close(l->pc);
+    l->pc = NULL;
+}
+
 /* ---- setup ---------------------------------------------------------------- */
 
 static int open_socket(const char *bind_addr, uint16_t port, int type, tr_error *err)
@@ -657,7 +728,9 @@ int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
         tr_buf_printf(&names, " %s/%u", udp ? "udp" : "tcp", p->port);
         bound++;
     }
-    if (bound == 0) {
+    if (o->pcap_iface && capture_open(&l, ls, nl, err) != 0)
+        goto out;
+    if (bound == 0 && !o->pcap_iface) {
         tr_fail(err, "no port could be opened (see the warnings above)");
         goto out;
     }
@@ -699,6 +772,8 @@ int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
                         running = false;
             } else if (tag == TAG_TCP_LISTEN) {
                 on_accept(&l, evs[i].data.ptr);
+            } else if (tag == TAG_PCAP) {
+                pcap_dispatch(l.pc, 256, on_packet, (u_char *)&l);
             } else if (tag == TAG_UDP) {
                 on_datagram(&l, evs[i].data.ptr);
             } else {
@@ -708,6 +783,8 @@ int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
             }
         }
         sweep(&l);
+        if (l.dec)
+            tr_pcap_decoder_tick(l.dec, now_us());
         if (l.up && now_mono() - last_batch >= o->batch_seconds) {
             tr_error e2;
             if (tr_upstream_flush(l.up, &e2) != 0)
@@ -718,9 +795,11 @@ int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
     /* Connections still open are recorded as they stand. */
     while (l.head)
         conn_finish(&l, l.head);
+    capture_close(&l);
     tr_log(TR_LOG_INFO, "sensor: stopping after %llu events", (unsigned long long)l.events);
     rc = 0;
 out:
+    capture_close(&l);
     if (l.up)
         tr_upstream_stop(l.up);
     if (l.out && l.out != stdout)

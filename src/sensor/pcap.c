@@ -45,8 +45,10 @@ typedef struct probe {
     struct probe *hnext, *prev, *next;
 } probe;
 
-typedef struct decoder {
+typedef struct tr_pcap_decoder {
     const char *sensor;
+    struct { int transport; uint16_t port; } skip[256];   /* what a listener records */
+    size_t nskip;
     tr_event_sink sink;
     void *ctx;
     tr_import_stats *st;
@@ -93,6 +95,14 @@ static void fill_event(decoder *d, tr_event *e, const addr_key *k, int64_t t, co
     e->src_port = k->sport;
     e->dst_port = k->dport;
     snprintf(e->transport, sizeof e->transport, "%s", transport);
+}
+
+static int skipped(const decoder *d, int transport, uint16_t port)
+{
+    for (size_t i = 0; i < d->nskip; i++)
+        if (d->skip[i].transport == transport && d->skip[i].port == port)
+            return 1;
+    return 0;
 }
 
 static int emit(decoder *d, tr_event *e)
@@ -219,7 +229,7 @@ static void flow_finish(decoder *d, flow *f)
     flow_unlink(d, f);
     if (!f->handshake) {
         probe_add(d, f);
-    } else {
+    } else if (!skipped(d, 6, f->k.dport)) {
         tr_event e;
         fill_event(d, &e, &f->k, f->first_us, "tcp");
         e.handshake = true;
@@ -382,6 +392,8 @@ static void on_udp(decoder *d, const pkt *p, int64_t t)
     addr_key k = p->k;
     k.sport = (uint16_t)rd16(p->l4);
     k.dport = (uint16_t)rd16(p->l4 + 2);
+    if (skipped(d, 17, k.dport))
+        return;
     fill_event(d, &e, &k, t, "udp");
     e.handshake = true;
     e.ip_id = p->ip_id;
@@ -506,11 +518,82 @@ static long link_offset(int dlt, const uint8_t *b, size_t n)
 
 static void bad(decoder *d, uint64_t no, long off, const char *msg)
 {
+    if (off < 0) {   /* live capture: no file offset */
+        d->st->bad++;
+        tr_log(TR_LOG_DEBUG, "capture: packet %llu: %s", (unsigned long long)no, msg);
+        return;
+    }
     if (d->st->bad++ == 0)
         snprintf(d->st->first_bad, sizeof d->st->first_bad, "packet %llu at byte offset %ld: %s",
                  (unsigned long long)no, off, msg);
     tr_log(TR_LOG_WARN, "pcap: packet %llu at byte offset %ld: %s", (unsigned long long)no, off,
            msg);
+}
+
+tr_pcap_decoder *tr_pcap_decoder_new(const char *sensor_name, tr_event_sink sink, void *ctx,
+                                     tr_import_stats *st, tr_error *err)
+{
+    decoder *d = tr_xcalloc(1, sizeof *d);
+    d->sensor = sensor_name && *sensor_name ? sensor_name : "pcap";
+    d->sink = sink;
+    d->ctx = ctx;
+    d->st = st;
+    d->err = err;
+    return d;
+}
+
+int tr_pcap_decoder_skip_port(tr_pcap_decoder *d, int transport, uint16_t port)
+{
+    if (d->nskip >= sizeof d->skip / sizeof d->skip[0])
+        return -1;
+    d->skip[d->nskip].transport = transport;
+    d->skip[d->nskip].port = port;
+    d->nskip++;
+    return 0;
+}
+
+int tr_pcap_decoder_packet(tr_pcap_decoder *d, int dlt, const struct pcap_pkthdr *h,
+                           const uint8_t *b, long off)
+{
+    d->st->records++;
+    int64_t t = (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec;
+    long lo = link_offset(dlt, b, h->caplen);
+    if (lo == -2) {
+        bad(d, d->st->records, off, "link-layer header truncated");
+        return d->failed ? -1 : 0;
+    }
+    if (lo < 0)
+        return 0;
+    pkt p;
+    const char *msg = decode_ip(b + lo, h->caplen - (size_t)lo, &p);
+    if (msg) {
+        bad(d, d->st->records, off, msg);
+        return d->failed ? -1 : 0;
+    }
+    if (p.proto == 6)
+        on_tcp(d, &p, t);
+    else if (p.proto == 17)
+        on_udp(d, &p, t);
+    expire(d, t);
+    return d->failed ? -1 : 0;
+}
+
+void tr_pcap_decoder_tick(tr_pcap_decoder *d, int64_t now_us)
+{
+    expire(d, now_us);
+}
+
+int tr_pcap_decoder_free(tr_pcap_decoder *d)
+{
+    if (!d)
+        return 0;
+    while (d->head)
+        flow_finish(d, d->head);
+    while (d->phead)
+        probe_flush(d, d->phead);
+    int failed = d->failed;
+    free(d);
+    return failed ? -1 : 0;
 }
 
 int tr_pcap_import_fp(FILE *fp, const char *name, const char *sensor_name, tr_event_sink sink,
@@ -523,12 +606,7 @@ int tr_pcap_import_fp(FILE *fp, const char *name, const char *sensor_name, tr_ev
         fclose(fp);
         return tr_fail(err, "%s: not a pcap or pcapng file: %s", name, ebuf);
     }
-    decoder *d = tr_xcalloc(1, sizeof *d);
-    d->sensor = sensor_name && *sensor_name ? sensor_name : "pcap";
-    d->sink = sink;
-    d->ctx = ctx;
-    d->st = st;
-    d->err = err;
+    decoder *d = tr_pcap_decoder_new(sensor_name, sink, ctx, st, err);
     int dlt = pcap_datalink(pc);
     for (;;) {
         long off = ftell(pcap_file(pc));
@@ -537,40 +615,16 @@ int tr_pcap_import_fp(FILE *fp, const char *name, const char *sensor_name, tr_ev
         int r = pcap_next_ex(pc, &h, &b);
         if (r == PCAP_ERROR_BREAK)
             break;
-        st->records++;
         if (r != 1) {
             /* libpcap cannot resynchronise after a broken record header. */
+            st->records++;
             bad(d, st->records, off, pcap_geterr(pc));
             break;
         }
-        int64_t t = (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec;
-        long lo = link_offset(dlt, b, h->caplen);
-        if (lo == -2) {
-            bad(d, st->records, off, "link-layer header truncated");
-            continue;
-        }
-        if (lo < 0)
-            continue;
-        pkt p;
-        const char *msg = decode_ip(b + lo, h->caplen - (size_t)lo, &p);
-        if (msg) {
-            bad(d, st->records, off, msg);
-            continue;
-        }
-        if (p.proto == 6)
-            on_tcp(d, &p, t);
-        else if (p.proto == 17)
-            on_udp(d, &p, t);
-        expire(d, t);
-        if (d->failed)
+        if (tr_pcap_decoder_packet(d, dlt, h, b, off) != 0)
             break;
     }
-    while (d->head)
-        flow_finish(d, d->head);
-    while (d->phead)
-        probe_flush(d, d->phead);
-    int failed = d->failed;
-    free(d);
+    int failed = tr_pcap_decoder_free(d);
     pcap_close(pc);
     if (failed) {
         tr_error_prefix(err, name);

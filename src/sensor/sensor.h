@@ -77,6 +77,7 @@ typedef struct tr_sensor_opts {
     size_t max_conns;            /* concurrent connections */
     size_t max_memory;           /* bytes buffered over all connections */
     int batch_seconds;           /* how long events gather before a batch is spooled */
+    const char *pcap_iface;      /* also capture on this interface (SYN probes), or NULL */
 } tr_sensor_opts;
 
 /* "22,23,8080/http,2222/ssh" into ports (caller frees *out). */

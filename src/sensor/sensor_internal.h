@@ -17,4 +17,19 @@ int tr_pcap_import_fp(FILE *fp, const char *name, const char *sensor_name, tr_ev
 int tr_cowrie_import_fp(FILE *fp, const char *sensor_name, tr_event_sink sink, void *ctx,
                         tr_import_stats *st, tr_error *err);
 
+/* The packet decoder on its own, for a live capture: packets in, events to
+ * the sink. Events of completed TCP sessions to a skipped port, and UDP to a
+ * skipped port, are left out (a listener on that port records them); SYN
+ * probes to it are still reported. off is the record's file offset, or -1. */
+struct pcap_pkthdr;
+typedef struct tr_pcap_decoder tr_pcap_decoder;
+tr_pcap_decoder *tr_pcap_decoder_new(const char *sensor_name, tr_event_sink sink, void *ctx,
+                                     tr_import_stats *st, tr_error *err);
+int tr_pcap_decoder_skip_port(tr_pcap_decoder *d, int ipproto, uint16_t port);
+int tr_pcap_decoder_packet(tr_pcap_decoder *d, int dlt, const struct pcap_pkthdr *h,
+                           const uint8_t *b, long off);
+void tr_pcap_decoder_tick(tr_pcap_decoder *d, int64_t now_us);   /* idle flows end */
+/* Finishes every flow and probe (their events go out), frees; -1 if the sink stopped. */
+int tr_pcap_decoder_free(tr_pcap_decoder *d);
+
 #endif

@@ -477,3 +477,68 @@ def test_doc_examples_run(trawl_bin):
     assert p.returncode == 0, p.stderr
     assert p.stdout == "2\n"
     assert "lo_curl.pcap: 21 packets, 3 events, 0 bad" in p.stderr
+
+
+def raw_syn(dst_port, ip_id, window, seq, src_port=40000):
+    """A hand-made SYN sent through a raw socket (root): the wire shape of a
+    scanner's probe, which no socket API can make."""
+    def csum(b):
+        if len(b) % 2:
+            b += b"\0"
+        s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+        s = (s >> 16) + (s & 0xffff)
+        s += s >> 16
+        return ~s & 0xffff
+    src = dst = socket.inet_aton("127.0.0.1")
+    tcp = struct.pack("!HHIIBBHHH", src_port, dst_port, seq, 0, 5 << 4, 0x02, window, 0, 0)
+    tcp = tcp[:16] + struct.pack("!H", csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), ip_id, 0, 255, 6, 0, src, dst)
+    r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    r.sendto(ip + tcp, ("127.0.0.1", 0))
+    r.close()
+
+
+def test_live_capture_sees_probes_listeners_cannot(trawl, tmp_path):
+    need("curl")
+    if os.geteuid() != 0:
+        pytest.skip("--pcap needs root (or CAP_NET_RAW)")
+    s = Sensor(trawl, tmp_path, "--pcap", "lo", tcp=["http"])
+    try:
+        # the capture is running once a datagram to an unheard port shows up
+        warm = free_port()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        deadline = time.time() + 20
+        while time.time() < deadline and not [e for e in s.events() if e["dst_port"] == warm]:
+            u.sendto(b"warm-up", ("127.0.0.1", warm))
+            time.sleep(0.1)
+        u.close()
+        # a session the listener records: once, not again from the capture
+        subprocess.run(["curl", "-s", "http://127.0.0.1:%d/x" % s.ports["http"]],
+                       capture_output=True, timeout=30)
+        # a connection to a port nobody listens on: the kernel resets it
+        closed = free_port()
+        c = socket.socket()
+        assert c.connect_ex(("127.0.0.1", closed)) != 0
+        c.close()
+        # ZMap-shaped and Mirai-shaped SYNs
+        zport, mport = free_port(), free_port()
+        for i in range(3):
+            raw_syn(zport, 54321, 65535, 1000 + i, src_port=41000 + i)
+        raw_syn(mport, 4242, 14000, 0x7f000001)
+        want = {zport: "zmap", mport: "mirai"}
+        # the capture's probes go out when their 60 s window closes or at exit
+    finally:
+        assert s.stop() == 0
+    evs = s.events()
+    http = [e for e in evs if e["dst_port"] == s.ports["http"]]
+    assert len(http) == 1 and http[0]["proto"] == "http" and http[0]["fields"]["http_path"] == "/x"
+    [rst] = [e for e in evs if e["dst_port"] == closed]
+    assert rst["proto"] == "syn" and rst["handshake"] is False and rst["tcp_options"] == "2,4,8,1,3"
+    assert "scanner" not in rst["fields"]
+    for port, verdict in want.items():
+        [e] = [e for e in evs if e["dst_port"] == port]
+        assert e["proto"] == "syn" and e["fields"].get("scanner") == verdict, e
+        assert e["sensor"] == "e2e"
+    [z] = [e for e in evs if e["dst_port"] == zport]
+    assert z["packets"] == 3 and z["ip_id"] == 54321 and z["ttl"] == 255
+    assert "capture on lo" in "".join(s.log)
