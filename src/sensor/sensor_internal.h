@@ -11,6 +11,23 @@ void tr_sensor_set_text(tr_event *e, const char *key, const void *v, size_t n);
 /* Removes telnet IAC sequences; out holds at least n bytes. Returns its length. */
 size_t tr_telnet_strip(const uint8_t *p, size_t n, uint8_t *out);
 
+/* ---- the live sensor's answers ---------------------------------------------*/
+enum { ROLE_AUTO, ROLE_SSH, ROLE_TELNET, ROLE_REDIS };
+
+typedef struct tr_responder {
+    int role;
+    int telnet_state;     /* prompts sent: 0 login, 1 password, 2 done */
+    size_t redis_done;    /* bytes of Redis commands already answered */
+} tr_responder;
+
+/* Starts a conversation; appends to reply what the server says first (SSH
+ * banner and KEXINIT, telnet negotiation and login prompt). */
+void tr_responder_init(tr_responder *r, int role, tr_buf *reply);
+/* p/n is everything the client has sent so far (at most 64 KiB). Appends the
+ * answer to what is new; returns 1 when the client has shown what its
+ * protocol will show and the connection should end. */
+int tr_responder_step(tr_responder *r, const uint8_t *p, size_t n, tr_buf *reply);
+
 /* The importers over an open stream; name is used in messages. */
 int tr_pcap_import_fp(FILE *fp, const char *name, const char *sensor_name, tr_event_sink sink,
                       void *ctx, tr_import_stats *st, tr_error *err);
