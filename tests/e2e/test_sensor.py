@@ -544,3 +544,42 @@ def test_live_capture_sees_probes_listeners_cannot(trawl, tmp_path):
     [z] = [e for e in evs if e["dst_port"] == zport]
     assert z["packets"] == 3 and z["ip_id"] == 54321 and z["ttl"] == 255
     assert "capture on lo" in "".join(s.log)
+
+
+def test_real_telnet_client(sensor):
+    """Debian's telnet client, driven through a pty like a person typing:
+    its option negotiation (NAWS subnegotiation, DO ECHO...) is stripped and
+    the credentials typed at the prompts come out."""
+    need("telnet")
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp("telnet", ["telnet", "127.0.0.1", str(sensor.ports["telnet"])])
+    seen = b""
+
+    def wait(token):
+        nonlocal seen
+        deadline = time.time() + 20
+        while token not in seen and time.time() < deadline:
+            try:
+                seen += os.read(fd, 1024)
+            except OSError:
+                break
+        assert token in seen, seen
+
+    try:
+        wait(b"login: ")
+        os.write(fd, b"admin\r")          # the Enter key
+        wait(b"Password: ")
+        os.write(fd, b"7ujMko0admin\r")
+        wait(b"incorrect")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+    [e] = sensor.on("telnet")
+    payload = base64.b64decode(e["payload_b64"])
+    assert payload.startswith(b"\xff")       # the client negotiated first
+    assert e["proto"] == "telnet"
+    assert e["fields"]["username"] == "admin"
+    assert e["fields"]["password"] == "7ujMko0admin"
