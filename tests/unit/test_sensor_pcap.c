@@ -362,6 +362,49 @@ static void test_sink_stops(void **state)
     free(path);
 }
 
+static int count_syn(void *ctx, tr_event *e, tr_error *err)
+{
+    uint64_t *n = ctx;
+    if (strcmp(e->proto, "syn") != 0 || e->packets != 2)
+        return tr_fail(err, "unexpected event");
+    n[0]++;
+    return 0;
+}
+
+/* More open flows than the table holds: the oldest are finished early, and
+ * none is lost or counted twice (each probe was sent twice, from two ports). */
+static void test_flow_table_eviction(void **state)
+{
+    char *path = tr_xasprintf("/tmp/trawl-pcap-evict-%d.pcap", (int)getpid());
+    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+    pcap_dumper_t *w = pcap_dump_open(dead, path);
+    uint8_t f[256];
+    char src[32];
+    size_t flows = 0;
+    for (int a = 1; a <= 250; a++) {
+        snprintf(src, sizeof src, "198.51.100.%d", a);
+        for (int port = 1; port <= 300; port++) {
+            for (int rep = 0; rep < 2; rep++) {
+                seg g = {src, TARGET, (uint16_t)(20000 + rep), (uint16_t)port, 7, 0, SYN, 29200,
+                         1, 64, "", 0, NULL};
+                dump(w, f, frame(f, &g), 0);
+            }
+            flows++;
+        }
+    }
+    pcap_dump_close(w);
+    pcap_close(dead);
+    uint64_t n[1] = {0};
+    tr_import_stats st;
+    tr_error err;
+    assert_int_equal(tr_pcap_import(path, NULL, count_syn, n, &st, &err), 0);
+    assert_int_equal(st.records, 2 * flows);
+    assert_int_equal(n[0], flows);
+    assert_true(flows > 65536);
+    unlink(path);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_scanner_fingerprints),
         cmocka_unit_test(test_pcapng_cooked),
         cmocka_unit_test(test_sink_stops),
+        cmocka_unit_test(test_flow_table_eviction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
