@@ -583,3 +583,86 @@ def test_real_telnet_client(sensor):
     assert e["proto"] == "telnet"
     assert e["fields"]["username"] == "admin"
     assert e["fields"]["password"] == "7ujMko0admin"
+
+
+def test_ipv6_and_connection_limit(trawl, tmp_path):
+    need("curl")
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    port = free_port()
+    out = str(tmp_path / "v6.jsonl")
+    proc = subprocess.Popen(trawl.cmd("sensor", "--bind", "::1", "--tcp", str(port), "--udp", "",
+                                      "--max-conns", "3", "--idle", "60", "--out", out),
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        while line and "sensor listening" not in line:
+            line = proc.stderr.readline()
+        if not line:
+            pytest.skip("cannot listen on ::1 here")
+        held = []
+        for i in range(3):    # three quiet connections fill the sensor
+            c = socket.create_connection(("::1", port))
+            c.sendall(b"held-%d" % i)
+            held.append(c)
+        extra = socket.create_connection(("::1", port))
+        extra.settimeout(20)
+        assert extra.recv(10) == b""           # the fourth is recorded and closed at once
+        extra.close()
+        for c in held:
+            c.close()
+        r = subprocess.run(["curl", "-s", "-g", "http://[::1]:%d/v6" % port], capture_output=True,
+                           timeout=30)
+        deadline = time.time() + 30
+        evs = []
+        while time.time() < deadline and len(evs) < 5:
+            evs = [json.loads(l) for l in open(out)] if os.path.exists(out) else []
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert len(evs) == 5
+    assert all(e["src_ip"] == "::1" and e["dst_ip"] == "::1" for e in evs)
+    assert sorted(base64.b64decode(e.get("payload_b64", "")) for e in evs if e["proto"] == "raw") == \
+        [b"", b"held-0", b"held-1", b"held-2"]
+    [h] = [e for e in evs if e["proto"] == "http"]
+    assert h["fields"]["http_path"] == "/v6"
+
+
+def test_upstream_refused_batch_is_set_aside(trawl, tmp_path):
+    """A 4xx means the server will never take that batch: it is kept aside
+    (not deleted, not retried forever in front of the others)."""
+    need("curl")
+
+    class Refuser(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b'{"error": "event 0: property \'src_ip\' is not an IP address"}'
+            self.send_response(400)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Refuser)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    spool = str(tmp_path / "spool")
+    try:
+        s = Sensor(trawl, tmp_path, "--upstream", "http://127.0.0.1:%d" % httpd.server_port,
+                   "--key", "k", "--spool", spool, "--batch-seconds", "1", tcp=["http"])
+        subprocess.run(["curl", "-s", "http://127.0.0.1:%d/a" % s.ports["http"]],
+                       capture_output=True, timeout=30)
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(n.startswith("rejected-") for n in os.listdir(spool)):
+            time.sleep(0.05)
+        assert s.stop() == 0
+    finally:
+        httpd.shutdown()
+    names = os.listdir(spool)
+    [rej] = [n for n in names if n.startswith("rejected-")]
+    assert not [n for n in names if n.startswith("batch-")]
+    with open(os.path.join(spool, rej)) as f:
+        assert json.load(f)["events"][0]["fields"]["http_path"] == "/a"
+    assert "src_ip" in "".join(s.log) and "refused" in "".join(s.log)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include <cmocka.h>
 #include <pcap/pcap.h>
@@ -154,6 +155,34 @@ static size_t frame(uint8_t *f, const seg *g)
     return 14 + tot;
 }
 
+/* Ethernet + IPv6 (one hop-by-hop extension header) + a bare SYN with MSS. */
+static size_t frame6(uint8_t *f, const char *src, const char *dst, uint16_t sport, uint16_t dport)
+{
+    memset(f, 0, 14 + 40 + 8 + 24);
+    f[12] = 0x86;
+    f[13] = 0xdd;
+    uint8_t *ip = f + 14;
+    ip[0] = 0x60;
+    put16(ip + 4, 8 + 24);
+    ip[6] = 0;    /* hop-by-hop options first */
+    ip[7] = 57;   /* hop limit */
+    inet_pton(AF_INET6, src, ip + 8);
+    inet_pton(AF_INET6, dst, ip + 24);
+    uint8_t *hbh = ip + 40;
+    hbh[0] = 6;   /* then TCP */
+    hbh[2] = 1;   /* PadN filling the 8 bytes */
+    hbh[3] = 4;
+    uint8_t *t = hbh + 8;
+    put16(t, sport);
+    put16(t + 2, dport);
+    put32(t + 4, 123456);
+    t[12] = 6 << 4;
+    t[13] = 0x02;   /* SYN */
+    put16(t + 14, 1024);
+    memcpy(t + 20, "\x02\x04\x05\xb4", 4);
+    return 14 + 40 + 8 + 24;
+}
+
 static void dump(pcap_dumper_t *w, const uint8_t *f, size_t n, int sec)
 {
     struct pcap_pkthdr h = {.ts = {.tv_sec = 1764350000 + sec}, .caplen = (bpf_u_int32)n,
@@ -225,6 +254,7 @@ static char *write_scans(void)
     dump(w, f, frame(f, &d1r), sec++);
     d3.ip_id = 4247;
     dump(w, f, frame(f, &d3), sec++);
+    dump(w, f, frame6(f, "2001:db8::7", "2001:db8::5", 50505, 443), sec++);
     seg fin = {"198.51.100.15", TARGET, 45000, 6379, 1001 + 34, 5001, ACK | 0x01, 502, 4248, 64, "", 0, NULL};
     dump(w, f, frame(f, &fin), sec++);
     pcap_dump_close(w);
@@ -261,6 +291,12 @@ static void check_scans(collected *c)
     assert_string_equal(s(e, "proto"), "redis");
     assert_string_equal(field(e, "redis_command"), "CONFIG GET dir");
     assert_string_equal(s(e, "tcp_options"), "2,4,8,1,3");
+    e = find(c, "2001:db8::7", 443);
+    assert_string_equal(s(e, "dst_ip"), "2001:db8::5");
+    assert_string_equal(s(e, "proto"), "syn");
+    assert_int_equal(num(e, "ttl"), 57);
+    assert_null(json_object_get(e, "ip_id"));
+    assert_string_equal(field(e, "scanner"), "nmap");
 }
 
 static void test_scanner_fingerprints(void **state)
@@ -270,7 +306,7 @@ static void test_scanner_fingerprints(void **state)
     tr_import_stats st;
     tr_error err;
     assert_int_equal(tr_pcap_import(path, NULL, collect, &c, &st, &err), 0);
-    assert_int_equal(c.n, 6);
+    assert_int_equal(c.n, 7);
     check_scans(&c);
     assert_string_equal(s(c.ev[0], "sensor"), "pcap");
     /* the corrupt packet is named, and everything around it kept */
