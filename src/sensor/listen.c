@@ -58,6 +58,7 @@ typedef struct loop {
     conn *head, *tail;
     size_t nconns, memory;
     FILE *out;
+    bool out_failed;
     tr_upstream *up;
     uint64_t events;
     pcap_t *pc;                  /* --pcap: the live capture and its decoder */
@@ -171,8 +172,12 @@ static void emit(loop *l, tr_event *e)
         char *s = json_dumps(j, JSON_COMPACT);
         if (!s)
             tr_die("out of memory");
-        fprintf(l->out, "%s\n", s);
-        fflush(l->out);
+        if ((fprintf(l->out, "%s\n", s) < 0 || fflush(l->out) != 0) && !l->out_failed) {
+            /* Said once; the upstream copy, if any, still goes out. */
+            tr_log(TR_LOG_ERROR, "sensor: cannot write events to %s: %s", l->o->out_path,
+                   strerror(errno));
+            l->out_failed = true;
+        }
         free(s);
     }
     if (l->up && tr_upstream_add(l->up, j, &err) != 0)
