@@ -666,3 +666,44 @@ def test_upstream_refused_batch_is_set_aside(trawl, tmp_path):
     with open(os.path.join(spool, rej)) as f:
         assert json.load(f)["events"][0]["fields"]["http_path"] == "/a"
     assert "src_ip" in "".join(s.log) and "refused" in "".join(s.log)
+
+
+def test_ja3_agrees_with_wireshark(trawl, tmp_path):
+    """JA3 of real ClientHellos (curl, openssl s_client), computed by trawl
+    from a capture and, independently, by Wireshark's dissector (tshark)."""
+    need("tshark")
+    need("curl")
+    need("openssl")
+    s = Sensor(trawl, tmp_path, tcp=["tls"])
+    port = s.ports["tls"]
+    cap = str(tmp_path / "tls.pcap")
+    td = start_tcpdump(cap, [port])
+    try:
+        subprocess.run(["curl", "-sk", "--resolve", "x.example:%d:127.0.0.1" % port,
+                        "https://x.example:%d/" % port], capture_output=True, timeout=30)
+        subprocess.run(["curl", "-sk", "--tlsv1.2", "--tls-max", "1.2", "--resolve",
+                        "y.example:%d:127.0.0.1" % port, "https://y.example:%d/" % port],
+                       capture_output=True, timeout=30)
+        subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername",
+                        "z.example"], stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        s.wait_events(lambda e: e["dst_port"] == port, count=3)
+        time.sleep(0.5)
+    finally:
+        td.send_signal(signal.SIGINT)
+        td.wait(timeout=30)
+        assert s.stop() == 0
+    p = trawl.run("sensor", "import", cap, check=0)
+    ours = {e["src_port"]: e["fields"] for e in map(json.loads, p.stdout.splitlines())
+            if e["proto"] == "tls"}
+    t = subprocess.run(["tshark", "-r", cap, "-n", "-d", "tcp.port==%d,tls" % port, "-Y",
+                        "tls.handshake.type == 1", "-T", "fields", "-e", "tcp.srcport", "-e",
+                        "tls.handshake.ja3_full", "-e", "tls.handshake.ja3"],
+                       capture_output=True, text=True, timeout=60)
+    theirs = {int(l.split("\t")[0]): l.split("\t")[1:] for l in t.stdout.splitlines() if l.strip()}
+    assert len(theirs) == 3 and set(theirs) == set(ours), (t.stdout, t.stderr, ours)
+    for sport, (full, md5) in theirs.items():
+        assert ours[sport]["ja3"] == full
+        assert ours[sport]["ja3_hash"] == md5
+    # and the live listener saw the same hellos
+    live = {e["src_port"]: e["fields"]["ja3"] for e in s.events()}
+    assert all(live[p] == ours[p]["ja3"] for p in ours)
