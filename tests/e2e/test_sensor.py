@@ -24,6 +24,20 @@ def need(tool):
         pytest.skip("%s is not installed (scripts/install-deps.sh installs it)" % tool)
 
 
+_started = []
+
+
+@pytest.fixture(autouse=True)
+def no_sensor_left_behind():
+    """A failing test must not leave its sensor running."""
+    yield
+    while _started:
+        s = _started.pop()
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
 class Sensor:
     def __init__(self, trawl, tmp_path, *extra, tcp=None, udp="", name="e2e"):
         self.ports = {}
@@ -38,6 +52,7 @@ class Sensor:
                          "--udp", str(self.udp_port) if udp else "", "--out", self.out, *extra)
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
+        _started.append(self)
         self.log = []
         while True:
             line = self.proc.stderr.readline()
