@@ -1,0 +1,222 @@
+/* trawl sensor: the live low-interaction listener. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "sensor/sensor.h"
+
+static const char usage_text[] =
+    "usage: trawl sensor import ...   (see trawl sensor import --help)\n"
+    "       trawl sensor [--tcp PORTS] [--udp PORTS] [--bind ADDR] [--name NAME]\n"
+    "                    [--out FILE.jsonl] [--upstream URL --key KEY] [--spool DIR]\n"
+    "                    [--idle SECONDS] [--max-conns N] [--batch-seconds N]\n"
+    "                    [--pcap IFACE]\n"
+    "Listens on the given ports and writes one event per connection or datagram\n"
+    "as a JSON line (--out FILE, '-' for stdout) and/or posts them in batches to a\n"
+    "trawl server (--upstream http://HOST:PORT, analyst key from --key or\n"
+    "$TRAWL_SENSOR_KEY), spooling in --spool DIR (default DATA/sensor-spool) while\n"
+    "it is unreachable. PORTS is PORT[/ROLE],... with ROLE ssh, telnet or redis\n"
+    "for a port whose number does not say so (22/2222 ssh, 23/2323 telnet,\n"
+    "6379 redis). --pcap IFACE also captures packets (root or CAP_NET_RAW): SYN\n"
+    "probes with their scanner fingerprints, and sessions to ports not listened on.\n"
+    "Defaults: --tcp %s\n"
+    "--udp %s --bind 0.0.0.0 --name HOSTNAME --idle 30 --max-conns 4096.\n";
+
+static const char import_usage[] =
+    "usage: trawl sensor import [--format pcap|cowrie] [--name NAME] [--out FILE.jsonl] FILE...\n"
+    "Turns capture files (pcap, pcapng) or Cowrie logs (cowrie.json) into events, one\n"
+    "JSON line each (stdout unless --out). The format defaults from the file's first\n"
+    "bytes. Bad records are reported with their packet number and byte offset, or\n"
+    "line number; every valid record is still converted (exit status 1 then).\n";
+
+static int write_line(void *ctx, tr_event *e, tr_error *err)
+{
+    FILE *out = ctx;
+    json_t *j = tr_event_to_json(e);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!s)
+        return tr_fail(err, "out of memory");
+    int bad = fprintf(out, "%s\n", s) < 0;
+    free(s);
+    return bad ? tr_fail_errno(err, "cannot write the events") : 0;
+}
+
+/* pcap (either byte order, nanosecond variant) or pcapng by magic; else Cowrie. */
+static bool looks_like_capture(const char *path)
+{
+    unsigned char m[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    size_t n = fread(m, 1, 4, f);
+    fclose(f);
+    if (n < 4)
+        return false;
+    static const unsigned char magics[][4] = {{0xd4, 0xc3, 0xb2, 0xa1}, {0xa1, 0xb2, 0xc3, 0xd4},
+                                              {0x4d, 0x3c, 0xb2, 0xa1}, {0xa1, 0xb2, 0x3c, 0x4d},
+                                              {0x0a, 0x0d, 0x0d, 0x0a}};
+    for (size_t i = 0; i < sizeof magics / sizeof magics[0]; i++)
+        if (memcmp(m, magics[i], 4) == 0)
+            return true;
+    return false;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *format = NULL, *name = NULL, *out_path = NULL;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': format = optarg; break;
+        case 'n': name = optarg; break;
+        case 'o': out_path = optarg; break;
+        case 'h': fputs(import_usage, stdout); return CLI_OK;
+        default: return CLI_USAGE;
+        }
+    }
+    if (format && strcmp(format, "pcap") != 0 && strcmp(format, "cowrie") != 0) {
+        cli_error("--format is pcap or cowrie");
+        return CLI_USAGE;
+    }
+    if (optind >= argc) {
+        fputs(import_usage, stderr);
+        return CLI_USAGE;
+    }
+    FILE *out = out_path ? fopen(out_path, "w") : stdout;
+    if (!out) {
+        cli_error("cannot open %s", out_path);
+        return CLI_FAIL;
+    }
+    int rc = CLI_OK;
+    for (int i = optind; i < argc; i++) {
+        tr_import_stats st;
+        tr_error err;
+        bool pcap = format ? strcmp(format, "pcap") == 0 : looks_like_capture(argv[i]);
+        int r = pcap ? tr_pcap_import(argv[i], name, write_line, out, &st, &err)
+                     : tr_cowrie_import(argv[i], name, write_line, out, &st, &err);
+        if (r != 0) {
+            cli_error("%s", err.msg);
+            rc = CLI_FAIL;
+            continue;
+        }
+        fprintf(stderr, "%s: %llu %s, %llu events, %llu bad\n", argv[i],
+                (unsigned long long)st.records, pcap ? "packets" : "lines",
+                (unsigned long long)st.events, (unsigned long long)st.bad);
+        if (st.bad) {
+            cli_error("%s: %s", argv[i], st.first_bad);
+            rc = CLI_FAIL;
+        }
+    }
+    if (fflush(out) != 0 || (out != stdout && fclose(out) != 0)) {
+        cli_error("cannot write %s", out_path ? out_path : "stdout");
+        rc = CLI_FAIL;
+    }
+    return rc;
+}
+
+int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "import") == 0)
+        return cmd_import(argc - 1, argv + 1);
+
+    static const struct option opts[] = {
+        {"tcp", required_argument, NULL, 't'},       {"udp", required_argument, NULL, 'u'},
+        {"bind", required_argument, NULL, 'b'},      {"name", required_argument, NULL, 'n'},
+        {"out", required_argument, NULL, 'o'},       {"upstream", required_argument, NULL, 'U'},
+        {"key", required_argument, NULL, 'k'},       {"spool", required_argument, NULL, 's'},
+        {"idle", required_argument, NULL, 'i'},      {"max-conns", required_argument, NULL, 'm'},
+        {"batch-seconds", required_argument, NULL, 'B'}, {"pcap", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0}};
+    const char *tcp = tr_sensor_default_tcp, *udp = tr_sensor_default_udp;
+    char host[64] = "sensor";
+    gethostname(host, sizeof host - 1);
+    tr_sensor_opts o = {.name = host, .bind = "0.0.0.0", .idle_seconds = 30, .max_conns = 4096,
+                        .max_memory = 256u << 20, .batch_seconds = 2,
+                        .key = getenv("TRAWL_SENSOR_KEY")};
+    char *spool = NULL;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        long v;
+        switch (c) {
+        case 't': tcp = optarg; break;
+        case 'u': udp = optarg; break;
+        case 'b': o.bind = optarg; break;
+        case 'n': o.name = optarg; break;
+        case 'o': o.out_path = optarg; break;
+        case 'U': o.upstream = optarg; break;
+        case 'k': o.key = optarg; break;
+        case 's': o.spool_dir = optarg; break;
+        case 'p': o.pcap_iface = optarg; break;
+        case 'i':
+        case 'm':
+        case 'B':
+            v = strtol(optarg, NULL, 10);
+            if (v < 1 || v > 1000000) {
+                cli_error("--%s takes a number from 1 to 1000000",
+                          c == 'i' ? "idle" : c == 'm' ? "max-conns" : "batch-seconds");
+                return CLI_USAGE;
+            }
+            if (c == 'i')
+                o.idle_seconds = (int)v;
+            else if (c == 'm')
+                o.max_conns = (size_t)v;
+            else
+                o.batch_seconds = (int)v;
+            break;
+        case 'h': printf(usage_text, tr_sensor_default_tcp, tr_sensor_default_udp); return CLI_OK;
+        default: return CLI_USAGE;
+        }
+    }
+    if (optind < argc) {
+        cli_error("sensor takes no operands");
+        return CLI_USAGE;
+    }
+    if (!o.out_path && !o.upstream) {
+        cli_error("sensor needs --out FILE and/or --upstream URL");
+        return CLI_USAGE;
+    }
+    if (o.upstream && (!o.key || !*o.key)) {
+        cli_error("--upstream needs --key KEY (or $TRAWL_SENSOR_KEY)");
+        return CLI_USAGE;
+    }
+    if (strlen(o.name) >= 64) {
+        cli_error("--name is limited to 63 bytes");
+        return CLI_USAGE;
+    }
+    tr_error err;
+    tr_sensor_port *tp = NULL, *up = NULL;
+    size_t ntp = 0, nup = 0;
+    if ((*tcp && tr_sensor_parse_ports(tcp, &tp, &ntp, &err) != 0) ||
+        (*udp && tr_sensor_parse_ports(udp, &up, &nup, &err) != 0)) {
+        cli_error("%s", err.msg);
+        free(tp);
+        return CLI_USAGE;
+    }
+    o.tcp = tp;
+    o.ntcp = ntp;
+    o.udp = up;
+    o.nudp = nup;
+    if (!o.spool_dir) {
+        spool = tr_xasprintf("%s/sensor-spool", ctx->data_dir);
+        o.spool_dir = spool;
+    }
+    int rc = tr_sensor_run(&o, &err);
+    if (rc != 0)
+        cli_error("%s", err.msg);
+    free(tp);
+    free(up);
+    free(spool);
+    return rc == 0 ? CLI_OK : CLI_FAIL;
+}

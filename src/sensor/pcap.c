@@ -1,0 +1,645 @@
+/* sensor/pcap: packets from a capture file turned into events. SYN probes
+ * that never complete a handshake carry only packet evidence (IP ID, TTL,
+ * window, options, sequence number), so that is what the scanner
+ * fingerprints read; completed TCP sessions are reassembled far enough (the
+ * client's in-order first bytes) for the protocol parsers. */
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sensor/sensor.h"
+#include "sensor/sensor_internal.h"
+
+#define FLOWS_MAX 65536               /* flows tracked at once */
+#define FLOW_BYTES_MAX (256u << 20)   /* client bytes buffered over all flows */
+#define FLOW_IDLE_US (120 * 1000000LL)
+#define SYN_WINDOW_US (60 * 1000000LL) /* repeated SYNs this close become one event */
+#define NBUCKETS 65536
+
+typedef struct addr_key {
+    uint8_t family;
+    uint8_t src[16], dst[16];
+    uint16_t sport, dport;
+} addr_key;
+
+typedef struct flow {
+    addr_key k;                  /* client -> server, as the first SYN went */
+    int64_t first_us, last_us;
+    int32_t ip_id, ttl, win, flags;
+    int64_t seq, ack;
+    int mss;
+    char options[64];
+    bool synack, handshake, done;
+    uint32_t next_seq;
+    uint8_t *buf;
+    size_t len;
+    unsigned packets;
+    struct flow *hnext, *prev, *next;   /* hash chain; age list */
+} flow;
+
+/* SYN-only probes waiting for their window to close, keyed without the source port. */
+typedef struct probe {
+    addr_key k;
+    tr_event e;
+    struct probe *hnext, *prev, *next;
+} probe;
+
+typedef struct tr_pcap_decoder {
+    const char *sensor;
+    struct { int transport; uint16_t port; } skip[256];   /* what a listener records */
+    size_t nskip;
+    tr_event_sink sink;
+    void *ctx;
+    tr_import_stats *st;
+    tr_error *err;
+    int failed;                      /* the sink said stop */
+    flow *fb[NBUCKETS];
+    flow *head, *tail;               /* oldest first */
+    size_t nflows, bytes;
+    probe *pb[NBUCKETS];
+    probe *phead, *ptail;
+    size_t nprobes;
+} decoder;
+
+static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
+static uint32_t rd32(const uint8_t *p) { return rd16(p) << 16 | rd16(p + 2); }
+
+static unsigned hash_key(const addr_key *k, int with_sport)
+{
+    uint32_t h = 2166136261u;
+    const uint8_t *parts[2] = {k->src, k->dst};
+    for (int j = 0; j < 2; j++)
+        for (int i = 0; i < 16; i++)
+            h = (h ^ parts[j][i]) * 16777619u;
+    h = (h ^ k->dport) * 16777619u;
+    if (with_sport)
+        h = (h ^ k->sport) * 16777619u;
+    return h % NBUCKETS;
+}
+
+static int same(const addr_key *a, const addr_key *b, int with_sport)
+{
+    return a->family == b->family && a->dport == b->dport && (!with_sport || a->sport == b->sport) &&
+           memcmp(a->src, b->src, 16) == 0 && memcmp(a->dst, b->dst, 16) == 0;
+}
+
+static void fill_event(decoder *d, tr_event *e, const addr_key *k, int64_t t, const char *transport)
+{
+    tr_event_init(e);
+    e->time_us = t;
+    snprintf(e->sensor, sizeof e->sensor, "%s", d->sensor);
+    e->family = k->family;
+    memcpy(e->src_ip, k->src, 16);
+    memcpy(e->dst_ip, k->dst, 16);
+    e->src_port = k->sport;
+    e->dst_port = k->dport;
+    snprintf(e->transport, sizeof e->transport, "%s", transport);
+}
+
+static int skipped(const decoder *d, int transport, uint16_t port)
+{
+    for (size_t i = 0; i < d->nskip; i++)
+        if (d->skip[i].transport == transport && d->skip[i].port == port)
+            return 1;
+    return 0;
+}
+
+static int emit(decoder *d, tr_event *e)
+{
+    int r = 0;
+    if (!d->failed) {
+        r = d->sink(d->ctx, e, d->err);
+        if (r != 0)
+            d->failed = 1;
+        else
+            d->st->events++;
+    }
+    tr_event_clear(e);
+    return r;
+}
+
+/* ---- scanner fingerprints (see docs/sensor.md for the sources) ---------- */
+
+static const char *fingerprint(const flow *f)
+{
+    uint32_t dst4 = f->k.family == 4 ? rd32(f->k.dst) : 0;
+    /* ZMap up to 4.0 (Debian's 2.1.1): constant IP ID 54321, window 65535. */
+    if (f->ip_id == 54321 && f->win == 65535)
+        return "zmap";
+    /* Masscan: ip_id = (dst ^ dport ^ seq) & 0xffff, with its own windows. */
+    if (f->k.family == 4 && f->ip_id >= 0 &&
+        (uint32_t)f->ip_id == ((dst4 ^ f->k.dport ^ (uint32_t)f->seq) & 0xffff) &&
+        (f->win == 1024 || f->win == 1025 || f->win == 1200))
+        return "masscan";
+    /* Mirai's SYN scanner sets the sequence number to the target address. */
+    if (f->k.family == 4 && (uint32_t)f->seq == dst4)
+        return "mirai";
+    /* Nmap -sS: window 1024 and exactly one option, MSS 1460. */
+    if (f->win == 1024 && strcmp(f->options, "2") == 0 && f->mss == 1460)
+        return "nmap";
+    /* hping3 fills the ack field of a bare SYN and uses window 512. */
+    if (f->win == 512 && f->ack > 0 && !(f->flags & 0x10))
+        return "hping3";
+    return NULL;
+}
+
+/* ---- SYN-only probes ------------------------------------------------------ */
+
+static void probe_unlink(decoder *d, probe *p)
+{
+    probe **pp = &d->pb[hash_key(&p->k, 0)];
+    while (*pp != p)
+        pp = &(*pp)->hnext;
+    *pp = p->hnext;
+    if (p->prev) p->prev->next = p->next; else d->phead = p->next;
+    if (p->next) p->next->prev = p->prev; else d->ptail = p->prev;
+    d->nprobes--;
+}
+
+static void probe_flush(decoder *d, probe *p)
+{
+    probe_unlink(d, p);
+    emit(d, &p->e);
+    free(p);
+}
+
+static void probe_add(decoder *d, flow *f)
+{
+    unsigned h = hash_key(&f->k, 0);
+    for (probe *p = d->pb[h]; p; p = p->hnext) {
+        if (same(&p->k, &f->k, 0) && f->first_us - p->e.time_us <= SYN_WINDOW_US) {
+            p->e.packets += f->packets;
+            return;
+        }
+    }
+    probe *p = tr_xcalloc(1, sizeof *p);
+    p->k = f->k;
+    fill_event(d, &p->e, &f->k, f->first_us, "tcp");
+    strcpy(p->e.proto, "syn");
+    p->e.handshake = false;
+    p->e.ip_id = f->ip_id;
+    p->e.ttl = f->ttl;
+    p->e.tcp_window = f->win;
+    p->e.tcp_flags = f->flags;
+    p->e.tcp_seq = f->seq;
+    snprintf(p->e.tcp_options, sizeof p->e.tcp_options, "%s", f->options);
+    p->e.packets = f->packets;
+    const char *s = fingerprint(f);
+    if (s)
+        tr_event_set(&p->e, "scanner", s);
+    p->hnext = d->pb[h];
+    d->pb[h] = p;
+    p->prev = d->ptail;
+    if (d->ptail) d->ptail->next = p; else d->phead = p;
+    d->ptail = p;
+    if (++d->nprobes > FLOWS_MAX)
+        probe_flush(d, d->phead);
+}
+
+/* ---- flows ---------------------------------------------------------------- */
+
+static void flow_unlink(decoder *d, flow *f)
+{
+    flow **pp = &d->fb[hash_key(&f->k, 1)];
+    while (*pp != f)
+        pp = &(*pp)->hnext;
+    *pp = f->hnext;
+    if (f->prev) f->prev->next = f->next; else d->head = f->next;
+    if (f->next) f->next->prev = f->prev; else d->tail = f->prev;
+    d->nflows--;
+    d->bytes -= f->len;
+}
+
+static void flow_touch(decoder *d, flow *f)
+{
+    if (d->tail == f)
+        return;
+    if (f->prev) f->prev->next = f->next; else d->head = f->next;
+    f->next->prev = f->prev;
+    f->prev = d->tail;
+    f->next = NULL;
+    d->tail->next = f;
+    d->tail = f;
+}
+
+/* A flow is over: a session event, or a SYN probe for the aggregator. */
+static void flow_finish(decoder *d, flow *f)
+{
+    flow_unlink(d, f);
+    if (!f->handshake) {
+        probe_add(d, f);
+    } else if (!skipped(d, 6, f->k.dport)) {
+        tr_event e;
+        fill_event(d, &e, &f->k, f->first_us, "tcp");
+        e.handshake = true;
+        e.ip_id = f->ip_id;
+        e.ttl = f->ttl;
+        e.tcp_window = f->win;
+        e.tcp_flags = f->flags;
+        e.tcp_seq = f->seq;
+        snprintf(e.tcp_options, sizeof e.tcp_options, "%s", f->options);
+        e.packets = f->packets;
+        tr_sensor_parse(&e, f->buf, f->len);
+        const char *s = fingerprint(f);
+        if (s && !tr_event_get(&e, "scanner"))
+            tr_event_set(&e, "scanner", s);
+        emit(d, &e);
+    }
+    free(f->buf);
+    free(f);
+}
+
+static flow *flow_find(decoder *d, const addr_key *k, int *from_client)
+{
+    addr_key r = *k;
+    memcpy(r.src, k->dst, 16);
+    memcpy(r.dst, k->src, 16);
+    r.sport = k->dport;
+    r.dport = k->sport;
+    for (flow *f = d->fb[hash_key(k, 1)]; f; f = f->hnext)
+        if (same(&f->k, k, 1)) {
+            *from_client = 1;
+            return f;
+        }
+    for (flow *f = d->fb[hash_key(&r, 1)]; f; f = f->hnext)
+        if (same(&f->k, &r, 1)) {
+            *from_client = 0;
+            return f;
+        }
+    return NULL;
+}
+
+/* Idle flows end; probes whose window closed go out. Time is the capture's. */
+static void expire(decoder *d, int64_t now)
+{
+    while (d->head && (now - d->head->last_us > FLOW_IDLE_US || d->nflows > FLOWS_MAX ||
+                       d->bytes > FLOW_BYTES_MAX))
+        flow_finish(d, d->head);
+    while (d->phead && now - d->phead->e.time_us > SYN_WINDOW_US)
+        probe_flush(d, d->phead);
+}
+
+static void tcp_options(const uint8_t *o, size_t n, char *out, size_t outsz, int *mss)
+{
+    size_t k = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n;) {
+        uint8_t kind = o[i];
+        if (k + 5 < outsz)
+            k += (size_t)snprintf(out + k, outsz - k, "%s%u", k ? "," : "", kind);
+        if (kind == 0)
+            break;
+        if (kind == 1) {
+            i++;
+            continue;
+        }
+        if (i + 1 >= n || o[i + 1] < 2)
+            break;
+        if (kind == 2 && o[i + 1] == 4 && i + 4 <= n)
+            *mss = (int)rd16(o + i + 2);
+        i += o[i + 1];
+    }
+}
+
+typedef struct pkt {
+    addr_key k;
+    int32_t ip_id, ttl;
+    const uint8_t *l4;
+    size_t l4len;
+    int proto;
+} pkt;
+
+static void on_tcp(decoder *d, const pkt *p, int64_t t)
+{
+    if (p->l4len < 20)
+        return;
+    const uint8_t *h = p->l4;
+    size_t hl = (size_t)(h[12] >> 4) * 4;
+    if (hl < 20 || hl > p->l4len)
+        hl = p->l4len < 20 ? p->l4len : 20;
+    addr_key k = p->k;
+    k.sport = (uint16_t)rd16(h);
+    k.dport = (uint16_t)rd16(h + 2);
+    uint32_t seq = rd32(h + 4), ack = rd32(h + 8);
+    int flags = h[13];
+    const uint8_t *data = h + hl;
+    size_t dlen = p->l4len - hl;
+    int from_client = 0;
+    flow *f = flow_find(d, &k, &from_client);
+    if (!f) {
+        if ((flags & 0x12) != 0x02)   /* only a SYN starts a flow */
+            return;
+        f = tr_xcalloc(1, sizeof *f);
+        f->k = k;
+        f->first_us = t;
+        f->ip_id = p->ip_id;
+        f->ttl = p->ttl;
+        f->win = (int32_t)rd16(h + 14);
+        f->flags = flags;
+        f->seq = seq;
+        f->ack = ack;
+        f->mss = -1;
+        tcp_options(h + 20, hl - 20, f->options, sizeof f->options, &f->mss);
+        f->next_seq = seq + 1;
+        unsigned b = hash_key(&k, 1);
+        f->hnext = d->fb[b];
+        d->fb[b] = f;
+        f->prev = d->tail;
+        if (d->tail) d->tail->next = f; else d->head = f;
+        d->tail = f;
+        d->nflows++;
+        from_client = 1;
+        dlen = 0;
+    }
+    f->last_us = t;
+    flow_touch(d, f);
+    if (from_client) {
+        f->packets++;
+        if ((flags & 0x10) && f->synack && !(flags & 0x04))
+            f->handshake = true;
+        if (dlen && f->handshake) {
+            /* In order only; a retransmission's new tail still counts. */
+            uint32_t off = f->next_seq - seq;
+            if (off < dlen && f->len < TR_EVENT_PAYLOAD_MAX) {
+                size_t take = dlen - off;
+                if (take > TR_EVENT_PAYLOAD_MAX - f->len)
+                    take = TR_EVENT_PAYLOAD_MAX - f->len;
+                f->buf = tr_xrealloc(f->buf, f->len + take);
+                memcpy(f->buf + f->len, data + off, take);
+                f->len += take;
+                d->bytes += take;
+                f->next_seq = seq + (uint32_t)dlen;
+            }
+        }
+        if (flags & 0x05)   /* FIN or RST from the client: it sends nothing more */
+            f->done = true;
+    } else {
+        if ((flags & 0x12) == 0x12)
+            f->synack = true;
+        if (flags & 0x04)
+            f->done = true;
+    }
+    if (f->done)
+        flow_finish(d, f);
+}
+
+static void on_udp(decoder *d, const pkt *p, int64_t t)
+{
+    if (p->l4len < 8)
+        return;
+    tr_event e;
+    addr_key k = p->k;
+    k.sport = (uint16_t)rd16(p->l4);
+    k.dport = (uint16_t)rd16(p->l4 + 2);
+    if (skipped(d, 17, k.dport))
+        return;
+    fill_event(d, &e, &k, t, "udp");
+    e.handshake = true;
+    e.ip_id = p->ip_id;
+    e.ttl = p->ttl;
+    tr_event_set_payload(&e, p->l4 + 8, p->l4len - 8);
+    strcpy(e.proto, "raw");
+    emit(d, &e);
+}
+
+/* IPv4/IPv6 to the transport header; a message when the packet is bad. */
+static const char *decode_ip(const uint8_t *b, size_t n, pkt *p)
+{
+    memset(p, 0, sizeof *p);
+    if (n < 1)
+        return "empty IP packet";
+    int v = b[0] >> 4;
+    if (v == 4) {
+        if (n < 20)
+            return "IPv4 header truncated";
+        size_t ihl = (size_t)(b[0] & 15) * 4, tot = rd16(b + 2);
+        if (ihl < 20 || ihl > n)
+            return "IPv4 header length invalid";
+        if (tot < ihl)
+            return "IPv4 total length invalid";
+        if (tot > n)
+            tot = n;   /* snapped capture: what is there */
+        if (rd16(b + 6) & 0x1fff)
+            return NULL;   /* a later fragment: no transport header */
+        p->k.family = 4;
+        memcpy(p->k.src, b + 12, 4);
+        memcpy(p->k.dst, b + 16, 4);
+        p->ip_id = (int32_t)rd16(b + 4);
+        p->ttl = b[8];
+        p->proto = b[9];
+        p->l4 = b + ihl;
+        p->l4len = tot - ihl;
+        return NULL;
+    }
+    if (v == 6) {
+        if (n < 40)
+            return "IPv6 header truncated";
+        size_t plen = rd16(b + 4), o = 40;
+        if (40 + plen < n)
+            n = 40 + plen;
+        int nh = b[6];
+        p->k.family = 6;
+        memcpy(p->k.src, b + 8, 16);
+        memcpy(p->k.dst, b + 24, 16);
+        p->ip_id = -1;
+        p->ttl = b[7];
+        while (nh == 0 || nh == 43 || nh == 60 || nh == 44) {
+            if (o + 8 > n)
+                return "IPv6 extension header truncated";
+            if (nh == 44 && (rd16(b + o + 2) & 0xfff8))
+                return NULL;   /* later fragment */
+            size_t el = nh == 44 ? 8 : ((size_t)b[o + 1] + 1) * 8;
+            nh = b[o];
+            o += el;
+        }
+        if (o > n)
+            return "IPv6 extension header truncated";
+        p->proto = nh;
+        p->l4 = b + o;
+        p->l4len = n - o;
+        return NULL;
+    }
+    return "not an IPv4 or IPv6 packet";
+}
+
+/* The link layer down to IP: returns the offset of the IP header, or -1 for
+ * non-IP frames (ARP, ...), -2 for a truncated frame. */
+static long link_offset(int dlt, const uint8_t *b, size_t n)
+{
+    size_t o;
+    uint32_t type;
+    switch (dlt) {
+    case DLT_EN10MB:
+        if (n < 14)
+            return -2;
+        o = 12;
+        type = rd16(b + o);
+        while ((type == 0x8100 || type == 0x88a8) && o + 6 <= n) {
+            o += 4;
+            type = rd16(b + o);
+        }
+        o += 2;
+        break;
+    case DLT_LINUX_SLL:
+        if (n < 16)
+            return -2;
+        type = rd16(b + 14);
+        o = 16;
+        break;
+#ifdef DLT_LINUX_SLL2
+    case DLT_LINUX_SLL2:
+        if (n < 20)
+            return -2;
+        type = rd16(b);
+        o = 20;
+        break;
+#endif
+    case DLT_NULL:
+    case DLT_LOOP:
+        if (n < 4)
+            return -2;
+        o = 4;
+        type = (n > 4 && (b[4] >> 4) == 6) ? 0x86dd : 0x0800;
+        break;
+    case DLT_RAW:
+#ifdef DLT_IPV4
+    case DLT_IPV4:
+    case DLT_IPV6:
+#endif
+        return 0;
+    default:
+        return -1;
+    }
+    if (type != 0x0800 && type != 0x86dd)
+        return -1;
+    return o > n ? -2 : (long)o;
+}
+
+static void bad(decoder *d, uint64_t no, long off, const char *msg)
+{
+    if (off < 0) {   /* live capture: no file offset */
+        d->st->bad++;
+        tr_log(TR_LOG_DEBUG, "capture: packet %llu: %s", (unsigned long long)no, msg);
+        return;
+    }
+    if (d->st->bad++ == 0)
+        snprintf(d->st->first_bad, sizeof d->st->first_bad, "packet %llu at byte offset %ld: %s",
+                 (unsigned long long)no, off, msg);
+    tr_log(TR_LOG_WARN, "pcap: packet %llu at byte offset %ld: %s", (unsigned long long)no, off,
+           msg);
+}
+
+tr_pcap_decoder *tr_pcap_decoder_new(const char *sensor_name, tr_event_sink sink, void *ctx,
+                                     tr_import_stats *st, tr_error *err)
+{
+    decoder *d = tr_xcalloc(1, sizeof *d);
+    d->sensor = sensor_name && *sensor_name ? sensor_name : "pcap";
+    d->sink = sink;
+    d->ctx = ctx;
+    d->st = st;
+    d->err = err;
+    return d;
+}
+
+int tr_pcap_decoder_skip_port(tr_pcap_decoder *d, int transport, uint16_t port)
+{
+    if (d->nskip >= sizeof d->skip / sizeof d->skip[0])
+        return -1;
+    d->skip[d->nskip].transport = transport;
+    d->skip[d->nskip].port = port;
+    d->nskip++;
+    return 0;
+}
+
+int tr_pcap_decoder_packet(tr_pcap_decoder *d, int dlt, const struct pcap_pkthdr *h,
+                           const uint8_t *b, long off)
+{
+    d->st->records++;
+    int64_t t = (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec;
+    long lo = link_offset(dlt, b, h->caplen);
+    if (lo == -2) {
+        bad(d, d->st->records, off, "link-layer header truncated");
+        return d->failed ? -1 : 0;
+    }
+    if (lo < 0)
+        return 0;
+    pkt p;
+    const char *msg = decode_ip(b + lo, h->caplen - (size_t)lo, &p);
+    if (msg) {
+        bad(d, d->st->records, off, msg);
+        return d->failed ? -1 : 0;
+    }
+    if (p.proto == 6)
+        on_tcp(d, &p, t);
+    else if (p.proto == 17)
+        on_udp(d, &p, t);
+    expire(d, t);
+    return d->failed ? -1 : 0;
+}
+
+void tr_pcap_decoder_tick(tr_pcap_decoder *d, int64_t now_us)
+{
+    expire(d, now_us);
+}
+
+int tr_pcap_decoder_free(tr_pcap_decoder *d)
+{
+    if (!d)
+        return 0;
+    while (d->head)
+        flow_finish(d, d->head);
+    while (d->phead)
+        probe_flush(d, d->phead);
+    int failed = d->failed;
+    free(d);
+    return failed ? -1 : 0;
+}
+
+int tr_pcap_import_fp(FILE *fp, const char *name, const char *sensor_name, tr_event_sink sink,
+                      void *ctx, tr_import_stats *st, tr_error *err)
+{
+    memset(st, 0, sizeof *st);
+    char ebuf[PCAP_ERRBUF_SIZE] = "";
+    pcap_t *pc = pcap_fopen_offline(fp, ebuf);
+    if (!pc) {
+        fclose(fp);
+        return tr_fail(err, "%s: not a pcap or pcapng file: %s", name, ebuf);
+    }
+    decoder *d = tr_pcap_decoder_new(sensor_name, sink, ctx, st, err);
+    int dlt = pcap_datalink(pc);
+    for (;;) {
+        long off = ftell(pcap_file(pc));
+        struct pcap_pkthdr *h;
+        const u_char *b;
+        int r = pcap_next_ex(pc, &h, &b);
+        if (r == PCAP_ERROR_BREAK)
+            break;
+        if (r != 1) {
+            /* libpcap cannot resynchronise after a broken record header. */
+            st->records++;
+            bad(d, st->records, off, pcap_geterr(pc));
+            break;
+        }
+        if (tr_pcap_decoder_packet(d, dlt, h, b, off) != 0)
+            break;
+    }
+    int failed = tr_pcap_decoder_free(d);
+    pcap_close(pc);
+    if (failed) {
+        tr_error_prefix(err, name);
+        return -1;
+    }
+    return 0;
+}
+
+int tr_pcap_import(const char *path, const char *sensor_name, tr_event_sink sink, void *ctx,
+                   tr_import_stats *st, tr_error *err)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        memset(st, 0, sizeof *st);
+        return tr_fail_errno(err, "cannot open %s", path);
+    }
+    return tr_pcap_import_fp(fp, path, sensor_name, sink, ctx, st, err);
+}
