@@ -1332,6 +1332,114 @@ static bool add_ovf(int64_t a, int64_t b, int64_t *r) { return __builtin_add_ove
 static bool sub_ovf(int64_t a, int64_t b, int64_t *r) { return __builtin_sub_overflow(a, b, r); }
 static bool mul_ovf(int64_t a, int64_t b, int64_t *r) { return __builtin_mul_overflow(a, b, r); }
 
+/* ---- integer ranges: which divisions libyara 4.2.3 can die on ----------------
+ * x \ y and x % y raise SIGFPE in libyara 4.2.3 when x is INT64_MIN and y is
+ * -1 at scan time (no check, plain C division). A sound interval for every
+ * integer expression says when that can happen; anything not modelled is the
+ * full range, so the check can only refuse too much, never too little. */
+typedef struct irange {
+    int64_t lo, hi;
+} irange;
+
+static const irange IR_FULL = {INT64_MIN, INT64_MAX};
+
+static irange ir_of(const expr *e, int depth);
+
+static irange ir_bin(expr_kind k, irange a, irange b)
+{
+    int64_t x, y, z, w;
+    switch (k) {
+    case E_ADD:
+        if (add_ovf(a.lo, b.lo, &x) || add_ovf(a.hi, b.hi, &y))
+            return IR_FULL;
+        return (irange){x, y};
+    case E_SUB:
+        if (sub_ovf(a.lo, b.hi, &x) || sub_ovf(a.hi, b.lo, &y))
+            return IR_FULL;
+        return (irange){x, y};
+    case E_MUL:
+        if (mul_ovf(a.lo, b.lo, &x) || mul_ovf(a.lo, b.hi, &y) || mul_ovf(a.hi, b.lo, &z) ||
+            mul_ovf(a.hi, b.hi, &w))
+            return IR_FULL;
+        return (irange){x < y ? (x < z ? (x < w ? x : w) : (z < w ? z : w))
+                              : (y < z ? (y < w ? y : w) : (z < w ? z : w)),
+                        x > y ? (x > z ? (x > w ? x : w) : (z > w ? z : w))
+                              : (y > z ? (y > w ? y : w) : (z > w ? z : w))};
+    case E_DIV:
+        /* A positive divisor only shrinks magnitudes, keeping the sign. */
+        if (b.lo >= 1) {
+            int64_t lo = a.lo < 0 ? a.lo / b.lo : a.lo / b.hi;
+            int64_t hi = a.hi < 0 ? a.hi / b.hi : a.hi / b.lo;
+            return (irange){lo, hi};
+        }
+        return IR_FULL;
+    case E_MOD: {
+        /* |x % y| < |y|, with the sign of x. */
+        if (b.lo == INT64_MIN)
+            return IR_FULL;
+        int64_t m = -b.lo > b.hi ? -b.lo : b.hi;
+        if (m <= 0)
+            return IR_FULL;
+        return (irange){a.lo >= 0 ? 0 : -(m - 1), a.hi <= 0 ? 0 : m - 1};
+    }
+    case E_SHR:
+        if (a.lo >= 0)
+            return (irange){0, a.hi};
+        return IR_FULL;
+    case E_BAND:
+        if (a.lo >= 0 && b.lo >= 0)
+            return (irange){0, a.hi < b.hi ? a.hi : b.hi};
+        if (a.lo >= 0)
+            return (irange){0, a.hi};
+        if (b.lo >= 0)
+            return (irange){0, b.hi};
+        return IR_FULL;
+    default:
+        return IR_FULL;
+    }
+}
+
+static irange ir_of(const expr *e, int depth)
+{
+    if (e->is_const)
+        return (irange){e->ival, e->ival};
+    if (e->type != T_INT || depth > MAX_EXPR_DEPTH)
+        return IR_FULL;
+    switch (e->kind) {
+    case E_FILESIZE:
+    case E_ENTRYPOINT:
+    case E_COUNT:
+    case E_COUNT_IN:
+    case E_OFFSET:
+    case E_LENGTH:
+        /* Sizes, counts and offsets within a scanned file: no file is 2^53 bytes. */
+        return (irange){0, (int64_t)1 << 53};
+    case E_INTFUNC: {
+        const char *f = e->text ? e->text : "";
+        int bits = strstr(f, "32") ? 32 : strstr(f, "16") ? 16 : 8;
+        if (f[0] == 'u')
+            return (irange){0, (int64_t)((1ull << bits) - 1)};
+        return (irange){-(int64_t)(1ull << (bits - 1)), (int64_t)((1ull << (bits - 1)) - 1)};
+    }
+    case E_NEG: {
+        irange a = ir_of(e->a[0], depth + 1);
+        if (a.lo == INT64_MIN)
+            return IR_FULL;
+        return (irange){-a.hi, -a.lo};
+    }
+    case E_BITNOT: {
+        irange a = ir_of(e->a[0], depth + 1);
+        return (irange){~a.hi, ~a.lo};
+    }
+    case E_ADD: case E_SUB: case E_MUL: case E_DIV: case E_MOD: case E_SHR: case E_BAND:
+        if (e->na != 2)
+            return IR_FULL;
+        return ir_bin(e->kind, ir_of(e->a[0], depth + 1), ir_of(e->a[1], depth + 1));
+    default:
+        return IR_FULL;
+    }
+}
+
 /* Checks a binary arithmetic node, folds constants, rejects crashers. */
 static int arith(parser *p, const tok *t, expr *e, expr *l, expr *r)
 {
@@ -1356,6 +1464,13 @@ static int arith(parser *p, const tok *t, expr *e, expr *l, expr *r)
         if (!r->is_const && p->in_defined)
             return err_at(p, t, "division by a non-constant inside 'defined' crashes libyara 4.2.3 "
                                 "(SIGFPE); not accepted");
+        if (l->type != T_FLOAT && !r->is_const) {
+            irange x = ir_of(l, 0), y = ir_of(r, 0);
+            if (x.lo == INT64_MIN && y.lo <= -1 && y.hi >= -1)
+                return err_at(p, t, "division of a value that may be INT64_MIN by a value that "
+                                    "may be -1 crashes libyara 4.2.3 (SIGFPE); bound the "
+                                    "operands");
+        }
     }
     if ((k == E_SHL || k == E_SHR) && r->is_const && r->ival < 0)
         return err_at(p, t, "invalid operand: negative shift");
