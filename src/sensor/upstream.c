@@ -171,7 +171,8 @@ static int send_one(tr_upstream *u, char *why, size_t whysz)
     tr_error err;
     int rc = -1;
     if (tr_read_file(path, &body, &len, &err) != 0) {
-        snprintf(why, whysz, "%s", err.msg);
+        /* The reason is shown in a log line: a truncated one is fine. */
+        snprintf(why, whysz, "%.*s", (int)(whysz > 1 ? whysz - 1 : 0), err.msg);
     } else {
         int status = post(u, body, len, why, whysz);
         free(body);
