@@ -7,8 +7,9 @@ BUILD_PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libyara-dev libsqlite3-dev libmicrohttpd-dev libjansson-dev libssl-dev
   libzstd-dev libfuzzy-dev libmagic-dev libzip-dev libroaring-dev libtlsh-dev
+  libgeoip-dev libmaxminddb-dev
 )
-RUN_PKGS=( libmagic-mgc yara sqlite3 )
+RUN_PKGS=( libmagic-mgc yara sqlite3 geoip-database )
 TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests ssdeep tlsh-tools p7zip-full chromium )
 
 want=( "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${TEST_PKGS[@]}" )

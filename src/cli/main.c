@@ -31,6 +31,7 @@ static const command commands[] = {
     {"plan", cli_cmd_plan, "show how YARA rules would be searched in the index"},
     {"serve", cli_cmd_serve, "run the HTTP server and web UI"},
     {"key", cli_cmd_key, "manage the server's API keys"},
+    {"noise", cli_cmd_noise, "internet noise: import events, IP records, tags, actors"},
 };
 
 void cli_error(const char *fmt, ...)
