@@ -95,7 +95,7 @@ int tr_noise_actors(tr_noise *n, json_t **out, tr_error *err);
 /* Replaces the Tor exit list with a file's: one address per line, or Tor's
  * exit-list format ("ExitAddress IP DATE TIME" lines). Bad lines are
  * reported in *bad_line (first one, 0 none) and skipped. */
-int tr_noise_tor_import(tr_noise *n, const char *path, uint64_t *count, uint64_t *bad_lines,
+int tr_noise_tor_import(tr_noise *n, const char *path, uint64_t *count, uint64_t *bad_line,
                         tr_error *err);
 
 /* ---- settings ------------------------------------------------------------- */
