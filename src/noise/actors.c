@@ -423,7 +423,7 @@ static char *mmdb_text(MMDB_entry_s *e, const char *const *path)
     return NULL;
 }
 
-int noise_enrich(tr_noise *n, const char *ip, int family, const uint8_t *addr, tr_error *err)
+void noise_lookup(tr_noise *n, int family, const uint8_t *addr, noise_geo *g)
 {
     char *cc = NULL, *country = NULL, *city = NULL, *region = NULL, *asn = NULL, *org = NULL,
          *rdns = NULL;
@@ -485,7 +485,25 @@ int noise_enrich(tr_noise *n, const char *ip, int family, const uint8_t *addr, t
         if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, NULL, 0, NI_NAMEREQD) == 0)
             rdns = tr_xstrdup(host);
     }
-    const noise_actor *a = noise_actor_for(n, family, addr, rdns);
+    *g = (noise_geo){cc, country, city, region, asn, org, rdns};
+}
+
+void noise_geo_clear(noise_geo *g)
+{
+    free(g->cc);
+    free(g->country);
+    free(g->city);
+    free(g->region);
+    free(g->asn);
+    free(g->org);
+    free(g->rdns);
+    memset(g, 0, sizeof *g);
+}
+
+int noise_enrich(tr_noise *n, const char *ip, int family, const uint8_t *addr, const noise_geo *g,
+                 tr_error *err)
+{
+    const noise_actor *a = noise_actor_for(n, family, addr, g->rdns);
     sqlite3_stmt *st = NULL;
     int rc = 0;
     if (sqlite3_prepare_v2(n->db,
@@ -494,7 +512,8 @@ int noise_enrich(tr_noise *n, const char *ip, int family, const uint8_t *addr, t
                            -1, &st, NULL) != SQLITE_OK) {
         rc = noise_db_fail(n->db, err);
     } else {
-        const char *v[] = {country, cc, city, region, asn, org, rdns, a ? a->name : NULL};
+        const char *v[] = {g->country, g->cc,  g->city, g->region,
+                           g->asn,     g->org, g->rdns, a ? a->name : NULL};
         for (int i = 0; i < 8; i++)
             if (v[i])
                 sqlite3_bind_text(st, i + 1, v[i], -1, SQLITE_STATIC);
@@ -505,12 +524,5 @@ int noise_enrich(tr_noise *n, const char *ip, int family, const uint8_t *addr, t
             rc = noise_db_fail(n->db, err);
         sqlite3_finalize(st);
     }
-    free(cc);
-    free(country);
-    free(city);
-    free(region);
-    free(asn);
-    free(org);
-    free(rdns);
     return rc;
 }

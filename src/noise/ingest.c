@@ -1,5 +1,6 @@
 /* Ingest: a batch of events judged by the tag rules, stored, and folded into
  * the per-IP records, all in one transaction. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,21 +95,52 @@ static int add_value(tr_noise *n, stmts *s, const char *ip, const char *kind, co
     return step_done(n, s->val_insert, err);
 }
 
+static int noise_tag_event_with(tr_noise *n, stmts *s, int64_t event_id, const char *ip,
+                                const char *tag, int64_t time_us, tr_error *err)
+{
+    int rc = prep(n, &s->evtag,
+                  "INSERT OR IGNORE INTO noise_event_tags(event_id, tag) VALUES(?,?)", err);
+    if (rc == 0) {
+        sqlite3_bind_int64(s->evtag, 1, event_id);
+        sqlite3_bind_text(s->evtag, 2, tag, -1, SQLITE_STATIC);
+        rc = step_done(n, s->evtag, err);
+    }
+    if (rc == 0 && sqlite3_changes(n->db) > 0)
+        rc = add_value(n, s, ip, "tag", tag, 0, time_us, err);
+    return rc;
+}
+
 int noise_tag_event(tr_noise *n, int64_t event_id, const char *ip, const char *tag,
                     int64_t time_us, tr_error *err)
 {
     stmts s = {0};
-    int rc = prep(n, &s.evtag, "INSERT OR IGNORE INTO noise_event_tags(event_id, tag) VALUES(?,?)",
-                  err);
-    if (rc == 0) {
-        sqlite3_bind_int64(s.evtag, 1, event_id);
-        sqlite3_bind_text(s.evtag, 2, tag, -1, SQLITE_STATIC);
-        rc = step_done(n, s.evtag, err);
-    }
-    if (rc == 0 && sqlite3_changes(n->db) > 0)
-        rc = add_value(n, &s, ip, "tag", tag, 0, time_us, err);
+    int rc = noise_tag_event_with(n, &s, event_id, ip, tag, time_us, err);
     stmts_free(&s);
     return rc;
+}
+
+/* first[i]: the index of the first event of the batch from ips[i]'s address
+ * (an open-addressing table over the batch). */
+static void first_of_each(char (*ips)[46], size_t n, size_t *first)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    size_t *slot = tr_xmalloc(cap * sizeof *slot);
+    for (size_t i = 0; i < cap; i++)
+        slot[i] = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t hsh = 1469598103934665603ULL;
+        for (const char *p = ips[i]; *p; p++)
+            hsh = (hsh ^ (unsigned char)*p) * 1099511628211ULL;
+        size_t k = (size_t)hsh & (cap - 1);
+        while (slot[k] != SIZE_MAX && strcmp(ips[slot[k]], ips[i]) != 0)
+            k = (k + 1) & (cap - 1);
+        if (slot[k] == SIZE_MAX)
+            slot[k] = i;
+        first[i] = slot[k];
+    }
+    free(slot);
 }
 
 /* GreyNoise's order: a benign actor, else a malicious actor or tag, else
@@ -313,30 +345,56 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
     int64_t *ids = tr_xcalloc(nev, sizeof *ids);
     char (*ips)[46] = tr_xcalloc(nev, sizeof *ips);
     bool *tagged = tr_xcalloc(nev, sizeof *tagged);
-    rc = noise_exec(n, "BEGIN IMMEDIATE", err);
+    size_t *first = tr_xcalloc(nev, sizeof *first);
+    noise_geo *geo = tr_xcalloc(nev, sizeof *geo);
+    bool *looked = tr_xcalloc(nev, sizeof *looked);
+    for (size_t i = 0; i < nev; i++)
+        tr_event_src_text(&evs[i], ips[i]);
+    first_of_each(ips, nev, first);
+    /* Enrichment of addresses not seen before, outside the transaction. */
+    for (size_t i = 0; i < nev && rc == 0; i++) {
+        if (first[i] != i)
+            continue;
+        rc = prep(n, &s.ip_exists, "SELECT 1 FROM noise_ips WHERE ip=?", err);
+        if (rc != 0)
+            break;
+        sqlite3_bind_text(s.ip_exists, 1, ips[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(s.ip_exists) != SQLITE_ROW) {
+            noise_lookup(n, evs[i].family, evs[i].src_ip, &geo[i]);
+            looked[i] = true;
+        }
+        sqlite3_reset(s.ip_exists);
+    }
+    if (rc == 0)
+        rc = noise_exec(n, "BEGIN IMMEDIATE", err);
     for (size_t i = 0; i < nev && rc == 0; i++) {
         bool is_new = false;
-        tr_event_src_text(&evs[i], ips[i]);
         rc = store_event(n, &s, &evs[i], ips[i], &is_new, &ids[i], err);
         if (rc == 0 && is_new) {
             st->new_ips++;
-            rc = noise_enrich(n, ips[i], evs[i].family, evs[i].src_ip, err);
+            size_t f = first[i];
+            if (!looked[f]) {          /* another process removed it meanwhile */
+                noise_lookup(n, evs[i].family, evs[i].src_ip, &geo[f]);
+                looked[f] = true;
+            }
+            rc = noise_enrich(n, ips[i], evs[i].family, evs[i].src_ip, &geo[f], err);
         }
     }
     for (size_t i = 0; i < h.n && rc == 0; i++) {
         size_t ev = h.h[i].ev;
         tagged[ev] = true;
-        rc = noise_tag_event(n, ids[ev], ips[ev], h.h[i].tag, evs[ev].time_us, err);
+        rc = noise_tag_event_with(n, &s, ids[ev], ips[ev], h.h[i].tag, evs[ev].time_us, err);
     }
     for (size_t i = 0; i < nev && rc == 0; i++) {
-        /* Each address once: a batch is mostly few sources. */
-        bool seen = false;
-        for (size_t j = i; j-- > 0 && !seen && i - j < 64;)
-            seen = strcmp(ips[j], ips[i]) == 0;
-        if (!seen)
+        if (first[i] == i)
             rc = noise_reclassify(n, ips[i], err);
         st->tagged += tagged[i];
     }
+    for (size_t i = 0; i < nev; i++)
+        noise_geo_clear(&geo[i]);
+    free(geo);
+    free(looked);
+    free(first);
     stmts_free(&s);
     if (rc == 0)
         rc = noise_exec(n, "COMMIT", err);

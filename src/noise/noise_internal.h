@@ -72,9 +72,18 @@ const noise_actor *noise_actor_for(const tr_noise *n, int family, const uint8_t 
                                    const char *rdns);
 /* Reassigns every IP's actor (after the list changed). */
 int noise_actors_apply(tr_noise *n, tr_error *err);
-/* Country (and with an MMDB: asn, organization, city, region) into the IP's
- * row; rdns when enabled. Called for new IPs. */
-int noise_enrich(tr_noise *n, const char *ip, int family, const uint8_t *addr, tr_error *err);
+/* What enrichment found for an address: country (libgeoip, or the MMDB),
+ * with an MMDB asn, organization, city, region; rdns when enabled. Looked
+ * up outside the ingest transaction: a slow resolver must not hold the
+ * database's write lock. */
+typedef struct noise_geo {
+    char *cc, *country, *city, *region, *asn, *org, *rdns;
+} noise_geo;
+void noise_lookup(tr_noise *n, int family, const uint8_t *addr, noise_geo *g);
+void noise_geo_clear(noise_geo *g);
+/* Stores g and the actor (by CIDR, else rdns suffix) into a new IP's row. */
+int noise_enrich(tr_noise *n, const char *ip, int family, const uint8_t *addr, const noise_geo *g,
+                 tr_error *err);
 void noise_geo_open(tr_noise *n);
 void noise_geo_close(tr_noise *n);
 
