@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "noise/noise_internal.h"
 
@@ -336,6 +337,15 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
     if (noise_tags_yarc(n, &yarc, err) != 0)
         return -1;
     int rc = noise_yara_scan(yarc, evs, nev, on_hit, &h, err);
+    if (rc != 0 && strstr(err->msg, "cannot load the compiled")) {
+        /* A cache written by another libyara version: compile again, once. */
+        unlink(yarc);
+        free(yarc);
+        yarc = NULL;
+        if (noise_tags_yarc(n, &yarc, err) != 0)
+            return -1;
+        rc = noise_yara_scan(yarc, evs, nev, on_hit, &h, err);
+    }
     free(yarc);
     if (rc != 0) {
         hits_free(&h);

@@ -532,6 +532,20 @@ int tr_noise_tag_add(tr_noise *n, const char *source_name, const char *text, siz
 {
     if (memchr(text, 0, len))
         return tr_fail(err, "%s: a tag rule is text without NUL bytes", source_name);
+    /* A tag's text is stored and compiled later, elsewhere: an included
+     * file would not be there, or not the same. */
+    for (const char *line = text; line && line < text + len;) {
+        const char *p = line;
+        while (p < text + len && (*p == ' ' || *p == '\t'))
+            p++;
+        if ((size_t)(text + len - p) > 8 && strncmp(p, "include", 7) == 0 &&
+            (p[7] == ' ' || p[7] == '\t' || p[7] == '"'))
+            return tr_fail(err, "%s: include is not allowed in tag rules; paste the included "
+                                "rules instead", source_name);
+        line = memchr(line, '\n', (size_t)(text + len - line));
+        if (line)
+            line++;
+    }
     tag_def *t = NULL;
     size_t nt = 0;
     if (parse_tags(source_name, text, len, &t, &nt, err) != 0)

@@ -153,13 +153,22 @@ static int scan_callback(YR_SCAN_CONTEXT *ctx, int message, void *message_data, 
     scan_ctx *s = user;
     YR_RULE *rule = message_data;
     const char *name = rule->identifier;
+    char num[32];
     YR_META *m;
+    /* The tag's name as trawl's parser reads the meta (tags.c). */
     yr_rule_metas_foreach(rule, m)
     {
-        if (strcmp(m->identifier, "name") == 0 && m->type == META_TYPE_STRING && m->string) {
+        if (strcmp(m->identifier, "name") != 0)
+            continue;
+        if (m->type == META_TYPE_STRING && m->string)
             name = m->string;
-            break;
+        else if (m->type == META_TYPE_BOOLEAN)
+            name = m->integer ? "true" : "false";
+        else if (m->type == META_TYPE_INTEGER) {
+            snprintf(num, sizeof num, "%lld", (long long)m->integer);
+            name = num;
         }
+        break;
     }
     char line[400];
     snprintf(line, sizeof line, "M %zu %s\n", s->ev, name);

@@ -230,6 +230,9 @@ static void test_tag_edit_rejudges(void **state)
     const char *badcat = "rule y { meta: category = \"weird\" condition: true }";
     assert_int_equal(tr_noise_tag_add(f->n, "cat.yar", badcat, strlen(badcat), NULL, &err), -1);
     assert_non_null(strstr(err.msg, "category"));
+    const char *inc = "include \"other.yar\"\nrule z { condition: true }";
+    assert_int_equal(tr_noise_tag_add(f->n, "inc.yar", inc, strlen(inc), NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "include is not allowed"));
     assert_int_equal(tr_noise_tag_rm(f->n, "Unit Probe", &err), 1);
     assert_int_equal(tr_noise_tag_rm(f->n, "Unit Probe", &err), 0);
 }
@@ -311,6 +314,30 @@ static void test_libyara_crash_contained(void **state)
     free(yarc);
 }
 
+/* A compiled-tags cache that libyara cannot load (another version wrote
+ * it, or it is damaged) is compiled again instead of failing every batch. */
+static void test_bad_cache_recompiled(void **state)
+{
+    fx *f = *state;
+    tr_error err;
+    char *yarc = NULL;
+    if (noise_tags_yarc(f->n, &yarc, &err) != 0)
+        fail_msg("%s", err.msg);
+    FILE *fp = fopen(yarc, "w");
+    assert_non_null(fp);
+    fputs("not compiled rules", fp);
+    fclose(fp);
+    tr_event e[1];
+    mk(&e[0], "203.0.113.18", 80, "http", true, now_us());
+    tr_event_set(&e[0], "http_path", "/.git/config");
+    ingest(f, e, 1);
+    json_t *r = record(f, "203.0.113.18");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(r, "tags"), 0)),
+                        "Git Config Crawler");
+    json_decref(r);
+    free(yarc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +348,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_keeps_aggregates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tor_import, setup, teardown),
         cmocka_unit_test_setup_teardown(test_libyara_crash_contained, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_cache_recompiled, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
