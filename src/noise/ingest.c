@@ -9,7 +9,7 @@
 
 typedef struct stmts {
     sqlite3_stmt *event, *ip_exists, *ip_upsert, *day, *val_update, *val_count, *val_insert,
-        *overflow, *evtag;
+        *overflow, *evtag, *reclassify;
 } stmts;
 
 static int prep(tr_noise *n, sqlite3_stmt **st, const char *sql, tr_error *err)
@@ -27,7 +27,7 @@ static int prep(tr_noise *n, sqlite3_stmt **st, const char *sql, tr_error *err)
 static void stmts_free(stmts *s)
 {
     sqlite3_stmt **all[] = {&s->event,      &s->ip_exists,  &s->ip_upsert, &s->day,  &s->val_update,
-                            &s->val_count,  &s->val_insert, &s->overflow,  &s->evtag};
+                            &s->val_count,  &s->val_insert, &s->overflow,  &s->evtag, &s->reclassify};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
@@ -147,7 +147,7 @@ static void first_of_each(char (*ips)[46], size_t n, size_t *first)
 /* GreyNoise's order: a benign actor, else a malicious actor or tag, else
  * suspicious behaviour (credentials tried, commands sent, downloads asked
  * for), else unknown. */
-int noise_reclassify(tr_noise *n, const char *ip, tr_error *err)
+static int reclassify_stmt(tr_noise *n, sqlite3_stmt **out, const char *ip, tr_error *err)
 {
     char *sql = tr_xasprintf(
         "UPDATE noise_ips SET classification = CASE"
@@ -160,14 +160,19 @@ int noise_reclassify(tr_noise *n, const char *ip, tr_error *err)
         "  AND v.kind IN ('cred', 'command', 'download')) THEN 'suspicious'"
         " ELSE 'unknown' END%s",
         ip ? " WHERE ip = ?" : "");
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(n->db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(n->db, sql, -1, out, NULL);
     free(sql);
-    if (rc != SQLITE_OK)
-        return noise_db_fail(n->db, err);
+    return rc == SQLITE_OK ? 0 : noise_db_fail(n->db, err);
+}
+
+int noise_reclassify(tr_noise *n, const char *ip, tr_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (reclassify_stmt(n, &st, ip, err) != 0)
+        return -1;
     if (ip)
         sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
+    int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : noise_db_fail(n->db, err);
 }
@@ -396,8 +401,16 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
         rc = noise_tag_event_with(n, &s, ids[ev], ips[ev], h.h[i].tag, evs[ev].time_us, err);
     }
     for (size_t i = 0; i < nev && rc == 0; i++) {
-        if (first[i] == i)
-            rc = noise_reclassify(n, ips[i], err);
+        if (first[i] == i) {
+            if (!s.reclassify)
+                rc = reclassify_stmt(n, &s.reclassify, "", err);
+            else
+                sqlite3_reset(s.reclassify);
+            if (rc == 0) {
+                sqlite3_bind_text(s.reclassify, 1, ips[i], -1, SQLITE_STATIC);
+                rc = step_done(n, s.reclassify, err);
+            }
+        }
         st->tagged += tagged[i];
     }
     for (size_t i = 0; i < nev; i++)
