@@ -139,6 +139,9 @@ static int cmd_import(const cli_ctx *ctx, int argc, char **argv)
            (unsigned long long)total.tagged, (unsigned long long)total.new_ips);
     if (bad)
         printf(", %llu bad lines skipped", (unsigned long long)bad);
+    if (total.unjudged)
+        printf(", %llu not fully judged by the tag rules (see the warnings)",
+               (unsigned long long)total.unjudged);
     printf("\n");
     return bad ? CLI_FAIL : CLI_OK;
 }

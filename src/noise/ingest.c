@@ -353,8 +353,13 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
     }
     free(yarc);
     if (rc != 0) {
-        hits_free(&h);
-        return -1;
+        /* A tag rule that kills libyara must not stop the sensors: the
+         * batch is stored with the tags found before the failure, and a
+         * later retrohunt (tag add) can judge it again. */
+        tr_log(TR_LOG_WARN, "noise: %s; the batch of %zu events is stored, not fully judged",
+               err->msg, nev);
+        st->unjudged = nev;
+        rc = 0;
     }
     stmts s = {0};
     int64_t *ids = tr_xcalloc(nev, sizeof *ids);
@@ -467,6 +472,7 @@ static int batch_commit(tr_noise_batch *b, tr_error *err)
         b->total.tagged += st.tagged;
         b->total.new_ips += st.new_ips;
         b->total.purged += st.purged;
+        b->total.unjudged += st.unjudged;
     }
     return rc;
 }

@@ -47,6 +47,8 @@ typedef struct tr_noise_stats {
     uint64_t tagged;          /* events that got at least one tag */
     uint64_t new_ips;         /* source addresses seen for the first time */
     uint64_t purged;          /* events dropped by the retention on the way */
+    uint64_t unjudged;        /* events stored without (all) their tags: the tag
+                               * rules failed on the batch (logged) */
 } tr_noise_stats;
 
 /* Judges and stores a batch: all of it in one transaction, or nothing.

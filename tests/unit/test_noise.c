@@ -314,6 +314,36 @@ static void test_libyara_crash_contained(void **state)
     free(yarc);
 }
 
+/* A tag rule that kills libyara (put in place behind the parser's back)
+ * costs the batch its tags, never its events or the caller. */
+static void test_crashing_tag_stores_untagged(void **state)
+{
+    fx *f = *state;
+    tr_error err;
+    const char *sql =
+        "INSERT INTO noise_tag_src(id, name, text, builtin, created) VALUES(9999, 'crash',"
+        " 'rule crash { condition: (payload_len - payload_len - 9223372036854775807 - 1) \\ -1"
+        " == 1 }', 0, 0);"
+        "INSERT INTO noise_tags VALUES('crash', 9999, 'crash', 'activity', 'unknown', '', '',"
+        " '[]', 0);"
+        "UPDATE noise_settings SET value = value + 1 WHERE key = 'tags_gen';";
+    if (noise_exec(f->n, sql, &err) != 0)
+        fail_msg("%s", err.msg);
+    tr_event e[2];
+    mk(&e[0], "203.0.113.19", 80, "http", true, now_us());
+    mk(&e[1], "203.0.113.19", 81, "http", true, now_us());
+    tr_noise_stats st;
+    if (tr_noise_ingest(f->n, e, 2, &st, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(st.events, 2);
+    assert_int_equal(st.unjudged, 2);
+    tr_event_clear(&e[0]);
+    tr_event_clear(&e[1]);
+    json_t *r = record(f, "203.0.113.19");
+    assert_int_equal(json_integer_value(json_object_get(r, "events")), 2);
+    json_decref(r);
+}
+
 /* A compiled-tags cache that libyara cannot load (another version wrote
  * it, or it is damaged) is compiled again instead of failing every batch. */
 static void test_bad_cache_recompiled(void **state)
@@ -349,6 +379,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tor_import, setup, teardown),
         cmocka_unit_test_setup_teardown(test_libyara_crash_contained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_cache_recompiled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crashing_tag_stores_untagged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
