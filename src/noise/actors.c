@@ -302,6 +302,34 @@ int tr_noise_actors(tr_noise *n, json_t **out, tr_error *err)
 
 /* ---- Tor ------------------------------------------------------------------ */
 
+int noise_tor_line(char *line, char canon[46])
+{
+    char *p = line;
+    while (isspace((unsigned char)*p))
+        p++;
+    char *end = p + strlen(p);
+    while (end > p && isspace((unsigned char)end[-1]))
+        *--end = 0;
+    if (!*p || *p == '#')
+        return 0;
+    /* Tor's exit lists: "ExitNode", "Published", "LastStatus" lines around
+     * each "ExitAddress IP DATE TIME". */
+    if (strncmp(p, "ExitNode ", 9) == 0 || strncmp(p, "Published ", 10) == 0 ||
+        strncmp(p, "LastStatus ", 11) == 0)
+        return 0;
+    if (strncmp(p, "ExitAddress ", 12) == 0) {
+        p += 12;
+        char *sp = strchr(p, ' ');
+        if (sp)
+            *sp = 0;
+    }
+    uint8_t a[16];
+    int fam = strchr(p, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(fam, p, a) != 1 || !inet_ntop(fam, a, canon, 46))
+        return -1;
+    return 1;
+}
+
 int tr_noise_tor_import(tr_noise *n, const char *path, uint64_t *count, uint64_t *bad_line,
                         tr_error *err)
 {
@@ -320,29 +348,11 @@ int tr_noise_tor_import(tr_noise *n, const char *path, uint64_t *count, uint64_t
     uint64_t lineno = 0;
     while (rc == 0 && getline(&line, &cap, f) > 0) {
         lineno++;
-        char *p = line;
-        while (isspace((unsigned char)*p))
-            p++;
-        char *end = p + strlen(p);
-        while (end > p && isspace((unsigned char)end[-1]))
-            *--end = 0;
-        if (!*p || *p == '#')
-            continue;
-        /* Tor's exit lists: "ExitNode", "Published", "LastStatus" lines
-         * around each "ExitAddress IP DATE TIME". */
-        if (strncmp(p, "ExitNode ", 9) == 0 || strncmp(p, "Published ", 10) == 0 ||
-            strncmp(p, "LastStatus ", 11) == 0)
-            continue;
-        if (strncmp(p, "ExitAddress ", 12) == 0) {
-            p += 12;
-            char *sp = strchr(p, ' ');
-            if (sp)
-                *sp = 0;
-        }
-        uint8_t a[16];
         char canon[46];
-        int fam = strchr(p, ':') ? AF_INET6 : AF_INET;
-        if (inet_pton(fam, p, a) != 1 || !inet_ntop(fam, a, canon, sizeof canon)) {
+        int kind = noise_tor_line(line, canon);
+        if (kind == 0)
+            continue;
+        if (kind < 0) {
             if (!*bad_line)
                 *bad_line = lineno;
             continue;

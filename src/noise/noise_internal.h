@@ -87,6 +87,10 @@ int noise_enrich(tr_noise *n, const char *ip, int family, const uint8_t *addr, c
 void noise_geo_open(tr_noise *n);
 void noise_geo_close(tr_noise *n);
 
+/* One line of a Tor exit list (modified in place): 1 an address (canonical
+ * text in canon), 0 a line to skip, -1 not understood. */
+int noise_tor_line(char *line, char canon[46]);
+
 /* Parses "a.b.c.d", "a.b.c.d/n", IPv6 likewise. */
 int noise_parse_cidr(const char *s, int *family, uint8_t addr[16], int *bits);
 
