@@ -433,25 +433,29 @@ static char *mmdb_text(MMDB_entry_s *e, const char *const *path)
     return NULL;
 }
 
+void noise_country(tr_noise *n, int family, const uint8_t *addr, char **cc, char **name)
+{
+    const char *c = NULL, *nm = NULL;
+    if (family == 4 && n->geo4) {
+        unsigned long num = ((unsigned long)addr[0] << 24) | ((unsigned long)addr[1] << 16) |
+                            ((unsigned long)addr[2] << 8) | addr[3];
+        c = GeoIP_country_code_by_ipnum(n->geo4, num);
+        nm = GeoIP_country_name_by_ipnum(n->geo4, num);
+    } else if (family == 6 && n->geo6) {
+        geoipv6_t a6;
+        memcpy(&a6, addr, 16);
+        c = GeoIP_country_code_by_ipnum_v6(n->geo6, a6);
+        nm = GeoIP_country_name_by_ipnum_v6(n->geo6, a6);
+    }
+    *cc = c ? tr_xstrdup(c) : NULL;
+    *name = nm ? tr_xstrdup(nm) : NULL;
+}
+
 void noise_lookup(tr_noise *n, int family, const uint8_t *addr, noise_geo *g)
 {
     char *cc = NULL, *country = NULL, *city = NULL, *region = NULL, *asn = NULL, *org = NULL,
          *rdns = NULL;
-    if (family == 4 && n->geo4) {
-        unsigned long num = ((unsigned long)addr[0] << 24) | ((unsigned long)addr[1] << 16) |
-                            ((unsigned long)addr[2] << 8) | addr[3];
-        const char *c = GeoIP_country_code_by_ipnum(n->geo4, num);
-        const char *nm = GeoIP_country_name_by_ipnum(n->geo4, num);
-        cc = c ? tr_xstrdup(c) : NULL;
-        country = nm ? tr_xstrdup(nm) : NULL;
-    } else if (family == 6 && n->geo6) {
-        geoipv6_t a6;
-        memcpy(&a6, addr, 16);
-        const char *c = GeoIP_country_code_by_ipnum_v6(n->geo6, a6);
-        const char *nm = GeoIP_country_name_by_ipnum_v6(n->geo6, a6);
-        cc = c ? tr_xstrdup(c) : NULL;
-        country = nm ? tr_xstrdup(nm) : NULL;
-    }
+    noise_country(n, family, addr, &cc, &country);
     struct sockaddr_storage ss = {0};
     socklen_t sl;
     if (family == 4) {

@@ -8,8 +8,9 @@
 /* Events are append-only and carry their UTC day: retention deletes whole
  * days through the day index. Per-IP aggregates live apart from the events
  * so that they survive it. noise_ip_values holds every bounded per-IP set
- * (kind: scan, proto, path, useragent, ja3, ja4, hassh, ssh_client, cred,
- * command, download, sensor, tag, sni) with its own first/last seen; its
+ * (kind: scan, proto, path, method, host, useragent, ja3, ja4, hassh,
+ * ssh_client, cred, command, download, sensor, dst, tag, sni) with its own
+ * first/last seen; its
  * (kind, value) index answers "which IPs did X". */
 static const char *const schema =
     "CREATE TABLE IF NOT EXISTS noise_settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -25,7 +26,8 @@ static const char *const schema =
     "CREATE TABLE IF NOT EXISTS noise_ips("
     " ip TEXT PRIMARY KEY, family INTEGER NOT NULL, first_seen INTEGER NOT NULL,"
     " last_seen INTEGER NOT NULL, events INTEGER NOT NULL DEFAULT 0,"
-    " spoofable INTEGER NOT NULL, classification TEXT NOT NULL DEFAULT 'unknown',"
+    " spoofable INTEGER NOT NULL, bytes INTEGER NOT NULL DEFAULT 0,"
+    " classification TEXT NOT NULL DEFAULT 'unknown',"
     " actor TEXT, actor_benign INTEGER, country TEXT, country_code TEXT, city TEXT,"
     " region TEXT, asn TEXT, organization TEXT, rdns TEXT) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS noise_ips_last ON noise_ips(last_seen);"
@@ -42,7 +44,8 @@ static const char *const schema =
     " text TEXT NOT NULL, builtin INTEGER NOT NULL, created INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS noise_tags(name TEXT PRIMARY KEY, src_id INTEGER NOT NULL,"
     " rule TEXT NOT NULL, category TEXT NOT NULL, intention TEXT NOT NULL, cves TEXT NOT NULL,"
-    " description TEXT NOT NULL, refs TEXT NOT NULL, builtin INTEGER NOT NULL);"
+    " description TEXT NOT NULL, refs TEXT NOT NULL, builtin INTEGER NOT NULL,"
+    " created INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS noise_actors(name TEXT PRIMARY KEY, benign INTEGER NOT NULL,"
     " cidrs TEXT NOT NULL, rdns TEXT NOT NULL, created INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS noise_tor(ip TEXT PRIMARY KEY) WITHOUT ROWID;";

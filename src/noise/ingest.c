@@ -257,11 +257,11 @@ static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip,
     sqlite3_bind_text(s->ip_exists, 1, ip, -1, SQLITE_STATIC);
     *is_new = sqlite3_step(s->ip_exists) != SQLITE_ROW;
     if (prep(n, &s->ip_upsert,
-             "INSERT INTO noise_ips(ip, family, first_seen, last_seen, events, spoofable)"
-             " VALUES(?1, ?2, ?3, ?3, 1, ?4) ON CONFLICT(ip) DO UPDATE SET"
+             "INSERT INTO noise_ips(ip, family, first_seen, last_seen, events, spoofable, bytes)"
+             " VALUES(?1, ?2, ?3, ?3, 1, ?4, ?5) ON CONFLICT(ip) DO UPDATE SET"
              " first_seen=min(first_seen, excluded.first_seen),"
              " last_seen=max(last_seen, excluded.last_seen), events=events+1,"
-             " spoofable=spoofable AND excluded.spoofable",
+             " spoofable=spoofable AND excluded.spoofable, bytes=bytes+excluded.bytes",
              err) != 0)
         return -1;
     sqlite3_bind_text(s->ip_upsert, 1, ip, -1, SQLITE_STATIC);
@@ -269,6 +269,7 @@ static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip,
     sqlite3_bind_int64(s->ip_upsert, 3, t);
     /* Spoofable while everything it did needed no handshake. */
     sqlite3_bind_int(s->ip_upsert, 4, e->handshake ? 0 : 1);
+    sqlite3_bind_int64(s->ip_upsert, 5, (int64_t)e->payload_len);
     if (step_done(n, s->ip_upsert, err) != 0)
         return -1;
     if (prep(n, &s->day,
@@ -288,6 +289,8 @@ static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip,
                                   ? e->transport[i] - 32 : e->transport[i]);
     transport[i] = 0;
     int port = e->dst_port;
+    char dst[46];
+    tr_event_dst_text(e, dst);
     const char *ja3 = tr_event_get(e, "ja3_hash");
     char md5[TR_MD5_HEX];
     if (!ja3 && tr_event_get(e, "ja3")) {
@@ -319,6 +322,9 @@ static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip,
         {"command", tr_event_get(e, "command"), 0},
         {"download", tr_event_get(e, "download_url"), 0},
         {"sni", tr_event_get(e, "tls_sni"), 0},
+        {"method", tr_event_get(e, "http_method"), 0},
+        {"host", tr_event_get(e, "http_host"), 0},
+        {"dst", dst, port},
     };
     rc = 0;
     for (i = 0; i < sizeof vals / sizeof vals[0] && rc == 0; i++)

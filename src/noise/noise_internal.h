@@ -54,6 +54,10 @@ int noise_yara_scan(const char *yarc_path, const tr_event *evs, size_t n, noise_
 /* ---- tags.c -------------------------------------------------------------- */
 /* The compiled full tag set, compiled now if the cache is stale. Caller frees. */
 int noise_tags_yarc(tr_noise *n, char **path, tr_error *err);
+/* GreyNoise-style identifiers of a tag: a slug ("env-scanner") and a
+ * UUID-shaped id derived from the name, stable across processes. */
+void noise_tag_slug(const char *name, char *out, size_t outsz);
+void noise_tag_id(const char *name, char out[37]);
 /* Puts the default tags in place once per default-set version. */
 int noise_tags_seed(tr_noise *n, tr_error *err);
 
@@ -80,6 +84,8 @@ typedef struct noise_geo {
     char *cc, *country, *city, *region, *asn, *org, *rdns;
 } noise_geo;
 void noise_lookup(tr_noise *n, int family, const uint8_t *addr, noise_geo *g);
+/* libgeoip's country code and name only (NULL when unknown); caller frees. */
+void noise_country(tr_noise *n, int family, const uint8_t *addr, char **cc, char **name);
 void noise_geo_clear(noise_geo *g);
 /* Stores g and the actor (by CIDR, else rdns suffix) into a new IP's row. */
 int noise_enrich(tr_noise *n, const char *ip, int family, const uint8_t *addr, const noise_geo *g,
@@ -90,6 +96,9 @@ void noise_geo_close(tr_noise *n);
 /* One line of a Tor exit list (modified in place): 1 an address (canonical
  * text in canon), 0 a line to skip, -1 not understood. */
 int noise_tor_line(char *line, char canon[46]);
+
+/* "2026-11-28T18:00:00Z" */
+json_t *noise_time_json(int64_t us);
 
 /* Parses "a.b.c.d", "a.b.c.d/n", IPv6 likewise. */
 int noise_parse_cidr(const char *s, int *family, uint8_t addr[16], int *bits);

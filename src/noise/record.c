@@ -17,7 +17,7 @@ static void day_text(int64_t day, char out[16])
     strftime(out, 16, "%Y-%m-%d", &tm);
 }
 
-static json_t *time_json(int64_t us)
+json_t *noise_time_json(int64_t us)
 {
     time_t t = (time_t)(us / 1000000);
     struct tm tm;
@@ -95,15 +95,21 @@ static void v_cred(json_t *acc, const char *v, int port, int64_t c, int64_t f, i
 static void v_sensor(json_t *acc, const char *v, int port, int64_t c, int64_t f, int64_t l)
 {
     json_array_append_new(acc, json_pack("{s:s, s:I, s:o, s:o}", "name", v, "events",
-                                         (json_int_t)c, "first_seen", time_json(f), "last_seen",
-                                         time_json(l)));
+                                         (json_int_t)c, "first_seen", noise_time_json(f), "last_seen",
+                                         noise_time_json(l)));
+}
+
+static void v_dst(json_t *acc, const char *v, int port, int64_t c, int64_t f, int64_t l)
+{
+    json_array_append_new(acc, json_pack("{s:s, s:i, s:I}", "ip", v, "port", port, "events",
+                                         (json_int_t)c));
 }
 
 static void v_tag(json_t *acc, const char *v, int port, int64_t c, int64_t f, int64_t l)
 {
     json_array_append_new(acc, json_pack("{s:s, s:I, s:o, s:o}", "name", v, "events",
-                                         (json_int_t)c, "first_seen", time_json(f), "last_seen",
-                                         time_json(l)));
+                                         (json_int_t)c, "first_seen", noise_time_json(f), "last_seen",
+                                         noise_time_json(l)));
 }
 
 int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
@@ -117,7 +123,7 @@ int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
     if (sqlite3_prepare_v2(n->db,
                            "SELECT first_seen, last_seen, events, spoofable, classification,"
                            " actor, country, country_code, city, region, asn, organization, rdns,"
-                           " EXISTS(SELECT 1 FROM noise_tor t WHERE t.ip=noise_ips.ip)"
+                           " EXISTS(SELECT 1 FROM noise_tor t WHERE t.ip=noise_ips.ip), bytes"
                            " FROM noise_ips WHERE ip=?",
                            -1, &st, NULL) != SQLITE_OK)
         return noise_db_fail(n->db, err);
@@ -127,7 +133,7 @@ int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
         return 0;
     }
     int64_t first = sqlite3_column_int64(st, 0), last = sqlite3_column_int64(st, 1);
-    int64_t events = sqlite3_column_int64(st, 2);
+    int64_t events = sqlite3_column_int64(st, 2), bytes = sqlite3_column_int64(st, 14);
     char d1[16], d2[16];
     day_text(first / 1000000 / 86400, d1);
     day_text(last / 1000000 / 86400, d2);
@@ -139,8 +145,8 @@ int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
                         json_string((const char *)sqlite3_column_text(st, 4)));
     json_object_set_new(r, "first_seen", json_string(d1));
     json_object_set_new(r, "last_seen", json_string(d2));
-    json_object_set_new(r, "first_seen_time", time_json(first));
-    json_object_set_new(r, "last_seen_time", time_json(last));
+    json_object_set_new(r, "first_seen_time", noise_time_json(first));
+    json_object_set_new(r, "last_seen_time", noise_time_json(last));
     json_object_set_new(r, "actor", json_string(actor ? actor : "unknown"));
     json_object_set_new(r, "spoofable", json_boolean(sqlite3_column_int(st, 3)));
     json_object_set_new(r, "bot", json_false());
@@ -174,6 +180,11 @@ int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
     json_array_foreach(tag_detail, i, v) {
         const char *name = json_string_value(json_object_get(v, "name"));
         json_array_append_new(tags, json_string(name));
+        char slug[256], id[37];
+        noise_tag_slug(name, slug, sizeof slug);
+        noise_tag_id(name, id);
+        json_object_set_new(v, "slug", json_string(slug));
+        json_object_set_new(v, "id", json_string(id));
         sqlite3_reset(ts);
         sqlite3_bind_text(ts, 1, name, -1, SQLITE_STATIC);
         if (sqlite3_step(ts) == SQLITE_ROW) {
@@ -198,7 +209,8 @@ int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
     json_t *scan = json_array(), *paths = json_array(), *uas = json_array(), *ja3 = json_array(),
            *hassh = json_array(), *ja4 = json_array(), *protos = json_array(),
            *clients = json_array(), *creds = json_array(), *cmds = json_array(),
-           *dls = json_array(), *sensors = json_array(), *sni = json_array();
+           *dls = json_array(), *sensors = json_array(), *sni = json_array(),
+           *methods = json_array(), *hosts = json_array(), *dsts = json_array();
     struct {
         const char *kind;
         val_fn fn;
@@ -209,17 +221,59 @@ int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
                  {"proto", v_proto, protos},       {"ssh_client", v_string, clients},
                  {"cred", v_cred, creds},          {"command", v_string, cmds},
                  {"download", v_string, dls},      {"sensor", v_sensor, sensors},
-                 {"sni", v_string, sni}};
+                 {"sni", v_string, sni},           {"method", v_string, methods},
+                 {"host", v_string, hosts},        {"dst", v_dst, dsts}};
     for (i = 0; i < sizeof kinds / sizeof kinds[0] && rc == 0; i++)
         rc = each_value(n, ip, kinds[i].kind, kinds[i].fn, kinds[i].acc, err);
     json_t *ports = json_array();
     json_array_foreach(scan, i, v) json_array_append(ports, json_object_get(v, "port"));
+    /* Where the sensors it hit stand (GreyNoise's destination countries). */
+    json_t *dcn = json_array(), *dcc = json_array(), *dips = json_array();
+    json_array_foreach(dsts, i, v) {
+        const char *d = json_string_value(json_object_get(v, "ip"));
+        bool dup = false;
+        size_t k;
+        json_t *x;
+        json_array_foreach(dips, k, x) dup = dup || strcmp(json_string_value(x), d) == 0;
+        if (dup)
+            continue;
+        json_array_append_new(dips, json_string(d));
+        uint8_t da[16];
+        int dfam = strchr(d, ':') ? AF_INET6 : AF_INET;
+        char *cc = NULL, *cn = NULL;
+        if (inet_pton(dfam, d, da) == 1)
+            noise_country(n, dfam == AF_INET6 ? 6 : 4, da, &cc, &cn);
+        bool have = false;
+        json_array_foreach(dcc, k, x) have = have || (cc && strcmp(json_string_value(x), cc) == 0);
+        if (cc && !have) {
+            json_array_append_new(dcc, json_string(cc));
+            json_array_append_new(dcn, json_string(cn ? cn : ""));
+        }
+        free(cc);
+        free(cn);
+    }
+    json_object_set_new(meta, "source_country", json_copy(json_object_get(meta, "country")));
+    json_object_set_new(meta, "source_country_code",
+                        json_copy(json_object_get(meta, "country_code")));
+    json_object_set_new(meta, "source_city", json_copy(json_object_get(meta, "city")));
+    json_object_set_new(meta, "destination_countries", dcn);
+    json_object_set_new(meta, "destination_country_codes", dcc);
+    json_object_set_new(meta, "single_destination", json_boolean(json_array_size(dips) == 1));
+    json_decref(dips);
     json_object_set_new(meta, "sensor_count", json_integer((json_int_t)json_array_size(sensors)));
     json_object_set_new(meta, "destination_ports", ports);
     json_object_set_new(r, "metadata", meta);
+    json_t *ja4s = json_array();
+    json_array_foreach(ja4, i, v) json_array_append(ja4s, json_object_get(v, "fingerprint"));
     json_object_set_new(r, "raw_data",
-                        json_pack("{s:o, s:{s:o, s:o}, s:o, s:o}", "scan", scan, "web", "paths",
-                                  paths, "useragents", uas, "ja3", ja3, "hassh", hassh));
+                        json_pack("{s:o, s:{s:O, s:O}, s:o, s:o, s:{s:o, s:O, s:O, s:o},"
+                                  " s:{s:I}, s:{s:o}}",
+                                  "scan", scan, "web", "paths", paths, "useragents", uas, "ja3",
+                                  ja3, "hassh", hassh, "http", "method", methods, "path", paths,
+                                  "useragent", uas, "host", hosts, "source", "bytes",
+                                  (json_int_t)bytes, "tls", "ja4", ja4s));
+    json_decref(paths);
+    json_decref(uas);
     json_object_set_new(r, "events", json_integer(events));
     json_object_set_new(r, "tag_details", tag_detail);
     json_object_set_new(r, "protocols", protos);
@@ -230,6 +284,7 @@ int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
     json_object_set_new(r, "downloads", dls);
     json_object_set_new(r, "tls_sni", sni);
     json_object_set_new(r, "sensors", sensors);
+    json_object_set_new(r, "destinations", dsts);
 
     json_t *days = json_object(), *trunc = json_object();
     if (sqlite3_prepare_v2(n->db, "SELECT day, n FROM noise_ip_days WHERE ip=? ORDER BY day", -1,

@@ -23,6 +23,7 @@ static bool in_list(const char *s, const char *const *l, size_t n)
 typedef struct tag_def {
     char *name, *rule, *category, *intention, *cves, *description;
     json_t *refs;
+    int64_t created;          /* a replaced tag keeps its creation time */
 } tag_def;
 
 static void tag_defs_free(tag_def *t, size_t n)
@@ -166,6 +167,30 @@ fail:
     return -1;
 }
 
+void noise_tag_slug(const char *name, char *out, size_t outsz)
+{
+    size_t k = 0;
+    bool dash = false;
+    for (const char *p = name; *p && k + 2 < outsz; p++) {
+        if (isalnum((unsigned char)*p)) {
+            if (dash && k)
+                out[k++] = '-';
+            out[k++] = (char)tolower((unsigned char)*p);
+            dash = false;
+        } else {
+            dash = true;
+        }
+    }
+    out[k] = 0;
+}
+
+void noise_tag_id(const char *name, char out[37])
+{
+    char h[TR_SHA256_HEX];
+    tr_sha256_hex(name, strlen(name), h);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
+}
+
 static int insert_source(tr_noise *n, const char *name, const char *text, bool builtin,
                          const tag_def *t, size_t nt, tr_error *err)
 {
@@ -185,7 +210,8 @@ static int insert_source(tr_noise *n, const char *name, const char *text, bool b
     int64_t id = sqlite3_last_insert_rowid(n->db);
     if (sqlite3_prepare_v2(n->db,
                            "INSERT INTO noise_tags(name, src_id, rule, category, intention, cves,"
-                           " description, refs, builtin) VALUES(?,?,?,?,?,?,?,?,?)",
+                           " description, refs, builtin, created, updated)"
+                           " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK)
         return noise_db_fail(n->db, err);
     for (size_t i = 0; i < nt; i++) {
@@ -200,6 +226,8 @@ static int insert_source(tr_noise *n, const char *name, const char *text, bool b
         sqlite3_bind_text(st, 7, t[i].description, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 8, refs ? refs : "[]", -1, SQLITE_TRANSIENT);
         sqlite3_bind_int(st, 9, builtin);
+        sqlite3_bind_int64(st, 10, t[i].created ? t[i].created : tr_now_unix());
+        sqlite3_bind_int64(st, 11, tr_now_unix());
         rc = sqlite3_step(st);
         free(refs);
         if (rc != SQLITE_DONE) {
@@ -584,8 +612,15 @@ int tr_noise_tag_add(tr_noise *n, const char *source_name, const char *text, siz
         if (rc == 0)
             rc = delete_source(n, sid, err);
     }
-    for (size_t i = 0; i < nt && rc == 0; i++)
+    for (size_t i = 0; i < nt && rc == 0; i++) {
+        sqlite3_stmt *st = NULL;
+        sqlite3_prepare_v2(n->db, "SELECT created FROM noise_tags WHERE name=?", -1, &st, NULL);
+        sqlite3_bind_text(st, 1, t[i].name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            t[i].created = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
         rc = forget_tag(n, t[i].name, err);
+    }
     if (rc == 0)
         rc = insert_source(n, source_name, copy, false, t, nt, err);
     if (rc == 0)
@@ -663,7 +698,7 @@ int tr_noise_tags(tr_noise *n, json_t **out, tr_error *err)
     if (sqlite3_prepare_v2(
             n->db,
             "SELECT t.name, t.category, t.intention, t.cves, t.description, t.refs, t.builtin,"
-            " s.name, t.rule,"
+            " s.name, t.rule, t.created, t.updated,"
             " (SELECT count(*) FROM noise_ip_values v WHERE v.kind='tag' AND v.value=t.name),"
             " (SELECT count(*) FROM noise_event_tags e WHERE e.tag=t.name)"
             " FROM noise_tags t JOIN noise_tag_src s ON s.id=t.src_id ORDER BY t.name",
@@ -686,8 +721,17 @@ int tr_noise_tags(tr_noise *n, json_t **out, tr_error *err)
                          refs ? refs : json_array(), "builtin", sqlite3_column_int(st, 6),
                          "source", (const char *)sqlite3_column_text(st, 7), "rule",
                          (const char *)sqlite3_column_text(st, 8), "ips",
-                         (json_int_t)sqlite3_column_int64(st, 9), "events",
-                         (json_int_t)sqlite3_column_int64(st, 10)));
+                         (json_int_t)sqlite3_column_int64(st, 11), "events",
+                         (json_int_t)sqlite3_column_int64(st, 12)));
+        json_t *t = json_array_get(a, json_array_size(a) - 1);
+        char slug[256], id[37];
+        noise_tag_slug((const char *)sqlite3_column_text(st, 0), slug, sizeof slug);
+        noise_tag_id((const char *)sqlite3_column_text(st, 0), id);
+        json_object_set_new(t, "slug", json_string(slug));
+        json_object_set_new(t, "id", json_string(id));
+        json_object_set_new(t, "created", noise_time_json(sqlite3_column_int64(st, 9) * 1000000));
+        json_object_set_new(t, "updated_at",
+                            noise_time_json(sqlite3_column_int64(st, 10) * 1000000));
     }
     sqlite3_finalize(st);
     *out = a;

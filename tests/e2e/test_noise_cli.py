@@ -63,6 +63,15 @@ def test_ip_record(trawl, tmp_path):
     assert r["credentials"] == [{"username": "admin", "password": "admin", "attempts": 1}]
     assert sorted(s["name"] for s in r["sensors"]) == ["edge-2", "test-sensor"]
     assert r["metadata"]["sensor_count"] == 2 and r["metadata"]["sensor_hits"] == 4
+    assert r["metadata"]["single_destination"] is True
+    assert r["destinations"][0]["ip"] == "198.51.100.1"
+    assert r["raw_data"]["http"] == {"method": ["GET"], "path": ["/.git/config"],
+                                     "useragent": ["python-requests/2.31.0"], "host": ["198.51.100.1"]}
+    assert r["raw_data"]["tls"] == {"ja4": ["t13d1516h2_8daaf6152771_02713d6af862"]}
+    assert r["raw_data"]["source"]["bytes"] > 40        # the HTTP request's bytes
+    git = [t for t in r["tag_details"] if t["name"] == "Git Config Crawler"][0]
+    assert git["slug"] == "git-config-crawler" and git["intention"] == "malicious"
+    assert len(git["id"]) == 36 and git["events"] == 1
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     assert r["events_per_day"] == {today: 4} and r["first_seen"] == today
     for key in ("seen", "ip", "first_seen", "last_seen", "tags", "actor", "spoofable", "classification",

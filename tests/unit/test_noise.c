@@ -324,7 +324,8 @@ static void test_crashing_tag_stores_untagged(void **state)
         "INSERT INTO noise_tag_src(id, name, text, builtin, created) VALUES(9999, 'crash',"
         " 'rule crash { condition: (payload_len - payload_len - 9223372036854775807 - 1) \\ -1"
         " == 1 }', 0, 0);"
-        "INSERT INTO noise_tags VALUES('crash', 9999, 'crash', 'activity', 'unknown', '', '',"
+        "INSERT INTO noise_tags(name, src_id, rule, category, intention, cves, description, refs,"
+        " builtin) VALUES('crash', 9999, 'crash', 'activity', 'unknown', '', '',"
         " '[]', 0);"
         "UPDATE noise_settings SET value = value + 1 WHERE key = 'tags_gen';";
     if (noise_exec(f->n, sql, &err) != 0)
