@@ -44,11 +44,20 @@ static int step_done(tr_noise *n, sqlite3_stmt *st, tr_error *err)
 
 /* One value of a bounded per-IP set: counted when known, added while the
  * set has room, else only counted as dropped. Tags are never dropped. */
+#define VALUE_MAX 1024     /* bytes of one set value kept (a path, a command...) */
+
 static int add_value(tr_noise *n, stmts *s, const char *ip, const char *kind, const char *value,
                      int port, int64_t t, tr_error *err)
 {
     if (!value || !*value)
         return 0;
+    size_t vlen = strlen(value);
+    if (vlen > VALUE_MAX) {
+        /* Cut on a UTF-8 character boundary: the record is JSON. */
+        vlen = VALUE_MAX;
+        while (vlen > 0 && ((unsigned char)value[vlen] & 0xC0) == 0x80)
+            vlen--;
+    }
     if (prep(n, &s->val_update,
              "UPDATE noise_ip_values SET n=n+1, first_seen=min(first_seen, ?5),"
              " last_seen=max(last_seen, ?5) WHERE ip=?1 AND kind=?2 AND value=?3 AND port=?4",
@@ -56,7 +65,7 @@ static int add_value(tr_noise *n, stmts *s, const char *ip, const char *kind, co
         return -1;
     sqlite3_bind_text(s->val_update, 1, ip, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->val_update, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s->val_update, 3, value, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->val_update, 3, value, (int)vlen, SQLITE_STATIC);
     sqlite3_bind_int(s->val_update, 4, port);
     sqlite3_bind_int64(s->val_update, 5, t);
     if (step_done(n, s->val_update, err) != 0)
@@ -89,7 +98,7 @@ static int add_value(tr_noise *n, stmts *s, const char *ip, const char *kind, co
         return -1;
     sqlite3_bind_text(s->val_insert, 1, ip, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->val_insert, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s->val_insert, 3, value, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->val_insert, 3, value, (int)vlen, SQLITE_STATIC);
     sqlite3_bind_int(s->val_insert, 4, port);
     sqlite3_bind_int64(s->val_insert, 5, t);
     sqlite3_bind_int64(s->val_insert, 6, t);

@@ -100,3 +100,19 @@ def test_tags_endpoint(secure_server, keys):
     r = requests.post(secure_server.url + "/api/noise/tags", headers=reader,
                       json={"text": rule}, timeout=30)
     assert r.status_code == 403
+
+
+def test_ipv6_sources_and_long_values(secure_server, keys):
+    long_path = "/" + "\u00e9" * 700               # 1400 bytes of UTF-8: cut at 1024, on a boundary
+    evs = [syn("2001:db8::5", 22, tcp_window=29200), http("2001:db8::5", long_path, "curl/8.0")]
+    for e in evs:
+        e["dst_ip"] = "2001:db8::1"
+    r = post_events(secure_server, keys["analyst"], evs)
+    assert r.status_code == 200, r.text
+    r = requests.get(secure_server.url + "/api/noise/ip/2001:0db8:0000::5",
+                     headers={"Authorization": "Bearer " + keys["reader"]}, timeout=30)
+    assert r.status_code == 200
+    rec = r.json()
+    assert rec["ip"] == "2001:db8::5" and rec["spoofable"] is False and "curl" in rec["tags"]
+    path = rec["raw_data"]["web"]["paths"][0]
+    assert long_path.startswith(path) and len(path.encode()) <= 1024 and len(path) == 512
