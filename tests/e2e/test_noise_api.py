@@ -116,3 +116,34 @@ def test_ipv6_sources_and_long_values(secure_server, keys):
     assert rec["ip"] == "2001:db8::5" and rec["spoofable"] is False and "curl" in rec["tags"]
     path = rec["raw_data"]["web"]["paths"][0]
     assert long_path.startswith(path) and len(path.encode()) <= 1024 and len(path) == 512
+
+
+def test_concurrent_batches_all_stored_and_survive_kill(trawl, keys):
+    """Sensors post at the same time; every 200 is a committed batch, even
+    when the server is killed right after answering."""
+    import signal
+    import threading
+
+    from conftest import Server
+
+    srv = Server(trawl)
+    results = []
+
+    def sensor(k):
+        evs = [syn("198.51.100.%d" % (10 + k), 1 + i, ip_id=54321, tcp_window=65535) for i in range(300)]
+        for e in evs:
+            e["sensor"] = "sensor-%d" % k
+        results.append(post_events(srv, keys["analyst"], evs).status_code)
+
+    threads = [threading.Thread(target=sensor, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * 4
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait()
+    for k in range(4):
+        rec = json.loads(trawl.run("noise", "ip", "--json", "198.51.100.%d" % (10 + k), check=0).stdout)
+        assert rec["events"] == 300 and rec["sensors"][0]["name"] == "sensor-%d" % k
+        assert len(rec["raw_data"]["scan"]) == 100 and rec["dropped_values"] == {"scan": 200, "proto": 200, "dst": 200}
