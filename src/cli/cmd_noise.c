@@ -12,6 +12,7 @@
 static const char usage_text[] =
     "usage: trawl noise import [--format jsonl] FILE...   store events (one JSON per line)\n"
     "       trawl noise ip IP [--json]                    the record of one source address\n"
+    "       trawl noise events [--ip IP] [--tag NAME] [--limit N] [--json]   stored events\n"
     "       trawl noise tags [--json]                     tags with their IP counts\n"
     "       trawl noise tag add FILE...                   add or replace tags (YARA rules)\n"
     "       trawl noise tag rm NAME                       remove a tag\n"
@@ -238,6 +239,65 @@ static int cmd_ip(const cli_ctx *ctx, int argc, char **argv)
         print_list("sensors", json_object_get(r, "sensors"), "name");
     }
     json_decref(r);
+    return CLI_OK;
+}
+
+static int cmd_events(const cli_ctx *ctx, int argc, char **argv)
+{
+    const char *ip = NULL, *tag = NULL;
+    long long limit = 20;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--ip") == 0 && i + 1 < argc)
+            ip = argv[++i];
+        else if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc)
+            tag = argv[++i];
+        else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc)
+            limit = strtoll(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else {
+            cli_error("usage: trawl noise events [--ip IP] [--tag NAME] [--limit N] [--json]");
+            return CLI_USAGE;
+        }
+    }
+    if (limit < 1 || limit > 10000) {
+        cli_error("--limit is 1 to 10000");
+        return CLI_USAGE;
+    }
+    tr_noise *n = NULL;
+    int rc = open_noise(ctx, false, &n);
+    if (rc != CLI_OK)
+        return rc;
+    tr_error err;
+    json_t *evs = NULL;
+    rc = tr_noise_events(n, ip, tag, limit, &evs, &err);
+    tr_noise_close(n);
+    if (rc != 0) {
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
+    }
+    if (json) {
+        print_json(evs);
+    } else {
+        size_t i;
+        json_t *e;
+        json_array_foreach(evs, i, e) {
+            printf("%s  %s:%lld -> %s:%lld  %s/%s", json_string_value(json_object_get(e, "time")),
+                   json_string_value(json_object_get(e, "src_ip")),
+                   (long long)json_integer_value(json_object_get(e, "src_port")),
+                   json_string_value(json_object_get(e, "dst_ip")),
+                   (long long)json_integer_value(json_object_get(e, "dst_port")),
+                   json_string_value(json_object_get(e, "transport")),
+                   json_string_value(json_object_get(e, "proto")));
+            size_t k;
+            json_t *t;
+            json_array_foreach(json_object_get(e, "tags"), k, t)
+                printf("%s%s", k ? ", " : "  [", json_string_value(t));
+            printf("%s\n", json_array_size(json_object_get(e, "tags")) ? "]" : "");
+        }
+    }
+    json_decref(evs);
     return CLI_OK;
 }
 
@@ -527,7 +587,8 @@ int cli_cmd_noise(const cli_ctx *ctx, int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(const cli_ctx *, int, char **);
-    } subs[] = {{"import", cmd_import}, {"ip", cmd_ip},       {"tags", cmd_tags},
+    } subs[] = {{"import", cmd_import}, {"ip", cmd_ip},       {"events", cmd_events},
+                {"tags", cmd_tags},
                 {"tag", cmd_tag},       {"actor", cmd_actor}, {"tor", cmd_tor},
                 {"retention", cmd_retention}, {"config", cmd_config}};
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)

@@ -1,5 +1,6 @@
 /* /api/noise/...: sensors post event batches; analysts read IP records and
  * manage tags. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "http/http_internal.h"
@@ -10,8 +11,30 @@
 /* The contract with remote sensors: 200 {"accepted": N} only once the whole
  * batch is committed; any invalid event refuses the batch (4xx naming the
  * event and the property), so a 2xx is the sensor's licence to drop it. */
+/* GET: stored events, newest first (?ip=, ?tag=, ?limit=). */
+static enum MHD_Result list_events(http_request *r)
+{
+    const char *lim = http_query(r, "limit");
+    char *end = NULL;
+    long long limit = lim ? strtoll(lim, &end, 10) : 100;
+    if (lim && (*end || limit < 1 || limit > 10000))
+        return http_send_error(r, 400, "limit is 1 to 10000");
+    tr_noise *nz = NULL;
+    tr_error err;
+    if (tr_noise_open(r->data_dir, &nz, &err) != 0)
+        return http_send_error(r, 503, "%s", err.msg);
+    json_t *evs = NULL;
+    int rc = tr_noise_events(nz, http_query(r, "ip"), http_query(r, "tag"), limit, &evs, &err);
+    tr_noise_close(nz);
+    if (rc != 0)
+        return http_send_error(r, strstr(err.msg, "not an IP address") ? 400 : 500, "%s", err.msg);
+    return http_send_json(r, 200, json_pack("{s:o}", "events", evs));
+}
+
 enum MHD_Result api_noise_events(http_request *r)
 {
+    if (strcmp(r->method, "POST") != 0)
+        return list_events(r);
     enum MHD_Result sent = MHD_NO;
     json_t *body = http_json_body(r, &sent);
     if (!body)

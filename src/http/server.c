@@ -472,8 +472,11 @@ static route resolve(const char *method, const char *url, unsigned *status)
     if (strncmp(url, "/api/noise/", 11) == 0) {
         const char *rest = url + 11;
         *status = 405;
-        if (strcmp(rest, "events") == 0)
+        if (strcmp(rest, "events") == 0) {
+            if (get)
+                return (route){api_noise_events, TR_ROLE_READER, BODY_NONE, ""};
             return post ? (route){api_noise_events, TR_ROLE_ANALYST, BODY_EVENTS, ""} : none;
+        }
         if (strncmp(rest, "ip/", 3) == 0 && rest[3])
             return get ? (route){api_noise_ip, TR_ROLE_READER, BODY_NONE, rest + 3} : none;
         if (strcmp(rest, "tags") == 0 || strncmp(rest, "tags/", 5) == 0) {

@@ -314,3 +314,55 @@ int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
     *out = r;
     return 1;
 }
+
+int tr_noise_events(tr_noise *n, const char *ip_in, const char *tag, int64_t limit, json_t **out,
+                    tr_error *err)
+{
+    char ip[46] = "";
+    if (ip_in) {
+        uint8_t a[16];
+        int fam = strchr(ip_in, ':') ? AF_INET6 : AF_INET;
+        if (inet_pton(fam, ip_in, a) != 1 || !inet_ntop(fam, a, ip, sizeof ip))
+            return tr_fail(err, "'%.60s' is not an IP address", ip_in);
+    }
+    if (limit <= 0 || limit > 10000)
+        limit = 100;
+    /* Newest first, through the (src_ip, time) index or the tag index. */
+    char *sql = tr_xasprintf(
+        "SELECT e.id, e.json FROM noise_events e WHERE 1=1%s%s ORDER BY e.time_us DESC, e.id DESC"
+        " LIMIT ?3",
+        ip_in ? " AND e.src_ip = ?1" : "",
+        tag ? " AND e.id IN (SELECT event_id FROM noise_event_tags WHERE tag = ?2)" : "");
+    sqlite3_stmt *st = NULL, *ts = NULL;
+    int rc = sqlite3_prepare_v2(n->db, sql, -1, &st, NULL);
+    free(sql);
+    if (rc != SQLITE_OK ||
+        sqlite3_prepare_v2(n->db, "SELECT tag FROM noise_event_tags WHERE event_id=? ORDER BY tag",
+                           -1, &ts, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return noise_db_fail(n->db, err);
+    }
+    if (ip_in)
+        sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
+    if (tag)
+        sqlite3_bind_text(st, 2, tag, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, limit);
+    json_t *a = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_t *ev = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+        if (!ev)
+            continue;
+        json_t *tags = json_array();
+        sqlite3_reset(ts);
+        sqlite3_bind_int64(ts, 1, sqlite3_column_int64(st, 0));
+        while (sqlite3_step(ts) == SQLITE_ROW)
+            json_array_append_new(tags, json_string((const char *)sqlite3_column_text(ts, 0)));
+        json_object_set_new(ev, "id", json_integer(sqlite3_column_int64(st, 0)));
+        json_object_set_new(ev, "tags", tags);
+        json_array_append_new(a, ev);
+    }
+    sqlite3_finalize(st);
+    sqlite3_finalize(ts);
+    *out = a;
+    return 0;
+}

@@ -147,3 +147,23 @@ def test_concurrent_batches_all_stored_and_survive_kill(trawl, keys):
         rec = json.loads(trawl.run("noise", "ip", "--json", "198.51.100.%d" % (10 + k), check=0).stdout)
         assert rec["events"] == 300 and rec["sensors"][0]["name"] == "sensor-%d" % k
         assert len(rec["raw_data"]["scan"]) == 100 and rec["dropped_values"] == {"scan": 200, "proto": 200, "dst": 200}
+
+
+def test_get_events(secure_server, keys):
+    post_events(secure_server, keys["analyst"], [http("203.0.113.150", "/.git/config", "Mozilla/5.0"),
+                                                 syn("203.0.113.151")])
+    auth = {"Authorization": "Bearer " + keys["reader"]}
+    r = requests.get(secure_server.url + "/api/noise/events", params={"ip": "203.0.113.150"},
+                     headers=auth, timeout=30)
+    assert r.status_code == 200
+    evs = r.json()["events"]
+    assert len(evs) == 1 and evs[0]["tags"] == ["Git Config Crawler"]
+    r = requests.get(secure_server.url + "/api/noise/events", params={"tag": "Git Config Crawler"},
+                     headers=auth, timeout=30)
+    assert [e["src_ip"] for e in r.json()["events"]] == ["203.0.113.150"]
+    r = requests.get(secure_server.url + "/api/noise/events", params={"limit": "0"}, headers=auth,
+                     timeout=30)
+    assert r.status_code == 400
+    r = requests.get(secure_server.url + "/api/noise/events", params={"ip": "x"}, headers=auth,
+                     timeout=30)
+    assert r.status_code == 400

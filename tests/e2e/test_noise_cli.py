@@ -219,3 +219,23 @@ def test_country_from_debian_geoip(trawl, tmp_path):
     m = record(trawl, "8.8.8.8")["metadata"]
     assert m["country_code"] == "US" and m["country"] == "United States"
     assert record(trawl, "203.0.113.99")["metadata"]["country_code"] == ""
+
+
+def test_events_listing(trawl, tmp_path):
+    t1 = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    trawl.run("noise", "import", write_jsonl(tmp_path / "a.jsonl", [
+        dict(http("203.0.113.140", "/.env", "curl/8.0"), time=t1),
+        http("203.0.113.140", "/index.html", "Mozilla/5.0"),
+        syn("203.0.113.141", ip_id=54321, tcp_window=65535),
+    ]), check=0)
+    evs = json.loads(trawl.run("noise", "events", "--ip", "203.0.113.140", "--json", check=0).stdout)
+    assert [e["fields"]["http_path"] for e in evs] == ["/index.html", "/.env"]     # newest first
+    assert evs[1]["tags"] == [".env Scanner", "curl"] and evs[0]["tags"] == []
+    assert evs[1]["payload_b64"] and evs[1]["src_ip"] == "203.0.113.140"
+    tagged = json.loads(trawl.run("noise", "events", "--tag", "ZMap Client", "--json", check=0).stdout)
+    assert [e["src_ip"] for e in tagged] == ["203.0.113.141"]
+    assert len(json.loads(trawl.run("noise", "events", "--limit", "1", "--json", check=0).stdout)) == 1
+    text = trawl.run("noise", "events", "--ip", "203.0.113.140", check=0).stdout.splitlines()
+    assert len(text) == 2 and text[1].endswith("tcp/http  [.env Scanner, curl]")
+    assert trawl.run("noise", "events", "--limit", "0", check=2).returncode == 2
