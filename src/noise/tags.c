@@ -286,11 +286,15 @@ static int seed_file(tr_noise *n, const noise_builtin *f, tr_error *err)
         if (parse_tags(label, start, strlen(start), &t, &nt, err) != 0) {
             rc = -1;
         } else {
-            /* A user's tag of the same name replaced the default: keep it. */
+            /* A user's tag of the same name replaced the default: keep it.
+             * A default the admin removed stays removed. */
             bool taken = false;
             for (size_t i = 0; i < nt && !taken; i++) {
                 sqlite3_stmt *st = NULL;
-                sqlite3_prepare_v2(n->db, "SELECT 1 FROM noise_tags WHERE name=?", -1, &st, NULL);
+                sqlite3_prepare_v2(n->db,
+                                   "SELECT 1 FROM noise_tags WHERE name=?1 UNION ALL"
+                                   " SELECT 1 FROM noise_settings WHERE key='removed_tag:' || ?1",
+                                   -1, &st, NULL);
                 sqlite3_bind_text(st, 1, t[i].name, -1, SQLITE_STATIC);
                 taken = sqlite3_step(st) == SQLITE_ROW;
                 sqlite3_finalize(st);
@@ -331,6 +335,13 @@ int noise_tags_seed(tr_noise *n, tr_error *err)
                         err);
     for (const noise_builtin *f = noise_builtin_tags; rc == 0 && f->name; f++)
         rc = seed_file(n, f, err);
+    /* Tags a new default set no longer has leave no names behind. */
+    if (rc == 0)
+        rc = noise_exec(n,
+                        "DELETE FROM noise_event_tags WHERE tag NOT IN (SELECT name FROM noise_tags);"
+                        "DELETE FROM noise_ip_values WHERE kind='tag'"
+                        " AND value NOT IN (SELECT name FROM noise_tags);",
+                        err);
     if (rc == 0)
         rc = noise_setting_put(n, "builtin_version", ver, err);
     if (rc == 0)
@@ -676,6 +687,11 @@ int tr_noise_tag_rm(tr_noise *n, const char *name, tr_error *err)
         rc = tr_fail(err, "tag '%s' is defined in %s together with '%s'; re-add that file "
                           "without it instead",
                      name, sname, json_string_value(json_array_get(others, 0)));
+    if (found == 1 && rc == 0 && strncmp(sname, "builtin:", 8) == 0) {
+        char *key = tr_xasprintf("removed_tag:%s", name);
+        rc = noise_setting_put(n, key, "1", err);
+        free(key);
+    }
     if (found == 1 && rc == 0)
         rc = delete_source(n, sid, err);
     if (found == 1 && rc == 0)

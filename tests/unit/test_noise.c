@@ -345,6 +345,51 @@ static void test_crashing_tag_stores_untagged(void **state)
     json_decref(r);
 }
 
+static bool has_tag(fx *f, const char *name)
+{
+    json_t *tags = NULL;
+    tr_error err;
+    if (tr_noise_tags(f->n, &tags, &err) != 0)
+        fail_msg("%s", err.msg);
+    bool found = false;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tags, i, t) {
+        if (strcmp(json_string_value(json_object_get(t, "name")), name) == 0)
+            found = true;
+    }
+    json_decref(tags);
+    return found;
+}
+
+/* A new default set (an upgrade) keeps what the admin did: a removed
+ * default stays removed, and names the set dropped leave no trace. */
+static void test_default_set_upgrade(void **state)
+{
+    fx *f = *state;
+    tr_error err;
+    assert_true(has_tag(f, "curl"));
+    assert_int_equal(tr_noise_tag_rm(f->n, "curl", &err), 1);
+    tr_event e[1];
+    mk(&e[0], "203.0.113.21", 80, "syn", false, now_us());
+    ingest(f, e, 1);
+    if (noise_exec(f->n,
+                   "INSERT INTO noise_ip_values VALUES('203.0.113.21', 'tag', 'Dropped Tag', 0, 1,"
+                   " 0, 0);"
+                   "UPDATE noise_settings SET value='older' WHERE key='builtin_version';",
+                   &err) != 0)
+        fail_msg("%s", err.msg);
+    tr_noise_close(f->n);
+    f->n = NULL;
+    if (tr_noise_open(f->dir, &f->n, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_false(has_tag(f, "curl"));
+    assert_true(has_tag(f, "ZMap Client"));
+    json_t *r = record(f, "203.0.113.21");
+    assert_int_equal(json_array_size(json_object_get(r, "tags")), 0);
+    json_decref(r);
+}
+
 /* A compiled-tags cache that libyara cannot load (another version wrote
  * it, or it is damaged) is compiled again instead of failing every batch. */
 static void test_bad_cache_recompiled(void **state)
@@ -381,6 +426,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_libyara_crash_contained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_cache_recompiled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crashing_tag_stores_untagged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_set_upgrade, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
