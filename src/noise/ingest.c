@@ -261,16 +261,13 @@ static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip,
         return -1;
     *event_id = sqlite3_last_insert_rowid(n->db);
 
-    if (prep(n, &s->ip_exists, "SELECT 1 FROM noise_ips WHERE ip=?", err) != 0)
-        return -1;
-    sqlite3_bind_text(s->ip_exists, 1, ip, -1, SQLITE_STATIC);
-    *is_new = sqlite3_step(s->ip_exists) != SQLITE_ROW;
     if (prep(n, &s->ip_upsert,
              "INSERT INTO noise_ips(ip, family, first_seen, last_seen, events, spoofable, bytes)"
              " VALUES(?1, ?2, ?3, ?3, 1, ?4, ?5) ON CONFLICT(ip) DO UPDATE SET"
              " first_seen=min(first_seen, excluded.first_seen),"
              " last_seen=max(last_seen, excluded.last_seen), events=events+1,"
-             " spoofable=spoofable AND excluded.spoofable, bytes=bytes+excluded.bytes",
+             " spoofable=spoofable AND excluded.spoofable, bytes=bytes+excluded.bytes"
+             " RETURNING events",
              err) != 0)
         return -1;
     sqlite3_bind_text(s->ip_upsert, 1, ip, -1, SQLITE_STATIC);
@@ -279,8 +276,12 @@ static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip,
     /* Spoofable while everything it did needed no handshake. */
     sqlite3_bind_int(s->ip_upsert, 4, e->handshake ? 0 : 1);
     sqlite3_bind_int64(s->ip_upsert, 5, (int64_t)e->payload_len);
-    if (step_done(n, s->ip_upsert, err) != 0)
-        return -1;
+    if (sqlite3_step(s->ip_upsert) != SQLITE_ROW)
+        return noise_db_fail(n->db, err);
+    /* The row's first event: the address is new. */
+    *is_new = sqlite3_column_int64(s->ip_upsert, 0) == 1;
+    if (sqlite3_step(s->ip_upsert) != SQLITE_DONE)
+        return noise_db_fail(n->db, err);
     if (prep(n, &s->day,
              "INSERT INTO noise_ip_days(ip, day, n) VALUES(?,?,1)"
              " ON CONFLICT(ip, day) DO UPDATE SET n=n+1",
