@@ -639,8 +639,8 @@ int tr_noise_tag_add(tr_noise *n, const char *source_name, const char *text, siz
     /* libyara's word on the whole set before anything is kept. */
     if (rc == 0)
         rc = noise_tags_yarc(n, &yarc, err);
-    if (rc == 0)
-        rc = retro_scan(n, yarc, t, nt, &matched, err);
+    if (rc == 0 && (rc = retro_scan(n, yarc, t, nt, &matched, err)) != 0)
+        tr_error_prefix(err, "re-judging the stored events (nothing was changed)");
     if (rc == 0)
         rc = noise_reclassify(n, NULL, err);
     if (rc == 0)
