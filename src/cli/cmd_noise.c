@@ -16,6 +16,7 @@ static const char usage_text[] =
     "       trawl noise tags [--json]                     tags with their IP counts\n"
     "       trawl noise tag add FILE...                   add or replace tags (YARA rules)\n"
     "       trawl noise tag rm NAME                       remove a tag\n"
+    "       trawl noise tag test FILE [--limit N] [--json]  judge stored events, save nothing\n"
     "       trawl noise actor add NAME --cidr C [--cidr C2] [--rdns-suffix S] --benign|--malicious\n"
     "       trawl noise actor ls [--json] | actor rm NAME\n"
     "       trawl noise tor import FILE                   replace the Tor exit list\n"
@@ -334,10 +335,68 @@ static int cmd_tags(const cli_ctx *ctx, int argc, char **argv)
     return CLI_OK;
 }
 
+static int cmd_tag_test(const cli_ctx *ctx, int argc, char **argv)
+{
+    const char *file = NULL;
+    long long limit = 0;
+    bool json = false;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc)
+            limit = strtoll(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (argv[i][0] != '-' && !file)
+            file = argv[i];
+        else {
+            cli_error("usage: trawl noise tag test FILE [--limit N] [--json]");
+            return CLI_USAGE;
+        }
+    }
+    if (!file || limit < 0) {
+        cli_error("usage: trawl noise tag test FILE [--limit N] [--json]");
+        return CLI_USAGE;
+    }
+    tr_noise *n = NULL;
+    int rc = open_noise(ctx, false, &n);
+    if (rc != CLI_OK)
+        return rc;
+    tr_error err;
+    char *text = NULL;
+    size_t len = 0;
+    json_t *res = NULL;
+    if (tr_read_file(file, &text, &len, &err) != 0 ||
+        tr_noise_tag_test(n, file, text, len, limit, &res, &err) != 0) {
+        free(text);
+        tr_noise_close(n);
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
+    }
+    free(text);
+    tr_noise_close(n);
+    if (json) {
+        print_json(res);
+    } else {
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(res, "matches"), i, m)
+            printf("%s  %-15s  event %lld  %s\n", json_string_value(json_object_get(m, "time")),
+                   json_string_value(json_object_get(m, "src_ip")),
+                   (long long)json_integer_value(json_object_get(m, "event_id")),
+                   json_string_value(json_object_get(m, "tag")));
+        printf("%lld of the %lld newest events matched; nothing was saved\n",
+               (long long)json_integer_value(json_object_get(res, "events_matched")),
+               (long long)json_integer_value(json_object_get(res, "events_scanned")));
+    }
+    json_decref(res);
+    return CLI_OK;
+}
+
 static int cmd_tag(const cli_ctx *ctx, int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "test") == 0)
+        return cmd_tag_test(ctx, argc, argv);
     if (argc < 3 || (strcmp(argv[1], "add") != 0 && strcmp(argv[1], "rm") != 0)) {
-        cli_error("usage: trawl noise tag add FILE... | tag rm NAME");
+        cli_error("usage: trawl noise tag add FILE... | tag rm NAME | tag test FILE");
         return CLI_USAGE;
     }
     tr_noise *n = NULL;

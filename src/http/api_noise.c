@@ -122,10 +122,20 @@ enum MHD_Result api_noise_tags(http_request *r)
         const char *text = json_string_value(json_object_get(body, "text"));
         const char *name = json_string_value(json_object_get(body, "name"));
         json_t *added = NULL;
+        bool test = strcmp(r->rest, "test") == 0;
+        json_int_t limit = json_integer_value(json_object_get(body, "limit"));
         if (!text)
             rc = http_send_error(r, 400, "expected {\"text\": \"YARA rules\", \"name\": \"label\"}");
         else if (http_reject_includes(r, text, &sent))
             rc = sent;
+        else if (test && (limit < 0 || limit > 1000000))
+            rc = http_send_error(r, 400, "limit is 0 (10,000) to 1,000,000 events");
+        else if (test && tr_noise_tag_test(nz, name ? name : "api", text,
+                                           json_string_length(json_object_get(body, "text")),
+                                           limit, &added, &err) != 0)
+            rc = http_send_error(r, 400, "%s", err.msg);
+        else if (test)
+            rc = http_send_json(r, 200, added);
         else if (tr_noise_tag_add(nz, name ? name : "api", text,
                                   json_string_length(json_object_get(body, "text")), &added,
                                   &err) != 0)

@@ -89,6 +89,12 @@ int tr_noise_tags(tr_noise *n, json_t **out, tr_error *err);
  * {"tags": [...], "events_matched": N, "ips": N}. */
 int tr_noise_tag_add(tr_noise *n, const char *source_name, const char *text, size_t len,
                      json_t **added, tr_error *err);
+/* Judges the newest stored events (at most max_events; 0: 10,000) with a
+ * YARA text, saving nothing: {"tags": [...], "events_scanned": N,
+ * "events_matched": N, "ips_shown": N, "matches": [{event_id, src_ip, time,
+ * tag}] (the first 100)}. For writing a tag before adding it. */
+int tr_noise_tag_test(tr_noise *n, const char *source_name, const char *text, size_t len,
+                      int64_t max_events, json_t **out, tr_error *err);
 /* 1 removed, 0 no such tag, -1 error (e.g. its source defines other tags). */
 int tr_noise_tag_rm(tr_noise *n, const char *name, tr_error *err);
 

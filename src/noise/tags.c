@@ -434,46 +434,67 @@ typedef struct retro {
     char **ips;
     tr_event *evs;
     uint64_t matched;
+    json_t *collect;          /* testing: matches go here, nothing is stored */
     int rc;
     tr_error *err;
 } retro;
+
+enum { TEST_MATCHES_SHOWN = 100 };
 
 static void retro_hit(void *arg, size_t ev, const char *tag)
 {
     retro *r = arg;
     if (r->rc != 0)
         return;
-    for (size_t i = 0; i < r->nt; i++)
-        if (strcmp(r->t[i].name, tag) == 0) {
-            r->matched++;
+    for (size_t i = 0; i < r->nt; i++) {
+        if (strcmp(r->t[i].name, tag) != 0)
+            continue;
+        r->matched++;
+        if (!r->collect)
             r->rc = noise_tag_event(r->n, r->ids[ev], r->ips[ev], tag, r->evs[ev].time_us, r->err);
-            return;
-        }
+        else if (json_array_size(r->collect) < TEST_MATCHES_SHOWN)
+            json_array_append_new(r->collect,
+                                  json_pack("{s:I, s:s, s:o, s:s}", "event_id",
+                                            (json_int_t)r->ids[ev], "src_ip", r->ips[ev], "time",
+                                            noise_time_json(r->evs[ev].time_us), "tag", tag));
+        return;
+    }
 }
 
 enum { RETRO_CHUNK = 2000 };
 
-static int retro_scan(tr_noise *n, const char *yarc, const tag_def *t, size_t nt, uint64_t *matched,
-                      tr_error *err)
+/* Scans the stored events with the compiled rules, keeping the hits of the
+ * tags t: oldest first and all of them (retro), or newest first and at most
+ * max_events (testing, collect set). */
+static int retro_scan(tr_noise *n, const char *yarc, const tag_def *t, size_t nt, json_t *collect,
+                      int64_t max_events, uint64_t *scanned, uint64_t *matched, tr_error *err)
 {
-    retro r = {.n = n, .t = t, .nt = nt, .err = err};
+    retro r = {.n = n, .t = t, .nt = nt, .collect = collect, .err = err};
     r.ids = tr_xcalloc(RETRO_CHUNK, sizeof *r.ids);
     r.ips = tr_xcalloc(RETRO_CHUNK, sizeof *r.ips);
     r.evs = tr_xcalloc(RETRO_CHUNK, sizeof *r.evs);
     sqlite3_stmt *st = NULL;
-    int64_t after = 0;
+    bool newest = collect != NULL;
+    int64_t after = newest ? INT64_MAX : 0;
+    uint64_t seen = 0;
     int rc = 0;
     if (sqlite3_prepare_v2(n->db,
-                           "SELECT id, src_ip, json FROM noise_events WHERE id > ? ORDER BY id "
-                           "LIMIT ?",
+                           newest ? "SELECT id, src_ip, json FROM noise_events WHERE id < ?"
+                                    " ORDER BY id DESC LIMIT ?"
+                                  : "SELECT id, src_ip, json FROM noise_events WHERE id > ?"
+                                    " ORDER BY id LIMIT ?",
                            -1, &st, NULL) != SQLITE_OK)
         rc = noise_db_fail(n->db, err);
-    while (rc == 0) {
-        size_t k = 0;
+    while (rc == 0 && (max_events <= 0 || (int64_t)seen < max_events)) {
+        size_t k = 0, rows = 0;
+        int64_t want = RETRO_CHUNK;
+        if (max_events > 0 && max_events - (int64_t)seen < want)
+            want = max_events - (int64_t)seen;
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, after);
-        sqlite3_bind_int(st, 2, RETRO_CHUNK);
+        sqlite3_bind_int64(st, 2, want);
         while (sqlite3_step(st) == SQLITE_ROW) {
+            rows++;
             json_t *j = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
             tr_error e2;
             after = sqlite3_column_int64(st, 0);
@@ -486,8 +507,9 @@ static int retro_scan(tr_noise *n, const char *yarc, const tag_def *t, size_t nt
             r.ips[k] = tr_xstrdup((const char *)sqlite3_column_text(st, 1));
             k++;
         }
-        if (k == 0)
+        if (rows == 0)
             break;
+        seen += rows;
         rc = noise_yara_scan(yarc, r.evs, k, retro_hit, &r, err);
         if (rc == 0)
             rc = r.rc;
@@ -501,6 +523,8 @@ static int retro_scan(tr_noise *n, const char *yarc, const tag_def *t, size_t nt
     free(r.ips);
     free(r.evs);
     *matched = r.matched;
+    if (scanned)
+        *scanned = seen;
     return rc;
 }
 
@@ -566,13 +590,10 @@ static int delete_source(tr_noise *n, int64_t id, tr_error *err)
     return rc == SQLITE_DONE ? 0 : noise_db_fail(n->db, err);
 }
 
-int tr_noise_tag_add(tr_noise *n, const char *source_name, const char *text, size_t len,
-                     json_t **added, tr_error *err)
+/* A tag's text is stored and compiled later, elsewhere: an included file
+ * would not be there, or not the same. */
+static int refuse_include(const char *source_name, const char *text, size_t len, tr_error *err)
 {
-    if (memchr(text, 0, len))
-        return tr_fail(err, "%s: a tag rule is text without NUL bytes", source_name);
-    /* A tag's text is stored and compiled later, elsewhere: an included
-     * file would not be there, or not the same. */
     for (const char *line = text; line && line < text + len;) {
         const char *p = line;
         while (p < text + len && (*p == ' ' || *p == '\t'))
@@ -585,6 +606,16 @@ int tr_noise_tag_add(tr_noise *n, const char *source_name, const char *text, siz
         if (line)
             line++;
     }
+    return 0;
+}
+
+int tr_noise_tag_add(tr_noise *n, const char *source_name, const char *text, size_t len,
+                     json_t **added, tr_error *err)
+{
+    if (memchr(text, 0, len))
+        return tr_fail(err, "%s: a tag rule is text without NUL bytes", source_name);
+    if (refuse_include(source_name, text, len, err) != 0)
+        return -1;
     tag_def *t = NULL;
     size_t nt = 0;
     if (parse_tags(source_name, text, len, &t, &nt, err) != 0)
@@ -639,7 +670,7 @@ int tr_noise_tag_add(tr_noise *n, const char *source_name, const char *text, siz
     /* libyara's word on the whole set before anything is kept. */
     if (rc == 0)
         rc = noise_tags_yarc(n, &yarc, err);
-    if (rc == 0 && (rc = retro_scan(n, yarc, t, nt, &matched, err)) != 0)
+    if (rc == 0 && (rc = retro_scan(n, yarc, t, nt, NULL, 0, NULL, &matched, err)) != 0)
         tr_error_prefix(err, "re-judging the stored events (nothing was changed)");
     if (rc == 0)
         rc = noise_reclassify(n, NULL, err);
@@ -752,4 +783,69 @@ int tr_noise_tags(tr_noise *n, json_t **out, tr_error *err)
     sqlite3_finalize(st);
     *out = a;
     return 0;
+}
+
+int tr_noise_tag_test(tr_noise *n, const char *source_name, const char *text, size_t len,
+                      int64_t max_events, json_t **out, tr_error *err)
+{
+    if (memchr(text, 0, len))
+        return tr_fail(err, "%s: a tag rule is text without NUL bytes", source_name);
+    if (refuse_include(source_name, text, len, err) != 0)
+        return -1;
+    tag_def *t = NULL;
+    size_t nt = 0;
+    if (parse_tags(source_name, text, len, &t, &nt, err) != 0)
+        return -1;
+    if (max_events <= 0)
+        max_events = 10000;
+    char *dir = tr_xasprintf("%s/noise", n->data_dir);
+    char *yarc = NULL;
+    int rc = tr_mkdir_p(dir, 0755, err);
+    if (rc == 0) {
+        char tmpl[64];
+        snprintf(tmpl, sizeof tmpl, "/test-%ld-XXXXXX", (long)getpid());
+        yarc = tr_xasprintf("%s%s", dir, tmpl);
+        int fd = mkstemp(yarc);
+        if (fd < 0)
+            rc = tr_fail_errno(err, "cannot create a file in %s", dir);
+        else
+            close(fd);
+    }
+    char *copy = tr_xmalloc(len + 1);
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    noise_src src = {source_name, copy};
+    json_t *matches = json_array();
+    uint64_t scanned = 0, matched = 0;
+    if (rc == 0)
+        rc = noise_yara_compile(&src, 1, yarc, err);
+    /* A read transaction: the events scanned are one consistent set. */
+    if (rc == 0)
+        rc = noise_exec(n, "BEGIN", err);
+    if (rc == 0) {
+        rc = retro_scan(n, yarc, t, nt, matches, max_events, &scanned, &matched, err);
+        sqlite3_exec(n->db, "COMMIT", NULL, NULL, NULL);
+    }
+    if (yarc)
+        unlink(yarc);
+    if (rc == 0) {
+        json_t *names = json_array(), *ips = json_object();
+        for (size_t i = 0; i < nt; i++)
+            json_array_append_new(names, json_string(t[i].name));
+        size_t i;
+        json_t *m;
+        json_array_foreach(matches, i, m)
+            json_object_set_new(ips, json_string_value(json_object_get(m, "src_ip")), json_true());
+        *out = json_pack("{s:o, s:I, s:I, s:I, s:o}", "tags", names, "events_scanned",
+                         (json_int_t)scanned, "events_matched", (json_int_t)matched,
+                         "ips_shown", (json_int_t)json_object_size(ips), "matches", matches);
+        json_decref(ips);
+    } else {
+        json_decref(matches);
+    }
+    free(copy);
+    free(yarc);
+    free(dir);
+    tag_defs_free(t, nt);
+    return rc;
 }

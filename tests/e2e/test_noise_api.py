@@ -167,3 +167,18 @@ def test_get_events(secure_server, keys):
     r = requests.get(secure_server.url + "/api/noise/events", params={"ip": "x"}, headers=auth,
                      timeout=30)
     assert r.status_code == 400
+
+
+def test_tag_test_endpoint(secure_server, keys):
+    auth = {"Authorization": "Bearer " + keys["analyst"]}
+    post_events(secure_server, keys["analyst"], [syn("203.0.113.170", ttl=99), syn("203.0.113.171", ttl=98)])
+    rule = 'rule ttl99 { meta: name = "TTL 99" condition: ttl == 99 }'
+    r = requests.post(secure_server.url + "/api/noise/tags/test", headers=auth,
+                      json={"text": rule, "limit": 10}, timeout=30)
+    assert r.status_code == 200
+    assert r.json()["events_matched"] == 1 and r.json()["matches"][0]["src_ip"] == "203.0.113.170"
+    tags = requests.get(secure_server.url + "/api/noise/tags", headers=auth, timeout=30).json()["tags"]
+    assert "TTL 99" not in {t["name"] for t in tags}
+    r = requests.post(secure_server.url + "/api/noise/tags/test", headers=auth,
+                      json={"text": rule, "limit": -1}, timeout=30)
+    assert r.status_code == 400

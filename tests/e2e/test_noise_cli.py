@@ -239,3 +239,25 @@ def test_events_listing(trawl, tmp_path):
     text = trawl.run("noise", "events", "--ip", "203.0.113.140", check=0).stdout.splitlines()
     assert len(text) == 2 and text[1].endswith("tcp/http  [.env Scanner, curl]")
     assert trawl.run("noise", "events", "--limit", "0", check=2).returncode == 2
+
+
+def test_tag_test_saves_nothing(trawl, tmp_path):
+    trawl.run("noise", "import", write_jsonl(tmp_path / "a.jsonl", [
+        event("203.0.113.160", 7777, "raw", payload=b"PROBE-ONE"),
+        event("203.0.113.161", 7777, "raw", payload=b"PROBE-ONE again"),
+        event("203.0.113.162", 7777, "raw", payload=b"other"),
+    ]), check=0)
+    rule = tmp_path / "t.yar"
+    rule.write_text('rule probe_one { meta: name = "Probe One" strings: $a = "PROBE-ONE" condition: $a }\n')
+    res = json.loads(trawl.run("noise", "tag", "test", rule, "--json", check=0).stdout)
+    assert res["tags"] == ["Probe One"] and res["events_scanned"] == 3 and res["events_matched"] == 2
+    assert [m["src_ip"] for m in res["matches"]] == ["203.0.113.161", "203.0.113.160"]   # newest first
+    assert res["ips_shown"] == 2
+    res = json.loads(trawl.run("noise", "tag", "test", rule, "--limit", "2", "--json", check=0).stdout)
+    assert res["events_scanned"] == 2 and res["events_matched"] == 1    # .162 and .161
+    assert "2 of the 3 newest events matched; nothing was saved" in trawl.run(
+        "noise", "tag", "test", rule, check=0).stdout
+    assert record(trawl, "203.0.113.160")["tags"] == []
+    assert "Probe One" not in {t["name"] for t in json.loads(trawl.run("noise", "tags", "--json", check=0).stdout)}
+    rule.write_text("rule broken {\n condition: }\n")
+    assert "t.yar:2:" in trawl.run("noise", "tag", "test", rule, check=1).stderr

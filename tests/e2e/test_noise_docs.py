@@ -25,6 +25,7 @@ def test_noise_doc_examples_run(secure_server, keys, trawl, tmp_path):
     # the examples did what the text says
     assert "2 events stored (2 tagged, 2 new addresses), 1 bad lines skipped" in out
     assert "events.jsonl:3: event: 'time' must be an RFC 3339 UTC time" in p.stderr
+    assert "1 of the 2 newest events matched; nothing was saved" in out
     assert "tag 'Curl Secrets Hunter' added" in out
     assert "re-judged the stored events: 1 matched, 1 addresses tagged" in out
     assert re.search(r"^\s+1\s+activity\s+malicious\s+Curl Secrets Hunter$", out, re.M)
