@@ -540,6 +540,12 @@ static int cmd_actor(const cli_ctx *ctx, int argc, char **argv)
             rc = CLI_FAIL;
         } else {
             printf("actor '%s' (%s) saved\n", name, benign ? "benign" : "malicious");
+            char *rd = NULL;
+            if (nr && tr_noise_setting(n, "rdns", &rd, &err) == 0 && strcmp(rd, "on") != 0)
+                fprintf(stderr, "trawl: reverse DNS is off, so --rdns-suffix matches nothing "
+                                "until 'trawl noise config rdns on' (looked up when an address "
+                                "is first seen)\n");
+            free(rd);
         }
         tr_noise_close(n);
     }

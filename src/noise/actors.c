@@ -367,6 +367,10 @@ int tr_noise_tor_import(tr_noise *n, const char *path, uint64_t *count, uint64_t
     free(line);
     fclose(f);
     sqlite3_finalize(st);
+    /* A wrong file must not wipe the list it would replace. */
+    if (rc == 0 && *count == 0 && *bad_line)
+        rc = tr_fail(err, "%s has no address (line %llu is not one); the Tor list is unchanged",
+                     path, (unsigned long long)*bad_line);
     if (rc == 0)
         rc = noise_exec(n, "COMMIT", err);
     if (rc != 0)

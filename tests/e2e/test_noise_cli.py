@@ -164,7 +164,8 @@ def test_rdns_suffix_actor(trawl, tmp_path):
     hosts' suffix. 127.0.0.1 resolves through /etc/hosts, no network."""
     off = Trawl(trawl.binary, str(tmp_path / "off"))
     for t in (off, trawl):
-        t.run("noise", "actor", "add", "Local Host", "--rdns-suffix", "localhost", "--benign", check=0)
+        p = t.run("noise", "actor", "add", "Local Host", "--rdns-suffix", "localhost", "--benign", check=0)
+        assert "reverse DNS is off" in p.stderr
     assert "rdns = off" in off.run("noise", "config", "rdns", check=0).stdout
     off.run("noise", "import", write_jsonl(tmp_path / "a.jsonl", [http("127.0.0.1", "/.env")]), check=0)
     r = record(off, "127.0.0.1")
@@ -187,6 +188,9 @@ def test_tor_exit_list(trawl, tmp_path):
     plain.write_text("# one per line\n203.0.113.81\nnonsense\n")
     p = trawl.run("noise", "tor", "import", plain, check=0)
     assert "1 Tor exit addresses imported" in p.stdout and "plain.txt:3:" in p.stderr
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("this is not\na Tor list\n")
+    assert "has no address (line 1" in trawl.run("noise", "tor", "import", wrong, check=1).stderr
     trawl.run("noise", "import", write_jsonl(tmp_path / "a.jsonl", [syn("203.0.113.80"), syn("203.0.113.81")]),
               check=0)
     assert record(trawl, "203.0.113.81")["metadata"]["tor"] is True
