@@ -9,8 +9,9 @@ BUILD_PKGS=(
   libzstd-dev libfuzzy-dev libmagic-dev libzip-dev libroaring-dev libtlsh-dev
   libpcre2-dev
   libpcap-dev
+  libgeoip-dev libmaxminddb-dev
 )
-RUN_PKGS=( libmagic-mgc yara sqlite3 )
+RUN_PKGS=( libmagic-mgc yara sqlite3 geoip-database )
 TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests ssdeep tlsh-tools p7zip-full chromium
   tcpdump redis-tools netcat-openbsd openssh-client curl openssl
   iproute2 nmap masscan zmap hping3 telnet tshark )

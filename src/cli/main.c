@@ -32,6 +32,7 @@ static const command commands[] = {
     {"serve", cli_cmd_serve, "run the HTTP server and web UI"},
     {"key", cli_cmd_key, "manage the server's API keys"},
     {"sensor", cli_cmd_sensor, "listen as a low-interaction sensor, emit events"},
+    {"noise", cli_cmd_noise, "internet noise: import events, IP records, tags, actors"},
 };
 
 void cli_error(const char *fmt, ...)

@@ -105,6 +105,9 @@ enum MHD_Result api_bazaar(http_request *r);           /* POST /api/v1/ */
 enum MHD_Result api_hunts(http_request *r);            /* /api/hunts[/ID[/...]] */
 enum MHD_Result api_rules(http_request *r);            /* /api/rules[/NAME[/...]] */
 enum MHD_Result api_jobs(http_request *r);             /* GET /api/jobs */
+enum MHD_Result api_noise_events(http_request *r);     /* POST, GET /api/noise/events */
+enum MHD_Result api_noise_ip(http_request *r);         /* GET /api/noise/ip/IP */
+enum MHD_Result api_noise_tags(http_request *r);       /* /api/noise/tags[/NAME] */
 enum MHD_Result ui_index(http_request *r);
 
 #endif

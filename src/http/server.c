@@ -16,6 +16,8 @@
 #include "ingest/ingest.h"
 
 #define JSON_BODY_MAX (1u << 20)
+/* POST /api/noise/events: a sensor's batch, up to 10,000 events or 16 MiB. */
+#define EVENTS_BODY_MAX (16u << 20)
 #define ANALYZER_POOL 16
 /* Hunts running at once; the verification workers are split between them. */
 #define HUNT_RUNNERS 2
@@ -45,7 +47,7 @@ struct tr_server {
     } running[HUNT_RUNNERS];
 };
 
-typedef enum body_kind { BODY_NONE, BODY_JSON, BODY_MULTIPART } body_kind;
+typedef enum body_kind { BODY_NONE, BODY_JSON, BODY_MULTIPART, BODY_EVENTS } body_kind;
 
 typedef enum MHD_Result (*handler_fn)(http_request *);
 
@@ -491,6 +493,29 @@ static route resolve(const char *method, const char *url, unsigned *status)
             return (route){api_rules, TR_ROLE_ANALYST, BODY_NONE, rest};
         return none;
     }
+    if (strncmp(url, "/api/noise/", 11) == 0) {
+        const char *rest = url + 11;
+        *status = 405;
+        if (strcmp(rest, "events") == 0) {
+            if (get)
+                return (route){api_noise_events, TR_ROLE_READER, BODY_NONE, ""};
+            return post ? (route){api_noise_events, TR_ROLE_ANALYST, BODY_EVENTS, ""} : none;
+        }
+        if (strncmp(rest, "ip/", 3) == 0 && rest[3])
+            return get ? (route){api_noise_ip, TR_ROLE_READER, BODY_NONE, rest + 3} : none;
+        if (strcmp(rest, "tags") == 0 || strncmp(rest, "tags/", 5) == 0) {
+            const char *name = rest[4] == '/' ? rest + 5 : "";
+            if (get && !*name)
+                return (route){api_noise_tags, TR_ROLE_READER, BODY_NONE, name};
+            if (post && (!*name || strcmp(name, "test") == 0))
+                return (route){api_noise_tags, TR_ROLE_ANALYST, BODY_JSON, name};
+            if (del && *name)
+                return (route){api_noise_tags, TR_ROLE_ANALYST, BODY_NONE, name};
+            return none;
+        }
+        *status = 404;
+        return none;
+    }
     if (strcmp(url, "/api/plan") == 0) {
         *status = 405;
         return post ? (route){api_plan, TR_ROLE_READER, BODY_JSON, ""} : none;
@@ -651,7 +676,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_YES;                 /* discard: the answer is already decided */
         if (cs->rt.body == BODY_MULTIPART)
             return http_upload_feed(r, upload_data, n);
-        if (r->body.len + n > JSON_BODY_MAX)
+        if (r->body.len + n > (cs->rt.body == BODY_EVENTS ? EVENTS_BODY_MAX : JSON_BODY_MAX))
             r->body_too_large = true;
         else
             tr_buf_append(&r->body, upload_data, n);
@@ -663,7 +688,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return http_send_error(r, cs->early_status, "%s", cs->early_msg);
     }
     if (r->body_too_large)
-        return http_send_error(r, 413, "request body over %u bytes", JSON_BODY_MAX);
+        return http_send_error(r, 413, "request body over %u bytes",
+                               cs->rt.body == BODY_EVENTS ? EVENTS_BODY_MAX : JSON_BODY_MAX);
     return cs->rt.fn(r);
 }
 

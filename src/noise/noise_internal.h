@@ -1,0 +1,106 @@
+/* noise internals shared by the module's files only. */
+#ifndef TRAWL_NOISE_INTERNAL_H
+#define TRAWL_NOISE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "noise/noise.h"
+
+typedef struct noise_actor {
+    char *name;
+    bool benign;
+    size_t ncidr;
+    struct {
+        int family;
+        uint8_t addr[16];
+        int bits;
+    } *cidr;
+    size_t nrdns;
+    char **rdns;
+} noise_actor;
+
+struct tr_noise {
+    char *data_dir;
+    sqlite3 *db;
+    noise_actor *actors;      /* loaded at open, reloaded when changed */
+    size_t nactors;
+    void *geo4, *geo6;        /* libgeoip handles, NULL when absent */
+    void *mmdb;               /* MMDB_s *, NULL unless configured */
+    bool rdns;
+};
+
+/* ---- db.c ---------------------------------------------------------------- */
+int noise_db_fail(sqlite3 *db, tr_error *err);
+int noise_exec(tr_noise *n, const char *sql, tr_error *err);
+/* The setting's text, or NULL (caller frees). */
+char *noise_setting_get(tr_noise *n, const char *key);
+int noise_setting_put(tr_noise *n, const char *key, const char *value, tr_error *err);
+int64_t noise_setting_int(tr_noise *n, const char *key, int64_t dflt);
+
+/* ---- yscan.c: libyara in a forked child ---------------------------------- */
+typedef struct noise_src {
+    const char *name;
+    const char *text;
+} noise_src;
+/* Compiles the sources (each in its own namespace) with every external
+ * declared and saves the rules at yarc_path. */
+int noise_yara_compile(const noise_src *src, size_t n, const char *yarc_path, tr_error *err);
+/* Scans each event with the compiled rules; calls hit(arg, event index, tag
+ * name) for each match, in the parent. */
+typedef void (*noise_hit_fn)(void *arg, size_t ev, const char *tag);
+int noise_yara_scan(const char *yarc_path, const tr_event *evs, size_t n, noise_hit_fn hit,
+                    void *arg, tr_error *err);
+
+/* ---- tags.c -------------------------------------------------------------- */
+/* The compiled full tag set, compiled now if the cache is stale. Caller frees. */
+int noise_tags_yarc(tr_noise *n, char **path, tr_error *err);
+/* GreyNoise-style identifiers of a tag: a slug ("env-scanner") and a
+ * UUID-shaped id derived from the name, stable across processes. */
+void noise_tag_slug(const char *name, char *out, size_t outsz);
+void noise_tag_id(const char *name, char out[37]);
+/* Puts the default tags in place once per default-set version. */
+int noise_tags_seed(tr_noise *n, tr_error *err);
+
+/* ---- ingest.c ------------------------------------------------------------ */
+/* Recomputes the classification of one IP, or of all when ip is NULL. */
+int noise_reclassify(tr_noise *n, const char *ip, tr_error *err);
+/* Attaches tag to an event and its IP (retro and live). */
+int noise_tag_event(tr_noise *n, int64_t event_id, const char *ip, const char *tag,
+                    int64_t time_us, tr_error *err);
+
+/* ---- actors.c ------------------------------------------------------------ */
+int noise_actors_load(tr_noise *n, tr_error *err);
+void noise_actors_free(tr_noise *n);
+/* The actor an address belongs to (by CIDR, else by rdns suffix), or NULL. */
+const noise_actor *noise_actor_for(const tr_noise *n, int family, const uint8_t *addr,
+                                   const char *rdns);
+/* Reassigns every IP's actor (after the list changed). */
+int noise_actors_apply(tr_noise *n, tr_error *err);
+/* What enrichment found for an address: country (libgeoip, or the MMDB),
+ * with an MMDB asn, organization, city, region; rdns when enabled. Looked
+ * up outside the ingest transaction: a slow resolver must not hold the
+ * database's write lock. */
+typedef struct noise_geo {
+    char *cc, *country, *city, *region, *asn, *org, *rdns;
+} noise_geo;
+void noise_lookup(tr_noise *n, int family, const uint8_t *addr, noise_geo *g);
+/* libgeoip's country code and name only (NULL when unknown); caller frees. */
+void noise_country(tr_noise *n, int family, const uint8_t *addr, char **cc, char **name);
+void noise_geo_clear(noise_geo *g);
+/* Stores g and the actor (by CIDR, else rdns suffix) into a new IP's row. */
+int noise_enrich(tr_noise *n, const char *ip, int family, const uint8_t *addr, const noise_geo *g,
+                 tr_error *err);
+void noise_geo_open(tr_noise *n);
+void noise_geo_close(tr_noise *n);
+
+/* One line of a Tor exit list (modified in place): 1 an address (canonical
+ * text in canon), 0 a line to skip, -1 not understood. */
+int noise_tor_line(char *line, char canon[46]);
+
+/* "2026-11-28T18:00:00Z" */
+json_t *noise_time_json(int64_t us);
+
+/* Parses "a.b.c.d", "a.b.c.d/n", IPv6 likewise. */
+int noise_parse_cidr(const char *s, int *family, uint8_t addr[16], int *bits);
+
+#endif
