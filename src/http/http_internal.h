@@ -109,5 +109,11 @@ enum MHD_Result api_jobs(http_request *r);             /* GET /api/jobs */
  * analyst's to read. 1 when refused (answered). */
 int http_reject_includes(http_request *r, const char *text, enum MHD_Result *sent);
 enum MHD_Result ui_index(http_request *r);
+/* The STIX knowledge base: /api/stix/... and the TAXII 2.1 server /taxii2/... */
+#define HTTP_STIX_BODY_MAX (64u << 20)
+enum MHD_Result api_stix(http_request *r);
+enum MHD_Result api_taxii(http_request *r);
+/* A TAXII 2.1 error message (application/taxii+json) with this status. */
+enum MHD_Result http_send_taxii_error(http_request *r, unsigned status, const char *description);
 
 #endif

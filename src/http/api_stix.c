@@ -1,0 +1,222 @@
+/* /api/stix/...: the knowledge base as trawl's JSON API.
+ *   POST import                     a bundle (body), stored whole or refused (422)
+ *   GET  search?q=&type=&limit=     full text over names, aliases, descriptions
+ *   GET  objects/ID                 the latest version, as stored
+ *   GET  objects/ID/versions        every version, oldest first
+ *   GET  objects/ID/neighbours?depth=N
+ *   GET  export?type=&id=&since=    a bundle (types and ids comma-separated)
+ *   GET  collections, POST collections {"title","description"} (admin) */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_internal.h"
+#include "stix/stix.h"
+
+/* Objects are sent as their stored text, never re-encoded. */
+typedef struct raw_list {
+    tr_buf out;
+    size_t n;
+} raw_list;
+
+static int raw_row(void *arg, const tr_stix_row *row)
+{
+    raw_list *l = arg;
+    if (l->n++)
+        tr_buf_append(&l->out, ",", 1);
+    tr_buf_append(&l->out, row->json, row->json_len);
+    return 0;
+}
+
+static enum MHD_Result send_raw(http_request *r, unsigned status, tr_buf *b)
+{
+    enum MHD_Result rc = http_send_text(r, status, "application/json", b->data ? b->data : "", b->len);
+    tr_buf_free(b);
+    return rc;
+}
+
+static enum MHD_Result stix_import(http_request *r, tr_stix_db *db)
+{
+    tr_stix_import_result res;
+    tr_error err;
+    if (tr_stix_import(db, r->body.data ? r->body.data : "", r->body.len, NULL, &res, &err) != 0)
+        return http_send_error(r, strncmp(err.msg, "knowledge base:", 15) == 0 ? 500 : 422, "%s",
+                               err.msg);
+    return http_send_json(r, 200, json_pack("{ss sI sI sI sb}", "query_status", "ok", "objects",
+                                            (json_int_t)res.total, "added", (json_int_t)res.added,
+                                            "already_held", (json_int_t)res.duplicates, "upgraded",
+                                            res.upgraded));
+}
+
+#define MAXLIST 64
+
+static const char **split(const char *v, char *buf, size_t bufsz, const char **list)
+{
+    if (!v || !*v)
+        return NULL;
+    snprintf(buf, bufsz, "%s", v);
+    size_t n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t && n < MAXLIST; t = strtok_r(NULL, ",", &save))
+        list[n++] = t;
+    list[n] = NULL;
+    return list;
+}
+
+static enum MHD_Result stix_export(http_request *r, tr_stix_db *db)
+{
+    char tbuf[1024], ibuf[8192];
+    const char *types[MAXLIST + 1], *ids[MAXLIST + 1];
+    tr_stix_query q = {0};
+    q.types = split(http_query(r, "type"), tbuf, sizeof tbuf, types);
+    q.ids = split(http_query(r, "id"), ibuf, sizeof ibuf, ids);
+    const char *since = http_query(r, "since");
+    if (since && !tr_stix_ts_valid(since))
+        return http_send_error(r, 400, "since must be a STIX timestamp like 2024-01-31T00:00:00Z");
+    q.modified_since = since;
+    const char *all = http_query(r, "versions");
+    if (all && strcmp(all, "all") == 0)
+        q.versions = TR_STIX_ALL;
+    char uuid[37];
+    tr_stix_uuid4(uuid);
+    raw_list l = {0};
+    tr_buf_printf(&l.out, "{\"type\":\"bundle\",\"id\":\"bundle--%s\",\"objects\":[", uuid);
+    tr_error err;
+    if (tr_stix_query_rows(db, &q, raw_row, &l, NULL, &err) != 0) {
+        tr_buf_free(&l.out);
+        return http_send_error(r, 500, "%s", err.msg);
+    }
+    tr_buf_append(&l.out, "]}", 2);
+    return send_raw(r, 200, &l.out);
+}
+
+static enum MHD_Result stix_search(http_request *r, tr_stix_db *db)
+{
+    const char *q = http_query(r, "q");
+    if (!q || !*q)
+        return http_send_error(r, 400, "search needs q=TEXT");
+    const char *lim = http_query(r, "limit");
+    long limit = lim ? strtol(lim, NULL, 10) : 50;
+    if (limit < 1 || limit > 1000)
+        return http_send_error(r, 400, "limit is 1 to 1000");
+    raw_list l = {0};
+    tr_buf_append(&l.out, "{\"objects\":[", 12);
+    tr_error err;
+    if (tr_stix_search(db, q, http_query(r, "type"), (size_t)limit, raw_row, &l, &err) != 0) {
+        tr_buf_free(&l.out);
+        return http_send_error(r, 500, "%s", err.msg);
+    }
+    tr_buf_append(&l.out, "]}", 2);
+    return send_raw(r, 200, &l.out);
+}
+
+static enum MHD_Result stix_object(http_request *r, tr_stix_db *db, const char *rest)
+{
+    char id[300];
+    const char *slash = strchr(rest, '/');
+    size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (len == 0 || len >= sizeof id)
+        return http_send_error(r, 404, "no such object");
+    snprintf(id, sizeof id, "%.*s", (int)len, rest);
+    const char *tail = slash ? slash + 1 : "";
+    tr_error err;
+    if (!*tail) {
+        raw_list l = {0};
+        int found = tr_stix_get(db, id, raw_row, &l, &err);
+        if (found < 0) {
+            tr_buf_free(&l.out);
+            return http_send_error(r, 500, "%s", err.msg);
+        }
+        if (!found)
+            return http_send_error(r, 404, "no object %s in the knowledge base", id);
+        return send_raw(r, 200, &l.out);
+    }
+    if (strcmp(tail, "versions") == 0) {
+        raw_list l = {0};
+        size_t n = 0;
+        tr_buf_append(&l.out, "{\"versions\":[", 13);
+        if (tr_stix_versions_of(db, id, raw_row, &l, &n, &err) != 0) {
+            tr_buf_free(&l.out);
+            return http_send_error(r, 500, "%s", err.msg);
+        }
+        if (n == 0) {
+            tr_buf_free(&l.out);
+            return http_send_error(r, 404, "no object %s in the knowledge base", id);
+        }
+        tr_buf_append(&l.out, "]}", 2);
+        return send_raw(r, 200, &l.out);
+    }
+    if (strcmp(tail, "neighbours") == 0 || strcmp(tail, "neighbors") == 0) {
+        const char *d = http_query(r, "depth");
+        long depth = d ? strtol(d, NULL, 10) : 1;
+        if (depth < 1 || depth > 5)
+            return http_send_error(r, 400, "depth is 1 to 5");
+        json_t *g = NULL;
+        int found = tr_stix_neighbours(db, id, (int)depth, &g, &err);
+        if (found < 0)
+            return http_send_error(r, 500, "%s", err.msg);
+        if (!found)
+            return http_send_error(r, 404, "no object %s in the knowledge base", id);
+        return http_send_json(r, 200, g);
+    }
+    return http_send_error(r, 404, "no endpoint %s", r->path);
+}
+
+static enum MHD_Result stix_collections(http_request *r, tr_stix_db *db)
+{
+    tr_error err;
+    if (strcmp(r->method, "POST") == 0) {
+        enum MHD_Result sent = MHD_NO;
+        json_t *body = http_json_body(r, &sent);
+        if (!body)
+            return sent;
+        tr_stix_collection c;
+        const char *title = json_string_value(json_object_get(body, "title"));
+        const char *desc = json_string_value(json_object_get(body, "description"));
+        enum MHD_Result rc;
+        if (!title || !*title)
+            rc = http_send_error(r, 400, "expected {\"title\": ..., \"description\": ...}");
+        else if (tr_stix_collection_create(db, title, desc, &c, &err) != 0)
+            rc = http_send_error(r, 500, "%s", err.msg);
+        else
+            rc = http_send_json(r, 201, json_pack("{ss ss ss sb sb}", "id", c.id, "title", c.title,
+                                                  "description", c.description, "can_read",
+                                                  c.can_read, "can_write", c.can_write));
+        json_decref(body);
+        return rc;
+    }
+    tr_stix_collection *v = NULL;
+    size_t n = 0;
+    if (tr_stix_collections(db, &v, &n, &err) != 0)
+        return http_send_error(r, 500, "%s", err.msg);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{ss ss ss sb sb}", "id", v[i].id, "title", v[i].title,
+                                             "description", v[i].description, "can_read",
+                                             v[i].can_read, "can_write", v[i].can_write));
+    free(v);
+    return http_send_json(r, 200, json_pack("{so}", "collections", arr));
+}
+
+enum MHD_Result api_stix(http_request *r)
+{
+    tr_stix_db *db = NULL;
+    tr_error err;
+    if (tr_stix_open(r->data_dir, &db, &err) != 0)
+        return http_send_error(r, 503, "%s", err.msg);
+    const char *rest = r->rest;
+    enum MHD_Result rc;
+    if (strcmp(rest, "import") == 0)
+        rc = stix_import(r, db);
+    else if (strcmp(rest, "export") == 0)
+        rc = stix_export(r, db);
+    else if (strcmp(rest, "search") == 0)
+        rc = stix_search(r, db);
+    else if (strcmp(rest, "collections") == 0)
+        rc = stix_collections(r, db);
+    else if (strncmp(rest, "objects/", 8) == 0)
+        rc = stix_object(r, db, rest + 8);
+    else
+        rc = http_send_error(r, 404, "no endpoint %s", r->path);
+    tr_stix_close(db);
+    return rc;
+}
