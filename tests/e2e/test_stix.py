@@ -1,0 +1,398 @@
+"""The STIX 2.1 knowledge base end to end: CLI, /api/stix, the TAXII 2.1 server
+replaying what taxii2-client sends, and every object trawl emits validated
+against the OASIS schemas with python3-jsonschema."""
+import base64
+import glob
+import json
+import os
+import re
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, SHARED
+
+ATTACK = os.path.join(SHARED, "data", "attack", "enterprise-attack-entities.json")
+CAPTURE = os.path.join(SHARED, "data", "clients", "taxii2client-requests.txt")
+SCHEMAS = os.path.join(ROOT, "src", "stix", "schemas")
+TAXII = "application/taxii+json;version=2.1"
+WIZARD = "intrusion-set--dd2d9ca6-505b-4860-a604-233685b802c7"
+
+
+def need(path):
+    if not os.path.exists(path):
+        pytest.skip("missing %s" % path)
+
+
+# ---- OASIS schema validation (python3-jsonschema, from Debian) -------------
+
+_VALIDATORS = {}
+
+
+def _schema_store():
+    store = {}
+    for p in glob.glob(os.path.join(SCHEMAS, "*", "*.json")):
+        s = json.load(open(p))
+        store[s["$id"]] = s
+    return store
+
+
+def validate_stix(obj):
+    """Validates one STIX object against its OASIS schema (offline)."""
+    import jsonschema
+    if not _VALIDATORS:
+        store = _schema_store()
+        _VALIDATORS["store"] = store
+    store = _VALIDATORS["store"]
+    t = obj["type"]
+    folder = None
+    for f in ("sdos", "sros", "observables", "common"):
+        if os.path.exists(os.path.join(SCHEMAS, f, t + ".json")):
+            folder = f
+    if folder is None:
+        folder, t = "common", ("core" if "created" in obj else "cyber-observable-core")
+    key = (folder, t)
+    if key not in _VALIDATORS:
+        schema = json.load(open(os.path.join(SCHEMAS, folder, t + ".json")))
+        resolver = jsonschema.RefResolver(schema["$id"], schema, store=store)
+        _VALIDATORS[key] = jsonschema.Draft202012Validator(schema, resolver=resolver)
+    errors = list(_VALIDATORS[key].iter_errors(obj))
+    assert not errors, "%s fails its OASIS schema: %s" % (obj.get("id"), errors[0].message)
+
+
+def validate_bundle(bundle):
+    assert bundle["type"] == "bundle" and bundle["id"].startswith("bundle--")
+    for o in bundle.get("objects", []):
+        validate_stix(o)
+    return bundle["objects"]
+
+
+def bundle(*objects):
+    return {"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+            "objects": list(objects)}
+
+
+MALWARE_V1 = {"type": "malware", "spec_version": "2.1",
+              "id": "malware--0c7b5b88-8ff7-4a4d-aa9d-feb398cd0061",
+              "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+              "name": "Gloomhaul", "is_family": True, "aliases": ["GH loader"],
+              "description": "A loader seen in 2024."}
+MALWARE_V2 = dict(MALWARE_V1, modified="2024-06-01T00:00:00.000Z",
+                  description="A loader seen in 2024, now with a wiper stage.")
+IP = {"type": "ipv4-addr", "spec_version": "2.1",
+      "id": "ipv4-addr--28bb3599-77cd-5a82-a950-b5bc3caf07c4", "value": "198.51.100.3"}
+REL = {"type": "relationship", "spec_version": "2.1",
+       "id": "relationship--57b56a43-b8b0-4cba-9deb-34e3e1faed9e",
+       "created": "2024-01-02T00:00:00.000Z", "modified": "2024-01-02T00:00:00.000Z",
+       "relationship_type": "communicates-with",
+       "source_ref": MALWARE_V1["id"], "target_ref": IP["id"]}
+
+
+def write(tmp_path, name, obj_or_text):
+    p = tmp_path / name
+    p.write_text(obj_or_text if isinstance(obj_or_text, str) else json.dumps(obj_or_text))
+    return str(p)
+
+
+# ---- CLI -------------------------------------------------------------------
+
+def test_cli_attack_bundle(trawl, tmp_path):
+    need(ATTACK)
+    p = trawl.run("stix", "import", ATTACK, check=0)
+    assert "upgraded from STIX 2.0" in p.stdout
+    assert re.search(r"2314 objects, 2314 new", p.stdout), p.stdout
+    # FIN12 is an alias of Wizard Spider, which uses Conti and Ryuk.
+    p = trawl.run("stix", "search", "FIN12", "--type", "intrusion-set", "--json", check=0)
+    hits = json.loads(p.stdout)
+    assert hits[0]["name"] == "Wizard Spider" and "FIN12" in hits[0]["aliases"]
+    p = trawl.run("stix", "neighbours", WIZARD, check=0)
+    assert "Wizard Spider (intrusion-set)\tuses\tConti (malware)" in p.stdout
+    assert "Wizard Spider (intrusion-set)\tuses\tRyuk (malware)" in p.stdout
+    p = trawl.run("stix", "neighbours", WIZARD, "--depth", "2", "--json", check=0)
+    names = {n.get("name") for n in json.loads(p.stdout)["nodes"]}
+    assert {"Conti", "Ryuk", "Wizard Spider"} <= names
+    # Importing it again stores nothing new.
+    p = trawl.run("stix", "import", ATTACK, check=0)
+    assert "0 new, 2314 already held" in p.stdout
+    # The export is a valid 2.1 bundle, object by object.
+    p = trawl.run("stix", "export", "--type", "intrusion-set", "--type", "malware", check=0)
+    objs = validate_bundle(json.loads(p.stdout))
+    assert len(objs) == 187 + 696
+    assert all(o["spec_version"] == "2.1" for o in objs)
+    assert all(o["is_family"] is True for o in objs if o["type"] == "malware")
+
+
+def test_cli_refuses_whole_bundle_naming_object_and_property(trawl, tmp_path):
+    bad_tool = {"type": "tool", "spec_version": "2.1",
+                "id": "tool--8e8e2a3c-54b4-4a4d-a5b5-7a1c3d6c7f0e",
+                "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+                "name": ["not", "a", "string"]}
+    f = write(tmp_path, "bad.json", bundle(MALWARE_V1, bad_tool))
+    p = trawl.run("stix", "import", f, check=1)
+    assert "object 1 (tool--8e8e2a3c-54b4-4a4d-a5b5-7a1c3d6c7f0e)" in p.stderr
+    assert "'name'" in p.stderr
+    # Nothing of it was stored, not even the valid first object.
+    trawl.run("stix", "show", MALWARE_V1["id"], check=1)
+    # The spec's rules beyond the schemas: a relationship to a marking.
+    rel = dict(REL, target_ref="marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9")
+    p = trawl.run("stix", "import", write(tmp_path, "rel.json", bundle(rel)), check=1)
+    assert "object 0 (%s)" % rel["id"] in p.stderr and "'target_ref'" in p.stderr
+    # A UUIDv5 SCO id that is not the deterministic one.
+    ip = dict(IP, value="198.51.100.4")
+    p = trawl.run("stix", "import", write(tmp_path, "ip.json", bundle(ip)), check=1)
+    assert "deterministic" in p.stderr and "'id'" in p.stderr
+
+
+def test_cli_versions_custom_bytes_and_search(trawl, tmp_path):
+    # Custom properties come back byte for byte: odd spacing, 1.50, key order.
+    raw_v1 = json.dumps(MALWARE_V1)[:-1] + ', "x_acme_score" :  1.50, "x_acme": {"z": 1, "a": [true]}}'
+    text = '{"type": "bundle", "id": "bundle--0f9b7e1e-4c7d-4bb8-9b55-8b1b1c6b9f10", "objects": [%s]}' % raw_v1
+    trawl.run("stix", "import", write(tmp_path, "v1.json", text), check=0)
+    trawl.run("stix", "import", write(tmp_path, "v2.json", bundle(MALWARE_V2, IP, REL)), check=0)
+    p = trawl.run("stix", "export", "--id", MALWARE_V1["id"], "--all-versions", check=0)
+    assert raw_v1 in p.stdout
+    objs = validate_bundle(json.loads(p.stdout))
+    assert [o["modified"] for o in objs] == ["2024-01-01T00:00:00.000Z", "2024-06-01T00:00:00.000Z"]
+    # The latest version by default.
+    p = trawl.run("stix", "show", MALWARE_V1["id"], "--json", check=0)
+    assert json.loads(p.stdout)["modified"] == "2024-06-01T00:00:00.000Z"
+    p = trawl.run("stix", "show", MALWARE_V1["id"], "--versions", check=0)
+    assert p.stdout.count("added ") == 2
+    # Search reads names, aliases and descriptions of latest versions.
+    assert "Gloomhaul" in trawl.run("stix", "search", "wiper", check=0).stdout
+    assert "Gloomhaul" in trawl.run("stix", "search", "GH", "loader", check=0).stdout
+    assert trawl.run("stix", "search", "ipv4", "--type", "malware", check=0).stdout == ""
+    p = trawl.run("stix", "neighbours", MALWARE_V1["id"], check=0)
+    assert "Gloomhaul (malware)\tcommunicates-with\t198.51.100.3 (ipv4-addr)" in p.stdout
+    # --since filters by modified.
+    p = trawl.run("stix", "export", "--since", "2024-03-01T00:00:00Z", check=0)
+    assert {o["id"] for o in json.loads(p.stdout)["objects"]} == {MALWARE_V1["id"]}
+
+
+# ---- /api/stix ----------------------------------------------------------------
+
+def call(url, method="GET", body=None, headers=None, key=None):
+    h = dict(headers or {})
+    if key:
+        h.setdefault("Authorization", "Bearer " + key)
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def test_api_stix(secure_server, keys):
+    url = secure_server.url + "/api/stix"
+    st, _, body = call(url + "/import", "POST", bundle(MALWARE_V1, IP, REL), key=keys["reader"])
+    assert st == 403
+    st, _, body = call(url + "/import", "POST", bundle(MALWARE_V1, IP, REL), key=keys["analyst"])
+    assert st == 200, body
+    assert json.loads(body)["added"] == 3
+    call(url + "/import", "POST", bundle(MALWARE_V2), key=keys["analyst"])
+    bad = dict(MALWARE_V1, id="malware--1c7b5b88-8ff7-4a4d-aa9d-feb398cd0061", is_family="yes")
+    st, _, body = call(url + "/import", "POST", bundle(bad), key=keys["analyst"])
+    assert st == 422 and b"'is_family'" in body and b"object 0" in body
+    st, _, body = call(url + "/search?q=gloomhaul", key=keys["reader"])
+    assert [o["id"] for o in json.loads(body)["objects"]] == [MALWARE_V1["id"]]
+    st, _, body = call(url + "/objects/" + MALWARE_V1["id"], key=keys["reader"])
+    obj = json.loads(body)
+    validate_stix(obj)
+    assert obj["modified"] == MALWARE_V2["modified"]
+    st, _, body = call(url + "/objects/" + MALWARE_V1["id"] + "/versions", key=keys["reader"])
+    assert len(json.loads(body)["versions"]) == 2
+    st, _, body = call(url + "/objects/" + IP["id"] + "/neighbours", key=keys["reader"])
+    g = json.loads(body)
+    assert {n["id"] for n in g["nodes"]} == {IP["id"], MALWARE_V1["id"]}
+    assert g["edges"][0]["relationship_type"] == "communicates-with"
+    st, _, body = call(url + "/objects/malware--00000000-0000-4000-8000-000000000000", key=keys["reader"])
+    assert st == 404
+    st, _, body = call(url + "/export?type=malware,ipv4-addr", key=keys["reader"])
+    objs = validate_bundle(json.loads(body))
+    assert {o["id"] for o in objs} == {MALWARE_V1["id"], IP["id"]}
+
+
+# ---- TAXII 2.1 ------------------------------------------------------------------
+
+def parse_capture(path):
+    """The requests of the capture: method, path+query, headers, body."""
+    reqs = []
+    cur = None
+    for line in open(path):
+        m = re.match(r"  (GET|POST|DELETE|PUT) (\S+)$", line.rstrip("\n"))
+        if m:
+            cur = {"method": m.group(1), "target": m.group(2), "headers": {}, "body": None}
+            reqs.append(cur)
+            continue
+        if cur is None:
+            continue
+        m = re.match(r"    header: ([^:]+): (.*)$", line.rstrip("\n"))
+        if m:
+            cur["headers"][m.group(1)] = m.group(2)
+            continue
+        m = re.match(r"    body:   (.*)$", line.rstrip("\n"))
+        if m:
+            cur["body"] = m.group(1)
+    return reqs
+
+
+def check_taxii_answer(status, headers, body):
+    assert headers.get("Content-Type") == TAXII, headers
+    doc = json.loads(body) if body else {}
+    if status >= 400:
+        assert doc["http_status"] == str(status) and doc["title"]
+        return doc
+    for o in doc.get("objects", []):
+        if "media_type" not in o:         # envelopes carry objects, manifests records
+            validate_stix(o)
+    return doc
+
+
+def test_taxii_replays_taxii2client(trawl, keys):
+    """Each request taxii2-client 2.3.0 and python-stix2 sent in the capture,
+    byte for byte but for the server's own values (API root, collection,
+    status and paging cursors, the key)."""
+    need(CAPTURE)
+    srv = None
+    from conftest import Server
+    srv = Server(trawl, "--anonymous-read")
+    try:
+        p = trawl.run("stix", "collection-add", "Shared feed", "pushed by partners", check=0)
+        coll = p.stdout.strip()
+        basic = base64.b64encode(("user:" + keys["analyst"]).encode()).decode()
+        reqs = parse_capture(CAPTURE)
+        assert len(reqs) >= 20
+        # The capture reads before it writes: the first POST seeds the collection.
+        first_post = next(r for r in reqs if r["method"] == "POST")
+        reqs = [first_post] + reqs
+        last_next = None
+        status_id = None
+        deleted = False
+        answered = 0
+        for r in reqs:
+            target = r["target"].replace("/api1/", "/taxii2/kb/")
+            target = target.replace("91a7b528-80eb-42ed-a74d-c6fbd5a26116", coll)
+            if "next=" in target:
+                target = re.sub(r"next=[^&]*", "next=" + (last_next or "0"), target)
+            if status_id:
+                target = target.replace("2d086da7-4bdc-4f91-900e-d77486753710", status_id)
+            h = {k: v for k, v in r["headers"].items() if k not in ("Host", "Content-Length")}
+            if h.get("Authorization") == "Basic dXNlcjpwYXNz":
+                h["Authorization"] = "Basic " + basic
+            elif h.get("Authorization", "").startswith("Token "):
+                h["Authorization"] = "Token " + keys["reader"]
+            body = r["body"].encode() if r["body"] is not None else None
+            if r["method"] == "POST" and "Authorization" not in h:
+                h["Authorization"] = "Bearer " + keys["analyst"]   # python-stix2's sink: no auth in the capture
+            st, headers, data = call(srv.url + target, r["method"], body, h)
+            doc = check_taxii_answer(st, headers, data)
+            answered += 1
+            one_object = re.search(r"/objects/indicator--[^/]+/$", target.split("?")[0])
+            if r["method"] == "GET" and one_object and deleted:
+                assert st == 404, (target, st, doc)     # gone from the collection since the DELETE
+                continue
+            assert st in (200, 202), (r["method"], target, st, doc)
+            if r["method"] == "POST":
+                assert st == 202 and doc["status"] == "complete" and doc["success_count"] == 1, doc
+                status_id = doc["id"]
+            if r["method"] == "DELETE":
+                deleted = True
+            if doc.get("more"):
+                last_next = doc["next"]
+            if "/status/" in target:
+                assert doc["id"] == status_id and doc["total_count"] == 1
+            if "match%5Bversion%5D=all" in target and not deleted:
+                assert [o["modified"] for o in doc["objects"]] == ["2016-04-06T20:03:48.000Z"]
+            if target.split("?")[0].endswith("/manifest/"):
+                assert doc["objects"][0]["media_type"] == "application/stix+json;version=2.1"
+                assert "X-TAXII-Date-Added-First" in headers
+        assert answered == len(reqs)
+    finally:
+        srv.stop()
+
+
+def test_taxii_paging_errors_and_permissions(secure_server, keys):
+    base = secure_server.url + "/taxii2/kb/"
+    auth = {"Accept": TAXII, "Authorization": "Bearer " + keys["analyst"]}
+    st, _, body = call(secure_server.url + "/api/stix/collections", "POST",
+                       {"title": "paging"}, key=keys["admin"])
+    coll = json.loads(body)["id"]
+    objs = [dict(MALWARE_V1, id="malware--0c7b5b88-8ff7-4a4d-aa9d-feb398cd00%02d" % i,
+                 name="m%d" % i) for i in range(5)]
+    post_h = dict(auth, **{"Content-Type": TAXII})
+    st, _, body = call(base + "collections/%s/objects/" % coll, "POST",
+                       {"objects": objs[:3]}, post_h)
+    assert st == 202 and json.loads(body)["success_count"] == 3
+    st, h, body = call(base + "collections/%s/objects/?limit=2" % coll, headers=auth)
+    page1 = json.loads(body)
+    assert page1["more"] is True and len(page1["objects"]) == 2
+    assert h["X-TAXII-Date-Added-First"] <= h["X-TAXII-Date-Added-Last"]
+    # Paging is stable while objects are added.
+    call(base + "collections/%s/objects/" % coll, "POST", {"objects": objs[3:]}, post_h)
+    st, h, body = call(base + "collections/%s/objects/?limit=10&next=%s" % (coll, page1["next"]),
+                       headers=auth)
+    page2 = json.loads(body)
+    seen = [o["id"] for o in page1["objects"] + page2["objects"]]
+    assert seen == [o["id"] for o in objs] and page2["more"] is False
+    # added_after past everything: an empty envelope.
+    st, h, body = call(base + "collections/%s/objects/?added_after=2999-01-01T00:00:00Z" % coll,
+                       headers=auth)
+    assert st == 200 and "objects" not in json.loads(body)
+    # A refused envelope stores nothing and the status names the fault.
+    bad = dict(MALWARE_V1, id="malware--0c7b5b88-8ff7-4a4d-aa9d-feb398cd0099", is_family=1)
+    st, _, body = call(base + "collections/%s/objects/" % coll, "POST",
+                       {"objects": [objs[0], bad]}, post_h)
+    doc = json.loads(body)
+    assert st == 202 and doc["failure_count"] == 2 and doc["success_count"] == 0
+    assert "'is_family'" in doc["failures"][1]["message"]
+    # The spec's errors, as TAXII error messages.
+    cases = [
+        (base + "collections/", "GET", None, {**auth, "Accept": "application/xml"}, 406),
+        (base + "collections/%s/objects/" % coll, "POST", {"objects": objs},
+         dict(auth, **{"Content-Type": "application/json"}), 415),
+        (base + "collections/83fec7d0-08f3-53e0-bdb8-a9d26fb84a0b/objects/", "POST",
+         {"objects": objs}, post_h, 403),
+        (base + "collections/%s/objects/" % coll, "POST", {"objects": objs},
+         {"Accept": TAXII, "Content-Type": TAXII, "Authorization": "Bearer " + keys["reader"]}, 403),
+        (base + "collections/", "GET", None, {"Accept": TAXII}, 401),
+        (base + "collections/", "GET", None, {"Accept": TAXII, "Authorization": "Basic " +
+                                              base64.b64encode(b"u:wrong").decode()}, 401),
+        (base + "collections/00000000-0000-4000-8000-000000000000/", "GET", None, auth, 404),
+        (base + "collections/%s/objects/?limit=x" % coll, "GET", None, auth, 400),
+        (base + "status/00000000-0000-4000-8000-000000000000/", "GET", None, auth, 404),
+    ]
+    for url, method, body, headers, want in cases:
+        st, h, data = call(url, method, body, headers)
+        assert st == want, (url, method, st, data)
+        check_taxii_answer(st, h, data)
+    # Basic auth with the key as password reads.
+    st, _, _ = call(base, headers={"Accept": TAXII, "Authorization": "Basic " +
+                                   base64.b64encode(("me:" + keys["reader"]).encode()).decode()})
+    assert st == 200
+    # Delete one version-less object from the user collection.
+    st, _, _ = call(base + "collections/%s/objects/%s/" % (coll, objs[0]["id"]), "DELETE", None, auth)
+    assert st == 200
+    st, _, _ = call(base + "collections/%s/objects/%s/" % (coll, objs[0]["id"]), headers=auth)
+    assert st == 404
+
+
+# ---- docs/stix.md ------------------------------------------------------------------
+
+def test_stix_doc_examples_run(secure_server, keys, trawl, tmp_path):
+    text = open(os.path.join(ROOT, "docs", "stix.md")).read()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    assert len(blocks) >= 3
+    env = dict(os.environ, TRAWL=secure_server.url, KEY=keys["analyst"], ADMIN=keys["admin"])
+    script = ("set -euo pipefail\ncd %s\ntrawl() { %s --data %s \"$@\"; }\n"
+              % (tmp_path, trawl.binary, trawl.data)) + "\n".join(blocks)
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, "stdout:\n%s\nstderr:\n%s" % (p.stdout[-3000:], p.stderr[-3000:])
+    assert "example.json: 3 objects, 3 new" in p.stdout
+    assert "malware--0c7b5b88-8ff7-4a4d-aa9d-feb398cd0061\tmalware\tGloomhaul" in p.stdout
+    assert "Gloomhaul (malware)\tcommunicates-with\t198.51.100.3 (ipv4-addr)" in p.stdout
+    assert '"title":"trawl TAXII 2.1 server"' in p.stdout
+    assert '"success_count":1' in p.stdout
