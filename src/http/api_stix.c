@@ -5,9 +5,11 @@
  *   GET  objects/ID/versions        every version, oldest first
  *   GET  objects/ID/neighbours?depth=N
  *   GET  export?type=&id=&since=    a bundle (types and ids comma-separated)
- *   GET  collections, POST collections {"title","description"} (admin) */
+ *   GET  collections, POST collections {"title","description"} (admin)
+ *   GET  stream                     Server-Sent Events of every stored version */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http/http_internal.h"
 #include "stix/stix.h"
@@ -197,6 +199,121 @@ static enum MHD_Result stix_collections(http_request *r, tr_stix_db *db)
     return http_send_json(r, 200, json_pack("{so}", "collections", arr));
 }
 
+/* ---- the live stream ----------------------------------------------------------
+ * One event per stored object version, its id the version's seq (which
+ * survives restarts), so a client resumes with Last-Event-ID. The reader
+ * waits at most a second for news and otherwise sends a comment line: a
+ * stream holds its server thread only in short turns. */
+typedef struct stream {
+    tr_stix_db *db;
+    int64_t cursor;
+    tr_buf pending;
+    size_t off;
+    bool failed;
+} stream;
+
+static int stream_row(void *arg, const tr_stix_row *row, bool first)
+{
+    stream *st = arg;
+    tr_buf_printf(&st->pending, "id: %lld\nevent: %s\ndata: {\"id\":\"%s\",\"type\":\"%s\","
+                  "\"version\":\"%s\",\"data\":", (long long)row->seq, first ? "create" : "update",
+                  row->id, row->type, row->modified ? row->modified : row->date_added);
+    /* Stored texts may span lines; SSE data may not. Objects are JSON, so
+     * raw newlines sit only between tokens and may go. */
+    for (size_t i = 0; i < row->json_len; i++) {
+        char ch = row->json[i];
+        if (ch == '\n' || ch == '\r')
+            ch = ' ';
+        tr_buf_append(&st->pending, &ch, 1);
+    }
+    tr_buf_append(&st->pending, "}\n\n", 3);
+    st->cursor = row->seq;
+    return 0;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream *st = cls;
+    for (int waited = 0;; waited++) {
+        if (st->off < st->pending.len) {
+            size_t n = st->pending.len - st->off;
+            if (n > max)
+                n = max;
+            memcpy(buf, st->pending.data + st->off, n);
+            st->off += n;
+            return (ssize_t)n;
+        }
+        st->pending.len = st->off = 0;
+        if (st->failed)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        tr_error err;
+        if (tr_stix_changes(st->db, st->cursor, 200, stream_row, st, &err) != 0) {
+            tr_log(TR_LOG_WARN, "stix stream: %s", err.msg);
+            st->failed = true;
+            tr_buf_printf(&st->pending, "event: error\ndata: {\"error\":\"knowledge base unreadable\"}\n\n");
+            continue;
+        }
+        if (st->pending.len)
+            continue;
+        if (waited == 10) {
+            tr_buf_printf(&st->pending, ": keepalive\n\n");
+            continue;
+        }
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void stream_free(void *cls)
+{
+    stream *st = cls;
+    tr_stix_close(st->db);
+    tr_buf_free(&st->pending);
+    free(st);
+}
+
+static enum MHD_Result stix_stream(http_request *r, tr_stix_db *db)
+{
+    const char *last = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
+    const char *from = http_query(r, "from");
+    const char *start = last ? last : from;
+    int64_t cursor;
+    tr_error err;
+    if (start) {
+        char *end = NULL;
+        long long v = strtoll(start, &end, 10);
+        if (!*start || *end || v < 0)
+            return http_send_error(r, 400, "Last-Event-ID and from are event ids (whole numbers)");
+        cursor = v;
+    } else {
+        /* A new subscriber hears what happens from now on. */
+        cursor = tr_stix_last_seq(db, &err);
+        if (cursor < 0)
+            return http_send_error(r, 500, "%s", err.msg);
+    }
+    stream *st = tr_xcalloc(1, sizeof *st);
+    st->cursor = cursor;
+    /* The stream outlives this request's connection to the database. */
+    if (tr_stix_open(r->data_dir, &st->db, &err) != 0) {
+        free(st);
+        return http_send_error(r, 503, "%s", err.msg);
+    }
+    tr_buf_printf(&st->pending, "retry: 2000\n\n");
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st, stream_free);
+    if (!resp) {
+        stream_free(st);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
 enum MHD_Result api_stix(http_request *r)
 {
     tr_stix_db *db = NULL;
@@ -213,6 +330,8 @@ enum MHD_Result api_stix(http_request *r)
         rc = stix_search(r, db);
     else if (strcmp(rest, "collections") == 0)
         rc = stix_collections(r, db);
+    else if (strcmp(rest, "stream") == 0)
+        rc = stix_stream(r, db);
     else if (strncmp(rest, "objects/", 8) == 0)
         rc = stix_object(r, db, rest + 8);
     else

@@ -122,6 +122,15 @@ typedef struct tr_stix_query {
 int tr_stix_query_rows(tr_stix_db *db, const tr_stix_query *q, tr_stix_row_fn fn, void *arg,
                        bool *more, tr_error *err);
 
+/* Every stored version after after_seq in seq order (the live stream),
+ * at most limit; first is set on the row when it is its object's first
+ * version (a create, not an update). */
+typedef int (*tr_stix_change_fn)(void *arg, const tr_stix_row *row, bool first);
+int tr_stix_changes(tr_stix_db *db, int64_t after_seq, size_t limit, tr_stix_change_fn fn,
+                    void *arg, tr_error *err);
+/* The greatest seq stored, 0 when empty. */
+int64_t tr_stix_last_seq(tr_stix_db *db, tr_error *err);
+
 /* Full-text search over names, aliases and descriptions (latest versions);
  * type may be NULL. Best match first. */
 int tr_stix_search(tr_stix_db *db, const char *text, const char *type, size_t limit,

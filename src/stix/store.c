@@ -512,6 +512,50 @@ int tr_stix_query_rows(tr_stix_db *s, const tr_stix_query *q, tr_stix_row_fn fn,
     return 0;
 }
 
+int tr_stix_changes(tr_stix_db *s, int64_t after_seq, size_t limit, tr_stix_change_fn fn,
+                    void *arg, tr_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (prep(s, &st, "SELECT " ROW_COLS ", (SELECT min(x.seq) FROM stix_objects x WHERE x.id=o.id)=o.seq"
+                     " FROM stix_objects o WHERE o.seq>? ORDER BY o.seq LIMIT ?", err) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, after_seq);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tr_stix_row r = {
+            .seq = sqlite3_column_int64(st, 0),
+            .id = (const char *)sqlite3_column_text(st, 1),
+            .type = (const char *)sqlite3_column_text(st, 2),
+            .created = (const char *)sqlite3_column_text(st, 3),
+            .modified = (const char *)sqlite3_column_text(st, 4),
+            .spec_version = (const char *)sqlite3_column_text(st, 5),
+            .date_added = (const char *)sqlite3_column_text(st, 6),
+            .revoked = sqlite3_column_int(st, 7) != 0,
+            .json = (const char *)sqlite3_column_text(st, 8),
+            .json_len = (size_t)sqlite3_column_bytes(st, 8),
+        };
+        if (fn(arg, &r, sqlite3_column_int(st, 9) != 0) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(s, err);
+}
+
+int64_t tr_stix_last_seq(tr_stix_db *s, tr_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (prep(s, &st, "SELECT coalesce(max(seq), 0) FROM stix_objects", err) != 0)
+        return -1;
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (v < 0)
+        return db_fail(s, err);
+    return v;
+}
+
 /* Free text becomes a conjunction of quoted FTS5 terms: the user's words,
  * never FTS5 syntax. */
 static char *fts_query(const char *text)

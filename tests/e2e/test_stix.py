@@ -396,3 +396,55 @@ def test_stix_doc_examples_run(secure_server, keys, trawl, tmp_path):
     assert "Gloomhaul (malware)\tcommunicates-with\t198.51.100.3 (ipv4-addr)" in p.stdout
     assert '"title":"trawl TAXII 2.1 server"' in p.stdout
     assert '"success_count":1' in p.stdout
+    assert "event: create" in p.stdout and '"data":{"type": "malware"' in p.stdout
+
+
+# ---- the live stream -------------------------------------------------------------
+
+def read_events(url, want, headers=None):
+    """The first `want` events of an SSE stream (comments skipped)."""
+    import http.client
+    import urllib.parse
+    u = urllib.parse.urlparse(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.request("GET", u.path + ("?" + u.query if u.query else ""), headers=headers or {})
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("Content-Type") == "text/event-stream"
+    events, cur = [], {}
+    while len(events) < want:
+        line = resp.fp.readline().decode().rstrip("\n")
+        if line == "":
+            if "data" in cur:
+                events.append(cur)
+            cur = {}
+        elif not line.startswith(":"):
+            k, _, v = line.partition(": ")
+            cur[k] = v
+    conn.close()
+    return events
+
+
+def test_stream_resumes_after_restart(trawl, tmp_path):
+    from conftest import Server
+    trawl.run("stix", "import", write(tmp_path, "a.json", bundle(MALWARE_V1, IP)), check=0)
+    srv = Server(trawl, "--anonymous-read")
+    try:
+        ev = read_events(srv.url + "/api/stix/stream?from=0", 2)
+        assert [e["event"] for e in ev] == ["create", "create"]
+        assert [json.loads(e["data"])["id"] for e in ev] == [MALWARE_V1["id"], IP["id"]]
+        for e in ev:
+            validate_stix(json.loads(e["data"])["data"])
+        last = ev[-1]["id"]
+    finally:
+        srv.stop()
+    # While no server runs, a new version and a new object arrive.
+    trawl.run("stix", "import", write(tmp_path, "b.json", bundle(MALWARE_V2, REL)), check=0)
+    srv = Server(trawl, "--anonymous-read")
+    try:
+        ev = read_events(srv.url + "/api/stix/stream", 2, {"Last-Event-ID": last})
+        got = [(e["event"], json.loads(e["data"])["id"]) for e in ev]
+        assert got == [("update", MALWARE_V1["id"]), ("create", REL["id"])]
+        assert int(ev[0]["id"]) > int(last)
+        assert json.loads(ev[0]["data"])["data"]["modified"] == MALWARE_V2["modified"]
+    finally:
+        srv.stop()
