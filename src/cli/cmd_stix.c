@@ -12,7 +12,9 @@
 static const char usage_text[] =
     "usage: trawl stix import FILE...                 each file one bundle, stored whole or not at all\n"
     "       trawl stix export [--type T]... [--id ID]... [--since TS] [--all-versions] > bundle.json\n"
-    "       trawl stix search TEXT [--type T] [--limit N] [--json]\n"
+    "       trawl stix search [TEXT] [--type T] [--label L] [--marking ID] [--limit N] [--json]\n"
+    "                         [--created-after TS] [--created-before TS]\n"
+    "                         [--modified-after TS] [--modified-before TS]\n"
     "       trawl stix show ID [--json] [--versions]\n"
     "       trawl stix neighbours ID [--depth N (1)] [--json]\n"
     "       trawl stix collections [--json]           TAXII collections\n"
@@ -195,35 +197,53 @@ static int cmd_search(const cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"type", required_argument, NULL, 't'}, {"limit", required_argument, NULL, 'n'},
+        {"label", required_argument, NULL, 'l'}, {"marking", required_argument, NULL, 'm'},
+        {"created-after", required_argument, NULL, 'A'},
+        {"created-before", required_argument, NULL, 'B'},
+        {"modified-after", required_argument, NULL, 'M'},
+        {"modified-before", required_argument, NULL, 'N'},
         {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
-    const char *type = NULL;
-    long limit = 50;
+    tr_stix_search_opts o = {.limit = 50};
     print_state st = {0};
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "t:n:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:n:l:m:A:B:M:N:jh", opts, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
-        case 't': type = optarg; break;
-        case 'n':
-            limit = strtol(optarg, &end, 10);
-            if (!*optarg || *end || limit < 1 || limit > 10000) {
+        case 't': o.type = optarg; break;
+        case 'l': o.label = optarg; break;
+        case 'm': o.marking = optarg; break;
+        case 'A': case 'B': case 'M': case 'N':
+            if (!tr_stix_ts_valid(optarg)) {
+                cli_error("dates are STIX timestamps like 2024-01-31T00:00:00Z");
+                return CLI_USAGE;
+            }
+            *(c == 'A' ? &o.created_after : c == 'B' ? &o.created_before
+              : c == 'M' ? &o.modified_after : &o.modified_before) = optarg;
+            break;
+        case 'n': {
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > 10000) {
                 cli_error("--limit takes a number from 1 to 10000");
                 return CLI_USAGE;
             }
+            o.limit = (size_t)v;
             break;
+        }
         case 'j': st.json = true; break;
         case 'h': fputs(usage_text, stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
     }
-    if (optind >= argc) {
-        cli_error("stix search needs TEXT");
-        return CLI_USAGE;
-    }
     tr_buf text = {0};
     for (int i = optind; i < argc; i++)
         tr_buf_printf(&text, "%s%s", i > optind ? " " : "", argv[i]);
+    o.text = text.data;
+    if (!o.text && !o.type && !o.label && !o.marking && !o.created_after && !o.created_before &&
+        !o.modified_after && !o.modified_before) {
+        cli_error("stix search needs TEXT or a filter");
+        return CLI_USAGE;
+    }
     tr_stix_db *db;
     if (open_kb(ctx, false, &db) != 0) {
         tr_buf_free(&text);
@@ -231,7 +251,7 @@ static int cmd_search(const cli_ctx *ctx, int argc, char **argv)
     }
     st.all = json_array();
     tr_error err;
-    int rc = tr_stix_search(db, text.data, type, (size_t)limit, search_row, &st, &err);
+    int rc = tr_stix_search_ex(db, &o, search_row, &st, &err);
     tr_stix_close(db);
     tr_buf_free(&text);
     if (rc != 0) {

@@ -1,6 +1,7 @@
 /* /api/stix/...: the knowledge base as trawl's JSON API.
  *   POST import                     a bundle (body), stored whole or refused (422)
- *   GET  search?q=&type=&limit=     full text over names, aliases, descriptions
+ *   GET  search?q=&type=&label=&marking=&created_after=&created_before=
+ *               &modified_after=&modified_before=&limit=   full text and filters
  *   GET  objects/ID                 the latest version, as stored
  *   GET  objects/ID/versions        every version, oldest first
  *   GET  objects/ID/neighbours?depth=N
@@ -93,19 +94,28 @@ static enum MHD_Result stix_export(http_request *r, tr_stix_db *db)
 
 static enum MHD_Result stix_search(http_request *r, tr_stix_db *db)
 {
-    const char *q = http_query(r, "q");
-    if (!q || !*q)
-        return http_send_error(r, 400, "search needs q=TEXT");
+    tr_stix_search_opts o = {
+        .text = http_query(r, "q"), .type = http_query(r, "type"), .label = http_query(r, "label"),
+        .marking = http_query(r, "marking"), .created_after = http_query(r, "created_after"),
+        .created_before = http_query(r, "created_before"),
+        .modified_after = http_query(r, "modified_after"),
+        .modified_before = http_query(r, "modified_before"),
+    };
+    const char *dates[] = {o.created_after, o.created_before, o.modified_after, o.modified_before};
+    for (size_t i = 0; i < 4; i++)
+        if (dates[i] && !tr_stix_ts_valid(dates[i]))
+            return http_send_error(r, 400, "dates are STIX timestamps like 2024-01-31T00:00:00Z");
     const char *lim = http_query(r, "limit");
     long limit = lim ? strtol(lim, NULL, 10) : 50;
     if (limit < 1 || limit > 1000)
         return http_send_error(r, 400, "limit is 1 to 1000");
+    o.limit = (size_t)limit;
     raw_list l = {0};
     tr_buf_append(&l.out, "{\"objects\":[", 12);
     tr_error err;
-    if (tr_stix_search(db, q, http_query(r, "type"), (size_t)limit, raw_row, &l, &err) != 0) {
+    if (tr_stix_search_ex(db, &o, raw_row, &l, &err) != 0) {
         tr_buf_free(&l.out);
-        return http_send_error(r, 500, "%s", err.msg);
+        return http_send_error(r, strstr(err.msg, "nothing to search") ? 400 : 500, "%s", err.msg);
     }
     tr_buf_append(&l.out, "]}", 2);
     return send_raw(r, 200, &l.out);

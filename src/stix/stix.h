@@ -136,6 +136,20 @@ int64_t tr_stix_last_seq(tr_stix_db *db, tr_error *err);
 int tr_stix_search(tr_stix_db *db, const char *text, const char *type, size_t limit,
                    tr_stix_row_fn fn, void *arg, tr_error *err);
 
+/* The same with every filter; each NULL field is no filter. Without text
+ * the latest versions that pass the filters come newest-modified first. */
+typedef struct tr_stix_search_opts {
+    const char *text;
+    const char *type;
+    const char *label;               /* one of the object's labels */
+    const char *marking;             /* one of its object_marking_refs */
+    const char *created_after, *created_before;     /* inclusive, to the second */
+    const char *modified_after, *modified_before;   /* inclusive */
+    size_t limit;                    /* 0: 50 */
+} tr_stix_search_opts;
+int tr_stix_search_ex(tr_stix_db *db, const tr_stix_search_opts *o, tr_stix_row_fn fn, void *arg,
+                      tr_error *err);
+
 /* Latest version of one object (1), or 0 when absent. */
 int tr_stix_get(tr_stix_db *db, const char *id, tr_stix_row_fn fn, void *arg, tr_error *err);
 /* Every version of one object, oldest first; the count in *n. */

@@ -556,6 +556,11 @@ int64_t tr_stix_last_seq(tr_stix_db *s, tr_error *err)
     return v;
 }
 
+static bool fts_query_nonempty(const char *text)
+{
+    return text[strspn(text, " \t\n")] != '\0';
+}
+
 /* Free text becomes a conjunction of quoted FTS5 terms: the user's words,
  * never FTS5 syntax. */
 static char *fts_query(const char *text)
@@ -587,28 +592,72 @@ static char *fts_query(const char *text)
     return b.data;
 }
 
-int tr_stix_search(tr_stix_db *s, const char *text, const char *type, size_t limit,
-                   tr_stix_row_fn fn, void *arg, tr_error *err)
+int tr_stix_search_ex(tr_stix_db *s, const tr_stix_search_opts *o, tr_stix_row_fn fn, void *arg,
+                      tr_error *err)
 {
-    char *q = fts_query(text);
-    if (!q)
-        return tr_fail(err, "nothing to search for");
-    sqlite3_stmt *st = NULL;
-    /* Names weigh most, then aliases, then descriptions. */
-    const char *sql =
-        "SELECT " ROW_COLS " FROM stix_fts f JOIN stix_latest l ON l.seq=f.rowid"
-        " JOIN stix_objects o ON o.seq=f.rowid"
-        " WHERE stix_fts MATCH ?1 AND (?2 IS NULL OR o.type=?2)"
-        " ORDER BY bm25(stix_fts, 50.0, 20.0, 1.0) LIMIT ?3";
-    if (prep(s, &st, sql, err) != 0) {
+    char *q = o->text ? fts_query(o->text) : NULL;
+    bool any_filter = o->type || o->label || o->marking || o->created_after || o->created_before ||
+                      o->modified_after || o->modified_before;
+    if (!q && !any_filter)
+        return tr_fail(err, "nothing to search for: give text or a filter");
+    tr_buf sql = {0};
+    json_t *binds = json_array();
+    if (!binds)
+        tr_die("out of memory");
+    if (q) {
+        tr_buf_printf(&sql, "SELECT " ROW_COLS " FROM stix_fts f JOIN stix_latest l ON l.seq=f.rowid"
+                            " JOIN stix_objects o ON o.seq=f.rowid WHERE stix_fts MATCH ?");
+        json_array_append_new(binds, json_string(q));
         free(q);
+    } else {
+        tr_buf_printf(&sql, "SELECT " ROW_COLS " FROM stix_latest l JOIN stix_objects o ON o.seq=l.seq"
+                            " WHERE 1");
+    }
+    if (o->type) {
+        tr_buf_printf(&sql, " AND o.type=?");
+        json_array_append_new(binds, json_string(o->type));
+    }
+    if (o->label) {
+        tr_buf_printf(&sql, " AND EXISTS (SELECT 1 FROM json_each(o.json, '$.labels') WHERE value=?)");
+        json_array_append_new(binds, json_string(o->label));
+    }
+    if (o->marking) {
+        tr_buf_printf(&sql, " AND EXISTS (SELECT 1 FROM json_each(o.json, '$.object_marking_refs')"
+                            " WHERE value=?)");
+        json_array_append_new(binds, json_string(o->marking));
+    }
+    if (o->created_after) {
+        tr_buf_printf(&sql, " AND substr(o.created, 1, 19) >= substr(?, 1, 19)");
+        json_array_append_new(binds, json_string(o->created_after));
+    }
+    if (o->created_before) {
+        tr_buf_printf(&sql, " AND substr(o.created, 1, 19) <= substr(?, 1, 19)");
+        json_array_append_new(binds, json_string(o->created_before));
+    }
+    char k1[32], k2[32];
+    if (o->modified_after) {
+        ts_norm(o->modified_after, k1);
+        tr_buf_printf(&sql, " AND o.vkey >= ?");
+        json_array_append_new(binds, json_string(k1));
+    }
+    if (o->modified_before) {
+        ts_norm(o->modified_before, k2);
+        tr_buf_printf(&sql, " AND o.vkey <= ?");
+        json_array_append_new(binds, json_string(k2));
+    }
+    /* Names weigh most, then aliases, then descriptions. */
+    tr_buf_printf(&sql, q ? " ORDER BY bm25(stix_fts, 50.0, 20.0, 1.0)" : " ORDER BY o.vkey DESC, o.seq DESC");
+    tr_buf_printf(&sql, " LIMIT %zu", o->limit ? o->limit : 50);
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st, sql.data, err);
+    tr_buf_free(&sql);
+    if (rc != 0) {
+        json_decref(binds);
         return -1;
     }
-    sqlite3_bind_text(st, 1, q, -1, SQLITE_TRANSIENT);
-    free(q);
-    bind_text(st, 2, type);
-    sqlite3_bind_int64(st, 3, limit ? (sqlite3_int64)limit : 50);
-    int rc;
+    for (size_t i = 0; i < json_array_size(binds); i++)
+        bind_text(st, (int)i + 1, json_string_value(json_array_get(binds, i)));
+    json_decref(binds);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         if (emit_row(st, sqlite3_column_int64(st, 0), fn, arg) != 0) {
             rc = SQLITE_DONE;
@@ -621,6 +670,15 @@ int tr_stix_search(tr_stix_db *s, const char *text, const char *type, size_t lim
     }
     sqlite3_finalize(st);
     return 0;
+}
+
+int tr_stix_search(tr_stix_db *s, const char *text, const char *type, size_t limit,
+                   tr_stix_row_fn fn, void *arg, tr_error *err)
+{
+    if (!text || !fts_query_nonempty(text))
+        return tr_fail(err, "nothing to search for");
+    tr_stix_search_opts o = {.text = text, .type = type, .limit = limit};
+    return tr_stix_search_ex(s, &o, fn, arg, err);
 }
 
 int tr_stix_get(tr_stix_db *s, const char *id, tr_stix_row_fn fn, void *arg, tr_error *err)

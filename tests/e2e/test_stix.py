@@ -166,6 +166,13 @@ def test_cli_versions_custom_bytes_and_search(trawl, tmp_path):
     assert trawl.run("stix", "search", "ipv4", "--type", "malware", check=0).stdout == ""
     p = trawl.run("stix", "neighbours", MALWARE_V1["id"], check=0)
     assert "Gloomhaul (malware)\tcommunicates-with\t198.51.100.3 (ipv4-addr)" in p.stdout
+    # Filters, with or without text, over latest versions only.
+    p = trawl.run("stix", "search", "--type", "malware", "--modified-after", "2024-03-01T00:00:00Z", check=0)
+    assert p.stdout.startswith(MALWARE_V1["id"] + "\tmalware\tGloomhaul")
+    p = trawl.run("stix", "search", "--type", "malware", "--modified-before", "2024-03-01T00:00:00Z", check=0)
+    assert p.stdout == ""
+    p = trawl.run("stix", "search", "loader", "--created-after", "2025-01-01T00:00:00Z", check=0)
+    assert p.stdout == ""
     # --since filters by modified.
     p = trawl.run("stix", "export", "--since", "2024-03-01T00:00:00Z", check=0)
     assert {o["id"] for o in json.loads(p.stdout)["objects"]} == {MALWARE_V1["id"]}
@@ -199,6 +206,18 @@ def test_api_stix(secure_server, keys):
     assert st == 422 and b"'is_family'" in body and b"object 0" in body
     st, _, body = call(url + "/search?q=gloomhaul", key=keys["reader"])
     assert [o["id"] for o in json.loads(body)["objects"]] == [MALWARE_V1["id"]]
+    tlp = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"
+    marked = dict(MALWARE_V1, id="malware--2c7b5b88-8ff7-4a4d-aa9d-feb398cd0061", name="Marked",
+                  labels=["crimeware"], object_marking_refs=[tlp])
+    st, _, body = call(url + "/import", "POST", bundle(marked), key=keys["analyst"])
+    assert st == 200, body
+    for q in ("label=crimeware", "marking=" + tlp, "q=marked&label=crimeware"):
+        st, _, body = call(url + "/search?" + q, key=keys["reader"])
+        assert [o["id"] for o in json.loads(body)["objects"]] == [marked["id"]], q
+    st, _, body = call(url + "/search?label=nothing-has-this", key=keys["reader"])
+    assert json.loads(body)["objects"] == []
+    st, _, body = call(url + "/search", key=keys["reader"])
+    assert st == 400
     st, _, body = call(url + "/objects/" + MALWARE_V1["id"], key=keys["reader"])
     obj = json.loads(body)
     validate_stix(obj)
@@ -213,7 +232,7 @@ def test_api_stix(secure_server, keys):
     assert st == 404
     st, _, body = call(url + "/export?type=malware,ipv4-addr", key=keys["reader"])
     objs = validate_bundle(json.loads(body))
-    assert {o["id"] for o in objs} == {MALWARE_V1["id"], IP["id"]}
+    assert {o["id"] for o in objs} == {MALWARE_V1["id"], IP["id"], marked["id"]}
 
 
 # ---- TAXII 2.1 ------------------------------------------------------------------
