@@ -773,132 +773,226 @@ static size_t skip_value(const char *s, size_t i, size_t n)
     return i;
 }
 
-/* The byte spans of the top-level "objects" array's elements of valid JSON
- * text. Returns how many were found. */
-static size_t object_spans(const char *s, size_t n, size_t (*spans)[2], size_t max)
+/* Walks a bundle (or TAXII envelope) without holding all of it parsed: the
+ * envelope is scanned strictly, each element of "objects" is parsed on its
+ * own from its exact bytes, upgraded if the bundle is STIX 2.0, validated,
+ * and handed to cb with the text to store. Memory stays near the input's
+ * size however many objects the bundle holds. */
+static int envelope_error(tr_error *err, size_t at, const char *what)
 {
-    size_t i = skip_ws(s, 0, n), found = 0;
-    if (i >= n || s[i] != '{')
-        return 0;
-    i++;
-    for (;;) {
-        i = skip_ws(s, i, n);
-        if (i >= n || s[i] != '"')
-            return found;
-        size_t kstart = i + 1;
-        i = skip_string(s, i, n);
-        bool is_objects = i - 1 - kstart == 7 && strncmp(s + kstart, "objects", 7) == 0;
-        i = skip_ws(s, i, n);
-        if (i >= n || s[i] != ':')
-            return found;
-        i = skip_ws(s, i + 1, n);
-        if (is_objects && i < n && s[i] == '[') {
-            i = skip_ws(s, i + 1, n);
-            while (i < n && s[i] != ']') {
-                size_t end = skip_value(s, i, n);
-                if (found < max) {
-                    spans[found][0] = i;
-                    spans[found][1] = end;
-                }
-                found++;
-                i = skip_ws(s, end, n);
-                if (i < n && s[i] == ',')
-                    i = skip_ws(s, i + 1, n);
-            }
-            i++;
-        } else {
-            i = skip_value(s, i, n);
-        }
-        i = skip_ws(s, i, n);
-        if (i < n && s[i] == ',')
-            i++;
+    return tr_fail(err, "not JSON: %s at byte %zu", what, at);
+}
+
+int stix_bundle_each(const char *text, size_t len, bool validate, stix_object_cb cb, void *arg,
+                     bool *upgraded, size_t *count, tr_error *err)
+{
+    *upgraded = false;
+    *count = 0;
+    json_t *env = json_object();
+    if (!env)
+        tr_die("out of memory");
+    size_t arr_start = 0, arr_end = 0;
+    bool have_objects = false;
+    int rc = -1;
+    size_t i = skip_ws(text, 0, len);
+    if (i >= len || text[i] != '{') {
+        /* Let jansson say what is wrong with it. */
+        json_error_t je;
+        json_t *j = json_loadb(text, len, JSON_DECODE_ANY, &je);
+        if (!j)
+            tr_fail(err, "not JSON: %s (line %d, column %d)", je.text, je.line, je.column);
         else
-            return found;
+            tr_fail(err, "a bundle is a JSON object");
+        json_decref(j);
+        goto out;
     }
+    i = skip_ws(text, i + 1, len);
+    if (i < len && text[i] == '}') {
+        i++;
+    } else {
+        for (;;) {
+            if (i >= len || text[i] != '"') {
+                envelope_error(err, i, "expected a member name");
+                goto out;
+            }
+            size_t ks = i;
+            i = skip_string(text, i, len);
+            json_t *key = json_loadb(text + ks, i - ks, JSON_DECODE_ANY, NULL);
+            if (!json_is_string(key)) {
+                json_decref(key);
+                envelope_error(err, ks, "bad member name");
+                goto out;
+            }
+            char name[64];
+            snprintf(name, sizeof name, "%s", json_string_value(key));
+            bool dup = json_object_get(env, json_string_value(key)) != NULL ||
+                       (strcmp(json_string_value(key), "objects") == 0 && have_objects);
+            json_decref(key);
+            if (dup) {
+                envelope_error(err, ks, "duplicate member");
+                goto out;
+            }
+            i = skip_ws(text, i, len);
+            if (i >= len || text[i] != ':') {
+                envelope_error(err, i, "expected ':'");
+                goto out;
+            }
+            i = skip_ws(text, i + 1, len);
+            size_t vs = i;
+            i = skip_value(text, i, len);
+            if (strcmp(name, "objects") == 0 && vs < len && text[vs] == '[') {
+                have_objects = true;
+                arr_start = vs;
+                arr_end = i;
+            } else {
+                json_error_t je;
+                json_t *v = json_loadb(text + vs, i - vs, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+                if (!v) {
+                    tr_fail(err, "not JSON: %s in member '%s'", je.text, name);
+                    goto out;
+                }
+                json_object_set_new(env, name, v);
+            }
+            i = skip_ws(text, i, len);
+            if (i < len && text[i] == ',') {
+                i = skip_ws(text, i + 1, len);
+                continue;
+            }
+            if (i < len && text[i] == '}') {
+                i++;
+                break;
+            }
+            envelope_error(err, i, "expected ',' or '}'");
+            goto out;
+        }
+    }
+    if (skip_ws(text, i, len) != len) {
+        envelope_error(err, i, "text after the bundle");
+        goto out;
+    }
+    const char *btype = json_string_value(json_object_get(env, "type"));
+    if (json_object_get(env, "type") && (!btype || strcmp(btype, "bundle") != 0)) {
+        tr_fail(err, "property 'type' of the bundle: it is not \"bundle\"");
+        goto out;
+    }
+    if (btype) {
+        const char *bid = json_string_value(json_object_get(env, "id"));
+        if (!bid || strncmp(bid, "bundle--", 8) != 0) {
+            tr_fail(err, "property 'id' of the bundle: missing or not bundle--UUID");
+            goto out;
+        }
+    }
+    if (!have_objects) {
+        tr_fail(err, "property 'objects': %s", json_object_get(env, "objects") ? "not an array" : "missing");
+        goto out;
+    }
+    const char *bspec = json_string_value(json_object_get(env, "spec_version"));
+    bool v20 = bspec && strcmp(bspec, "2.0") == 0;
+    *upgraded = v20;
+    size_t k = skip_ws(text, arr_start + 1, arr_end);
+    size_t index = 0;
+    if (k < arr_end && text[k] == ']') {
+        k++;
+    } else {
+        for (;;) {
+            size_t es = k;
+            k = skip_value(text, k, arr_end);
+            json_error_t je;
+            json_t *obj = json_loadb(text + es, k - es, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+            if (!obj) {
+                tr_fail(err, "object %zu: not JSON: %s", index, je.text);
+                goto out;
+            }
+            const char *oid = json_string_value(json_object_get(obj, "id"));
+            const char *otype = json_string_value(json_object_get(obj, "type"));
+            bool changed = false;
+            /* A 2.1 SDO always names its spec_version: one without is 2.0. */
+            if (json_is_object(obj) && !json_object_get(obj, "spec_version") &&
+                (v20 || (json_object_get(obj, "created") && !tr_stix_is_sco_type(otype ? otype : "")))) {
+                changed = tr_stix_upgrade_20(obj) == 1;
+                *upgraded = *upgraded || changed;
+            }
+            tr_error oerr;
+            if (validate && tr_stix_validate_object(obj, &oerr) != 0) {
+                tr_fail(err, "object %zu (%.200s): %s", index, oid ? oid : "no id", oerr.msg);
+                json_decref(obj);
+                goto out;
+            }
+            int cbrc = 0;
+            if (!cb) {
+                /* validation only */
+            } else if (changed) {
+                char *re = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                if (!re)
+                    tr_die("out of memory");
+                cbrc = cb(arg, index, obj, re, strlen(re), err);
+                free(re);
+            } else {
+                cbrc = cb(arg, index, obj, text + es, k - es, err);
+            }
+            json_decref(obj);
+            if (cbrc != 0)
+                goto out;
+            index++;
+            k = skip_ws(text, k, arr_end);
+            if (k < arr_end && text[k] == ',') {
+                k = skip_ws(text, k + 1, arr_end);
+                continue;
+            }
+            if (k < arr_end && text[k] == ']') {
+                k++;
+                break;
+            }
+            tr_fail(err, "object %zu: not JSON: expected ',' or ']' after it", index - 1);
+            goto out;
+        }
+    }
+    if (k != arr_end) {
+        tr_fail(err, "not JSON: the objects array does not end where it should");
+        goto out;
+    }
+    *count = index;
+    rc = 0;
+out:
+    json_decref(env);
+    return rc;
 }
 
 void tr_stix_bundle_free(tr_stix_bundle *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
         free(b->objects[i].text);
+        json_decref(b->objects[i].obj);
+    }
     free(b->objects);
     json_decref(b->root);
     memset(b, 0, sizeof *b);
 }
 
+static int collect(void *arg, size_t index, json_t *obj, const char *text, size_t len, tr_error *err)
+{
+    (void)index;
+    (void)err;
+    tr_stix_bundle *b = arg;
+    b->objects = tr_xrealloc(b->objects, (b->n + 1) * sizeof *b->objects);
+    tr_stix_parsed_object *po = &b->objects[b->n++];
+    po->obj = json_incref(obj);
+    po->text = tr_xmalloc(len + 1);
+    memcpy(po->text, text, len);
+    po->text[len] = '\0';
+    po->len = len;
+    return 0;
+}
+
 int tr_stix_bundle_parse(const char *text, size_t len, tr_stix_bundle *out, tr_error *err)
 {
     memset(out, 0, sizeof *out);
-    json_error_t je;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!root)
-        return tr_fail(err, "not JSON: %s (line %d, column %d)", je.text, je.line, je.column);
-    out->root = root;
-    if (!json_is_object(root)) {
-        tr_stix_bundle_free(out);
-        return tr_fail(err, "a bundle is a JSON object");
-    }
-    const char *btype = json_string_value(json_object_get(root, "type"));
-    json_t *objects = json_object_get(root, "objects");
-    if (btype && strcmp(btype, "bundle") != 0) {
-        tr_fail(err, "property 'type' of the bundle: '%.100s' is not \"bundle\"", btype);
+    size_t n = 0;
+    if (stix_bundle_each(text, len, true, collect, out, &out->upgraded, &n, err) != 0) {
         tr_stix_bundle_free(out);
         return -1;
     }
-    if (btype) {
-        const char *bid = json_string_value(json_object_get(root, "id"));
-        if (!bid || strncmp(bid, "bundle--", 8) != 0) {
-            tr_stix_bundle_free(out);
-            return tr_fail(err, "property 'id' of the bundle: missing or not bundle--UUID");
-        }
-    }
-    if (!json_is_array(objects)) {
-        tr_stix_bundle_free(out);
-        return tr_fail(err, "property 'objects': missing or not an array");
-    }
-    const char *bspec = json_string_value(json_object_get(root, "spec_version"));
-    out->upgraded = bspec && strcmp(bspec, "2.0") == 0;
-    size_t n = json_array_size(objects);
-    size_t (*spans)[2] = tr_xcalloc(n ? n : 1, sizeof *spans);
-    bool have_spans = object_spans(text, len, spans, n) == n;
-    out->objects = tr_xcalloc(n ? n : 1, sizeof *out->objects);
-    for (size_t i = 0; i < n; i++) {
-        json_t *obj = json_array_get(objects, i);
-        const char *oid = json_string_value(json_object_get(obj, "id"));
-        bool changed = false;
-        if (json_is_object(obj) && !json_object_get(obj, "spec_version") &&
-            (out->upgraded || (json_object_get(obj, "created") && !tr_stix_is_sco_type(
-                                   json_string_value(json_object_get(obj, "type")) ?
-                                   json_string_value(json_object_get(obj, "type")) : "")))) {
-            /* A 2.1 SDO always names its spec_version: one without is 2.0. */
-            changed = tr_stix_upgrade_20(obj) == 1;
-            out->upgraded = out->upgraded || changed;
-        }
-        tr_error oerr;
-        if (tr_stix_validate_object(obj, &oerr) != 0) {
-            free(spans);
-            tr_fail(err, "object %zu (%.200s): %s", i, oid ? oid : "no id", oerr.msg);
-            out->n = i;
-            tr_stix_bundle_free(out);
-            return -1;
-        }
-        tr_stix_parsed_object *po = &out->objects[i];
-        po->obj = obj;
-        if (have_spans && !changed) {
-            po->len = spans[i][1] - spans[i][0];
-            po->text = tr_xmalloc(po->len + 1);
-            memcpy(po->text, text + spans[i][0], po->len);
-            po->text[po->len] = '\0';
-        } else {
-            po->text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            if (!po->text)
-                tr_die("out of memory");
-            po->len = strlen(po->text);
-        }
-        out->n = i + 1;
-    }
-    free(spans);
     return 0;
 }

@@ -52,13 +52,13 @@ int tr_stix_upgrade_20(json_t *obj);
 /* A parsed and validated bundle (or TAXII envelope: {"objects": [...]}).
  * Each object keeps its original bytes unless the 2.0 upgrade rewrote it. */
 typedef struct tr_stix_parsed_object {
-    json_t *obj;              /* borrowed from the bundle */
+    json_t *obj;              /* a reference of its own */
     char *text;               /* the object's JSON as stored */
     size_t len;
 } tr_stix_parsed_object;
 
 typedef struct tr_stix_bundle {
-    json_t *root;
+    json_t *root;             /* unused: objects are parsed one by one */
     tr_stix_parsed_object *objects;
     size_t n;
     bool upgraded;            /* a STIX 2.0 bundle */

@@ -4,7 +4,17 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "core/core.h"
+
+/* Called for each object of a bundle (validated first when asked), with
+ * the text to store; non-zero stops the walk (err filled). cb may be NULL
+ * to validate only. A refusal names the object's index, id and property. */
+typedef int (*stix_object_cb)(void *arg, size_t index, json_t *obj, const char *text, size_t len,
+                              tr_error *err);
+int stix_bundle_each(const char *text, size_t len, bool validate, stix_object_cb cb, void *arg,
+                     bool *upgraded, size_t *count, tr_error *err);
 
 bool stix_is_sdo_type(const char *type);
 

@@ -289,23 +289,42 @@ static int store_one(tr_stix_db *s, import_stmts *x, const tr_stix_parsed_object
     return 0;
 }
 
+typedef struct import_ctx {
+    tr_stix_db *s;
+    import_stmts *x;
+    const char *collection, *now;
+    tr_stix_import_result *res;
+} import_ctx;
+
+static int import_one(void *arg, size_t index, json_t *obj, const char *text, size_t len,
+                      tr_error *err)
+{
+    import_ctx *c = arg;
+    tr_stix_parsed_object po = {.obj = obj, .text = (char *)text, .len = len};
+    if (store_one(c->s, c->x, &po, c->collection, c->now, c->res, err) != 0) {
+        char prefix[200];
+        snprintf(prefix, sizeof prefix, "object %zu (%.150s)", index,
+                 json_string_value(json_object_get(obj, "id")));
+        tr_error_prefix(err, prefix);
+        return -1;
+    }
+    return 0;
+}
+
 int tr_stix_import(tr_stix_db *s, const char *text, size_t len, const char *collection,
                    tr_stix_import_result *res, tr_error *err)
 {
     memset(res, 0, sizeof *res);
-    tr_stix_bundle b;
-    if (tr_stix_bundle_parse(text, len, &b, err) != 0)
+    /* Validation first, outside the write lock (trawl.db is shared with the
+     * sample store); then the objects are read again and stored in one
+     * transaction. Neither pass holds the whole bundle parsed. */
+    if (stix_bundle_each(text, len, true, NULL, NULL, &res->upgraded, &res->total, err) != 0)
         return -1;
-    res->total = b.n;
-    res->upgraded = b.upgraded;
     import_stmts x = {0};
     char now[32];
     int rc = -1;
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-        db_fail(s, err);
-        tr_stix_bundle_free(&b);
-        return -1;
-    }
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, err);
     /* The time is taken inside the write lock: date_added then never goes
      * backwards along seq, which TAXII's added_after paging relies on. */
     tr_stix_now(now);
@@ -327,15 +346,11 @@ int tr_stix_import(tr_stix_db *s, const char *text, size_t len, const char *coll
              "INSERT OR IGNORE INTO stix_members(collection, obj_seq, date_added) VALUES(?,?,?)",
              err) != 0)
         goto out;
-    for (size_t i = 0; i < b.n; i++) {
-        if (store_one(s, &x, &b.objects[i], collection, now, res, err) != 0) {
-            char prefix[200];
-            snprintf(prefix, sizeof prefix, "object %zu (%s)", i,
-                     json_string_value(json_object_get(b.objects[i].obj, "id")));
-            tr_error_prefix(err, prefix);
-            goto out;
-        }
-    }
+    import_ctx c = {.s = s, .x = &x, .collection = collection, .now = now, .res = res};
+    bool upgraded;
+    size_t n;
+    if (stix_bundle_each(text, len, false, import_one, &c, &upgraded, &n, err) != 0)
+        goto out;
     snprintf(res->first_added, sizeof res->first_added, "%s", now);
     snprintf(res->last_added, sizeof res->last_added, "%s", now);
     rc = 0;
@@ -345,7 +360,6 @@ out:
         rc = db_fail(s, err);
     if (rc != 0)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    tr_stix_bundle_free(&b);
     return rc;
 }
 

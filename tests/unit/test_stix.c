@@ -241,6 +241,33 @@ static void test_import_whole_or_nothing(void **state)
     tr_stix_close(db);
 }
 
+static void test_malformed_envelopes(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "", "[]", "{\"objects\":[]} x", "{\"objects\":[],\"objects\":[]}",
+        "{\"objects\":[" MAL(",\"is_family\":true") " " MAL(",\"is_family\":true") "]}",
+        "{\"objects\":[" MAL(",\"is_family\":true") ",]}",
+        "{\"objects\":[{\"type\":\"malware\",\"type\":\"tool\"}]}",
+        "{\"objects\":{}}", "{\"type\":\"bundle\",\"objects\":[]}",
+        "{\"objects\":[" MAL(",\"is_family\":true"),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tr_stix_bundle b;
+        tr_error err;
+        if (tr_stix_bundle_parse(bad[i], strlen(bad[i]), &b, &err) == 0)
+            fail_msg("accepted malformed bundle %zu: %s", i, bad[i]);
+    }
+    /* A TAXII envelope is a bundle without type and id. */
+    const char *env = "{\"more\":false, \"objects\" : [ " MAL(",\"is_family\":true") " ] }";
+    tr_stix_bundle b;
+    tr_error err;
+    assert_int_equal(tr_stix_bundle_parse(env, strlen(env), &b, &err), 0);
+    assert_int_equal(b.n, 1);
+    assert_string_equal(b.objects[0].text, MAL(",\"is_family\":true"));
+    tr_stix_bundle_free(&b);
+}
+
 static void test_attack_bundle(void **state)
 {
     (void)state;
@@ -295,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_upgrade),
+        cmocka_unit_test(test_malformed_envelopes),
         cmocka_unit_test_setup_teardown(test_import_whole_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attack_bundle, setup, teardown),
     };
