@@ -2,7 +2,7 @@
  * $ref (relative files and #/ pointers), allOf/anyOf/oneOf/not, if/then/else,
  * type, enum, const, properties, patternProperties, additionalProperties,
  * required, min/maxProperties, propertyNames, dependencies/dependentRequired,
- * items, min/maxItems, uniqueItems, min/maxLength, pattern, minimum/maximum
+ * items, contains (min/maxContains), min/maxItems, uniqueItems, min/maxLength, pattern, minimum/maximum
  * (and the exclusive forms). "format" is an annotation in 2020-12 and is not
  * asserted, as the reference validators do by default. Regular expressions
  * are ECMA-262 in the schemas; PCRE2 reads that subset the same way. */
@@ -440,6 +440,22 @@ static bool validate_array(vctx *c, const sdoc *doc, json_t *s, json_t *inst, co
             if (!validate(c, doc, items, json_array_get(inst, i), cp))
                 ok = false;
         }
+    }
+    json_t *contains = json_object_get(s, "contains");
+    if (contains) {
+        json_t *minc = json_object_get(s, "minContains"), *maxc = json_object_get(s, "maxContains");
+        size_t want = minc ? (size_t)json_integer_value(minc) : 1, have = 0;
+        for (size_t i = 0; i < n; i++) {
+            vctx t;
+            snprintf(cp, sizeof cp, "%s/%zu", ipath, i);
+            if (try_schema(c, doc, contains, json_array_get(inst, i), cp, &t))
+                have++;
+        }
+        if (have < want)
+            ok = fail(c, ipath, "needs %zu item%s of the required form", want, want == 1 ? "" : "s");
+        if (maxc && have > (size_t)json_integer_value(maxc))
+            ok = fail(c, ipath, "has more than %lld items of the limited form",
+                      (long long)json_integer_value(maxc));
     }
     json_t *mini = json_object_get(s, "minItems");
     if (mini && n < (size_t)json_integer_value(mini))

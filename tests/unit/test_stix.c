@@ -147,6 +147,27 @@ static void test_validation(void **state)
                    "\"value\":\"198.51.100.4\"}", "deterministic");
     expect_refused("{\"type\":\"ipv4-addr\",\"spec_version\":\"2.1\",\"id\":\"ipv4-addr--18bb3599-77cd-4a82-a950-b5bc3caf07c4\","
                    "\"value\":\"198.51.100.400\"}", "'value'");
+    /* if/then/not with contains: extension_properties only for toplevel
+     * property extensions. */
+#define EXTDEF(types, extra) \
+    "{\"type\":\"extension-definition\",\"spec_version\":\"2.1\"," \
+    "\"id\":\"extension-definition--d83fce45-ef58-4c6c-a3f4-1fbc32e98c6e\"," \
+    "\"created\":\"2022-02-02T00:00:00.000Z\",\"modified\":\"2022-02-02T00:00:00.000Z\"," \
+    "\"created_by_ref\":\"identity--11b76a96-5d2b-45e0-8a5a-f6994f370731\",\"name\":\"acme\"," \
+    "\"schema\":\"https://example.com/acme.json\",\"version\":\"1.0\",\"extension_types\":" types extra "}"
+    json_t *ext = parse(EXTDEF("[\"toplevel-property-extension\"]", ",\"extension_properties\":[\"x_acme\"]"));
+    assert_int_equal(tr_stix_validate_object(ext, &err), 0);
+    json_decref(ext);
+    ext = parse(EXTDEF("[\"property-extension\"]", ""));
+    assert_int_equal(tr_stix_validate_object(ext, &err), 0);
+    json_decref(ext);
+    expect_refused(EXTDEF("[\"property-extension\"]", ",\"extension_properties\":[\"x_acme\"]"),
+                   "not allowed");
+    expect_refused(EXTDEF("[\"new-thing\"]", ""), "'extension_types/0'");
+    /* propertyNames: external reference hash names. */
+    expect_refused(MAL(",\"is_family\":true,\"external_references\":[{\"source_name\":\"x\","
+                       "\"url\":\"https://example.com/\",\"hashes\":{\"md5sum\":\"00\"}}]"),
+                   "external_references/0");
     /* TLP 1.0 levels have fixed ids. */
     expect_refused("{\"type\":\"marking-definition\",\"spec_version\":\"2.1\",\"id\":\"marking-definition--11111111-1111-4111-8111-111111111111\","
                    "\"created\":\"2017-01-20T00:00:00.000Z\",\"definition_type\":\"tlp\",\"definition\":{\"tlp\":\"green\"}}",
