@@ -259,6 +259,26 @@ static int store_one(tr_stix_db *s, import_stmts *x, const tr_stix_parsed_object
         tr_buf_free(&aliases);
         if (rc != SQLITE_DONE)
             return db_fail(s, err);
+        /* Embedded references are edges too (a report's object_refs, a
+         * malware's sample_refs...), named after their property; who made
+         * an object and its markings are metadata, not neighbours. */
+        const char *k;
+        json_t *v;
+        json_object_foreach(o, k, v) {
+            size_t kl = strlen(k);
+            bool one = kl > 4 && strcmp(k + kl - 4, "_ref") == 0;
+            bool many = kl > 5 && strcmp(k + kl - 5, "_refs") == 0;
+            if ((!one && !many) || strcmp(k, "created_by_ref") == 0 ||
+                strcmp(k, "object_marking_refs") == 0 || strcmp(type, "relationship") == 0 ||
+                strcmp(type, "sighting") == 0)
+                continue;
+            size_t n = many ? json_array_size(v) : 1;
+            for (size_t i = 0; i < n; i++) {
+                const char *target = json_string_value(many ? json_array_get(v, i) : v);
+                if (target && add_edge(x, seq, id, k, id, target) != 0)
+                    return db_fail(s, err);
+            }
+        }
         if (strcmp(type, "relationship") == 0) {
             if (add_edge(x, seq, id, json_string_value(json_object_get(o, "relationship_type")),
                          json_string_value(json_object_get(o, "source_ref")),

@@ -166,6 +166,14 @@ def test_cli_versions_custom_bytes_and_search(trawl, tmp_path):
     assert trawl.run("stix", "search", "ipv4", "--type", "malware", check=0).stdout == ""
     p = trawl.run("stix", "neighbours", MALWARE_V1["id"], check=0)
     assert "Gloomhaul (malware)\tcommunicates-with\t198.51.100.3 (ipv4-addr)" in p.stdout
+    # Embedded references are edges too: a report's object_refs.
+    report = {"type": "report", "spec_version": "2.1", "id": "report--84e4d88f-44ea-4bcd-bbf3-b2c1c320bcb3",
+              "created": "2024-02-01T00:00:00.000Z", "modified": "2024-02-01T00:00:00.000Z",
+              "name": "Gloomhaul in the wild", "published": "2024-02-01T00:00:00Z",
+              "object_refs": [MALWARE_V1["id"], IP["id"]]}
+    trawl.run("stix", "import", write(tmp_path, "r.json", bundle(report)), check=0)
+    p = trawl.run("stix", "neighbours", IP["id"], check=0)
+    assert "Gloomhaul in the wild (report)\tobject_refs\t198.51.100.3 (ipv4-addr)" in p.stdout
     # Filters, with or without text, over latest versions only.
     p = trawl.run("stix", "search", "--type", "malware", "--modified-after", "2024-03-01T00:00:00Z", check=0)
     assert p.stdout.startswith(MALWARE_V1["id"] + "\tmalware\tGloomhaul")
@@ -176,6 +184,8 @@ def test_cli_versions_custom_bytes_and_search(trawl, tmp_path):
     # --since filters by modified.
     p = trawl.run("stix", "export", "--since", "2024-03-01T00:00:00Z", check=0)
     assert {o["id"] for o in json.loads(p.stdout)["objects"]} == {MALWARE_V1["id"]}
+    p = trawl.run("stix", "export", "--type", "report", check=0)
+    validate_bundle(json.loads(p.stdout))
 
 
 # ---- /api/stix ----------------------------------------------------------------
