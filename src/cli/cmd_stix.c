@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "cli/cli.h"
 #include "stix/stix.h"
 #include "store/store.h"
@@ -18,7 +19,8 @@ static const char usage_text[] =
     "       trawl stix show ID [--json] [--versions]\n"
     "       trawl stix neighbours ID [--depth N (1)] [--json]\n"
     "       trawl stix collections [--json]           TAXII collections\n"
-    "       trawl stix collection-add TITLE [DESCRIPTION]\n"
+    "       trawl stix collection-add TITLE [DESCRIPTION] [--read-role reader|analyst|admin]\n"
+    "                                 [--write-role analyst|admin]\n"
     "STIX 2.0 bundles (e.g. MITRE ATT&CK's) are upgraded to 2.1 on import.\n";
 
 static int open_kb(const cli_ctx *ctx, bool create, tr_stix_db **db)
@@ -464,11 +466,18 @@ static int cmd_collections(const cli_ctx *ctx, int argc, char **argv)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         if (json)
-            json_array_append_new(arr, json_pack("{ss ss ss sb sb}", "id", v[i].id, "title", v[i].title,
-                                                 "description", v[i].description, "can_read",
-                                                 v[i].can_read, "can_write", v[i].can_write));
+            json_array_append_new(arr, json_pack("{ss ss ss sb ss ss*}", "id", v[i].id, "title",
+                                                 v[i].title, "description", v[i].description,
+                                                 "builtin", v[i].builtin, "read_role",
+                                                 tr_role_name((tr_role)v[i].read_level), "write_role",
+                                                 v[i].can_write ? tr_role_name((tr_role)v[i].write_level)
+                                                                : NULL));
+        else if (v[i].can_write)
+            printf("%s\tread %s, write %s\t%s\n", v[i].id, tr_role_name((tr_role)v[i].read_level),
+                   tr_role_name((tr_role)v[i].write_level), v[i].title);
         else
-            printf("%s\t%s\t%s\n", v[i].id, v[i].can_write ? "read-write" : "read-only", v[i].title);
+            printf("%s\tread %s, read-only\t%s\n", v[i].id, tr_role_name((tr_role)v[i].read_level),
+                   v[i].title);
     }
     if (json)
         print_json(arr);
@@ -479,7 +488,25 @@ static int cmd_collections(const cli_ctx *ctx, int argc, char **argv)
 
 static int cmd_collection_add(const cli_ctx *ctx, int argc, char **argv)
 {
-    if (argc < 2 || argc > 3) {
+    static const struct option opts[] = {
+        {"read-role", required_argument, NULL, 'r'}, {"write-role", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+    tr_role read = TR_ROLE_READER, write = TR_ROLE_ANALYST;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "r:w:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': read = tr_role_parse(optarg); break;
+        case 'w': write = tr_role_parse(optarg); break;
+        case 'h': fputs(usage_text, stdout); return CLI_OK;
+        default: return CLI_USAGE;
+        }
+    }
+    if (read == TR_ROLE_NONE || write < TR_ROLE_ANALYST) {
+        cli_error("--read-role is reader, analyst or admin; --write-role analyst or admin");
+        return CLI_USAGE;
+    }
+    if (argc - optind < 1 || argc - optind > 2) {
         cli_error("stix collection-add needs TITLE [DESCRIPTION]");
         return CLI_USAGE;
     }
@@ -488,7 +515,8 @@ static int cmd_collection_add(const cli_ctx *ctx, int argc, char **argv)
         return CLI_FAIL;
     tr_stix_collection col;
     tr_error err;
-    int rc = tr_stix_collection_create(db, argv[1], argc > 2 ? argv[2] : "", &col, &err);
+    int rc = tr_stix_collection_create(db, argv[optind], argc - optind > 1 ? argv[optind + 1] : "",
+                                       read, write, &col, &err);
     tr_stix_close(db);
     if (rc != 0) {
         cli_error("%s", err.msg);

@@ -184,15 +184,20 @@ static enum MHD_Result stix_collections(http_request *r, tr_stix_db *db)
         tr_stix_collection c;
         const char *title = json_string_value(json_object_get(body, "title"));
         const char *desc = json_string_value(json_object_get(body, "description"));
+        const char *rr = json_string_value(json_object_get(body, "read_role"));
+        const char *wr = json_string_value(json_object_get(body, "write_role"));
+        tr_role read = rr ? tr_role_parse(rr) : TR_ROLE_READER;
+        tr_role write = wr ? tr_role_parse(wr) : TR_ROLE_ANALYST;
         enum MHD_Result rc;
-        if (!title || !*title)
-            rc = http_send_error(r, 400, "expected {\"title\": ..., \"description\": ...}");
-        else if (tr_stix_collection_create(db, title, desc, &c, &err) != 0)
+        if (!title || !*title || read == TR_ROLE_NONE || write < TR_ROLE_ANALYST)
+            rc = http_send_error(r, 400, "expected {\"title\": ..., \"description\": ..., "
+                                 "\"read_role\": \"reader|analyst|admin\", \"write_role\": \"analyst|admin\"}");
+        else if (tr_stix_collection_create(db, title, desc, read, write, &c, &err) != 0)
             rc = http_send_error(r, 500, "%s", err.msg);
         else
-            rc = http_send_json(r, 201, json_pack("{ss ss ss sb sb}", "id", c.id, "title", c.title,
-                                                  "description", c.description, "can_read",
-                                                  c.can_read, "can_write", c.can_write));
+            rc = http_send_json(r, 201, json_pack("{ss ss ss ss ss}", "id", c.id, "title", c.title,
+                                                  "description", c.description, "read_role",
+                                                  tr_role_name(read), "write_role", tr_role_name(write)));
         json_decref(body);
         return rc;
     }
@@ -202,9 +207,11 @@ static enum MHD_Result stix_collections(http_request *r, tr_stix_db *db)
         return http_send_error(r, 500, "%s", err.msg);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{ss ss ss sb sb}", "id", v[i].id, "title", v[i].title,
-                                             "description", v[i].description, "can_read",
-                                             v[i].can_read, "can_write", v[i].can_write));
+        json_array_append_new(arr, json_pack("{ss ss ss sb ss ss*}", "id", v[i].id, "title", v[i].title,
+                                             "description", v[i].description, "builtin", v[i].builtin,
+                                             "read_role", tr_role_name((tr_role)v[i].read_level),
+                                             "write_role", v[i].can_write ?
+                                             tr_role_name((tr_role)v[i].write_level) : NULL));
     free(v);
     return http_send_json(r, 200, json_pack("{so}", "collections", arr));
 }

@@ -123,10 +123,21 @@ static char *base_url(http_request *r)
     return tr_xasprintf("http://%s/taxii2/", host && *host ? host : "localhost");
 }
 
-static json_t *collection_json(const tr_stix_collection *c)
+/* What this requester may do with the collection. */
+static bool may_read(http_request *r, const tr_stix_collection *c)
+{
+    return c->can_read && (unsigned)r->role >= c->read_level;
+}
+
+static bool may_write(http_request *r, const tr_stix_collection *c)
+{
+    return c->can_write && (unsigned)r->role >= c->write_level;
+}
+
+static json_t *collection_json(http_request *r, const tr_stix_collection *c)
 {
     return json_pack("{ss ss ss sb sb s[s]}", "id", c->id, "title", c->title, "description",
-                     c->description, "can_read", c->can_read, "can_write", c->can_write,
+                     c->description, "can_read", may_read(r, c), "can_write", may_write(r, c),
                      "media_types", STIX_TYPE);
 }
 
@@ -294,8 +305,9 @@ static bool is_taxii_content_type(http_request *r)
 
 static enum MHD_Result post_objects(http_request *r, tr_stix_db *db, const tr_stix_collection *c)
 {
-    if (!c->can_write)
-        return taxii_error(r, 403, "collection %s is read-only", c->id);
+    if (!may_write(r, c))
+        return taxii_error(r, 403, "collection %s is %s", c->id,
+                           c->can_write ? "not writable with this key's role" : "read-only");
     if (!is_taxii_content_type(r))
         return taxii_error(r, 415, "send the envelope as %s", TAXII_TYPE);
     char status_id[37], now[32];
@@ -379,8 +391,10 @@ static enum MHD_Result collection_route(http_request *r, tr_stix_db *db, const c
     if (!slash || !*sub) {
         if (!get)
             return taxii_error(r, 405, "a collection is only read");
-        return send_taxii(r, 200, collection_json(&c), NULL, NULL);
+        return send_taxii(r, 200, collection_json(r, &c), NULL, NULL);
     }
+    if (get && !may_read(r, &c))
+        return taxii_error(r, 403, "collection %s is not readable with this key's role", c.id);
     filters f;
     enum MHD_Result sent;
     if (strcmp(sub, "objects/") == 0 || strcmp(sub, "objects") == 0) {
@@ -416,8 +430,9 @@ static enum MHD_Result collection_route(http_request *r, tr_stix_db *db, const c
         if (versions && !get)
             return taxii_error(r, 405, "versions are only read");
         if (del && !versions) {
-            if (!c.can_write)
-                return taxii_error(r, 403, "collection %s is read-only", c.id);
+            if (!may_write(r, &c))
+                return taxii_error(r, 403, "collection %s is %s", c.id,
+                                   c.can_write ? "not writable with this key's role" : "read-only");
             if (read_filters(r, &f, 0, &sent) != 0)
                 return sent;
             int64_t n = tr_stix_collection_remove(db, c.id, oid, f.q.version_ts, &err);
@@ -481,7 +496,7 @@ static enum MHD_Result taxii_main(http_request *r, tr_stix_db *db)
             return taxii_error(r, 500, "%s", err.msg);
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, collection_json(&v[i]));
+            json_array_append_new(arr, collection_json(r, &v[i]));
         free(v);
         return send_taxii(r, 200, json_pack("{so}", "collections", arr), NULL, NULL);
     }

@@ -165,15 +165,19 @@ typedef struct tr_stix_collection {
     char id[37];
     char title[256];
     char description[512];
-    bool can_read, can_write;
+    bool can_read, can_write;  /* at all: built-in collections are never written */
     bool builtin;
+    /* The least role (auth's tr_role values: 1 reader, 2 analyst, 3 admin)
+     * that may read and write it. */
+    unsigned read_level, write_level;
 } tr_stix_collection;
 
 int tr_stix_collections(tr_stix_db *db, tr_stix_collection **out, size_t *n, tr_error *err);
 /* 1 found, 0 not. */
 int tr_stix_collection_get(tr_stix_db *db, const char *id, tr_stix_collection *out, tr_error *err);
 int tr_stix_collection_create(tr_stix_db *db, const char *title, const char *description,
-                              tr_stix_collection *out, tr_error *err);
+                              unsigned read_level, unsigned write_level, tr_stix_collection *out,
+                              tr_error *err);
 /* Removes versions of an object from a user collection (all versions, or
  * those whose modified is in version_ts). Returns how many, or -1. */
 int64_t tr_stix_collection_remove(tr_stix_db *db, const char *collection, const char *id,

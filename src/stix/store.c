@@ -37,6 +37,7 @@ static const char *const schema =
     " name, aliases, description, content='');"
     "CREATE TABLE IF NOT EXISTS stix_collections("
     " id TEXT PRIMARY KEY, title TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',"
+    " read_level INTEGER NOT NULL DEFAULT 1, write_level INTEGER NOT NULL DEFAULT 2,"
     " created INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS stix_members("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, collection TEXT NOT NULL,"
@@ -862,6 +863,8 @@ static void fill_builtin(size_t i, tr_stix_collection *c)
     snprintf(c->description, sizeof c->description, "%s", builtins[i].description);
     c->can_read = true;
     c->builtin = true;
+    c->read_level = 1;
+    c->write_level = 99;
 }
 
 static void fill_user(sqlite3_stmt *st, tr_stix_collection *c)
@@ -871,12 +874,14 @@ static void fill_user(sqlite3_stmt *st, tr_stix_collection *c)
     snprintf(c->title, sizeof c->title, "%s", (const char *)sqlite3_column_text(st, 1));
     snprintf(c->description, sizeof c->description, "%s", (const char *)sqlite3_column_text(st, 2));
     c->can_read = c->can_write = true;
+    c->read_level = (unsigned)sqlite3_column_int(st, 3);
+    c->write_level = (unsigned)sqlite3_column_int(st, 4);
 }
 
 int tr_stix_collections(tr_stix_db *s, tr_stix_collection **out, size_t *n, tr_error *err)
 {
     sqlite3_stmt *st = NULL;
-    if (prep(s, &st, "SELECT id, title, description FROM stix_collections ORDER BY created, id", err) != 0)
+    if (prep(s, &st, "SELECT id, title, description, read_level, write_level FROM stix_collections ORDER BY created, id", err) != 0)
         return -1;
     size_t cap = NBUILTIN + 8, k = 0;
     tr_stix_collection *v = tr_xcalloc(cap, sizeof *v);
@@ -908,7 +913,7 @@ int tr_stix_collection_get(tr_stix_db *s, const char *id, tr_stix_collection *ou
         return 1;
     }
     sqlite3_stmt *st = NULL;
-    if (prep(s, &st, "SELECT id, title, description FROM stix_collections WHERE id=?", err) != 0)
+    if (prep(s, &st, "SELECT id, title, description, read_level, write_level FROM stix_collections WHERE id=?", err) != 0)
         return -1;
     bind_text(st, 1, id);
     int rc = sqlite3_step(st), found = 0;
@@ -923,20 +928,26 @@ int tr_stix_collection_get(tr_stix_db *s, const char *id, tr_stix_collection *ou
 }
 
 int tr_stix_collection_create(tr_stix_db *s, const char *title, const char *description,
-                              tr_stix_collection *out, tr_error *err)
+                              unsigned read_level, unsigned write_level, tr_stix_collection *out,
+                              tr_error *err)
 {
     if (!title || !*title)
         return tr_fail(err, "a collection needs a title");
+    if (read_level < 1 || read_level > 3 || write_level < 2 || write_level > 3)
+        return tr_fail(err, "a collection is read by readers, analysts or admins and written by "
+                       "analysts or admins");
     char id[37];
     tr_stix_uuid4(id);
     sqlite3_stmt *st = NULL;
-    if (prep(s, &st, "INSERT INTO stix_collections(id, title, description, created) VALUES(?,?,?,?)",
-             err) != 0)
+    if (prep(s, &st, "INSERT INTO stix_collections(id, title, description, read_level, write_level,"
+                     " created) VALUES(?,?,?,?,?,?)", err) != 0)
         return -1;
     bind_text(st, 1, id);
     bind_text(st, 2, title);
     bind_text(st, 3, description ? description : "");
-    sqlite3_bind_int64(st, 4, tr_now_unix());
+    sqlite3_bind_int(st, 4, (int)read_level);
+    sqlite3_bind_int(st, 5, (int)write_level);
+    sqlite3_bind_int64(st, 6, tr_now_unix());
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)

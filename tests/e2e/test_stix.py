@@ -398,6 +398,24 @@ def test_taxii_paging_errors_and_permissions(secure_server, keys):
         st, h, data = call(url, method, body, headers)
         assert st == want, (url, method, st, data)
         check_taxii_answer(st, h, data)
+    # Per-collection roles: read by admins only, written by admins only.
+    st, _, body = call(secure_server.url + "/api/stix/collections", "POST",
+                       {"title": "restricted", "read_role": "admin", "write_role": "admin"},
+                       key=keys["admin"])
+    restricted = json.loads(body)["id"]
+    as_reader = {"Accept": TAXII, "Authorization": "Bearer " + keys["reader"]}
+    st, _, body = call(base + "collections/%s/" % restricted, headers=as_reader)
+    assert st == 200 and json.loads(body)["can_read"] is False
+    st, h, body = call(base + "collections/%s/objects/" % restricted, headers=as_reader)
+    assert st == 403
+    check_taxii_answer(st, h, body)
+    st, _, _ = call(base + "collections/%s/objects/" % restricted, "POST", {"objects": objs[:1]}, post_h)
+    assert st == 403                                     # analyst may not write here
+    as_admin = {"Accept": TAXII, "Content-Type": TAXII, "Authorization": "Bearer " + keys["admin"]}
+    st, _, body = call(base + "collections/%s/objects/" % restricted, "POST", {"objects": objs[:1]}, as_admin)
+    assert st == 202 and json.loads(body)["success_count"] == 1
+    st, _, body = call(base + "collections/%s/objects/" % restricted, headers=as_admin)
+    assert [o["id"] for o in json.loads(body)["objects"]] == [objs[0]["id"]]
     # Basic auth with the key as password reads.
     st, _, _ = call(base, headers={"Accept": TAXII, "Authorization": "Basic " +
                                    base64.b64encode(("me:" + keys["reader"]).encode()).decode()})
