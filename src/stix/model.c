@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include "rules/rules.h"
 #include "stix/schema.h"
 #include "stix/stix.h"
 #include "stix/stix_internal.h"
@@ -600,6 +601,8 @@ static int check_tlp(json_t *obj, const char *id, tr_error *err)
     return 0;
 }
 
+static int check_yara_pattern(const char *pattern, tr_error *err);
+
 int tr_stix_validate_object(json_t *obj, tr_error *err)
 {
     if (!json_is_object(obj))
@@ -653,6 +656,8 @@ int tr_stix_validate_object(json_t *obj, tr_error *err)
         const char *pattern = json_string_value(json_object_get(obj, "pattern"));
         if (pt && strcmp(pt, "stix") == 0 && stix_check_indicator_pattern(pattern, err) != 0)
             return -1;
+        if (pt && strcmp(pt, "yara") == 0 && check_yara_pattern(pattern, err) != 0)
+            return -1;
     }
     /* A UUIDv5 id claims to be the deterministic one: it must be. UUIDv4
      * ids stay allowed, as the spec allows them. */
@@ -668,6 +673,32 @@ int tr_stix_validate_object(json_t *obj, tr_error *err)
                                "(its ID contributing properties give %s)", id, type, want);
         }
     }
+    return 0;
+}
+
+/* A YARA indicator is parsed by trawl's YARA front end, as a hunt would be.
+ * Patterns come from outside: an include would read the server's files, so
+ * any include directive is refused (conservatively, wherever it appears). */
+static int check_yara_pattern(const char *pattern, tr_error *err)
+{
+    if (!pattern || !*pattern)
+        return tr_fail(err, "property 'pattern': an indicator needs a non-empty pattern");
+    for (const char *p = strstr(pattern, "include"); p; p = strstr(p + 7, "include")) {
+        const char *q = p + 7;
+        while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+            q++;
+        bool word_start = p == pattern || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        if (word_start && *q == '"')
+            return tr_fail(err, "property 'pattern': YARA include directives are not accepted");
+    }
+    tr_ruleset *rs = NULL;
+    tr_error perr;
+    if (tr_rules_parse_buffer("pattern", pattern, strlen(pattern), &rs, &perr) != 0)
+        return tr_fail(err, "property 'pattern': not valid YARA: %s", perr.msg);
+    size_t n = tr_ruleset_count(rs);
+    tr_ruleset_free(rs);
+    if (n == 0)
+        return tr_fail(err, "property 'pattern': the YARA text holds no rule");
     return 0;
 }
 

@@ -168,6 +168,17 @@ static void test_validation(void **state)
     expect_refused(MAL(",\"is_family\":true,\"external_references\":[{\"source_name\":\"x\","
                        "\"url\":\"https://example.com/\",\"hashes\":{\"md5sum\":\"00\"}}]"),
                    "external_references/0");
+    /* YARA indicators go through trawl's YARA parser; includes never. */
+#define YIND(pattern) \
+    "{\"type\":\"indicator\",\"spec_version\":\"2.1\",\"id\":\"indicator--31b940d4-6f7f-459a-80ea-9c1f17b5891b\"," \
+    "\"created\":\"2020-01-01T00:00:00.000Z\",\"modified\":\"2020-01-01T00:00:00.000Z\",\"pattern\":\"" pattern "\"," \
+    "\"pattern_type\":\"yara\",\"valid_from\":\"2020-01-01T00:00:00Z\"}"
+    json_t *y = parse(YIND("rule gloom { strings: $a = \\\"gloomhaul\\\" condition: $a }"));
+    if (tr_stix_validate_object(y, &err) != 0)
+        fail_msg("valid YARA indicator refused: %s", err.msg);
+    json_decref(y);
+    expect_refused(YIND("rule gloom { condition: $a }"), "not valid YARA");
+    expect_refused(YIND("include \\\"/etc/passwd\\\" rule x { condition: true }"), "include");
     /* TLP 1.0 levels have fixed ids. */
     expect_refused("{\"type\":\"marking-definition\",\"spec_version\":\"2.1\",\"id\":\"marking-definition--11111111-1111-4111-8111-111111111111\","
                    "\"created\":\"2017-01-20T00:00:00.000Z\",\"definition_type\":\"tlp\",\"definition\":{\"tlp\":\"green\"}}",
