@@ -16,17 +16,11 @@
 #define PAGE_DEFAULT 1000
 #define PAGE_MAX 10000
 
-static enum MHD_Result send_taxii(http_request *r, unsigned status, json_t *body,
-                                  const char *first, const char *last)
+/* Sends text (taken over) as a TAXII answer. */
+static enum MHD_Result send_taxii_text(http_request *r, unsigned status, char *text, size_t len,
+                                       const char *first, const char *last)
 {
-    if (!body)
-        return MHD_NO;
-    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(body);
-    if (!text)
-        return MHD_NO;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -43,6 +37,18 @@ static enum MHD_Result send_taxii(http_request *r, unsigned status, json_t *body
     enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     return rc;
+}
+
+static enum MHD_Result send_taxii(http_request *r, unsigned status, json_t *body,
+                                  const char *first, const char *last)
+{
+    if (!body)
+        return MHD_NO;
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    if (!text)
+        return MHD_NO;
+    return send_taxii_text(r, status, text, strlen(text), first, last);
 }
 
 static const char *status_title(unsigned status)
@@ -155,12 +161,24 @@ static const char **split_list(const char *v, char *buf, size_t bufsz, const cha
     return n ? list : NULL;
 }
 
+/* A page is built as text: objects go out as stored, never re-encoded. */
 typedef struct page {
-    json_t *items;
+    tr_buf items;
+    size_t n;
     char first[32], last[32];
     int64_t last_seq;
     bool manifest, versions_only;
 } page;
+
+static void append_json(tr_buf *b, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(j);
+    if (!text)
+        tr_die("out of memory");
+    tr_buf_append(b, text, strlen(text));
+    free(text);
+}
 
 static int page_row(void *arg, const tr_stix_row *row)
 {
@@ -169,18 +187,16 @@ static int page_row(void *arg, const tr_stix_row *row)
         snprintf(p->first, sizeof p->first, "%s", row->date_added);
     snprintf(p->last, sizeof p->last, "%s", row->date_added);
     p->last_seq = row->seq;
+    if (p->n++)
+        tr_buf_append(&p->items, ",", 1);
     const char *version = row->modified ? row->modified : row->created ? row->created : row->date_added;
-    if (p->versions_only) {
-        json_array_append_new(p->items, json_string(version));
-    } else if (p->manifest) {
-        json_array_append_new(p->items, json_pack("{ss ss ss ss}", "id", row->id, "date_added",
-                                                  row->date_added, "version", version, "media_type",
-                                                  STIX_TYPE));
-    } else {
-        json_t *o = json_loadb(row->json, row->json_len, 0, NULL);
-        if (o)
-            json_array_append_new(p->items, o);
-    }
+    if (p->versions_only)
+        append_json(&p->items, json_string(version));
+    else if (p->manifest)
+        append_json(&p->items, json_pack("{ss ss ss ss}", "id", row->id, "date_added", row->date_added,
+                                         "version", version, "media_type", STIX_TYPE));
+    else
+        tr_buf_append(&p->items, row->json, row->json_len);
     return 0;
 }
 
@@ -259,29 +275,30 @@ static int read_filters(http_request *r, filters *f, unsigned default_versions, 
 static enum MHD_Result send_page(http_request *r, tr_stix_db *db, filters *f, const char *key,
                                  bool manifest, bool versions_only, bool not_found_if_empty)
 {
-    page p = {.items = json_array(), .manifest = manifest, .versions_only = versions_only};
+    page p = {.manifest = manifest, .versions_only = versions_only};
     bool more = false;
     tr_error err;
     if (tr_stix_query_rows(db, &f->q, page_row, &p, &more, &err) != 0) {
-        json_decref(p.items);
+        tr_buf_free(&p.items);
         return taxii_error(r, 500, "%s", err.msg);
     }
-    if (not_found_if_empty && json_array_size(p.items) == 0) {
-        json_decref(p.items);
+    if (not_found_if_empty && p.n == 0) {
+        tr_buf_free(&p.items);
         return taxii_error(r, 404, "no such object in this collection");
     }
-    json_t *body = json_object();
-    json_object_set_new(body, "more", json_boolean(more));
-    if (more) {
-        char next[32];
-        snprintf(next, sizeof next, "%lld", (long long)p.last_seq);
-        json_object_set_new(body, "next", json_string(next));
+    tr_buf body = {0};
+    tr_buf_printf(&body, "{\"more\":%s", more ? "true" : "false");
+    if (more)
+        tr_buf_printf(&body, ",\"next\":\"%lld\"", (long long)p.last_seq);
+    if (p.n) {
+        tr_buf_printf(&body, ",\"%s\":[", key);
+        tr_buf_append(&body, p.items.data, p.items.len);
+        tr_buf_append(&body, "]", 1);
     }
-    if (json_array_size(p.items))
-        json_object_set_new(body, key, p.items);
-    else
-        json_decref(p.items);
-    return send_taxii(r, 200, body, p.first[0] ? p.first : NULL, p.last[0] ? p.last : NULL);
+    tr_buf_append(&body, "}", 1);
+    tr_buf_free(&p.items);
+    return send_taxii_text(r, 200, body.data, body.len, p.first[0] ? p.first : NULL,
+                           p.last[0] ? p.last : NULL);
 }
 
 static bool is_taxii_content_type(http_request *r)
