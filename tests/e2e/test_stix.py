@@ -495,3 +495,104 @@ def test_stream_resumes_after_restart(trawl, tmp_path):
         assert json.loads(ev[0]["data"])["data"]["modified"] == MALWARE_V2["modified"]
     finally:
         srv.stop()
+
+
+# ---- every type of the spec ----------------------------------------------------
+
+def every_type():
+    """One small valid object of each STIX 2.1 type the issue names."""
+    ts = "2024-03-01T12:00:00.000Z"
+    n = [0]
+
+    def oid(t):
+        n[0] += 1
+        return "%s--0b1a3f5e-5c3d-4b7a-9d2e-%012d" % (t, n[0])
+
+    def sdo(t, **kw):
+        return dict({"type": t, "spec_version": "2.1", "id": oid(t), "created": ts, "modified": ts}, **kw)
+
+    def sco(t, **kw):
+        return dict({"type": t, "spec_version": "2.1", "id": oid(t)}, **kw)
+
+    ident = sdo("identity", name="ACME CERT", identity_class="organization")
+    mal = sdo("malware", name="Gloomhaul", is_family=True)
+    ip4 = sco("ipv4-addr", value="203.0.113.9")
+    ip6 = sco("ipv6-addr", value="2001:db8::9")
+    dom = sco("domain-name", value="c2.example.com", resolves_to_refs=[ip4["id"]])
+    mac = sco("mac-addr", value="00:00:5e:00:53:01")
+    art = sco("artifact", mime_type="application/octet-stream", payload_bin="aGVsbG8=")
+    d = sco("directory", path="C:\\Windows\\Temp")
+    f = sco("file", name="gloom.exe", size=1024, hashes={"SHA-256": "a" * 64},
+            parent_directory_ref=d["id"])
+    ea = sco("email-addr", value="ops@example.com", display_name="Ops")
+    em = sco("email-message", is_multipart=False, from_ref=ea["id"], subject="invoice")
+    obs = sdo("observed-data", first_observed=ts, last_observed=ts, number_observed=3,
+              object_refs=[ip4["id"], dom["id"]])
+    sw = sco("software", name="Office", vendor="Example", version="16")
+    ua = sco("user-account", user_id="1001", account_login="ops")
+    objs = [
+        ident, mal, ip4, ip6, dom, mac, art, d, f, ea, em, obs, sw, ua,
+        sdo("attack-pattern", name="Spearphishing Attachment"),
+        sdo("campaign", name="Operation Gloom", first_seen=ts),
+        sdo("course-of-action", name="Block the C2 domain"),
+        sdo("grouping", context="suspicious-activity", object_refs=[mal["id"], ip4["id"]]),
+        sdo("incident", name="Gloomhaul on finance hosts"),
+        sdo("indicator", name="C2 address", pattern="[ipv4-addr:value = '203.0.113.9']",
+            pattern_type="stix", valid_from=ts, indicator_types=["malicious-activity"]),
+        sdo("infrastructure", name="Gloom C2", infrastructure_types=["command-and-control"]),
+        sdo("intrusion-set", name="Gloom Spider", aliases=["GS-1"]),
+        sdo("location", country="DE"),
+        sdo("malware-analysis", product="sandbox", result="malicious", sample_ref=f["id"]),
+        sdo("note", content="Seen twice.", object_refs=[mal["id"]]),
+        sdo("opinion", opinion="agree", object_refs=[mal["id"]]),
+        sdo("report", name="Gloomhaul", published=ts, report_types=["threat-report"],
+            object_refs=[mal["id"]]),
+        sdo("threat-actor", name="Gloomy", threat_actor_types=["crime-syndicate"]),
+        sdo("tool", name="gloomctl"),
+        sdo("vulnerability", name="CVE-2024-0001",
+            external_references=[{"source_name": "cve", "external_id": "CVE-2024-0001"}]),
+        sco("autonomous-system", number=64496),
+        sco("mutex", name="Global\\gloom"),
+        sco("network-traffic", protocols=["tcp"], src_ref=ip4["id"], dst_port=443),
+        sco("process", pid=4242, command_line="gloom.exe -q"),
+        sco("url", value="https://c2.example.com/gate"),
+        sco("windows-registry-key", key="HKEY_LOCAL_MACHINE\\Software\\Gloom"),
+        sco("x509-certificate", serial_number="01:02:03", issuer="CN=Gloom CA"),
+        sdo("relationship", relationship_type="uses", source_ref=mal["id"], target_ref=ip4["id"]),
+        sdo("sighting", sighting_of_ref=mal["id"], where_sighted_refs=[ident["id"]], count=2),
+        {"type": "marking-definition", "spec_version": "2.1",
+         "id": "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9", "created": "2017-01-20T00:00:00.000Z",
+         "definition_type": "tlp", "name": "TLP:WHITE", "definition": {"tlp": "white"}},
+        sdo("language-content", object_ref=mal["id"], object_modified=ts,
+            contents={"de": {"name": "Düsterzug"}}),
+        sdo("extension-definition", created_by_ref=ident["id"], name="acme-ext",
+            schema="https://example.com/acme.json", version="1.0",
+            extension_types=["property-extension"]),
+        sdo("x-acme-widget", x_acme_size=3),
+    ]
+    return objs
+
+
+def test_every_type_round_trips(trawl, tmp_path):
+    objs = every_type()
+    types = {o["type"] for o in objs}
+    assert len(types) == 43      # 19 SDOs, 18 SCOs, 2 SROs, 3 meta objects, 1 custom
+    for o in objs:               # the same objects pass the reference validator...
+        if not o["type"].startswith("x-"):
+            validate_stix(o)
+    p = trawl.run("stix", "import", write(tmp_path, "all.json", bundle(*objs)), check=0)   # ...and trawl's
+    assert "%d objects, %d new" % (len(objs), len(objs)) in p.stdout
+    p = trawl.run("stix", "export", check=0)
+    out = {o["id"]: o for o in json.loads(p.stdout)["objects"]}
+    assert out == {o["id"]: o for o in objs}
+    # Each refused when it breaks its schema: drop the first required property.
+    need = {"malware": "is_family", "indicator": "pattern", "report": "published",
+            "relationship": "relationship_type", "sighting": "sighting_of_ref",
+            "grouping": "context", "note": "content", "opinion": "opinion",
+            "observed-data": "number_observed", "language-content": "contents"}
+    for i, o in enumerate(objs):
+        if o["type"] in need:
+            broken = {k: v for k, v in o.items() if k != need[o["type"]]}
+            f = write(tmp_path, "broken.json", bundle(broken))
+            p = trawl.run("stix", "import", f, check=1)
+            assert "object 0 (%s)" % o["id"] in p.stderr and "'%s'" % need[o["type"]] in p.stderr, p.stderr
