@@ -59,9 +59,42 @@ static const struct {
 };
 #define NBUILTIN (sizeof builtins / sizeof builtins[0])
 
+/* The TLP marking definitions the spec (1.0) and the FIRST TLP 2.0 extension
+ * fix, ids and all: every knowledge base holds them from the start, so
+ * object_marking_refs to them resolve. */
+static const char tlp_bundle[] =
+    "{\"type\":\"bundle\",\"id\":\"bundle--3a8c4c1e-5d1b-4d0f-9a57-6b1b0f1f7e01\",\"objects\":["
+    "{\"type\":\"marking-definition\",\"spec_version\":\"2.1\",\"id\":\"marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9\",\"created\":\"2017-01-20T00:00:00.000Z\",\"definition_type\":\"tlp\",\"name\":\"TLP:WHITE\",\"definition\":{\"tlp\":\"white\"}},"
+    "{\"type\":\"marking-definition\",\"spec_version\":\"2.1\",\"id\":\"marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da\",\"created\":\"2017-01-20T00:00:00.000Z\",\"definition_type\":\"tlp\",\"name\":\"TLP:GREEN\",\"definition\":{\"tlp\":\"green\"}},"
+    "{\"type\":\"marking-definition\",\"spec_version\":\"2.1\",\"id\":\"marking-definition--f88d31f6-486f-44da-b317-01333bde0b82\",\"created\":\"2017-01-20T00:00:00.000Z\",\"definition_type\":\"tlp\",\"name\":\"TLP:AMBER\",\"definition\":{\"tlp\":\"amber\"}},"
+    "{\"type\":\"marking-definition\",\"spec_version\":\"2.1\",\"id\":\"marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed\",\"created\":\"2017-01-20T00:00:00.000Z\",\"definition_type\":\"tlp\",\"name\":\"TLP:RED\",\"definition\":{\"tlp\":\"red\"}},"
+    "{\"type\":\"marking-definition\",\"spec_version\":\"2.1\",\"id\":\"marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487\",\"created\":\"2022-10-01T00:00:00.000Z\",\"name\":\"TLP:CLEAR\",\"extensions\":{\"extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d\":{\"extension_type\":\"property-extension\",\"tlp_2_0\":\"clear\"}}},"
+    "{\"type\":\"marking-definition\",\"spec_version\":\"2.1\",\"id\":\"marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb\",\"created\":\"2022-10-01T00:00:00.000Z\",\"name\":\"TLP:GREEN\",\"extensions\":{\"extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d\":{\"extension_type\":\"property-extension\",\"tlp_2_0\":\"green\"}}},"
+    "{\"type\":\"marking-definition\",\"spec_version\":\"2.1\",\"id\":\"marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421\",\"created\":\"2022-10-01T00:00:00.000Z\",\"name\":\"TLP:AMBER\",\"extensions\":{\"extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d\":{\"extension_type\":\"property-extension\",\"tlp_2_0\":\"amber\"}}},"
+    "{\"type\":\"marking-definition\",\"spec_version\":\"2.1\",\"id\":\"marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003\",\"created\":\"2022-10-01T00:00:00.000Z\",\"name\":\"TLP:AMBER+STRICT\",\"extensions\":{\"extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d\":{\"extension_type\":\"property-extension\",\"tlp_2_0\":\"amber+strict\"}}},"
+    "{\"type\":\"marking-definition\",\"spec_version\":\"2.1\",\"id\":\"marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1\",\"created\":\"2022-10-01T00:00:00.000Z\",\"name\":\"TLP:RED\",\"extensions\":{\"extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d\":{\"extension_type\":\"property-extension\",\"tlp_2_0\":\"red\"}}}"
+    "]}";
+#define TLP_LAST_ID "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
+
 static int db_fail(tr_stix_db *s, tr_error *err)
 {
     return tr_fail(err, "knowledge base: %s", sqlite3_errmsg(s->db));
+}
+
+static int seed_markings(tr_stix_db *s, tr_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM stix_latest WHERE id='" TLP_LAST_ID "'", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(s, err);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc != SQLITE_DONE)
+        return db_fail(s, err);
+    tr_stix_import_result res;
+    return tr_stix_import(s, tlp_bundle, sizeof tlp_bundle - 1, NULL, &res, err);
 }
 
 int tr_stix_open(const char *data_dir, tr_stix_db **out, tr_error *err)
@@ -84,6 +117,11 @@ int tr_stix_open(const char *data_dir, tr_stix_db **out, tr_error *err)
                      NULL) != SQLITE_OK ||
         sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
         db_fail(s, err);
+        tr_stix_close(s);
+        return -1;
+    }
+    if (seed_markings(s, err) != 0) {
+        tr_error_prefix(err, "TLP marking definitions");
         tr_stix_close(s);
         return -1;
     }

@@ -476,7 +476,7 @@ def test_stream_resumes_after_restart(trawl, tmp_path):
     trawl.run("stix", "import", write(tmp_path, "a.json", bundle(MALWARE_V1, IP)), check=0)
     srv = Server(trawl, "--anonymous-read")
     try:
-        ev = read_events(srv.url + "/api/stix/stream?from=0", 2)
+        ev = read_events(srv.url + "/api/stix/stream?from=0", 11)[9:]   # after the 9 TLP markings
         assert [e["event"] for e in ev] == ["create", "create"]
         assert [json.loads(e["data"])["id"] for e in ev] == [MALWARE_V1["id"], IP["id"]]
         for e in ev:
@@ -581,10 +581,17 @@ def test_every_type_round_trips(trawl, tmp_path):
         if not o["type"].startswith("x-"):
             validate_stix(o)
     p = trawl.run("stix", "import", write(tmp_path, "all.json", bundle(*objs)), check=0)   # ...and trawl's
-    assert "%d objects, %d new" % (len(objs), len(objs)) in p.stdout
+    # TLP:WHITE is held from the start, with the other fixed TLP markings.
+    assert "%d objects, %d new, 1 already held" % (len(objs), len(objs) - 1) in p.stdout
     p = trawl.run("stix", "export", check=0)
-    out = {o["id"]: o for o in json.loads(p.stdout)["objects"]}
-    assert out == {o["id"]: o for o in objs}
+    exported = json.loads(p.stdout)["objects"]
+    out = {o["id"]: o for o in exported if o["type"] != "marking-definition"}
+    assert out == {o["id"]: o for o in objs if o["type"] != "marking-definition"}
+    tlp = sorted(o["name"] for o in exported if o["type"] == "marking-definition")
+    assert tlp == ["TLP:AMBER", "TLP:AMBER", "TLP:AMBER+STRICT", "TLP:CLEAR", "TLP:GREEN",
+                   "TLP:GREEN", "TLP:RED", "TLP:RED", "TLP:WHITE"]
+    for o in exported:
+        validate_stix(o)
     # Each refused when it breaks its schema: drop the first required property.
     need = {"malware": "is_family", "indicator": "pattern", "report": "published",
             "relationship": "relationship_type", "sighting": "sighting_of_ref",
