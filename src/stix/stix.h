@@ -157,7 +157,8 @@ int tr_stix_versions_of(tr_stix_db *db, const char *id, tr_stix_row_fn fn, void 
                         tr_error *err);
 
 /* The neighbourhood of an object to depth hops through relationships and
- * sightings: {"nodes":[obj...], "edges":[{"id","relationship_type","source_ref","target_ref"}]}. */
+ * sightings: {"nodes":[obj...], "edges":[{"id","relationship_type","source_ref","target_ref"}],
+ * "truncated": bool}, at most 2,000 nodes (truncated says some were left out). */
 int tr_stix_neighbours(tr_stix_db *db, const char *id, int depth, json_t **out, tr_error *err);
 
 /* ---- TAXII collections ----------------------------------------------------- */

@@ -806,8 +806,11 @@ static int collect_json(void *arg, const tr_stix_row *r)
     return 0;
 }
 
+#define NEIGHBOURS_MAX 2000
+
 int tr_stix_neighbours(tr_stix_db *s, const char *id, int depth, json_t **out, tr_error *err)
 {
+    bool truncated = false;
     if (depth < 1)
         depth = 1;
     if (depth > 5)
@@ -866,6 +869,13 @@ int tr_stix_neighbours(tr_stix_db *s, const char *id, int depth, json_t **out, t
                 goto fail;
             }
         }
+        /* A hub (a popular tool, a big report) at depth 3 would otherwise
+         * pull in most of the knowledge base. */
+        if (json_array_size(nodes) + json_array_size(next) > NEIGHBOURS_MAX) {
+            truncated = true;
+            while (json_array_size(nodes) + json_array_size(next) > NEIGHBOURS_MAX)
+                json_array_remove(next, json_array_size(next) - 1);
+        }
         for (size_t i = 0; i < json_array_size(next); i++)
             if (tr_stix_get(s, json_string_value(json_array_get(next, i)), collect_json, nodes, err) < 0) {
                 json_decref(next);
@@ -874,12 +884,28 @@ int tr_stix_neighbours(tr_stix_db *s, const char *id, int depth, json_t **out, t
             }
         json_decref(frontier);
         frontier = next;
+        if (truncated)
+            break;
     }
     sqlite3_finalize(st);
     json_decref(seen);
     json_decref(seen_rel);
     json_decref(frontier);
-    *out = json_pack("{so so}", "nodes", nodes, "edges", edges);
+    /* Edges whose far end was cut off go too. */
+    if (truncated) {
+        json_t *kept = json_object();
+        size_t i;
+        json_t *o;
+        json_array_foreach(nodes, i, o) json_object_set_new(kept, json_string_value(json_object_get(o, "id")), json_true());
+        for (i = json_array_size(edges); i-- > 0;) {
+            json_t *e = json_array_get(edges, i);
+            if (!json_object_get(kept, json_string_value(json_object_get(e, "source_ref"))) ||
+                !json_object_get(kept, json_string_value(json_object_get(e, "target_ref"))))
+                json_array_remove(edges, i);
+        }
+        json_decref(kept);
+    }
+    *out = json_pack("{so so sb}", "nodes", nodes, "edges", edges, "truncated", truncated);
     return 1;
 fail:
     sqlite3_finalize(st);

@@ -300,6 +300,39 @@ static void test_malformed_envelopes(void **state)
     tr_stix_bundle_free(&b);
 }
 
+static void test_neighbours_capped(void **state)
+{
+    (void)state;
+    /* One tool used by 2,100 intrusion sets: the walk stops at 2,000 nodes
+     * and keeps no edge to a node it left out. */
+    tr_buf b = {0};
+    tr_buf_printf(&b, "{\"type\":\"bundle\",\"id\":\"bundle--31b940d4-6f7f-459a-80ea-9c1f17b5891b\",\"objects\":["
+                      "{\"type\":\"tool\",\"spec_version\":\"2.1\",\"id\":\"tool--00000000-0000-4000-8000-000000000001\","
+                      "\"created\":\"2020-01-01T00:00:00.000Z\",\"modified\":\"2020-01-01T00:00:00.000Z\",\"name\":\"hub\"}");
+    for (int i = 0; i < 2100; i++)
+        tr_buf_printf(&b, ",{\"type\":\"intrusion-set\",\"spec_version\":\"2.1\",\"id\":\"intrusion-set--00000000-0000-4000-8000-%012d\","
+                          "\"created\":\"2020-01-01T00:00:00.000Z\",\"modified\":\"2020-01-01T00:00:00.000Z\",\"name\":\"set %d\"},"
+                          "{\"type\":\"relationship\",\"spec_version\":\"2.1\",\"id\":\"relationship--00000000-0000-4000-8000-%012d\","
+                          "\"created\":\"2020-01-01T00:00:00.000Z\",\"modified\":\"2020-01-01T00:00:00.000Z\",\"relationship_type\":\"uses\","
+                          "\"source_ref\":\"intrusion-set--00000000-0000-4000-8000-%012d\",\"target_ref\":\"tool--00000000-0000-4000-8000-000000000001\"}",
+                      i, i, i, i);
+    tr_buf_printf(&b, "]}");
+    tr_stix_db *db;
+    tr_error err;
+    assert_int_equal(tr_stix_open(dir, &db, &err), 0);
+    tr_stix_import_result res;
+    if (tr_stix_import(db, b.data, b.len, NULL, &res, &err) != 0)
+        fail_msg("%s", err.msg);
+    tr_buf_free(&b);
+    json_t *g = NULL;
+    assert_int_equal(tr_stix_neighbours(db, "tool--00000000-0000-4000-8000-000000000001", 1, &g, &err), 1);
+    assert_true(json_is_true(json_object_get(g, "truncated")));
+    assert_int_equal(json_array_size(json_object_get(g, "nodes")), 2000);
+    assert_int_equal(json_array_size(json_object_get(g, "edges")), 1999);
+    json_decref(g);
+    tr_stix_close(db);
+}
+
 static void test_attack_bundle(void **state)
 {
     (void)state;
@@ -356,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_upgrade),
         cmocka_unit_test(test_malformed_envelopes),
         cmocka_unit_test_setup_teardown(test_import_whole_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_neighbours_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attack_bundle, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
