@@ -11,7 +11,7 @@
 #include "store/store.h"
 
 static const char usage_text[] =
-    "usage: trawl stix import FILE...                 each file one bundle, stored whole or not at all\n"
+    "usage: trawl stix import FILE...                 each file one bundle (- reads stdin), stored whole or not at all\n"
     "       trawl stix export [--type T]... [--id ID]... [--since TS] [--all-versions] > bundle.json\n"
     "       trawl stix search [TEXT] [--type T] [--label L] [--marking ID] [--limit N] [--json]\n"
     "                         [--created-after TS] [--created-before TS]\n"
@@ -50,6 +50,25 @@ static int open_kb(const cli_ctx *ctx, bool create, tr_stix_db **db)
     return 0;
 }
 
+/* "-": a bundle piped in (trawl stix export | ... | trawl stix import -). */
+static int read_stdin(char **out, size_t *len, tr_error *err)
+{
+    tr_buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+        tr_buf_append(&b, chunk, n);
+    if (ferror(stdin)) {
+        tr_buf_free(&b);
+        return tr_fail_errno(err, "cannot read standard input");
+    }
+    if (!b.data)
+        tr_buf_append(&b, "", 0);
+    *out = b.data;
+    *len = b.len;
+    return 0;
+}
+
 static int cmd_import(const cli_ctx *ctx, int argc, char **argv)
 {
     if (argc < 2) {
@@ -65,8 +84,9 @@ static int cmd_import(const cli_ctx *ctx, int argc, char **argv)
         size_t len = 0;
         tr_error err;
         tr_stix_import_result res;
-        if (tr_read_file(argv[i], &text, &len, &err) != 0 ||
-            tr_stix_import(db, text, len, NULL, &res, &err) != 0) {
+        int rd = strcmp(argv[i], "-") == 0 ? read_stdin(&text, &len, &err)
+                                           : tr_read_file(argv[i], &text, &len, &err);
+        if (rd != 0 || tr_stix_import(db, text, len, NULL, &res, &err) != 0) {
             cli_error("%s: %s", argv[i], err.msg);
             free(text);
             status = CLI_FAIL;

@@ -113,9 +113,10 @@ def test_cli_attack_bundle(trawl, tmp_path):
     p = trawl.run("stix", "neighbours", WIZARD, "--depth", "2", "--json", check=0)
     names = {n.get("name") for n in json.loads(p.stdout)["nodes"]}
     assert {"Conti", "Ryuk", "Wizard Spider"} <= names
-    # Importing it again stores nothing new.
-    p = trawl.run("stix", "import", ATTACK, check=0)
-    assert "0 new, 2314 already held" in p.stdout
+    # Importing it again stores nothing new; "-" reads the bundle from stdin.
+    with open(ATTACK) as f:
+        p = subprocess.run(trawl.cmd("stix", "import", "-"), stdin=f, capture_output=True, text=True)
+    assert p.returncode == 0 and "-: 2314 objects, 0 new, 2314 already held" in p.stdout, p.stderr
     # The export is a valid 2.1 bundle, object by object.
     p = trawl.run("stix", "export", "--type", "intrusion-set", "--type", "malware", check=0)
     objs = validate_bundle(json.loads(p.stdout))
