@@ -998,7 +998,6 @@ void tr_stix_bundle_free(tr_stix_bundle *b)
         json_decref(b->objects[i].obj);
     }
     free(b->objects);
-    json_decref(b->root);
     memset(b, 0, sizeof *b);
 }
 

@@ -58,7 +58,6 @@ typedef struct tr_stix_parsed_object {
 } tr_stix_parsed_object;
 
 typedef struct tr_stix_bundle {
-    json_t *root;             /* unused: objects are parsed one by one */
     tr_stix_parsed_object *objects;
     size_t n;
     bool upgraded;            /* a STIX 2.0 bundle */
