@@ -546,9 +546,12 @@ static bool validate(vctx *c, const sdoc *doc, json_t *s, json_t *inst, const ch
             int m = re_match(json_string_value(pat), str, len);
             if (m == 0) {
                 json_t *title = json_object_get(s, "title");
-                ok = fail(c, ipath, "'%.80s' does not match %s%s", str,
-                          json_is_string(title) ? json_string_value(title) : "the pattern ",
-                          json_is_string(title) ? "" : json_string_value(pat));
+                if (json_is_string(title))
+                    ok = fail(c, ipath, "'%.80s' does not match %s (%s)", str,
+                              json_string_value(pat), json_string_value(title));
+                else
+                    ok = fail(c, ipath, "'%.80s' does not match the pattern %s", str,
+                              json_string_value(pat));
             } else if (m < 0) {
                 ok = fail(c, ipath, "pattern %s was not compiled", json_string_value(pat));
             }
