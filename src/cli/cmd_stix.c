@@ -18,6 +18,7 @@ static const char usage_text[] =
     "                         [--modified-after TS] [--modified-before TS]\n"
     "       trawl stix show ID [--json] [--versions]\n"
     "       trawl stix neighbours ID [--depth N (1)] [--json]\n"
+    "       trawl stix rm ID                          every version; the live stream tells\n"
     "       trawl stix collections [--json]           TAXII collections\n"
     "       trawl stix collection-add TITLE [DESCRIPTION] [--read-role reader|analyst|admin]\n"
     "                                 [--write-role analyst|admin]\n"
@@ -546,10 +547,34 @@ static int cmd_collection_add(const cli_ctx *ctx, int argc, char **argv)
     return CLI_OK;
 }
 
+static int cmd_rm(const cli_ctx *ctx, int argc, char **argv)
+{
+    if (argc != 2 || argv[1][0] == '-') {
+        cli_error("stix rm needs one ID");
+        return CLI_USAGE;
+    }
+    tr_stix_db *db;
+    if (open_kb(ctx, false, &db) != 0)
+        return CLI_FAIL;
+    tr_error err;
+    int64_t n = tr_stix_delete(db, argv[1], &err);
+    tr_stix_close(db);
+    if (n < 0) {
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
+    }
+    if (n == 0) {
+        cli_error("no object %s in the knowledge base", argv[1]);
+        return CLI_FAIL;
+    }
+    printf("deleted %s (%lld version%s)\n", argv[1], (long long)n, n == 1 ? "" : "s");
+    return CLI_OK;
+}
+
 int cli_cmd_stix(const cli_ctx *ctx, int argc, char **argv)
 {
     if (argc < 2) {
-        cli_error("stix needs a subcommand: import, export, search, show, neighbours, collections");
+        cli_error("stix needs a subcommand: import, export, search, show, neighbours, rm, collections");
         return CLI_USAGE;
     }
     const char *sub = argv[1];
@@ -569,6 +594,8 @@ int cli_cmd_stix(const cli_ctx *ctx, int argc, char **argv)
         return cmd_neighbours(ctx, argc - 1, argv + 1);
     if (strcmp(sub, "collections") == 0)
         return cmd_collections(ctx, argc - 1, argv + 1);
+    if (strcmp(sub, "rm") == 0)
+        return cmd_rm(ctx, argc - 1, argv + 1);
     if (strcmp(sub, "collection-add") == 0)
         return cmd_collection_add(ctx, argc - 1, argv + 1);
     cli_error("unknown stix subcommand '%s'; 'trawl stix --help'", sub);

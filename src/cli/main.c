@@ -31,7 +31,7 @@ static const command commands[] = {
     {"plan", cli_cmd_plan, "show how YARA rules would be searched in the index"},
     {"serve", cli_cmd_serve, "run the HTTP server and web UI"},
     {"key", cli_cmd_key, "manage the server's API keys"},
-    {"stix", cli_cmd_stix, "STIX 2.1 knowledge base: import export search show neighbours"},
+    {"stix", cli_cmd_stix, "STIX 2.1 knowledge base: import export search show neighbours rm"},
 };
 
 void cli_error(const char *fmt, ...)

@@ -3,11 +3,12 @@
  *   GET  search?q=&type=&label=&marking=&created_after=&created_before=
  *               &modified_after=&modified_before=&limit=   full text and filters
  *   GET  objects/ID                 the latest version, as stored
+ *   DELETE objects/ID               every version (admin); the stream says so
  *   GET  objects/ID/versions        every version, oldest first
  *   GET  objects/ID/neighbours?depth=N
  *   GET  export?type=&id=&since=    a bundle (types and ids comma-separated)
  *   GET  collections, POST collections {"title","description"} (admin)
- *   GET  stream                     Server-Sent Events of every stored version */
+ *   GET  stream                     Server-Sent Events of every version stored and deletion */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -131,6 +132,17 @@ static enum MHD_Result stix_object(http_request *r, tr_stix_db *db, const char *
     snprintf(id, sizeof id, "%.*s", (int)len, rest);
     const char *tail = slash ? slash + 1 : "";
     tr_error err;
+    if (strcmp(r->method, "DELETE") == 0) {
+        if (*tail)
+            return http_send_error(r, 405, "only an object is deleted");
+        int64_t n = tr_stix_delete(db, id, &err);
+        if (n < 0)
+            return http_send_error(r, strstr(err.msg, "fixed TLP") ? 409 : 500, "%s", err.msg);
+        if (n == 0)
+            return http_send_error(r, 404, "no object %s in the knowledge base", id);
+        return http_send_json(r, 200, json_pack("{ss ss sI}", "query_status", "deleted", "id", id,
+                                                "versions", (json_int_t)n));
+    }
     if (!*tail) {
         raw_list l = {0};
         int found = tr_stix_get(db, id, raw_row, &l, &err);
@@ -229,12 +241,14 @@ typedef struct stream {
     bool failed;
 } stream;
 
-static int stream_row(void *arg, const tr_stix_row *row, bool first)
+static int stream_row(void *arg, const tr_stix_row *row, tr_stix_change kind)
 {
     stream *st = arg;
+    const char *version = row->modified ? row->modified : row->created ? row->created : row->date_added;
     tr_buf_printf(&st->pending, "id: %lld\nevent: %s\ndata: {\"id\":\"%s\",\"type\":\"%s\","
-                  "\"version\":\"%s\",\"data\":", (long long)row->seq, first ? "create" : "update",
-                  row->id, row->type, row->modified ? row->modified : row->date_added);
+                  "\"version\":\"%s\",\"data\":", (long long)row->seq,
+                  kind == TR_STIX_CREATE ? "create" : kind == TR_STIX_UPDATE ? "update" : "delete",
+                  row->id, row->type, version);
     /* Stored texts may span lines; SSE data may not. Objects are JSON, so
      * raw newlines sit only between tokens and may go. */
     for (size_t i = 0; i < row->json_len; i++) {

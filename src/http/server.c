@@ -479,6 +479,8 @@ static route resolve(const char *method, const char *url, unsigned *status)
             return (route){api_stix, TR_ROLE_ANALYST, BODY_JSON, rest};
         if (post && strcmp(rest, "collections") == 0)
             return (route){api_stix, TR_ROLE_ADMIN, BODY_JSON, rest};
+        if (del && strncmp(rest, "objects/", 8) == 0)
+            return (route){api_stix, TR_ROLE_ADMIN, BODY_NONE, rest};
         return none;
     }
     if (strcmp(url, "/taxii2") == 0 || strncmp(url, "/taxii2/", 8) == 0) {

@@ -121,14 +121,22 @@ typedef struct tr_stix_query {
 int tr_stix_query_rows(tr_stix_db *db, const tr_stix_query *q, tr_stix_row_fn fn, void *arg,
                        bool *more, tr_error *err);
 
-/* Every stored version after after_seq in seq order (the live stream),
- * at most limit; first is set on the row when it is its object's first
- * version (a create, not an update). */
-typedef int (*tr_stix_change_fn)(void *arg, const tr_stix_row *row, bool first);
+/* The changes after after_seq in seq order (the live stream), at most
+ * limit: each stored version (a create when it is its object's first
+ * version held, else an update) and each deletion (the row is the deleted
+ * object's last version, date_added the time of deletion). */
+typedef enum tr_stix_change { TR_STIX_CREATE, TR_STIX_UPDATE, TR_STIX_DELETE } tr_stix_change;
+typedef int (*tr_stix_change_fn)(void *arg, const tr_stix_row *row, tr_stix_change kind);
 int tr_stix_changes(tr_stix_db *db, int64_t after_seq, size_t limit, tr_stix_change_fn fn,
                     void *arg, tr_error *err);
-/* The greatest seq stored, 0 when empty. */
+/* The greatest seq given out, 0 when none. */
 int64_t tr_stix_last_seq(tr_stix_db *db, tr_error *err);
+
+/* Deletes every version of an object from the knowledge base (and from
+ * every collection), leaving a deletion event for the stream. Returns the
+ * number of versions deleted (0: no such object), or -1. The fixed TLP
+ * markings cannot be deleted. */
+int64_t tr_stix_delete(tr_stix_db *db, const char *id, tr_error *err);
 
 /* Full-text search over names, aliases and descriptions (latest versions);
  * type may be NULL. Best match first. */

@@ -43,7 +43,12 @@ static const char *const schema =
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, collection TEXT NOT NULL,"
     " obj_seq INTEGER NOT NULL, date_added TEXT NOT NULL, UNIQUE(collection, obj_seq));"
     "CREATE TABLE IF NOT EXISTS stix_status(id TEXT PRIMARY KEY, json TEXT NOT NULL,"
-    " created INTEGER NOT NULL);";
+    " created INTEGER NOT NULL);"
+    /* Deleted objects: their last version, under a seq taken from
+     * stix_objects' sequence so the stream orders them with the rest. */
+    "CREATE TABLE IF NOT EXISTS stix_tombstones("
+    " seq INTEGER PRIMARY KEY, id TEXT NOT NULL, type TEXT NOT NULL, created TEXT, modified TEXT,"
+    " spec_version TEXT NOT NULL, deleted_at TEXT NOT NULL, json TEXT NOT NULL);";
 
 /* Built-in read-only collections: fixed ids (UUIDv5 of their names in the
  * SCO namespace) so a client's configuration survives a reinstall. */
@@ -589,8 +594,13 @@ int tr_stix_changes(tr_stix_db *s, int64_t after_seq, size_t limit, tr_stix_chan
                     void *arg, tr_error *err)
 {
     sqlite3_stmt *st = NULL;
-    if (prep(s, &st, "SELECT " ROW_COLS ", (SELECT min(x.seq) FROM stix_objects x WHERE x.id=o.id)=o.seq"
-                     " FROM stix_objects o WHERE o.seq>? ORDER BY o.seq LIMIT ?", err) != 0)
+    if (prep(s, &st,
+             "SELECT seq, id, type, created, modified, spec_version, date_added, revoked, json, kind"
+             " FROM (SELECT " ROW_COLS ", CASE WHEN (SELECT min(x.seq) FROM stix_objects x"
+             " WHERE x.id=o.id)=o.seq THEN 0 ELSE 1 END AS kind FROM stix_objects o WHERE o.seq>?1"
+             " UNION ALL SELECT t.seq, t.id, t.type, t.created, t.modified, t.spec_version,"
+             " t.deleted_at, 0, t.json, 2 FROM stix_tombstones t WHERE t.seq>?1)"
+             " ORDER BY seq LIMIT ?2", err) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, after_seq);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
@@ -608,7 +618,8 @@ int tr_stix_changes(tr_stix_db *s, int64_t after_seq, size_t limit, tr_stix_chan
             .json = (const char *)sqlite3_column_text(st, 8),
             .json_len = (size_t)sqlite3_column_bytes(st, 8),
         };
-        if (fn(arg, &r, sqlite3_column_int(st, 9) != 0) != 0) {
+        int kind = sqlite3_column_int(st, 9);
+        if (fn(arg, &r, kind == 0 ? TR_STIX_CREATE : kind == 1 ? TR_STIX_UPDATE : TR_STIX_DELETE) != 0) {
             rc = SQLITE_DONE;
             break;
         }
@@ -620,13 +631,95 @@ int tr_stix_changes(tr_stix_db *s, int64_t after_seq, size_t limit, tr_stix_chan
 int64_t tr_stix_last_seq(tr_stix_db *s, tr_error *err)
 {
     sqlite3_stmt *st = NULL;
-    if (prep(s, &st, "SELECT coalesce(max(seq), 0) FROM stix_objects", err) != 0)
+    if (prep(s, &st, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name='stix_objects'), 0)",
+             err) != 0)
         return -1;
     int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_finalize(st);
     if (v < 0)
         return db_fail(s, err);
     return v;
+}
+
+static int exec_id(tr_stix_db *s, const char *sql, const char *id, tr_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (prep(s, &st, sql, err) != 0)
+        return -1;
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(s, err);
+}
+
+int64_t tr_stix_delete(tr_stix_db *s, const char *id, tr_error *err)
+{
+    if (strncmp(id, "marking-definition--", 20) == 0 && strstr(tlp_bundle, id))
+        return tr_fail(err, "%s is one of the fixed TLP markings: it stays", id);
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, err);
+    int64_t n = -1;
+    sqlite3_stmt *st = NULL;
+    if (prep(s, &st, "SELECT count(*) FROM stix_objects WHERE id=?", err) != 0)
+        goto out;
+    bind_text(st, 1, id);
+    n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (n <= 0) {
+        if (n < 0)
+            db_fail(s, err);
+        goto out;
+    }
+    char now[32];
+    tr_stix_now(now);
+    /* The deletion takes the next seq of stix_objects' own sequence. */
+    int64_t seq = -1;
+    if (prep(s, &st, "UPDATE sqlite_sequence SET seq=seq+1 WHERE name='stix_objects' RETURNING seq",
+             err) != 0)
+        goto fail;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        seq = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (seq < 0) {
+        db_fail(s, err);
+        goto fail;
+    }
+    if (prep(s, &st, "INSERT INTO stix_tombstones(seq, id, type, created, modified, spec_version,"
+                     " deleted_at, json) SELECT ?1, o.id, o.type, o.created, o.modified,"
+                     " o.spec_version, ?2, o.json FROM stix_latest l JOIN stix_objects o"
+                     " ON o.seq=l.seq WHERE l.id=?3", err) != 0)
+        goto fail;
+    sqlite3_bind_int64(st, 1, seq);
+    bind_text(st, 2, now);
+    bind_text(st, 3, id);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != SQLITE_DONE) {
+        db_fail(s, err);
+        goto fail;
+    }
+    /* Its FTS rows stay behind, unreachable: search goes through
+     * stix_latest, and contentless FTS5 tables cannot delete here. */
+    if (exec_id(s, "DELETE FROM stix_members WHERE obj_seq IN (SELECT seq FROM stix_objects WHERE id=?)",
+                id, err) != 0 ||
+        exec_id(s, "DELETE FROM stix_edges WHERE seq IN (SELECT seq FROM stix_objects WHERE id=?)",
+                id, err) != 0 ||
+        exec_id(s, "DELETE FROM stix_latest WHERE id=?", id, err) != 0 ||
+        exec_id(s, "DELETE FROM stix_objects WHERE id=?", id, err) != 0)
+        goto fail;
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        db_fail(s, err);
+        goto fail;
+    }
+    return n;
+fail:
+    n = -1;
+out:
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return n;
 }
 
 static bool fts_query_nonempty(const char *text)

@@ -244,6 +244,15 @@ def test_api_stix(secure_server, keys):
     st, _, body = call(url + "/export?type=malware,ipv4-addr", key=keys["reader"])
     objs = validate_bundle(json.loads(body))
     assert {o["id"] for o in objs} == {MALWARE_V1["id"], IP["id"], marked["id"]}
+    # Deleting takes every version, and needs the admin role.
+    st, _, _ = call(url + "/objects/" + marked["id"], "DELETE", key=keys["analyst"])
+    assert st == 403
+    st, _, body = call(url + "/objects/" + marked["id"], "DELETE", key=keys["admin"])
+    assert st == 200 and json.loads(body)["versions"] == 1
+    st, _, _ = call(url + "/objects/" + marked["id"], key=keys["reader"])
+    assert st == 404
+    st, _, _ = call(url + "/objects/" + marked["id"], "DELETE", key=keys["admin"])
+    assert st == 404
 
 
 # ---- TAXII 2.1 ------------------------------------------------------------------
@@ -494,6 +503,22 @@ def test_stream_resumes_after_restart(trawl, tmp_path):
         assert got == [("update", MALWARE_V1["id"]), ("create", REL["id"])]
         assert int(ev[0]["id"]) > int(last)
         assert json.loads(ev[0]["data"])["data"]["modified"] == MALWARE_V2["modified"]
+        # A deletion is an event too, carrying the object's last version.
+        p = trawl.run("stix", "rm", REL["id"], check=0)
+        assert "deleted %s (1 version)" % REL["id"] in p.stdout
+        ev = read_events(srv.url + "/api/stix/stream", 1, {"Last-Event-ID": ev[-1]["id"]})
+        d = json.loads(ev[0]["data"])
+        assert ev[0]["event"] == "delete" and d["id"] == REL["id"]
+        validate_stix(d["data"])
+        trawl.run("stix", "show", REL["id"], check=1)
+        assert "communicates-with" not in trawl.run("stix", "neighbours", IP["id"], check=0).stdout
+        # Re-imported, it is created anew.
+        trawl.run("stix", "import", write(tmp_path, "c.json", bundle(REL)), check=0)
+        ev = read_events(srv.url + "/api/stix/stream", 1, {"Last-Event-ID": ev[0]["id"]})
+        assert ev[0]["event"] == "create" and json.loads(ev[0]["data"])["id"] == REL["id"]
+        # The fixed TLP markings stay.
+        p = trawl.run("stix", "rm", "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9", check=1)
+        assert "fixed TLP" in p.stderr
     finally:
         srv.stop()
 
