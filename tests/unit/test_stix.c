@@ -220,6 +220,13 @@ static int keep_json(void *arg, const tr_stix_row *r)
     return 0;
 }
 
+static int count_kind(void *arg, const tr_stix_row *r, tr_stix_change kind)
+{
+    (void)r;
+    ((int *)arg)[kind]++;
+    return 0;
+}
+
 static void test_import_whole_or_nothing(void **state)
 {
     (void)state;
@@ -269,6 +276,16 @@ static void test_import_whole_or_nothing(void **state)
     cnt = 0;
     assert_int_equal(tr_stix_search(db, "gloomy", "malware", 10, count_row, &cnt, &err), 0);
     assert_int_equal(cnt, 1);
+    /* Deleting: every version goes, one delete event stays. */
+    assert_int_equal(tr_stix_delete(db, "malware--31b940d4-6f7f-459a-80ea-9c1f17b5891b", &err), 2);
+    assert_int_equal(tr_stix_get(db, "malware--31b940d4-6f7f-459a-80ea-9c1f17b5891b", keep_json, &got, &err), 0);
+    assert_int_equal(tr_stix_delete(db, "malware--31b940d4-6f7f-459a-80ea-9c1f17b5891b", &err), 0);
+    int kinds[3] = {0};
+    assert_int_equal(tr_stix_changes(db, 0, 100, count_kind, kinds, &err), 0);
+    assert_int_equal(kinds[TR_STIX_DELETE], 1);
+    assert_int_equal(kinds[TR_STIX_UPDATE], 0);       /* the versions are gone with it */
+    assert_int_equal(kinds[TR_STIX_CREATE], 9);       /* the TLP markings */
+    assert_true(tr_stix_last_seq(db, &err) >= 12);
     tr_buf_free(&got);
     tr_stix_close(db);
 }
