@@ -61,7 +61,9 @@ static void send_request(const uint8_t *data, size_t size)
         tr_buf_free(&req);
         shutdown(fd, SHUT_WR);
         char buf[4096];
-        while (read(fd, buf, sizeof buf) > 0)
+        /* Bounded: an event stream (/api/stix/stream) never ends by itself. */
+        double deadline = tr_monotonic() + 4;
+        while (read(fd, buf, sizeof buf) > 0 && tr_monotonic() < deadline)
             ;
     }
     close(fd);

@@ -12,7 +12,7 @@ BUILD_PKGS=(
   libgeoip-dev libmaxminddb-dev
 )
 RUN_PKGS=( libmagic-mgc yara sqlite3 geoip-database )
-TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests ssdeep tlsh-tools p7zip-full chromium
+TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema ssdeep tlsh-tools p7zip-full chromium
   tcpdump redis-tools netcat-openbsd openssh-client curl openssl
   iproute2 nmap masscan zmap hping3 telnet tshark )
 

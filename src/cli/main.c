@@ -33,6 +33,7 @@ static const command commands[] = {
     {"key", cli_cmd_key, "manage the server's API keys"},
     {"sensor", cli_cmd_sensor, "listen as a low-interaction sensor, emit events"},
     {"noise", cli_cmd_noise, "internet noise: import events, IP records, tags, actors"},
+    {"stix", cli_cmd_stix, "STIX 2.1 knowledge base: import export search show neighbours rm"},
 };
 
 void cli_error(const char *fmt, ...)

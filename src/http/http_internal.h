@@ -59,8 +59,12 @@ enum MHD_Result http_send_aes_zip(http_request *r, const tr_zip_entry *entries, 
                                   const char *download_name);
 /* The sample as a zip encrypted with AES-256, password "infected". */
 enum MHD_Result http_send_sample_zip(http_request *r, const tr_sample *x);
-/* Parses the body as a JSON object; on failure answers 400 and returns NULL
- * with *sent set to the MHD result. */
+/* A JSON body must say so (application/json or application/...+json): a
+ * browser posts text/plain or forms cross-site without asking, JSON only
+ * after a CORS preflight that trawl refuses. 0, or -1 with 415 answered. */
+int http_require_json(http_request *r, enum MHD_Result *sent);
+/* Parses the body as a JSON object (http_require_json first); on failure
+ * answers 4xx and returns NULL with *sent set to the MHD result. */
 json_t *http_json_body(http_request *r, enum MHD_Result *sent);
 
 /* Server services for handlers. */
@@ -109,5 +113,11 @@ enum MHD_Result api_noise_events(http_request *r);     /* POST, GET /api/noise/e
 enum MHD_Result api_noise_ip(http_request *r);         /* GET /api/noise/ip/IP */
 enum MHD_Result api_noise_tags(http_request *r);       /* /api/noise/tags[/NAME] */
 enum MHD_Result ui_index(http_request *r);
+/* The STIX knowledge base: /api/stix/... and the TAXII 2.1 server /taxii2/... */
+#define HTTP_STIX_BODY_MAX (64u << 20)
+enum MHD_Result api_stix(http_request *r);
+enum MHD_Result api_taxii(http_request *r);
+/* A TAXII 2.1 error message (application/taxii+json) with this status. */
+enum MHD_Result http_send_taxii_error(http_request *r, unsigned status, const char *description);
 
 #endif

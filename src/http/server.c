@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -18,6 +19,8 @@
 #define JSON_BODY_MAX (1u << 20)
 /* POST /api/noise/events: a sensor's batch, up to 10,000 events or 16 MiB. */
 #define EVENTS_BODY_MAX (16u << 20)
+/* STIX bundles (ATT&CK's is 3.5 MB) come through these routes. */
+#define STIX_BODY_MAX ((size_t)HTTP_STIX_BODY_MAX)
 #define ANALYZER_POOL 16
 /* Hunts running at once; the verification workers are split between them. */
 #define HUNT_RUNNERS 2
@@ -206,22 +209,32 @@ static bool is_json_media_type(const char *ct)
         return false;
     while (*ct == ' ' || *ct == '\t')
         ct++;
-    size_t n = strlen("application/json");
-    if (strncasecmp(ct, "application/json", n) != 0)
+    /* application/json, or a JSON dialect: application/stix+json ... */
+    const char *end = ct + strcspn(ct, "; \t");
+    size_t n = (size_t)(end - ct);
+    if (n < 16 || strncasecmp(ct, "application/", 12) != 0)
         return false;
-    ct += n;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    return *ct == 0 || *ct == ';';
+    if (!(n == 16 && strncasecmp(ct + 12, "json", 4) == 0) &&
+        !(n > 17 && strncasecmp(end - 5, "+json", 5) == 0))
+        return false;
+    while (*end == ' ' || *end == '\t')
+        end++;
+    return *end == 0 || *end == ';';
+}
+
+int http_require_json(http_request *r, enum MHD_Result *sent)
+{
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (is_json_media_type(ct))
+        return 0;
+    *sent = http_send_error(r, 415, "send the body as JSON with Content-Type: application/json");
+    return -1;
 }
 
 json_t *http_json_body(http_request *r, enum MHD_Result *sent)
 {
-    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (!is_json_media_type(ct)) {
-        *sent = http_send_error(r, 415, "send the body as JSON with Content-Type: application/json");
+    if (http_require_json(r, sent) != 0)
         return NULL;
-    }
     json_error_t jerr;
     json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
     if (!j) {
@@ -516,6 +529,30 @@ static route resolve(const char *method, const char *url, unsigned *status)
         *status = 404;
         return none;
     }
+    if (strncmp(url, "/api/stix/", 10) == 0) {
+        const char *rest = url + 10;
+        *status = 405;
+        if (get)
+            return (route){api_stix, TR_ROLE_READER, BODY_NONE, rest};
+        if (post && strcmp(rest, "import") == 0)
+            return (route){api_stix, TR_ROLE_ANALYST, BODY_JSON, rest};
+        if (post && strcmp(rest, "collections") == 0)
+            return (route){api_stix, TR_ROLE_ADMIN, BODY_JSON, rest};
+        if (del && strncmp(rest, "objects/", 8) == 0)
+            return (route){api_stix, TR_ROLE_ADMIN, BODY_NONE, rest};
+        return none;
+    }
+    if (strcmp(url, "/taxii2") == 0 || strncmp(url, "/taxii2/", 8) == 0) {
+        const char *rest = url[7] ? url + 8 : "";
+        *status = 405;
+        if (get)
+            return (route){api_taxii, TR_ROLE_READER, BODY_NONE, rest};
+        if (post)
+            return (route){api_taxii, TR_ROLE_ANALYST, BODY_JSON, rest};
+        if (del)
+            return (route){api_taxii, TR_ROLE_ANALYST, BODY_NONE, rest};
+        return none;
+    }
     if (strcmp(url, "/api/plan") == 0) {
         *status = 405;
         return post ? (route){api_plan, TR_ROLE_READER, BODY_JSON, ""} : none;
@@ -578,15 +615,49 @@ static route resolve(const char *method, const char *url, unsigned *status)
     return none;
 }
 
-/* Bearer token, or X-API-Key as some tools send it. */
-static const char *presented_key(struct MHD_Connection *conn)
+/* Bearer token, or X-API-Key as some tools send it; TAXII clients send the
+ * key as "Token KEY" or as the password of HTTP Basic (any user name). */
+static const char *presented_key(struct MHD_Connection *conn, char *basic, size_t basic_sz)
 {
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
         return auth + 7;
+    if (auth && strncasecmp(auth, "Token ", 6) == 0)
+        return auth + 6;
+    if (auth && strncasecmp(auth, "Basic ", 6) == 0) {
+        const char *b64 = auth + 6;
+        size_t len = strlen(b64);
+        unsigned char raw[512];
+        if (len == 0 || len % 4 || len / 4 * 3 >= sizeof raw)
+            return "";                       /* present but unusable: refused as unknown */
+        int got = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)len);
+        if (got < 0)
+            return "";
+        /* EVP_DecodeBlock counts the padding as data. */
+        if (len >= 1 && b64[len - 1] == '=')
+            got--;
+        if (len >= 2 && b64[len - 2] == '=')
+            got--;
+        raw[got] = '\0';
+        const char *colon = memchr(raw, ':', (size_t)got);
+        if (!colon)
+            return "";
+        snprintf(basic, basic_sz, "%s", colon + 1);
+        return basic;
+    }
     const char *k = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
     /* MalwareBazaar clients send Auth-Key. */
     return k ? k : MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Auth-Key");
+}
+
+/* Bodies are bounded small but where STIX bundles arrive. */
+static size_t body_limit(const char *url, int kind)
+{
+    if (strcmp(url, "/api/stix/import") == 0 || strncmp(url, "/taxii2/", 8) == 0)
+        return STIX_BODY_MAX;
+    if (kind == BODY_EVENTS)
+        return EVENTS_BODY_MAX;
+    return JSON_BODY_MAX;
 }
 
 typedef struct conn_state {
@@ -599,7 +670,8 @@ typedef struct conn_state {
 static void authenticate(tr_server *srv, conn_state *cs)
 {
     http_request *r = &cs->req;
-    const char *key = presented_key(r->conn);
+    char basic[512];
+    const char *key = presented_key(r->conn, basic, sizeof basic);
     r->role = TR_ROLE_NONE;
     if (key) {
         tr_auth *a = NULL;
@@ -676,20 +748,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_YES;                 /* discard: the answer is already decided */
         if (cs->rt.body == BODY_MULTIPART)
             return http_upload_feed(r, upload_data, n);
-        if (r->body.len + n > (cs->rt.body == BODY_EVENTS ? EVENTS_BODY_MAX : JSON_BODY_MAX))
+        if (r->body.len + n > body_limit(url, cs->rt.body))
             r->body_too_large = true;
         else
             tr_buf_append(&r->body, upload_data, n);
         return MHD_YES;
     }
     if (cs->early_status) {
+        if (strcmp(url, "/taxii2") == 0 || strncmp(url, "/taxii2/", 8) == 0)
+            return http_send_taxii_error(r, cs->early_status, cs->early_msg);
         if (cs->early_status == 404 && strncmp(url, "/api/", 5) != 0)
             return http_send_text(r, 404, "text/plain; charset=utf-8", "not found\n", 10);
         return http_send_error(r, cs->early_status, "%s", cs->early_msg);
     }
-    if (r->body_too_large)
-        return http_send_error(r, 413, "request body over %u bytes",
-                               cs->rt.body == BODY_EVENTS ? EVENTS_BODY_MAX : JSON_BODY_MAX);
+    if (r->body_too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body over %zu bytes", body_limit(url, cs->rt.body));
+        if (strncmp(url, "/taxii2/", 8) == 0)
+            return http_send_taxii_error(r, 413, msg);
+        return http_send_error(r, 413, "%s", msg);
+    }
     return cs->rt.fn(r);
 }
 

@@ -1,0 +1,20 @@
+# Turns the OASIS STIX 2.1 JSON schemas into a C table (run at build time with -P):
+#   cmake -DOUT=stix_schemas.c -DFILES="a,b" -DBASE=dir -P embed.cmake
+# The server validates against these copies, never against files at run time.
+set(src "/* Generated from src/stix/schemas/ by its embed.cmake: do not edit. */\n#include <stddef.h>\n#include \"stix/schema.h\"\n")
+set(table "const tr_stix_schema_file tr_stix_schema_files[] = {\n")
+string(REPLACE "," ";" FILES "${FILES}")
+set(i 0)
+foreach(f IN LISTS FILES)
+  file(READ ${f} hex HEX)
+  string(LENGTH "${hex}" hexlen)
+  math(EXPR len "${hexlen} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  file(RELATIVE_PATH rel ${BASE} ${f})
+  string(APPEND src "static const char schema_${i}[] = {\n${bytes}0x00};\n")
+  string(APPEND table "    {\"${rel}\", schema_${i}, ${len}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND table "    {NULL, NULL, 0},\n};\n")
+file(WRITE ${OUT}.tmp "${src}${table}")
+file(RENAME ${OUT}.tmp ${OUT})
