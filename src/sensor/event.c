@@ -91,9 +91,17 @@ static void format_time(int64_t us, char out[40])
         s -= 1;
     }
     struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%06ldZ", frac);
+    if (!gmtime_r(&s, &tm))
+        memset(&tm, 0, sizeof tm);
+    /* Four-digit years always (strftime's %Y writes 999 for 999), so that
+     * what is written parses back; years past 9999 cannot be expressed. */
+    int year = tm.tm_year + 1900;
+    if (year < 0)
+        year = 0;
+    if (year > 9999)
+        year = 9999;
+    snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", year, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 
 /* "YYYY-MM-DDTHH:MM:SS[.frac]Z" -> microseconds. */
