@@ -746,8 +746,7 @@ static void *stats_main(void *arg)
     stats_job *j = arg;
     tr_store *s = NULL;
     tr_store_stats st = {0};
-    /* Read-write so that a cache miss can be filled for the next hunt. */
-    j->rc = tr_store_open(j->data_dir, 0, &s, &j->err);
+    j->rc = tr_store_open(j->data_dir, TR_STORE_READONLY, &s, &j->err);
     if (j->rc == 0) {
         j->rc = tr_store_stats_get(s, &st, &j->err);
         tr_store_close(s);

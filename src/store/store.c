@@ -56,7 +56,21 @@ static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS comments("
     " id INTEGER PRIMARY KEY, sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,"
     " created INTEGER NOT NULL, author TEXT, text TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS comments_sample ON comments(sample_id);";
+    "CREATE INDEX IF NOT EXISTS comments_sample ON comments(sample_id);"
+    /* Sample count and bytes, kept by triggers in the same transaction as
+     * every insert and delete: a hunt reads them in one row instead of a scan
+     * of the whole table (~40 ms and 40 MB of reads for 41k samples, paid by
+     * the first hunt after every add). Filled once from a scan when the table
+     * is new (the condition is constant: no scan once it has its row). */
+    "CREATE TABLE IF NOT EXISTS sample_totals("
+    " id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL, bytes INTEGER NOT NULL);"
+    "INSERT INTO sample_totals(id, n, bytes)"
+    " SELECT 1, (SELECT count(*) FROM samples), (SELECT coalesce(sum(size), 0) FROM samples)"
+    " WHERE NOT EXISTS (SELECT 1 FROM sample_totals);"
+    "CREATE TRIGGER IF NOT EXISTS samples_total_add AFTER INSERT ON samples BEGIN"
+    " UPDATE sample_totals SET n = n + 1, bytes = bytes + NEW.size WHERE id = 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS samples_total_del AFTER DELETE ON samples BEGIN"
+    " UPDATE sample_totals SET n = n - 1, bytes = bytes - OLD.size WHERE id = 1; END;";
 
 static int db_fail(tr_store *s, tr_error *err, const char *what)
 {
@@ -883,52 +897,29 @@ static bool one_int(tr_store *s, const char *sql, int64_t *out)
     return row;
 }
 
-/* sum(size) is a scan of the whole samples table (~40 ms for 41k samples,
- * as long as a selective hunt's whole index query) for a figure that only
- * changes when samples come or go. Ids are never reused and a sample's size
- * never changes, so (count, max id) names the sample set exactly: the sum is
- * cached in meta under that pair and recomputed only when it differs. The
- * two cheap reads are separate statements: together, count(*) loses SQLite's
- * count optimisation. */
 int tr_store_stats_get(tr_store *s, tr_store_stats *out, tr_error *err)
 {
-    int64_t n = 0, maxid = 0, sum = 0;
-    if (!one_int(s, "SELECT count(*) FROM samples", &n) ||
-        !one_int(s, "SELECT coalesce(max(id), 0) FROM samples", &maxid))
-        return db_fail(s, err, "counting samples");
     sqlite3_stmt *st = NULL;
-    bool cached = false;
-    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='size_total'", -1, &st, NULL) ==
-        SQLITE_OK) {
-        long long cn, cmax, csum;
-        const unsigned char *v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
-        if (v && sscanf((const char *)v, "%lld:%lld:%lld", &cn, &cmax, &csum) == 3 && cn == n &&
-            cmax == maxid) {
-            sum = csum;
-            cached = true;
-        }
+    if (sqlite3_prepare_v2(s->db, "SELECT n, bytes FROM sample_totals WHERE id = 1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        /* A database no read-write open has upgraded yet: count by hand. */
         sqlite3_finalize(st);
+        int64_t n = 0, sum = 0;
+        if (!one_int(s, "SELECT count(*) FROM samples", &n) ||
+            !one_int(s, "SELECT coalesce(sum(size), 0) FROM samples", &sum))
+            return db_fail(s, err, "counting samples");
+        out->samples = n;
+        out->bytes = sum;
+        return 0;
     }
-    if (!cached) {
-        if (!one_int(s, "SELECT coalesce(sum(size), 0) FROM samples", &sum))
-            return db_fail(s, err, "counting sample bytes");
-        if (!s->readonly) {
-            /* Best effort, never waiting on a writer: the next reader can
-             * fill it. */
-            sqlite3_busy_timeout(s->db, 0);
-            char *v = tr_xasprintf("%lld:%lld:%lld", (long long)n, (long long)maxid, (long long)sum);
-            if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(key, value) VALUES('size_total', ?)",
-                                   -1, &st, NULL) == SQLITE_OK) {
-                sqlite3_bind_text(st, 1, v, -1, SQLITE_STATIC);
-                sqlite3_step(st);
-                sqlite3_finalize(st);
-            }
-            free(v);
-            sqlite3_busy_timeout(s->db, 30000);
-        }
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return db_fail(s, err, "reading the sample totals");
     }
-    out->samples = n;
-    out->bytes = sum;
+    out->samples = sqlite3_column_int64(st, 0);
+    out->bytes = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
     return 0;
 }
 
