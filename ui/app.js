@@ -480,11 +480,12 @@ async function pageRules() {
   };
   try {
     const res = await api("/api/rules");
-    $("#list").innerHTML = `<table><tr><th>name</th><th>rules</th><th>enabled</th><th>hits</th><th></th></tr>${res.data.map((r) => `
+    $("#list").innerHTML = `<table><tr><th>name</th><th>rules</th><th>enabled</th><th>hits</th><th>last failure</th><th></th></tr>${res.data.map((r) => `
       <tr><td>${esc(r.name)}</td><td>${r.rule_count ?? ""}</td><td>${r.enabled ? "yes" : "no"}</td><td>${r.hits ?? ""}</td>
+      <td class="failure">${r.last_failure ? `${esc(r.last_failure.time)}: ${esc(r.last_failure.message)}` : "—"}</td>
       <td><button data-act="${r.enabled ? "disable" : "enable"}" data-name="${esc(r.name)}">${r.enabled ? "Disable" : "Enable"}</button>
       <button data-act="delete" data-name="${esc(r.name)}">Delete</button></td></tr>`).join("")
-      || `<tr><td colspan=5 class=muted>no live rule sets</td></tr>`}</table>`;
+      || `<tr><td colspan=6 class=muted>no live rule sets</td></tr>`}</table>`;
     $("#list").onclick = async (e) => {
       const act = e.target.getAttribute("data-act"), name = e.target.getAttribute("data-name");
       if (!act) return;

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,6 +19,11 @@
 #define ANALYZER_POOL 16
 /* Hunts running at once; the verification workers are split between them. */
 #define HUNT_RUNNERS 2
+#define PER_IP_CONNECTIONS 64
+#define HEADER_TIMEOUT 10
+/* Idle seconds allowed once a request is under way (a slow upload, a
+ * download the client reads slowly). */
+#define REQUEST_TIMEOUT 120
 
 struct tr_server {
     struct MHD_Daemon *mhd;
@@ -25,10 +31,20 @@ struct tr_server {
     unsigned port;
     bool anonymous_read;
     uint64_t max_upload;
+    unsigned header_timeout;
+    struct sockaddr_storage listen_addr;
+    char **allowed_hosts;
+    size_t n_allowed_hosts;
 
     pthread_mutex_t lock;     /* guards the analyzer pool and indexer state */
     tr_analyzer *pool[ANALYZER_POOL];
     size_t npool;
+
+    tr_live_queue *live;
+    /* Held by the indexer while it indexes and by the live queue around its
+     * verifier forks: the child of a fork taken while the indexer is inside
+     * ASan's allocator would hang. */
+    pthread_mutex_t fork_lock;
 
     pthread_t indexer;
     pthread_cond_t index_wake;
@@ -97,11 +113,26 @@ int tr_parse_listen(const char *spec, struct sockaddr_storage *out, tr_error *er
 
 /* ---- responses ---------------------------------------------------------- */
 
-static void common_headers(struct MHD_Response *resp, const char *content_type)
+/* The UI's scripts and styles come from /ui only; no other site may frame
+ * it (clickjacking) or learn its URLs from a Referer. Inline style
+ * attributes are allowed: the UI sets widths and margins with them, and a
+ * style cannot run code. */
+#define CSP "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; " \
+            "img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; " \
+            "form-action 'self'; frame-ancestors 'none'"
+
+static void common_headers(const http_request *r, struct MHD_Response *resp,
+                           const char *content_type)
 {
     MHD_add_response_header(resp, "Content-Type", content_type);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
+    if (r->close)
+        MHD_add_response_header(resp, "Connection", "close");
 }
 
 enum MHD_Result http_send_text(http_request *r, unsigned status, const char *content_type,
@@ -111,7 +142,7 @@ enum MHD_Result http_send_text(http_request *r, unsigned status, const char *con
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
-    common_headers(resp, content_type);
+    common_headers(r, resp, content_type);
     if (status == 401)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"trawl\"");
     enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
@@ -127,7 +158,7 @@ enum MHD_Result http_send_fd(http_request *r, int fd, uint64_t size, const char 
         close(fd);
         return MHD_NO;
     }
-    common_headers(resp, content_type);
+    common_headers(r, resp, content_type);
     char disp[300];
     snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", download_name);
     MHD_add_response_header(resp, "Content-Disposition", disp);
@@ -168,8 +199,12 @@ enum MHD_Result http_send_aes_zip(http_request *r, const tr_zip_entry *entries, 
 
 enum MHD_Result http_send_json(http_request *r, unsigned status, json_t *body)
 {
-    if (!body)
-        return MHD_NO;
+    /* A body jansson refused (text that is not UTF-8) still gets a reply. */
+    if (!body) {
+        static const char msg[] = "{\"query_status\":\"error\",\"error\":\"the reply could "
+                                  "not be encoded\"}";
+        return http_send_text(r, 500, "application/json", msg, sizeof msg - 1);
+    }
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
     if (!text)
@@ -186,7 +221,12 @@ enum MHD_Result http_send_error(http_request *r, unsigned status, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return http_send_json(r, status, json_pack("{s:s, s:s}", "query_status", "error", "error", msg));
+    /* Messages quote what the client sent (a hash, a name), which need not
+     * be UTF-8. */
+    char clean[sizeof msg];
+    http_text_sanitize(msg, clean, sizeof clean);
+    return http_send_json(r, status,
+                          json_pack("{s:s, s:s}", "query_status", "error", "error", clean));
 }
 
 const char *http_query(http_request *r, const char *key)
@@ -247,6 +287,25 @@ void http_index_kick(struct tr_server *srv)
     pthread_mutex_unlock(&srv->lock);
 }
 
+void http_live_kick(struct tr_server *srv, int64_t sample_id)
+{
+    tr_live_queue_push(srv->live, &sample_id, 1);
+}
+
+uint64_t http_live_backlog(struct tr_server *srv)
+{
+    return tr_live_queue_backlog(srv->live);
+}
+
+static void live_fork_guard(void *arg, bool before)
+{
+    tr_server *srv = arg;
+    if (before)
+        pthread_mutex_lock(&srv->fork_lock);
+    else
+        pthread_mutex_unlock(&srv->fork_lock);
+}
+
 static bool server_stopping(void *arg)
 {
     tr_server *srv = arg;
@@ -272,8 +331,10 @@ static void *indexer_main(void *arg)
         tr_ingest_config cfg = {.data_dir = srv->data_dir, .arg = srv,
                                 .should_stop = server_stopping};
         tr_error err;
+        pthread_mutex_lock(&srv->fork_lock);
         if (tr_ingest_update_index(&cfg, NULL, &err) != 0)
             tr_log(TR_LOG_ERROR, "indexing uploads: %s", err.msg);
+        pthread_mutex_unlock(&srv->fork_lock);
         pthread_mutex_lock(&srv->lock);
     }
     pthread_mutex_unlock(&srv->lock);
@@ -583,6 +644,203 @@ static void authenticate(tr_server *srv, conn_state *cs)
     }
 }
 
+typedef struct query_check {
+    char *out;
+    size_t outsz;
+    bool bad;
+} query_check;
+
+static enum MHD_Result check_query_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    query_check *q = cls;
+    const char *why = http_text_problem(key, key_size);
+    const char *what = "a query parameter name";
+    if (!why && value) {
+        why = http_text_problem(value, value_size);
+        what = NULL;
+    }
+    if (!why)
+        return MHD_YES;
+    char name[64];
+    http_text_sanitize(key, name, sizeof name);
+    if (what)
+        snprintf(q->out, q->outsz, "%s %s", what, why);
+    else
+        snprintf(q->out, q->outsz, "the query parameter '%s' %s", name, why);
+    q->bad = true;
+    return MHD_NO;
+}
+
+/* Every query parameter is text: refused at the edge when it is not UTF-8
+ * (libmicrohttpd has already decoded %XX, so %00 and %FF land here, with
+ * their lengths). */
+static bool bad_query_parameter(struct MHD_Connection *conn, char *out, size_t outsz)
+{
+    query_check q = {out, outsz, false};
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, check_query_value, &q);
+    return q.bad;
+}
+
+static enum MHD_Result answer_early(conn_state *cs, const char *url)
+{
+    http_request *r = &cs->req;
+    r->close = true;
+    if (cs->early_status == 404 && strncmp(url, "/api/", 5) != 0)
+        return http_send_text(r, 404, "text/plain; charset=utf-8", "not found\n", 10);
+    return http_send_error(r, cs->early_status, "%s", cs->early_msg);
+}
+
+typedef struct header_count {
+    const char *name;
+    unsigned n;
+    const char *first;
+    bool differ;
+} header_count;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    header_count *h = cls;
+    if (strcasecmp(key, h->name) != 0)
+        return MHD_YES;
+    if (h->n++ == 0)
+        h->first = value;
+    else if (strcmp(h->first ? h->first : "", value ? value : "") != 0)
+        h->differ = true;
+    return MHD_YES;
+}
+
+static bool is_loopback_or_equal(const char *host, const struct sockaddr_storage *listen)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        if ((ntohl(a4.s_addr) >> 24) == 127)
+            return true;
+        if (listen->ss_family != AF_INET)
+            return false;
+        const struct sockaddr_in *l = (const struct sockaddr_in *)listen;
+        return l->sin_addr.s_addr == INADDR_ANY || l->sin_addr.s_addr == a4.s_addr;
+    }
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&a6))
+            return true;
+        if (listen->ss_family != AF_INET6)
+            return false;
+        const struct sockaddr_in6 *l = (const struct sockaddr_in6 *)listen;
+        return IN6_IS_ADDR_UNSPECIFIED(&l->sin6_addr) ||
+               memcmp(&l->sin6_addr, &a6, sizeof a6) == 0;
+    }
+    return false;
+}
+
+/* DNS rebinding: a page from an attacker's name that resolves to this
+ * server would otherwise be same-origin with it. Only the addresses it
+ * listens on, loopback, localhost names and --allowed-host names are this
+ * server's; a name nobody configured is someone else's. */
+static bool host_allowed(const tr_server *srv, const char *hosthdr)
+{
+    if (!hosthdr)
+        return true;                        /* HTTP/1.0: no browser sends that */
+    char host[256];
+    const char *end;
+    if (hosthdr[0] == '[') {
+        end = strchr(hosthdr, ']');
+        if (!end || (end[1] && end[1] != ':'))
+            return false;
+        snprintf(host, sizeof host, "%.*s", (int)(end - hosthdr - 1), hosthdr + 1);
+    } else {
+        end = strchr(hosthdr, ':');
+        size_t n = end ? (size_t)(end - hosthdr) : strlen(hosthdr);
+        if (n >= sizeof host)
+            return false;
+        memcpy(host, hosthdr, n);
+        host[n] = '\0';
+    }
+    size_t n = strlen(host);
+    if (n && host[n - 1] == '.')
+        host[--n] = '\0';                   /* "localhost." is localhost */
+    if (is_loopback_or_equal(host, &srv->listen_addr))
+        return true;
+    if (strcasecmp(host, "localhost") == 0 ||
+        (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0))
+        return true;
+    for (size_t i = 0; i < srv->n_allowed_hosts; i++)
+        if (strcasecmp(host, srv->allowed_hosts[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Everything decided from the request line and headers alone. */
+static void decide(tr_server *srv, conn_state *cs, struct MHD_Connection *conn,
+                   const char *method, const char *url)
+{
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    if (!host_allowed(srv, host)) {
+        char clean[200];
+        http_text_sanitize(host, clean, sizeof clean);
+        cs->early_status = 421;
+        snprintf(cs->early_msg, sizeof cs->early_msg,
+                 "this server does not answer to the name '%s' (trawl serve --allowed-host)",
+                 clean);
+        return;
+    }
+    /* Two lengths, or a length and chunking: which one frames the body
+     * depends on who reads it (request smuggling). */
+    header_count cl = {.name = "Content-Length"}, te = {.name = "Transfer-Encoding"};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &cl);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &te);
+    if (cl.n > 1 || (cl.n && te.n)) {
+        cs->early_status = 400;
+        snprintf(cs->early_msg, sizeof cs->early_msg,
+                 cl.n > 1 ? "more than one Content-Length header"
+                          : "both Content-Length and Transfer-Encoding");
+        return;
+    }
+    unsigned status = 404;
+    cs->rt = resolve(method, url, &status);
+    if (!cs->rt.fn) {
+        cs->early_status = status;
+        snprintf(cs->early_msg, sizeof cs->early_msg,
+                 status == 405 ? "method %s not allowed on %s" : "no endpoint %s%s",
+                 status == 405 ? method : "", url);
+        return;
+    }
+    cs->req.rest = cs->rt.rest;
+    char bad[160];
+    if (bad_query_parameter(conn, bad, sizeof bad)) {
+        cs->early_status = 400;
+        snprintf(cs->early_msg, sizeof cs->early_msg, "%s", bad);
+        return;
+    }
+    /* The headers are in: from now on the client is working on a real
+     * request, and a slow body or reader gets the longer timeout. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)REQUEST_TIMEOUT);
+    authenticate(srv, cs);
+    if (cs->early_status)
+        return;
+    /* A body announced too large is refused before a byte of it is read. */
+    unsigned long long len = cl.first ? strtoull(cl.first, NULL, 10) : 0;
+    uint64_t max = cs->rt.body == BODY_MULTIPART ? srv->max_upload + (1u << 20) : JSON_BODY_MAX;
+    if (cs->rt.body != BODY_NONE && len > max) {
+        cs->early_status = 413;
+        snprintf(cs->early_msg, sizeof cs->early_msg, "request body over %llu bytes",
+                 (unsigned long long)max);
+        return;
+    }
+    if (cs->rt.body == BODY_MULTIPART) {
+        cs->req.upload = http_upload_new(&cs->req);
+        if (!cs->req.upload) {
+            cs->early_status = 400;
+            snprintf(cs->early_msg, sizeof cs->early_msg,
+                     "uploads are multipart/form-data with a 'file' part");
+        }
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
@@ -598,25 +856,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cs->req.method = method;
         cs->req.path = url;
         cs->req.data_dir = srv->data_dir;
-        unsigned status = 404;
-        cs->rt = resolve(method, url, &status);
-        if (!cs->rt.fn) {
-            cs->early_status = status;
-            snprintf(cs->early_msg, sizeof cs->early_msg,
-                     status == 405 ? "method %s not allowed on %s" : "no endpoint %s%s",
-                     status == 405 ? method : "", url);
-            return MHD_YES;
-        }
-        cs->req.rest = cs->rt.rest;
-        authenticate(srv, cs);
-        if (!cs->early_status && cs->rt.body == BODY_MULTIPART) {
-            cs->req.upload = http_upload_new(&cs->req);
-            if (!cs->req.upload) {
-                cs->early_status = 400;
-                snprintf(cs->early_msg, sizeof cs->early_msg,
-                         "uploads are multipart/form-data with a 'file' part");
-            }
-        }
+        decide(srv, cs, conn, method, url);
+        /* Refused before its body: answered now, the body never read, and
+         * the connection closed after the answer (it still carries the
+         * unread body). */
+        if (cs->early_status)
+            return answer_early(cs, url);
         return MHD_YES;
     }
     http_request *r = &cs->req;
@@ -633,11 +878,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             tr_buf_append(&r->body, upload_data, n);
         return MHD_YES;
     }
-    if (cs->early_status) {
-        if (cs->early_status == 404 && strncmp(url, "/api/", 5) != 0)
-            return http_send_text(r, 404, "text/plain; charset=utf-8", "not found\n", 10);
-        return http_send_error(r, cs->early_status, "%s", cs->early_msg);
-    }
+    if (cs->early_status)
+        return answer_early(cs, url);
     if (r->body_too_large)
         return http_send_error(r, 413, "request body over %u bytes", JSON_BODY_MAX);
     return cs->rt.fn(r);
@@ -646,9 +888,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
-    (void)toe;
+    tr_server *srv = cls;
+    /* A kept-alive connection waiting for its next request is idle again. */
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, srv->header_timeout);
     conn_state *cs = *con_cls;
     if (!cs)
         return;
@@ -681,11 +924,19 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
     srv->data_dir = tr_xstrdup(cfg->data_dir);
     srv->anonymous_read = cfg->anonymous_read;
     srv->max_upload = cfg->max_upload ? cfg->max_upload : (uint64_t)512 << 20;
+    srv->header_timeout = cfg->header_timeout ? cfg->header_timeout : HEADER_TIMEOUT;
+    srv->listen_addr = addr;
+    srv->allowed_hosts = tr_xcalloc(cfg->n_allowed_hosts + 1, sizeof *srv->allowed_hosts);
+    for (size_t i = 0; i < cfg->n_allowed_hosts; i++)
+        srv->allowed_hosts[i] = tr_xstrdup(cfg->allowed_hosts[i]);
+    srv->n_allowed_hosts = cfg->n_allowed_hosts;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->index_wake, NULL);
+    pthread_mutex_init(&srv->fork_lock, NULL);
     srv->index_dirty = true;                 /* catch up with anything unindexed */
     if (pthread_create(&srv->indexer, NULL, indexer_main, srv) != 0)
         tr_die("cannot start the indexer thread");
+    tr_live_queue_start(srv->data_dir, cfg->live_queue, live_fork_guard, srv, &srv->live, err);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     srv->workers = cfg->workers ? cfg->workers : (unsigned)(cores > 0 ? cores : 1);
     pthread_cond_init(&srv->hunt_wake, NULL);
@@ -699,7 +950,13 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
     srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads ? cfg->threads : 4),
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                                /* Connections that send nothing go after this; a
+                                 * request under way gets REQUEST_TIMEOUT. */
+                                MHD_OPTION_CONNECTION_TIMEOUT, srv->header_timeout,
+                                /* One address cannot take every connection slot. */
+                                MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                (unsigned)(cfg->per_ip_connections ? cfg->per_ip_connections
+                                                                   : PER_IP_CONNECTIONS),
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
@@ -739,11 +996,16 @@ void tr_server_stop(tr_server *srv)
     for (int i = 0; i < HUNT_RUNNERS; i++)
         pthread_join(srv->runners[i], NULL);
     pthread_join(srv->indexer, NULL);
+    tr_live_queue_stop(srv->live);
     pthread_cond_destroy(&srv->hunt_wake);
     for (size_t i = 0; i < srv->npool; i++)
         tr_analyzer_free(srv->pool[i]);
     pthread_mutex_destroy(&srv->lock);
+    pthread_mutex_destroy(&srv->fork_lock);
     pthread_cond_destroy(&srv->index_wake);
+    for (size_t i = 0; i < srv->n_allowed_hosts; i++)
+        free(srv->allowed_hosts[i]);
+    free(srv->allowed_hosts);
     free(srv->data_dir);
     free(srv);
 }

@@ -31,7 +31,8 @@ static const char *const schema =
     "CREATE TABLE IF NOT EXISTS live_rulesets("
     " name TEXT PRIMARY KEY, source_name TEXT NOT NULL, text TEXT NOT NULL,"
     " enabled INTEGER NOT NULL DEFAULT 1, created INTEGER NOT NULL,"
-    " rules INTEGER NOT NULL DEFAULT 0);"
+    " rules INTEGER NOT NULL DEFAULT 0, failed_at INTEGER NOT NULL DEFAULT 0, failure TEXT);"
+    "CREATE TABLE IF NOT EXISTS live_pending(sample_id INTEGER PRIMARY KEY);"
     "CREATE TABLE IF NOT EXISTS live_hits("
     " ruleset TEXT NOT NULL, rule TEXT NOT NULL, sample_id INTEGER NOT NULL,"
     " sha256 TEXT NOT NULL, author TEXT, description TEXT, reference TEXT,"
@@ -75,6 +76,20 @@ int hunt_db_open(const char *data_dir, sqlite3 **out, tr_error *err)
         sqlite3_close(db);
         return -1;
     }
+    /* Rule sets saved before failures were recorded lack the columns. */
+    sqlite3_stmt *probe = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT failure FROM live_rulesets LIMIT 0", -1, &probe, NULL) !=
+        SQLITE_OK &&
+        sqlite3_exec(db,
+                     "ALTER TABLE live_rulesets ADD COLUMN failed_at INTEGER NOT NULL DEFAULT 0;"
+                     "ALTER TABLE live_rulesets ADD COLUMN failure TEXT;",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        hunt_db_fail(db, err);
+        sqlite3_finalize(probe);
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_finalize(probe);
     *out = db;
     return 0;
 }
