@@ -34,6 +34,7 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
                                          {"per-ip-connections", required_argument, NULL, 'p'},
                                          {"header-timeout", required_argument, NULL, 'T'},
                                          {"allowed-host", required_argument, NULL, 'H'},
+                                         {"hunt-time-limit", required_argument, NULL, 'L'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     tr_http_config cfg = {.data_dir = ctx->data_dir, .listen = "127.0.0.1:8080", .threads = 4};
@@ -90,6 +91,15 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
             cfg.allowed_hosts = hosts;
             cfg.n_allowed_hosts = nhosts;
             break;
+        case 'L': {
+            long n = strtol(optarg, NULL, 10);
+            if (n < 1 || n > 7 * 86400) {
+                cli_error("--hunt-time-limit takes seconds from 1 to 604800");
+                return CLI_USAGE;
+            }
+            cfg.hunt_time_limit = (unsigned)n;
+            break;
+        }
         case 'T': {
             long n = strtol(optarg, NULL, 10);
             if (n < 1 || n > 3600) {
@@ -114,9 +124,11 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
                    "                   [--anonymous-read] [--max-upload MB (512)] [--workers N]\n"
                    "                   [--live-queue N (1024)] [--per-ip-connections N (64)]\n"
                    "                   [--header-timeout SECONDS (10)] [--allowed-host NAME]...\n"
+                   "                   [--hunt-time-limit SECONDS (3600)]\n"
                    "Every write needs an API key ('trawl key add'); --anonymous-read lets\n"
                    "anyone who reaches the port list, search and download. Hunts run in the\n"
-                   "server, two at a time, sharing N verification workers (default: cores).\n"
+                   "server, two at a time, sharing N verification workers (default: cores), each\n"
+                   "stopped at the hunt time limit (a request may ask for less, not more).\n"
                    "Uploads are scanned against the live rule sets behind the answer; past N\n"
                    "waiting, they are recorded in the database and scanned when the queue drains.\n"
                    "One client address may hold N connections; a connection that sends no\n"

@@ -89,9 +89,13 @@ static enum MHD_Result submit(http_request *r)
         return sent;
     }
     tr_hunt_source src = {name && *name ? name : "rule.yar", text, strlen(text)};
+    /* No hunt holds a runner for ever: the server's limit is the default
+     * and the most a request may ask for. */
+    double ceiling = http_hunt_time_limit(r->srv);
+    double asked = jt ? json_number_value(jt) : 0;
     tr_hunt_params p = {.sources = &src, .nsources = 1, .tag = tag && *tag ? tag : NULL,
                         .limit = jl ? json_integer_value(jl) : 0,
-                        .time_limit = jt ? json_number_value(jt) : 0};
+                        .time_limit = asked > 0 && asked < ceiling ? asked : ceiling};
     int64_t id = 0;
     tr_error err;
     int rc = tr_hunt_submit(r->data_dir, &p, &id, &err);

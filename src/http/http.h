@@ -16,6 +16,7 @@ typedef struct tr_http_config {
     bool anonymous_read;      /* lab mode: reads without a key (writes always need one) */
     uint64_t max_upload;      /* bytes per uploaded sample; 0 = 512 MiB */
     unsigned workers;         /* libyara verification threads shared by running hunts; 0 = cores */
+    unsigned hunt_time_limit; /* seconds a hunt may run, default and ceiling; 0 = 3600 */
     size_t live_queue;        /* uploads waiting for their live scan in memory; 0 = 1024 */
     unsigned per_ip_connections;  /* open connections per client address; 0 = 64 */
     /* Host names this server answers to besides its addresses and localhost

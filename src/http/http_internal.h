@@ -81,6 +81,8 @@ uint64_t http_live_backlog(struct tr_server *srv);
 uint64_t http_max_upload(const struct tr_server *srv);
 /* Hunt jobs run by the server's runners. */
 void http_hunts_kick(struct tr_server *srv);                /* a job was queued */
+/* Seconds a hunt submitted here may run: the default and the ceiling. */
+double http_hunt_time_limit(const struct tr_server *srv);
 /* Progress of a job this server is running: 1 running (filled), 0 not. */
 struct tr_hunt_progress;
 int http_hunt_progress(struct tr_server *srv, int64_t id, struct tr_hunt_progress *out);

@@ -20,6 +20,7 @@
 /* Hunts running at once; the verification workers are split between them. */
 #define HUNT_RUNNERS 2
 #define PER_IP_CONNECTIONS 64
+#define HUNT_TIME_LIMIT 3600
 #define HEADER_TIMEOUT 10
 /* Idle seconds allowed once a request is under way (a slow upload, a
  * download the client reads slowly). */
@@ -32,6 +33,7 @@ struct tr_server {
     bool anonymous_read;
     uint64_t max_upload;
     unsigned header_timeout;
+    unsigned hunt_time_limit;
     struct sockaddr_storage listen_addr;
     char **allowed_hosts;
     size_t n_allowed_hosts;
@@ -272,6 +274,11 @@ void http_analyzer_put(struct tr_server *srv, tr_analyzer *a)
     }
     pthread_mutex_unlock(&srv->lock);
     tr_analyzer_free(a);
+}
+
+double http_hunt_time_limit(const struct tr_server *srv)
+{
+    return srv->hunt_time_limit;
 }
 
 uint64_t http_max_upload(const struct tr_server *srv)
@@ -926,6 +933,7 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
     srv->max_upload = cfg->max_upload ? cfg->max_upload : (uint64_t)512 << 20;
     srv->header_timeout = cfg->header_timeout ? cfg->header_timeout : HEADER_TIMEOUT;
     srv->listen_addr = addr;
+    srv->hunt_time_limit = cfg->hunt_time_limit ? cfg->hunt_time_limit : HUNT_TIME_LIMIT;
     srv->allowed_hosts = tr_xcalloc(cfg->n_allowed_hosts + 1, sizeof *srv->allowed_hosts);
     for (size_t i = 0; i < cfg->n_allowed_hosts; i++)
         srv->allowed_hosts[i] = tr_xstrdup(cfg->allowed_hosts[i]);

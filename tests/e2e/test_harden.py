@@ -294,3 +294,25 @@ def test_security_doc_examples_run(secure_server, keys):
     p = subprocess.run(["bash", "-c", "set -euo pipefail\n" + "\n".join(blocks)], capture_output=True,
                        text=True, env=env, timeout=60)
     assert p.returncode == 0, "stdout:\n%s\nstderr:\n%s" % (p.stdout, p.stderr)
+
+
+def test_hunts_stop_at_the_server_time_limit(trawl, keys):
+    srv = Server(trawl, "--hunt-time-limit", "1")
+    key = keys["analyst"]
+    try:
+        upload(srv, key, "big.bin", os.urandom(1_000_000))
+        # The byte loop takes seconds per MB and the index cannot narrow it.
+        rule = SLOW_LIVE.replace("rule slow", "rule long")
+        for body in ({"rule": rule}, {"rule": rule, "time_limit": 100000}):
+            r = requests.post(srv.url + "/api/hunts", headers=auth(key), json=body, timeout=30)
+            assert r.status_code == 201, r.text
+            hid = r.json()["id"]
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                j = requests.get("%s/api/hunts/%d" % (srv.url, hid), headers=auth(key), timeout=10).json()
+                if j["status"] not in ("queued", "running"):
+                    break
+                time.sleep(0.1)
+            assert j["status"] == "cancelled" and "time limit" in (j["error"] or ""), j
+    finally:
+        assert srv.stop() == 0
