@@ -95,7 +95,8 @@ static enum MHD_Result submit(http_request *r)
     double asked = jt ? json_number_value(jt) : 0;
     tr_hunt_params p = {.sources = &src, .nsources = 1, .tag = tag && *tag ? tag : NULL,
                         .limit = jl ? json_integer_value(jl) : 0,
-                        .time_limit = asked > 0 && asked < ceiling ? asked : ceiling};
+                        .time_limit = asked > 0 && asked < ceiling ? asked : ceiling,
+                        .owner = r->key_name[0] ? r->key_name : NULL};
     int64_t id = 0;
     tr_error err;
     int rc = tr_hunt_submit(r->data_dir, &p, &id, &err);

@@ -59,6 +59,7 @@ struct tr_server {
     struct {
         int64_t id;           /* 0: free slot */
         tr_hunt *h;           /* NULL while being opened */
+        char owner[128];      /* the submitter's key name, "" unknown */
     } running[HUNT_RUNNERS];
 };
 
@@ -366,7 +367,17 @@ static bool is_running_here(tr_server *srv, int64_t id)
     return false;
 }
 
-/* Claims the oldest queued job nobody here runs: its slot, or -1. */
+static bool owner_running(tr_server *srv, const char *owner)
+{
+    for (int i = 0; i < HUNT_RUNNERS; i++)
+        if (srv->running[i].id != 0 && strcmp(srv->running[i].owner, owner) == 0)
+            return true;
+    return false;
+}
+
+/* Claims a queued job nobody here runs: its slot, or -1. The oldest job of
+ * a submitter with nothing running goes first, so one key cannot hold every
+ * runner while another key's hunts wait; alone, a key gets them all. */
 static int claim_job(tr_server *srv, int64_t *id)
 {
     tr_hunt_job *jobs = NULL;
@@ -378,17 +389,30 @@ static int claim_job(tr_server *srv, int64_t *id)
     }
     int slot = -1;
     pthread_mutex_lock(&srv->lock);
-    for (size_t i = n; i-- > 0 && slot < 0;) {       /* newest first: walk back */
+    int free_slot = -1;
+    for (int k = 0; k < HUNT_RUNNERS && free_slot < 0; k++)
+        if (srv->running[k].id == 0)
+            free_slot = k;
+    size_t pick = n, first = n;
+    for (size_t i = n; free_slot >= 0 && i-- > 0;) {       /* newest first: walk back */
         if (jobs[i].status != TR_HUNT_QUEUED || is_running_here(srv, jobs[i].id))
             continue;
-        for (int k = 0; k < HUNT_RUNNERS; k++)
-            if (srv->running[k].id == 0) {
-                srv->running[k].id = jobs[i].id;
-                srv->running[k].h = NULL;
-                *id = jobs[i].id;
-                slot = k;
-                break;
-            }
+        if (first == n)
+            first = i;
+        if (!owner_running(srv, jobs[i].owner ? jobs[i].owner : "")) {
+            pick = i;
+            break;
+        }
+    }
+    if (pick == n)
+        pick = first;
+    if (pick < n) {
+        slot = free_slot;
+        srv->running[slot].id = jobs[pick].id;
+        srv->running[slot].h = NULL;
+        snprintf(srv->running[slot].owner, sizeof srv->running[slot].owner, "%s",
+                 jobs[pick].owner ? jobs[pick].owner : "");
+        *id = jobs[pick].id;
     }
     pthread_mutex_unlock(&srv->lock);
     tr_hunt_list_free(jobs, n);

@@ -168,8 +168,8 @@ int tr_hunt_submit(const char *data_dir, const tr_hunt_params *p, int64_t *job_i
     int ret = -1;
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO hunts(status, rules_name, rules_json, tag, lim, threads, "
-                           "sample_timeout, time_limit, live_ruleset, created) "
-                           "VALUES('queued',?,?,?,?,?,?,?,?,?)",
+                           "sample_timeout, time_limit, live_ruleset, created, owner) "
+                           "VALUES('queued',?,?,?,?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK) {
         hunt_db_fail(db, err);
     } else {
@@ -184,6 +184,8 @@ int tr_hunt_submit(const char *data_dir, const tr_hunt_params *p, int64_t *job_i
         if (p->live_ruleset)
             sqlite3_bind_text(st, 8, p->live_ruleset, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 9, tr_now_unix());
+        if (p->owner)
+            sqlite3_bind_text(st, 10, p->owner, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_DONE) {
             *job_id = sqlite3_last_insert_rowid(db);
             ret = 0;

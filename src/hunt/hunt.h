@@ -52,6 +52,7 @@ typedef struct tr_hunt_params {
     int sample_timeout;        /* libyara seconds per sample; 0: 60 */
     double time_limit;         /* seconds for the whole hunt; 0: none */
     const char *live_ruleset;  /* also record the hits as live hits of this rule set */
+    const char *owner;         /* who submitted it (an API key's name); NULL: unknown */
 } tr_hunt_params;
 
 typedef enum tr_hunt_status {
@@ -128,6 +129,7 @@ typedef struct tr_hunt_job {
     uint64_t samples, candidates, candidate_bytes, scanned, scanned_bytes, matches, errors;
     uint64_t full_scan_rules;  /* rules that could not be accelerated */
     char *error;               /* NULL unless failed */
+    char *owner;               /* the submitter's key name; NULL if unknown */
 } tr_hunt_job;
 void tr_hunt_job_clear(tr_hunt_job *j);
 

@@ -316,3 +316,33 @@ def test_hunts_stop_at_the_server_time_limit(trawl, keys):
             assert j["status"] == "cancelled" and "time limit" in (j["error"] or ""), j
     finally:
         assert srv.stop() == 0
+
+
+def test_one_key_cannot_hold_every_hunt_runner(trawl, keys):
+    b_key = trawl.run("key", "add", "--role", "analyst", "second-analyst", check=0).stdout.strip()
+    srv = Server(trawl, "--hunt-time-limit", "30")
+    a_key = keys["analyst"]
+    try:
+        upload(srv, a_key, "big.bin", os.urandom(1_000_000))
+        rule = SLOW_LIVE.replace("rule slow", "rule long")
+
+        def submit(key):
+            r = requests.post(srv.url + "/api/hunts", headers=auth(key), json={"rule": rule}, timeout=30)
+            assert r.status_code == 201, r.text
+            return r.json()["id"]
+
+        def status(hid):
+            return requests.get("%s/api/hunts/%d" % (srv.url, hid), headers=auth(a_key), timeout=10).json()["status"]
+
+        a_jobs = [submit(a_key) for _ in range(4)]
+        b_job = submit(b_key)
+        deadline = time.time() + 120
+        while status(b_job) == "queued" and time.time() < deadline:
+            time.sleep(0.05)
+        # B's hunt got a runner before A's last queued one: first come,
+        # first served would have run all four of A's first.
+        assert status(a_jobs[-1]) == "queued"
+        for h in a_jobs + [b_job]:
+            requests.post("%s/api/hunts/%d/cancel" % (srv.url, h), headers=auth(a_key), timeout=10)
+    finally:
+        assert srv.stop() == 0
