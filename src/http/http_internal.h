@@ -55,8 +55,8 @@ enum MHD_Result http_send_text(http_request *r, unsigned status, const char *con
 enum MHD_Result http_send_fd(http_request *r, int fd, uint64_t size, const char *content_type,
                              const char *download_name);
 const char *http_query(http_request *r, const char *key);
-/* Files as one zip encrypted with AES-256, password "infected", built in
- * the data directory's tmp/ and streamed from there. */
+/* Files as one zip encrypted with AES-256, password "infected", made as
+ * the client reads it (no temporary copy). */
 enum MHD_Result http_send_aes_zip(http_request *r, const tr_zip_entry *entries, size_t n,
                                   const char *download_name);
 /* The sample as a zip encrypted with AES-256, password "infected". */

@@ -170,33 +170,46 @@ enum MHD_Result http_send_fd(http_request *r, int fd, uint64_t size, const char 
     return rc;
 }
 
+static ssize_t zip_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;                 /* MHD reads in order */
+    tr_zip_stream *z = cls;
+    tr_error err;
+    ssize_t n = tr_zip_stream_read(z, buf, max, &err);
+    if (n < 0) {
+        tr_log(TR_LOG_WARN, "zip download cut short: %s", err.msg);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    return n ? n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void zip_free(void *cls)
+{
+    tr_zip_stream_free(cls);
+}
+
+/* The archive is made as the client reads it, in libmicrohttpd's reader
+ * callback: the handler returns at once, nothing goes to disk, and memory
+ * stays at one chunk per download however large the match set. */
 enum MHD_Result http_send_aes_zip(http_request *r, const tr_zip_entry *entries, size_t n,
                                   const char *download_name)
 {
-    /* A name of its own per request: two downloads at once must not share
-     * a file. */
-    static atomic_uint_fast64_t counter;
-    char *zip = tr_xasprintf("%s/tmp/%ld-zip-%llu", r->data_dir, (long)getpid(),
-                             (unsigned long long)atomic_fetch_add(&counter, 1));
     tr_error err;
-    enum MHD_Result rc;
-    if (tr_zip_write_aes(zip, entries, n, "infected", &err) != 0) {
-        unlink(zip);
-        rc = http_send_error(r, 500, "%s", err.msg);
-    } else {
-        int fd = open(zip, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        /* Unlinked at once: the open descriptor keeps the bytes for MHD. */
-        unlink(zip);
-        if (fd < 0 || fstat(fd, &st) != 0) {
-            if (fd >= 0)
-                close(fd);
-            rc = http_send_error(r, 500, "cannot read the archive just written");
-        } else {
-            rc = http_send_fd(r, fd, (uint64_t)st.st_size, "application/zip", download_name);
-        }
+    tr_zip_stream *z = NULL;
+    if (tr_zip_stream_new(entries, n, "infected", &z, &err) != 0)
+        return http_send_error(r, 500, "%s", err.msg);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(tr_zip_stream_size(z), 64 * 1024, zip_reader, z, zip_free);
+    if (!resp) {
+        tr_zip_stream_free(z);
+        return MHD_NO;
     }
-    free(zip);
+    common_headers(r, resp, "application/zip");
+    char disp[300];
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", download_name);
+    MHD_add_response_header(resp, "Content-Disposition", disp);
+    enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
     return rc;
 }
 

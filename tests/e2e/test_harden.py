@@ -346,3 +346,47 @@ def test_one_key_cannot_hold_every_hunt_runner(trawl, keys):
             requests.post("%s/api/hunts/%d/cancel" % (srv.url, h), headers=auth(a_key), timeout=10)
     finally:
         assert srv.stop() == 0
+
+
+def test_hunt_zip_is_streamed_without_a_temp_copy(trawl, keys, tmp_path):
+    import subprocess
+    srv = Server(trawl)
+    key = keys["analyst"]
+    try:
+        datas = [os.urandom(300_000 + i * 77_777) + b"ZIP-STREAM-MARK" for i in range(6)] + [b"ZIP-STREAM-MARK"]
+        shas = [upload(srv, key, "z%d.bin" % i, d) for i, d in enumerate(datas)]
+        deadline = time.time() + 30
+        while requests.get(srv.url + "/api/index", headers=auth(key), timeout=10).json()["documents"] < len(datas):
+            assert time.time() < deadline, "not indexed"
+            time.sleep(0.1)
+        r = requests.post(srv.url + "/api/hunts", headers=auth(key),
+                          json={"rule": 'rule z { strings: $a = "ZIP-STREAM-MARK" condition: $a }'}, timeout=30)
+        hid = r.json()["id"]
+        while requests.get("%s/api/hunts/%d" % (srv.url, hid), headers=auth(key), timeout=10).json()["status"] in ("queued", "running"):
+            time.sleep(0.1)
+        resp = requests.get("%s/api/hunts/%d/download" % (srv.url, hid), headers=auth(key), timeout=30, stream=True)
+        assert resp.status_code == 200
+        first = resp.raw.read(1000)
+        # Mid-download the server holds no archive file: before, the whole
+        # zip was written to <data>/tmp and sent from an unlinked copy.
+        fds = [os.readlink("/proc/%d/fd/%s" % (srv.proc.pid, fd)) for fd in os.listdir("/proc/%d/fd" % srv.proc.pid)]
+        tmpdir = os.path.join(trawl.data, "tmp")
+        assert not [f for f in fds if "(deleted)" in f or f.startswith(tmpdir)], fds
+        assert os.listdir(os.path.join(trawl.data, "tmp")) == []
+        assert requests.get(srv.url + "/api/health", timeout=10).status_code == 200
+        body = first + resp.raw.read()
+        assert len(body) == int(resp.headers["Content-Length"])
+        for d in datas:
+            assert d not in body
+        z = tmp_path / "h.zip"
+        z.write_bytes(body)
+        t = subprocess.run(["7z", "t", "-pinfected", str(z)], capture_output=True, text=True)
+        assert t.returncode == 0 and "Everything is Ok" in t.stdout, t.stdout + t.stderr
+        x = subprocess.run(["7z", "x", "-y", "-pinfected", "-o" + str(tmp_path / "x"), str(z)], capture_output=True, text=True)
+        assert x.returncode == 0
+        got = {hashlib.sha256(open(os.path.join(tmp_path / "x", f), "rb").read()).hexdigest() for f in os.listdir(tmp_path / "x")}
+        assert got == set(shas)
+        bad = subprocess.run(["7z", "t", "-pwrong", str(z)], capture_output=True, text=True)
+        assert bad.returncode != 0
+    finally:
+        assert srv.stop() == 0
