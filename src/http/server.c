@@ -43,9 +43,9 @@ struct tr_server {
     size_t npool;
 
     tr_live_queue *live;
-    /* Held by the indexer while it indexes and by the live queue around its
-     * verifier forks: the child of a fork taken while the indexer is inside
-     * ASan's allocator would hang. */
+    /* Held by the indexer while it indexes and by the live queue and the
+     * hunt runners around their verifier forks: the child of a fork taken
+     * while the indexer is inside ASan's allocator would hang. */
     pthread_mutex_t fork_lock;
 
     pthread_t indexer;
@@ -116,11 +116,10 @@ int tr_parse_listen(const char *spec, struct sockaddr_storage *out, tr_error *er
 
 /* ---- responses ---------------------------------------------------------- */
 
-/* The UI's scripts and styles come from /ui only; no other site may frame
- * it (clickjacking) or learn its URLs from a Referer. Inline style
- * attributes are allowed: the UI sets widths and margins with them, and a
- * style cannot run code. */
-#define CSP "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; " \
+/* The UI's scripts and styles come from /ui only (no inline script or style:
+ * injected markup can do nothing); no other site may frame it
+ * (clickjacking) or learn its URLs from a Referer. */
+#define CSP "default-src 'none'; script-src 'self'; style-src 'self'; " \
             "img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; " \
             "form-action 'self'; frame-ancestors 'none'"
 
@@ -318,7 +317,7 @@ uint64_t http_live_backlog(struct tr_server *srv)
     return tr_live_queue_backlog(srv->live);
 }
 
-static void live_fork_guard(void *arg, bool before)
+static void verifier_fork_guard(void *arg, bool before)
 {
     tr_server *srv = arg;
     if (before)
@@ -460,6 +459,7 @@ static void *runner_main(void *arg)
             tr_log(TR_LOG_ERROR, "hunt %lld: %s", (long long)id, err.msg);
         } else {
             tr_hunt_set_threads(h, srv->workers / HUNT_RUNNERS ? srv->workers / HUNT_RUNNERS : 1);
+            tr_hunt_set_fork_guard(h, verifier_fork_guard, srv);
             pthread_mutex_lock(&srv->lock);
             srv->running[slot].h = h;
             bool stop_now = srv->stopping;
@@ -981,7 +981,7 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
     srv->index_dirty = true;                 /* catch up with anything unindexed */
     if (pthread_create(&srv->indexer, NULL, indexer_main, srv) != 0)
         tr_die("cannot start the indexer thread");
-    tr_live_queue_start(srv->data_dir, cfg->live_queue, live_fork_guard, srv, &srv->live, err);
+    tr_live_queue_start(srv->data_dir, cfg->live_queue, verifier_fork_guard, srv, &srv->live, err);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     srv->workers = cfg->workers ? cfg->workers : (unsigned)(cores > 0 ? cores : 1);
     pthread_cond_init(&srv->hunt_wake, NULL);

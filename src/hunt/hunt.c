@@ -43,6 +43,8 @@ struct tr_hunt {
     double last_commit;
     bool in_txn;
     bool limit_hit, time_hit;
+    void (*fork_guard)(void *arg, bool before);
+    void *fork_guard_arg;
     _Atomic int interrupted;
 };
 
@@ -278,6 +280,12 @@ void tr_hunt_set_threads(tr_hunt *h, size_t threads)
 {
     if (threads)
         h->threads = threads;
+}
+
+void tr_hunt_set_fork_guard(tr_hunt *h, void (*fork_guard)(void *arg, bool before), void *arg)
+{
+    h->fork_guard = fork_guard;
+    h->fork_guard_arg = arg;
 }
 
 void tr_hunt_interrupt(tr_hunt *h)
@@ -899,7 +907,8 @@ int tr_hunt_run(tr_hunt *h, tr_error *err)
     hv_run run = {.groups = &g, .ngroups = 1, .tasks = h->tasks, .ntasks = h->ntasks,
                   .threads = h->threads,
                   .sample_timeout = h->sample_timeout > 0 ? h->sample_timeout : 60,
-                  .prefilter = h->prefilter, .sh = h->sh};
+                  .prefilter = h->prefilter, .sh = h->sh, .fork_guard = h->fork_guard,
+                  .fork_guard_arg = h->fork_guard_arg};
     hv_events ev = {.arg = h, .on_match = on_match, .on_scan_error = on_scan_error,
                     .on_tick = on_tick};
     int vrc = atomic_load(&h->sh->cancel) ? 0 : hv_verify(&run, &ev, err);

@@ -105,6 +105,10 @@ int tr_hunt_open(const char *data_dir, int64_t job_id, tr_hunt **out, tr_error *
 void tr_hunt_set_callbacks(tr_hunt *h, const tr_hunt_callbacks *cb);
 /* Overrides the job's verifier threads (a server shares its workers). */
 void tr_hunt_set_threads(tr_hunt *h, size_t threads);
+/* Called with true just before the verifier fork and false after it (see
+ * tr_live_queue_start): a threaded caller keeps allocation-heavy threads
+ * out of that moment. */
+void tr_hunt_set_fork_guard(tr_hunt *h, void (*fork_guard)(void *arg, bool before), void *arg);
 /* Runs the job to its end: candidates, verification, results persisted as
  * they arrive. Returns 0 when the job ended done or cancelled, -1 when it
  * failed (the job row says why, and so does err). */
