@@ -43,9 +43,9 @@ struct tr_server {
     size_t npool;
 
     tr_live_queue *live;
-    /* Held by the indexer while it indexes and by the live queue and the
-     * hunt runners around their verifier forks: the child of a fork taken
-     * while the indexer is inside ASan's allocator would hang. */
+    /* In ASan builds, held by the indexer while it indexes and by the live
+     * queue and the hunt runners around their verifier forks: the child of
+     * a fork taken while the indexer is inside ASan's allocator would hang. */
     pthread_mutex_t fork_lock;
 
     pthread_t indexer;
@@ -317,9 +317,24 @@ uint64_t http_live_backlog(struct tr_server *srv)
     return tr_live_queue_backlog(srv->live);
 }
 
+/* Only ASan's allocator needs it (glibc's malloc is fork-safe): a release
+ * build does not make hunts and live scans wait for an indexing pass. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FORK_GUARD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FORK_GUARD 1
+#endif
+#endif
+#ifndef FORK_GUARD
+#define FORK_GUARD 0
+#endif
+
 static void verifier_fork_guard(void *arg, bool before)
 {
     tr_server *srv = arg;
+    if (!FORK_GUARD)
+        return;
     if (before)
         pthread_mutex_lock(&srv->fork_lock);
     else
@@ -351,10 +366,12 @@ static void *indexer_main(void *arg)
         tr_ingest_config cfg = {.data_dir = srv->data_dir, .arg = srv,
                                 .should_stop = server_stopping};
         tr_error err;
-        pthread_mutex_lock(&srv->fork_lock);
+        if (FORK_GUARD)
+            pthread_mutex_lock(&srv->fork_lock);
         if (tr_ingest_update_index(&cfg, NULL, &err) != 0)
             tr_log(TR_LOG_ERROR, "indexing uploads: %s", err.msg);
-        pthread_mutex_unlock(&srv->fork_lock);
+        if (FORK_GUARD)
+            pthread_mutex_unlock(&srv->fork_lock);
         pthread_mutex_lock(&srv->lock);
     }
     pthread_mutex_unlock(&srv->lock);

@@ -20,6 +20,7 @@ struct tr_live_queue {
     int64_t *ids;              /* ring of capacity entries */
     size_t cap, head, n;
     size_t scanning;           /* samples in the batch being scanned */
+    bool scanning_pending;     /* that batch came from the pending table */
     bool pending;              /* the database may hold pending samples */
     bool stopping;
     _Atomic bool stop;         /* stopping, read by the scan without the lock */
@@ -142,6 +143,7 @@ static void *queue_main(void *arg)
                 tr_log(TR_LOG_ERROR, "livehunt: pending samples: %s", err.msg);
             pthread_mutex_lock(&q->lock);
             q->scanning = n;
+            q->scanning_pending = true;
             /* A full batch: there may be more behind it. */
             if (n == BATCH)
                 q->pending = true;
@@ -161,6 +163,7 @@ static void *queue_main(void *arg)
         }
         pthread_mutex_lock(&q->lock);
         q->scanning = 0;
+        q->scanning_pending = false;
     }
     pthread_mutex_unlock(&q->lock);
     return NULL;
@@ -215,8 +218,9 @@ void tr_live_queue_push(tr_live_queue *q, const int64_t *ids, size_t n)
 uint64_t tr_live_queue_backlog(tr_live_queue *q)
 {
     pthread_mutex_lock(&q->lock);
-    uint64_t n = q->n + q->scanning;
-    bool pending = q->pending;
+    /* A batch from the pending table is still in it: counted there. */
+    uint64_t n = q->n + (q->scanning_pending ? 0 : q->scanning);
+    bool pending = q->pending || q->scanning_pending;
     pthread_mutex_unlock(&q->lock);
     if (pending) {
         tr_error err;
