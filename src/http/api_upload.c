@@ -19,6 +19,20 @@ static void upload_error(http_upload *u, unsigned status, const char *msg)
     snprintf(u->error, sizeof u->error, "%s", msg);
 }
 
+/* Copies valid UTF-8 text, cut to fit at a character boundary (a long name
+ * must not end in half a character). */
+static void keep_utf8_prefix(char *out, size_t outsz, const char *in)
+{
+    size_t n = strlen(in);
+    if (n >= outsz) {
+        n = outsz - 1;
+        while (n > 0 && ((unsigned char)in[n] & 0xC0) == 0x80)
+            n--;                       /* in[n] starts the character that did not fit */
+    }
+    memcpy(out, in, n);
+    out[n] = '\0';
+}
+
 static tr_buf *field_for(http_upload *u, const char *key)
 {
     for (size_t i = 0; i < u->nfields; i++)
@@ -80,7 +94,15 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
             const char *base = strrchr(filename, '/');
             base = base ? base + 1 : filename;
             const char *bs = strrchr(base, '\\');
-            snprintf(u->file_name, sizeof u->file_name, "%s", bs ? bs + 1 : base);
+            const char *name = bs ? bs + 1 : base;
+            const char *why = http_text_problem(name, strlen(name));
+            if (why) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "the file name (the 'file' part's filename) %s", why);
+                upload_error(u, 400, msg);
+                return MHD_NO;
+            }
+            keep_utf8_prefix(u->file_name, sizeof u->file_name, name);
             u->got_file = true;
         }
         if (tr_stage_size(u->writer) + size > http_max_upload(r->srv)) {
@@ -173,14 +195,6 @@ int http_upload_finish_body(http_request *r, bool need_file, enum MHD_Result *se
         if (why) {
             char msg[200];
             snprintf(msg, sizeof msg, "the form field '%s' %s", u->fields[i].key, why);
-            upload_error(u, 400, msg);
-        }
-    }
-    if (!u->status && u->got_file) {
-        const char *why = http_text_problem(u->file_name, strlen(u->file_name));
-        if (why) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "the file name (the 'file' part's filename) %s", why);
             upload_error(u, 400, msg);
         }
     }

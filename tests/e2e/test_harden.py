@@ -207,6 +207,11 @@ def test_form_fields_must_be_utf8_without_nul(secure_server, keys):
     r = raw_upload(secure_server, key, [(b'name="file"; filename="bad\xff.bin"', b"x" * 50)])
     assert r.status_code == 400 and "file name" in r.json()["error"], r.text
     assert requests.get(secure_server.url + "/api/samples", headers=auth(key), timeout=10).json()["data"] == []
+    # A long valid name is cut at a character boundary, not refused.
+    long_name = ("\u00e9" * 200 + ".bin").encode()
+    r = raw_upload(secure_server, key, [(b'name="file"; filename="' + long_name + b'"', b"L" * 60)])
+    assert r.status_code == 201, r.text
+    assert set(r.json()["data"]["file_name"]) == {"\u00e9"}
     # Valid UTF-8 goes through whole, and the API shows it.
     r = raw_upload(secure_server, key, [(b'name="file"; filename="\xc3\xa9t\xc3\xa9.bin"', b"y" * 50),
                                         (b'name="tags"', "d\u00e9j\u00e0,vu".encode()),
