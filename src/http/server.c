@@ -883,10 +883,13 @@ static void decide(tr_server *srv, conn_state *cs, struct MHD_Connection *conn,
     authenticate(srv, cs);
     if (cs->early_status)
         return;
-    /* A body announced too large is refused before a byte of it is read. */
+    /* A body announced too large is refused before a byte of it is read
+     * (the same limits the body readers below apply as bytes arrive). */
     unsigned long long len = cl.first ? strtoull(cl.first, NULL, 10) : 0;
-    uint64_t max = cs->rt.body == BODY_MULTIPART ? srv->max_upload + (1u << 20) : JSON_BODY_MAX;
-    if (cs->rt.body != BODY_NONE && len > max) {
+    uint64_t max = cs->rt.body == BODY_MULTIPART ? srv->max_upload + (1u << 20)
+                   : cs->rt.body == BODY_JSON    ? JSON_BODY_MAX
+                                                 : UINT64_MAX;
+    if (len > max) {
         cs->early_status = 413;
         snprintf(cs->early_msg, sizeof cs->early_msg, "request body over %llu bytes",
                  (unsigned long long)max);

@@ -395,3 +395,10 @@ def test_hunt_zip_is_streamed_without_a_temp_copy(trawl, keys, tmp_path):
         assert bad.returncode != 0
     finally:
         assert srv.stop() == 0
+
+
+def test_a_body_announced_too_large_is_refused_before_it_is_sent(server):
+    req = (b"POST /api/plan HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+           b"Content-Length: 50000000\r\n\r\n")
+    reply = raw_exchange(server, req)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:300]
