@@ -212,7 +212,7 @@ async function pageHunt() {
   main.innerHTML = `<h1>Hunt</h1>
     <div class="panel">
       <div class="editor-slot"></div>
-      <div class="row" style="margin-top:10px">
+      <div class="row mt10">
         <button id="plan">Plan <span class="kbd">Alt+P</span></button>
         <button id="hunt" class="primary">Hunt <span class="kbd">Ctrl+Enter</span></button>
         <label class="muted">limit <input id="limit" type="text" size="6" placeholder="none"></label>
@@ -298,7 +298,7 @@ function hexContext(m) {
 
 async function pageHuntResults(id) {
   main.innerHTML = `<h1>Hunt ${esc(id)}</h1><div id="state" class="panel">loading…</div>
-    <div class="row" style="margin-bottom:10px">
+    <div class="row mb10">
       <button id="cancel">Cancel</button>
       <button id="zip">Download matches (zip)</button>
       <button id="hashes">Download sha256 list</button></div>
@@ -317,9 +317,11 @@ async function pageHuntResults(id) {
         <span>${bytes(j.scanned_bytes)} read</span><span>${j.rate_mbs ? j.rate_mbs.toFixed(1) + " MB/s" : ""}</span>
         <span class="muted">a full scan would read ${j.samples} files</span></div>
         ${j.full_scan_rules ? `<div class="warn">${j.full_scan_rules} rule(s) could not use the index: every sample is verified</div>` : ""}
-        <div class="progress" style="margin-top:8px"><div style="width:${pct}%"></div></div>
-        ${j.error ? `<div class="error-box" style="margin-top:8px">${esc(j.error)}</div>` : ""}
+        <div class="progress mt8"><div></div></div>
+        ${j.error ? `<div class="error-box mt8">${esc(j.error)}</div>` : ""}
         ${(j.warnings || []).map((w) => `<div class="warn">${esc(w)}</div>`).join("")}`;
+    /* Set through the DOM: the Content-Security-Policy allows no inline style attributes. */
+    $("#state .progress div").style.width = pct + "%";
     if (j.matches !== shown) {
       shown = j.matches;
       const res = await api(`/api/hunts/${id}/results?limit=500`);
@@ -368,7 +370,7 @@ async function pageSample(sha) {
   try { s = (await api("/api/samples/" + sha)).data; } catch (e) { main.innerHTML = errorBox(e); return; }
   const row = (k, v) => `<dt>${k}</dt><dd>${v}</dd>`;
   main.innerHTML = `<h1 class="mono">${esc(s.sha256_hash)}</h1>
-    <div class="row" style="margin-bottom:12px"><button id="dl" class="primary">Download zip (password: infected)</button>
+    <div class="row mb12"><button id="dl" class="primary">Download zip (password: infected)</button>
       <span class="muted">${esc(s.file_type)} · ${bytes(s.file_size)} · ${esc(s.magic || "")}</span></div>
     <div class="panel"><dl class="kv">
       ${row("sha256", `<span class="mono">${esc(s.sha256_hash)}</span>`)}
@@ -387,7 +389,7 @@ async function pageSample(sha) {
       ${row("reporter", esc(s.reporter || "—"))}
       ${row("delivery", esc(s.delivery_method || "—"))}
       ${row("tags", `<span id="tags">${tags(s.tags, true)}</span>
-        <form id="addtag" class="row" style="display:inline-flex"><input id="newtag" type="text" size="14" placeholder="add tag"></form>`)}
+        <form id="addtag" class="row inline-flex"><input id="newtag" type="text" size="14" placeholder="add tag"></form>`)}
       ${row("live hits", (s.yara_rules || []).map((y) => `<span class="tag">${esc(y.rule_name)}</span>`).join("") || "—")}
     </dl></div>
     <h2>Comments</h2><div class="panel" id="comments">${(s.comments || []).map((c) =>
@@ -422,9 +424,9 @@ function pageUpload() {
     <div class="panel"><div class="row">
       <label>tags <input id="utags" type="text" placeholder="emotet, epoch5"></label>
       <label>signature <input id="usig" type="text" placeholder="Emotet"></label>
-      <label class="grow">comment <input id="ucomment" type="text" style="width:60%"></label></div></div>
+      <label class="grow">comment <input id="ucomment" type="text" class="w60"></label></div></div>
     <div class="drop" id="drop">Drop files here, or <label class="btn">choose files<input id="files" type="file" multiple hidden></label></div>
-    <table id="uploads" style="margin-top:14px"></table>`;
+    <table id="uploads" class="mt14"></table>`;
   const drop = $("#drop");
   drop.ondragover = (e) => { e.preventDefault(); drop.classList.add("over"); };
   drop.ondragleave = () => drop.classList.remove("over");
@@ -432,7 +434,7 @@ function pageUpload() {
   $("#files").onchange = (e) => send([...e.target.files]);
   function send(files) {
     for (const f of files) {
-      const tr = h(`<table><tr><td>${esc(f.name)}</td><td style="width:40%"><div class="progress"><div style="width:0"></div></div></td>
+      const tr = h(`<table><tr><td>${esc(f.name)}</td><td class="w40"><div class="progress"><div class="w0"></div></div></td>
         <td class="st muted">queued</td></tr></table>`).querySelector("tr");
       $("#uploads").appendChild(tr);
       const form = new FormData();
@@ -480,11 +482,12 @@ async function pageRules() {
   };
   try {
     const res = await api("/api/rules");
-    $("#list").innerHTML = `<table><tr><th>name</th><th>rules</th><th>enabled</th><th>hits</th><th></th></tr>${res.data.map((r) => `
+    $("#list").innerHTML = `<table><tr><th>name</th><th>rules</th><th>enabled</th><th>hits</th><th>last failure</th><th></th></tr>${res.data.map((r) => `
       <tr><td>${esc(r.name)}</td><td>${r.rule_count ?? ""}</td><td>${r.enabled ? "yes" : "no"}</td><td>${r.hits ?? ""}</td>
+      <td class="failure">${r.last_failure ? `${esc(r.last_failure.time)}: ${esc(r.last_failure.message)}` : "—"}</td>
       <td><button data-act="${r.enabled ? "disable" : "enable"}" data-name="${esc(r.name)}">${r.enabled ? "Disable" : "Enable"}</button>
       <button data-act="delete" data-name="${esc(r.name)}">Delete</button></td></tr>`).join("")
-      || `<tr><td colspan=5 class=muted>no live rule sets</td></tr>`}</table>`;
+      || `<tr><td colspan=6 class=muted>no live rule sets</td></tr>`}</table>`;
     $("#list").onclick = async (e) => {
       const act = e.target.getAttribute("data-act"), name = e.target.getAttribute("data-name");
       if (!act) return;

@@ -480,10 +480,22 @@ static int rules_ls(const cli_ctx *ctx, int argc, char **argv)
             json_object_set_new(o, "rules", json_integer((json_int_t)l[i].rules));
             json_object_set_new(o, "hits", json_integer((json_int_t)l[i].hits));
             json_object_set_new(o, "created", json_string(t));
+            json_t *failure = json_null();
+            if (l[i].failure) {
+                char ft[32];
+                tr_format_time(l[i].failed_at, ft);
+                failure = json_pack("{s:s, s:s}", "time", ft, "message", l[i].failure);
+            }
+            json_object_set_new(o, "last_failure", failure ? failure : json_null());
             json_array_append_new(arr, o);
         } else {
             printf("%-24s %-8s %6zu %8llu  %s\n", l[i].name, l[i].enabled ? "enabled" : "disabled",
                    l[i].rules, (unsigned long long)l[i].hits, t);
+            if (l[i].failure) {
+                char ft[32];
+                tr_format_time(l[i].failed_at, ft);
+                printf("  last failure %s: %s\n", ft, l[i].failure);
+            }
         }
     }
     if (json) {

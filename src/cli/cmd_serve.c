@@ -30,9 +30,16 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
                                          {"anonymous-read", no_argument, NULL, 'a'},
                                          {"max-upload", required_argument, NULL, 'm'},
                                          {"workers", required_argument, NULL, 'w'},
+                                         {"live-queue", required_argument, NULL, 'q'},
+                                         {"per-ip-connections", required_argument, NULL, 'p'},
+                                         {"header-timeout", required_argument, NULL, 'T'},
+                                         {"allowed-host", required_argument, NULL, 'H'},
+                                         {"hunt-time-limit", required_argument, NULL, 'L'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     tr_http_config cfg = {.data_dir = ctx->data_dir, .listen = "127.0.0.1:8080", .threads = 4};
+    const char *hosts[64];
+    size_t nhosts = 0;
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "l:t:h", opts, NULL)) != -1) {
@@ -57,6 +64,51 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
             cfg.workers = (unsigned)n;
             break;
         }
+        case 'q': {
+            long n = strtol(optarg, NULL, 10);
+            if (n < 1 || n > 1000000) {
+                cli_error("--live-queue takes a number from 1 to 1000000");
+                return CLI_USAGE;
+            }
+            cfg.live_queue = (size_t)n;
+            break;
+        }
+        case 'p': {
+            long n = strtol(optarg, NULL, 10);
+            if (n < 1 || n > 100000) {
+                cli_error("--per-ip-connections takes a number from 1 to 100000");
+                return CLI_USAGE;
+            }
+            cfg.per_ip_connections = (unsigned)n;
+            break;
+        }
+        case 'H':
+            if (nhosts == sizeof hosts / sizeof hosts[0]) {
+                cli_error("--allowed-host: at most 64 names");
+                return CLI_USAGE;
+            }
+            hosts[nhosts++] = optarg;
+            cfg.allowed_hosts = hosts;
+            cfg.n_allowed_hosts = nhosts;
+            break;
+        case 'L': {
+            long n = strtol(optarg, NULL, 10);
+            if (n < 1 || n > 7 * 86400) {
+                cli_error("--hunt-time-limit takes seconds from 1 to 604800");
+                return CLI_USAGE;
+            }
+            cfg.hunt_time_limit = (unsigned)n;
+            break;
+        }
+        case 'T': {
+            long n = strtol(optarg, NULL, 10);
+            if (n < 1 || n > 3600) {
+                cli_error("--header-timeout takes seconds from 1 to 3600");
+                return CLI_USAGE;
+            }
+            cfg.header_timeout = (unsigned)n;
+            break;
+        }
         case 'm': {
             char *end = NULL;
             unsigned long long mb = strtoull(optarg, &end, 10);
@@ -70,9 +122,19 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
         case 'h':
             printf("usage: trawl serve [--listen ADDR:PORT (127.0.0.1:8080)] [--threads N]\n"
                    "                   [--anonymous-read] [--max-upload MB (512)] [--workers N]\n"
+                   "                   [--live-queue N (1024)] [--per-ip-connections N (64)]\n"
+                   "                   [--header-timeout SECONDS (10)] [--allowed-host NAME]...\n"
+                   "                   [--hunt-time-limit SECONDS (3600)]\n"
                    "Every write needs an API key ('trawl key add'); --anonymous-read lets\n"
                    "anyone who reaches the port list, search and download. Hunts run in the\n"
-                   "server, two at a time, sharing N verification workers (default: cores).\n");
+                   "server, two at a time, sharing N verification workers (default: cores), each\n"
+                   "stopped at the hunt time limit (a request may ask for less, not more).\n"
+                   "Uploads are scanned against the live rule sets behind the answer; past N\n"
+                   "waiting, they are recorded in the database and scanned when the queue drains.\n"
+                   "One client address may hold N connections; a connection that sends no\n"
+                   "request within the header timeout is closed. Requests must name this server:\n"
+                   "its address, localhost, or an --allowed-host NAME (others get 421).\n"
+                   "docs/security.md has every limit.\n");
             return CLI_OK;
         default:
             return CLI_USAGE;

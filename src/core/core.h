@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <stdio.h>
 
 /* ---- errors ----------------------------------------------------------- */
@@ -83,6 +84,17 @@ typedef struct tr_zip_entry {
 } tr_zip_entry;
 int tr_zip_write_aes(const char *zip_path, const tr_zip_entry *entries, size_t n,
                      const char *password, tr_error *err);
+/* The same kind of archive as a stream (zipstream.c): its exact size is
+ * known at once (entries stored, not compressed), and reads produce it in
+ * order, one file chunk at a time, with no temporary copy. */
+typedef struct tr_zip_stream tr_zip_stream;
+int tr_zip_stream_new(const tr_zip_entry *entries, size_t n, const char *password,
+                      tr_zip_stream **out, tr_error *err);
+uint64_t tr_zip_stream_size(const tr_zip_stream *z);
+/* Up to max next bytes: fewer only at the end; -1 with err on failure (a
+ * file unreadable or changed since tr_zip_stream_new). */
+ssize_t tr_zip_stream_read(tr_zip_stream *z, char *buf, size_t max, tr_error *err);
+void tr_zip_stream_free(tr_zip_stream *z);
 
 /* ---- time --------------------------------------------------------------- */
 int64_t tr_now_unix(void);

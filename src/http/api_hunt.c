@@ -67,9 +67,14 @@ static enum MHD_Result submit(http_request *r)
                                        " \"time_limit\"?: SECONDS, \"name\"?: NAME}");
     }
     tr_hunt_source src = {name && *name ? name : "rule.yar", text, strlen(text)};
+    /* No hunt holds a runner for ever: the server's limit is the default
+     * and the most a request may ask for. */
+    double ceiling = http_hunt_time_limit(r->srv);
+    double asked = jt ? json_number_value(jt) : 0;
     tr_hunt_params p = {.sources = &src, .nsources = 1, .tag = tag && *tag ? tag : NULL,
                         .limit = jl ? json_integer_value(jl) : 0,
-                        .time_limit = jt ? json_number_value(jt) : 0};
+                        .time_limit = asked > 0 && asked < ceiling ? asked : ceiling,
+                        .owner = r->key_name[0] ? r->key_name : NULL};
     int64_t id = 0;
     tr_error err;
     int rc = tr_hunt_submit(r->data_dir, &p, &id, &err);
@@ -279,13 +284,25 @@ enum MHD_Result api_rules(http_request *r)
         if (tr_live_list(r->data_dir, &l, &n, &err) != 0)
             return http_send_error(r, 500, "%s", err.msg);
         json_t *data = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(data, json_pack("{s:s, s:b, s:I, s:I}", "name", l[i].name,
+        for (size_t i = 0; i < n; i++) {
+            json_t *failure = json_null();
+            if (l[i].failure) {
+                char t[32];
+                tr_format_time(l[i].failed_at, t);
+                failure = json_pack("{s:s, s:s%}", "time", t, "message", l[i].failure,
+                                    strlen(l[i].failure));
+            }
+            json_array_append_new(data, json_pack("{s:s, s:b, s:I, s:I, s:o}", "name", l[i].name,
                                                   "enabled", l[i].enabled, "rule_count",
                                                   (json_int_t)l[i].rules, "hits",
-                                                  (json_int_t)l[i].hits));
+                                                  (json_int_t)l[i].hits, "last_failure",
+                                                  failure ? failure : json_null()));
+        }
         tr_live_list_free(l, n);
-        return http_send_json(r, 200, json_pack("{s:s, s:o}", "query_status", "ok", "data", data));
+        /* Uploads whose live scan has not finished yet. */
+        return http_send_json(r, 200, json_pack("{s:s, s:o, s:I}", "query_status", "ok", "data",
+                                                data, "scans_pending",
+                                                (json_int_t)http_live_backlog(r->srv)));
     }
     if (!*r->rest) {                       /* POST: add a rule set */
         enum MHD_Result sent = MHD_NO;

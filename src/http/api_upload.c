@@ -19,6 +19,20 @@ static void upload_error(http_upload *u, unsigned status, const char *msg)
     snprintf(u->error, sizeof u->error, "%s", msg);
 }
 
+/* Copies valid UTF-8 text, cut to fit at a character boundary (a long name
+ * must not end in half a character). */
+static void keep_utf8_prefix(char *out, size_t outsz, const char *in)
+{
+    size_t n = strlen(in);
+    if (n >= outsz) {
+        n = outsz - 1;
+        while (n > 0 && ((unsigned char)in[n] & 0xC0) == 0x80)
+            n--;                       /* in[n] starts the character that did not fit */
+    }
+    memcpy(out, in, n);
+    out[n] = '\0';
+}
+
 static tr_buf *field_for(http_upload *u, const char *key)
 {
     for (size_t i = 0; i < u->nfields; i++)
@@ -56,10 +70,13 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         return MHD_NO;
     }
     if (strcmp(key, "file") == 0) {
-        if (u->got_file && !u->writer) {
+        /* Each part starts at offset 0: a second one would be appended to
+         * the first and stored as a sample nobody sent. */
+        if (u->got_file && off == 0 && u->file_calls > 0) {
             upload_error(u, 400, "one sample per upload: only one 'file' part");
             return MHD_NO;
         }
+        u->file_calls++;
         tr_error err;
         if (!u->writer) {
             if (!filename || !*filename) {
@@ -77,7 +94,15 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
             const char *base = strrchr(filename, '/');
             base = base ? base + 1 : filename;
             const char *bs = strrchr(base, '\\');
-            snprintf(u->file_name, sizeof u->file_name, "%s", bs ? bs + 1 : base);
+            const char *name = bs ? bs + 1 : base;
+            const char *why = http_text_problem(name, strlen(name));
+            if (why) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "the file name (the 'file' part's filename) %s", why);
+                upload_error(u, 400, msg);
+                return MHD_NO;
+            }
+            keep_utf8_prefix(u->file_name, sizeof u->file_name, name);
             u->got_file = true;
         }
         if (tr_stage_size(u->writer) + size > http_max_upload(r->srv)) {
@@ -157,6 +182,22 @@ int http_upload_finish_body(http_request *r, bool need_file, enum MHD_Result *se
         upload_error(u, 400, "truncated or malformed multipart body");
     if (!u->status && need_file && !u->got_file)
         upload_error(u, 400, "no 'file' part in the upload");
+    /* Names, tags, comments... are text: refused here, not dropped later by
+     * the JSON encoder or cut at a NUL by the database. */
+    for (size_t i = 0; i < u->nfields && !u->status; i++) {
+        const tr_buf *b = &u->fields[i].value;
+        const char *why = http_text_problem(u->fields[i].key, strlen(u->fields[i].key));
+        if (why) {
+            upload_error(u, 400, "a form field name is not valid UTF-8");
+            break;
+        }
+        why = http_text_problem(b->data ? b->data : "", b->len);
+        if (why) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "the form field '%s' %s", u->fields[i].key, why);
+            upload_error(u, 400, msg);
+        }
+    }
     if (u->status) {
         *sent = http_send_error(r, u->status, "%s", u->error);
         return -1;
@@ -186,8 +227,7 @@ int http_upload_commit(http_request *r, const tr_ingest_meta *meta, tr_ingest_re
     memcpy(sha, st.d.sha256, sizeof sha);
     tr_store *s = NULL;
     rc = tr_store_open(r->data_dir, 0, &s, &err);
-    /* Through ingest, so that live rule sets see the upload. */
-    tr_ingest_config cfg = {.data_dir = r->data_dir};
+    tr_ingest_config cfg = {.data_dir = r->data_dir, .defer_live = true};
     if (rc == 0)
         rc = tr_ingest_commit(s, &st, meta, 1, res, &cfg, &err);
     else
@@ -201,8 +241,12 @@ int http_upload_commit(http_request *r, const tr_ingest_meta *meta, tr_ingest_re
         *sent = http_send_error(r, 500, "%s", err.msg);
         return -1;
     }
-    if (res->is_new)
+    if (res->is_new) {
         http_index_kick(r->srv);
+        /* Live rule sets scan it behind the answer: a slow one must not
+         * hold this request thread. */
+        http_live_kick(r->srv, res->id);
+    }
     return 0;
 }
 

@@ -16,6 +16,15 @@ typedef struct tr_http_config {
     bool anonymous_read;      /* lab mode: reads without a key (writes always need one) */
     uint64_t max_upload;      /* bytes per uploaded sample; 0 = 512 MiB */
     unsigned workers;         /* libyara verification threads shared by running hunts; 0 = cores */
+    unsigned hunt_time_limit; /* seconds a hunt may run, default and ceiling; 0 = 3600 */
+    size_t live_queue;        /* uploads waiting for their live scan in memory; 0 = 1024 */
+    unsigned per_ip_connections;  /* open connections per client address; 0 = 64 */
+    /* Host names this server answers to besides its addresses and localhost
+     * (a request naming another gets 421: DNS rebinding). */
+    const char *const *allowed_hosts;
+    size_t n_allowed_hosts;
+    unsigned header_timeout;  /* seconds a connection may sit idle before and between
+                               * requests; 0 = 10 (a request in progress gets 120) */
 } tr_http_config;
 
 typedef struct tr_server tr_server;

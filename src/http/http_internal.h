@@ -16,6 +16,7 @@ typedef struct http_upload {
     tr_stage_writer *writer;
     char file_name[256];
     bool got_file;
+    size_t file_calls;        /* chunks of the 'file' part seen */
     unsigned status;          /* 0, or the HTTP error to answer with */
     char error[1200];
     /* Small form fields, NUL-terminated, bounded in count and size. */
@@ -41,6 +42,7 @@ typedef struct http_request {
     bool body_too_large;
     http_upload *upload;
     bool authenticated;
+    bool close;               /* close the connection after the answer */
 } http_request;
 
 /* Each returns an MHD result after queuing the response. */
@@ -53,8 +55,8 @@ enum MHD_Result http_send_text(http_request *r, unsigned status, const char *con
 enum MHD_Result http_send_fd(http_request *r, int fd, uint64_t size, const char *content_type,
                              const char *download_name);
 const char *http_query(http_request *r, const char *key);
-/* Files as one zip encrypted with AES-256, password "infected", built in
- * the data directory's tmp/ and streamed from there. */
+/* Files as one zip encrypted with AES-256, password "infected", made as
+ * the client reads it (no temporary copy). */
 enum MHD_Result http_send_aes_zip(http_request *r, const tr_zip_entry *entries, size_t n,
                                   const char *download_name);
 /* The sample as a zip encrypted with AES-256, password "infected". */
@@ -67,13 +69,24 @@ int http_require_json(http_request *r, enum MHD_Result *sent);
  * answers 4xx and returns NULL with *sent set to the MHD result. */
 json_t *http_json_body(http_request *r, enum MHD_Result *sent);
 
+/* Text from the network (text.c). NULL when s[0..n) is well-formed UTF-8
+ * without NUL bytes, else what is wrong ("is not valid UTF-8"). */
+const char *http_text_problem(const char *s, size_t n);
+/* Copies in to out (NUL-terminated, cut to outsz), invalid UTF-8 replaced
+ * by U+FFFD. */
+void http_text_sanitize(const char *in, char *out, size_t outsz);
+
 /* Server services for handlers. */
 tr_analyzer *http_analyzer_get(struct tr_server *srv, tr_error *err);
 void http_analyzer_put(struct tr_server *srv, tr_analyzer *a);
 void http_index_kick(struct tr_server *srv);        /* new samples: index them soon */
+void http_live_kick(struct tr_server *srv, int64_t sample_id);  /* a new sample: live scan */
+uint64_t http_live_backlog(struct tr_server *srv);
 uint64_t http_max_upload(const struct tr_server *srv);
 /* Hunt jobs run by the server's runners. */
 void http_hunts_kick(struct tr_server *srv);                /* a job was queued */
+/* Seconds a hunt submitted here may run: the default and the ceiling. */
+double http_hunt_time_limit(const struct tr_server *srv);
 /* Progress of a job this server is running: 1 running (filled), 0 not. */
 struct tr_hunt_progress;
 int http_hunt_progress(struct tr_server *srv, int64_t id, struct tr_hunt_progress *out);

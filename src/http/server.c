@@ -24,6 +24,12 @@
 #define ANALYZER_POOL 16
 /* Hunts running at once; the verification workers are split between them. */
 #define HUNT_RUNNERS 2
+#define PER_IP_CONNECTIONS 64
+#define HUNT_TIME_LIMIT 3600
+#define HEADER_TIMEOUT 10
+/* Idle seconds allowed once a request is under way (a slow upload, a
+ * download the client reads slowly). */
+#define REQUEST_TIMEOUT 120
 
 struct tr_server {
     struct MHD_Daemon *mhd;
@@ -31,10 +37,21 @@ struct tr_server {
     unsigned port;
     bool anonymous_read;
     uint64_t max_upload;
+    unsigned header_timeout;
+    unsigned hunt_time_limit;
+    struct sockaddr_storage listen_addr;
+    char **allowed_hosts;
+    size_t n_allowed_hosts;
 
     pthread_mutex_t lock;     /* guards the analyzer pool and indexer state */
     tr_analyzer *pool[ANALYZER_POOL];
     size_t npool;
+
+    tr_live_queue *live;
+    /* In ASan builds, held by the indexer while it indexes and by the live
+     * queue and the hunt runners around their verifier forks: the child of
+     * a fork taken while the indexer is inside ASan's allocator would hang. */
+    pthread_mutex_t fork_lock;
 
     pthread_t indexer;
     pthread_cond_t index_wake;
@@ -47,6 +64,7 @@ struct tr_server {
     struct {
         int64_t id;           /* 0: free slot */
         tr_hunt *h;           /* NULL while being opened */
+        char owner[128];      /* the submitter's key name, "" unknown */
     } running[HUNT_RUNNERS];
 };
 
@@ -103,11 +121,25 @@ int tr_parse_listen(const char *spec, struct sockaddr_storage *out, tr_error *er
 
 /* ---- responses ---------------------------------------------------------- */
 
-static void common_headers(struct MHD_Response *resp, const char *content_type)
+/* The UI's scripts and styles come from /ui only (no inline script or style:
+ * injected markup can do nothing); no other site may frame it
+ * (clickjacking) or learn its URLs from a Referer. */
+#define CSP "default-src 'none'; script-src 'self'; style-src 'self'; " \
+            "img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; " \
+            "form-action 'self'; frame-ancestors 'none'"
+
+static void common_headers(const http_request *r, struct MHD_Response *resp,
+                           const char *content_type)
 {
     MHD_add_response_header(resp, "Content-Type", content_type);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
+    if (r->close)
+        MHD_add_response_header(resp, "Connection", "close");
 }
 
 enum MHD_Result http_send_text(http_request *r, unsigned status, const char *content_type,
@@ -117,7 +149,7 @@ enum MHD_Result http_send_text(http_request *r, unsigned status, const char *con
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
-    common_headers(resp, content_type);
+    common_headers(r, resp, content_type);
     if (status == 401)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"trawl\"");
     enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
@@ -133,7 +165,7 @@ enum MHD_Result http_send_fd(http_request *r, int fd, uint64_t size, const char 
         close(fd);
         return MHD_NO;
     }
-    common_headers(resp, content_type);
+    common_headers(r, resp, content_type);
     char disp[300];
     snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", download_name);
     MHD_add_response_header(resp, "Content-Disposition", disp);
@@ -142,40 +174,57 @@ enum MHD_Result http_send_fd(http_request *r, int fd, uint64_t size, const char 
     return rc;
 }
 
+static ssize_t zip_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;                 /* MHD reads in order */
+    tr_zip_stream *z = cls;
+    tr_error err;
+    ssize_t n = tr_zip_stream_read(z, buf, max, &err);
+    if (n < 0) {
+        tr_log(TR_LOG_WARN, "zip download cut short: %s", err.msg);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    return n ? n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void zip_free(void *cls)
+{
+    tr_zip_stream_free(cls);
+}
+
+/* The archive is made as the client reads it, in libmicrohttpd's reader
+ * callback: the handler returns at once, nothing goes to disk, and memory
+ * stays at one chunk per download however large the match set. */
 enum MHD_Result http_send_aes_zip(http_request *r, const tr_zip_entry *entries, size_t n,
                                   const char *download_name)
 {
-    /* A name of its own per request: two downloads at once must not share
-     * a file. */
-    static atomic_uint_fast64_t counter;
-    char *zip = tr_xasprintf("%s/tmp/%ld-zip-%llu", r->data_dir, (long)getpid(),
-                             (unsigned long long)atomic_fetch_add(&counter, 1));
     tr_error err;
-    enum MHD_Result rc;
-    if (tr_zip_write_aes(zip, entries, n, "infected", &err) != 0) {
-        unlink(zip);
-        rc = http_send_error(r, 500, "%s", err.msg);
-    } else {
-        int fd = open(zip, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        /* Unlinked at once: the open descriptor keeps the bytes for MHD. */
-        unlink(zip);
-        if (fd < 0 || fstat(fd, &st) != 0) {
-            if (fd >= 0)
-                close(fd);
-            rc = http_send_error(r, 500, "cannot read the archive just written");
-        } else {
-            rc = http_send_fd(r, fd, (uint64_t)st.st_size, "application/zip", download_name);
-        }
+    tr_zip_stream *z = NULL;
+    if (tr_zip_stream_new(entries, n, "infected", &z, &err) != 0)
+        return http_send_error(r, 500, "%s", err.msg);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(tr_zip_stream_size(z), 64 * 1024, zip_reader, z, zip_free);
+    if (!resp) {
+        tr_zip_stream_free(z);
+        return MHD_NO;
     }
-    free(zip);
+    common_headers(r, resp, "application/zip");
+    char disp[300];
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", download_name);
+    MHD_add_response_header(resp, "Content-Disposition", disp);
+    enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
     return rc;
 }
 
 enum MHD_Result http_send_json(http_request *r, unsigned status, json_t *body)
 {
-    if (!body)
-        return MHD_NO;
+    /* A body jansson refused (text that is not UTF-8) still gets a reply. */
+    if (!body) {
+        static const char msg[] = "{\"query_status\":\"error\",\"error\":\"the reply could "
+                                  "not be encoded\"}";
+        return http_send_text(r, 500, "application/json", msg, sizeof msg - 1);
+    }
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
     if (!text)
@@ -192,7 +241,12 @@ enum MHD_Result http_send_error(http_request *r, unsigned status, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return http_send_json(r, status, json_pack("{s:s, s:s}", "query_status", "error", "error", msg));
+    /* Messages quote what the client sent (a hash, a name), which need not
+     * be UTF-8. */
+    char clean[sizeof msg];
+    http_text_sanitize(msg, clean, sizeof clean);
+    return http_send_json(r, status,
+                          json_pack("{s:s, s:s}", "query_status", "error", "error", clean));
 }
 
 const char *http_query(http_request *r, const char *key)
@@ -273,6 +327,11 @@ void http_analyzer_put(struct tr_server *srv, tr_analyzer *a)
     tr_analyzer_free(a);
 }
 
+double http_hunt_time_limit(const struct tr_server *srv)
+{
+    return srv->hunt_time_limit;
+}
+
 uint64_t http_max_upload(const struct tr_server *srv)
 {
     return srv->max_upload;
@@ -284,6 +343,40 @@ void http_index_kick(struct tr_server *srv)
     srv->index_dirty = true;
     pthread_cond_signal(&srv->index_wake);
     pthread_mutex_unlock(&srv->lock);
+}
+
+void http_live_kick(struct tr_server *srv, int64_t sample_id)
+{
+    tr_live_queue_push(srv->live, &sample_id, 1);
+}
+
+uint64_t http_live_backlog(struct tr_server *srv)
+{
+    return tr_live_queue_backlog(srv->live);
+}
+
+/* Only ASan's allocator needs it (glibc's malloc is fork-safe): a release
+ * build does not make hunts and live scans wait for an indexing pass. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FORK_GUARD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FORK_GUARD 1
+#endif
+#endif
+#ifndef FORK_GUARD
+#define FORK_GUARD 0
+#endif
+
+static void verifier_fork_guard(void *arg, bool before)
+{
+    tr_server *srv = arg;
+    if (!FORK_GUARD)
+        return;
+    if (before)
+        pthread_mutex_lock(&srv->fork_lock);
+    else
+        pthread_mutex_unlock(&srv->fork_lock);
 }
 
 static bool server_stopping(void *arg)
@@ -311,8 +404,12 @@ static void *indexer_main(void *arg)
         tr_ingest_config cfg = {.data_dir = srv->data_dir, .arg = srv,
                                 .should_stop = server_stopping};
         tr_error err;
+        if (FORK_GUARD)
+            pthread_mutex_lock(&srv->fork_lock);
         if (tr_ingest_update_index(&cfg, NULL, &err) != 0)
             tr_log(TR_LOG_ERROR, "indexing uploads: %s", err.msg);
+        if (FORK_GUARD)
+            pthread_mutex_unlock(&srv->fork_lock);
         pthread_mutex_lock(&srv->lock);
     }
     pthread_mutex_unlock(&srv->lock);
@@ -337,7 +434,17 @@ static bool is_running_here(tr_server *srv, int64_t id)
     return false;
 }
 
-/* Claims the oldest queued job nobody here runs: its slot, or -1. */
+static bool owner_running(tr_server *srv, const char *owner)
+{
+    for (int i = 0; i < HUNT_RUNNERS; i++)
+        if (srv->running[i].id != 0 && strcmp(srv->running[i].owner, owner) == 0)
+            return true;
+    return false;
+}
+
+/* Claims a queued job nobody here runs: its slot, or -1. The oldest job of
+ * a submitter with nothing running goes first, so one key cannot hold every
+ * runner while another key's hunts wait; alone, a key gets them all. */
 static int claim_job(tr_server *srv, int64_t *id)
 {
     tr_hunt_job *jobs = NULL;
@@ -349,17 +456,30 @@ static int claim_job(tr_server *srv, int64_t *id)
     }
     int slot = -1;
     pthread_mutex_lock(&srv->lock);
-    for (size_t i = n; i-- > 0 && slot < 0;) {       /* newest first: walk back */
+    int free_slot = -1;
+    for (int k = 0; k < HUNT_RUNNERS && free_slot < 0; k++)
+        if (srv->running[k].id == 0)
+            free_slot = k;
+    size_t pick = n, first = n;
+    for (size_t i = n; free_slot >= 0 && i-- > 0;) {       /* newest first: walk back */
         if (jobs[i].status != TR_HUNT_QUEUED || is_running_here(srv, jobs[i].id))
             continue;
-        for (int k = 0; k < HUNT_RUNNERS; k++)
-            if (srv->running[k].id == 0) {
-                srv->running[k].id = jobs[i].id;
-                srv->running[k].h = NULL;
-                *id = jobs[i].id;
-                slot = k;
-                break;
-            }
+        if (first == n)
+            first = i;
+        if (!owner_running(srv, jobs[i].owner ? jobs[i].owner : "")) {
+            pick = i;
+            break;
+        }
+    }
+    if (pick == n)
+        pick = first;
+    if (pick < n) {
+        slot = free_slot;
+        srv->running[slot].id = jobs[pick].id;
+        srv->running[slot].h = NULL;
+        snprintf(srv->running[slot].owner, sizeof srv->running[slot].owner, "%s",
+                 jobs[pick].owner ? jobs[pick].owner : "");
+        *id = jobs[pick].id;
     }
     pthread_mutex_unlock(&srv->lock);
     tr_hunt_list_free(jobs, n);
@@ -394,6 +514,7 @@ static void *runner_main(void *arg)
             tr_log(TR_LOG_ERROR, "hunt %lld: %s", (long long)id, err.msg);
         } else {
             tr_hunt_set_threads(h, srv->workers / HUNT_RUNNERS ? srv->workers / HUNT_RUNNERS : 1);
+            tr_hunt_set_fork_guard(h, verifier_fork_guard, srv);
             pthread_mutex_lock(&srv->lock);
             srv->running[slot].h = h;
             bool stop_now = srv->stopping;
@@ -704,6 +825,208 @@ static void authenticate(tr_server *srv, conn_state *cs)
     }
 }
 
+typedef struct query_check {
+    char *out;
+    size_t outsz;
+    bool bad;
+} query_check;
+
+static enum MHD_Result check_query_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    query_check *q = cls;
+    const char *why = http_text_problem(key, key_size);
+    const char *what = "a query parameter name";
+    if (!why && value) {
+        why = http_text_problem(value, value_size);
+        what = NULL;
+    }
+    if (!why)
+        return MHD_YES;
+    char name[64];
+    http_text_sanitize(key, name, sizeof name);
+    if (what)
+        snprintf(q->out, q->outsz, "%s %s", what, why);
+    else
+        snprintf(q->out, q->outsz, "the query parameter '%s' %s", name, why);
+    q->bad = true;
+    return MHD_NO;
+}
+
+/* Every query parameter is text: refused at the edge when it is not UTF-8
+ * (libmicrohttpd has already decoded %XX, so %00 and %FF land here, with
+ * their lengths). */
+static bool bad_query_parameter(struct MHD_Connection *conn, char *out, size_t outsz)
+{
+    query_check q = {out, outsz, false};
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, check_query_value, &q);
+    return q.bad;
+}
+
+static enum MHD_Result answer_early(conn_state *cs, const char *url)
+{
+    http_request *r = &cs->req;
+    r->close = true;
+    if (strcmp(url, "/taxii2") == 0 || strncmp(url, "/taxii2/", 8) == 0)
+        return http_send_taxii_error(r, cs->early_status, cs->early_msg);
+    if (cs->early_status == 404 && strncmp(url, "/api/", 5) != 0)
+        return http_send_text(r, 404, "text/plain; charset=utf-8", "not found\n", 10);
+    return http_send_error(r, cs->early_status, "%s", cs->early_msg);
+}
+
+typedef struct header_count {
+    const char *name;
+    unsigned n;
+    const char *first;
+    bool differ;
+} header_count;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    header_count *h = cls;
+    if (strcasecmp(key, h->name) != 0)
+        return MHD_YES;
+    if (h->n++ == 0)
+        h->first = value;
+    else if (strcmp(h->first ? h->first : "", value ? value : "") != 0)
+        h->differ = true;
+    return MHD_YES;
+}
+
+static bool is_loopback_or_equal(const char *host, const struct sockaddr_storage *listen)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        if ((ntohl(a4.s_addr) >> 24) == 127)
+            return true;
+        if (listen->ss_family != AF_INET)
+            return false;
+        const struct sockaddr_in *l = (const struct sockaddr_in *)listen;
+        return l->sin_addr.s_addr == INADDR_ANY || l->sin_addr.s_addr == a4.s_addr;
+    }
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&a6))
+            return true;
+        if (listen->ss_family != AF_INET6)
+            return false;
+        const struct sockaddr_in6 *l = (const struct sockaddr_in6 *)listen;
+        return IN6_IS_ADDR_UNSPECIFIED(&l->sin6_addr) ||
+               memcmp(&l->sin6_addr, &a6, sizeof a6) == 0;
+    }
+    return false;
+}
+
+/* DNS rebinding: a page from an attacker's name that resolves to this
+ * server would otherwise be same-origin with it. Only the addresses it
+ * listens on, loopback, localhost names and --allowed-host names are this
+ * server's; a name nobody configured is someone else's. */
+static bool host_allowed(const tr_server *srv, const char *hosthdr)
+{
+    if (!hosthdr)
+        return true;                        /* HTTP/1.0: no browser sends that */
+    char host[256];
+    const char *end;
+    if (hosthdr[0] == '[') {
+        end = strchr(hosthdr, ']');
+        if (!end || (end[1] && end[1] != ':'))
+            return false;
+        snprintf(host, sizeof host, "%.*s", (int)(end - hosthdr - 1), hosthdr + 1);
+    } else {
+        end = strchr(hosthdr, ':');
+        size_t n = end ? (size_t)(end - hosthdr) : strlen(hosthdr);
+        if (n >= sizeof host)
+            return false;
+        memcpy(host, hosthdr, n);
+        host[n] = '\0';
+    }
+    size_t n = strlen(host);
+    if (n && host[n - 1] == '.')
+        host[--n] = '\0';                   /* "localhost." is localhost */
+    if (is_loopback_or_equal(host, &srv->listen_addr))
+        return true;
+    if (strcasecmp(host, "localhost") == 0 ||
+        (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0))
+        return true;
+    for (size_t i = 0; i < srv->n_allowed_hosts; i++)
+        if (strcasecmp(host, srv->allowed_hosts[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Everything decided from the request line and headers alone. */
+static void decide(tr_server *srv, conn_state *cs, struct MHD_Connection *conn,
+                   const char *method, const char *url)
+{
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    if (!host_allowed(srv, host)) {
+        char clean[200];
+        http_text_sanitize(host, clean, sizeof clean);
+        cs->early_status = 421;
+        snprintf(cs->early_msg, sizeof cs->early_msg,
+                 "this server does not answer to the name '%s' (trawl serve --allowed-host)",
+                 clean);
+        return;
+    }
+    /* Two lengths, or a length and chunking: which one frames the body
+     * depends on who reads it (request smuggling). */
+    header_count cl = {.name = "Content-Length"}, te = {.name = "Transfer-Encoding"};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &cl);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &te);
+    if (cl.n > 1 || (cl.n && te.n)) {
+        cs->early_status = 400;
+        snprintf(cs->early_msg, sizeof cs->early_msg,
+                 cl.n > 1 ? "more than one Content-Length header"
+                          : "both Content-Length and Transfer-Encoding");
+        return;
+    }
+    unsigned status = 404;
+    cs->rt = resolve(method, url, &status);
+    if (!cs->rt.fn) {
+        cs->early_status = status;
+        snprintf(cs->early_msg, sizeof cs->early_msg,
+                 status == 405 ? "method %s not allowed on %s" : "no endpoint %s%s",
+                 status == 405 ? method : "", url);
+        return;
+    }
+    cs->req.rest = cs->rt.rest;
+    char bad[160];
+    if (bad_query_parameter(conn, bad, sizeof bad)) {
+        cs->early_status = 400;
+        snprintf(cs->early_msg, sizeof cs->early_msg, "%s", bad);
+        return;
+    }
+    /* The headers are in: from now on the client is working on a real
+     * request, and a slow body or reader gets the longer timeout. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)REQUEST_TIMEOUT);
+    authenticate(srv, cs);
+    if (cs->early_status)
+        return;
+    /* A body announced too large is refused before a byte of it is read
+     * (the same limits the body readers below apply as bytes arrive). */
+    unsigned long long len = cl.first ? strtoull(cl.first, NULL, 10) : 0;
+    uint64_t max = cs->rt.body == BODY_MULTIPART ? srv->max_upload + (1u << 20)
+                   : cs->rt.body == BODY_NONE   ? UINT64_MAX
+                                                : (uint64_t)body_limit(url, cs->rt.body);
+    if (len > max) {
+        cs->early_status = 413;
+        snprintf(cs->early_msg, sizeof cs->early_msg, "request body over %llu bytes",
+                 (unsigned long long)max);
+        return;
+    }
+    if (cs->rt.body == BODY_MULTIPART) {
+        cs->req.upload = http_upload_new(&cs->req);
+        if (!cs->req.upload) {
+            cs->early_status = 400;
+            snprintf(cs->early_msg, sizeof cs->early_msg,
+                     "uploads are multipart/form-data with a 'file' part");
+        }
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
@@ -719,25 +1042,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cs->req.method = method;
         cs->req.path = url;
         cs->req.data_dir = srv->data_dir;
-        unsigned status = 404;
-        cs->rt = resolve(method, url, &status);
-        if (!cs->rt.fn) {
-            cs->early_status = status;
-            snprintf(cs->early_msg, sizeof cs->early_msg,
-                     status == 405 ? "method %s not allowed on %s" : "no endpoint %s%s",
-                     status == 405 ? method : "", url);
-            return MHD_YES;
-        }
-        cs->req.rest = cs->rt.rest;
-        authenticate(srv, cs);
-        if (!cs->early_status && cs->rt.body == BODY_MULTIPART) {
-            cs->req.upload = http_upload_new(&cs->req);
-            if (!cs->req.upload) {
-                cs->early_status = 400;
-                snprintf(cs->early_msg, sizeof cs->early_msg,
-                         "uploads are multipart/form-data with a 'file' part");
-            }
-        }
+        decide(srv, cs, conn, method, url);
+        /* Refused before its body: answered now, the body never read, and
+         * the connection closed after the answer (it still carries the
+         * unread body). */
+        if (cs->early_status)
+            return answer_early(cs, url);
         return MHD_YES;
     }
     http_request *r = &cs->req;
@@ -754,13 +1064,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             tr_buf_append(&r->body, upload_data, n);
         return MHD_YES;
     }
-    if (cs->early_status) {
-        if (strcmp(url, "/taxii2") == 0 || strncmp(url, "/taxii2/", 8) == 0)
-            return http_send_taxii_error(r, cs->early_status, cs->early_msg);
-        if (cs->early_status == 404 && strncmp(url, "/api/", 5) != 0)
-            return http_send_text(r, 404, "text/plain; charset=utf-8", "not found\n", 10);
-        return http_send_error(r, cs->early_status, "%s", cs->early_msg);
-    }
+    if (cs->early_status)
+        return answer_early(cs, url);
     if (r->body_too_large) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body over %zu bytes", body_limit(url, cs->rt.body));
@@ -774,9 +1079,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
-    (void)toe;
+    tr_server *srv = cls;
+    /* A kept-alive connection waiting for its next request is idle again. */
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, srv->header_timeout);
     conn_state *cs = *con_cls;
     if (!cs)
         return;
@@ -809,11 +1115,20 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
     srv->data_dir = tr_xstrdup(cfg->data_dir);
     srv->anonymous_read = cfg->anonymous_read;
     srv->max_upload = cfg->max_upload ? cfg->max_upload : (uint64_t)512 << 20;
+    srv->header_timeout = cfg->header_timeout ? cfg->header_timeout : HEADER_TIMEOUT;
+    srv->listen_addr = addr;
+    srv->hunt_time_limit = cfg->hunt_time_limit ? cfg->hunt_time_limit : HUNT_TIME_LIMIT;
+    srv->allowed_hosts = tr_xcalloc(cfg->n_allowed_hosts + 1, sizeof *srv->allowed_hosts);
+    for (size_t i = 0; i < cfg->n_allowed_hosts; i++)
+        srv->allowed_hosts[i] = tr_xstrdup(cfg->allowed_hosts[i]);
+    srv->n_allowed_hosts = cfg->n_allowed_hosts;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->index_wake, NULL);
+    pthread_mutex_init(&srv->fork_lock, NULL);
     srv->index_dirty = true;                 /* catch up with anything unindexed */
     if (pthread_create(&srv->indexer, NULL, indexer_main, srv) != 0)
         tr_die("cannot start the indexer thread");
+    tr_live_queue_start(srv->data_dir, cfg->live_queue, verifier_fork_guard, srv, &srv->live, err);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     srv->workers = cfg->workers ? cfg->workers : (unsigned)(cores > 0 ? cores : 1);
     pthread_cond_init(&srv->hunt_wake, NULL);
@@ -827,7 +1142,13 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
     srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads ? cfg->threads : 4),
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                                /* Connections that send nothing go after this; a
+                                 * request under way gets REQUEST_TIMEOUT. */
+                                MHD_OPTION_CONNECTION_TIMEOUT, srv->header_timeout,
+                                /* One address cannot take every connection slot. */
+                                MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                (unsigned)(cfg->per_ip_connections ? cfg->per_ip_connections
+                                                                   : PER_IP_CONNECTIONS),
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
@@ -867,11 +1188,16 @@ void tr_server_stop(tr_server *srv)
     for (int i = 0; i < HUNT_RUNNERS; i++)
         pthread_join(srv->runners[i], NULL);
     pthread_join(srv->indexer, NULL);
+    tr_live_queue_stop(srv->live);
     pthread_cond_destroy(&srv->hunt_wake);
     for (size_t i = 0; i < srv->npool; i++)
         tr_analyzer_free(srv->pool[i]);
     pthread_mutex_destroy(&srv->lock);
+    pthread_mutex_destroy(&srv->fork_lock);
     pthread_cond_destroy(&srv->index_wake);
+    for (size_t i = 0; i < srv->n_allowed_hosts; i++)
+        free(srv->allowed_hosts[i]);
+    free(srv->allowed_hosts);
     free(srv->data_dir);
     free(srv);
 }

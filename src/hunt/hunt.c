@@ -48,6 +48,8 @@ struct tr_hunt {
     double last_commit;
     bool in_txn;
     bool limit_hit, time_hit;
+    void (*fork_guard)(void *arg, bool before);
+    void *fork_guard_arg;
     _Atomic int interrupted;
     rule_src *rule_src;           /* sorted by rule name */
     size_t nrule_src;
@@ -230,8 +232,8 @@ int tr_hunt_submit(const char *data_dir, const tr_hunt_params *p, int64_t *job_i
     int ret = -1;
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO hunts(status, rules_name, rules_json, tag, lim, threads, "
-                           "sample_timeout, time_limit, live_ruleset, created) "
-                           "VALUES('queued',?,?,?,?,?,?,?,?,?)",
+                           "sample_timeout, time_limit, live_ruleset, created, owner) "
+                           "VALUES('queued',?,?,?,?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK) {
         hunt_db_fail(db, err);
     } else {
@@ -246,6 +248,8 @@ int tr_hunt_submit(const char *data_dir, const tr_hunt_params *p, int64_t *job_i
         if (p->live_ruleset)
             sqlite3_bind_text(st, 8, p->live_ruleset, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 9, tr_now_unix());
+        if (p->owner)
+            sqlite3_bind_text(st, 10, p->owner, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_DONE) {
             *job_id = sqlite3_last_insert_rowid(db);
             ret = 0;
@@ -338,6 +342,12 @@ void tr_hunt_set_threads(tr_hunt *h, size_t threads)
 {
     if (threads)
         h->threads = threads;
+}
+
+void tr_hunt_set_fork_guard(tr_hunt *h, void (*fork_guard)(void *arg, bool before), void *arg)
+{
+    h->fork_guard = fork_guard;
+    h->fork_guard_arg = arg;
 }
 
 void tr_hunt_interrupt(tr_hunt *h)
@@ -957,7 +967,8 @@ int tr_hunt_run(tr_hunt *h, tr_error *err)
     hv_run run = {.groups = &g, .ngroups = 1, .tasks = h->tasks, .ntasks = h->ntasks,
                   .threads = h->threads,
                   .sample_timeout = h->sample_timeout > 0 ? h->sample_timeout : 60,
-                  .prefilter = h->prefilter, .sh = h->sh};
+                  .prefilter = h->prefilter, .sh = h->sh, .fork_guard = h->fork_guard,
+                  .fork_guard_arg = h->fork_guard_arg};
     hv_events ev = {.arg = h, .on_match = on_match, .on_scan_error = on_scan_error,
                     .on_tick = on_tick};
     int vrc = atomic_load(&h->sh->cancel) ? 0 : hv_verify(&run, &ev, err);

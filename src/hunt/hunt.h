@@ -55,6 +55,7 @@ typedef struct tr_hunt_params {
     /* The sources are a local user's files: includes are followed (and inlined
      * into the stored text). Never for rule text from the network. */
     bool allow_includes;
+    const char *owner;         /* who submitted it (an API key's name); NULL: unknown */
 } tr_hunt_params;
 
 typedef enum tr_hunt_status {
@@ -107,6 +108,10 @@ int tr_hunt_open(const char *data_dir, int64_t job_id, tr_hunt **out, tr_error *
 void tr_hunt_set_callbacks(tr_hunt *h, const tr_hunt_callbacks *cb);
 /* Overrides the job's verifier threads (a server shares its workers). */
 void tr_hunt_set_threads(tr_hunt *h, size_t threads);
+/* Called with true just before the verifier fork and false after it (see
+ * tr_live_queue_start): a threaded caller keeps allocation-heavy threads
+ * out of that moment. */
+void tr_hunt_set_fork_guard(tr_hunt *h, void (*fork_guard)(void *arg, bool before), void *arg);
 /* Runs the job to its end: candidates, verification, results persisted as
  * they arrive. Returns 0 when the job ended done or cancelled, -1 when it
  * failed (the job row says why, and so does err). */
@@ -131,6 +136,7 @@ typedef struct tr_hunt_job {
     uint64_t samples, candidates, candidate_bytes, scanned, scanned_bytes, matches, errors;
     uint64_t full_scan_rules;  /* rules that could not be accelerated */
     char *error;               /* NULL unless failed */
+    char *owner;               /* the submitter's key name; NULL if unknown */
 } tr_hunt_job;
 void tr_hunt_job_clear(tr_hunt_job *j);
 
@@ -166,6 +172,10 @@ typedef struct tr_live_ruleset {
     int64_t created;
     size_t rules;              /* non-private rules */
     uint64_t hits;
+    /* The last time its verifier failed (libyara crashed on a sample, or the
+     * compiled rules would not load): 0 and NULL when it never did. */
+    int64_t failed_at;
+    char *failure;
 } tr_live_ruleset;
 
 /* Parses, compiles (in the verifier process) and saves <data>/rules/NAME.yarc.
@@ -184,8 +194,34 @@ void tr_live_list_free(tr_live_ruleset *l, size_t n);
 int tr_live_get_text(const char *data_dir, const char *name, char **text, tr_error *err);
 
 /* Scans samples (just committed by ingest) against every enabled live rule
- * set and stores the hits. Cheap when no rule set is enabled. */
+ * set and stores the hits. Cheap when no rule set is enabled. Each rule set
+ * runs in a verifier process of its own: one that crashes libyara has the
+ * failure recorded on it (tr_live_ruleset.failure) and logged, and the
+ * others still scan. Returns -1 only when the samples could not be read. */
 int tr_live_scan_samples(tr_store *s, const int64_t *ids, size_t n, tr_error *err);
+
+/* Live scans off the caller's thread (the server's uploads): a bounded
+ * in-memory queue worked by one background thread. When the queue is full
+ * the samples are recorded as pending in <data>/trawl.db instead, and the
+ * thread catches up with them; it also catches up with pending samples left
+ * by a stopped or crashed server when it starts. */
+typedef struct tr_live_queue tr_live_queue;
+#define TR_LIVE_QUEUE_DEFAULT 1024
+/* fork_guard (may be NULL) is called with true just before each verifier
+ * fork and false after it, from the queue's thread: a threaded caller uses
+ * it to keep its allocation-heavy threads (the indexer) out of that moment,
+ * since ASan's allocator is not fork-safe. */
+int tr_live_queue_start(const char *data_dir, size_t capacity,
+                        void (*fork_guard)(void *arg, bool before), void *fork_guard_arg,
+                        tr_live_queue **out, tr_error *err);
+/* Never waits for a scan; records the samples as pending when full. */
+void tr_live_queue_push(tr_live_queue *q, const int64_t *ids, size_t n);
+/* Samples queued or pending and not scanned yet (the one being scanned too). */
+uint64_t tr_live_queue_backlog(tr_live_queue *q);
+/* Stops after the current scan; what is still queued is recorded pending. */
+void tr_live_queue_stop(tr_live_queue *q);
+/* Records samples for a later catch-up (the same table the queue spills to). */
+int tr_live_mark_pending(const char *data_dir, const int64_t *ids, size_t n, tr_error *err);
 
 typedef struct tr_live_hit {
     int64_t sample_id;

@@ -23,7 +23,7 @@ static const char *const schema =
     " samples INTEGER DEFAULT 0, candidates INTEGER DEFAULT 0,"
     " candidate_bytes INTEGER DEFAULT 0, scanned INTEGER DEFAULT 0,"
     " scanned_bytes INTEGER DEFAULT 0, matches INTEGER DEFAULT 0, errors INTEGER DEFAULT 0,"
-    " full_scan_rules INTEGER DEFAULT 0, error TEXT);"
+    " full_scan_rules INTEGER DEFAULT 0, error TEXT, owner TEXT);"
     "CREATE TABLE IF NOT EXISTS hunt_results("
     " hunt_id INTEGER NOT NULL, seq INTEGER NOT NULL, sample_id INTEGER NOT NULL,"
     " sha256 TEXT NOT NULL, rule TEXT NOT NULL, source TEXT, detail TEXT NOT NULL,"
@@ -31,7 +31,8 @@ static const char *const schema =
     "CREATE TABLE IF NOT EXISTS live_rulesets("
     " name TEXT PRIMARY KEY, source_name TEXT NOT NULL, text TEXT NOT NULL,"
     " enabled INTEGER NOT NULL DEFAULT 1, created INTEGER NOT NULL,"
-    " rules INTEGER NOT NULL DEFAULT 0);"
+    " rules INTEGER NOT NULL DEFAULT 0, failed_at INTEGER NOT NULL DEFAULT 0, failure TEXT);"
+    "CREATE TABLE IF NOT EXISTS live_pending(sample_id INTEGER PRIMARY KEY);"
     "CREATE TABLE IF NOT EXISTS live_hits("
     " ruleset TEXT NOT NULL, rule TEXT NOT NULL, sample_id INTEGER NOT NULL,"
     " sha256 TEXT NOT NULL, author TEXT, description TEXT, reference TEXT,"
@@ -75,6 +76,31 @@ int hunt_db_open(const char *data_dir, sqlite3 **out, tr_error *err)
         sqlite3_close(db);
         return -1;
     }
+    /* Rule sets saved before failures were recorded lack the columns. */
+    sqlite3_stmt *probe = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT failure FROM live_rulesets LIMIT 0", -1, &probe, NULL) !=
+        SQLITE_OK &&
+        sqlite3_exec(db,
+                     "ALTER TABLE live_rulesets ADD COLUMN failed_at INTEGER NOT NULL DEFAULT 0;"
+                     "ALTER TABLE live_rulesets ADD COLUMN failure TEXT;",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        hunt_db_fail(db, err);
+        sqlite3_finalize(probe);
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_finalize(probe);
+    probe = NULL;
+    /* Jobs queued before their submitter was recorded lack the column. */
+    if (sqlite3_prepare_v2(db, "SELECT owner FROM hunts LIMIT 0", -1, &probe, NULL) != SQLITE_OK &&
+        sqlite3_exec(db, "ALTER TABLE hunts ADD COLUMN owner TEXT", NULL, NULL, NULL) !=
+            SQLITE_OK) {
+        hunt_db_fail(db, err);
+        sqlite3_finalize(probe);
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_finalize(probe);
     *out = db;
     return 0;
 }
@@ -154,7 +180,7 @@ static char *col_dup(sqlite3_stmt *st, int i)
 #define JOB_COLUMNS                                                                          \
     "id, status, rules_name, tag, lim, created, started, finished, seconds, samples, "       \
     "candidates, candidate_bytes, scanned, scanned_bytes, matches, errors, full_scan_rules, " \
-    "error"
+    "error, owner"
 
 static void job_from_row(sqlite3_stmt *st, tr_hunt_job *j)
 {
@@ -177,6 +203,7 @@ static void job_from_row(sqlite3_stmt *st, tr_hunt_job *j)
     j->errors = (uint64_t)sqlite3_column_int64(st, 15);
     j->full_scan_rules = (uint64_t)sqlite3_column_int64(st, 16);
     j->error = col_dup(st, 17);
+    j->owner = col_dup(st, 18);
 }
 
 void tr_hunt_job_clear(tr_hunt_job *j)
@@ -184,6 +211,7 @@ void tr_hunt_job_clear(tr_hunt_job *j)
     free(j->rules_name);
     free(j->tag);
     free(j->error);
+    free(j->owner);
     memset(j, 0, sizeof *j);
 }
 

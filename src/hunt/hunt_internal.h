@@ -84,6 +84,12 @@ typedef struct hv_run {
     /* When set, a task it rules out is not given to libyara (prefilter.h). */
     const hunt_prefilter *prefilter;
     hv_shared *sh;             /* from hv_shared_new */
+    /* Called (true) just before fork and (false) in the parent just after:
+     * a threaded caller keeps its busy allocating threads out of that
+     * moment (ASan's allocator is not fork-safe: a child forked while
+     * another thread holds its lock hangs on its first malloc). */
+    void (*fork_guard)(void *arg, bool before);
+    void *fork_guard_arg;
 } hv_run;
 
 hv_shared *hv_shared_new(void);
@@ -113,6 +119,12 @@ void hunt_task_from_sample(const tr_store *s, const tr_sample *smp, hv_task *t);
  * receives source i's text with its includes inlined (caller frees). */
 int hunt_parse_sources(const hv_source *src, size_t n, bool allow_includes, char **flat,
                        tr_ruleset **rs_out, tr_error *err);
+
+/* tr_live_scan_samples that stops early (between and within rule sets) once
+ * *stop is set; NULL: never. */
+int hunt_live_scan(tr_store *s, const int64_t *ids, size_t n, _Atomic bool *stop,
+                   void (*fork_guard)(void *arg, bool before), void *fork_guard_arg,
+                   tr_error *err);
 
 /* Stores one live hit (author, description, reference from the meta). */
 void hunt_record_live_hit(sqlite3 *db, const char *ruleset, const char *rule, int64_t sample_id,

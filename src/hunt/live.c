@@ -165,7 +165,8 @@ int tr_live_list(const char *data_dir, tr_live_ruleset **out, size_t *n, tr_erro
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
                            "SELECT r.name, r.enabled, r.created, r.rules, "
-                           "(SELECT count(*) FROM live_hits h WHERE h.ruleset=r.name) "
+                           "(SELECT count(*) FROM live_hits h WHERE h.ruleset=r.name), "
+                           "r.failed_at, r.failure "
                            "FROM live_rulesets r ORDER BY r.name",
                            -1, &st, NULL) != SQLITE_OK) {
         hunt_db_fail(db, err);
@@ -184,6 +185,9 @@ int tr_live_list(const char *data_dir, tr_live_ruleset **out, size_t *n, tr_erro
         r->created = sqlite3_column_int64(st, 2);
         r->rules = (size_t)sqlite3_column_int64(st, 3);
         r->hits = (uint64_t)sqlite3_column_int64(st, 4);
+        r->failed_at = sqlite3_column_int64(st, 5);
+        const unsigned char *f = sqlite3_column_text(st, 6);
+        r->failure = f ? tr_xstrdup((const char *)f) : NULL;
     }
     sqlite3_finalize(st);
     sqlite3_close(db);
@@ -192,8 +196,10 @@ int tr_live_list(const char *data_dir, tr_live_ruleset **out, size_t *n, tr_erro
 
 void tr_live_list_free(tr_live_ruleset *l, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(l[i].name);
+        free(l[i].failure);
+    }
     free(l);
 }
 
@@ -231,7 +237,17 @@ typedef struct live_scan {
     hv_task *tasks;
     char (*sha)[TR_SHA256_HEX];
     uint64_t hits;
+    size_t group;              /* index in names of the set being scanned */
+    hv_shared *sh;
+    _Atomic bool *stop;        /* may be NULL */
 } live_scan;
+
+static void live_on_tick(void *arg)
+{
+    live_scan *ls = arg;
+    if (ls->stop && atomic_load(ls->stop))
+        atomic_store(&ls->sh->cancel, 1);
+}
 
 static void live_on_match(void *arg, size_t task, size_t group, const char *js)
 {
@@ -241,7 +257,7 @@ static void live_on_match(void *arg, size_t task, size_t group, const char *js)
         return;
     const char *rule = json_string_value(json_object_get(o, "rule"));
     if (rule) {
-        hunt_record_live_hit(ls->db, ls->names[group], rule, ls->tasks[task].sample_id,
+        hunt_record_live_hit(ls->db, ls->names[ls->group + group], rule, ls->tasks[task].sample_id,
                              ls->sha[task], json_object_get(o, "meta"));
         ls->hits++;
     }
@@ -251,10 +267,37 @@ static void live_on_match(void *arg, size_t task, size_t group, const char *js)
 static void live_on_error(void *arg, size_t task, const char *msg)
 {
     live_scan *ls = arg;
-    tr_log(TR_LOG_WARN, "livehunt: sample %s: %s", ls->sha[task], msg);
+    tr_log(TR_LOG_WARN, "livehunt: rule set %s, sample %s: %s", ls->names[ls->group],
+           ls->sha[task], msg);
+}
+
+/* Kept on the rule set for `trawl rules ls`, the API and the UI, and logged:
+ * a set whose verifier dies must not fail silently. */
+static void record_failure(sqlite3 *db, const char *name, const char *msg)
+{
+    tr_log(TR_LOG_ERROR, "livehunt: rule set %s failed: %s", name, msg);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "UPDATE live_rulesets SET failed_at=?, failure=? WHERE name=?", -1,
+                           &st, NULL) != SQLITE_OK) {
+        tr_log(TR_LOG_WARN, "livehunt: %s", sqlite3_errmsg(db));
+        return;
+    }
+    sqlite3_bind_int64(st, 1, tr_now_unix());
+    sqlite3_bind_text(st, 2, msg, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        tr_log(TR_LOG_WARN, "livehunt: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
 }
 
 int tr_live_scan_samples(tr_store *s, const int64_t *ids, size_t n, tr_error *err)
+{
+    return hunt_live_scan(s, ids, n, NULL, NULL, NULL, err);
+}
+
+int hunt_live_scan(tr_store *s, const int64_t *ids, size_t n, _Atomic bool *stop,
+                   void (*fork_guard)(void *arg, bool before), void *fork_guard_arg,
+                   tr_error *err)
 {
     if (n == 0)
         return 0;
@@ -271,7 +314,7 @@ int tr_live_scan_samples(tr_store *s, const int64_t *ids, size_t n, tr_error *er
         sqlite3_close(db);
         return -1;
     }
-    live_scan ls = {.db = db};
+    live_scan ls = {.db = db, .stop = stop};
     hv_source *src = NULL;
     hv_group *groups = NULL;
     size_t ng = 0;
@@ -310,14 +353,22 @@ int tr_live_scan_samples(tr_store *s, const int64_t *ids, size_t n, tr_error *er
         nt++;
         tr_sample_free(smp);
     }
-    if (ret == 0 && nt > 0) {
+    /* One verifier per rule set: a set that crashes libyara takes only its
+     * own process down, and the others still see the samples. */
+    for (size_t g = 0; ret == 0 && g < ng && nt > 0 && !(stop && atomic_load(stop)); g++) {
         hv_shared *sh = hv_shared_new();
-        hv_run run = {.groups = groups, .ngroups = ng, .tasks = ls.tasks, .ntasks = nt,
-                      .sample_timeout = 60, .sh = sh};
-        hv_events ev = {.arg = &ls, .on_match = live_on_match, .on_scan_error = live_on_error};
+        ls.sh = sh;
+        hv_run run = {.groups = &groups[g], .ngroups = 1, .tasks = ls.tasks, .ntasks = nt,
+                      .sample_timeout = 60, .sh = sh, .fork_guard = fork_guard,
+                      .fork_guard_arg = fork_guard_arg};
+        ls.group = g;
+        hv_events ev = {.arg = &ls, .on_match = live_on_match, .on_scan_error = live_on_error,
+                        .on_tick = live_on_tick};
         if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
             tr_log(TR_LOG_WARN, "livehunt: %s", sqlite3_errmsg(db));
-        ret = hv_verify(&run, &ev, err);
+        tr_error verr;
+        if (hv_verify(&run, &ev, &verr) != 0)
+            record_failure(db, ls.names[g], verr.msg);
         if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
             tr_log(TR_LOG_WARN, "livehunt: %s", sqlite3_errmsg(db));
         hv_shared_free(sh);

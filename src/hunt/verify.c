@@ -503,7 +503,11 @@ int hv_verify(const hv_run *run, const hv_events *ev, tr_error *err)
     if (pipe(fds) != 0)
         return tr_fail_errno(err, "cannot create the verifier pipe");
     fflush(NULL);
+    if (run->fork_guard)
+        run->fork_guard(run->fork_guard_arg, true);
     pid_t pid = fork();
+    if (pid != 0 && run->fork_guard)
+        run->fork_guard(run->fork_guard_arg, false);
     if (pid < 0) {
         close(fds[0]);
         close(fds[1]);

@@ -248,6 +248,8 @@ int tr_ingest_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta,
 {
     if (tr_store_commit(s, staged, meta, n, results, err) != 0)
         return -1;
+    if (cfg && cfg->defer_live)
+        return 0;
     /* Live hunts: the new samples meet the enabled live rule sets. */
     int64_t *new_ids = tr_xmalloc((n ? n : 1) * sizeof *new_ids);
     size_t n_new = 0;

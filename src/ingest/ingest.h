@@ -26,6 +26,8 @@ typedef struct tr_ingest_config {
     size_t jobs;                   /* staging and indexing threads; 0 = one per core */
     tr_ingest_meta meta;           /* applied to every file; file_name is set per file */
     bool skip_index;               /* store only; a later add or `index update` catches up */
+    bool defer_live;               /* tr_ingest_commit leaves live scans to the caller
+                                    * (the server queues them: tr_live_queue_push) */
     /* Callbacks (all optional), called from the thread that called ingest. */
     void *arg;
     /* A committed sample: acknowledged, it survives any crash from now on. */
@@ -46,7 +48,7 @@ int tr_ingest_paths(const tr_ingest_config *cfg, char *const *paths, size_t n,
                     tr_ingest_progress *out, tr_error *err);
 
 /* Commits staged samples (tr_store_commit) and scans the new ones against
- * the enabled live rule sets. Live-hunt trouble is reported through
+ * the enabled live rule sets (unless cfg->defer_live). Live-hunt trouble is reported through
  * on_message and never fails the commit. For callers that stage themselves
  * (the server's uploads). */
 int tr_ingest_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta, size_t n,

@@ -39,6 +39,8 @@ async function shot(name) {
   await page.screenshot({ path: join(artifacts, name + ".png"), fullPage: true });
 }
 
+const cspViolations = [];
+
 before(async () => {
   data = mkdtempSync(join(tmpdir(), "trawl-ui-"));
   key = execFileSync(trawl, ["--data", data, "key", "add", "--role", "analyst", "ui-tester"]).toString().trim();
@@ -53,6 +55,9 @@ before(async () => {
   const ctx = await browser.newContext({ viewport: { width: 1366, height: 850 } });
   page = await ctx.newPage();
   page.on("pageerror", (e) => { throw e; });
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
 });
 
 after(async () => {
@@ -134,4 +139,16 @@ test("finds the sample by tag on the samples page", async () => {
   await page.press("#q", "Enter");
   await page.waitForSelector(`td:text('${sha256}')`);
   await shot("07-samples");
+});
+
+test("runs under its Content-Security-Policy with nothing blocked", async () => {
+  const resp = await page.request.get(base + "/");
+  assert.match(resp.headers()["content-security-policy"] || "", /frame-ancestors 'none'/);
+  await page.goto(base + "/#/upload");
+  await page.waitForSelector("#uploads", { state: "attached" });
+  for (const [hash, sel] of [["#/rules", "#list table"], ["#/status", "main h2, main table, main div"], ["#/hunts", "main table, main div"]]) {
+    await page.goto(base + "/" + hash);
+    await page.waitForSelector(sel, { state: "attached" });
+  }
+  assert.deepEqual(cspViolations, []);
 });

@@ -84,7 +84,7 @@ def test_upload_is_indexed(trawl, secure_server, keys):
 def raw_post(srv, key, body, content_type, declared_length=None, close_early=False):
     """Sends a hand-made request; returns the status line (or None if cut)."""
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    head = ("POST /api/samples HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+    head = ("POST /api/samples HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
             "Content-Type: %s\r\nContent-Length: %d\r\n\r\n"
             % (key, content_type, declared_length or len(body))).encode()
     s.sendall(head + body)

@@ -41,6 +41,16 @@ def upload_random(srv, key, prefix, n):
     wait_indexed(srv, key, n)
 
 
+def wait_live_scanned(srv, key):
+    """Uploads are scanned against live rule sets behind the answer."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if requests.get(srv.url + "/api/rules", headers=auth(key), timeout=10).json()["scans_pending"] == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("live scans did not finish")
+
+
 def wait_done(srv, key, hid, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -122,15 +132,17 @@ def test_live_rules_over_http(secure_server, keys):
     j = wait_done(secure_server, key, retro)
     assert j["matches"] == 1
     new = upload(secure_server, key, "new.bin", os.urandom(300) + b"LIVE-NEEDLE-77" + os.urandom(300))
+    wait_live_scanned(secure_server, key)
     hits = requests.get(url + "/watch/hits", headers=auth(key), timeout=10).json()["data"]
     assert {h["sha256"] for h in hits} == {old, new}
     s = requests.get(secure_server.url + "/api/samples/" + new, headers=auth(key), timeout=10).json()["data"]
     assert s["yara_rules"][0]["rule_name"] == "live_one"
     assert s["yara_rules"][0]["description"] == "test live rule"
     listed = requests.get(url, headers=auth(key), timeout=10).json()["data"]
-    assert listed == [{"name": "watch", "enabled": True, "rule_count": 1, "hits": 2}]
+    assert listed == [{"name": "watch", "enabled": True, "rule_count": 1, "hits": 2, "last_failure": None}]
     assert requests.post(url + "/watch/disable", headers=auth(key), timeout=10).status_code == 200
     third = upload(secure_server, key, "third.bin", b"LIVE-NEEDLE-77" + os.urandom(100))
+    wait_live_scanned(secure_server, key)
     assert third not in {h["sha256"] for h in requests.get(url + "/watch/hits", headers=auth(key), timeout=10).json()["data"]}
     r = requests.post(url, headers=auth(key), json={"name": "watch", "rule": rule}, timeout=10)
     assert r.status_code == 409

@@ -9,6 +9,8 @@
 
 #include <zip.h>
 
+#include "fixture.h"
+
 #include "core/core.h"
 
 /* The input the ssdeep and TLSH vectors below were computed on with the
@@ -169,6 +171,94 @@ static void test_zip_aes(void **state)
     free(out);
 }
 
+/* The streamed archive, read in odd piece sizes, is exactly as long as
+ * announced, and libzip (an independent reader) opens every entry with the
+ * right password only, bytes intact: empty, one byte, and several 64 KiB
+ * chunks long. */
+static void test_zip_stream(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/trawl-test-zips-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    static const size_t sizes[] = {0, 1, 3 * 65536 + 5, 65536};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    tr_zip_entry e[N];
+    char *paths[N], *names[N];
+    unsigned char *data[N];
+    uint64_t seed = 42;
+    for (size_t i = 0; i < N; i++) {
+        paths[i] = tr_xasprintf("%s/in%zu", dir, i);
+        names[i] = tr_xasprintf("s\xc3\xa9%zu.bin", i);
+        data[i] = tr_xmalloc(sizes[i] + 1);
+        for (size_t k = 0; k < sizes[i]; k++)
+            data[i][k] = (unsigned char)fixture_rnd(&seed);
+        FILE *f = fopen(paths[i], "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(data[i], 1, sizes[i], f), sizes[i]);
+        fclose(f);
+        e[i] = (tr_zip_entry){names[i], paths[i]};
+    }
+    tr_error err;
+    tr_zip_stream *z = NULL;
+    assert_int_equal(tr_zip_stream_new(e, N, "infected", &z, &err), 0);
+    uint64_t size = tr_zip_stream_size(z);
+    char *out = tr_xasprintf("%s/out.zip", dir);
+    FILE *f = fopen(out, "wb");
+    assert_non_null(f);
+    static const size_t pieces[] = {1, 7, 4093, 65536, 100000};
+    char *buf = tr_xmalloc(100000);
+    uint64_t total = 0;
+    for (size_t k = 0;; k++) {
+        ssize_t n = tr_zip_stream_read(z, buf, pieces[k % 5], &err);
+        assert_true(n >= 0);
+        if (n == 0)
+            break;
+        assert_int_equal(fwrite(buf, 1, (size_t)n, f), (size_t)n);
+        total += (uint64_t)n;
+    }
+    fclose(f);
+    tr_zip_stream_free(z);
+    assert_int_equal(total, size);
+    int zerr = 0;
+    zip_t *za = zip_open(out, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
+    assert_non_null(za);
+    assert_int_equal(zip_get_num_entries(za, 0), N);
+    for (size_t i = 0; i < N; i++) {
+        zip_stat_t st;
+        assert_int_equal(zip_stat_index(za, i, 0, &st), 0);
+        assert_string_equal(st.name, names[i]);
+        assert_int_equal(st.size, sizes[i]);
+        assert_int_equal(st.encryption_method, ZIP_EM_AES_256);
+        assert_null(zip_fopen_index_encrypted(za, i, 0, "wrong"));
+        zip_file_t *zf = zip_fopen_index_encrypted(za, i, 0, "infected");
+        assert_non_null(zf);
+        unsigned char *got = tr_xmalloc(sizes[i] + 1);
+        assert_int_equal(zip_fread(zf, got, sizes[i] + 1), (zip_int64_t)sizes[i]);
+        assert_memory_equal(got, data[i], sizes[i]);
+        zip_fclose(zf);
+        free(got);
+    }
+    zip_close(za);
+    /* A file gone since the listing fails the stream, not the process. */
+    assert_int_equal(tr_zip_stream_new(e, N, "infected", &z, &err), 0);
+    unlink(paths[2]);
+    ssize_t n;
+    while ((n = tr_zip_stream_read(z, buf, 65536, &err)) > 0)
+        ;
+    assert_int_equal(n, -1);
+    tr_zip_stream_free(z);
+    for (size_t i = 0; i < N; i++) {
+        free(paths[i]);
+        free(names[i]);
+        free(data[i]);
+    }
+    free(buf);
+    char *cmd = tr_xasprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_error_prefix),
         cmocka_unit_test(test_buf_and_time),
         cmocka_unit_test(test_zip_aes),
+        cmocka_unit_test(test_zip_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
