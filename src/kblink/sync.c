@@ -650,9 +650,13 @@ static int reconcile(kb_sync *s, json_t *obj, bool is_sco, change_set *cs, tr_kb
         if (have)
             json_array_append_new(cs->replace, json_string(id));
     } else {
+        /* An object with fixed times of its own (trawl's identity) keeps them
+         * when it is first stored. */
         const char *created = have ? json_string_value(json_object_get(have, "created")) : NULL;
-        json_object_set_new(obj, "created", json_string(created ? created : s->now));
-        json_object_set_new(obj, "modified", json_string(s->now));
+        if (created || !json_object_get(obj, "created"))
+            json_object_set_new(obj, "created", json_string(created ? created : s->now));
+        if (have || !json_object_get(obj, "modified"))
+            json_object_set_new(obj, "modified", json_string(s->now));
     }
     if (retiring)
         st->retired++;
