@@ -3,7 +3,6 @@
  *   GET  match?pattern=P             samples and noise addresses a STIX pattern matches
  *   POST match {"pattern": P} | {"indicator": ID}
  *                                    the same; a YARA indicator is queued as a hunt */
-#include <pthread.h>
 #include <string.h>
 
 #include "http/http_internal.h"
@@ -11,16 +10,11 @@
 #include "kblink/kblink.h"
 #include "stix/stix.h"
 
-/* Two syncs at once would both derive and store the same differences. */
-static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static enum MHD_Result kb_sync(http_request *r)
 {
     tr_kblink_stats st;
     tr_error err;
-    pthread_mutex_lock(&sync_lock);
     int rc = tr_kblink_sync(r->data_dir, &st, &err);
-    pthread_mutex_unlock(&sync_lock);
     if (rc != 0)
         return http_send_error(r, 500, "%s", err.msg);
     return http_send_json(r, 200, json_pack("{ss sI sI sI sI sI}", "query_status", "ok", "objects",

@@ -1,5 +1,8 @@
 /* The sync described in kblink.h. */
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -776,10 +779,20 @@ int tr_kblink_sync(const char *data_dir, tr_kblink_stats *stp, tr_error *err)
     s.want = json_object();
     s.sha_file = json_object();
     s.sha_malware = json_object();
-    tr_stix_now(s.now);
     change_set cs = {json_array(), json_array()};
     int rc = -1;
+    /* Two syncs at once (the CLI and the server, or two requests) would both
+     * store the same differences as two versions: one runs at a time. */
+    char *lock_path = tr_xasprintf("%s/kblink.lock", data_dir);
+    int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(lock_path);
     char *path = tr_xasprintf("%s/trawl.db", data_dir);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0) {
+        tr_fail_errno(err, "cannot lock %s/kblink.lock", data_dir);
+        goto out;
+    }
+    /* Taken once the lock is held: versions follow the previous sync's. */
+    tr_stix_now(s.now);
     if (sqlite3_open_v2(path, &s.db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
         tr_fail(err, "cannot open %s: %s", path, s.db ? sqlite3_errmsg(s.db) : "out of memory");
         goto out;
@@ -826,5 +839,7 @@ out:
     if (s.db)
         sqlite3_close(s.db);
     free(path);
+    if (lock_fd >= 0)
+        close(lock_fd);
     return rc;
 }
