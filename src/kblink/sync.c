@@ -161,6 +161,8 @@ static void lower(const char *in, char *out, size_t n)
     out[i] = 0;
 }
 
+static json_t *held(kb_sync *s, const char *id, tr_error *err, int *rc);
+
 /* ---- samples and signatures ------------------------------------------------- */
 
 typedef struct found_obj {
@@ -426,6 +428,25 @@ static int derive_live(kb_sync *s, tr_error *err)
     return rc;
 }
 
+/* The sightings and indicates relationships of a finished hunt's matches. */
+static int hunt_sightings(kb_sync *s, const tr_hunt_job *job, const char *ind_id, tr_error *err)
+{
+    char **sha = NULL;
+    size_t ns = 0;
+    if (tr_hunt_matched_samples(s->data_dir, job->id, &sha, &ns, err) != 0)
+        return -1;
+    json_t *families = json_object();
+    int64_t when = job->finished ? job->finished : job->created;
+    for (size_t j = 0; j < ns; j++) {
+        indicator_links(s, ind_id, sha[j], when, families);
+        free(sha[j]);
+    }
+    free(sha);
+    indicates(s, ind_id, families);
+    json_decref(families);
+    return 0;
+}
+
 static int derive_hunts(kb_sync *s, tr_error *err)
 {
     tr_hunt_job *jobs = NULL;
@@ -458,6 +479,27 @@ static int derive_hunts(kb_sync *s, tr_error *err)
             continue;
         }
         tr_buf_append(&text, "", 1);
+        /* A hunt that ran a stored YARA indicator (trawl kb match) sights
+         * that indicator rather than standing for a new one. */
+        const char *rn = jobs[i].rules_name;
+        if (rn && strncmp(rn, "indicator--", 11) == 0 && !strchr(rn, ',')) {
+            int got;
+            json_t *have = held(s, rn, err, &got);
+            if (got < 0) {
+                tr_buf_free(&text);
+                rc = -1;
+                break;
+            }
+            const char *pt = json_string_value(json_object_get(have, "pattern_type"));
+            bool theirs = have && pt && strcmp(pt, "yara") == 0 &&
+                          !json_is_true(json_object_get(have, "revoked"));
+            json_decref(have);
+            if (theirs) {
+                tr_buf_free(&text);
+                rc = hunt_sightings(s, &jobs[i], rn, err);
+                continue;
+            }
+        }
         char *key = tr_xasprintf("hunt:%lld", (long long)jobs[i].id);
         json_t *ind = sdo(s, "indicator", key);
         free(key);
@@ -473,21 +515,7 @@ static int derive_hunts(kb_sync *s, tr_error *err)
         tr_buf_free(&text);
         const char *ind_id = json_string_value(json_object_get(ind, "id"));
         want(s, ind);
-        char **sha = NULL;
-        size_t ns = 0;
-        if (tr_hunt_matched_samples(s->data_dir, jobs[i].id, &sha, &ns, err) != 0) {
-            rc = -1;
-            break;
-        }
-        json_t *families = json_object();
-        int64_t when = jobs[i].finished ? jobs[i].finished : jobs[i].created;
-        for (size_t j = 0; j < ns; j++) {
-            indicator_links(s, ind_id, sha[j], when, families);
-            free(sha[j]);
-        }
-        free(sha);
-        indicates(s, ind_id, families);
-        json_decref(families);
+        rc = hunt_sightings(s, &jobs[i], ind_id, err);
     }
     tr_hunt_list_free(jobs, n);
     return rc;

@@ -186,6 +186,18 @@ def test_match_patterns(linked):
     p = linked.run("kb", "match", YARA_INDICATOR, "--json", check=0)
     res = json.loads(p.stdout)
     assert sorted(s["sha256"] for s in res["samples"]) == sorted([A, B]) and res["hunt"] > 0
+    # The next sync records that hunt as sightings of the stored indicator,
+    # not as an indicator of its own.
+    sync(linked)
+    objs = export(linked)
+    no_dangling(objs)
+    assert not [i for i in of_type(objs, "indicator") if YARA_INDICATOR in i.get("name", "")]
+    seen = set()
+    for s in of_type(objs, "sighting"):
+        if s["sighting_of_ref"] == YARA_INDICATOR:
+            od = objs[s["observed_data_refs"][0]]
+            seen.update(objs[r]["hashes"]["SHA-256"] for r in od["object_refs"])
+    assert seen == {A, B}
 
 
 def test_api(linked, keys):
