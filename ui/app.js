@@ -553,6 +553,7 @@ function route() {
     case "rules": return pageRules();
     case "status": return pageStatus();
     case "key": return pageKey();
+    case "kb": return pageKb(parts.slice(1), params);
     default: return pageHunt();
   }
 }
@@ -568,7 +569,7 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "/") { const q = $("#q"); if (q) { e.preventDefault(); q.focus(); return; } }
   if (pendingG) {
     pendingG = false;
-    const map = { h: "#/hunt", r: "#/hunts", s: "#/samples", u: "#/upload", l: "#/rules", t: "#/status", k: "#/key" };
+    const map = { h: "#/hunt", r: "#/hunts", s: "#/samples", u: "#/upload", l: "#/rules", t: "#/status", k: "#/key", b: "#/kb" };
     if (map[e.key]) { location.hash = map[e.key]; e.preventDefault(); }
     return;
   }

@@ -34,6 +34,7 @@ static const command commands[] = {
     {"sensor", cli_cmd_sensor, "listen as a low-interaction sensor, emit events"},
     {"noise", cli_cmd_noise, "internet noise: import events, IP records, tags, actors"},
     {"stix", cli_cmd_stix, "STIX 2.1 knowledge base: import export search show neighbours rm"},
+    {"kb", cli_cmd_kb, "knowledge-base links: sync trawl's data, match indicators"},
 };
 
 void cli_error(const char *fmt, ...)

@@ -663,6 +663,16 @@ static route resolve(const char *method, const char *url, unsigned *status)
             return (route){api_stix, TR_ROLE_ADMIN, BODY_NONE, rest};
         return none;
     }
+    if (strncmp(url, "/api/kb/", 8) == 0) {
+        const char *rest = url + 8;
+        *status = 405;
+        if (get && strcmp(rest, "match") == 0)
+            return (route){api_kb, TR_ROLE_READER, BODY_NONE, rest};
+        if (post && (strcmp(rest, "sync") == 0 || strcmp(rest, "match") == 0))
+            return (route){api_kb, TR_ROLE_ANALYST, BODY_JSON, rest};
+        *status = 404;
+        return none;
+    }
     if (strcmp(url, "/taxii2") == 0 || strncmp(url, "/taxii2/", 8) == 0) {
         const char *rest = url[7] ? url + 8 : "";
         *status = 405;

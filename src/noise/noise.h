@@ -72,6 +72,10 @@ int tr_noise_batch_sink(void *ctx, tr_event *e, tr_error *err);
  * that is not an IP address: err says so). */
 int tr_noise_ip(tr_noise *n, const char *ip, json_t **out, tr_error *err);
 
+/* Every source address with a record, in text order (the knowledge-base
+ * links walk them). Caller frees each and the array. */
+int tr_noise_ip_list(tr_noise *n, char ***ips, size_t *count, tr_error *err);
+
 /* Stored events (within the retention), newest first: of one source (ip,
  * may be NULL), carrying one tag (may be NULL), at most limit (0: 100, at
  * most 10,000). Each is the event's JSON form plus "id" and "tags". */

@@ -366,3 +366,32 @@ int tr_noise_events(tr_noise *n, const char *ip_in, const char *tag, int64_t lim
     *out = a;
     return 0;
 }
+
+int tr_noise_ip_list(tr_noise *n, char ***ips, size_t *count, tr_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    *ips = NULL;
+    *count = 0;
+    if (sqlite3_prepare_v2(n->db, "SELECT ip FROM noise_ips ORDER BY ip", -1, &st, NULL) !=
+        SQLITE_OK)
+        return noise_db_fail(n->db, err);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*count == cap) {
+            cap = cap ? cap * 2 : 64;
+            *ips = tr_xrealloc(*ips, cap * sizeof **ips);
+        }
+        (*ips)[(*count)++] = tr_xstrdup((const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < *count; i++)
+            free((*ips)[i]);
+        free(*ips);
+        *ips = NULL;
+        *count = 0;
+        return noise_db_fail(n->db, err);
+    }
+    return 0;
+}

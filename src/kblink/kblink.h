@@ -1,0 +1,46 @@
+/* kblink: trawl's own data as STIX 2.1 in the knowledge base, and STIX
+ * indicators looked up against that data.
+ *
+ * Links are made by an idempotent sync, not by hooks in ingest, hunt and
+ * noise: each run derives the objects every stored sample, signature, live
+ * rule set, finished hunt and noise address stands for, compares them with
+ * what the knowledge base holds, and stores only the differences (a new
+ * version, or for an SCO, which has no versions, a replacement). What no
+ * longer exists is revoked (SDOs, SROs) or marked "x_trawl_removed" (SCOs,
+ * which other objects' refs still name). A sync therefore repairs whatever
+ * happened in between (a hand deletion, a crash, data changed by another
+ * process) and running it twice changes nothing. docs/kb.md. */
+#ifndef TRAWL_KBLINK_H
+#define TRAWL_KBLINK_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "core/core.h"
+
+typedef struct tr_kblink_stats {
+    size_t objects;           /* derived from trawl's data this run */
+    size_t unchanged;         /* already held as they are */
+    size_t added;             /* new objects */
+    size_t updated;           /* new versions, or replaced SCOs */
+    size_t retired;           /* revoked SDOs/SROs and marked SCOs */
+} tr_kblink_stats;
+
+/* One sync of the data directory's samples, hunts, live rules and noise
+ * records into its knowledge base. */
+int tr_kblink_sync(const char *data_dir, tr_kblink_stats *st, tr_error *err);
+
+/* The trawl identity every linked SDO names in created_by_ref. */
+#define TR_KBLINK_IDENTITY "identity--0f3b7a8e-6d4c-5b1a-9e2f-7c6d5e4f3a21"
+
+/* Looks a STIX pattern up against what trawl holds: the samples whose file
+ * SCO and the noise addresses whose ipv4-addr/ipv6-addr SCO the pattern
+ * matches (candidates from its equality and ISSUBSET terms, each confirmed
+ * by the pattern matcher). *out: {"samples":[{sha256,name,file_id}],
+ * "ips":[{ip,classification}], "terms":N}. A pattern with no usable term is
+ * refused: it would mean reading everything. */
+int tr_kblink_match_pattern(const char *data_dir, const char *pattern, json_t **out,
+                            tr_error *err);
+
+#endif
