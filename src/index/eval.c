@@ -153,6 +153,18 @@ static int over_budget(const pbudget *b, tr_error *err)
                    (unsigned long long)b->limit);
 }
 
+/* Plans q for evaluation, or refuses it (nothing left to free) past the budget. */
+static int plan_within_budget(pnode *root, const tr_query *q, const tr_index_opts *o,
+                              tr_error *err)
+{
+    pbudget budget = {.limit = TR_INDEX_QUERY_KEYS};
+    plan(root, q, o, &budget);
+    if (!budget.over)
+        return 0;
+    plan_free(root);
+    return over_budget(&budget, err);
+}
+
 int tr_index_query_check(const tr_query *q, uint64_t *keys, tr_error *err)
 {
     tr_index_opts o = {.window_budget = TR_INDEX_WINDOW_KEYS, .leaf_budget = TR_INDEX_LEAF_KEYS};
@@ -753,12 +765,9 @@ int tr_index_query(tr_index *ix, const tr_query *q, uint32_t **ids, size_t *n, b
     if (tr_ix_snap_get(ix, &s, err) < 0)
         return -1;
     pnode root;
-    pbudget budget = {.limit = TR_INDEX_QUERY_KEYS};
-    plan(&root, q, &ix->opts, &budget);
-    if (budget.over) {
-        plan_free(&root);
+    if (plan_within_budget(&root, q, &ix->opts, err) != 0) {
         tr_ix_snap_unref(s);
-        return over_budget(&budget, err);
+        return -1;
     }
     tr_buf out = {0};
     bool wide = false, corrupt = false;
@@ -827,12 +836,9 @@ int tr_index_estimate(tr_index *ix, const tr_query *q, uint64_t *estimate, tr_er
     if (tr_ix_snap_get(ix, &s, err) < 0)
         return -1;
     pnode root;
-    pbudget budget = {.limit = TR_INDEX_QUERY_KEYS};
-    plan(&root, q, &ix->opts, &budget);
-    if (budget.over) {
-        plan_free(&root);
+    if (plan_within_budget(&root, q, &ix->opts, err) != 0) {
         tr_ix_snap_unref(s);
-        return over_budget(&budget, err);
+        return -1;
     }
     uint64_t sum = 0;
     for (size_t i = 0; i < s->nseg; i++) {
