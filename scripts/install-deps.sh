@@ -7,9 +7,10 @@ BUILD_PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libyara-dev libsqlite3-dev libmicrohttpd-dev libjansson-dev libssl-dev
   libzstd-dev libfuzzy-dev libmagic-dev libzip-dev libroaring-dev libtlsh-dev libpcre2-dev
+  libpsl-dev libxml2-dev libpoppler-glib-dev libgmime-3.0-dev
 )
-RUN_PKGS=( libmagic-mgc yara sqlite3 )
-TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema ssdeep tlsh-tools p7zip-full chromium )
+RUN_PKGS=( libmagic-mgc yara sqlite3 publicsuffix )
+TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema ssdeep tlsh-tools p7zip-full chromium groff )
 
 want=( "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${TEST_PKGS[@]}" )
 # Browser tests run playwright-core under Node.js; use the machine's node if it has one.

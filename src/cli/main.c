@@ -32,6 +32,7 @@ static const command commands[] = {
     {"serve", cli_cmd_serve, "run the HTTP server and web UI"},
     {"key", cli_cmd_key, "manage the server's API keys"},
     {"stix", cli_cmd_stix, "STIX 2.1 knowledge base: import export search show neighbours"},
+    {"import", cli_cmd_import, "import report FILE...: documents become draft STIX reports"},
 };
 
 void cli_error(const char *fmt, ...)
