@@ -156,6 +156,14 @@ static int cmd_report(const cli_ctx *ctx, int argc, char **argv)
             status = CLI_FAIL;
             break;
         }
+        if (commit && tr_report_keep_original(ctx->data_dir, (const unsigned char *)data, len,
+                                              &err) != 0) {
+            cli_error("%s: %s", argv[i], err.msg);
+            free(data);
+            json_decref(d);
+            status = CLI_FAIL;
+            break;
+        }
         free(data);
         if (commit) {
             char *text = json_dumps(json_object_get(d, "bundle"), JSON_COMPACT);

@@ -481,6 +481,10 @@ static route resolve(const char *method, const char *url, unsigned *status)
             return (route){api_stix, TR_ROLE_ADMIN, BODY_JSON, rest};
         return none;
     }
+    if (strcmp(url, "/api/reports/import") == 0) {
+        *status = 405;
+        return post ? (route){api_report_import, TR_ROLE_ANALYST, BODY_JSON, ""} : none;
+    }
     if (strcmp(url, "/taxii2") == 0 || strncmp(url, "/taxii2/", 8) == 0) {
         const char *rest = url[7] ? url + 8 : "";
         *status = 405;
@@ -592,7 +596,8 @@ static const char *presented_key(struct MHD_Connection *conn, char *basic, size_
 /* Bodies are bounded small but where STIX bundles arrive. */
 static size_t body_limit(const char *url)
 {
-    if (strcmp(url, "/api/stix/import") == 0 || strncmp(url, "/taxii2/", 8) == 0)
+    if (strcmp(url, "/api/stix/import") == 0 || strncmp(url, "/taxii2/", 8) == 0 ||
+        strcmp(url, "/api/reports/import") == 0)
         return STIX_BODY_MAX;
     return JSON_BODY_MAX;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "report/report_internal.h"
 #include "store/store.h"
@@ -116,20 +117,31 @@ static char *published_from(const char *s, tr_error *err)
     return NULL;
 }
 
+/* Originals up to this size travel inside the artifact. The stix module's
+ * schema check of payload_bin (a PCRE2 pattern over the whole string)
+ * gives up on longer strings, so larger originals are kept on disk by
+ * tr_report_keep_original and the artifact names them by url. */
+#define INLINE_MAX 3072
+
 static json_t *artifact_of(const unsigned char *data, size_t len, const tr_doc *doc,
                            json_t *markings, tr_error *err)
 {
     static const char *const mime[] = {"text/plain", "text/markdown", "text/html",
                                        "application/pdf", "message/rfc822"};
-    size_t cap = 4 * ((len + 2) / 3) + 1;
-    unsigned char *b64 = tr_xmalloc(cap);
-    EVP_EncodeBlock(b64, data, (int)len);
     char sha[TR_SHA256_HEX];
     tr_sha256_hex(data, len, sha);
     json_t *a = json_pack("{s:s, s:s, s:s, s:{s:s}}", "type", "artifact", "spec_version", "2.1",
                           "mime_type", mime[doc->format], "hashes", "SHA-256", sha);
-    json_object_set_new(a, "payload_bin", json_string((const char *)b64));
-    free(b64);
+    if (len <= INLINE_MAX) {
+        unsigned char *b64 = tr_xmalloc(4 * ((len + 2) / 3) + 1);
+        EVP_EncodeBlock(b64, data, (int)len);
+        json_object_set_new(a, "payload_bin", json_string((const char *)b64));
+        free(b64);
+    } else {
+        char *url = tr_xasprintf("trawl:reports/%s", sha);
+        json_object_set_new(a, "url", json_string(url));
+        free(url);
+    }
     if (json_array_size(markings))
         json_object_set(a, "object_marking_refs", markings);
     char id[128];
@@ -141,6 +153,46 @@ static json_t *artifact_of(const unsigned char *data, size_t len, const tr_doc *
     }
     json_object_set_new(a, "id", json_string(id));
     return a;
+}
+
+int tr_report_keep_original(const char *data_dir, const unsigned char *data, size_t len,
+                            tr_error *err)
+{
+    if (len <= INLINE_MAX)
+        return 0;
+    char sha[TR_SHA256_HEX];
+    tr_sha256_hex(data, len, sha);
+    char *dir = tr_xasprintf("%s/reports", data_dir);
+    char *path = tr_xasprintf("%s/%s", dir, sha);
+    char *tmp = tr_xasprintf("%s/.%s.tmp", dir, sha);
+    int rc = -1;
+    if (tr_mkdir_p(dir, 0755, err) != 0)
+        goto out;
+    if (access(path, F_OK) == 0) {
+        rc = 0;
+        goto out;
+    }
+    /* Written aside and renamed: a crash never leaves half an original. */
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        tr_fail_errno(err, "cannot write %s", tmp);
+        goto out;
+    }
+    bool ok = fwrite(data, 1, len, f) == len;
+    ok = fflush(f) == 0 && ok;
+    ok = fsync(fileno(f)) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        tr_fail_errno(err, "cannot store the original at %s", path);
+        unlink(tmp);
+        goto out;
+    }
+    rc = tr_fsync_path(dir, err);
+out:
+    free(dir);
+    free(path);
+    free(tmp);
+    return rc;
 }
 
 static json_t *extraction_json(const tr_ioc *x, const char *text, tr_store *store)

@@ -157,7 +157,9 @@ static bool version_context(scan *s, size_t a)
                                   "update", "patch", "v.", "\xe3\x83\x90\xe3\x83\xbc\xe3\x82\xb8\xe3\x83\xa7\xe3\x83\xb3"};
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
         size_t wl = strlen(words[i]);
-        if (b >= wl && strncasecmp(s->f + b - wl, words[i], wl) == 0)
+        /* Whole words only: "server 1.2.3.4" is no version. */
+        if (b >= wl && strncasecmp(s->f + b - wl, words[i], wl) == 0 &&
+            (b == wl || !isalpha((unsigned char)s->f[b - wl - 1])))
             return true;
     }
     return false;

@@ -101,6 +101,19 @@ const char *tr_doc_format_name(tr_doc_format f);
 int tr_text_to_utf8(const unsigned char *data, size_t len, char **out, size_t *outlen,
                     const char **charset, tr_error *err);
 
+/* A multipart/form-data body: the 'file' part and small text fields. */
+typedef struct tr_report_form {
+    unsigned char *data;
+    size_t len;
+    char *filename;
+    char **keys, **values;
+    size_t nfields;
+} tr_report_form;
+int tr_report_form_parse(const char *content_type, const void *body, size_t len,
+                         tr_report_form *out, tr_error *err);
+const char *tr_report_form_field(const tr_report_form *f, const char *key);
+void tr_report_form_free(tr_report_form *f);
+
 /* ---- entities ------------------------------------------------------------ */
 
 typedef struct tr_gazetteer tr_gazetteer;
@@ -153,6 +166,12 @@ struct tr_store;
 int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts *o,
                     const tr_gazetteer *g, struct tr_store *store, json_t **out,
                     tr_error *err);
+
+/* Keeps an original too large to travel inside its artifact at
+ * DATA/reports/<sha256>, which the artifact's url ("trawl:reports/<sha256>")
+ * names. A no-op for small originals. Call it before committing a draft. */
+int tr_report_keep_original(const char *data_dir, const unsigned char *data, size_t len,
+                            tr_error *err);
 
 /* Marking id of "TLP:GREEN" etc. (TLP 2.0 names; TLP 1.0's "TLP:WHITE"
  * maps to its 1.0 definition), or NULL. */

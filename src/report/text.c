@@ -248,8 +248,15 @@ static void html_walk(xmlNode *n, tr_buf *b, tr_doc *d)
             xmlFree(prop);
             xmlFree(content);
         }
-        if (tag_is(n, hidden))
+        if (tag_is(n, hidden)) {
+            /* The head is not shown, but holds the title and the date. */
+            if (strcasecmp((const char *)n->name, "head") == 0) {
+                tr_buf ignored = {0};
+                html_walk(n->children, &ignored, d);
+                tr_buf_free(&ignored);
+            }
             continue;
+        }
         if (strcasecmp((const char *)n->name, "a") == 0) {
             xmlChar *href = xmlGetProp(n, (const xmlChar *)"href");
             if (href && (strncasecmp((const char *)href, "http", 4) == 0 ||
