@@ -429,6 +429,16 @@ static size_t try_email(scan *s, size_t i, size_t at, int *err)
     return q - i;
 }
 
+/* Kana (U+3040-U+30FF) or a CJK ideograph (U+4E00-U+9FFF) as 3 UTF-8
+ * bytes at p: letters of a word, unlike the CJK punctuation 「」、。. */
+static bool cjk_word(const unsigned char *p)
+{
+    if ((p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[0] & 0xF0) != 0xE0)
+        return false;
+    unsigned cp = (p[0] & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
+    return (cp >= 0x3040 && cp <= 0x30FF) || (cp >= 0x4E00 && cp <= 0x9FFF);
+}
+
 /* A dotted word: an e-mail's local part, a domain, or a file name. */
 static size_t try_dotted(scan *s, size_t i, int *err)
 {
@@ -456,7 +466,11 @@ static size_t try_dotted(scan *s, size_t i, int *err)
     size_t extn = (size_t)(f + p - ext);
     bool defanged = s->map[p] - s->map[i] != p - i;
     if (is_exec_ext(ext, extn) && !defanged) {
-        /* A file name: the part before the extension must look like one. */
+        /* Japanese names run into the text: in "「請求書_0603.zip」" the
+         * kanji belong to the file, but in "マルウェアはloader.exe" the
+         * kana are prose. An ASCII part starting with a letter stands alone. */
+        while (!isalpha((unsigned char)f[i]) && i >= 3 && cjk_word((const unsigned char *)f + i - 3))
+            i -= 3;
         char *v = dup_range(f + i, p - i, false);
         char *lower = dup_range(f + i, p - i, true);
         tr_ioc_class c = TR_IOCC_INDICATOR;
@@ -961,6 +975,8 @@ int tr_ioc_extract(const char *text, size_t len, tr_ioc_list *out, tr_error *err
                 while (i + used < s.n && is_word((unsigned char)f[i + used]))
                     used++;
             }
+        } else if (!used && c == '_' && (i == 0 || !is_word((unsigned char)f[i - 1]))) {
+            used = try_dotted(&s, i, &perr);
         } else if (!used && c == ':' && i + 1 < s.n && f[i + 1] == ':') {
             used = try_ipv6(&s, i);
         }
