@@ -660,6 +660,12 @@ static size_t try_ssdeep(scan *s, size_t i)
         p++;
     if (p == b || p - b > 64 || (p < s->n && b64c((unsigned char)f[p])))
         return 0;
+    /* Times ("12:30:45") have the shape too, but digests are not all digits. */
+    bool letter = false;
+    for (size_t k = a; k < p; k++)
+        letter |= !isdigit((unsigned char)f[k]) && f[k] != ':';
+    if (!letter)
+        return 0;
     emit(s, TR_IOC_SSDEEP, TR_IOCC_INDICATOR, "ssdeep with a valid block size", i, p,
          dup_range(f + i, p - i, false));
     return p - i;
