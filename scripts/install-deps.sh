@@ -10,7 +10,7 @@ BUILD_PKGS=(
   libpsl-dev libxml2-dev libpoppler-glib-dev libgmime-3.0-dev
 )
 RUN_PKGS=( libmagic-mgc yara sqlite3 publicsuffix )
-TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema ssdeep tlsh-tools p7zip-full chromium groff )
+TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema ssdeep tlsh-tools p7zip-full chromium groff qpdf )
 
 want=( "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${TEST_PKGS[@]}" )
 # Browser tests run playwright-core under Node.js; use the machine's node if it has one.
