@@ -1,21 +1,13 @@
 /* multipart/form-data bodies of POST /api/reports/import, read with GMime
  * (the same MIME parser as .eml files): the document is the 'file' part,
  * the other parts are small text fields. */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <gmime/gmime.h>
 
-#include "report/report.h"
-
-static pthread_once_t form_once = PTHREAD_ONCE_INIT;
-
-static void form_start(void)
-{
-    g_mime_init();
-}
+#include "report/report_internal.h"
 
 void tr_report_form_free(tr_report_form *f)
 {
@@ -44,7 +36,7 @@ int tr_report_form_parse(const char *content_type, const void *body, size_t len,
     memset(out, 0, sizeof *out);
     if (!content_type || strncasecmp(content_type, "multipart/form-data", 19) != 0)
         return tr_fail(err, "the body is not multipart/form-data");
-    pthread_once(&form_once, form_start);
+    report_gmime_init();
     /* GMime parses an entity: give the body the header it came with. */
     char *head = tr_xasprintf("Content-Type: %s\r\n\r\n", content_type);
     size_t hl = strlen(head);

@@ -925,8 +925,15 @@ static size_t try_yara(scan *s, size_t i)
         return 0;
     }
     tr_ruleset_free(rs);
-    emit(s, TR_IOC_YARA, TR_IOCC_INDICATOR, "YARA rule accepted by trawl's parser", start, end,
-         text);
+    /* The knowledge base refuses YARA text with the word include anywhere
+     * (it would read the server's files); show such a rule, do not offer it. */
+    bool include = false;
+    for (const char *w = strstr(text, "include"); w && !include; w = strstr(w + 7, "include"))
+        include = (w == text || !is_word((unsigned char)w[-1])) && !is_word((unsigned char)w[7]);
+    emit(s, TR_IOC_YARA, include ? TR_IOCC_LOOKALIKE : TR_IOCC_INDICATOR,
+         include ? "YARA rule naming include, which the knowledge base refuses"
+                 : "YARA rule accepted by trawl's parser",
+         start, end, text);
     return end - i;
 }
 

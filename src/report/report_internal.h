@@ -11,4 +11,7 @@ json_t *report_candidates(const char *text, size_t len, const tr_entity_list *en
  * [{"relationship_type","source_ref","target_ref","status":"proposal",...}]. */
 json_t *report_proposals(const char *text, size_t len, const tr_entity_list *ents);
 
+/* Initialises GMime once per process (mail and form bodies). */
+void report_gmime_init(void);
+
 #endif

@@ -14,7 +14,7 @@
 #include <libxml/HTMLparser.h>
 #include <poppler.h>
 
-#include "report/report.h"
+#include "report/report_internal.h"
 
 const char *tr_doc_format_name(tr_doc_format f)
 {
@@ -242,8 +242,16 @@ static void html_walk(xmlNode *n, tr_buf *b, tr_doc *d)
                 strlen((const char *)content) >= 10) {
                 const char *c = (const char *)content;
                 /* Dates only: the time zone forms vary too much to trust. */
-                if (isdigit((unsigned char)c[0]) && c[4] == '-' && c[7] == '-')
+                bool date = c[4] == '-' && c[7] == '-';
+                for (int k = 0; k < 10 && date; k++)
+                    date = k == 4 || k == 7 || isdigit((unsigned char)c[k]);
+                if (date) {
                     d->published = tr_xasprintf("%.10sT00:00:00.000Z", c);
+                    if (!tr_stix_ts_valid(d->published)) {
+                        free(d->published);
+                        d->published = NULL;
+                    }
+                }
             }
             xmlFree(prop);
             xmlFree(content);
@@ -352,6 +360,12 @@ static void gmime_start(void)
     g_mime_init();
 }
 
+/* g_mime_init is not safe to race: every user goes through this once. */
+void report_gmime_init(void)
+{
+    pthread_once(&gmime_once, gmime_start);
+}
+
 typedef struct eml_walk {
     tr_buf *b;
     tr_doc *d;
@@ -413,7 +427,7 @@ static void eml_part(GMimeObject *parent, GMimeObject *part, gpointer user)
 
 static int eml_text(const unsigned char *data, size_t len, tr_doc *d, tr_error *err)
 {
-    pthread_once(&gmime_once, gmime_start);
+    report_gmime_init();
     GMimeStream *stream = g_mime_stream_mem_new_with_buffer((const char *)data, len);
     GMimeParser *parser = g_mime_parser_new_with_stream(stream);
     GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
@@ -437,10 +451,8 @@ static int eml_text(const unsigned char *data, size_t len, tr_doc *d, tr_error *
     if (date)
         d->published = stix_time((time_t)g_date_time_to_unix(date));
     eml_walk w = {&b, d};
+    /* Visits a single-part body too, so nothing else is needed. */
     g_mime_message_foreach(msg, eml_part, &w);
-    GMimeObject *body = g_mime_message_get_mime_part(msg);
-    if (body && GMIME_IS_PART(body))
-        eml_part(NULL, body, &w);
     g_object_unref(msg);
     if (nh < 1) {
         tr_buf_free(&b);
@@ -451,6 +463,44 @@ static int eml_text(const unsigned char *data, size_t len, tr_doc *d, tr_error *
     d->len = b.len - 1;
     d->charset = "MIME";
     return 0;
+}
+
+/* Parsers of HTML, PDF and mail pass on what the document holds: NULs
+ * become spaces and invalid UTF-8 U+FFFD, so the text is a C string and
+ * valid JSON. */
+static void sanitize(char **text, size_t *len)
+{
+    if (utf8_valid((const unsigned char *)*text, *len) && strlen(*text) == *len)
+        return;
+    tr_buf b = {0};
+    const unsigned char *p = (const unsigned char *)*text;
+    size_t i = 0;
+    while (i < *len) {
+        if (p[i] == 0) {
+            tr_buf_append(&b, " ", 1);
+            i++;
+            continue;
+        }
+        size_t k = p[i] < 0x80 ? 1 : (p[i] & 0xE0) == 0xC0 ? 2 : (p[i] & 0xF0) == 0xE0 ? 3
+                                                         : (p[i] & 0xF8) == 0xF0 ? 4 : 0;
+        if (k && i + k <= *len && utf8_valid(p + i, k)) {
+            tr_buf_append(&b, p + i, k);
+            i += k;
+        } else {
+            tr_buf_append(&b, "\xef\xbf\xbd", 3);
+            i++;
+        }
+    }
+    tr_buf_append(&b, "", 1);
+    free(*text);
+    *text = b.data;
+    *len = b.len - 1;
+}
+
+static void sanitize_str(char **s)
+{
+    size_t n = strlen(*s);
+    sanitize(s, &n);
 }
 
 /* ---- detection ---------------------------------------------------------------------- */
@@ -551,6 +601,12 @@ int tr_doc_extract(const unsigned char *data, size_t len, const char *name, tr_d
         tr_doc_free(out);
         return -1;
     }
+    if (out->format != TR_DOC_TEXT && out->format != TR_DOC_MARKDOWN)
+        sanitize(&out->text, &out->len);
+    if (out->title)
+        sanitize_str(&out->title);
+    for (size_t i = 0; i < out->nlinks; i++)
+        sanitize_str(&out->links[i]);
     size_t k = 0;
     while (k < out->len && isspace((unsigned char)out->text[k]))
         k++;
