@@ -83,15 +83,15 @@ static int minted_id(const char *type, const char *key, char out[128], tr_error 
     return 0;
 }
 
-static bool ids_has(json_t *arr, const char *id)
+/* object_refs without duplicates: seen is a jansson object used as a hash
+ * set, as a long report names hundreds of thousands of observables. */
+static bool add_ref(json_t *refs, json_t *seen, const char *id)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v) {
-        if (strcmp(json_string_value(v), id) == 0)
-            return true;
-    }
-    return false;
+    if (json_object_get(seen, id))
+        return false;
+    json_object_set_new(seen, id, json_true());
+    json_array_append_new(refs, json_string(id));
+    return true;
 }
 
 static void common(json_t *obj, const char *now, json_t *markings)
@@ -262,13 +262,14 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
         json_array_append_new(markings, json_string(marking));
 
     json_t *objects = json_array(), *refs = json_array(), *extractions = json_array();
+    json_t *seen = json_object();
     int rc = 0;
     json_t *artifact = artifact_of(data, len, &doc, markings, err);
     if (!artifact) {
         rc = -1;
         goto done;
     }
-    json_array_append_new(refs, json_string(json_string_value(json_object_get(artifact, "id"))));
+    add_ref(refs, seen, json_string_value(json_object_get(artifact, "id")));
     json_array_append_new(objects, artifact);
 
     for (size_t pass = 0; pass <= doc.nlinks; pass++) {
@@ -293,8 +294,7 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
                         strcasecmp(ents.v[k].name, x->value) == 0)
                         known = ents.v[k].id;
                 if (known) {
-                    if (!ids_has(refs, known))
-                        json_array_append_new(refs, json_string(known));
+                    add_ref(refs, seen, known);
                     continue;
                 }
                 if (minted_id("vulnerability", x->value, id, err) != 0)
@@ -337,12 +337,11 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
             }
             if (!obj)
                 goto fail_json;
-            if (ids_has(refs, id)) {
+            if (!add_ref(refs, seen, id)) {
                 json_decref(obj);
                 continue;
             }
             common(obj, now, markings);
-            json_array_append_new(refs, json_string(id));
             json_array_append_new(objects, obj);
         }
     }
@@ -355,8 +354,7 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
                                         h->type, "name", h->name, "matched", h->matched,
                                         "offset", (json_int_t)h->offset, "length",
                                         (json_int_t)h->length));
-        if (!ids_has(refs, h->id))
-            json_array_append_new(refs, json_string(h->id));
+        add_ref(refs, seen, h->id);
     }
 
     const char *name = o->name ? o->name : doc.title ? doc.title : o->filename ? o->filename
@@ -409,6 +407,7 @@ fail:
 done:
     json_decref(objects);
     json_decref(refs);
+    json_decref(seen);
     json_decref(extractions);
     json_decref(markings);
     for (size_t i = 0; i < doc.nlinks; i++)

@@ -132,8 +132,12 @@ static int load_row(void *arg, const tr_stix_row *row)
     if (!o)
         return 0;
     const char *name = json_string_value(json_object_get(o, "name"));
+    /* Of identities only sectors (identity_class "class") are entities a
+     * report names; organisations and individuals are authors, mostly. */
+    const char *icls = json_string_value(json_object_get(o, "identity_class"));
+    bool wanted = strcmp(row->type, "identity") != 0 || (icls && strcmp(icls, "class") == 0);
     /* ATT&CK marks deprecated objects; they would shadow the current ones. */
-    if (name && !json_is_true(json_object_get(o, "x_mitre_deprecated"))) {
+    if (name && wanted && !json_is_true(json_object_get(o, "x_mitre_deprecated"))) {
         tr_gazetteer_add(c->g, name, row->id, row->type, name);
         add_names(c->g, json_object_get(o, "aliases"), row->id, row->type, name);
         add_names(c->g, json_object_get(o, "x_mitre_aliases"), row->id, row->type, name);
@@ -145,7 +149,8 @@ static int load_row(void *arg, const tr_stix_row *row)
 int tr_gazetteer_load(tr_stix_db *db, tr_gazetteer **out, tr_error *err)
 {
     static const char *const types[] = {"intrusion-set", "threat-actor", "malware", "tool",
-                                        "campaign", "vulnerability", NULL};
+                                        "campaign", "vulnerability", "location", "identity",
+                                        NULL};
     tr_gazetteer *g = tr_gazetteer_new();
     load_ctx c = {g};
     tr_stix_query q = {0};

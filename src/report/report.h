@@ -119,7 +119,8 @@ void tr_report_form_free(tr_report_form *f);
 typedef struct tr_gazetteer tr_gazetteer;
 
 /* Names and aliases of the knowledge base's intrusion sets, threat actors,
- * malware, tools and campaigns, each resolving to its object. */
+ * malware, tools, campaigns, vulnerabilities, locations and sectors
+ * (identities of class "class"), each resolving to its object. */
 int tr_gazetteer_load(tr_stix_db *db, tr_gazetteer **out, tr_error *err);
 /* Adds one name (for tests and for objects not stored yet). */
 void tr_gazetteer_add(tr_gazetteer *g, const char *name, const char *id, const char *type,

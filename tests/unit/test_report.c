@@ -365,6 +365,42 @@ static void test_gazetteer_without_spaces(void **state)
     tr_gazetteer_free(g);
 }
 
+/* Locations and sectors come from the stored knowledge base; organisations do not. */
+static void test_gazetteer_loads_locations_and_sectors(void **state)
+{
+    (void)state;
+    const char *bundle =
+        "{\"type\":\"bundle\",\"id\":\"bundle--6f1a6d3e-3f0e-4a44-9c3e-0d9b8d3b1a11\",\"objects\":["
+        "{\"type\":\"location\",\"spec_version\":\"2.1\",\"id\":\"location--3b1a0d3e-3f0e-4a44-9c3e-0d9b8d3b1a12\","
+        "\"created\":\"2024-01-01T00:00:00.000Z\",\"modified\":\"2024-01-01T00:00:00.000Z\",\"name\":\"Japan\",\"country\":\"JP\"},"
+        "{\"type\":\"identity\",\"spec_version\":\"2.1\",\"id\":\"identity--4b1a0d3e-3f0e-4a44-9c3e-0d9b8d3b1a13\","
+        "\"created\":\"2024-01-01T00:00:00.000Z\",\"modified\":\"2024-01-01T00:00:00.000Z\",\"name\":\"Manufacturing\",\"identity_class\":\"class\"},"
+        "{\"type\":\"identity\",\"spec_version\":\"2.1\",\"id\":\"identity--5b1a0d3e-3f0e-4a44-9c3e-0d9b8d3b1a14\","
+        "\"created\":\"2024-01-01T00:00:00.000Z\",\"modified\":\"2024-01-01T00:00:00.000Z\",\"name\":\"ACME Corp\",\"identity_class\":\"organization\"}]}";
+    char dir[] = "/tmp/trawl-test-report-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    tr_error err;
+    tr_stix_db *db;
+    assert_int_equal(tr_stix_open(dir, &db, &err), 0);
+    tr_stix_import_result res;
+    if (tr_stix_import(db, bundle, strlen(bundle), NULL, &res, &err) != 0)
+        fail_msg("%s", err.msg);
+    tr_gazetteer *g;
+    assert_int_equal(tr_gazetteer_load(db, &g, &err), 0);
+    const char *t = "Japan\xe3\x81\xae Manufacturing sector, ACME Corp";
+    tr_entity_list e;
+    tr_gazetteer_match(g, t, strlen(t), &e);
+    assert_int_equal(e.n, 2);
+    assert_string_equal(e.v[0].type, "location");
+    assert_string_equal(e.v[1].name, "Manufacturing");
+    tr_entity_list_free(&e);
+    tr_gazetteer_free(g);
+    tr_stix_close(db);
+    char *cmd = tr_xasprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
 static void test_draft_bundle_imports(void **state)
 {
     (void)state;
@@ -497,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_eml_bodies),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_gazetteer_without_spaces),
+        cmocka_unit_test(test_gazetteer_loads_locations_and_sectors),
         cmocka_unit_test(test_draft_bundle_imports),
         cmocka_unit_test(test_seed_digest),
     };
