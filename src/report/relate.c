@@ -210,6 +210,10 @@ json_t *report_proposals(const char *text, size_t len, const tr_entity_list *ent
             for (size_t b = a + 1; b < h; b++) {
                 const tr_entity_hit *x = &ents->v[a], *y = &ents->v[b];
                 const char *gap0 = text + x->offset + x->length, *gap1 = text + y->offset;
+                /* "never used", "is not attributed to": denials are not statements. */
+                if (contains(gap0, gap1, " not ") || contains(gap0, gap1, "n't ") ||
+                    contains(gap0, gap1, "never") || contains(gap0, gap1, " no "))
+                    continue;
                 if (contains(gap0, gap1, "attributed to") && is_actor(y->type))
                     propose(out, x, y, "attributed-to", s0, s1, text);
                 else if (is_actor(x->type) && is_software(y->type) &&

@@ -73,6 +73,8 @@ def test_cli_draft_offsets_point_into_the_text(trawl):
     # The text form lists the same extractions with offsets.
     p = trawl.run("import", "report", path, check=0)
     assert re.search(r"\+\s+\d+\+\d+\s+ipv4\s+indicator\s+91\.215\.85\.142", p.stdout)
+    p = trawl.run("import", "report", "--summary", path, check=0)
+    assert re.search(r"ipv4 +indicator +2\n", p.stdout) and re.search(r"ipv4 +version +2\n", p.stdout)
     assert reports(trawl) == []   # a draft stores nothing
 
 

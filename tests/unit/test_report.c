@@ -451,6 +451,40 @@ static void test_draft_bundle_imports(void **state)
     tr_gazetteer_free(g);
 }
 
+static void test_attribution_proposal(void **state)
+{
+    (void)state;
+    tr_gazetteer *g = small_gazetteer();
+    tr_gazetteer_add(g, "Operation Dust", "campaign--00000000-0000-4000-8000-000000000003",
+                     "campaign", "Operation Dust");
+    const char *t = "Notes\nOperation Dust is attributed to Evil Corp. REvil was used by FIN12.\n"
+                    "Evil Corp never used Conti. Wizard Spider is not attributed to Evil Corp.\n"
+                    "Evil Corp deployed Conti.\n";
+    tr_report_opts o = {.filename = "n.txt"};
+    json_t *d;
+    tr_error err;
+    assert_int_equal(tr_report_draft((const unsigned char *)t, strlen(t), &o, g, NULL, &d, &err), 0);
+    json_t *props = json_object_get(d, "proposals");
+    assert_int_equal(json_array_size(props), 3);
+    const char *want[][3] = {{"Operation Dust", "attributed-to", "Indrik Spider"},
+                             {"Wizard Spider", "uses", "REvil"},
+                             {"Indrik Spider", "uses", "Conti"}};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *p = json_array_get(props, i);
+        assert_string_equal(json_string_value(json_object_get(p, "source_name")), want[i][0]);
+        assert_string_equal(json_string_value(json_object_get(p, "relationship_type")), want[i][1]);
+        assert_string_equal(json_string_value(json_object_get(p, "target_name")), want[i][2]);
+    }
+    /* Proposals never reach the bundle. */
+    size_t k;
+    json_t *v;
+    json_array_foreach(json_object_get(json_object_get(d, "bundle"), "objects"), k, v) {
+        assert_string_not_equal(json_string_value(json_object_get(v, "type")), "relationship");
+    }
+    json_decref(d);
+    tr_gazetteer_free(g);
+}
+
 /* The seed digest against the ATT&CK bundle, through the stored knowledge base. */
 static void test_seed_digest(void **state)
 {
@@ -535,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_gazetteer_without_spaces),
         cmocka_unit_test(test_gazetteer_loads_locations_and_sectors),
         cmocka_unit_test(test_draft_bundle_imports),
+        cmocka_unit_test(test_attribution_proposal),
         cmocka_unit_test(test_seed_digest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
