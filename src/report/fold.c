@@ -64,7 +64,8 @@ static const struct {
     {"[dot]", ".", true},   {"(dot)", ".", true},  {"{dot}", ".", true},
     {"[:]", ":", false},    {"[://]", "://", false}, {"[/]", "/", false},
     {"[@]", "@", false},    {"(@)", "@", false},   {"[at]", "@", true},
-    {"(at)", "@", true},    {"[.", ".", false},    {".]", ".", false},
+    {"(at)", "@", true},    {"{@}", "@", false},   {"{at}", "@", true},
+    {"[.", ".", false},    {".]", ".", false},
 };
 
 char *tr_ioc_fold(const char *text, size_t len, size_t *out_len, size_t **map)

@@ -153,6 +153,16 @@ static bool version_context(scan *s, size_t a)
         b--;
     if (b > 0 && (s->f[b - 1] == 'v' || s->f[b - 1] == 'V') && (b < 2 || !isalpha((unsigned char)s->f[b - 2])))
         return true;
+    /* "version" may stand a few words before: "versions such as 1.2.0.0". */
+    size_t from = b > 32 ? b - 32 : 0;
+    for (size_t k = b; k > from; k--) {
+        char c = s->f[k - 1];
+        /* ...but within the clause: "version 1.2; C2 45.1.2.3" is no version. */
+        if (c == ';' || c == '\n' || (c == '.' && k < b && s->f[k] == ' '))
+            break;
+        if (k - 1 + 7 <= b && strncasecmp(s->f + k - 1, "version", 7) == 0)
+            return true;
+    }
     static const char *words[] = {"version", "ver.", "ver", "release", "build", "firmware",
                                   "update", "patch", "v.", "\xe3\x83\x90\xe3\x83\xbc\xe3\x82\xb8\xe3\x83\xa7\xe3\x83\xb3"};
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
@@ -211,6 +221,10 @@ static size_t try_ipv4(scan *s, size_t i)
     if (version_context(s, i)) {
         c = TR_IOCC_VERSION;
         reason = "preceded by a version word";
+    } else if (cidr < 0 && a[3] == 0 && c == TR_IOCC_INDICATOR) {
+        /* x.y.z.0 alone names a network (or a version: 1.2.0.0), not a host. */
+        c = TR_IOCC_LOOKALIKE;
+        reason = "network address without a prefix length, or a version";
     }
     char buf[24];
     if (cidr >= 0)
@@ -288,7 +302,8 @@ static size_t try_ipv6(scan *s, size_t i)
 static const char *const exec_ext[] = {
     "exe", "dll", "scr", "bat", "cmd", "ps1", "psm1", "vbs", "vbe", "js", "jse", "wsf", "hta",
     "msi", "lnk", "jar", "sys", "cpl", "ocx", "pif", "docm", "xlsm", "pptm", "iso", "img",
-    "elf", "apk", "dmg", "so", "sh", "py", "zip", "rar", "7z", "one", "chm", "reg", NULL,
+    "elf", "apk", "dmg", "so", "sh", "py", "zip", "rar", "7z", "one", "chm", "reg", "au3",
+    "a3x", "xll", "msc", "msix", "appx", "cab", "wsh", NULL,
 };
 
 /* Extensions that are also top-level domains: a bare "name.ext" is taken
@@ -311,7 +326,7 @@ static const char *const system_bins[] = {
 static const char *const generic_names[] = {
     "setup", "install", "installer", "update", "updater", "uninstall", "program", "app",
     "file", "example", "sample", "test", "program", "launcher", "a", "b", "x", "foo", "bar",
-    "malware", "virus", "payload", "script", NULL,
+    "malware", "virus", "payload", NULL,
 };
 
 static int domain_check(const char *d, const char **reason)
@@ -620,6 +635,17 @@ static size_t try_hash(scan *s, size_t i)
         same += v[j] == v[0];
         digits += isdigit((unsigned char)v[j]) != 0;
     }
+    /* Digests of nothing: an empty file is never the sample. */
+    static const char *const empty[] = {
+        "d41d8cd98f00b204e9800998ecf8427e", "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e",
+        NULL};
+    for (size_t e = 0; empty[e]; e++)
+        if (strcmp(v, empty[e]) == 0) {
+            emit(s, k, TR_IOCC_LOOKALIKE, "digest of empty input", i, p, v);
+            return n;
+        }
     if (same == n || strstr(v, "0123456789abcdef") || strstr(v, "deadbeef")) {
         c = TR_IOCC_LOOKALIKE;
         reason = "placeholder digest";

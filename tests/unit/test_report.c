@@ -86,7 +86,8 @@ static void test_addresses_classified(void **state)
     extract("lab 192.168.1.10 10.0.0.1 172.16.5.4 127.0.0.1; docs 192.0.2.1 198.51.100.7 "
             "203.0.113.9; 100.64.1.1 224.0.0.5 0.1.2.3; version 10.2.3.4 v1.2.3.4; "
             "net 45.12.0.0/16 and 2001:db8::1, fe80::1/64, fd00::5, 2a03:2880:f12f:83:face:b00c::25de; "
-            "not 1.2.3.4.5 nor 256.1.1.1 nor 01.2.3.4 nor 12:30:45",
+            "not 1.2.3.4.5 nor 256.1.1.1 nor 01.2.3.4 nor 12:30:45; net 45.13.7.0; "
+            "versions such as 2.1.0.4",
             &l);
     struct {
         tr_ioc_kind k;
@@ -104,6 +105,7 @@ static void test_addresses_classified(void **state)
         {TR_IOC_IPV6, "2001:db8::1", TR_IOCC_DOCUMENTATION},
         {TR_IOC_IPV6, "fe80::1/64", TR_IOCC_PRIVATE},     {TR_IOC_IPV6, "fd00::5", TR_IOCC_PRIVATE},
         {TR_IOC_IPV6, "2a03:2880:f12f:83:face:b00c:0:25de", TR_IOCC_INDICATOR},
+        {TR_IOC_IPV4, "45.13.7.0", TR_IOCC_LOOKALIKE},    {TR_IOC_IPV4, "2.1.0.4", TR_IOCC_VERSION},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const tr_ioc *x = find(&l, want[i].k, want[i].v);
