@@ -503,6 +503,43 @@ static void sanitize_str(char **s)
     sanitize(s, &n);
 }
 
+/* A text's own date: the first YYYY-MM-DD, YYYY/MM/DD or YYYY年M月D日 in
+ * its first kilobyte, where bylines and titles put it. */
+static char *date_near_top(const char *t, size_t n)
+{
+    size_t lim = n < 1024 ? n : 1024;
+    for (size_t i = 0; i + 8 <= lim; i++) {
+        if (!isdigit((unsigned char)t[i]) || (i > 0 && isdigit((unsigned char)t[i - 1])))
+            continue;
+        size_t p = i;
+        unsigned v[3] = {0, 0, 0};
+        bool ok = true;
+        for (int part = 0; part < 3 && ok; part++) {
+            size_t st = p;
+            while (p < n && isdigit((unsigned char)t[p]) && p - st < 4)
+                v[part] = v[part] * 10 + (unsigned)(t[p++] - '0');
+            size_t nd = p - st;
+            ok = part == 0 ? nd == 4 : nd >= 1 && nd <= 2;
+            if (!ok || part == 2)
+                break;
+            /* The separator: '-', '/', or 年 then 月 (3 bytes each in UTF-8). */
+            if (p < n && (t[p] == '-' || t[p] == '/'))
+                p++;
+            else if (p + 3 <= n && memcmp(t + p, part == 0 ? "\xe5\xb9\xb4" : "\xe6\x9c\x88", 3) == 0)
+                p += 3;
+            else
+                ok = false;
+        }
+        if (!ok || (p < n && isdigit((unsigned char)t[p])))
+            continue;
+        char *ts = tr_xasprintf("%04u-%02u-%02uT00:00:00.000Z", v[0], v[1], v[2]);
+        if (v[0] >= 1990 && v[0] <= 2100 && tr_stix_ts_valid(ts))
+            return ts;
+        free(ts);
+    }
+    return NULL;
+}
+
 /* ---- detection ---------------------------------------------------------------------- */
 
 static bool ends_with(const char *name, const char *ext)
@@ -617,5 +654,7 @@ int tr_doc_extract(const unsigned char *data, size_t len, const char *name, tr_d
     }
     if (!out->title)
         out->title = first_line(out->text, out->len);
+    if (!out->published && (out->format == TR_DOC_TEXT || out->format == TR_DOC_MARKDOWN))
+        out->published = date_near_top(out->text, out->len);
     return 0;
 }

@@ -258,6 +258,24 @@ static void test_charsets(void **state)
     tr_doc_free(&d);
 }
 
+static void test_date_near_top(void **state)
+{
+    (void)state;
+    tr_doc d;
+    const char *a = "Title\nPublished 2024-05-14 by us\nC2 2023-01-01\n";
+    doc_ok(a, strlen(a), "a.txt", &d);
+    assert_string_equal(d.published, "2024-05-14T00:00:00.000Z");
+    tr_doc_free(&d);
+    const char *b = "\xe6\x94\xbb\xe6\x92\x83\xef\xbc\x88" "2024\xe5\xb9\xb4" "6\xe6\x9c\x88" "3\xe6\x97\xa5\xef\xbc\x89\n";
+    doc_ok(b, strlen(b), "b.txt", &d);
+    assert_string_equal(d.published, "2024-06-03T00:00:00.000Z");
+    tr_doc_free(&d);
+    const char *c = "No date here but 2024-13-45 and 12024-01-01\n";
+    doc_ok(c, strlen(c), "c.txt", &d);
+    assert_null(d.published);
+    tr_doc_free(&d);
+}
+
 static void test_html_visible_text(void **state)
 {
     (void)state;
@@ -565,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_files_keys_domains),
         cmocka_unit_test(test_yara_rule_in_text),
         cmocka_unit_test(test_charsets),
+        cmocka_unit_test(test_date_near_top),
         cmocka_unit_test(test_html_visible_text),
         cmocka_unit_test(test_eml_bodies),
         cmocka_unit_test(test_refusals),
