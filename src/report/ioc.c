@@ -546,24 +546,24 @@ static size_t try_url(scan *s, size_t i, int *err)
     while (p < s->n && (unsigned char)f[p] > 0x20 && (unsigned char)f[p] < 0x7f &&
            !strchr("\"'<>`{}|\\^", f[p]))
         p++;
-    /* Trailing sentence punctuation and an unbalanced closing bracket. */
+    /* Trailing sentence punctuation and an unbalanced closing bracket.
+     * Brackets are counted once, then kept up to date while trimming. */
+    long paren = 0, square = 0;
+    for (size_t k = hs; k < p; k++) {
+        paren += (f[k] == ')') - (f[k] == '(');
+        square += (f[k] == ']') - (f[k] == '[');
+    }
     while (p > hs) {
         char c = f[p - 1];
-        if (strchr(".,;:!?'\"", c)) {
+        if (c && strchr(".,;:!?'\"", c)) {
             p--;
             continue;
         }
-        if (c == ')' || c == ']') {
-            char o = c == ')' ? '(' : '[';
-            size_t opens = 0, closes = 0;
-            for (size_t k = hs; k < p; k++) {
-                opens += f[k] == o;
-                closes += f[k] == c;
-            }
-            if (closes > opens) {
-                p--;
-                continue;
-            }
+        if ((c == ')' && paren > 0) || (c == ']' && square > 0)) {
+            paren -= c == ')';
+            square -= c == ']';
+            p--;
+            continue;
         }
         break;
     }
@@ -936,7 +936,7 @@ static size_t try_yara(scan *s, size_t i)
         } else if (c == '}' && --depth == 0) {
             break;
         }
-        if (q - start > 65536)
+        if (q - start > 32768)
             return 0;
     }
     if (q >= s->n)
