@@ -82,12 +82,13 @@ static bool family_word_before(const char *begin, const char *p)
            ends(begin, p, family_words[1] /* マルウェア「X」 */) ;
 }
 
-static bool covered(const tr_entity_list *e, size_t a, size_t b)
+/* Whether an entity hit overlaps [a, b). Tokens come in offset order, so
+ * *h moves forward only: one pass over the hits for the whole text. */
+static bool covered(const tr_entity_list *e, size_t *h, size_t a, size_t b)
 {
-    for (size_t i = 0; i < e->n; i++)
-        if (e->v[i].offset < b && a < e->v[i].offset + e->v[i].length)
-            return true;
-    return false;
+    while (*h < e->n && e->v[*h].offset + e->v[*h].length <= a)
+        (*h)++;
+    return *h < e->n && e->v[*h].offset < b;
 }
 
 json_t *report_candidates(const char *text, size_t len, const tr_entity_list *ents)
@@ -96,8 +97,9 @@ json_t *report_candidates(const char *text, size_t len, const tr_entity_list *en
                                        "Malware", "Gang", "Group", "Locker", "And", "Its",
                                        "Our", "Their", "Some", "Many", NULL};
     json_t *out = json_array();
+    json_t *index = json_object();   /* name -> its entry in out */
     const char *end = text + len;
-    size_t i = 0;
+    size_t i = 0, h = 0;
     while (i < len) {
         unsigned char c = (unsigned char)text[i];
         bool start = isupper(c) && (i == 0 || !isalnum((unsigned char)text[i - 1]));
@@ -108,7 +110,7 @@ json_t *report_candidates(const char *text, size_t len, const tr_entity_list *en
         size_t j = i;
         while (j < len && isalnum((unsigned char)text[j]))
             j++;
-        if (j - i < 3 || covered(ents, i, j)) {
+        if (j - i < 3 || covered(ents, &h, i, j)) {
             i = j;
             continue;
         }
@@ -120,29 +122,27 @@ json_t *report_candidates(const char *text, size_t len, const tr_entity_list *en
         const char *before = text + i - skip_glue_back(text, text + i);
         if (!isstop && (family_word_at(after, end) || family_word_before(text, before))) {
             char *name = tr_xasprintf("%.*s", (int)(j - i), text + i);
-            json_t *hit = NULL;
-            size_t k;
-            json_t *v;
-            json_array_foreach(out, k, v) {
-                if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
-                    hit = v;
-            }
+            json_t *hit = json_object_get(index, name);
             if (!hit) {
                 hit = json_pack("{s:s, s:s, s:s, s:[]}", "name", name, "type", "malware",
                                 "reason", "named next to a ransomware or malware word and "
                                           "unknown to the knowledge base",
                                 "offsets");
                 json_array_append_new(out, hit);
+                json_object_set(index, name, hit);
             }
             json_array_append_new(json_object_get(hit, "offsets"), json_integer((json_int_t)i));
             free(name);
         }
         i = j;
     }
+    json_decref(index);
     return out;
 }
 
 /* ---- relationship proposals -------------------------------------------------- */
+
+#define PROPOSAL_SPAN 300   /* bytes between two names of one statement, at most */
 
 static bool is_actor(const char *type)
 {
@@ -167,8 +167,9 @@ static bool sentence_end(const char *p, const char *end)
 static bool contains(const char *a, const char *b, const char *w)
 {
     size_t n = strlen(w);
+    int c0 = tolower((unsigned char)w[0]);
     for (const char *p = a; p + n <= b; p++)
-        if (strncasecmp(p, w, n) == 0)
+        if (tolower((unsigned char)*p) == c0 && strncasecmp(p, w, n) == 0)
             return true;
     return false;
 }
@@ -185,6 +186,18 @@ static void propose(json_t *out, const tr_entity_hit *src, const tr_entity_hit *
             strcmp(json_string_value(json_object_get(v, "target_ref")), dst->id) == 0 &&
             strcmp(json_string_value(json_object_get(v, "relationship_type")), rel) == 0)
             return;
+    }
+    /* The sentence, or the stretch around both names when it is long. */
+    size_t lo = src->offset < dst->offset ? src->offset : dst->offset;
+    size_t hi = src->offset + src->length > dst->offset + dst->length ? src->offset + src->length
+                                                                      : dst->offset + dst->length;
+    if (sb - sa > 1000) {
+        sa = lo > sa + 100 ? lo - 100 : sa;
+        sb = hi + 100 < sb ? hi + 100 : sb;
+        while (sa < lo && ((unsigned char)text[sa] & 0xC0) == 0x80)
+            sa++;
+        while (sb > hi && ((unsigned char)text[sb] & 0xC0) == 0x80)
+            sb--;
     }
     json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:s#}",
                                          "relationship_type", rel, "source_ref", src->id,
@@ -207,8 +220,13 @@ json_t *report_proposals(const char *text, size_t len, const tr_entity_list *ent
         while (h < ents->n && ents->v[h].offset < s1)
             h++;
         for (size_t a = first; a < h; a++) {
-            for (size_t b = a + 1; b < h; b++) {
+            /* The next few names only: a statement does not skip many. */
+            for (size_t b = a + 1; b < h && b <= a + 4; b++) {
                 const tr_entity_hit *x = &ents->v[a], *y = &ents->v[b];
+                /* A statement joins names close together; farther ones are
+                 * other clauses (and this bounds the work on huge lines). */
+                if (y->offset > x->offset + x->length + PROPOSAL_SPAN)
+                    break;
                 const char *gap0 = text + x->offset + x->length, *gap1 = text + y->offset;
                 /* "never used", "is not attributed to": denials are not statements. */
                 if (contains(gap0, gap1, " not ") || contains(gap0, gap1, "n't ") ||
@@ -239,7 +257,9 @@ json_t *report_proposals(const char *text, size_t len, const tr_entity_list *ent
             if (!verb)
                 continue;
             for (size_t b = first; b < h; b++)
-                if (is_actor(ents->v[b].type))
+                if (is_actor(ents->v[b].type) &&
+                    ents->v[b].offset + PROPOSAL_SPAN >= sw->offset &&
+                    ents->v[b].offset <= sw->offset + PROPOSAL_SPAN)
                     propose(out, &ents->v[b], sw, "uses", s0, s1, text);
         }
         s0 = s1 + (s1 < len && starts(text + s1, end, "\xe3\x80\x82") ? 3 : 1);
