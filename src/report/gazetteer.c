@@ -25,13 +25,25 @@ struct tr_gazetteer {
     size_t nobjs, capobjs;
     gz_entry *entries;
     size_t n, cap;
-    size_t *bucket[256];  /* entry indexes by lowercased first byte, longest first */
-    size_t nbucket[256];
+    /* Entry indexes by the first two bytes lowercased, longest first: at a
+     * word start only names that begin the same way are compared. */
+    size_t **bucket;      /* NBUCKETS */
+    size_t *nbucket;
 };
+
+#define NBUCKETS 65536
+
+static unsigned bucket_of(const char *p)
+{
+    return (unsigned)tolower((unsigned char)p[0]) << 8 | (unsigned)tolower((unsigned char)p[1]);
+}
 
 tr_gazetteer *tr_gazetteer_new(void)
 {
-    return tr_xcalloc(1, sizeof(tr_gazetteer));
+    tr_gazetteer *g = tr_xcalloc(1, sizeof(tr_gazetteer));
+    g->bucket = tr_xcalloc(NBUCKETS, sizeof *g->bucket);
+    g->nbucket = tr_xcalloc(NBUCKETS, sizeof *g->nbucket);
+    return g;
 }
 
 size_t tr_gazetteer_size(const tr_gazetteer *g)
@@ -50,8 +62,10 @@ void tr_gazetteer_free(tr_gazetteer *g)
         free(g->objs[i].type);
         free(g->objs[i].name);
     }
-    for (int b = 0; b < 256; b++)
+    for (unsigned b = 0; b < NBUCKETS; b++)
         free(g->bucket[b]);
+    free(g->bucket);
+    free(g->nbucket);
     free(g->entries);
     free(g->objs);
     free(g);
@@ -98,7 +112,7 @@ void tr_gazetteer_add(tr_gazetteer *g, const char *name, const char *id, const c
     e->exact_case = !space && !digit;
     e->obj = o;
     /* Kept longest first per bucket, so the first hit is the longest match. */
-    unsigned char c = (unsigned char)tolower((unsigned char)name[0]);
+    unsigned c = bucket_of(name);
     size_t nb = g->nbucket[c], at = nb;
     g->bucket[c] = tr_xrealloc(g->bucket[c], (nb + 1) * sizeof(size_t));
     while (at > 0 && g->entries[g->bucket[c][at - 1]].len < len)
@@ -186,7 +200,11 @@ void tr_gazetteer_match(const tr_gazetteer *g, const char *text, size_t len, tr_
             i++;
             continue;
         }
-        unsigned char b = (unsigned char)tolower(c);
+        if (i + 1 >= len) {
+            i++;
+            continue;
+        }
+        unsigned b = bucket_of(text + i);
         size_t hit = SIZE_MAX;
         for (size_t k = 0; k < g->nbucket[b]; k++) {
             const gz_entry *e = &g->entries[g->bucket[b][k]];
