@@ -10,11 +10,13 @@ BUILD_PKGS=(
   libpcre2-dev
   libpcap-dev
   libgeoip-dev libmaxminddb-dev
+  libpsl-dev libxml2-dev libpoppler-glib-dev libgmime-3.0-dev
 )
-RUN_PKGS=( libmagic-mgc yara sqlite3 geoip-database )
+RUN_PKGS=( libmagic-mgc yara sqlite3 geoip-database publicsuffix )
 TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema ssdeep tlsh-tools p7zip-full chromium
   tcpdump redis-tools netcat-openbsd openssh-client curl openssl
-  iproute2 nmap masscan zmap hping3 telnet tshark )
+  iproute2 nmap masscan zmap hping3 telnet tshark
+  groff qpdf )
 
 want=( "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${TEST_PKGS[@]}" )
 # Browser tests run playwright-core under Node.js; use the machine's node if it has one.

@@ -35,6 +35,7 @@ static const command commands[] = {
     {"noise", cli_cmd_noise, "internet noise: import events, IP records, tags, actors"},
     {"stix", cli_cmd_stix, "STIX 2.1 knowledge base: import export search show neighbours rm"},
     {"kb", cli_cmd_kb, "knowledge-base links: sync trawl's data, match indicators"},
+    {"import", cli_cmd_import, "import report FILE...: documents become draft STIX reports"},
 };
 
 void cli_error(const char *fmt, ...)

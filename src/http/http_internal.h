@@ -132,6 +132,8 @@ enum MHD_Result api_stix(http_request *r);
 enum MHD_Result api_taxii(http_request *r);
 /* Knowledge-base links: POST /api/kb/sync, GET|POST /api/kb/match. */
 enum MHD_Result api_kb(http_request *r);
+/* POST /api/reports/import: a document becomes a draft STIX report. */
+enum MHD_Result api_report_import(http_request *r);
 /* A TAXII 2.1 error message (application/taxii+json) with this status. */
 enum MHD_Result http_send_taxii_error(http_request *r, unsigned status, const char *description);
 

@@ -673,6 +673,10 @@ static route resolve(const char *method, const char *url, unsigned *status)
         *status = 404;
         return none;
     }
+    if (strcmp(url, "/api/reports/import") == 0) {
+        *status = 405;
+        return post ? (route){api_report_import, TR_ROLE_ANALYST, BODY_JSON, ""} : none;
+    }
     if (strcmp(url, "/taxii2") == 0 || strncmp(url, "/taxii2/", 8) == 0) {
         const char *rest = url[7] ? url + 8 : "";
         *status = 405;
@@ -784,7 +788,8 @@ static const char *presented_key(struct MHD_Connection *conn, char *basic, size_
 /* Bodies are bounded small but where STIX bundles arrive. */
 static size_t body_limit(const char *url, int kind)
 {
-    if (strcmp(url, "/api/stix/import") == 0 || strncmp(url, "/taxii2/", 8) == 0)
+    if (strcmp(url, "/api/stix/import") == 0 || strncmp(url, "/taxii2/", 8) == 0 ||
+        strcmp(url, "/api/reports/import") == 0)
         return STIX_BODY_MAX;
     if (kind == BODY_EVENTS)
         return EVENTS_BODY_MAX;

@@ -678,20 +678,12 @@ int tr_stix_validate_object(json_t *obj, tr_error *err)
 }
 
 /* A YARA indicator is parsed by trawl's YARA front end, as a hunt would be.
- * Patterns come from outside: an include would read the server's files, so
- * any include directive is refused (conservatively, wherever it appears). */
+ * Patterns come from outside: the parser refuses an include wherever it
+ * stands (never looking at the path), while the word in a string is fine. */
 static int check_yara_pattern(const char *pattern, tr_error *err)
 {
     if (!pattern || !*pattern)
         return tr_fail(err, "property 'pattern': an indicator needs a non-empty pattern");
-    for (const char *p = strstr(pattern, "include"); p; p = strstr(p + 7, "include")) {
-        const char *q = p + 7;
-        while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
-            q++;
-        bool word_start = p == pattern || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
-        if (word_start && *q == '"')
-            return tr_fail(err, "property 'pattern': YARA include directives are not accepted");
-    }
     tr_ruleset *rs = NULL;
     tr_error perr;
     if (tr_rules_parse_buffer("pattern", pattern, strlen(pattern), &rs, &perr) != 0)

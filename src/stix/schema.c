@@ -235,6 +235,19 @@ static int re_match(const char *pattern, const char *s, size_t n)
     if (!md)
         tr_die("out of memory");
     int rc = pcre2_match(code, (PCRE2_SPTR)s, n, 0, PCRE2_NO_UTF_CHECK, md, NULL);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
+        /* A repeated group over a long value (the base64 of a binary
+         * property: an artifact's payload_bin) outgrows JIT's default 32 KB
+         * stack, which is not a "no match". Again with room for it. */
+        pcre2_jit_stack *js = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, NULL);
+        pcre2_match_context *mc = pcre2_match_context_create(NULL);
+        if (!js || !mc)
+            tr_die("out of memory");
+        pcre2_jit_stack_assign(mc, NULL, js);
+        rc = pcre2_match(code, (PCRE2_SPTR)s, n, 0, PCRE2_NO_UTF_CHECK, md, mc);
+        pcre2_match_context_free(mc);
+        pcre2_jit_stack_free(js);
+    }
     pcre2_match_data_free(md);
     return rc >= 0 ? 1 : 0;
 }

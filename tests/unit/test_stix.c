@@ -179,6 +179,12 @@ static void test_validation(void **state)
     json_decref(y);
     expect_refused(YIND("rule gloom { condition: $a }"), "not valid YARA");
     expect_refused(YIND("include \\\"/etc/passwd\\\" rule x { condition: true }"), "include");
+    expect_refused(YIND("rule x { condition: true } include \\\"/etc/passwd\\\""), "include is not allowed");
+    /* the word in a string is no include */
+    y = parse(YIND("rule inc { strings: $a = \\\"#include <stdio.h>\\\" condition: $a }"));
+    if (tr_stix_validate_object(y, &err) != 0)
+        fail_msg("a YARA string holding 'include' refused: %s", err.msg);
+    json_decref(y);
     /* TLP 1.0 levels have fixed ids. */
     expect_refused("{\"type\":\"marking-definition\",\"spec_version\":\"2.1\",\"id\":\"marking-definition--11111111-1111-4111-8111-111111111111\","
                    "\"created\":\"2017-01-20T00:00:00.000Z\",\"definition_type\":\"tlp\",\"definition\":{\"tlp\":\"green\"}}",
@@ -317,6 +323,36 @@ static void test_malformed_envelopes(void **state)
     tr_stix_bundle_free(&b);
 }
 
+/* A binary property's base64 is checked by the schema's regular expression;
+ * a long one must not be taken for a mismatch (PCRE2's JIT stack ran out at
+ * ~5 KB and refused every artifact of a real document). */
+static void test_long_binary_property(void **state)
+{
+    (void)state;
+    tr_stix_db *db;
+    tr_error err;
+    assert_int_equal(tr_stix_open(dir, &db, &err), 0);
+    tr_buf b = {0};
+    tr_buf_printf(&b, "{\"type\":\"bundle\",\"id\":\"bundle--5b940d41-6f7f-459a-80ea-9c1f17b5891b\","
+                      "\"objects\":[{\"type\":\"artifact\",\"spec_version\":\"2.1\","
+                      "\"id\":\"artifact--6b940d41-6f7f-459a-80ea-9c1f17b5891b\",\"payload_bin\":\"");
+    for (int i = 0; i < 200000; i++)
+        tr_buf_append(&b, "QUJD", 4);
+    tr_buf_append(&b, "QUI=\"}]}", 8);
+    tr_stix_import_result res;
+    if (tr_stix_import(db, b.data, b.len, NULL, &res, &err) != 0)
+        printf("%s\n", err.msg);
+    assert_int_equal(res.added, 1);
+    /* ...and a malformed one is still refused */
+    b.len -= 8;
+    tr_buf_append(&b, "QUI*\"}]}", 8);
+    memcpy(strstr(b.data, "artifact--6b94"), "artifact--7b94", 14);
+    assert_int_equal(tr_stix_import(db, b.data, b.len, NULL, &res, &err), -1);
+    assert_non_null(strstr(err.msg, "payload_bin"));
+    tr_buf_free(&b);
+    tr_stix_close(db);
+}
+
 static void test_neighbours_capped(void **state)
 {
     (void)state;
@@ -406,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_upgrade),
         cmocka_unit_test(test_malformed_envelopes),
         cmocka_unit_test_setup_teardown(test_import_whole_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_binary_property, setup, teardown),
         cmocka_unit_test_setup_teardown(test_neighbours_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attack_bundle, setup, teardown),
     };
