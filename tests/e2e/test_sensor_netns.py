@@ -109,9 +109,18 @@ def test_real_scanners_are_named_live_and_from_capture(trawl, tmp_path, lab):
         sh(*in_ns(scan, *to, "masscan", TARGET, "-p80,8081", "--source-ip", SOURCES["masscan"],
                   "--rate", "100", "-e", lab["va"], "--router-mac", lab["mac"], "--wait", "0"),
            timeout=90)
-        sh(*in_ns(scan, *to, "zmap", "-p", "80", "-i", lab["va"], "-S", SOURCES["zmap"], "-G",
-                  lab["mac"], "-r", "100", "-b", "/dev/null", "-c", "1", "-q", TARGET + "/32"),
-           timeout=90)
+        # Debian's zmap 2.1.1 now and then aborts on an assertion in its
+        # address-constraint code when given a single /32 (seen once in a CI
+        # clone run): a few tries, each still bounded.
+        for attempt in range(3):
+            z = sh(*in_ns(scan, *to, "zmap", "-p", "80", "-i", lab["va"], "-S", SOURCES["zmap"],
+                          "-G", lab["mac"], "-r", "100", "-b", "/dev/null", "-c", "1", "-q",
+                          TARGET + "/32"), check=False, timeout=90)
+            if z.returncode == 0:
+                break
+            assert "constraint_lookup_index" in z.stderr, z.stderr
+        else:
+            raise AssertionError("zmap aborted 3 times: %s" % z.stderr)
         # Mirai's SYN scanner: sequence number = the target's address
         seq = str(int.from_bytes(bytes(map(int, TARGET.split("."))), "big"))
         sh(*in_ns(scan, *to, "hping3", "-S", "-p", "23", "-c", "3", "-i", "u10000", "-M", seq,
