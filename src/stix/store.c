@@ -61,6 +61,14 @@ static const struct {
      "Every indicator of trawl's knowledge base (read-only).", "indicator"},
     {"e7bb7cae-320e-5a51-9a10-0fae5d590b99", "Reports",
      "Every report of trawl's knowledge base (read-only).", "report"},
+    /* What trawl's own data becomes (trawl kb sync): samples as file
+     * objects, sensor sources as addresses. By type: an address a report
+     * names is the same deterministic object as the one the sensors saw. */
+    {"90a2c457-1c94-52d4-823b-2d0976744562", "Samples",
+     "Every file object: trawl's stored samples, with their hashes (read-only).", "file"},
+    {"12b17321-504d-5987-a05e-1e406d7f860a", "Noise",
+     "Every IP address object: the sources trawl's sensors saw, among others (read-only).",
+     "ipv4-addr,ipv6-addr"},
 };
 #define NBUILTIN (sizeof builtins / sizeof builtins[0])
 
@@ -490,8 +498,13 @@ int tr_stix_query_rows(tr_stix_db *s, const tr_stix_query *q, tr_stix_row_fn fn,
     } else {
         tr_buf_printf(&sql, "stix_objects o WHERE 1");
         if (bi >= 0 && builtins[bi].type) {
-            tr_buf_printf(&sql, " AND o.type=?");
-            json_array_append_new(binds, json_string(builtins[bi].type));
+            /* "a,b": the types of a built-in collection */
+            char *types = tr_xstrdup(builtins[bi].type), *list[8] = {0}, *save = NULL;
+            size_t nt = 0;
+            for (char *t = strtok_r(types, ",", &save); t && nt < 7; t = strtok_r(NULL, ",", &save))
+                list[nt++] = t;
+            add_in_list(&sql, "o.type", (const char *const *)list, binds);
+            free(types);
         }
     }
     if (q->ids && q->ids[0])

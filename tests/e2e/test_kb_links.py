@@ -238,3 +238,30 @@ def test_api(linked, keys):
         assert code == 400 and "names no file" in res.get("error", json.dumps(res))
     finally:
         srv.stop()
+
+
+def test_builtin_taxii_collections_of_samples_and_noise(linked, keys):
+    """After a sync, TAXII clients find trawl's samples and sensor sources in
+    the built-in read-only "Samples" and "Noise" collections."""
+    from conftest import Server
+    sync(linked)
+    srv = Server(linked)
+    try:
+        def get(path):
+            req = urllib.request.Request(srv.url + path, headers={
+                "Accept": "application/taxii+json;version=2.1",
+                "Authorization": "Bearer " + keys["reader"]})
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read())
+        cols = {c["title"]: c for c in get("/taxii2/kb/collections/")["collections"]}
+        assert cols["Samples"]["can_read"] and not cols["Samples"]["can_write"]
+        files = get("/taxii2/kb/collections/%s/objects/" % cols["Samples"]["id"])["objects"]
+        assert {o["type"] for o in files} == {"file"}
+        assert B in {o["hashes"]["SHA-256"] for o in files}
+        for o in files:
+            validate_stix(o)
+        ips = get("/taxii2/kb/collections/%s/objects/" % cols["Noise"]["id"])["objects"]
+        assert {o["type"] for o in ips} <= {"ipv4-addr", "ipv6-addr"}
+        assert SCANNER in {o["value"] for o in ips}
+    finally:
+        srv.stop()
