@@ -159,3 +159,19 @@ def test_real_scanners_are_named_live_and_from_capture(trawl, tmp_path, lab):
     # the -sV session was answered by the listener and recorded as HTTP
     sv = [e for e in live if e["src_ip"] == SOURCES["nmap-sV"] and e["proto"] == "http"]
     assert sv and all(e["sensor"] == "ns-lab" for e in sv)
+
+    # The noise module judges the same genuine traffic: from the live sensor's
+    # events and from the capture, each scanner's address gets its tag, and the
+    # classification that follows from it.
+    want = {SOURCES["nmap"]: "Nmap", SOURCES["masscan"]: "Masscan Client",
+            SOURCES["zmap"]: "ZMap Client", SOURCES["mirai"]: "Mirai"}
+    for name, args in (("live", ["--format", "jsonl", out]), ("capture", ["--format", "pcap", cap])):
+        store = trawl.__class__(trawl.binary, trawl.data + "-noise-" + name)
+        store.run("noise", "import", *args, check=0)
+        for ip, tag in want.items():
+            rec = json.loads(store.run("noise", "ip", ip, "--json", check=0).stdout)
+            tags = {t["name"] if isinstance(t, dict) else t for t in rec["tags"]}
+            assert tag in tags, (name, ip, tags)
+            assert rec["classification"] in ("malicious", "unknown", "suspicious"), rec
+        mirai = json.loads(store.run("noise", "ip", SOURCES["mirai"], "--json", check=0).stdout)
+        assert mirai["classification"] == "malicious" and mirai["spoofable"] is True, (name, mirai)
