@@ -36,6 +36,8 @@ static const char *const schema =
     " n INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
     " PRIMARY KEY(ip, kind, value, port)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS noise_ip_values_kv ON noise_ip_values(kind, value);"
+    /* GNQL compares values case-insensitively: "tags:mirai" finds Mirai. */
+    "CREATE INDEX IF NOT EXISTS noise_ip_values_kvn ON noise_ip_values(kind, value COLLATE NOCASE);"
     "CREATE TABLE IF NOT EXISTS noise_ip_overflow(ip TEXT NOT NULL, kind TEXT NOT NULL,"
     " dropped INTEGER NOT NULL, PRIMARY KEY(ip, kind)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS noise_ip_days(ip TEXT NOT NULL, day INTEGER NOT NULL,"

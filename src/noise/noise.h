@@ -78,6 +78,21 @@ int tr_noise_ip(tr_noise *n, const char *ip, json_t **out, tr_error *err);
 int tr_noise_events(tr_noise *n, const char *ip, const char *tag, int64_t limit, json_t **out,
                     tr_error *err);
 
+/* ---- GNQL (gnql.h) --------------------------------------------------------- */
+/* The IPs matching a GNQL query, in address-text order, a page of size (0:
+ * 10,000, at most 10,000) after the scroll token of the previous page (NULL
+ * or "": the first): {"query", "count" (all matches), "complete", "scroll",
+ * "ips": [...]}. A malformed query fails with err starting "GNQL:". */
+int tr_noise_gnql(tr_noise *n, const char *query, int64_t size, const char *scroll,
+                  json_t **out, tr_error *err);
+/* Aggregates of the matching IPs, GreyNoise's stats shape, each list the
+ * top count (0: 10): {"query", "count", "stats": {"classifications",
+ * "spoofable", "organizations", "actors", "countries", "source_countries",
+ * "destination_countries", "tags", "operating_systems", "categories",
+ * "asns", "ports", "sensors"}}. */
+int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **out,
+                        tr_error *err);
+
 /* ---- tags ----------------------------------------------------------------- */
 /* Each tag: {name, category, intention, cves[], description, references[],
  * builtin, source, ips, events}, sorted by name. */
