@@ -315,7 +315,20 @@ static int parse_term(parser *p, gnql_node **out)
     gnql_node *t = new_node(GNQL_TERM, NULL, NULL);
     t->pos = (int)start + 1;
     char *hi = NULL;
-    if (e < p->len && p->q[e] == ':' && e > start) {
+    /* A bare IPv6 address has colons too: a word that is an address is one. */
+    bool bare_ip = false;
+    if (e < p->len && p->q[e] == ':') {
+        size_t we = word_end(p, start);
+        char w[80];
+        int fam, bits;
+        uint8_t a[16];
+        if (we - start < sizeof w) {
+            memcpy(w, p->q + start, we - start);
+            w[we - start] = 0;
+            bare_ip = noise_parse_cidr(w, &fam, a, &bits) == 0;
+        }
+    }
+    if (!bare_ip && e < p->len && p->q[e] == ':' && e > start) {
         size_t k;
         for (k = 0; k < NFIELD_NAMES; k++)
             if (strlen(fields[k].name) == e - start &&
