@@ -27,6 +27,9 @@ static const char usage_text[] =
     "       trawl noise config KEY [VALUE]                mmdb, geoip, rdns, retention_days\n"
     "       trawl noise query 'GNQL' [--size N] [--scroll T] [--json]   IPs matching a GNQL query\n"
     "       trawl noise stats 'GNQL' [--count N] [--json] aggregates of the matching IPs\n"
+    "       trawl noise riot import FILE                  replace the RIOT allow-list (CSV:\n"
+    "                                  CIDR,name,category,trust_level[,description[,reference]])\n"
+    "       trawl noise riot IP [--json]                  is an address on the RIOT list\n"
     "Adding a tag re-judges the stored events; new events are judged as they arrive.\n";
 
 /* Commands that write make the data directory as `trawl add` would. */
@@ -799,6 +802,62 @@ static int cmd_stats(const cli_ctx *ctx, int argc, char **argv)
     return CLI_OK;
 }
 
+/* trawl noise riot import FILE | riot IP: the admin's RIOT allow-list. */
+static int cmd_riot(const cli_ctx *ctx, int argc, char **argv)
+{
+    bool json = argc == 3 && strcmp(argv[2], "--json") == 0;
+    if (argc < 2 || (strcmp(argv[1], "import") == 0 && argc != 3) ||
+        (strcmp(argv[1], "import") != 0 && argc != 2 && !json)) {
+        cli_error("usage: trawl noise riot import FILE | trawl noise riot IP [--json]");
+        return CLI_USAGE;
+    }
+    bool import = strcmp(argv[1], "import") == 0;
+    tr_noise *n = NULL;
+    int rc = open_noise(ctx, import, &n);
+    if (rc != CLI_OK)
+        return rc;
+    tr_error err;
+    if (import) {
+        uint64_t count, bad;
+        rc = tr_noise_riot_import(n, argv[2], &count, &bad, &err);
+        tr_noise_close(n);
+        if (rc != 0) {
+            cli_error("%s", err.msg);
+            return CLI_FAIL;
+        }
+        printf("RIOT list: %llu networks\n", (unsigned long long)count);
+        if (bad) {
+            cli_error("%s:%llu: not CIDR,name,category,trust_level(1|2); bad lines skipped",
+                      argv[2], (unsigned long long)bad);
+            return CLI_FAIL;
+        }
+        return CLI_OK;
+    }
+    json_t *r = NULL;
+    int found = tr_noise_riot(n, argv[1], &r, &err);
+    tr_noise_close(n);
+    if (found < 0) {
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
+    }
+    if (json) {
+        json_t *o = found ? json_pack("{s:s, s:b, s:O}", "ip", argv[1], "riot", 1, "entry", r)
+                          : json_pack("{s:s, s:b}", "ip", argv[1], "riot", 0);
+        print_json(o);
+        json_decref(o);
+    } else if (found) {
+        printf("%s: RIOT %s (%s, trust level %s, %s)\n", argv[1],
+               json_string_value(json_object_get(r, "name")),
+               json_string_value(json_object_get(r, "category")),
+               json_string_value(json_object_get(r, "trust_level")),
+               json_string_value(json_object_get(r, "cidr")));
+    } else {
+        printf("%s: not on the RIOT list\n", argv[1]);
+    }
+    json_decref(r);
+    return CLI_OK;
+}
+
 int cli_cmd_noise(const cli_ctx *ctx, int argc, char **argv)
 {
     if (argc < 2) {
@@ -817,7 +876,7 @@ int cli_cmd_noise(const cli_ctx *ctx, int argc, char **argv)
                 {"tags", cmd_tags},
                 {"tag", cmd_tag},       {"actor", cmd_actor}, {"tor", cmd_tor},
                 {"retention", cmd_retention}, {"config", cmd_config},
-                {"query", cmd_query},   {"stats", cmd_stats}};
+                {"query", cmd_query},   {"stats", cmd_stats},   {"riot", cmd_riot}};
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strcmp(sub, subs[i].name) == 0)
             return subs[i].fn(ctx, argc - 1, argv + 1);

@@ -608,6 +608,16 @@ static route resolve(const char *method, const char *url, unsigned *status)
             return (route){api_keys, TR_ROLE_ADMIN, BODY_NONE, rest};
         return none;
     }
+    if (http_greynoise_path(url)) {
+        *status = 405;
+        if (get)
+            return (route){api_greynoise, TR_ROLE_READER, BODY_NONE, url};
+        if (post && strncmp(url, "/v2/interesting/", 16) == 0)
+            return (route){api_greynoise, TR_ROLE_READER, BODY_NONE, url};
+        if (post)
+            return (route){api_greynoise, TR_ROLE_READER, BODY_JSON, url};
+        return none;
+    }
     if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0 || strncmp(url, "/ui/", 4) == 0) {
         *status = 405;
         return get ? (route){ui_index, TR_ROLE_NONE, BODY_NONE, ""} : none;
@@ -646,8 +656,10 @@ static const char *presented_key(struct MHD_Connection *conn, char *basic, size_
         return basic;
     }
     const char *k = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
-    /* MalwareBazaar clients send Auth-Key. */
-    return k ? k : MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Auth-Key");
+    /* MalwareBazaar clients send Auth-Key; GreyNoise clients "key". */
+    if (!k)
+        k = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Auth-Key");
+    return k ? k : MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "key");
 }
 
 /* Bodies are bounded small but where STIX bundles arrive. */
@@ -757,6 +769,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (cs->early_status) {
         if (strcmp(url, "/taxii2") == 0 || strncmp(url, "/taxii2/", 8) == 0)
             return http_send_taxii_error(r, cs->early_status, cs->early_msg);
+        if (http_greynoise_path(url))
+            return http_send_greynoise_error(r, cs->early_status, cs->early_msg);
         if (cs->early_status == 404 && strncmp(url, "/api/", 5) != 0)
             return http_send_text(r, 404, "text/plain; charset=utf-8", "not found\n", 10);
         return http_send_error(r, cs->early_status, "%s", cs->early_msg);

@@ -50,7 +50,13 @@ static const char *const schema =
     " created INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS noise_actors(name TEXT PRIMARY KEY, benign INTEGER NOT NULL,"
     " cidrs TEXT NOT NULL, rdns TEXT NOT NULL, created INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS noise_tor(ip TEXT PRIMARY KEY) WITHOUT ROWID;";
+    "CREATE TABLE IF NOT EXISTS noise_tor(ip TEXT PRIMARY KEY) WITHOUT ROWID;"
+    /* RIOT's allow-list and analysts' flags (riot.c). */
+    "CREATE TABLE IF NOT EXISTS noise_riot(id INTEGER PRIMARY KEY, cidr TEXT NOT NULL,"
+    " name TEXT NOT NULL, category TEXT NOT NULL, trust_level TEXT NOT NULL,"
+    " description TEXT NOT NULL, reference TEXT NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS noise_interesting(ip TEXT NOT NULL, by TEXT NOT NULL,"
+    " time INTEGER NOT NULL, PRIMARY KEY(ip, by)) WITHOUT ROWID;";
 
 int noise_db_fail(sqlite3 *db, tr_error *err)
 {
