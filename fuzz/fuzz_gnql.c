@@ -3,6 +3,7 @@
  * back to the same tree, and must compile to SQL. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,11 +23,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (tr_gnql_parse(q, 1800000000, &g, &err) == 0) {
         char *s1 = tr_gnql_format(g);
         tr_gnql *g2 = NULL;
-        if (tr_gnql_parse(s1, 1800000000, &g2, &err) != 0)
+        if (tr_gnql_parse(s1, 1800000000, &g2, &err) != 0) {
+            fprintf(stderr, "canonical '%s' does not parse: %s\n", s1, err.msg);
             abort();
+        }
         char *s2 = tr_gnql_format(g2);
-        if (strcmp(s1, s2) != 0)
+        if (strcmp(s1, s2) != 0) {
+            fprintf(stderr, "'%s' reads back as '%s'\n", s1, s2);
             abort();
+        }
         char *sql = NULL;
         json_t *params = NULL;
         if (tr_gnql_sql(g, 1800000000, &sql, &params, &err) != 0)

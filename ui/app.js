@@ -548,6 +548,7 @@ function route() {
     case "sample": return pageSample(parts[1]);
     case "upload": return pageUpload();
     case "rules": return pageRules();
+    case "noise": return pageNoise(parts, params);
     case "status": return pageStatus();
     case "key": return pageKey();
     default: return pageHunt();
@@ -565,7 +566,7 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "/") { const q = $("#q"); if (q) { e.preventDefault(); q.focus(); return; } }
   if (pendingG) {
     pendingG = false;
-    const map = { h: "#/hunt", r: "#/hunts", s: "#/samples", u: "#/upload", l: "#/rules", t: "#/status", k: "#/key" };
+    const map = { h: "#/hunt", r: "#/hunts", s: "#/samples", u: "#/upload", l: "#/rules", t: "#/status", k: "#/key", n: "#/noise" };
     if (map[e.key]) { location.hash = map[e.key]; e.preventDefault(); }
     return;
   }

@@ -574,3 +574,31 @@ enum MHD_Result api_greynoise(http_request *r)
     tr_noise_close(nz);
     return rc;
 }
+
+/* trawl's own /api/noise/sensors and /api/noise/tag-days/NAME, for the
+ * noise pages. */
+enum MHD_Result api_noise_ui(http_request *r)
+{
+    tr_noise *nz = NULL;
+    tr_error err;
+    if (tr_noise_open(r->data_dir, &nz, &err) != 0)
+        return http_send_error(r, 503, "%s", err.msg);
+    json_t *o = NULL;
+    int rc;
+    if (strcmp(r->rest, "sensors") == 0) {
+        rc = tr_noise_sensors(nz, &o, &err);
+        if (rc == 0)
+            o = json_pack("{s:o}", "sensors", o);
+    } else {
+        long days;
+        if (int_param(r, "days", 30, 1, 365, &days) != 0) {
+            tr_noise_close(nz);
+            return http_send_error(r, 400, "days is 1 to 365");
+        }
+        rc = tr_noise_tag_days(nz, r->rest + strlen("tag-days/"), (int)days, &o, &err);
+    }
+    tr_noise_close(nz);
+    if (rc != 0)
+        return http_send_error(r, 500, "%s", err.msg);
+    return http_send_json(r, 200, o);
+}

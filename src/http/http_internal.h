@@ -116,6 +116,7 @@ enum MHD_Result ui_index(http_request *r);
 /* GreyNoise's API: /v3/..., /v2/..., /v1/cve/..., /ping (api_greynoise.c). */
 enum MHD_Result api_greynoise(http_request *r);
 bool http_greynoise_path(const char *url);
+enum MHD_Result api_noise_ui(http_request *r);         /* /api/noise/sensors, tag-days/NAME */
 /* GreyNoise's error body {"message": msg}. */
 enum MHD_Result http_send_greynoise_error(http_request *r, unsigned status, const char *msg);
 /* The STIX knowledge base: /api/stix/... and the TAXII 2.1 server /taxii2/... */

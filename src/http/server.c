@@ -516,6 +516,8 @@ static route resolve(const char *method, const char *url, unsigned *status)
         }
         if (strncmp(rest, "ip/", 3) == 0 && rest[3])
             return get ? (route){api_noise_ip, TR_ROLE_READER, BODY_NONE, rest + 3} : none;
+        if (strcmp(rest, "sensors") == 0 || (strncmp(rest, "tag-days/", 9) == 0 && rest[9]))
+            return get ? (route){api_noise_ui, TR_ROLE_READER, BODY_NONE, rest} : none;
         if (strcmp(rest, "tags") == 0 || strncmp(rest, "tags/", 5) == 0) {
             const char *name = rest[4] == '/' ? rest + 5 : "";
             if (get && !*name)

@@ -531,13 +531,25 @@ static void fmt_node(const gnql_node *n, tr_buf *b)
     static const char *const ops[] = {"", ">", ">=", "<", "<="};
     switch (n->kind) {
     case GNQL_AND:
-    case GNQL_OR:
+    case GNQL_OR: {
+        /* "a b c" is a left-deep chain: printed flat, not nested 64 deep. */
+        size_t k = 0, len = 0;
+        const gnql_node *x;
+        for (x = n; x->kind == n->kind; x = x->a)
+            len++;
+        const gnql_node **chain = tr_xmalloc(len * sizeof *chain);
+        for (x = n; x->kind == n->kind; x = x->a)
+            chain[k++] = x;
         tr_buf_append(b, "(", 1);
-        fmt_node(n->a, b);
-        tr_buf_printf(b, " %s ", n->kind == GNQL_AND ? "AND" : "OR");
-        fmt_node(n->b, b);
+        fmt_node(x, b);
+        while (k-- > 0) {
+            tr_buf_printf(b, " %s ", n->kind == GNQL_AND ? "AND" : "OR");
+            fmt_node(chain[k]->b, b);
+        }
+        free(chain);
         tr_buf_append(b, ")", 1);
         break;
+    }
     case GNQL_NOT:
         tr_buf_append(b, "-", 1);
         fmt_node(n->a, b);

@@ -411,3 +411,65 @@ int tr_noise_cve(tr_noise *n, const char *cve, json_t **out, tr_error *err)
     *out = o;
     return 1;
 }
+
+int tr_noise_sensors(tr_noise *n, json_t **out, tr_error *err)
+{
+    /* From the stored events: recent days only, through the day index. */
+    int64_t now = tr_now_unix();
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(n->db,
+                           "SELECT sensor, max(time_us), sum(time_us >= ?1), sum(time_us >= ?2),"
+                           " count(DISTINCT src_ip), count(*) FROM noise_events WHERE day >= ?3"
+                           " GROUP BY sensor ORDER BY sensor",
+                           -1, &st, NULL) != SQLITE_OK)
+        return noise_db_fail(n->db, err);
+    sqlite3_bind_int64(st, 1, (now - 3600) * 1000000);
+    sqlite3_bind_int64(st, 2, (now - 86400) * 1000000);
+    sqlite3_bind_int64(st, 3, now / 86400 - 6);
+    json_t *a = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(
+            a, json_pack("{s:s, s:o, s:I, s:I, s:I, s:I}", "name", sqlite3_column_text(st, 0),
+                         "last_event", noise_time_json(sqlite3_column_int64(st, 1)),
+                         "events_1h", (json_int_t)sqlite3_column_int64(st, 2), "events_24h",
+                         (json_int_t)sqlite3_column_int64(st, 3), "ips_7d",
+                         (json_int_t)sqlite3_column_int64(st, 4), "events_7d",
+                         (json_int_t)sqlite3_column_int64(st, 5)));
+    sqlite3_finalize(st);
+    *out = a;
+    return 0;
+}
+
+int tr_noise_tag_days(tr_noise *n, const char *tag, int days, json_t **out, tr_error *err)
+{
+    if (days < 1 || days > 365)
+        days = 30;
+    int64_t first = tr_now_unix() / 86400 - days + 1;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(n->db,
+                           "SELECT e.day, count(DISTINCT e.src_ip) FROM noise_event_tags t"
+                           " JOIN noise_events e ON e.id = t.event_id WHERE t.tag = ?1 AND"
+                           " e.day >= ?2 GROUP BY e.day",
+                           -1, &st, NULL) != SQLITE_OK)
+        return noise_db_fail(n->db, err);
+    sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, first);
+    int64_t *counts = tr_xcalloc((size_t)days, sizeof *counts);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t d = sqlite3_column_int64(st, 0) - first;
+        if (d >= 0 && d < days)
+            counts[d] = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    json_t *a = json_array();
+    for (int d = 0; d < days; d++) {
+        json_t *t = noise_time_json((first + d) * 86400 * 1000000);
+        char day[11];
+        snprintf(day, sizeof day, "%s", json_string_value(t));
+        json_decref(t);
+        json_array_append_new(a, json_pack("{s:s, s:I}", "day", day, "ips", (json_int_t)counts[d]));
+    }
+    free(counts);
+    *out = json_pack("{s:s, s:o}", "tag", tag, "days", a);
+    return 0;
+}

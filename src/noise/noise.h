@@ -115,6 +115,13 @@ int tr_noise_similar(tr_noise *n, const char *ip, int limit, double min_score, j
  * it, -1 error. */
 int tr_noise_cve(tr_noise *n, const char *cve, json_t **out, tr_error *err);
 
+/* For the web UI: each sensor's last event and event counts (1 h, 24 h,
+ * 7 days) from the stored events, [{name, last_event, events_1h,
+ * events_24h, ips_7d, events_7d}]; and a tag's distinct source IPs per UTC
+ * day over the last days: {tag, days[{day, ips}]}. */
+int tr_noise_sensors(tr_noise *n, json_t **out, tr_error *err);
+int tr_noise_tag_days(tr_noise *n, const char *tag, int days, json_t **out, tr_error *err);
+
 /* ---- RIOT and analysts' flags (riot.c) ------------------------------------ */
 /* Replaces the RIOT allow-list ("common business services") with a file's:
  * CSV lines "CIDR,name,category,trust_level[,description[,reference]]",

@@ -59,6 +59,8 @@ static void canon(const char *q, const char *want)
 static void test_syntax_forms(void **state)
 {
     (void)state;
+    canon("tags:a tags:b tags:c OR tags:d (tags:e tags:f)",
+          "((tags:\"a\" AND tags:\"b\" AND tags:\"c\") OR (tags:\"d\" AND (tags:\"e\" AND tags:\"f\")))");
     canon("tags:Mirai or tags:\"RDP Scanner\" and -actor:Shodan*",
           "(tags:\"Mirai\" OR (tags:\"RDP Scanner\" AND -actor:\"Shodan*\"))");
     canon("(tags:a OR tags:b) NOT spoofable:true",
