@@ -255,7 +255,7 @@ static int type_term(parser *p, gnql_node *t, const char *hi_text)
     if (t->field == GNQL_PORT) {
         if (t->wildcard)
             return perr(p, at, "a port is a number, not a wildcard");
-        int64_t x, y = 0;
+        int64_t x = 0, y = 0;
         if (parse_port(p, at, v, &x) != 0 || (t->op == GNQL_RANGE && parse_port(p, at, hi_text, &y)))
             return -1;
         t->lo = 0;
