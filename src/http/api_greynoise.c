@@ -2,6 +2,7 @@
  * parameters, field names and status codes GreyNoise's clients expect
  * (docs/greynoise.md). Errors are GreyNoise's {"message": ...}. */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,20 +76,26 @@ typedef struct lookup {
     json_t *riot_rec;
 } lookup;
 
-static int look(tr_noise *nz, const char *ip, lookup *l, tr_error *err)
+/* quick: the few fields of a quick check only (tr_noise_quick). */
+static int look_as(tr_noise *nz, const char *ip, lookup *l, bool quick, tr_error *err)
 {
     memset(l, 0, sizeof *l);
     if (!valid_ip(ip)) {
         l->seen = -1;
         return 0;
     }
-    if ((l->seen = tr_noise_ip(nz, ip, &l->rec, err)) < 0)
+    if ((l->seen = quick ? tr_noise_quick(nz, ip, &l->rec, err) : tr_noise_ip(nz, ip, &l->rec, err)) < 0)
         return -1;
     if ((l->riot = tr_noise_riot(nz, ip, &l->riot_rec, err)) < 0) {
         json_decref(l->rec);
         return -1;
     }
     return 0;
+}
+
+static int look(tr_noise *nz, const char *ip, lookup *l, tr_error *err)
+{
+    return look_as(nz, ip, l, false, err);
 }
 
 static void look_free(lookup *l)
@@ -253,7 +260,7 @@ static enum MHD_Result multi(http_request *r, tr_noise *nz, shape sh)
     json_array_foreach(ips, i, v) {
         const char *ip = json_string_value(v);
         lookup l;
-        if (look(nz, ip, &l, &err) != 0) {
+        if (look_as(nz, ip, &l, sh == SHAPE_V2_QUICK || sh == SHAPE_V3_QUICK, &err) != 0) {
             json_decref(ips);
             json_decref(data);
             json_decref(missing);
@@ -290,7 +297,7 @@ static enum MHD_Result one_ip(http_request *r, tr_noise *nz, const char *ip, sha
 {
     tr_error err;
     lookup l;
-    if (look(nz, ip, &l, &err) != 0)
+    if (look_as(nz, ip, &l, sh == SHAPE_V2_QUICK, &err) != 0)
         return gn_error(r, 500, "%s", err.msg);
     if (l.seen < 0)
         return gn_error(r, 400, "Request is not a valid routable IPv4 address");
@@ -391,7 +398,7 @@ static enum MHD_Result gnql(http_request *r, tr_noise *nz, bool v3)
     json_t *v;
     json_array_foreach(json_object_get(res, "ips"), i, v) {
         lookup l;
-        if (look(nz, json_string_value(v), &l, &err) != 0)
+        if (look_as(nz, json_string_value(v), &l, v3 && quick, &err) != 0)
             continue;
         json_array_append_new(data, v3 ? v3_record(json_string_value(v), &l, quick)
                                        : v2_context(json_string_value(v), &l));
@@ -466,6 +473,54 @@ static bool valid_cve(const char *s)
     return d >= 4 && d <= 7 && !s[i];
 }
 
+/* One noise handle per server thread, kept between requests: opening one
+ * (schema check, tag-set version, actors, geoip files) costs more than a
+ * quick lookup. Per thread, as a handle serves one thread at a time; closed
+ * when the thread ends. Settings changed by another process (geoip, mmdb)
+ * reach these handles when the server restarts; the data is always read
+ * fresh. */
+typedef struct nz_cache {
+    char *dir;
+    tr_noise *n;
+} nz_cache;
+static pthread_key_t nz_key;
+static pthread_once_t nz_once = PTHREAD_ONCE_INIT;
+
+static void nz_free(void *p)
+{
+    nz_cache *c = p;
+    tr_noise_close(c->n);
+    free(c->dir);
+    free(c);
+}
+
+static void nz_init(void)
+{
+    if (pthread_key_create(&nz_key, nz_free) != 0)
+        tr_die("pthread_key_create failed");
+}
+
+static tr_noise *noise_get(http_request *r, tr_error *err)
+{
+    pthread_once(&nz_once, nz_init);
+    nz_cache *c = pthread_getspecific(nz_key);
+    if (c && strcmp(c->dir, r->data_dir) == 0)
+        return c->n;
+    tr_noise *n = NULL;
+    if (tr_noise_open(r->data_dir, &n, err) != 0)
+        return NULL;
+    if (c) {
+        tr_noise_close(c->n);
+        free(c->dir);
+    } else {
+        c = tr_xcalloc(1, sizeof *c);
+    }
+    c->dir = tr_xstrdup(r->data_dir);
+    c->n = n;
+    pthread_setspecific(nz_key, c);
+    return n;
+}
+
 enum MHD_Result api_greynoise(http_request *r)
 {
     const char *p = r->path;
@@ -473,9 +528,9 @@ enum MHD_Result api_greynoise(http_request *r)
         return http_send_json(r, 200,
                               json_pack("{s:s, s:s, s:s, s:s}", "message", "pong", "offering",
                                         "enterprise", "expiration", "2099-12-31", "address", ""));
-    tr_noise *nz = NULL;
     tr_error err;
-    if (tr_noise_open(r->data_dir, &nz, &err) != 0)
+    tr_noise *nz = noise_get(r, &err);
+    if (!nz)
         return gn_error(r, 503, "%s", err.msg);
     bool post = strcmp(r->method, "POST") == 0;
     enum MHD_Result rc;
@@ -571,7 +626,6 @@ enum MHD_Result api_greynoise(http_request *r)
         rc = metadata(r, nz);
     else
         rc = gn_error(r, 404, "no endpoint %s %s", r->method, p);
-    tr_noise_close(nz);
     return rc;
 }
 

@@ -473,3 +473,28 @@ int tr_noise_tag_days(tr_noise *n, const char *tag, int days, json_t **out, tr_e
     *out = json_pack("{s:s, s:o}", "tag", tag, "days", a);
     return 0;
 }
+
+int tr_noise_quick(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
+{
+    char ip[64];
+    if (canon_ip(ip_in, ip, err) != 0)
+        return -1;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(n->db,
+                           "SELECT classification, spoofable, last_seen FROM noise_ips WHERE ip = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return noise_db_fail(n->db, err);
+    sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
+    int found = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        json_t *t = noise_time_json(sqlite3_column_int64(st, 2));
+        char day[11];
+        snprintf(day, sizeof day, "%s", json_string_value(t));
+        json_decref(t);
+        *out = json_pack("{s:s, s:b, s:s}", "classification", sqlite3_column_text(st, 0),
+                         "spoofable", sqlite3_column_int(st, 1), "last_seen", day);
+        found = 1;
+    }
+    sqlite3_finalize(st);
+    return found;
+}

@@ -115,6 +115,10 @@ int tr_noise_similar(tr_noise *n, const char *ip, int limit, double min_score, j
  * it, -1 error. */
 int tr_noise_cve(tr_noise *n, const char *cve, json_t **out, tr_error *err);
 
+/* The few fields of a quick check: 1 seen (*out: {classification,
+ * spoofable, last_seen (YYYY-MM-DD)}), 0 never seen, -1 error. */
+int tr_noise_quick(tr_noise *n, const char *ip, json_t **out, tr_error *err);
+
 /* For the web UI: each sensor's last event and event counts (1 h, 24 h,
  * 7 days) from the stored events, [{name, last_event, events_1h,
  * events_24h, ips_7d, events_7d}]; and a tag's distinct source IPs per UTC
