@@ -300,13 +300,20 @@ int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **
     json_object_set_new(stats, "tags", tags);
 
     /* Destination countries: where the sensors an IP hit stand, by geoip of
-     * the destination addresses. */
-    json_t *dc = json_object();
+     * the destination addresses. Each distinct destination is looked up
+     * once (a few sensors' addresses), then the IPs are counted per country
+     * in SQL. */
+    json_t *dlist = json_array();
+    sqlite3_exec(n->db,
+                 "DROP TABLE IF EXISTS temp.gnql_dc;"
+                 "CREATE TEMP TABLE gnql_dc(dst TEXT PRIMARY KEY, country TEXT NOT NULL)",
+                 NULL, NULL, NULL);
+    sqlite3_stmt *ins = NULL;
     if (rc == 0 &&
-        sqlite3_prepare_v2(n->db,
-                           "SELECT v.value, m.ip" FROM_VALS("dst") "GROUP BY v.value, m.ip", -1,
-                           &st, NULL) == SQLITE_OK) {
-        json_t *seen = json_object();     /* "country\tip" once */
+        sqlite3_prepare_v2(n->db, "INSERT OR IGNORE INTO temp.gnql_dc(dst, country) VALUES(?, ?)",
+                           -1, &ins, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(n->db, "SELECT DISTINCT v.value" FROM_VALS("dst"), -1, &st, NULL) ==
+            SQLITE_OK) {
         while (sqlite3_step(st) == SQLITE_ROW) {
             const char *d = (const char *)sqlite3_column_text(st, 0);
             uint8_t a[16];
@@ -316,35 +323,22 @@ int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **
             char *cc = NULL, *cn = NULL;
             noise_country(n, fam, a, &cc, &cn);
             if (cn && *cn) {
-                char *k2 = tr_xasprintf("%s\t%s", cn, (const char *)sqlite3_column_text(st, 1));
-                if (!json_object_get(seen, k2)) {
-                    json_object_set_new(seen, k2, json_true());
-                    json_int_t c = json_integer_value(json_object_get(dc, cn));
-                    json_object_set_new(dc, cn, json_integer(c + 1));
-                }
-                free(k2);
+                sqlite3_reset(ins);
+                sqlite3_bind_text(ins, 1, d, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(ins, 2, cn, -1, SQLITE_TRANSIENT);
+                sqlite3_step(ins);
             }
             free(cc);
             free(cn);
         }
-        json_decref(seen);
         sqlite3_finalize(st);
+        rc = top(n,
+                 "SELECT c.country, count(DISTINCT m.ip)" FROM_VALS("dst")
+                 "JOIN temp.gnql_dc c ON c.dst = v.value" ORDER,
+                 count, dlist, "country", false, err);
     }
-    json_t *dlist = json_array();
-    for (int64_t k = 0; k < count && json_object_size(dc) > 0; k++) {
-        const char *best = NULL, *key;
-        json_int_t bc = -1;
-        json_t *v;
-        json_object_foreach(dc, key, v) if (json_integer_value(v) > bc ||
-                                            (json_integer_value(v) == bc && strcmp(key, best) < 0))
-        {
-            best = key;
-            bc = json_integer_value(v);
-        }
-        json_array_append_new(dlist, json_pack("{s:s, s:I}", "country", best, "count", bc));
-        json_object_del(dc, best);
-    }
-    json_decref(dc);
+    sqlite3_finalize(ins);
+    sqlite3_exec(n->db, "DROP TABLE IF EXISTS temp.gnql_dc", NULL, NULL, NULL);
     json_object_set_new(stats, "destination_countries", dlist);
     sqlite3_exec(n->db, "DROP TABLE IF EXISTS temp.gnql_m", NULL, NULL, NULL);
     if (rc != 0) {

@@ -88,3 +88,20 @@ def test_stats(trawl, tmp_path):
     assert st["sensors"] == [{"sensor": "test-sensor", "count": 4}]
     text = trawl.run("noise", "stats", "ip:203.0.113.0/24", check=0).stdout
     assert "4 matching IPs" in text and "ZMap Client" in text
+
+
+def test_stats_destination_countries(trawl, tmp_path):
+    import os
+    import pytest
+    if not os.path.exists("/usr/share/GeoIP/GeoIP.dat"):
+        pytest.skip("missing /usr/share/GeoIP/GeoIP.dat (geoip-database)")
+    # Records only: the destinations are where a sensor would stand.
+    trawl.run("noise", "import", write_jsonl(tmp_path / "d.jsonl", [
+        dict(syn("203.0.113.50", 23), dst_ip="8.8.8.8"),
+        dict(syn("203.0.113.50", 80), dst_ip="8.8.4.4"),
+        dict(syn("203.0.113.51", 23), dst_ip="8.8.8.8"),
+        syn("203.0.113.52", 23),
+    ]), check=0)
+    out = json.loads(trawl.run("noise", "stats", "ip:203.0.113.48/29", "--json", check=0).stdout)
+    assert out["count"] == 3
+    assert out["stats"]["destination_countries"] == [{"country": "United States", "count": 2}]
