@@ -36,6 +36,10 @@ static const char *const schema =
     " n INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
     " PRIMARY KEY(ip, kind, value, port)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS noise_ip_values_kv ON noise_ip_values(kind, value);"
+    /* GNQL's terms on the record itself, in the form gnql.c compiles them. */
+    "CREATE INDEX IF NOT EXISTS noise_ips_gnql_cc ON noise_ips(ifnull(country_code, '') COLLATE NOCASE);"
+    "CREATE INDEX IF NOT EXISTS noise_ips_gnql_country ON noise_ips(ifnull(country, '') COLLATE NOCASE);"
+    "CREATE INDEX IF NOT EXISTS noise_ips_gnql_class ON noise_ips(classification COLLATE NOCASE);"
     /* GNQL compares values case-insensitively: "tags:mirai" finds Mirai. */
     "CREATE INDEX IF NOT EXISTS noise_ip_values_kvn ON noise_ip_values(kind, value COLLATE NOCASE);"
     "CREATE TABLE IF NOT EXISTS noise_ip_overflow(ip TEXT NOT NULL, kind TEXT NOT NULL,"
