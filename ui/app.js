@@ -551,6 +551,7 @@ function route() {
     case "sample": return pageSample(parts[1]);
     case "upload": return pageUpload();
     case "rules": return pageRules();
+    case "noise": return pageNoise(parts, params);
     case "status": return pageStatus();
     case "key": return pageKey();
     case "kb": return pageKb(parts.slice(1), params);
@@ -569,7 +570,7 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "/") { const q = $("#q"); if (q) { e.preventDefault(); q.focus(); return; } }
   if (pendingG) {
     pendingG = false;
-    const map = { h: "#/hunt", r: "#/hunts", s: "#/samples", u: "#/upload", l: "#/rules", t: "#/status", k: "#/key", b: "#/kb" };
+    const map = { h: "#/hunt", r: "#/hunts", s: "#/samples", u: "#/upload", l: "#/rules", t: "#/status", k: "#/key", b: "#/kb", n: "#/noise" };
     if (map[e.key]) { location.hash = map[e.key]; e.preventDefault(); }
     return;
   }

@@ -25,6 +25,11 @@ static const char usage_text[] =
     "       trawl noise tor import FILE                   replace the Tor exit list\n"
     "       trawl noise retention [--days N] [--apply]    days of raw events kept (default 90)\n"
     "       trawl noise config KEY [VALUE]                mmdb, geoip, rdns, retention_days\n"
+    "       trawl noise query 'GNQL' [--size N] [--scroll T] [--json]   IPs matching a GNQL query\n"
+    "       trawl noise stats 'GNQL' [--count N] [--json] aggregates of the matching IPs\n"
+    "       trawl noise riot import FILE                  replace the RIOT allow-list (CSV:\n"
+    "                                  CIDR,name,category,trust_level[,description[,reference]])\n"
+    "       trawl noise riot IP [--json]                  is an address on the RIOT list\n"
     "Adding a tag re-judges the stored events; new events are judged as they arrive.\n";
 
 /* Commands that write make the data directory as `trawl add` would. */
@@ -654,6 +659,205 @@ static int cmd_config(const cli_ctx *ctx, int argc, char **argv)
     return CLI_OK;
 }
 
+/* trawl noise query 'GNQL': one line per IP, or GreyNoise's v3 answer. */
+static int cmd_query(const cli_ctx *ctx, int argc, char **argv)
+{
+    const char *q = NULL, *scroll = NULL;
+    long long size = 0;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
+            size = strtoll(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--scroll") == 0 && i + 1 < argc)
+            scroll = argv[++i];
+        else if (!q && (argv[i][0] != '-' || argv[i][1] != '-'))
+            q = argv[i];
+        else {
+            cli_error("usage: trawl noise query 'GNQL' [--size N] [--scroll T] [--json]");
+            return CLI_USAGE;
+        }
+    }
+    if (!q) {
+        cli_error("usage: trawl noise query 'GNQL' [--size N] [--scroll T] [--json]");
+        return CLI_USAGE;
+    }
+    tr_noise *n = NULL;
+    int rc = open_noise(ctx, false, &n);
+    if (rc != CLI_OK)
+        return rc;
+    tr_error err;
+    json_t *res = NULL;
+    if (tr_noise_gnql(n, q, size, scroll, &res, &err) != 0) {
+        tr_noise_close(n);
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
+    }
+    json_t *data = json_array();
+    size_t i;
+    json_t *ip;
+    json_array_foreach(json_object_get(res, "ips"), i, ip) {
+        json_t *r = NULL;
+        if (tr_noise_ip(n, json_string_value(ip), &r, &err) == 1)
+            json_array_append_new(data, r);
+    }
+    tr_noise_close(n);
+    if (json) {
+        json_t *o = json_pack("{s:O, s:{s:O, s:O, s:O}}", "data", data, "request_metadata",
+                              "count", json_object_get(res, "count"), "complete",
+                              json_object_get(res, "complete"), "scroll",
+                              json_object_get(res, "scroll"));
+        json_object_set(json_object_get(o, "request_metadata"), "query",
+                        json_object_get(res, "query"));
+        print_json(o);
+        json_decref(o);
+    } else {
+        json_t *r;
+        json_array_foreach(data, i, r) {
+            printf("%-40s %-10s %s  %s", json_string_value(json_object_get(r, "ip")),
+                   json_string_value(json_object_get(r, "classification")),
+                   json_string_value(json_object_get(r, "last_seen")),
+                   json_string_value(json_object_get(r, "actor")));
+            size_t k;
+            json_t *t;
+            json_array_foreach(json_object_get(r, "tags"), k, t)
+                printf("%s%s", k ? ", " : "  ", json_string_value(t));
+            putchar('\n');
+        }
+        printf("%lld matching IPs%s%s\n",
+               (long long)json_integer_value(json_object_get(res, "count")),
+               json_is_true(json_object_get(res, "complete")) ? "" : "; next page: --scroll ",
+               json_string_value(json_object_get(res, "scroll")));
+    }
+    json_decref(data);
+    json_decref(res);
+    return CLI_OK;
+}
+
+/* trawl noise stats 'GNQL': the top values of each aggregate. */
+static int cmd_stats(const cli_ctx *ctx, int argc, char **argv)
+{
+    const char *q = NULL;
+    long long count = 10;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
+            count = strtoll(argv[++i], NULL, 10);
+        else if (!q && (argv[i][0] != '-' || argv[i][1] != '-'))
+            q = argv[i];
+        else {
+            cli_error("usage: trawl noise stats 'GNQL' [--count N] [--json]");
+            return CLI_USAGE;
+        }
+    }
+    if (!q) {
+        cli_error("usage: trawl noise stats 'GNQL' [--count N] [--json]");
+        return CLI_USAGE;
+    }
+    tr_noise *n = NULL;
+    int rc = open_noise(ctx, false, &n);
+    if (rc != CLI_OK)
+        return rc;
+    tr_error err;
+    json_t *res = NULL;
+    rc = tr_noise_gnql_stats(n, q, count, &res, &err);
+    tr_noise_close(n);
+    if (rc != 0) {
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
+    }
+    if (json) {
+        print_json(res);
+        json_decref(res);
+        return CLI_OK;
+    }
+    printf("%lld matching IPs\n", (long long)json_integer_value(json_object_get(res, "count")));
+    const char *key;
+    json_t *list;
+    json_object_foreach(json_object_get(res, "stats"), key, list) {
+        if (json_array_size(list) == 0)
+            continue;
+        printf("%s:\n", key);
+        size_t i;
+        json_t *row;
+        json_array_foreach(list, i, row) {
+            const char *k;
+            json_t *v, *label = NULL;
+            json_object_foreach(row, k, v) if (strcmp(k, "count") != 0) label = v;
+            char *text = json_is_object(label)
+                             ? tr_xstrdup(json_string_value(json_object_get(label, "name")))
+                             : json_is_string(label) ? tr_xstrdup(json_string_value(label))
+                             : json_is_boolean(label) ? tr_xstrdup(json_is_true(label) ? "true"
+                                                                                        : "false")
+                             : tr_xasprintf("%lld", (long long)json_integer_value(label));
+            printf("  %-40s %lld\n", text,
+                   (long long)json_integer_value(json_object_get(row, "count")));
+            free(text);
+        }
+    }
+    json_decref(res);
+    return CLI_OK;
+}
+
+/* trawl noise riot import FILE | riot IP: the admin's RIOT allow-list. */
+static int cmd_riot(const cli_ctx *ctx, int argc, char **argv)
+{
+    bool json = argc == 3 && strcmp(argv[2], "--json") == 0;
+    if (argc < 2 || (strcmp(argv[1], "import") == 0 && argc != 3) ||
+        (strcmp(argv[1], "import") != 0 && argc != 2 && !json)) {
+        cli_error("usage: trawl noise riot import FILE | trawl noise riot IP [--json]");
+        return CLI_USAGE;
+    }
+    bool import = strcmp(argv[1], "import") == 0;
+    tr_noise *n = NULL;
+    int rc = open_noise(ctx, import, &n);
+    if (rc != CLI_OK)
+        return rc;
+    tr_error err;
+    if (import) {
+        uint64_t count, bad;
+        rc = tr_noise_riot_import(n, argv[2], &count, &bad, &err);
+        tr_noise_close(n);
+        if (rc != 0) {
+            cli_error("%s", err.msg);
+            return CLI_FAIL;
+        }
+        printf("RIOT list: %llu networks\n", (unsigned long long)count);
+        if (bad) {
+            cli_error("%s:%llu: not CIDR,name,category,trust_level(1|2); bad lines skipped",
+                      argv[2], (unsigned long long)bad);
+            return CLI_FAIL;
+        }
+        return CLI_OK;
+    }
+    json_t *r = NULL;
+    int found = tr_noise_riot(n, argv[1], &r, &err);
+    tr_noise_close(n);
+    if (found < 0) {
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
+    }
+    if (json) {
+        json_t *o = found ? json_pack("{s:s, s:b, s:O}", "ip", argv[1], "riot", 1, "entry", r)
+                          : json_pack("{s:s, s:b}", "ip", argv[1], "riot", 0);
+        print_json(o);
+        json_decref(o);
+    } else if (found) {
+        printf("%s: RIOT %s (%s, trust level %s, %s)\n", argv[1],
+               json_string_value(json_object_get(r, "name")),
+               json_string_value(json_object_get(r, "category")),
+               json_string_value(json_object_get(r, "trust_level")),
+               json_string_value(json_object_get(r, "cidr")));
+    } else {
+        printf("%s: not on the RIOT list\n", argv[1]);
+    }
+    json_decref(r);
+    return CLI_OK;
+}
+
 int cli_cmd_noise(const cli_ctx *ctx, int argc, char **argv)
 {
     if (argc < 2) {
@@ -671,7 +875,8 @@ int cli_cmd_noise(const cli_ctx *ctx, int argc, char **argv)
     } subs[] = {{"import", cmd_import}, {"ip", cmd_ip},       {"events", cmd_events},
                 {"tags", cmd_tags},
                 {"tag", cmd_tag},       {"actor", cmd_actor}, {"tor", cmd_tor},
-                {"retention", cmd_retention}, {"config", cmd_config}};
+                {"retention", cmd_retention}, {"config", cmd_config},
+                {"query", cmd_query},   {"stats", cmd_stats},   {"riot", cmd_riot}};
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strcmp(sub, subs[i].name) == 0)
             return subs[i].fn(ctx, argc - 1, argv + 1);

@@ -126,6 +126,12 @@ enum MHD_Result api_noise_events(http_request *r);     /* POST, GET /api/noise/e
 enum MHD_Result api_noise_ip(http_request *r);         /* GET /api/noise/ip/IP */
 enum MHD_Result api_noise_tags(http_request *r);       /* /api/noise/tags[/NAME] */
 enum MHD_Result ui_index(http_request *r);
+/* GreyNoise's API: /v3/..., /v2/..., /v1/cve/..., /ping (api_greynoise.c). */
+enum MHD_Result api_greynoise(http_request *r);
+bool http_greynoise_path(const char *url);
+enum MHD_Result api_noise_ui(http_request *r);         /* /api/noise/sensors, tag-days/NAME */
+/* GreyNoise's error body {"message": msg}. */
+enum MHD_Result http_send_greynoise_error(http_request *r, unsigned status, const char *msg);
 /* The STIX knowledge base: /api/stix/... and the TAXII 2.1 server /taxii2/... */
 #define HTTP_STIX_BODY_MAX (64u << 20)
 enum MHD_Result api_stix(http_request *r);

@@ -637,6 +637,8 @@ static route resolve(const char *method, const char *url, unsigned *status)
         }
         if (strncmp(rest, "ip/", 3) == 0 && rest[3])
             return get ? (route){api_noise_ip, TR_ROLE_READER, BODY_NONE, rest + 3} : none;
+        if (strcmp(rest, "sensors") == 0 || (strncmp(rest, "tag-days/", 9) == 0 && rest[9]))
+            return get ? (route){api_noise_ui, TR_ROLE_READER, BODY_NONE, rest} : none;
         if (strcmp(rest, "tags") == 0 || strncmp(rest, "tags/", 5) == 0) {
             const char *name = rest[4] == '/' ? rest + 5 : "";
             if (get && !*name)
@@ -743,6 +745,16 @@ static route resolve(const char *method, const char *url, unsigned *status)
             return (route){api_keys, TR_ROLE_ADMIN, BODY_NONE, rest};
         return none;
     }
+    if (http_greynoise_path(url)) {
+        *status = 405;
+        if (get)
+            return (route){api_greynoise, TR_ROLE_READER, BODY_NONE, url};
+        if (post && strncmp(url, "/v2/interesting/", 16) == 0)
+            return (route){api_greynoise, TR_ROLE_READER, BODY_NONE, url};
+        if (post)
+            return (route){api_greynoise, TR_ROLE_READER, BODY_JSON, url};
+        return none;
+    }
     if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0 || strncmp(url, "/ui/", 4) == 0) {
         *status = 405;
         return get ? (route){ui_index, TR_ROLE_NONE, BODY_NONE, ""} : none;
@@ -781,8 +793,10 @@ static const char *presented_key(struct MHD_Connection *conn, char *basic, size_
         return basic;
     }
     const char *k = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
-    /* MalwareBazaar clients send Auth-Key. */
-    return k ? k : MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Auth-Key");
+    /* MalwareBazaar clients send Auth-Key; GreyNoise clients "key". */
+    if (!k)
+        k = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Auth-Key");
+    return k ? k : MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "key");
 }
 
 /* Bodies are bounded small but where STIX bundles arrive. */
@@ -885,6 +899,8 @@ static enum MHD_Result answer_early(conn_state *cs, const char *url)
     r->close = true;
     if (strcmp(url, "/taxii2") == 0 || strncmp(url, "/taxii2/", 8) == 0)
         return http_send_taxii_error(r, cs->early_status, cs->early_msg);
+    if (http_greynoise_path(url))
+        return http_send_greynoise_error(r, cs->early_status, cs->early_msg);
     if (cs->early_status == 404 && strncmp(url, "/api/", 5) != 0)
         return http_send_text(r, 404, "text/plain; charset=utf-8", "not found\n", 10);
     return http_send_error(r, cs->early_status, "%s", cs->early_msg);

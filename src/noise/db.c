@@ -36,6 +36,12 @@ static const char *const schema =
     " n INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
     " PRIMARY KEY(ip, kind, value, port)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS noise_ip_values_kv ON noise_ip_values(kind, value);"
+    /* GNQL's terms on the record itself, in the form gnql.c compiles them. */
+    "CREATE INDEX IF NOT EXISTS noise_ips_gnql_cc ON noise_ips(ifnull(country_code, '') COLLATE NOCASE);"
+    "CREATE INDEX IF NOT EXISTS noise_ips_gnql_country ON noise_ips(ifnull(country, '') COLLATE NOCASE);"
+    "CREATE INDEX IF NOT EXISTS noise_ips_gnql_class ON noise_ips(classification COLLATE NOCASE);"
+    /* GNQL compares values case-insensitively: "tags:mirai" finds Mirai. */
+    "CREATE INDEX IF NOT EXISTS noise_ip_values_kvn ON noise_ip_values(kind, value COLLATE NOCASE);"
     "CREATE TABLE IF NOT EXISTS noise_ip_overflow(ip TEXT NOT NULL, kind TEXT NOT NULL,"
     " dropped INTEGER NOT NULL, PRIMARY KEY(ip, kind)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS noise_ip_days(ip TEXT NOT NULL, day INTEGER NOT NULL,"
@@ -48,7 +54,13 @@ static const char *const schema =
     " created INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS noise_actors(name TEXT PRIMARY KEY, benign INTEGER NOT NULL,"
     " cidrs TEXT NOT NULL, rdns TEXT NOT NULL, created INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS noise_tor(ip TEXT PRIMARY KEY) WITHOUT ROWID;";
+    "CREATE TABLE IF NOT EXISTS noise_tor(ip TEXT PRIMARY KEY) WITHOUT ROWID;"
+    /* RIOT's allow-list and analysts' flags (riot.c). */
+    "CREATE TABLE IF NOT EXISTS noise_riot(id INTEGER PRIMARY KEY, cidr TEXT NOT NULL,"
+    " name TEXT NOT NULL, category TEXT NOT NULL, trust_level TEXT NOT NULL,"
+    " description TEXT NOT NULL, reference TEXT NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS noise_interesting(ip TEXT NOT NULL, by TEXT NOT NULL,"
+    " time INTEGER NOT NULL, PRIMARY KEY(ip, by)) WITHOUT ROWID;";
 
 int noise_db_fail(sqlite3 *db, tr_error *err)
 {

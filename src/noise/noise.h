@@ -82,6 +82,67 @@ int tr_noise_ip_list(tr_noise *n, char ***ips, size_t *count, tr_error *err);
 int tr_noise_events(tr_noise *n, const char *ip, const char *tag, int64_t limit, json_t **out,
                     tr_error *err);
 
+/* ---- GNQL (gnql.h) --------------------------------------------------------- */
+/* The IPs matching a GNQL query, in address-text order, a page of size (0:
+ * 10,000, at most 10,000) after the scroll token of the previous page (NULL
+ * or "": the first): {"query", "count" (all matches), "complete", "scroll",
+ * "ips": [...]}. A malformed query fails with err starting "GNQL:". */
+int tr_noise_gnql(tr_noise *n, const char *query, int64_t size, const char *scroll,
+                  json_t **out, tr_error *err);
+/* Aggregates of the matching IPs, GreyNoise's stats shape, each list the
+ * top count (0: 10): {"query", "count", "stats": {"classifications",
+ * "spoofable", "organizations", "actors", "countries", "source_countries",
+ * "destination_countries", "tags", "operating_systems", "categories",
+ * "asns", "ports", "sensors"}}. */
+int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **out,
+                        tr_error *err);
+
+/* ---- GreyNoise's v3 extras (gnql_intel.c) --------------------------------- */
+/* Events per day of one IP over the last days (1..90), labelled by a field
+ * (classification, destination_port, protocol, sensor, http_path,
+ * http_user_agent, tag_ids): {metadata{...}, results[{timestamp, label,
+ * data}]}. */
+int tr_noise_timeline(tr_noise *n, const char *ip, const char *field, int days, json_t **out,
+                      tr_error *err);
+/* The IP's activity per hour, newest first, at most limit hours:
+ * {activity[{timestamp, ip, classification, events, destination_ports,
+ * protocols, sensors, http_paths, http_user_agents, tags}]}. */
+int tr_noise_hourly(tr_noise *n, const char *ip, int days, int limit, json_t **out,
+                    tr_error *err);
+/* IPs whose ports, paths, user agents, JA3, HASSH and tags are most alike
+ * (mean Jaccard index, 0..1): 1 {ip{...}, similar_ips[{..., score,
+ * features}], total}, 0 the IP was never seen, -1 error. */
+int tr_noise_similar(tr_noise *n, const char *ip, int limit, double min_score, json_t **out,
+                     tr_error *err);
+/* Activity seen for a CVE through the tags naming it: 1 (GreyNoise's CVE
+ * shape, the counts filled, what trawl does not know empty), 0 no tag names
+ * it, -1 error. */
+int tr_noise_cve(tr_noise *n, const char *cve, json_t **out, tr_error *err);
+
+/* The few fields of a quick check: 1 seen (*out: {classification,
+ * spoofable, last_seen (YYYY-MM-DD)}), 0 never seen, -1 error. */
+int tr_noise_quick(tr_noise *n, const char *ip, json_t **out, tr_error *err);
+
+/* For the web UI: each sensor's last event and event counts (1 h, 24 h,
+ * 7 days) from the stored events, [{name, last_event, events_1h,
+ * events_24h, ips_7d, events_7d}]; and a tag's distinct source IPs per UTC
+ * day over the last days: {tag, days[{day, ips}]}. */
+int tr_noise_sensors(tr_noise *n, json_t **out, tr_error *err);
+int tr_noise_tag_days(tr_noise *n, const char *tag, int days, json_t **out, tr_error *err);
+
+/* ---- RIOT and analysts' flags (riot.c) ------------------------------------ */
+/* Replaces the RIOT allow-list ("common business services") with a file's:
+ * CSV lines "CIDR,name,category,trust_level[,description[,reference]]",
+ * '#' comments; trust_level 1 or 2. Bad lines: the first in *bad_line (0
+ * none), skipped; a file without a good line leaves the list unchanged. */
+int tr_noise_riot_import(tr_noise *n, const char *path, uint64_t *count, uint64_t *bad_line,
+                         tr_error *err);
+/* 1 listed (*out: {name, category, trust_level, description, reference,
+ * cidr, last_updated}), 0 not, -1 error. */
+int tr_noise_riot(tr_noise *n, const char *ip, json_t **out, tr_error *err);
+/* An analyst flags an IP as interesting (GreyNoise's /v2/interesting). */
+int tr_noise_interesting(tr_noise *n, const char *ip, const char *by, tr_error *err);
+
 /* ---- tags ----------------------------------------------------------------- */
 /* Each tag: {name, category, intention, cves[], description, references[],
  * builtin, source, ips, events}, sorted by name. */

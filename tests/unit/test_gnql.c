@@ -1,0 +1,561 @@
+/* GNQL: the parser (syntax, positions in errors, canonical round trip) and
+ * the SQL evaluator against a brute-force filter over generated records. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "noise/gnql.h"
+#include "noise/noise.h"
+#include "noise/noise_internal.h"
+#include "store/store.h"
+
+#define NOW 1800000000LL     /* 2027-01-15 */
+
+static tr_gnql *parse_ok(const char *q)
+{
+    tr_gnql *g = NULL;
+    tr_error err;
+    if (tr_gnql_parse(q, NOW, &g, &err) != 0)
+        fail_msg("'%s': %s", q, err.msg);
+    return g;
+}
+
+static void parse_fails(const char *q, const char *msg)
+{
+    tr_gnql *g = NULL;
+    tr_error err;
+    if (tr_gnql_parse(q, NOW, &g, &err) == 0) {
+        tr_gnql_free(g);
+        fail_msg("'%s' parsed", q);
+    }
+    if (!strstr(err.msg, msg))
+        fail_msg("'%s': got '%s', wanted '%s'", q, err.msg, msg);
+}
+
+static void canon(const char *q, const char *want)
+{
+    tr_gnql *g = parse_ok(q);
+    char *s = tr_gnql_format(g);
+    assert_string_equal(s, want);
+    /* The canonical text parses to the same tree. */
+    tr_gnql *g2 = parse_ok(s);
+    char *s2 = tr_gnql_format(g2);
+    assert_string_equal(s, s2);
+    free(s);
+    free(s2);
+    tr_gnql_free(g);
+    tr_gnql_free(g2);
+}
+
+static void test_syntax_forms(void **state)
+{
+    (void)state;
+    canon("tags:a tags:b tags:c OR tags:d (tags:e tags:f)",
+          "((tags:\"a\" AND tags:\"b\" AND tags:\"c\") OR (tags:\"d\" AND (tags:\"e\" AND tags:\"f\")))");
+    canon("tags:Mirai or tags:\"RDP Scanner\" and -actor:Shodan*",
+          "(tags:\"Mirai\" OR (tags:\"RDP Scanner\" AND -actor:\"Shodan*\"))");
+    canon("(tags:a OR tags:b) NOT spoofable:true",
+          "((tags:\"a\" OR tags:\"b\") AND -spoofable:\"true\")");
+    canon("metadata.country:\"United States\" raw_data.scan.port:[20 TO 25]",
+          "(metadata.country:\"United States\" AND raw_data.scan.port:[20 TO 25])");
+    canon("last_seen:[2026-01-01 TO 2026-01-31]", "last_seen:[2026-01-01 TO 2026-01-31]");
+    canon("raw_data.scan.port:>=1024", "raw_data.scan.port:>=\"1024\"");
+    canon("1.2.3.0/24", "ip:\"1.2.3.0/24\"");
+    canon("METADATA.ASN:AS13335", "metadata.asn:\"13335\"");
+    canon("raw_data.web.paths:\"/a \\\"b\\\"\"", "raw_data.web.paths:\"/a \\\"b\\\"\"");
+    canon("tags:Mirai-like", "tags:\"Mirai-like\"");
+    tr_gnql *g = parse_ok("  ");
+    assert_null(g->root);
+    assert_false(g->has_time);
+    tr_gnql_free(g);
+    g = parse_ok("last_seen:7d");
+    assert_true(g->has_time);
+    assert_int_equal(g->root->lo, (NOW - 7 * 86400) * 1000000);
+    tr_gnql_free(g);
+    g = parse_ok("first_seen:2026-11-28");
+    assert_int_equal(g->root->lo, 1795824000LL * 1000000);
+    assert_int_equal(g->root->hi, (1795824000LL + 86400) * 1000000);
+    tr_gnql_free(g);
+}
+
+static void test_errors_name_the_position(void **state)
+{
+    (void)state;
+    parse_fails("tags:Mirai (ip:1.2.3.4", "unclosed '(' at position 12");
+    parse_fails("tags:Mirai colour:red", "unknown field 'colour' at position 12");
+    parse_fails("tags:\"Mirai", "unterminated quoted value at position 6");
+    parse_fails("ip:300.1.1.1", "at position 1");
+    parse_fails("tags:a OR", "expected a term at position 10");
+    parse_fails("AND tags:a", "expected a term before 'AND' at position 1");
+    parse_fails("tags:a )", "unexpected ')' at position 8");
+    parse_fails("raw_data.scan.port:70000", "not a port number at position 1");
+    parse_fails("raw_data.scan.port:[1 25]", "expected 'TO'");
+    parse_fails("spoofable:maybe", "true or false");
+    parse_fails("last_seen:>7d", "takes no comparison");
+    parse_fails("tags:>a", "takes no comparison");
+    parse_fails("first_seen:2026-02-30", "neither a date");
+    parse_fails("hello", "is not FIELD:VALUE");
+    parse_fails("tags:", "expected a value at position 6");
+    parse_fails("- tags:a", "'-' must stick");
+    char deep[300];
+    memset(deep, '(', 200);
+    strcpy(deep + 200, "tags:a");
+    parse_fails(deep, "nested too deeply");
+}
+
+/* ---- property test ------------------------------------------------------- */
+
+typedef struct rec {
+    char ip[46];
+    int family;
+    uint8_t addr[16];
+    const char *classification, *actor, *country, *cc, *asn, *org;
+    int spoofable, tor;
+    int64_t first, last;
+    const char *tags[4];
+    int ntags;
+    int ports[4];
+    int nports;
+    const char *paths[3];
+    int npaths;
+    const char *ua, *sensor, *ja3;
+} rec;
+
+static const char *const CLASS[] = {"malicious", "benign", "unknown", "suspicious"};
+static const char *const ACTORS[] = {NULL, "Shodan.io", "Censys"};
+static const char *const COUNTRIES[][2] = {{NULL, NULL}, {"Germany", "DE"}, {"United States", "US"},
+                                           {"Brazil", "BR"}};
+static const char *const ASNS[] = {NULL, "13335", "3320"};
+static const char *const ORGS[] = {NULL, "Cloudflare", "Deutsche Telekom"};
+static const char *const TAGS[] = {"Mirai", "RDP Scanner", "SMBGhost Scanner", ".env Scanner",
+                                   "ZMap Client"};
+static const char *const TAG_CVES[] = {"", "", "CVE-2020-0796", "", "CVE-2021-1,CVE-2021-2"};
+static const char *const CVES[] = {"CVE-2020-0796", "CVE-2021-1", "CVE-2021-2", "CVE-1999-1"};
+static const int PORTS[] = {22, 23, 80, 443, 445, 3389, 8080};
+static const char *const PATHS[] = {"/", "/.env", "/.git/config", "/wp-login.php"};
+static const char *const UAS[] = {NULL, "curl/8.0", "python-requests/2.31", "Mozilla/5.0 (X11)"};
+static const char *const SENSORS[] = {"edge-1", "edge-2"};
+static const char *const JA3S[] = {NULL, "e7d705a3286e19ea42f587b344ee6865"};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define PICK(a) ((a)[rand() % N(a)])
+
+static void gen_rec(rec *r, int k)
+{
+    memset(r, 0, sizeof *r);
+    if (rand() % 5 == 0) {
+        r->family = 6;
+        snprintf(r->ip, sizeof r->ip, "2001:db8::%x:%x", rand() % 4, k);
+        inet_pton(AF_INET6, r->ip, r->addr);
+        inet_ntop(AF_INET6, r->addr, r->ip, sizeof r->ip);
+    } else {
+        r->family = 4;
+        snprintf(r->ip, sizeof r->ip, "%s.%d.%d", rand() % 2 ? "198.51" : "203.0", rand() % 4,
+                 k % 250);
+        inet_pton(AF_INET, r->ip, r->addr);
+    }
+    r->classification = PICK(CLASS);
+    r->actor = PICK(ACTORS);
+    int c = rand() % (int)N(COUNTRIES);
+    r->country = COUNTRIES[c][0];
+    r->cc = COUNTRIES[c][1];
+    r->asn = PICK(ASNS);
+    r->org = PICK(ORGS);
+    r->spoofable = rand() % 2;
+    r->tor = rand() % 6 == 0;
+    /* Within 200 days of NOW: some outside the default 90-day window. */
+    r->last = (NOW - rand() % (200 * 86400)) * 1000000;
+    r->first = r->last - (int64_t)(rand() % (30 * 86400)) * 1000000;
+    r->ntags = rand() % 3;
+    for (int i = 0; i < r->ntags; i++) {
+        r->tags[i] = PICK(TAGS);
+        for (int j = 0; j < i; j++)
+            if (r->tags[j] == r->tags[i])
+                r->tags[i--] = NULL, r->ntags--;
+    }
+    r->nports = 1 + rand() % 3;
+    for (int i = 0; i < r->nports; i++) {
+        r->ports[i] = PICK(PORTS);
+        for (int j = 0; j < i; j++)
+            if (r->ports[j] == r->ports[i])
+                r->nports--, i--;
+    }
+    r->npaths = rand() % 3;
+    for (int i = 0; i < r->npaths; i++) {
+        r->paths[i] = PICK(PATHS);
+        for (int j = 0; j < i; j++)
+            if (r->paths[j] == r->paths[i])
+                r->npaths--, i--;
+    }
+    r->ua = PICK(UAS);
+    r->sensor = PICK(SENSORS);
+    r->ja3 = PICK(JA3S);
+}
+
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+}
+
+static void put_value(sqlite3 *db, const char *ip, const char *kind, const char *v, int port)
+{
+    char *sql = sqlite3_mprintf("INSERT OR IGNORE INTO noise_ip_values(ip, kind, value, port, n,"
+                                " first_seen, last_seen) VALUES(%Q, %Q, %Q, %d, 1, 0, 0)",
+                                ip, kind, v, port);
+    exec_ok(db, sql);
+    sqlite3_free(sql);
+}
+
+static void store_rec(tr_noise *n, const rec *r)
+{
+    char *sql = sqlite3_mprintf(
+        "INSERT INTO noise_ips(ip, family, first_seen, last_seen, spoofable, classification,"
+        " actor, country, country_code, asn, organization) VALUES(%Q, %d, %lld, %lld, %d, %Q, %Q,"
+        " %Q, %Q, %Q, %Q)",
+        r->ip, r->family, (long long)r->first, (long long)r->last, r->spoofable,
+        r->classification, r->actor, r->country, r->cc, r->asn, r->org);
+    exec_ok(n->db, sql);
+    sqlite3_free(sql);
+    if (r->tor) {
+        sql = sqlite3_mprintf("INSERT INTO noise_tor(ip) VALUES(%Q)", r->ip);
+        exec_ok(n->db, sql);
+        sqlite3_free(sql);
+    }
+    for (int i = 0; i < r->ntags; i++)
+        put_value(n->db, r->ip, "tag", r->tags[i], 0);
+    for (int i = 0; i < r->nports; i++)
+        put_value(n->db, r->ip, "scan", "TCP", r->ports[i]);
+    for (int i = 0; i < r->npaths; i++)
+        put_value(n->db, r->ip, "path", r->paths[i], 0);
+    if (r->ua)
+        put_value(n->db, r->ip, "useragent", r->ua, 0);
+    if (r->ja3)
+        put_value(n->db, r->ip, "ja3", r->ja3, 443);
+    put_value(n->db, r->ip, "sensor", r->sensor, 0);
+}
+
+/* '*' matches any run; ASCII case folded, as SQLite's LIKE and NOCASE. */
+static bool wild(const char *p, const char *s)
+{
+    if (!*p)
+        return !*s;
+    if (*p == '*')
+        return wild(p + 1, s) || (*s && wild(p, s + 1));
+    return *s && tolower((unsigned char)*p) == tolower((unsigned char)*s) && wild(p + 1, s + 1);
+}
+
+static bool text_is(const gnql_node *t, const char *v)
+{
+    v = v ? v : "";
+    return t->wildcard ? wild(t->value, v) : strcasecmp(t->value, v) == 0;
+}
+
+static bool tag_has_cve(const char *tag, const gnql_node *t)
+{
+    for (size_t i = 0; i < N(TAGS); i++) {
+        if (strcmp(TAGS[i], tag) != 0)
+            continue;
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s", TAG_CVES[i]);
+        char *save = NULL;
+        for (char *c = strtok_r(buf, ",", &save); c; c = strtok_r(NULL, ",", &save))
+            if (text_is(t, c))
+                return true;
+    }
+    return false;
+}
+
+static bool in_cidr(const rec *r, const gnql_node *t)
+{
+    if (r->family != t->family)
+        return false;
+    for (int b = 0; b < t->bits; b++) {
+        int byte = b / 8, bit = 7 - b % 8;
+        if (((r->addr[byte] >> bit) & 1) != ((t->addr[byte] >> bit) & 1))
+            return false;
+    }
+    return true;
+}
+
+static bool eval(const gnql_node *n, const rec *r)
+{
+    switch (n->kind) {
+    case GNQL_AND: return eval(n->a, r) && eval(n->b, r);
+    case GNQL_OR: return eval(n->a, r) || eval(n->b, r);
+    case GNQL_NOT: return !eval(n->a, r);
+    case GNQL_TERM: break;
+    }
+    switch (n->field) {
+    case GNQL_IP: return n->wildcard ? text_is(n, r->ip) : in_cidr(r, n);
+    case GNQL_CLASSIFICATION: return text_is(n, r->classification);
+    case GNQL_ACTOR: return text_is(n, r->actor);
+    case GNQL_COUNTRY: return text_is(n, r->country) || text_is(n, r->cc);
+    case GNQL_COUNTRY_CODE: return text_is(n, r->cc);
+    case GNQL_ASN: return text_is(n, r->asn);
+    case GNQL_ORG: return text_is(n, r->org);
+    case GNQL_CITY:
+    case GNQL_REGION:
+    case GNQL_RDNS: return text_is(n, "");
+    case GNQL_SPOOFABLE: return r->spoofable == n->flag;
+    case GNQL_TOR: return r->tor == n->flag;
+    case GNQL_VPN:
+    case GNQL_BOT: return !n->flag;
+    case GNQL_FIRST_SEEN: return r->first >= n->lo && r->first < n->hi;
+    case GNQL_LAST_SEEN: return r->last >= n->lo && r->last < n->hi;
+    case GNQL_PORT:
+        for (int i = 0; i < r->nports; i++)
+            if (r->ports[i] >= n->lo && r->ports[i] <= n->hi)
+                return true;
+        return false;
+    case GNQL_PROTOCOL: return text_is(n, "TCP");
+    case GNQL_TAGS:
+        for (int i = 0; i < r->ntags; i++)
+            if (text_is(n, r->tags[i]))
+                return true;
+        return false;
+    case GNQL_CVE:
+        for (int i = 0; i < r->ntags; i++)
+            if (tag_has_cve(r->tags[i], n))
+                return true;
+        return false;
+    case GNQL_PATH:
+        for (int i = 0; i < r->npaths; i++)
+            if (text_is(n, r->paths[i]))
+                return true;
+        return false;
+    case GNQL_USERAGENT: return r->ua && text_is(n, r->ua);
+    case GNQL_SENSOR: return text_is(n, r->sensor);
+    case GNQL_JA3: return r->ja3 && text_is(n, r->ja3);
+    case GNQL_HASSH:
+    case GNQL_JA4: return false;
+    case GNQL_NFIELDS: break;
+    }
+    fail_msg("field %d not judged", n->field);
+    return false;
+}
+
+/* A value as the query writes it: case flipped, maybe a wildcard, quoted
+ * when it has a space. */
+static void gen_value(tr_buf *b, const char *v)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *c = buf; *c; c++)
+        if (rand() % 4 == 0)
+            *c = (char)(isupper((unsigned char)*c) ? tolower((unsigned char)*c)
+                                                    : toupper((unsigned char)*c));
+    size_t len = strlen(buf);
+    int w = rand() % 6;
+    if (w == 0 && len > 2)
+        strcpy(buf + len / 2, "*");
+    else if (w == 1 && len > 2)
+        memmove(buf + 1, buf + len / 2, len - len / 2 + 1), buf[0] = '*';
+    if (strchr(buf, ' ') || rand() % 5 == 0)
+        tr_buf_printf(b, "\"%s\"", buf);
+    else
+        tr_buf_printf(b, "%s", buf);
+}
+
+static void gen_term(tr_buf *b)
+{
+    switch (rand() % 17) {
+    case 0: tr_buf_printf(b, "tags:"); gen_value(b, PICK(TAGS)); break;
+    case 1: tr_buf_printf(b, "classification:"); gen_value(b, PICK(CLASS)); break;
+    case 2: tr_buf_printf(b, "actor:"); gen_value(b, ACTORS[1 + rand() % 2]); break;
+    case 3: tr_buf_printf(b, "metadata.country:");
+        gen_value(b, COUNTRIES[1 + rand() % 3][rand() % 2]); break;
+    case 4: tr_buf_printf(b, "metadata.asn:%s%s", rand() % 2 ? "AS" : "", ASNS[1 + rand() % 2]);
+        break;
+    case 5: tr_buf_printf(b, "spoofable:%s", rand() % 2 ? "true" : "false"); break;
+    case 6: {
+        static const char *const ops[] = {"", ">", ">=", "<", "<="};
+        if (rand() % 3 == 0)
+            tr_buf_printf(b, "raw_data.scan.port:[%d TO %d]", PICK(PORTS), PICK(PORTS));
+        else
+            tr_buf_printf(b, "raw_data.scan.port:%s%d", PICK(ops), PICK(PORTS));
+        break;
+    }
+    case 7: {
+        static const char *const ips[] = {"198.51.0.0/16", "203.0.1.0/24", "198.51.2.0/23",
+                                          "203.0.0.0/8", "2001:db8::/32", "2001:db8::1:0/112",
+                                          "0.0.0.0/0", "198.51.1.7", "203.0.*"};
+        tr_buf_printf(b, "%s%s", rand() % 2 ? "ip:" : "", PICK(ips));
+        break;
+    }
+    case 8: tr_buf_printf(b, "cve:"); gen_value(b, PICK(CVES)); break;
+    case 9: tr_buf_printf(b, "raw_data.web.paths:"); gen_value(b, PICK(PATHS)); break;
+    case 10: tr_buf_printf(b, "raw_data.web.useragents:"); gen_value(b, UAS[1 + rand() % 3]);
+        break;
+    case 11: tr_buf_printf(b, "sensor:"); gen_value(b, PICK(SENSORS)); break;
+    case 12: tr_buf_printf(b, "metadata.tor:%s", rand() % 2 ? "true" : "false"); break;
+    case 13: tr_buf_printf(b, "last_seen:%dd", 1 + rand() % 150); break;
+    case 14: {
+        static const char *const ds[] = {"2026-08-01", "2026-11-01", "2027-01-01", "2027-01-15"};
+        static const char *const ops[] = {"", ">", ">=", "<", "<="};
+        if (rand() % 3 == 0)
+            tr_buf_printf(b, "first_seen:[%s TO %s]", PICK(ds), PICK(ds));
+        else
+            tr_buf_printf(b, "%s:%s%s", rand() % 2 ? "first_seen" : "last_seen", PICK(ops),
+                          PICK(ds));
+        break;
+    }
+    case 15: tr_buf_printf(b, "raw_data.ja3.fingerprint:"); gen_value(b, JA3S[1]); break;
+    default: tr_buf_printf(b, "metadata.organization:"); gen_value(b, ORGS[1 + rand() % 2]);
+        break;
+    }
+}
+
+static void gen_query(tr_buf *b, int depth)
+{
+    int parts = 1 + rand() % 3;
+    for (int i = 0; i < parts; i++) {
+        if (i) {
+            static const char *const joins[] = {" ", " AND ", " OR ", " or ", " and "};
+            tr_buf_printf(b, "%s", PICK(joins));
+        }
+        int neg = rand() % 5;
+        if (neg == 0)
+            tr_buf_printf(b, "-");
+        else if (neg == 1)
+            tr_buf_printf(b, "NOT ");
+        if (depth < 3 && rand() % 3 == 0) {
+            tr_buf_printf(b, "(");
+            gen_query(b, depth + 1);
+            tr_buf_printf(b, ")");
+        } else {
+            gen_term(b);
+        }
+    }
+}
+
+typedef struct fx {
+    char *dir;
+    tr_noise *n;
+} fx;
+
+static void test_evaluator_matches_brute_force(void **state)
+{
+    (void)state;
+    fx f;
+    char tmpl[] = "/tmp/trawl-gnql-XXXXXX";
+    f.dir = mkdtemp(tmpl);
+    assert_non_null(f.dir);
+    tr_error err;
+    tr_store *s = NULL;
+    if (tr_store_open(f.dir, TR_STORE_CREATE, &s, &err) != 0)
+        fail_msg("%s", err.msg);
+    tr_store_close(s);
+    if (tr_noise_open(f.dir, &f.n, &err) != 0)
+        fail_msg("%s", err.msg);
+    srand(20261128);
+    exec_ok(f.n->db, "BEGIN");
+    for (size_t i = 0; i < N(TAGS); i++) {
+        char *sql = sqlite3_mprintf(
+            "INSERT OR REPLACE INTO noise_tags(name, src_id, rule, category, intention, cves,"
+            " description, refs, builtin) VALUES(%Q, 0, 'r', 'activity', 'malicious', %Q, '',"
+            " '', 0)",
+            TAGS[i], TAG_CVES[i]);
+        exec_ok(f.n->db, sql);
+        sqlite3_free(sql);
+    }
+    enum { NREC = 400 };
+    rec *recs = tr_xcalloc(NREC, sizeof *recs);
+    int nrec = 0;
+    for (int k = 0; k < NREC; k++) {
+        gen_rec(&recs[nrec], k);
+        bool dup = false;
+        for (int j = 0; j < nrec; j++)
+            dup = dup || strcmp(recs[j].ip, recs[nrec].ip) == 0;
+        if (dup)
+            continue;
+        store_rec(f.n, &recs[nrec++]);
+    }
+    exec_ok(f.n->db, "COMMIT");
+
+    /* tr_noise_gnql counts back from the real clock: shift the records so
+     * that NOW is now. */
+    int64_t shift = (tr_now_unix() - NOW) * 1000000;
+    char *sql = sqlite3_mprintf("UPDATE noise_ips SET first_seen = first_seen + %lld,"
+                                " last_seen = last_seen + %lld",
+                                (long long)shift, (long long)shift);
+    exec_ok(f.n->db, sql);
+    sqlite3_free(sql);
+
+    int nonempty = 0, total = 0;
+    for (int iter = 0; iter < 350; iter++) {
+        tr_buf q = {0};
+        gen_query(&q, 0);
+        tr_buf_append(&q, "", 1);
+        int64_t now = tr_now_unix();
+        tr_gnql *g = NULL;
+        if (tr_gnql_parse(q.data, now, &g, &err) != 0) {
+            /* Generated queries are valid but for a bare "203.0.*". */
+            if (!strstr(q.data, "203.0.*"))
+                fail_msg("'%s': %s", q.data, err.msg);
+            free(q.data);
+            continue;
+        }
+        json_t *res = NULL;
+        if (tr_noise_gnql(f.n, q.data, 10000, NULL, &res, &err) != 0)
+            fail_msg("'%s': %s", q.data, err.msg);
+        if (tr_now_unix() != now) {     /* a second boundary: relative times moved */
+            json_decref(res);
+            tr_gnql_free(g);
+            free(q.data);
+            continue;
+        }
+        int want = 0;
+        for (int k = 0; k < nrec; k++) {
+            rec shifted = recs[k];
+            shifted.first += shift;
+            shifted.last += shift;
+            bool m = (!g->root || eval(g->root, &shifted)) &&
+                     (g->has_time || shifted.last >= (now - GNQL_DEFAULT_DAYS * 86400) * 1000000);
+            bool got = false;
+            size_t i;
+            json_t *v;
+            json_array_foreach(json_object_get(res, "ips"), i, v)
+                got = got || strcmp(json_string_value(v), recs[k].ip) == 0;
+            if (m != got)
+                fail_msg("'%s': %s is %s by SQL but %s by brute force", q.data, recs[k].ip,
+                         got ? "matched" : "not matched", m ? "matched" : "not matched");
+            want += m;
+        }
+        assert_int_equal(json_integer_value(json_object_get(res, "count")), want);
+        nonempty += want > 0 && want < nrec;
+        total++;
+        json_decref(res);
+        tr_gnql_free(g);
+        free(q.data);
+    }
+    /* The generator must produce selective queries, or the test proves little. */
+    assert_true(total > 300);
+    assert_true(nonempty > total / 3);
+    free(recs);
+    tr_noise_close(f.n);
+    char *cmd = tr_xasprintf("rm -rf '%s'", f.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", f.dir);
+    free(cmd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_syntax_forms),
+        cmocka_unit_test(test_errors_name_the_position),
+        cmocka_unit_test(test_evaluator_matches_brute_force),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
