@@ -3,19 +3,13 @@
 // Security Policy added to every answer (no inline script or style may run).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { chromium } from "playwright-core";
+import { launchChromium, shot as shotOf, startServer, trawl } from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, "..", "..");
-const trawl = process.env.TRAWL_BIN || join(root, "build", "asan", "trawl");
-const artifacts = join(here, "artifacts");
-mkdirSync(artifacts, { recursive: true });
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'";
 
 let data, server, base, browser, page, key;
@@ -41,22 +35,8 @@ function run(...args) {
   return execFileSync(trawl, ["--data", data, ...args]).toString();
 }
 
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const p = spawn(trawl, ["--data", data, "serve", "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    p.stdout.on("data", (d) => {
-      out += d;
-      const m = /on (http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
-      if (m) resolve({ proc: p, url: m[1] });
-    });
-    p.on("exit", (code) => reject(new Error("trawl serve exited " + code + ": " + out)));
-    setTimeout(() => reject(new Error("trawl serve did not start: " + out)), 20000);
-  });
-}
-
 async function shot(name) {
-  await page.screenshot({ path: join(artifacts, name + ".png"), fullPage: true });
+  await shotOf(page, name);
 }
 
 before(async () => {
@@ -70,14 +50,10 @@ before(async () => {
   run("stix", "import", ent);
   rmSync(a); rmSync(b); rmSync(ent);
   key = run("key", "add", "--role", "analyst", "kb-ui-tester").trim();
-  const s = await startServer();
+  const s = await startServer(data);
   server = s.proc;
   base = s.url;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   await ctx.addInitScript((k) => localStorage.setItem("trawl.key", k), key);
   await ctx.route("**/*", async (route) => {

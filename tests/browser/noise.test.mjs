@@ -2,18 +2,12 @@
 // the events behind a tag in hex/ASCII, tags, sensors and the tag editor.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { launchChromium, shot as shotOf, startServer, trawl } from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, "..", "..");
-const trawl = process.env.TRAWL_BIN || join(root, "build", "asan", "trawl");
-const artifacts = join(here, "artifacts");
-mkdirSync(artifacts, { recursive: true });
 
 let data, server, base, browser, page, key;
 const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
@@ -30,22 +24,8 @@ function httpEv(src, path, ua) {
     http_host: "198.51.100.1", http_user_agent: ua }, req);
 }
 
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const p = spawn(trawl, ["--data", data, "serve", "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    p.stdout.on("data", (d) => {
-      out += d;
-      const m = /on (http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
-      if (m) resolve({ proc: p, url: m[1] });
-    });
-    p.on("exit", (code) => reject(new Error("trawl serve exited " + code + ": " + out)));
-    setTimeout(() => reject(new Error("trawl serve did not start: " + out)), 20000);
-  });
-}
-
 async function shot(name) {
-  await page.screenshot({ path: join(artifacts, name + ".png"), fullPage: true });
+  await shotOf(page, name);
 }
 
 before(async () => {
@@ -59,14 +39,10 @@ before(async () => {
     ev("203.0.113.12", 23, "syn", {}, null, { ip_id: 54321, tcp_window: 65535 }),
   ].map((e) => JSON.stringify(e)).join("\n") + "\n");
   execFileSync(trawl, ["--data", data, "noise", "import", f]);
-  const s = await startServer();
+  const s = await startServer(data);
   server = s.proc;
   base = s.url;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   page = await ctx.newPage();
   page.on("pageerror", (e) => { throw e; });

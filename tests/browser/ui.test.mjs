@@ -2,41 +2,21 @@
 // trawl binary. Screenshots of every step land in tests/browser/artifacts/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { randomBytes, createHash } from "node:crypto";
-import { chromium } from "playwright-core";
+import { launchChromium, shot as shotOf, startServer, trawl } from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, "..", "..");
-const trawl = process.env.TRAWL_BIN || join(root, "build", "asan", "trawl");
-const artifacts = join(here, "artifacts");
-mkdirSync(artifacts, { recursive: true });
 
 let data, server, base, browser, page, key;
 const marker = "TRAWL_UI_MARKER_" + randomBytes(6).toString("hex");
 const sample = Buffer.concat([Buffer.from("MZ"), randomBytes(3000), Buffer.from(marker), randomBytes(2000)]);
 const sha256 = createHash("sha256").update(sample).digest("hex");
 
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const p = spawn(trawl, ["--data", data, "serve", "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    p.stdout.on("data", (d) => {
-      out += d;
-      const m = /on (http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
-      if (m) resolve({ proc: p, url: m[1] });
-    });
-    p.on("exit", (code) => reject(new Error("trawl serve exited " + code + ": " + out)));
-    setTimeout(() => reject(new Error("trawl serve did not start: " + out)), 20000);
-  });
-}
-
 async function shot(name) {
-  await page.screenshot({ path: join(artifacts, name + ".png"), fullPage: true });
+  await shotOf(page, name);
 }
 
 const cspViolations = [];
@@ -44,14 +24,10 @@ const cspViolations = [];
 before(async () => {
   data = mkdtempSync(join(tmpdir(), "trawl-ui-"));
   key = execFileSync(trawl, ["--data", data, "key", "add", "--role", "analyst", "ui-tester"]).toString().trim();
-  const s = await startServer();
+  const s = await startServer(data);
   server = s.proc;
   base = s.url;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   const ctx = await browser.newContext({ viewport: { width: 1366, height: 850 } });
   page = await ctx.newPage();
   page.on("pageerror", (e) => { throw e; });
