@@ -35,6 +35,7 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
                                          {"header-timeout", required_argument, NULL, 'T'},
                                          {"allowed-host", required_argument, NULL, 'H'},
                                          {"hunt-time-limit", required_argument, NULL, 'L'},
+                                         {"kb-sync", required_argument, NULL, 'K'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     tr_http_config cfg = {.data_dir = ctx->data_dir, .listen = "127.0.0.1:8080", .threads = 4};
@@ -100,6 +101,16 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
             cfg.hunt_time_limit = (unsigned)n;
             break;
         }
+        case 'K': {
+            char *end = NULL;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 0 || n > 86400) {
+                cli_error("--kb-sync takes seconds from 0 (never) to 86400");
+                return CLI_USAGE;
+            }
+            cfg.kb_sync_seconds = n == 0 ? -1 : (int)n;
+            break;
+        }
         case 'T': {
             long n = strtol(optarg, NULL, 10);
             if (n < 1 || n > 3600) {
@@ -124,7 +135,7 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
                    "                   [--anonymous-read] [--max-upload MB (512)] [--workers N]\n"
                    "                   [--live-queue N (1024)] [--per-ip-connections N (64)]\n"
                    "                   [--header-timeout SECONDS (10)] [--allowed-host NAME]...\n"
-                   "                   [--hunt-time-limit SECONDS (3600)]\n"
+                   "                   [--hunt-time-limit SECONDS (3600)] [--kb-sync SECONDS (120)]\n"
                    "Every write needs an API key ('trawl key add'); --anonymous-read lets\n"
                    "anyone who reaches the port list, search and download. Hunts run in the\n"
                    "server, two at a time, sharing N verification workers (default: cores), each\n"
@@ -134,7 +145,9 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
                    "One client address may hold N connections; a connection that sends no\n"
                    "request within the header timeout is closed. Requests must name this server:\n"
                    "its address, localhost, or an --allowed-host NAME (others get 421).\n"
-                   "docs/security.md has every limit.\n");
+                   "docs/security.md has every limit. Every --kb-sync seconds, if anything was\n"
+                   "stored since, trawl's data is linked into the knowledge base (trawl kb sync;\n"
+                   "0: only when asked).\n");
             return CLI_OK;
         default:
             return CLI_USAGE;

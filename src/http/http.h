@@ -25,6 +25,9 @@ typedef struct tr_http_config {
     size_t n_allowed_hosts;
     unsigned header_timeout;  /* seconds a connection may sit idle before and between
                                * requests; 0 = 10 (a request in progress gets 120) */
+    /* Seconds between looks for changed data, after which the knowledge
+     * base's links are synced (kblink); -1 = never, 0 = 120. */
+    int kb_sync_seconds;
 } tr_http_config;
 
 typedef struct tr_server tr_server;

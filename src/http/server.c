@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "http/http_internal.h"
+#include "kblink/kblink.h"
 #include "hunt/hunt.h"
 #include "ingest/ingest.h"
 
@@ -24,6 +25,7 @@
 #define ANALYZER_POOL 16
 /* Hunts running at once; the verification workers are split between them. */
 #define HUNT_RUNNERS 2
+#define KB_SYNC_SECONDS 120
 #define PER_IP_CONNECTIONS 64
 #define HUNT_TIME_LIMIT 3600
 #define HEADER_TIMEOUT 10
@@ -56,6 +58,11 @@ struct tr_server {
     pthread_t indexer;
     pthread_cond_t index_wake;
     bool index_dirty, stopping;
+
+    pthread_t kbsync;         /* keeps the knowledge base's links current */
+    pthread_cond_t kb_wake;   /* only for stopping it */
+    bool kbsync_started;
+    int kb_sync_seconds;
 
     unsigned workers;
     pthread_t runners[HUNT_RUNNERS];
@@ -484,6 +491,48 @@ static int claim_job(tr_server *srv, int64_t *id)
     pthread_mutex_unlock(&srv->lock);
     tr_hunt_list_free(jobs, n);
     return slot;
+}
+
+/* Links trawl's data into the knowledge base after it changed: a look every
+ * kb_sync_seconds, a sync when anything was committed since (a sync that
+ * stores something is followed by another, which then finds nothing). */
+static void *kbsync_main(void *arg)
+{
+    tr_server *srv = arg;
+    tr_kblink_watch *w = NULL;
+    tr_error err;
+    for (;;) {
+        pthread_mutex_lock(&srv->lock);
+        if (!srv->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += srv->kb_sync_seconds;
+            pthread_cond_timedwait(&srv->kb_wake, &srv->lock, &ts);
+        }
+        bool stop = srv->stopping;
+        pthread_mutex_unlock(&srv->lock);
+        if (stop)
+            break;
+        if (!w && tr_kblink_watch_open(srv->data_dir, &w, &err) != 0) {
+            tr_log(TR_LOG_WARN, "%s", err.msg);
+            continue;
+        }
+        int changed = tr_kblink_watch_poll(w, &err);
+        if (changed < 0) {
+            tr_log(TR_LOG_WARN, "%s", err.msg);
+            continue;
+        }
+        if (!changed)
+            continue;
+        tr_kblink_stats st;
+        if (tr_kblink_sync(srv->data_dir, &st, &err) != 0)
+            tr_log(TR_LOG_WARN, "kb sync: %s", err.msg);
+        else if (st.added || st.updated || st.retired)
+            tr_log(TR_LOG_INFO, "kb sync: %zu objects, %zu added, %zu updated, %zu retired",
+                   st.objects, st.added, st.updated, st.retired);
+    }
+    tr_kblink_watch_close(w);
+    return NULL;
 }
 
 static void *runner_main(void *arg)
@@ -1155,6 +1204,7 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
     srv->n_allowed_hosts = cfg->n_allowed_hosts;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->index_wake, NULL);
+    pthread_cond_init(&srv->kb_wake, NULL);
     pthread_mutex_init(&srv->fork_lock, NULL);
     srv->index_dirty = true;                 /* catch up with anything unindexed */
     if (pthread_create(&srv->indexer, NULL, indexer_main, srv) != 0)
@@ -1167,6 +1217,12 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
     for (int i = 0; i < HUNT_RUNNERS; i++)
         if (pthread_create(&srv->runners[i], NULL, runner_main, srv) != 0)
             tr_die("cannot start a hunt runner thread");
+    srv->kb_sync_seconds = cfg->kb_sync_seconds ? cfg->kb_sync_seconds : KB_SYNC_SECONDS;
+    if (srv->kb_sync_seconds > 0) {
+        if (pthread_create(&srv->kbsync, NULL, kbsync_main, srv) != 0)
+            tr_die("cannot start the knowledge-base sync thread");
+        srv->kbsync_started = true;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -1212,6 +1268,7 @@ void tr_server_stop(tr_server *srv)
     srv->stopping = true;
     pthread_cond_signal(&srv->index_wake);
     pthread_cond_broadcast(&srv->hunt_wake);
+    pthread_cond_broadcast(&srv->kb_wake);
     for (int i = 0; i < HUNT_RUNNERS; i++)
         if (srv->running[i].h)
             tr_hunt_interrupt(srv->running[i].h);
@@ -1219,6 +1276,8 @@ void tr_server_stop(tr_server *srv)
     for (int i = 0; i < HUNT_RUNNERS; i++)
         pthread_join(srv->runners[i], NULL);
     pthread_join(srv->indexer, NULL);
+    if (srv->kbsync_started)
+        pthread_join(srv->kbsync, NULL);
     tr_live_queue_stop(srv->live);
     pthread_cond_destroy(&srv->hunt_wake);
     for (size_t i = 0; i < srv->npool; i++)
@@ -1226,6 +1285,7 @@ void tr_server_stop(tr_server *srv)
     pthread_mutex_destroy(&srv->lock);
     pthread_mutex_destroy(&srv->fork_lock);
     pthread_cond_destroy(&srv->index_wake);
+    pthread_cond_destroy(&srv->kb_wake);
     for (size_t i = 0; i < srv->n_allowed_hosts; i++)
         free(srv->allowed_hosts[i]);
     free(srv->allowed_hosts);

@@ -13,7 +13,9 @@
 #ifndef TRAWL_KBLINK_H
 #define TRAWL_KBLINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -30,6 +32,16 @@ typedef struct tr_kblink_stats {
 /* One sync of the data directory's samples, hunts, live rules and noise
  * records into its knowledge base. */
 int tr_kblink_sync(const char *data_dir, tr_kblink_stats *st, tr_error *err);
+
+/* Keeping the links current without hooks: a watch tells whether anything
+ * in trawl.db was committed since it last looked (by any process), so a
+ * server syncs only after a change. Its own sync's commits count as changes
+ * too: sync again until a sync stores nothing (it then commits nothing). */
+typedef struct tr_kblink_watch tr_kblink_watch;
+int tr_kblink_watch_open(const char *data_dir, tr_kblink_watch **out, tr_error *err);
+/* 1 changed (always, the first time), 0 not, -1 error. */
+int tr_kblink_watch_poll(tr_kblink_watch *w, tr_error *err);
+void tr_kblink_watch_close(tr_kblink_watch *w);
 
 /* The trawl identity every linked SDO names in created_by_ref. */
 #define TR_KBLINK_IDENTITY "identity--0f3b7a8e-6d4c-5b1a-9e2f-7c6d5e4f3a21"

@@ -265,3 +265,41 @@ def test_builtin_taxii_collections_of_samples_and_noise(linked, keys):
         assert SCANNER in {o["value"] for o in ips}
     finally:
         srv.stop()
+
+
+def test_server_keeps_the_links_current(trawl, keys, tmp_path):
+    """trawl serve links new data by itself after it changed (--kb-sync), with
+    no sync asked for: an upload with a signature becomes a file object and a
+    malware family naming it."""
+    import hashlib
+    import os
+    import time
+    import requests
+    from conftest import Server
+    srv = Server(trawl, "--kb-sync", "1")
+    try:
+        h = {"Authorization": "Bearer " + keys["analyst"]}
+        data = b"auto-linked sample " + os.urandom(64)
+        sha = hashlib.sha256(data).hexdigest()
+        r = requests.post(srv.url + "/api/samples", headers=h, data={"signature": "Autolinker"},
+                          files={"file": ("auto.bin", data)}, timeout=30)
+        assert r.status_code in (200, 201), r.text
+        deadline = time.time() + 90
+        objs = []
+        while time.time() < deadline:
+            time.sleep(0.5)
+            b = requests.get(srv.url + "/api/stix/export", headers=h, timeout=30,
+                             params={"type": "file,malware"}).json()
+            objs = b.get("objects", [])
+            files = {o["id"]: o for o in objs if o["type"] == "file"
+                     and o.get("hashes", {}).get("SHA-256") == sha}
+            fams = [o for o in objs if o["type"] == "malware" and o.get("name") == "Autolinker"]
+            if files and fams and set(fams[0].get("sample_refs", [])) & set(files):
+                break
+        else:
+            raise AssertionError("the upload was never linked: %s" % objs)
+        for o in objs:
+            validate_stix(o)
+    finally:
+        srv.stop()
+    assert "kb sync:" in srv.proc.stderr.read()
