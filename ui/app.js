@@ -307,10 +307,13 @@ async function pageHuntResults(id) {
   $("#zip").onclick = () => download(`/api/hunts/${id}/download`, `hunt-${id}.zip`);
   $("#hashes").onclick = () => download(`/api/hunts/${id}/hashes`, `hunt-${id}.sha256.txt`);
   let shown = -1;
+  /* The page may be left while a request is out: then its elements are gone. */
+  const here = () => location.hash.startsWith("#/hunts/" + id) && $("#state");
   async function tick() {
-    if (!location.hash.startsWith("#/hunts/" + id)) return;
+    if (!here()) return;
     let j;
-    try { j = await api(`/api/hunts/${id}`); } catch (e) { $("#state").innerHTML = errorBox(e); return; }
+    try { j = await api(`/api/hunts/${id}`); } catch (e) { if (here()) $("#state").innerHTML = errorBox(e); return; }
+    if (!here()) return;
     const pct = j.candidates ? Math.round(100 * j.scanned / j.candidates) : (j.status === "done" ? 100 : 0);
     $("#state").innerHTML = `<div class="row"><b class="${statusClass(j.status)}">${esc(j.status)}</b>
         <span>${j.scanned}/${j.candidates} candidates scanned</span><span>${j.matches} matches</span>
@@ -325,6 +328,7 @@ async function pageHuntResults(id) {
     if (j.matches !== shown) {
       shown = j.matches;
       const res = await api(`/api/hunts/${id}/results?limit=500`);
+      if (!here()) return;
       $("#matches").innerHTML = `<table><tr><th>rule</th><th>sample</th><th>name</th><th>type</th><th>size</th>
         <th>tags</th><th>matched strings</th></tr>${res.data.map((m) => { const smp = m.sample || {}; return `<tr>
         <td>${esc(m.rule)}</td><td><a class="mono" href="#/sample/${smp.sha256}">${esc((smp.sha256 || "").slice(0, 16))}…</a></td>
