@@ -2355,14 +2355,7 @@ int tr_rules_parse_opts(const char *name, const char *text, size_t len,
                         const tr_rules_options *o, tr_ruleset **out, tr_error *err)
 {
     tr_rules_text t = {name, text, len};
-    char *flat = NULL;
-    bool want = o && o->flattened;
-    int rc = tr_rules_parse_many(&t, 1, o, want ? &flat : NULL, out, err);
-    if (want) {
-        *o->flattened = flat;
-        *o->flattened_len = flat ? strlen(flat) : 0;
-    }
-    return rc;
+    return tr_rules_parse_many(&t, 1, o, NULL, out, err);
 }
 
 int tr_rules_parse_string(const char *name, const char *text, tr_ruleset **out, tr_error *err)

@@ -26,11 +26,6 @@ typedef struct tr_rules_options {
      * files must be regular files; all of them together are bounded by
      * TR_RULES_MAX_INCLUDE_BYTES. */
     bool allow_includes;
-    /* When set: receives the text with every include replaced by the included
-     * file's text (NUL-terminated, caller frees), so that what is stored and
-     * handed to libyara never needs to open a file. */
-    char **flattened;
-    size_t *flattened_len;
 } tr_rules_options;
 
 #define TR_RULES_MAX_INCLUDE_BYTES ((size_t)64 << 20)
@@ -44,7 +39,8 @@ int tr_rules_parse_opts(const char *name, const char *text, size_t len,
  * reads several rule files: a global rule applies to the rules of every
  * text, a rule may refer to one of an earlier text, and a name may not
  * repeat across them. With flat (n entries), flat[i] receives text i with its
- * includes inlined (caller frees each); o->flattened is not used. */
+ * includes inlined (NUL-terminated, caller frees each), so that what is stored
+ * and handed to libyara never needs to open a file. */
 typedef struct tr_rules_text {
     const char *name;
     const char *text;

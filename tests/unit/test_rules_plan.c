@@ -398,14 +398,13 @@ static void test_includes(void **state)
 
     /* Inlined: the stored text needs no file and is the same rule set. */
     char *text = NULL, *flat = NULL;
-    size_t len = 0, flat_len = 0;
+    size_t len = 0;
     assert_int_equal(tr_read_file(path, &text, &len, &err), 0);
-    tr_rules_options inl = {.allow_includes = true, .flattened = &flat, .flattened_len = &flat_len};
-    assert_int_equal(tr_rules_parse_opts(path, text, len, &inl, &rs, &err), 0);
+    tr_rules_text src = {path, text, len};
+    assert_int_equal(tr_rules_parse_many(&src, 1, &local, &flat, &rs, &err), 0);
     tr_ruleset_free(rs);
     assert_null(strstr(flat, "include \""));
     assert_non_null(strstr(flat, "rule inc"));
-    assert_int_equal(strlen(flat), flat_len);
     assert_int_equal(tr_rules_parse_string("flat.yar", flat, &rs, &err), 0);
     assert_int_equal(tr_ruleset_count(rs), 2);
     tr_ruleset_free(rs);
