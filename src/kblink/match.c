@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "kblink/kblink.h"
+#include "kblink/kblink_internal.h"
 #include "noise/noise.h"
 #include "stix/pattern.h"
 #include "stix/stix.h"
@@ -12,27 +13,6 @@
 
 /* Bounds an ISSUBSET term's walk over the noise records. */
 #define MATCH_MAX_RESULTS 1000
-
-static json_t *file_sco(const tr_sample *x)
-{
-    json_t *h = json_pack("{ss ss ss ss}", "MD5", x->d.md5, "SHA-1", x->d.sha1, "SHA-256",
-                          x->d.sha256, "SHA3-384", x->d.sha3_384);
-    if (x->d.ssdeep[0])
-        json_object_set_new(h, "SSDEEP", json_string(x->d.ssdeep));
-    if (x->d.tlsh[0])
-        json_object_set_new(h, "TLSH", json_string(x->d.tlsh));
-    json_t *f = json_pack("{ss ss so sI}", "type", "file", "spec_version", "2.1", "hashes", h,
-                          "size", (json_int_t)x->d.size);
-    if (x->n_names)
-        json_object_set_new(f, "name", json_string(x->names[0]));
-    if (x->mime && *x->mime)
-        json_object_set_new(f, "mime_type", json_string(x->mime));
-    char id[128];
-    tr_error e;
-    if (tr_stix_sco_id(f, id, &e) == 1)
-        json_object_set_new(f, "id", json_string(id));
-    return f;
-}
 
 /* 1 when the pattern matches the SCO alone, 0 not, -1 error. */
 static int matches(const tr_stix_pattern *p, json_t *sco, tr_error *err)
@@ -79,8 +59,8 @@ static int match_samples(const char *data_dir, const tr_stix_pattern *p, const t
             tr_sample_free(x);
             continue;
         }
-        json_t *f = file_sco(x);
-        int m = matches(p, f, err);
+        json_t *f = kblink_file_sco(x, err);
+        int m = f ? matches(p, f, err) : -1;
         if (m < 0)
             rc = -1;
         else if (m)

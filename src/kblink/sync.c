@@ -11,6 +11,7 @@
 
 #include "hunt/hunt.h"
 #include "kblink/kblink.h"
+#include "kblink/kblink_internal.h"
 #include "noise/noise.h"
 #include "stix/stix.h"
 #include "store/store.h"
@@ -253,29 +254,13 @@ static int derive_samples(kb_sync *s, tr_error *err)
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const tr_sample *x = list[i];
-        json_t *h = json_pack("{ss ss ss}", "MD5", x->d.md5, "SHA-1", x->d.sha1, "SHA-256",
-                              x->d.sha256);
-        if (x->d.ssdeep[0])
-            json_object_set_new(h, "SSDEEP", json_string(x->d.ssdeep));
-        if (x->d.tlsh[0])
-            json_object_set_new(h, "TLSH", json_string(x->d.tlsh));
-        json_object_set_new(h, "SHA3-384", json_string(x->d.sha3_384));
-        json_t *file = json_pack("{ss ss so sI}", "type", "file", "spec_version", "2.1", "hashes",
-                                 h, "size", (json_int_t)x->d.size);
-        /* The store checks the deterministic id (hashes and name): the name
-         * is the first of the sample's names, so the id only moves when a
-         * name sorting before it arrives (the old SCO is then marked). */
-        if (x->n_names)
-            json_object_set_new(file, "name", json_string(x->names[0]));
-        if (x->mime && *x->mime)
-            json_object_set_new(file, "mime_type", json_string(x->mime));
-        char id[128];
-        if (tr_stix_sco_id(file, id, err) != 1) {
-            json_decref(file);
-            rc = tr_fail(err, "no id for the file SCO of %s", x->d.sha256);
+        json_t *file = kblink_file_sco(x, err);
+        if (!file) {
+            rc = -1;
             break;
         }
-        json_object_set_new(file, "id", json_string(id));
+        char id[128];
+        snprintf(id, sizeof id, "%s", json_string_value(json_object_get(file, "id")));
         sco_seen(s, id);
         want(s, file);
         json_object_set_new(s->sha_file, x->d.sha256, json_string(id));

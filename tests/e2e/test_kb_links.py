@@ -143,6 +143,26 @@ def test_sync_links_everything(linked):
     assert st["added"] == st["updated"] == st["retired"] == 0 and st["unchanged"] == st["objects"]
 
 
+def test_sample_with_a_tlsh_digest_links(trawl, tmp_path):
+    """Real samples carry TLSH digests ("T1" + 70 hex); STIX's TLSH hash is the
+    70-hex digest. One such sample used to fail the whole sync."""
+    import random
+    rnd = random.Random(7)
+    data = bytes(rnd.getrandbits(8) for _ in range(4096))
+    (tmp_path / "t.bin").write_bytes(data)
+    trawl.run("add", tmp_path / "t.bin", check=0)
+    tlsh = json.loads(trawl.run("info", sha256_of(data), "--json", check=0).stdout)["tlsh"]
+    assert tlsh.startswith("T1") and len(tlsh) == 72, tlsh
+    st = sync(trawl)
+    assert st["added"] == st["objects"] >= 1, st
+    files = [o for o in export(trawl).values() if o["type"] == "file"]
+    assert len(files) == 1 and files[0]["hashes"]["TLSH"] == tlsh[2:]
+    # The pattern lookup builds the same SCO, so it finds the sample by it.
+    pat = "[file:hashes.'SHA-256' = '%s' AND file:hashes.TLSH = '%s']" % (sha256_of(data), tlsh[2:])
+    hit = json.loads(trawl.run("kb", "match", pat, "--json", check=0).stdout)
+    assert [s["file_id"] for s in hit["samples"]] == [files[0]["id"]]
+
+
 def test_deleted_sample_is_marked_not_dangling(linked):
     sync(linked)
     before = export(linked)
