@@ -1389,11 +1389,86 @@ static long quant_k(const expr *e, size_t n)
     return k;
 }
 
-/* Collects strings whose offsets or lengths feed an arithmetic operand:
- * undefined (no match) propagates to the comparison, which is then false. */
+/* ---- values only a PE file defines ---------------------------------------
+ * libyara's pe module fills these fields and answers these functions only
+ * when the file parses as a PE: "MZ" at offset 0 and "PE\0\0" at e_lfanew.
+ * On any other file they are undefined, so a comparison or a string
+ * operation on them, arithmetic with them, a call used as a condition or an
+ * any-loop over their items is not true. Constants (pe.MACHINE_I386) and
+ * pe.is_pe are defined on every file and are not listed; nor is anything
+ * not checked: test_rules_plan asks the linked libyara about each name. */
+static const char *const pe_only_fields[] = {
+    "base_of_code", "base_of_data", "calculate_checksum", "characteristics", "checksum",
+    "data_directories", "dll_characteristics", "dll_name",
+    "entry_point", "entry_point_raw", "export_details", "export_timestamp", "exports",
+    "exports_index", "file_alignment", "image_base", "image_version", "imphash",
+    "import_details", "imports", "is_32bit", "is_64bit", "is_dll", "language",
+    "linker_version", "loader_flags", "locale", "machine", "number_of_exports",
+    "number_of_imported_functions", "number_of_imports", "number_of_resources",
+    "number_of_rva_and_sizes", "number_of_sections", "number_of_signatures",
+    "number_of_symbols", "opthdr_magic", "os_version", "overlay", "pdb_path",
+    "pointer_to_symbol_table", "resource_timestamp", "resources", "rich_signature",
+    "rva_to_offset", "section_alignment", "section_index", "sections", "signatures",
+    "size_of_code", "size_of_headers", "size_of_heap_commit", "size_of_heap_reserve",
+    "size_of_image", "size_of_initialized_data", "size_of_optional_header",
+    "size_of_stack_commit", "size_of_stack_reserve", "size_of_uninitialized_data",
+    "subsystem", "subsystem_version", "timestamp", "version_info", "version_info_list",
+    "win32_version_value",
+};
+
+const char *const *tr_plan_pe_only_fields(size_t *n)
+{
+    *n = sizeof pe_only_fields / sizeof *pe_only_fields;
+    return pe_only_fields;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* True when e is a field, item or call of the pe module that only a PE
+ * file defines (pe.sections[i].name, pe.exports("x"), pe.rich_signature...). */
+static bool pe_only_value(const expr *e)
+{
+    const expr *below = NULL;
+    while (e->kind == E_MEMBER || e->kind == E_INDEX || e->kind == E_CALL) {
+        if (e->na < 1)
+            return false;
+        if (e->kind == E_MEMBER)
+            below = e;
+        e = e->a[0];
+    }
+    if (e->kind != E_MODULE || !e->text || strcmp(e->text, "pe") != 0 || !below || !below->text)
+        return false;
+    const char *name = below->text;
+    return bsearch(&name, pe_only_fields, sizeof pe_only_fields / sizeof *pe_only_fields,
+                   sizeof *pe_only_fields, cmp_name) != NULL;
+}
+
+/* What libyara needs to call a file a PE: "MZ" where it starts (the
+ * pre-check's) and "PE\0\0" somewhere (the index's). */
+static tr_query *is_pe_q(void)
+{
+    static const unsigned char mz[2] = {'M', 'Z'}, pe[4] = {'P', 'E', 0, 0};
+    return tr_query_and2(tr_query_at(0, mz, 2), tr_query_literal(pe, 4));
+}
+
+/* Collects what an operand's being defined requires: strings whose offsets
+ * or lengths feed it (undefined when the string has no match) and a PE file
+ * for pe values; undefined propagates through arithmetic to the comparison,
+ * which is then false. */
 static void undef_strings(cctx *c, const expr *e, tr_query **acc_q)
 {
     switch (e->kind) {
+    case E_MEMBER:
+    case E_INDEX:
+    case E_CALL:
+        if (pe_only_value(e)) {
+            tr_query *q = is_pe_q();
+            *acc_q = *acc_q ? tr_query_and2(*acc_q, q) : q;
+        }
+        return;
     case E_OFFSET:
     case E_LENGTH: {
         tr_query *q = str_q(c, e);
@@ -1624,7 +1699,11 @@ static tr_query *cond_q(cctx *c, const expr *e)
         /* any/N>=1 needs one true body evaluation; all/none may be vacuous. */
         bool some = e->quant == Q_ANY ||
                     (e->quant == Q_EXPR && e->a[0] && e->a[0]->is_const && e->a[0]->ival >= 1);
-        return some ? cond_q(c, e->a[2]) : tr_query_all();
+        if (!some)
+            return tr_query_all();
+        /* An any-loop over a container only a PE fills runs no body elsewhere. */
+        tr_query *body = cond_q(c, e->a[2]);
+        return e->na > 1 && pe_only_value(e->a[1]) ? tr_query_and2(is_pe_q(), body) : body;
     }
     case E_RULE:
         if ((size_t)e->ridx >= c->ri)
@@ -1632,8 +1711,22 @@ static tr_query *cond_q(cctx *c, const expr *e)
         return rule_cond(c->p, (size_t)e->ridx);
     case E_LT: case E_LE: case E_GT: case E_GE: case E_EQ: case E_NE:
         return compare_q(c, e);
-    default:
+    case E_CONTAINS: case E_ICONTAINS: case E_STARTSWITH: case E_ISTARTSWITH:
+    case E_ENDSWITH: case E_IENDSWITH: case E_IEQUALS: case E_MATCHES: {
+        tr_query *q = NULL;
+        for (size_t i = 0; i < e->na; i++)
+            undef_strings(c, e->a[i], &q);
+        return q ? q : tr_query_all();
+    }
+    case E_NOT:
+    case E_DEFINED:
         return tr_query_all();
+    default: {
+        /* A value used as a condition is false when undefined. */
+        tr_query *q = NULL;
+        undef_strings(c, e, &q);
+        return q ? q : tr_query_all();
+    }
     }
 }
 

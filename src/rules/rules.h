@@ -95,6 +95,10 @@ void tr_plan_explain(const tr_plan *p, tr_buf *out);
 void *tr_plan_explain_json(const tr_plan *p);
 void tr_plan_free(tr_plan *p);
 
+/* The pe module fields and functions the planner takes as "the file is a
+ * PE" (libyara leaves them undefined elsewhere), sorted; for tests. */
+const char *const *tr_plan_pe_only_fields(size_t *n);
+
 /* Tuning of the expansion budget (total SEQ positions per string and per rule);
  * beyond it the planner widens to ALL. */
 #define TR_PLAN_STRING_BUDGET 65536

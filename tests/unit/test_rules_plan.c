@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <yara.h>
 
 #include "rules/rules.h"
 
@@ -302,16 +303,154 @@ static void test_condition_implied_literals(void **state)
     PLAN_IS("rule a { condition: uint32(0) > 0x464c457f }", "ALL");
     PLAN_IS("import \"pe\" rule a { condition: for any i in (0..pe.number_of_sections - 1) : "
             "(pe.sections[i].name == \".cotx\") }",
-            "\".cotx\"");
+            "AND(AT(0, \"MZ\"), \"PE\" 00 00, \".cotx\")");
     PLAN_IS("import \"pe\" rule a { condition: pe.sections[0].name == \"UPX0\" or "
             "pe.sections[1].name == \"UPX1\" }",
-            "OR(\"UPX0\", \"UPX1\")");
-    PLAN_IS("import \"pe\" rule a { condition: pe.sections[0].name != \".text\" }", "ALL");
-    PLAN_IS("import \"pe\" rule a { condition: pe.sections[0].name == \"\" }", "ALL");
-    /* Longer than a section header's 8 bytes can hold, so never equal. */
-    PLAN_IS("import \"pe\" rule a { condition: pe.sections[0].name == \".abcdefgh\" }", "ALL");
-    PLAN_IS("import \"pe\" rule a { condition: pe.exports(\"ServiceMain\") }", "ALL");
-    PLAN_IS("import \"pe\" rule a { condition: pe.dll_name == \"evil.dll\" }", "ALL");
+            "OR(AND(AT(0, \"MZ\"), \"PE\" 00 00, \"UPX0\"), AND(AT(0, \"MZ\"), \"PE\" 00 00, \"UPX1\"))");
+    PLAN_IS("import \"pe\" rule a { condition: pe.sections[0].name != \".text\" }", "AND(AT(0, \"MZ\"), \"PE\" 00 00)");
+    PLAN_IS("import \"pe\" rule a { condition: pe.sections[0].name == \"\" }", "AND(AT(0, \"MZ\"), \"PE\" 00 00)");
+    /* Longer than a section header's 8 bytes can hold, so never equal: still
+     * only a PE has sections to compare. */
+    PLAN_IS("import \"pe\" rule a { condition: pe.sections[0].name == \".abcdefgh\" }", "AND(AT(0, \"MZ\"), \"PE\" 00 00)");
+}
+
+#define IS_PE "AND(AT(0, \"MZ\"), \"PE\" 00 00)"
+
+/* Values only a PE defines make a rule need a PE; constants, pe.is_pe and
+ * negations do not. */
+static void test_pe_values_need_a_pe(void **state)
+{
+    (void)state;
+    PLAN_IS("import \"pe\" rule a { condition: pe.exports(\"ServiceMain\") }", IS_PE);
+    PLAN_IS("import \"pe\" rule a { condition: pe.dll_name == \"evil.dll\" }", IS_PE);
+    PLAN_IS("import \"pe\" rule a { condition: pe.number_of_sections - 1 > 3 }", IS_PE);
+    PLAN_IS("import \"pe\" rule a { condition: pe.version_info[\"CompanyName\"] contains \"x\" }",
+            IS_PE);
+    PLAN_IS("import \"pe\" rule a { condition: pe.exports(\"a\") or pe.imports(\"k.dll\", \"b\") }",
+            "OR(" IS_PE ", " IS_PE ")");
+    PLAN_IS("import \"pe\" rule a { condition: for any s in pe.sections : (s.name == \"x\") }", IS_PE);
+    PLAN_IS("import \"pe\" rule a { strings: $a = \"abcd\" condition: $a or pe.is_dll() }",
+            "OR(\"abcd\", " IS_PE ")");
+    PLAN_IS("import \"pe\" rule a { condition: pe.is_pe }", "ALL");
+    PLAN_IS("import \"pe\" rule a { condition: pe.machine == pe.MACHINE_I386 or "
+            "pe.MACHINE_AMD64 == 0x8664 }", "ALL");
+    PLAN_IS("import \"pe\" rule a { condition: not pe.exports(\"a\") }", "ALL");
+    PLAN_IS("import \"pe\" rule a { condition: for all s in pe.sections : (s.name == \"x\") }", "ALL");
+    PLAN_IS("import \"pe\" rule a { condition: pe.exports(\"a\") or filesize > 10 }",
+            "OR(" IS_PE ", SIZE(11..))");
+}
+
+/* Each name the planner takes as PE-only, asked of the linked libyara: an
+ * expression on it is undefined ((X) == (X) is not true) on files that are
+ * not PEs, including ones that start with "MZ". */
+static const struct { const char *field, *expr; } pe_exprs[] = {
+    {"base_of_code", "pe.base_of_code"}, {"base_of_data", "pe.base_of_data"},
+    {"calculate_checksum", "pe.calculate_checksum()"}, {"characteristics", "pe.characteristics"},
+    {"checksum", "pe.checksum"}, {"data_directories", "pe.data_directories[1].virtual_address"},
+    {"dll_characteristics", "pe.dll_characteristics"}, {"dll_name", "pe.dll_name"},
+    {"entry_point", "pe.entry_point"}, {"entry_point_raw", "pe.entry_point_raw"},
+    {"export_details", "pe.export_details[0].name"}, {"export_timestamp", "pe.export_timestamp"},
+    {"exports", "pe.exports(\"a\")"}, {"exports", "pe.exports(1)"},
+    {"exports", "pe.exports(/a/)"}, {"exports_index", "pe.exports_index(\"a\")"},
+    {"file_alignment", "pe.file_alignment"}, {"image_base", "pe.image_base"},
+    {"image_version", "pe.image_version.major"}, {"imphash", "pe.imphash()"},
+    {"import_details", "pe.import_details[0].library_name"},
+    {"imports", "pe.imports(\"k.dll\", \"a\")"}, {"imports", "pe.imports(\"k.dll\")"},
+    {"imports", "pe.imports(\"k.dll\", 1)"}, {"imports", "pe.imports(/k/, /a/)"},
+    {"is_32bit", "pe.is_32bit()"}, {"is_64bit", "pe.is_64bit()"}, {"is_dll", "pe.is_dll()"},
+    {"language", "pe.language(9)"}, {"linker_version", "pe.linker_version.minor"},
+    {"loader_flags", "pe.loader_flags"}, {"locale", "pe.locale(0x409)"}, {"machine", "pe.machine"},
+    {"number_of_exports", "pe.number_of_exports"},
+    {"number_of_imported_functions", "pe.number_of_imported_functions"},
+    {"number_of_imports", "pe.number_of_imports"}, {"number_of_resources", "pe.number_of_resources"},
+    {"number_of_rva_and_sizes", "pe.number_of_rva_and_sizes"},
+    {"number_of_sections", "pe.number_of_sections"},
+    {"number_of_signatures", "pe.number_of_signatures"}, {"number_of_symbols", "pe.number_of_symbols"},
+    {"opthdr_magic", "pe.opthdr_magic"}, {"os_version", "pe.os_version.major"},
+    {"overlay", "pe.overlay.offset"}, {"overlay", "pe.overlay.size"}, {"pdb_path", "pe.pdb_path"},
+    {"pointer_to_symbol_table", "pe.pointer_to_symbol_table"},
+    {"resource_timestamp", "pe.resource_timestamp"}, {"resources", "pe.resources[0].type"},
+    {"rich_signature", "pe.rich_signature.length"}, {"rich_signature", "pe.rich_signature.clear_data"},
+    {"rich_signature", "pe.rich_signature.version(1)"}, {"rich_signature", "pe.rich_signature.toolid(1)"},
+    {"rva_to_offset", "pe.rva_to_offset(0)"}, {"section_alignment", "pe.section_alignment"},
+    {"section_index", "pe.section_index(\".text\")"}, {"section_index", "pe.section_index(0)"},
+    {"sections", "pe.sections[0].name"}, {"sections", "pe.sections[0].raw_data_size"},
+    {"signatures", "pe.signatures[0].issuer"}, {"size_of_code", "pe.size_of_code"},
+    {"size_of_headers", "pe.size_of_headers"}, {"size_of_heap_commit", "pe.size_of_heap_commit"},
+    {"size_of_heap_reserve", "pe.size_of_heap_reserve"}, {"size_of_image", "pe.size_of_image"},
+    {"size_of_initialized_data", "pe.size_of_initialized_data"},
+    {"size_of_optional_header", "pe.size_of_optional_header"},
+    {"size_of_stack_commit", "pe.size_of_stack_commit"},
+    {"size_of_stack_reserve", "pe.size_of_stack_reserve"},
+    {"size_of_uninitialized_data", "pe.size_of_uninitialized_data"}, {"subsystem", "pe.subsystem"},
+    {"subsystem_version", "pe.subsystem_version.minor"}, {"timestamp", "pe.timestamp"},
+    {"version_info", "pe.version_info[\"CompanyName\"]"},
+    {"version_info_list", "pe.version_info_list[0].key"},
+    {"win32_version_value", "pe.win32_version_value"},
+};
+
+static int count_matches(YR_SCAN_CONTEXT *ctx, int message, void *data, void *user)
+{
+    (void)ctx;
+    (void)data;
+    if (message == CALLBACK_MSG_RULE_MATCHING)
+        (*(int *)user)++;
+    return CALLBACK_CONTINUE;
+}
+
+static void test_pe_only_fields_are_undefined_elsewhere(void **state)
+{
+    (void)state;
+    size_t n;
+    const char *const *names = tr_plan_pe_only_fields(&n);
+    for (size_t i = 0; i + 1 < n; i++)
+        assert_true(strcmp(names[i], names[i + 1]) < 0);   /* bsearch needs it */
+    for (size_t i = 0; i < n; i++) {
+        bool tested = false;
+        for (size_t k = 0; k < sizeof pe_exprs / sizeof *pe_exprs; k++)
+            tested |= strcmp(pe_exprs[k].field, names[i]) == 0;
+        if (!tested)
+            printf("pe.%s is taken as PE-only but never asked of libyara\n", names[i]);
+        assert_true(tested);
+    }
+    /* Not PEs: text, an ELF header, "MZ" whose e_lfanew points at no "PE\0\0",
+     * and an empty file. */
+    static unsigned char mz[512];
+    memset(mz, 'A', sizeof mz);
+    mz[0] = 'M';
+    mz[1] = 'Z';
+    mz[0x3c] = 0x80;
+    mz[0x3d] = mz[0x3e] = mz[0x3f] = 0;
+    memcpy(mz + 0x80, "PX\0\0", 4);
+    static const unsigned char elf[64] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+    const struct { const unsigned char *p; size_t n; } files[] = {
+        {(const unsigned char *)"hello, world, not a PE at all", 29}, {elf, sizeof elf},
+        {mz, sizeof mz}, {(const unsigned char *)"", 0}};
+    assert_int_equal(yr_initialize(), ERROR_SUCCESS);
+    for (size_t k = 0; k < sizeof pe_exprs / sizeof *pe_exprs; k++) {
+        char src[512];
+        snprintf(src, sizeof src, "import \"pe\" rule d { condition: (%s) == (%s) }",
+                 pe_exprs[k].expr, pe_exprs[k].expr);
+        YR_COMPILER *cc = NULL;
+        assert_int_equal(yr_compiler_create(&cc), ERROR_SUCCESS);
+        int errors = yr_compiler_add_string(cc, src, NULL);
+        if (errors)
+            printf("libyara does not compile: %s\n", src);
+        assert_int_equal(errors, 0);
+        YR_RULES *rules = NULL;
+        assert_int_equal(yr_compiler_get_rules(cc, &rules), ERROR_SUCCESS);
+        for (size_t f = 0; f < sizeof files / sizeof *files; f++) {
+            int hits = 0;
+            assert_int_equal(yr_rules_scan_mem(rules, files[f].p, files[f].n, 0, count_matches,
+                                               &hits, 10), ERROR_SUCCESS);
+            if (hits)
+                printf("defined on a file that is not a PE (#%zu): %s\n", f, pe_exprs[k].expr);
+            assert_int_equal(hits, 0);
+        }
+        yr_rules_destroy(rules);
+        yr_compiler_destroy(cc);
+    }
+    yr_finalize();
 }
 
 static void test_rule_references_and_globals(void **state)
@@ -468,6 +607,8 @@ int main(void)
         cmocka_unit_test(test_regex_budget),
         cmocka_unit_test(test_conditions),
         cmocka_unit_test(test_condition_implied_literals),
+        cmocka_unit_test(test_pe_values_need_a_pe),
+        cmocka_unit_test(test_pe_only_fields_are_undefined_elsewhere),
         cmocka_unit_test(test_rule_references_and_globals),
         cmocka_unit_test(test_plan_api_and_explain),
         cmocka_unit_test(test_includes),
