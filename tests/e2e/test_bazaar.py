@@ -165,6 +165,7 @@ STATUS_CASES = [
     ({"query": "get_taginfo", "tag": "nosuchtag"}, "tag_not_found"),
     ({"query": "get_taginfo", "tag": "x", "limit": "ten"}, "illegal_limit"),
     ({"query": "get_siginfo"}, "no_signature_provided"),
+    ({"query": "get_siginfo", "signature": "x" * 201}, "illegal_signature"),
     ({"query": "get_siginfo", "signature": "Nope"}, "signature_not_found"),
     ({"query": "get_file_type"}, "no_file_type"),
     ({"query": "get_file_type", "file_type": "e x e"}, "illegal_file_type"),
