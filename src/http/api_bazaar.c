@@ -29,6 +29,8 @@ enum MHD_Result http_send_bazaar_error(http_request *r, unsigned status, const c
         word = "user_blacklisted";
     else if (status == 413)
         word = "file_too_large";
+    else if (status == 400)
+        word = "illegal_form_data";
     else if (status >= 500)
         word = "server_error";
     return http_send_json(r, status, json_pack("{s:s, s:s}", "query_status", word, "error", msg));
@@ -731,6 +733,7 @@ enum MHD_Result api_bazaar(http_request *r)
     if (strcmp(r->method, "POST") != 0)
         return status_only(r, "http_post_expected");
     enum MHD_Result sent = MHD_NO;
+    r->upload->bazaar = true;
     if (http_upload_finish_body(r, false, &sent) != 0)
         return sent;
     const char *q = http_upload_field(r->upload, "query");

@@ -199,7 +199,8 @@ int http_upload_finish_body(http_request *r, bool need_file, enum MHD_Result *se
         }
     }
     if (u->status) {
-        *sent = http_send_error(r, u->status, "%s", u->error);
+        *sent = u->bazaar ? http_send_bazaar_error(r, u->status, u->error)
+                          : http_send_error(r, u->status, "%s", u->error);
         return -1;
     }
     return 0;

@@ -18,6 +18,7 @@ typedef struct http_upload {
     bool got_file;
     size_t file_calls;        /* chunks of the 'file' part seen */
     unsigned status;          /* 0, or the HTTP error to answer with */
+    bool bazaar;              /* answer that error in Bazaar's words */
     char error[1200];
     /* Small form fields, NUL-terminated, bounded in count and size. */
     struct {

@@ -150,6 +150,13 @@ def test_transport_and_key_status_words(secure_server, keys):
     r = bz(secure_server, keys["reader"], files={"file": ("a.bin", b"reader upload")})
     assert r.status_code == 403 and r.json()["query_status"] == "user_blacklisted"
     assert bz(secure_server, keys["reader"], selector="100").json()["query_status"] == "no_query"
+    # Body problems too: over the server's --max-upload (1 MB here), a broken form.
+    r = bz(secure_server, keys["analyst"], files={"file": ("big.bin", b"\0" * (1 << 20) + b"more")})
+    assert r.status_code == 413 and r.json()["query_status"] == "file_too_large"
+    r = requests.post(secure_server.url + "/api/v1/", data=b"--XX\r\nContent-Disposition: form-data; name=",
+                      headers={"Auth-Key": keys["analyst"], "Content-Type": "multipart/form-data; boundary=XX"},
+                      timeout=30)
+    assert r.status_code == 400 and r.json()["query_status"] == "illegal_form_data"
 
 
 STATUS_CASES = [
