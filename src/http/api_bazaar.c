@@ -318,26 +318,23 @@ static bool value_ok(const char *key, const char *v)
     return text_ok(v, 200);
 }
 
-/* Sets key=value in obj: "links" collects a list, the others keep one. */
+/* Adds value to key's list in obj: Bazaar keeps every reference and
+ * context key as a list of values (the context's comment aside). */
 static void put_value(json_t *obj, const char *key, const char *v)
 {
-    if (strcmp(key, "links") == 0) {
-        json_t *l = json_object_get(obj, "links");
-        if (!json_is_array(l)) {
-            l = json_array();
-            json_object_set_new(obj, "links", l);
-        }
-        size_t i;
-        json_t *e;
-        json_array_foreach(l, i, e) if (json_is_string(e) && strcmp(json_string_value(e), v) == 0) return;
-        json_array_append_new(l, json_string(v));
-    } else {
-        json_object_set_new(obj, key, json_string(v));
+    json_t *l = json_object_get(obj, key);
+    if (!json_is_array(l)) {
+        l = json_array();
+        json_object_set_new(obj, key, l);
     }
+    size_t i;
+    json_t *e;
+    json_array_foreach(l, i, e) if (json_is_string(e) && strcmp(json_string_value(e), v) == 0) return;
+    json_array_append_new(l, json_string(v));
 }
 
 /* Copies the keys of in (an object from json_data) that Bazaar knows into
- * out; false when one has an unusable value. */
+ * out, each a value or a list of values; false when one is unusable. */
 static bool take_keys(json_t *in, const char *const *keys, size_t nkeys, json_t *out)
 {
     if (!in)
@@ -348,20 +345,22 @@ static bool take_keys(json_t *in, const char *const *keys, size_t nkeys, json_t 
         json_t *v = json_object_get(in, keys[k]);
         if (!v || json_is_null(v))
             continue;
-        if (json_is_array(v) && strcmp(keys[k], "links") == 0) {
-            size_t i;
-            json_t *e;
-            json_array_foreach(v, i, e)
-            {
-                if (!json_is_string(e) || !value_ok(keys[k], json_string_value(e)))
-                    return false;
-                put_value(out, keys[k], json_string_value(e));
-            }
+        if (json_is_string(v)) {
+            if (!value_ok(keys[k], json_string_value(v)))
+                return false;
+            put_value(out, keys[k], json_string_value(v));
             continue;
         }
-        if (!json_is_string(v) || !value_ok(keys[k], json_string_value(v)))
+        if (!json_is_array(v))
             return false;
-        put_value(out, keys[k], json_string_value(v));
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e) || !value_ok(keys[k], json_string_value(e)))
+                return false;
+            put_value(out, keys[k], json_string_value(e));
+        }
     }
     return true;
 }

@@ -86,7 +86,7 @@ def test_get_info_has_every_bazaar_field_with_bazaar_types(secure_server, keys):
     data = b"MZ" + os.urandom(3000)
     sha = hashlib.sha256(data).hexdigest()
     meta = {"tags": ["exe", "Loader"], "origin": "NL",
-            "references": {"urlhaus": "https://urlhaus.example/url/1/", "links": ["https://blog.example/a"]},
+            "references": {"urlhaus": ["https://urlhaus.example/url/1/"], "links": ["https://blog.example/a"]},
             "context": {"comment": "from a phish", "dropped_by_md5": "68b329da9893e34099c7d8ad5cb9c940"}}
     assert upload_bz(secure_server, key, "a.exe", data, **meta)["query_status"] == "inserted"
     s = info(secure_server, key, sha)
@@ -104,8 +104,9 @@ def test_get_info_has_every_bazaar_field_with_bazaar_types(secure_server, keys):
     assert s["code_sign"] == [] and s["ole_information"] == [] and s["vendor_intel"] == {}
     assert s["intelligence"] == {"clamav": None, "downloads": "0", "uploads": "1", "mail": None}
     assert s["comment"] == "from a phish"
-    assert s["references"] == {"urlhaus": "https://urlhaus.example/url/1/", "links": ["https://blog.example/a"]}
-    assert s["context"] == {"dropped_by_md5": "68b329da9893e34099c7d8ad5cb9c940"}
+    # Bazaar's shape: every reference and context key a list (a lone value becomes one).
+    assert s["references"] == {"urlhaus": ["https://urlhaus.example/url/1/"], "links": ["https://blog.example/a"]}
+    assert s["context"] == {"dropped_by_md5": ["68b329da9893e34099c7d8ad5cb9c940"]}
     [c] = s["comments"]
     assert isinstance(c["id"], str) and c["id"].isdigit()
     assert c["display_name"] == "analyst-key" and c["twitter_handle"] is None
@@ -289,12 +290,12 @@ def test_update_keys(secure_server, keys, trawl):
     assert upd("add_tag", "x", who=other) == "permission_denied"
     s = info(secure_server, key, sha)
     assert s["tags"] == ["second"]
-    assert s["references"] == {"urlhaus": "https://urlhaus.example/x", "any_run": "https://any_run.example/x",
-                               "joe_sandbox": "https://joe_sandbox.example/x",
-                               "malpedia": "https://malpedia.example/x", "twitter": "https://twitter.example/x",
+    assert s["references"] == {"urlhaus": ["https://urlhaus.example/x"], "any_run": ["https://any_run.example/x"],
+                               "joe_sandbox": ["https://joe_sandbox.example/x"],
+                               "malpedia": ["https://malpedia.example/x"], "twitter": ["https://twitter.example/x"],
                                "links": ["https://a.example/1", "https://a.example/2"]}
-    assert s["context"] == {"dropped_by_md5": "68b329da9893e34099c7d8ad5cb9c940", "dropped_by_sha256": "b" * 64,
-                            "dropped_by_malware": "Emotet", "dropping_md5": "c" * 32}
+    assert s["context"] == {"dropped_by_md5": ["68b329da9893e34099c7d8ad5cb9c940"], "dropped_by_sha256": ["b" * 64],
+                            "dropped_by_malware": ["Emotet"], "dropping_md5": ["c" * 32]}
     assert s["comments"][-1]["comment"] == "updated by its reporter"
 
 

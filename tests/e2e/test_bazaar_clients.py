@@ -62,8 +62,8 @@ def test_public_clients_request_shapes(server, keys, tmp_path):
     sample = tmp_path / "invoice.exe"
     sample.write_bytes(data)
     meta = {"tags": ["exe", "AgentTesla"], "delivery_method": "email_attachment", "anonymous": 0,
-            "references": {"any_run": "https://app.any.run.example/tasks/1"},
-            "context": {"comment": "from the upload script", "dropped_by_sha256": "d" * 64}}
+            "references": {"any_run": ["https://app.any.run.example/tasks/1"]},
+            "context": {"comment": "from the upload script", "dropped_by_sha256": ["d" * 64]}}
     ans = jbody(multipart(api, [("json_data", None, "application/json", json.dumps(meta).encode()),
                                 ("file", sample.name, None, sample.read_bytes())], {"Auth-Key": analyst}))
     assert ans == {"query_status": "inserted", "sha256_hash": sha}
@@ -109,8 +109,8 @@ def test_public_clients_request_shapes(server, keys, tmp_path):
     s = ans["data"][0]
     assert [c["comment"] for c in s["comments"]] == ["from the upload script", "from XSOAR"]
     assert s["intelligence"]["downloads"] == "2"
-    assert s["references"] == {"any_run": "https://app.any.run.example/tasks/1"}
-    assert s["context"] == {"dropped_by_sha256": "d" * 64}
+    assert s["references"] == {"any_run": ["https://app.any.run.example/tasks/1"]}
+    assert s["context"] == {"dropped_by_sha256": ["d" * 64]}
     # XSOAR's writes need the key: without one the answer says so.
     status, _, body = multipart(api, x(("query", "add_comment"), ("sha256_hash", sha), ("comment", "x")))
     assert status == 401 and json.loads(body)["query_status"] == "no_api_key"

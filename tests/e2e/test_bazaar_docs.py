@@ -35,7 +35,7 @@ def test_bazaar_doc_examples(secure_server, keys, tmp_path):
     info = next(a for a in answers if a.get("data") and "comments" in a["data"][0])
     s = info["data"][0]
     assert s["tags"] == ["bazaar-style", "stage1"] and s["comment"] == "seen in a phish"
-    assert s["references"] == {"links": ["https://blog.example/post"], "urlhaus": "https://urlhaus.example/url/1/"}
+    assert s["references"] == {"links": ["https://blog.example/post"], "urlhaus": ["https://urlhaus.example/url/1/"]}
     assert s["intelligence"]["uploads"] == "1"
     assert '"query_status":"no_results"' in out           # recent_detections: no live rules
     assert '# "first_seen_utc","sha256_hash"' in out and s["sha256_hash"] in out
