@@ -162,14 +162,14 @@ static bool all_hex(const char *s, size_t len)
     return true;
 }
 
-/* Bazaar's tag alphabet: [A-Za-z0-9.- ] (and '_', which real tags use). */
+/* Bazaar's tag alphabet: [A-Za-z0-9.- ]. */
 static bool tag_ok(const char *t)
 {
     size_t n = strlen(t);
     if (n == 0 || n > 100)
         return false;
     for (const char *p = t; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr(".- _", *p))
+        if (!isalnum((unsigned char)*p) && !strchr(".- ", *p))
             return false;
     return true;
 }
@@ -378,7 +378,7 @@ static char *dump_or_null(json_t *o)
 static enum MHD_Result upload(http_request *r)
 {
     if (!r->upload->got_file)
-        return status_only(r, "file_missing");
+        return status_only(r, "file_expected");
     const char *jd = http_upload_field(r->upload, "json_data");
     json_t *meta = NULL;
     if (jd && *jd) {
@@ -414,6 +414,16 @@ static enum MHD_Result upload(http_request *r)
         json_decref(ctx);
         json_decref(meta);
         return status_only(r, "illegal_json_data");
+    }
+    static const char *const delivery_methods[] = {"email_attachment", "email_link", "web_download",
+                                                   "web_drive-by", "multiple", "other"};
+    json_t *dm = json_object_get(meta, "delivery_method");
+    if (dm && !json_is_null(dm) &&
+        (!json_is_string(dm) || !in_list(json_string_value(dm), delivery_methods, NKEYS(delivery_methods)))) {
+        json_decref(refs);
+        json_decref(ctx);
+        json_decref(meta);
+        return status_only(r, "illegal_delivery_method");
     }
     const char *comment = json_string_value(json_object_get(ctx_in, "comment"));
     if (!comment)

@@ -211,8 +211,11 @@ def test_every_status_word(secure_server, keys):
     r = bz(secure_server, keys["analyst"], files={"file": ("a.bin", b"x")},
            json_data=json.dumps({"references": {"urlhaus": "not a url"}}))
     assert r.json()["query_status"] == "illegal_json_data"
+    r = bz(secure_server, keys["analyst"], files={"file": ("a.bin", b"x")},
+           json_data=json.dumps({"delivery_method": "carrier_pigeon"}))
+    assert r.json()["query_status"] == "illegal_delivery_method"
     r = bz(secure_server, keys["analyst"], query="upload")
-    assert r.json()["query_status"] == "file_missing"
+    assert r.json()["query_status"] == "file_expected"
 
 
 def test_lists_by_imphash_tlsh_and_file_type_find_the_sample(secure_server, keys, trawl):
