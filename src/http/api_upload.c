@@ -199,7 +199,8 @@ int http_upload_finish_body(http_request *r, bool need_file, enum MHD_Result *se
         }
     }
     if (u->status) {
-        *sent = http_send_error(r, u->status, "%s", u->error);
+        *sent = u->bazaar ? http_send_bazaar_error(r, u->status, u->error)
+                          : http_send_error(r, u->status, "%s", u->error);
         return -1;
     }
     return 0;
@@ -232,6 +233,9 @@ int http_upload_commit(http_request *r, const tr_ingest_meta *meta, tr_ingest_re
         rc = tr_ingest_commit(s, &st, meta, 1, res, &cfg, &err);
     else
         tr_store_unstage(&st);
+    /* Bazaar's intelligence.uploads: every upload, duplicates included. */
+    if (rc == 0 && tr_store_bazaar_count(s, res->id, false, &err) != 0)
+        rc = -1;
     if (rc == 0 && tr_store_get(s, sha, sample, &err) != 1) {
         tr_fail(&err, "the sample was stored but cannot be read back");
         rc = -1;

@@ -18,6 +18,7 @@ typedef struct http_upload {
     bool got_file;
     size_t file_calls;        /* chunks of the 'file' part seen */
     unsigned status;          /* 0, or the HTTP error to answer with */
+    bool bazaar;              /* answer that error in Bazaar's words */
     char error[1200];
     /* Small form fields, NUL-terminated, bounded in count and size. */
     struct {
@@ -119,6 +120,23 @@ enum MHD_Result api_keys(http_request *r);
 enum MHD_Result api_index_status(http_request *r);
 enum MHD_Result api_plan(http_request *r);
 enum MHD_Result api_bazaar(http_request *r);           /* POST /api/v1/ */
+/* One of Bazaar's queries and the role it needs (api_bazaar.c dispatches
+ * over tables of these). */
+typedef struct http_bazaar_query {
+    const char *name;
+    enum MHD_Result (*fn)(http_request *r);
+    tr_role need;
+} http_bazaar_query;
+/* {"query_status": status} with HTTP 200. */
+enum MHD_Result http_bazaar_status(http_request *r, const char *status);
+/* A refusal decided before the handler, in Bazaar's words (no_api_key,
+ * http_post_expected ...) with the HTTP status kept. */
+enum MHD_Result http_send_bazaar_error(http_request *r, unsigned status, const char *msg);
+/* The samples f selects (the request's "limit" when f->limit is 0) as
+ * Bazaar's list answer, or no_results as the status when there are none. */
+enum MHD_Result http_bazaar_list(http_request *r, tr_sample_filter *f, const char *no_results);
+/* GET /export/...: Bazaar's bulk exports and daily zips (api_export.c). */
+enum MHD_Result api_export(http_request *r);
 enum MHD_Result api_hunts(http_request *r);            /* /api/hunts[/ID[/...]] */
 enum MHD_Result api_rules(http_request *r);            /* /api/rules[/NAME[/...]] */
 enum MHD_Result api_jobs(http_request *r);             /* GET /api/jobs */

@@ -643,8 +643,13 @@ static route resolve(const char *method, const char *url, unsigned *status)
         return get ? (route){api_whoami, TR_ROLE_NONE, BODY_NONE, ""} : none;
     }
     if (strcmp(url, "/api/v1/") == 0 || strcmp(url, "/api/v1") == 0) {
+        /* Any other method is answered in Bazaar's words (http_post_expected). */
+        return post ? (route){api_bazaar, TR_ROLE_READER, BODY_MULTIPART, ""}
+                    : (route){api_bazaar, TR_ROLE_NONE, BODY_NONE, ""};
+    }
+    if (strncmp(url, "/export/", 8) == 0) {
         *status = 405;
-        return post ? (route){api_bazaar, TR_ROLE_READER, BODY_MULTIPART, ""} : none;
+        return get ? (route){api_export, TR_ROLE_READER, BODY_NONE, url + 8} : none;
     }
     if (strcmp(url, "/api/jobs") == 0) {
         *status = 405;
@@ -842,9 +847,12 @@ static const char *presented_key(struct MHD_Connection *conn, char *basic, size_
         return basic;
     }
     const char *k = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
-    /* MalwareBazaar clients send Auth-Key; GreyNoise clients "key". */
+    /* MalwareBazaar clients send Auth-Key (older ones API-KEY); GreyNoise
+     * clients "key". */
     if (!k)
         k = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Auth-Key");
+    if (!k)
+        k = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "API-KEY");
     return k ? k : MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "key");
 }
 
@@ -950,6 +958,8 @@ static enum MHD_Result answer_early(conn_state *cs, const char *url)
         return http_send_taxii_error(r, cs->early_status, cs->early_msg);
     if (http_greynoise_path(url))
         return http_send_greynoise_error(r, cs->early_status, cs->early_msg);
+    if (strcmp(url, "/api/v1/") == 0 || strcmp(url, "/api/v1") == 0)
+        return http_send_bazaar_error(r, cs->early_status, cs->early_msg);
     if (cs->early_status == 404 && strncmp(url, "/api/", 5) != 0)
         return http_send_text(r, 404, "text/plain; charset=utf-8", "not found\n", 10);
     return http_send_error(r, cs->early_status, "%s", cs->early_msg);

@@ -241,5 +241,11 @@ struct json_t *tr_hunt_live_hits_json(const char *data_dir, int64_t sample_id, t
 /* Hits of one rule set, newest first; limit 0: all. */
 int tr_live_hits_for_ruleset(const char *data_dir, const char *name, int64_t limit,
                              tr_live_hit **out, size_t *n, tr_error *err);
+/* Hits of one rule name in any rule set, newest first; limit 0: all. */
+int tr_live_hits_for_rule(const char *data_dir, const char *rule, int64_t limit,
+                          tr_live_hit **out, size_t *n, tr_error *err);
+/* Hits recorded at or after since (unix seconds), newest first; limit 0: all. */
+int tr_live_hits_since(const char *data_dir, int64_t since, int64_t limit, tr_live_hit **out,
+                       size_t *n, tr_error *err);
 
 #endif

@@ -57,6 +57,12 @@ static const char *const schema_sql =
     " id INTEGER PRIMARY KEY, sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,"
     " created INTEGER NOT NULL, author TEXT, text TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS comments_sample ON comments(sample_id);"
+    /* What MalwareBazaar's API keeps beside a sample (bazaar.c). */
+    "CREATE TABLE IF NOT EXISTS sample_bazaar("
+    " sample_id INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,"
+    " anonymous INTEGER NOT NULL DEFAULT 0, owner TEXT,"
+    " downloads INTEGER NOT NULL DEFAULT 0, uploads INTEGER NOT NULL DEFAULT 0,"
+    " refs TEXT, context TEXT);"
     /* Sample count and bytes, kept by triggers in the same transaction as
      * every insert and delete: a hunt reads them in one row instead of a scan
      * of the whole table (~40 ms and 40 MB of reads for 41k samples, paid by
@@ -224,6 +230,16 @@ void tr_store_close(tr_store *s)
     free(s->samples_dir);
     free(s->tmp_dir);
     free(s);
+}
+
+sqlite3 *store_db(tr_store *s)
+{
+    return s->db;
+}
+
+bool store_readonly(const tr_store *s)
+{
+    return s->readonly;
 }
 
 const char *tr_store_dir(const tr_store *s)

@@ -214,8 +214,53 @@ typedef void (*tr_fsck_cb)(void *arg, tr_fsck_kind kind, const char *what, const
 int tr_store_fsck(tr_store *s, bool repair, tr_fsck_cb cb, void *arg, tr_fsck_report *rep,
                   tr_error *err);
 
+/* ---- MalwareBazaar's per-sample fields (bazaar.c) ----------------------- */
+typedef struct tr_sample_bazaar {
+    bool anonymous;           /* its first upload asked not to name the uploader */
+    char *owner;              /* that uploader: may update it, never shown */
+    int64_t downloads, uploads;   /* through the HTTP APIs */
+    char *references;         /* JSON object text (urlhaus, any_run ... links), or NULL */
+    char *context;            /* JSON object text (dropped_by_md5 ...), or NULL */
+} tr_sample_bazaar;
+/* The defaults (zero, NULL) when nothing was recorded. */
+int tr_store_bazaar_get(tr_store *s, int64_t id, tr_sample_bazaar *out, tr_error *err);
+void tr_sample_bazaar_clear(tr_sample_bazaar *b);
+/* One more download (download true) or upload. */
+int tr_store_bazaar_count(tr_store *s, int64_t id, bool download, tr_error *err);
+/* Sets what is given: anonymous < 0 and NULL strings leave a field as it is. */
+int tr_store_bazaar_set(tr_store *s, int64_t id, int anonymous, const char *owner,
+                        const char *references, const char *context, tr_error *err);
+
 /* JSON of a sample with MalwareBazaar's field names (jansson json_t *). */
 struct json_t;
 struct json_t *tr_sample_to_json(const tr_sample *s);
+
+/* A sample as MalwareBazaar's API answers it (get_info when full, else the
+ * shorter record of its lists). Every Bazaar field is present: the ones
+ * trawl does not compute answer Bazaar's null or empty value, from one
+ * table in sample_json.c. extra (borrowed, may be NULL) is an object of
+ * fields computed outside the store, each replacing its default: yara_rules
+ * (live-rule hits), clamav (goes into intelligence), code_sign, telfhash,
+ * gimphash, dhash_icon, file_information, ole_information, trid ... */
+struct json_t *tr_sample_to_bazaar_json(const tr_sample *s, const tr_sample_bazaar *bz,
+                                        struct json_t *extra, bool full);
+
+/* ---- exports (export.c) ------------------------------------------------- */
+typedef enum tr_export_format {
+    TR_EXPORT_CSV,
+    TR_EXPORT_JSON,
+    TR_EXPORT_SHA256,
+    TR_EXPORT_MD5,
+    TR_EXPORT_SHA1,
+} tr_export_format;
+/* "csv" "json" "sha256" "md5" "sha1" -> the format; -1 when unknown. */
+int tr_export_format_parse(const char *name);
+/* Appends the export to out (NUL-terminated): the samples first seen in
+ * the 48 hours before now when recent, else all, newest first. */
+int tr_store_export(tr_store *s, tr_export_format f, bool recent, int64_t now, tr_buf *out,
+                    tr_error *err);
+/* The samples first seen on the UTC day that starts at day_start. */
+int tr_store_day_samples(tr_store *s, int64_t day_start, tr_sample ***out, size_t *n,
+                         tr_error *err);
 
 #endif

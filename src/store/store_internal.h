@@ -2,7 +2,12 @@
 #ifndef TRAWL_STORE_INTERNAL_H
 #define TRAWL_STORE_INTERNAL_H
 
+#include <sqlite3.h>
+
 #include "store/store.h"
+
+sqlite3 *store_db(tr_store *s);
+bool store_readonly(const tr_store *s);
 
 /* Up to max rows with id > after, in id order. */
 int store_page_rows(tr_store *s, int64_t after, size_t max, int64_t *ids,

@@ -1,0 +1,144 @@
+/* Bulk exports in the shapes MalwareBazaar publishes (bazaar.abuse.ch/export):
+ * CSV and hash lists behind a block of '#' comment lines, and JSON. Parsers
+ * written for those files skip the '#' lines and read the rest unchanged. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "store/store.h"
+
+static const char *const format_names[] = {"csv", "json", "sha256", "md5", "sha1"};
+
+int tr_export_format_parse(const char *name)
+{
+    for (size_t i = 0; i < sizeof format_names / sizeof format_names[0]; i++)
+        if (name && strcmp(name, format_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void header(tr_buf *out, const char *what, bool recent, int64_t now)
+{
+    char when[32];
+    tr_format_time(now, when);
+    char line1[128], line2[128];
+    snprintf(line1, sizeof line1, "trawl %s samples (%s)", recent ? "recent" : "full", what);
+    snprintf(line2, sizeof line2, "Last updated: %s UTC", when);
+    tr_buf_printf(out, "################################################################\n");
+    tr_buf_printf(out, "# %-60s #\n", line1);
+    tr_buf_printf(out, "# %-60s #\n", line2);
+    tr_buf_printf(out, "# %-60s #\n", "");
+    tr_buf_printf(out, "# %-60s #\n",
+                  recent ? "Samples first seen in the last 48 hours" : "Every sample in the store");
+    tr_buf_printf(out, "################################################################\n#\n");
+}
+
+/* A CSV field as Bazaar writes them: always quoted, quotes doubled. */
+static void csv_field(tr_buf *out, const char *v, bool last)
+{
+    tr_buf_append(out, "\"", 1);
+    for (const char *p = v && *v ? v : "n/a"; *p; p++) {
+        if (*p == '"')
+            tr_buf_append(out, "\"", 1);
+        /* One record per line: a name with a line break stays on its line. */
+        tr_buf_append(out, *p == '\n' || *p == '\r' ? " " : p, 1);
+    }
+    tr_buf_append(out, last ? "\"\n" : "\", ", last ? 2 : 3);
+}
+
+int tr_store_export(tr_store *s, tr_export_format f, bool recent, int64_t now, tr_buf *out,
+                    tr_error *err)
+{
+    tr_sample_filter flt = {.first_seen_after = recent ? now - 48 * 3600 : 0};
+    tr_sample **items = NULL;
+    size_t n = 0;
+    if (tr_store_list(s, &flt, &items, &n, err) != 0)
+        return -1;
+    int rc = 0;
+    if (f == TR_EXPORT_JSON) {
+        json_t *data = json_array();
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            tr_sample_bazaar bz;
+            rc = tr_store_bazaar_get(s, items[i]->id, &bz, err);
+            if (rc == 0)
+                json_array_append_new(data, tr_sample_to_bazaar_json(items[i], &bz, NULL, false));
+            tr_sample_bazaar_clear(&bz);
+        }
+        json_t *doc = json_pack("{s:s, s:o}", "query_status", n ? "ok" : "no_results", "data", data);
+        char *text = json_dumps(doc, JSON_INDENT(1));
+        json_decref(doc);
+        if (!text)
+            tr_die("out of memory building JSON");
+        tr_buf_printf(out, "%s\n", text);
+        free(text);
+    } else if (f == TR_EXPORT_CSV) {
+        header(out, "CSV", recent, now);
+        tr_buf_printf(out, "# \"first_seen_utc\",\"sha256_hash\",\"md5_hash\",\"sha1_hash\","
+                           "\"reporter\",\"file_name\",\"file_type_guess\",\"mime_type\","
+                           "\"signature\",\"clamav\",\"vtpercent\",\"imphash\",\"ssdeep\",\"tlsh\"\n");
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            const tr_sample *x = items[i];
+            tr_sample_bazaar bz;
+            rc = tr_store_bazaar_get(s, x->id, &bz, err);
+            char first[32];
+            tr_format_time(x->first_seen, first);
+            csv_field(out, first, false);
+            csv_field(out, x->d.sha256, false);
+            csv_field(out, x->d.md5, false);
+            csv_field(out, x->d.sha1, false);
+            csv_field(out, bz.anonymous ? "anonymous" : x->reporter, false);
+            csv_field(out, x->n_names ? x->names[0] : NULL, false);
+            csv_field(out, x->file_type, false);
+            csv_field(out, x->mime, false);
+            csv_field(out, x->signature, false);
+            csv_field(out, NULL, false);        /* clamav: no verdicts kept here */
+            csv_field(out, NULL, false);        /* vtpercent: no VirusTotal */
+            csv_field(out, x->imphash, false);
+            csv_field(out, x->d.ssdeep, false);
+            csv_field(out, x->d.tlsh, true);
+            tr_sample_bazaar_clear(&bz);
+        }
+        tr_buf_printf(out, "# Number of entries: %zu\n", n);
+    } else {
+        const char *name = format_names[f];
+        char what[32];
+        snprintf(what, sizeof what, "%s hashes", name);
+        for (char *p = what; *p && *p != ' '; p++)
+            *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        header(out, what, recent, now);
+        tr_buf_printf(out, "# %s_hash\n", name);
+        for (size_t i = 0; i < n; i++) {
+            const tr_sample *x = items[i];
+            tr_buf_printf(out, "%s\n", f == TR_EXPORT_SHA256 ? x->d.sha256
+                                       : f == TR_EXPORT_MD5  ? x->d.md5
+                                                             : x->d.sha1);
+        }
+        tr_buf_printf(out, "# Number of entries: %zu\n", n);
+    }
+    tr_sample_list_free(items, n);
+    if (!out->data)
+        tr_buf_append(out, "", 0);
+    return rc;
+}
+
+int tr_store_day_samples(tr_store *s, int64_t day_start, tr_sample ***out, size_t *n,
+                         tr_error *err)
+{
+    tr_sample_filter flt = {.first_seen_after = day_start};
+    tr_sample **items = NULL;
+    size_t m = 0;
+    if (tr_store_list(s, &flt, &items, &m, err) != 0)
+        return -1;
+    /* Newest first: keep those before the next day, in place. */
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (items[i]->first_seen < day_start + 86400)
+            items[k++] = items[i];
+        else
+            tr_sample_free(items[i]);
+    }
+    *out = items;
+    *n = k;
+    return 0;
+}
