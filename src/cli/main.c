@@ -36,6 +36,7 @@ static const command commands[] = {
     {"stix", cli_cmd_stix, "STIX 2.1 knowledge base: import export search show neighbours rm"},
     {"kb", cli_cmd_kb, "knowledge-base links: sync trawl's data, match indicators"},
     {"import", cli_cmd_import, "import report FILE...: documents become draft STIX reports"},
+    {"report", cli_cmd_report, "report drafts kept for review: draft drafts show review commit rm"},
 };
 
 void cli_error(const char *fmt, ...)

@@ -103,7 +103,7 @@ static void common(json_t *obj, const char *now, json_t *markings)
         json_object_set(obj, "object_marking_refs", markings);
 }
 
-static char *published_from(const char *s, tr_error *err)
+char *report_published_from(const char *s, tr_error *err)
 {
     if (tr_stix_ts_valid(s))
         return tr_xstrdup(s);
@@ -195,6 +195,67 @@ out:
     return rc;
 }
 
+int report_minted_id(const char *type, const char *key, char out[128], tr_error *err)
+{
+    return minted_id(type, key, out, err);
+}
+
+void report_common(json_t *obj, const char *now, json_t *markings)
+{
+    common(obj, now, markings);
+}
+
+int report_ioc_object(tr_ioc_kind kind, const char *value, const char *valid_from, json_t **out,
+                      char id[128], tr_error *err)
+{
+    json_t *obj = NULL;
+    *out = NULL;
+    if (kind == TR_IOC_CVE) {
+        if (minted_id("vulnerability", value, id, err) != 0)
+            return -1;
+        obj = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}]}", "type", "vulnerability", "id", id,
+                        "name", value, "external_references", "source_name", "cve",
+                        "external_id", value);
+    } else if (kind == TR_IOC_ATTACK) {
+        if (minted_id("attack-pattern", value, id, err) != 0)
+            return -1;
+        obj = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}]}", "type", "attack-pattern", "id", id,
+                        "name", value, "external_references", "source_name", "mitre-attack",
+                        "external_id", value);
+    } else {
+        tr_ioc x = {.kind = kind, .value = (char *)value};
+        char *pattern = pattern_of(&x);
+        if (!pattern)
+            return 0;
+        if (minted_id("indicator", pattern, id, err) != 0) {
+            free(pattern);
+            return -1;
+        }
+        obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[s]}", "type", "indicator", "id", id,
+                        "name", kind == TR_IOC_YARA ? "YARA rule" : value, "pattern", pattern,
+                        "pattern_type", kind == TR_IOC_YARA ? "yara" : "stix", "valid_from",
+                        valid_from, "indicator_types", "malicious-activity");
+        if (obj && kind == TR_IOC_YARA) {
+            /* The rule's own name is the useful one. */
+            const char *r = strstr(pattern, "rule ");
+            if (r) {
+                r += 5;
+                size_t n = 0;
+                while (isalnum((unsigned char)r[n]) || r[n] == '_')
+                    n++;
+                json_object_set_new(obj, "name", json_stringn(r, n));
+            }
+        }
+        free(pattern);
+    }
+    if (!obj) {
+        tr_fail(err, "cannot build the object for '%s' (not valid UTF-8?)", value);
+        return -1;
+    }
+    *out = obj;
+    return 1;
+}
+
 static json_t *extraction_json(const tr_ioc *x, const char *text, tr_store *store)
 {
     json_t *e = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:b, s:b}", "kind",
@@ -231,7 +292,7 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
         return tr_fail(err, "unknown marking '%s' (TLP:CLEAR, TLP:GREEN, TLP:AMBER, "
                             "TLP:AMBER+STRICT, TLP:RED, TLP:WHITE)", o->marking);
     char *published = NULL;
-    if (o->published && !(published = published_from(o->published, err)))
+    if (o->published && !(published = report_published_from(o->published, err)))
         return -1;
     tr_doc doc;
     if (tr_doc_extract(data, len, o->filename, &doc, err) != 0) {
@@ -297,44 +358,12 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
                     add_ref(refs, seen, known);
                     continue;
                 }
-                if (minted_id("vulnerability", x->value, id, err) != 0)
-                    goto fail;
-                obj = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}]}", "type", "vulnerability",
-                                "id", id, "name", x->value, "external_references",
-                                "source_name", "cve", "external_id", x->value);
-            } else if (x->kind == TR_IOC_ATTACK) {
-                if (minted_id("attack-pattern", x->value, id, err) != 0)
-                    goto fail;
-                obj = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}]}", "type", "attack-pattern",
-                                "id", id, "name", x->value, "external_references",
-                                "source_name", "mitre-attack", "external_id", x->value);
-            } else {
-                char *pattern = pattern_of(x);
-                if (!pattern)
-                    continue;
-                if (minted_id("indicator", pattern, id, err) != 0) {
-                    free(pattern);
-                    goto fail;
-                }
-                obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[s]}", "type", "indicator",
-                                "id", id, "name",
-                                x->kind == TR_IOC_YARA ? "YARA rule" : x->value, "pattern",
-                                pattern, "pattern_type",
-                                x->kind == TR_IOC_YARA ? "yara" : "stix", "valid_from",
-                                published, "indicator_types", "malicious-activity");
-                if (x->kind == TR_IOC_YARA) {
-                    /* The rule's own name is the useful one. */
-                    const char *r = strstr(pattern, "rule ");
-                    if (r) {
-                        r += 5;
-                        size_t n = 0;
-                        while (isalnum((unsigned char)r[n]) || r[n] == '_')
-                            n++;
-                        json_object_set_new(obj, "name", json_stringn(r, n));
-                    }
-                }
-                free(pattern);
             }
+            int made = report_ioc_object(x->kind, x->value, published, &obj, id, err);
+            if (made < 0)
+                goto fail;
+            if (made == 0)
+                continue;
             if (!obj)
                 goto fail_json;
             if (!add_ref(refs, seen, id)) {
