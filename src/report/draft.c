@@ -117,11 +117,15 @@ char *report_published_from(const char *s, tr_error *err)
     return NULL;
 }
 
-/* Originals up to this size travel inside the artifact. The stix module's
- * schema check of payload_bin (a PCRE2 pattern over the whole string)
- * gives up on longer strings, so larger originals are kept on disk by
- * tr_report_keep_original and the artifact names them by url. */
-#define INLINE_MAX 3072
+/* Originals up to this size travel inside the artifact (payload_bin). The
+ * stix module's schema check of payload_bin is a PCRE2 pattern over the
+ * whole string; since its JIT stack grows on demand (up to 64 MB) it
+ * accepts the base64 of originals of 4 MB and refuses 8 MB, so the 3 KB
+ * this once was is long obsolete, but the largest documents (32 MB) still
+ * cannot go inline. Those are kept at DATA/reports/<sha256> by
+ * tr_report_keep_original and the artifact names them by url, as every
+ * original over 3 KB was before: such artifacts and files stay valid. */
+#define INLINE_MAX (1u << 20)
 
 static json_t *artifact_of(const unsigned char *data, size_t len, const tr_doc *doc,
                            json_t *markings, tr_error *err)

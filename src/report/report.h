@@ -168,7 +168,7 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
                     const tr_gazetteer *g, struct tr_store *store, json_t **out,
                     tr_error *err);
 
-/* Keeps an original too large to travel inside its artifact at
+/* Keeps an original too large (over 1 MB) to travel inside its artifact at
  * DATA/reports/<sha256>, which the artifact's url ("trawl:reports/<sha256>")
  * names. A no-op for small originals. Call it before committing a draft. */
 int tr_report_keep_original(const char *data_dir, const unsigned char *data, size_t len,

@@ -90,10 +90,21 @@ def test_cli_commit_and_refusals(trawl, tmp_path):
     art = [r for r in shown["object_refs"] if r.startswith("artifact--")][0]
     artifact = json.loads(trawl.run("stix", "show", art, "--json", check=0).stdout)
     assert base64.b64decode(artifact["payload_bin"]) == open(path, "rb").read()
-    # Larger than the inline limit: kept on disk, named by the artifact.
+    # A few kilobytes travel inline (they once went to disk at over 3 KB).
+    medium = tmp_path / "medium.txt"
+    medium.write_bytes(b"\n".join(open(os.path.join(FIXTURES, "en-%02d.txt" % i), "rb").read()
+                                  for i in range(4)))
+    assert len(medium.read_bytes()) > 3072
+    p = trawl.run("import", "report", "--commit", medium, check=0)
+    rid = re.search(r"committed (report--[0-9a-f-]+)", p.stdout).group(1)
+    shown = json.loads(trawl.run("stix", "show", rid, "--json", check=0).stdout)
+    art = [r for r in shown["object_refs"] if r.startswith("artifact--")][0]
+    artifact = json.loads(trawl.run("stix", "show", art, "--json", check=0).stdout)
+    assert base64.b64decode(artifact["payload_bin"]) == medium.read_bytes()
+    # Larger than the inline limit (1 MB): kept on disk, named by the artifact.
     large = tmp_path / "large.txt"
-    large.write_bytes(b"\n".join(open(os.path.join(FIXTURES, "en-%02d.txt" % i), "rb").read()
-                                 for i in range(4)))
+    large.write_bytes((medium.read_bytes() + b"\n") * (1100000 // len(medium.read_bytes())))
+    assert len(large.read_bytes()) > 1 << 20
     p = trawl.run("import", "report", "--commit", large, check=0)
     rid = re.search(r"committed (report--[0-9a-f-]+)", p.stdout).group(1)
     shown = json.loads(trawl.run("stix", "show", rid, "--json", check=0).stdout)
