@@ -267,3 +267,9 @@ def test_doc_examples_run(secure_server, keys, trawl):
     assert "committed report--" in p.stdout
     assert "Web advisory & IOCs" in p.stdout
     assert "'added'" in p.stdout
+    # The review examples: the lines rejected, the commit, the list, the API's commit.
+    assert re.search(r"^ +9 +\+ .* 2a0e:97c0:3e3:71d::14 ", p.stdout, re.M)
+    assert re.search(r"^ +12 +\+ .* update-msstore\.com ", p.stdout, re.M)
+    assert re.search(r"^draft [0-9a-f-]{36} committed: report--", p.stdout, re.M)
+    assert re.search(r"^[0-9a-f-]{36}  committed ", p.stdout, re.M)
+    assert re.search(r"^\d+ objects committed$", p.stdout, re.M)
