@@ -262,12 +262,24 @@ int report_ioc_object(tr_ioc_kind kind, const char *value, const char *valid_fro
 
 static json_t *extraction_json(const tr_ioc *x, const char *text, tr_store *store)
 {
-    json_t *e = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:b, s:b}", "kind",
-                          tr_ioc_kind_name(x->kind), "value", x->value, "offset",
-                          (json_int_t)x->offset, "length", (json_int_t)x->length, "class",
-                          tr_ioc_class_name(x->cls), "reason", x->reason, "defanged",
-                          x->defanged, "accepted",
-                          x->cls == TR_IOCC_INDICATOR || x->cls == TR_IOCC_REFERENCE);
+    /* Built by hand rather than with json_pack: a dense document has a
+     * record per 70 bytes, and parsing the format and checking the
+     * constant keys each time was a tenth of a draft's time. Only the
+     * value comes from the text and is checked. */
+    json_t *e = json_object();
+    json_t *value = json_string(x->value);
+    if (!value)
+        value = json_string("");
+    json_object_set_new_nocheck(e, "kind", json_string_nocheck(tr_ioc_kind_name(x->kind)));
+    json_object_set_new_nocheck(e, "value", value);
+    json_object_set_new_nocheck(e, "offset", json_integer((json_int_t)x->offset));
+    json_object_set_new_nocheck(e, "length", json_integer((json_int_t)x->length));
+    json_object_set_new_nocheck(e, "class", json_string_nocheck(tr_ioc_class_name(x->cls)));
+    json_object_set_new_nocheck(e, "reason", json_string_nocheck(x->reason));
+    json_object_set_new_nocheck(e, "defanged", json_boolean(x->defanged));
+    json_object_set_new_nocheck(e, "accepted",
+                                json_boolean(x->cls == TR_IOCC_INDICATOR ||
+                                             x->cls == TR_IOCC_REFERENCE));
     if (text && x->defanged) {
         json_t *orig = json_stringn(text + x->offset, x->length);
         if (orig)
@@ -328,6 +340,7 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
 
     json_t *objects = json_array(), *refs = json_array(), *extractions = json_array();
     json_t *seen = json_object();
+    json_t *made_for = json_object();   /* kind:value of objects already made */
     int rc = 0;
     json_t *artifact = artifact_of(data, len, &doc, markings, err);
     if (!artifact) {
@@ -352,6 +365,16 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
                 continue;
             char id[128];
             json_t *obj = NULL;
+            /* A value named again makes the same object: skip the pattern,
+             * the id's SHA-1 and the object (most of a long report's
+             * mentions repeat an indicator). */
+            char *key = tr_xasprintf("%d:%s", (int)x->kind, x->value);
+            bool again = json_object_get(made_for, key) != NULL;
+            if (!again)
+                json_object_set_new(made_for, key, json_true());
+            free(key);
+            if (again)
+                continue;
             if (x->kind == TR_IOC_CVE) {
                 const char *known = NULL;
                 for (size_t k = 0; k < ents.n; k++)
@@ -441,6 +464,7 @@ done:
     json_decref(objects);
     json_decref(refs);
     json_decref(seen);
+    json_decref(made_for);
     json_decref(extractions);
     json_decref(markings);
     for (size_t i = 0; i < doc.nlinks; i++)
