@@ -260,7 +260,45 @@ int report_ioc_object(tr_ioc_kind kind, const char *value, const char *valid_fro
     return 1;
 }
 
-static json_t *extraction_json(const tr_ioc *x, const char *text, tr_store *store)
+/* The few distinct kind, class and reason strings of a draft's records,
+ * made once and shared (a record's three allocations less each). */
+typedef struct shared_strings {
+    json_t *kind[TR_IOC_KIND_COUNT], *cls[TR_IOCC_COUNT];
+    const char *reason_key[64];
+    json_t *reason[64];
+    size_t nreason;
+} shared_strings;
+
+static json_t *shared(json_t **slot, const char *s)
+{
+    if (!*slot)
+        *slot = json_string_nocheck(s);
+    return json_incref(*slot);
+}
+
+static json_t *shared_reason(shared_strings *ss, const char *r)
+{
+    for (size_t i = 0; i < ss->nreason; i++)
+        if (ss->reason_key[i] == r)
+            return json_incref(ss->reason[i]);
+    if (ss->nreason == sizeof ss->reason / sizeof ss->reason[0])
+        return json_string_nocheck(r);
+    ss->reason_key[ss->nreason] = r;
+    return shared(&ss->reason[ss->nreason++], r);
+}
+
+static void shared_free(shared_strings *ss)
+{
+    for (size_t i = 0; i < TR_IOC_KIND_COUNT; i++)
+        json_decref(ss->kind[i]);
+    for (size_t i = 0; i < TR_IOCC_COUNT; i++)
+        json_decref(ss->cls[i]);
+    for (size_t i = 0; i < ss->nreason; i++)
+        json_decref(ss->reason[i]);
+}
+
+static json_t *extraction_json(const tr_ioc *x, const char *text, tr_store *store,
+                               shared_strings *ss)
 {
     /* Built by hand rather than with json_pack: a dense document has a
      * record per 70 bytes, and parsing the format and checking the
@@ -270,12 +308,12 @@ static json_t *extraction_json(const tr_ioc *x, const char *text, tr_store *stor
     json_t *value = json_string(x->value);
     if (!value)
         value = json_string("");
-    json_object_set_new_nocheck(e, "kind", json_string_nocheck(tr_ioc_kind_name(x->kind)));
+    json_object_set_new_nocheck(e, "kind", shared(&ss->kind[x->kind], tr_ioc_kind_name(x->kind)));
     json_object_set_new_nocheck(e, "value", value);
     json_object_set_new_nocheck(e, "offset", json_integer((json_int_t)x->offset));
     json_object_set_new_nocheck(e, "length", json_integer((json_int_t)x->length));
-    json_object_set_new_nocheck(e, "class", json_string_nocheck(tr_ioc_class_name(x->cls)));
-    json_object_set_new_nocheck(e, "reason", json_string_nocheck(x->reason));
+    json_object_set_new_nocheck(e, "class", shared(&ss->cls[x->cls], tr_ioc_class_name(x->cls)));
+    json_object_set_new_nocheck(e, "reason", shared_reason(ss, x->reason));
     json_object_set_new_nocheck(e, "defanged", json_boolean(x->defanged));
     json_object_set_new_nocheck(e, "accepted",
                                 json_boolean(x->cls == TR_IOCC_INDICATOR ||
@@ -341,6 +379,7 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
     json_t *objects = json_array(), *refs = json_array(), *extractions = json_array();
     json_t *seen = json_object();
     json_t *made_for = json_object();   /* kind:value of objects already made */
+    shared_strings ss = {0};
     int rc = 0;
     json_t *artifact = artifact_of(data, len, &doc, markings, err);
     if (!artifact) {
@@ -354,7 +393,7 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
         tr_ioc_list *l = pass == 0 ? &iocs : &linkiocs[pass - 1];
         for (size_t i = 0; i < l->n; i++) {
             const tr_ioc *x = &l->v[i];
-            json_t *e = extraction_json(x, pass == 0 ? doc.text : NULL, store);
+            json_t *e = extraction_json(x, pass == 0 ? doc.text : NULL, store, &ss);
             if (pass > 0) {
                 /* Not in the text: the offsets are the link's. */
                 json_object_set_new(e, "source", json_string("link"));
@@ -465,6 +504,7 @@ done:
     json_decref(refs);
     json_decref(seen);
     json_decref(made_for);
+    shared_free(&ss);
     json_decref(extractions);
     json_decref(markings);
     for (size_t i = 0; i < doc.nlinks; i++)
