@@ -716,7 +716,8 @@ int tr_report_draft_review(const char *data_dir, const char *id, json_t *changes
         return -1;
     json_t *d = NULL;
     int rc = load(data_dir, id, &d, err);
-    if (rc == 1 && strcmp(str_at(json_object_get(d, "draft"), "status"), "open") != 0) {
+    const char *status = rc == 1 ? str_at(json_object_get(d, "draft"), "status") : NULL;
+    if (rc == 1 && (!status || strcmp(status, "open") != 0)) {
         tr_fail(err, "draft %s is already committed", id);
         rc = TR_DRAFT_CONFLICT;
     }
