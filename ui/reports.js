@@ -144,6 +144,8 @@ async function pageReportDraft(id) {
 }
 
 function reportRender(d) {
+  // A decision re-renders the page: keep both panes where the analyst was.
+  const keep = ["#rtextview", "#rside"].map((sel) => { const el = $(sel); return el ? el.scrollTop : 0; });
   const id = d.draft.id, closed = d.draft.status !== "open";
   const rep = d.report;
   const marking = REPORT_MARKINGS[(rep.object_marking_refs || [])[0]] || "";
@@ -244,8 +246,9 @@ function reportRender(d) {
       $("#rcommit").click();
     }
   };
+  ["#rtextview", "#rside"].forEach((sel, k) => { $(sel).scrollTop = keep[k]; });
   const f = reportFocus && $(`.rep-item[data-kind="${reportFocus.kind}"][data-i="${reportFocus.i}"]`);
-  (f || items()[0] || main).focus();
+  (f || items()[0] || main).focus({ preventScroll: !!f });
   reportFocus = null;
 }
 let reportFocus = null;
