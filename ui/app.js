@@ -559,6 +559,7 @@ function route() {
     case "status": return pageStatus();
     case "key": return pageKey();
     case "kb": return pageKb(parts.slice(1), params);
+    case "reports": return pageReports(parts.slice(1));
     default: return pageHunt();
   }
 }

@@ -37,6 +37,7 @@ static const command commands[] = {
     {"kb", cli_cmd_kb, "knowledge-base links: sync trawl's data, match indicators"},
     {"import", cli_cmd_import, "import report FILE...: documents become draft STIX reports"},
     {"export", cli_cmd_export, "samples as MalwareBazaar's exports: CSV, JSON, hash lists, daily zip"},
+    {"report", cli_cmd_report, "report drafts kept for review: draft drafts show review commit rm"},
 };
 
 void cli_error(const char *fmt, ...)

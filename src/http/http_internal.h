@@ -158,6 +158,8 @@ enum MHD_Result api_taxii(http_request *r);
 enum MHD_Result api_kb(http_request *r);
 /* POST /api/reports/import: a document becomes a draft STIX report. */
 enum MHD_Result api_report_import(http_request *r);
+/* /api/reports/drafts[/ID[/commit]]: drafts kept for review. */
+enum MHD_Result api_report_drafts(http_request *r);
 /* A TAXII 2.1 error message (application/taxii+json) with this status. */
 enum MHD_Result http_send_taxii_error(http_request *r, unsigned status, const char *description);
 

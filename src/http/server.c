@@ -733,6 +733,17 @@ static route resolve(const char *method, const char *url, unsigned *status)
         *status = 405;
         return post ? (route){api_report_import, TR_ROLE_ANALYST, BODY_JSON, ""} : none;
     }
+    if (strcmp(url, "/api/reports/drafts") == 0 || strncmp(url, "/api/reports/drafts/", 20) == 0) {
+        const char *rest = url[19] == '/' ? url + 20 : "";
+        *status = 405;
+        if (get)
+            return (route){api_report_drafts, TR_ROLE_READER, BODY_NONE, rest};
+        if (post || (*rest && is_method(method, "PATCH")))
+            return (route){api_report_drafts, TR_ROLE_ANALYST, BODY_JSON, rest};
+        if (del && *rest)
+            return (route){api_report_drafts, TR_ROLE_ANALYST, BODY_NONE, rest};
+        return none;
+    }
     if (strcmp(url, "/taxii2") == 0 || strncmp(url, "/taxii2/", 8) == 0) {
         const char *rest = url[7] ? url + 8 : "";
         *status = 405;
@@ -860,7 +871,7 @@ static const char *presented_key(struct MHD_Connection *conn, char *basic, size_
 static size_t body_limit(const char *url, int kind)
 {
     if (strcmp(url, "/api/stix/import") == 0 || strncmp(url, "/taxii2/", 8) == 0 ||
-        strcmp(url, "/api/reports/import") == 0)
+        strcmp(url, "/api/reports/import") == 0 || strcmp(url, "/api/reports/drafts") == 0)
         return STIX_BODY_MAX;
     if (kind == BODY_EVENTS)
         return EVENTS_BODY_MAX;

@@ -103,7 +103,7 @@ static void common(json_t *obj, const char *now, json_t *markings)
         json_object_set(obj, "object_marking_refs", markings);
 }
 
-static char *published_from(const char *s, tr_error *err)
+char *report_published_from(const char *s, tr_error *err)
 {
     if (tr_stix_ts_valid(s))
         return tr_xstrdup(s);
@@ -117,11 +117,15 @@ static char *published_from(const char *s, tr_error *err)
     return NULL;
 }
 
-/* Originals up to this size travel inside the artifact. The stix module's
- * schema check of payload_bin (a PCRE2 pattern over the whole string)
- * gives up on longer strings, so larger originals are kept on disk by
- * tr_report_keep_original and the artifact names them by url. */
-#define INLINE_MAX 3072
+/* Originals up to this size travel inside the artifact (payload_bin). The
+ * stix module's schema check of payload_bin is a PCRE2 pattern over the
+ * whole string; since its JIT stack grows on demand (up to 64 MB) it
+ * accepts the base64 of originals of 4 MB and refuses 8 MB, so the 3 KB
+ * this once was is long obsolete, but the largest documents (32 MB) still
+ * cannot go inline. Those are kept at DATA/reports/<sha256> by
+ * tr_report_keep_original and the artifact names them by url, as every
+ * original over 3 KB was before: such artifacts and files stay valid. */
+#define INLINE_MAX (1u << 20)
 
 static json_t *artifact_of(const unsigned char *data, size_t len, const tr_doc *doc,
                            json_t *markings, tr_error *err)
@@ -195,14 +199,125 @@ out:
     return rc;
 }
 
-static json_t *extraction_json(const tr_ioc *x, const char *text, tr_store *store)
+int report_minted_id(const char *type, const char *key, char out[128], tr_error *err)
 {
-    json_t *e = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:b, s:b}", "kind",
-                          tr_ioc_kind_name(x->kind), "value", x->value, "offset",
-                          (json_int_t)x->offset, "length", (json_int_t)x->length, "class",
-                          tr_ioc_class_name(x->cls), "reason", x->reason, "defanged",
-                          x->defanged, "accepted",
-                          x->cls == TR_IOCC_INDICATOR || x->cls == TR_IOCC_REFERENCE);
+    return minted_id(type, key, out, err);
+}
+
+void report_common(json_t *obj, const char *now, json_t *markings)
+{
+    common(obj, now, markings);
+}
+
+int report_ioc_object(tr_ioc_kind kind, const char *value, const char *valid_from, json_t **out,
+                      char id[128], tr_error *err)
+{
+    json_t *obj = NULL;
+    *out = NULL;
+    if (kind == TR_IOC_CVE) {
+        if (minted_id("vulnerability", value, id, err) != 0)
+            return -1;
+        obj = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}]}", "type", "vulnerability", "id", id,
+                        "name", value, "external_references", "source_name", "cve",
+                        "external_id", value);
+    } else if (kind == TR_IOC_ATTACK) {
+        if (minted_id("attack-pattern", value, id, err) != 0)
+            return -1;
+        obj = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}]}", "type", "attack-pattern", "id", id,
+                        "name", value, "external_references", "source_name", "mitre-attack",
+                        "external_id", value);
+    } else {
+        tr_ioc x = {.kind = kind, .value = (char *)value};
+        char *pattern = pattern_of(&x);
+        if (!pattern)
+            return 0;
+        if (minted_id("indicator", pattern, id, err) != 0) {
+            free(pattern);
+            return -1;
+        }
+        obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[s]}", "type", "indicator", "id", id,
+                        "name", kind == TR_IOC_YARA ? "YARA rule" : value, "pattern", pattern,
+                        "pattern_type", kind == TR_IOC_YARA ? "yara" : "stix", "valid_from",
+                        valid_from, "indicator_types", "malicious-activity");
+        if (obj && kind == TR_IOC_YARA) {
+            /* The rule's own name is the useful one. */
+            const char *r = strstr(pattern, "rule ");
+            if (r) {
+                r += 5;
+                size_t n = 0;
+                while (isalnum((unsigned char)r[n]) || r[n] == '_')
+                    n++;
+                json_object_set_new(obj, "name", json_stringn(r, n));
+            }
+        }
+        free(pattern);
+    }
+    if (!obj) {
+        tr_fail(err, "cannot build the object for '%s' (not valid UTF-8?)", value);
+        return -1;
+    }
+    *out = obj;
+    return 1;
+}
+
+/* The few distinct kind, class and reason strings of a draft's records,
+ * made once and shared (a record's three allocations less each). */
+typedef struct shared_strings {
+    json_t *kind[TR_IOC_KIND_COUNT], *cls[TR_IOCC_COUNT];
+    const char *reason_key[64];
+    json_t *reason[64];
+    size_t nreason;
+} shared_strings;
+
+static json_t *shared(json_t **slot, const char *s)
+{
+    if (!*slot)
+        *slot = json_string_nocheck(s);
+    return json_incref(*slot);
+}
+
+static json_t *shared_reason(shared_strings *ss, const char *r)
+{
+    for (size_t i = 0; i < ss->nreason; i++)
+        if (ss->reason_key[i] == r)
+            return json_incref(ss->reason[i]);
+    if (ss->nreason == sizeof ss->reason / sizeof ss->reason[0])
+        return json_string_nocheck(r);
+    ss->reason_key[ss->nreason] = r;
+    return shared(&ss->reason[ss->nreason++], r);
+}
+
+static void shared_free(shared_strings *ss)
+{
+    for (size_t i = 0; i < TR_IOC_KIND_COUNT; i++)
+        json_decref(ss->kind[i]);
+    for (size_t i = 0; i < TR_IOCC_COUNT; i++)
+        json_decref(ss->cls[i]);
+    for (size_t i = 0; i < ss->nreason; i++)
+        json_decref(ss->reason[i]);
+}
+
+static json_t *extraction_json(const tr_ioc *x, const char *text, tr_store *store,
+                               shared_strings *ss)
+{
+    /* Built by hand rather than with json_pack: a dense document has a
+     * record per 70 bytes, and parsing the format and checking the
+     * constant keys each time was a tenth of a draft's time. Only the
+     * value comes from the text and is checked. */
+    json_t *e = json_object();
+    json_t *value = json_string(x->value);
+    if (!value)
+        value = json_string("");
+    json_object_set_new_nocheck(e, "kind", shared(&ss->kind[x->kind], tr_ioc_kind_name(x->kind)));
+    json_object_set_new_nocheck(e, "value", value);
+    json_object_set_new_nocheck(e, "offset", json_integer((json_int_t)x->offset));
+    json_object_set_new_nocheck(e, "length", json_integer((json_int_t)x->length));
+    json_object_set_new_nocheck(e, "class", shared(&ss->cls[x->cls], tr_ioc_class_name(x->cls)));
+    json_object_set_new_nocheck(e, "reason", shared_reason(ss, x->reason));
+    json_object_set_new_nocheck(e, "defanged", json_boolean(x->defanged));
+    json_object_set_new_nocheck(e, "accepted",
+                                json_boolean(x->cls == TR_IOCC_INDICATOR ||
+                                             x->cls == TR_IOCC_REFERENCE));
     if (text && x->defanged) {
         json_t *orig = json_stringn(text + x->offset, x->length);
         if (orig)
@@ -231,7 +346,7 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
         return tr_fail(err, "unknown marking '%s' (TLP:CLEAR, TLP:GREEN, TLP:AMBER, "
                             "TLP:AMBER+STRICT, TLP:RED, TLP:WHITE)", o->marking);
     char *published = NULL;
-    if (o->published && !(published = published_from(o->published, err)))
+    if (o->published && !(published = report_published_from(o->published, err)))
         return -1;
     tr_doc doc;
     if (tr_doc_extract(data, len, o->filename, &doc, err) != 0) {
@@ -263,6 +378,8 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
 
     json_t *objects = json_array(), *refs = json_array(), *extractions = json_array();
     json_t *seen = json_object();
+    json_t *made_for = json_object();   /* kind:value of objects already made */
+    shared_strings ss = {0};
     int rc = 0;
     json_t *artifact = artifact_of(data, len, &doc, markings, err);
     if (!artifact) {
@@ -276,7 +393,7 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
         tr_ioc_list *l = pass == 0 ? &iocs : &linkiocs[pass - 1];
         for (size_t i = 0; i < l->n; i++) {
             const tr_ioc *x = &l->v[i];
-            json_t *e = extraction_json(x, pass == 0 ? doc.text : NULL, store);
+            json_t *e = extraction_json(x, pass == 0 ? doc.text : NULL, store, &ss);
             if (pass > 0) {
                 /* Not in the text: the offsets are the link's. */
                 json_object_set_new(e, "source", json_string("link"));
@@ -287,6 +404,16 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
                 continue;
             char id[128];
             json_t *obj = NULL;
+            /* A value named again makes the same object: skip the pattern,
+             * the id's SHA-1 and the object (most of a long report's
+             * mentions repeat an indicator). */
+            char *key = tr_xasprintf("%d:%s", (int)x->kind, x->value);
+            bool again = json_object_get(made_for, key) != NULL;
+            if (!again)
+                json_object_set_new(made_for, key, json_true());
+            free(key);
+            if (again)
+                continue;
             if (x->kind == TR_IOC_CVE) {
                 const char *known = NULL;
                 for (size_t k = 0; k < ents.n; k++)
@@ -297,44 +424,12 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
                     add_ref(refs, seen, known);
                     continue;
                 }
-                if (minted_id("vulnerability", x->value, id, err) != 0)
-                    goto fail;
-                obj = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}]}", "type", "vulnerability",
-                                "id", id, "name", x->value, "external_references",
-                                "source_name", "cve", "external_id", x->value);
-            } else if (x->kind == TR_IOC_ATTACK) {
-                if (minted_id("attack-pattern", x->value, id, err) != 0)
-                    goto fail;
-                obj = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}]}", "type", "attack-pattern",
-                                "id", id, "name", x->value, "external_references",
-                                "source_name", "mitre-attack", "external_id", x->value);
-            } else {
-                char *pattern = pattern_of(x);
-                if (!pattern)
-                    continue;
-                if (minted_id("indicator", pattern, id, err) != 0) {
-                    free(pattern);
-                    goto fail;
-                }
-                obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[s]}", "type", "indicator",
-                                "id", id, "name",
-                                x->kind == TR_IOC_YARA ? "YARA rule" : x->value, "pattern",
-                                pattern, "pattern_type",
-                                x->kind == TR_IOC_YARA ? "yara" : "stix", "valid_from",
-                                published, "indicator_types", "malicious-activity");
-                if (x->kind == TR_IOC_YARA) {
-                    /* The rule's own name is the useful one. */
-                    const char *r = strstr(pattern, "rule ");
-                    if (r) {
-                        r += 5;
-                        size_t n = 0;
-                        while (isalnum((unsigned char)r[n]) || r[n] == '_')
-                            n++;
-                        json_object_set_new(obj, "name", json_stringn(r, n));
-                    }
-                }
-                free(pattern);
             }
+            int made = report_ioc_object(x->kind, x->value, published, &obj, id, err);
+            if (made < 0)
+                goto fail;
+            if (made == 0)
+                continue;
             if (!obj)
                 goto fail_json;
             if (!add_ref(refs, seen, id)) {
@@ -408,6 +503,8 @@ done:
     json_decref(objects);
     json_decref(refs);
     json_decref(seen);
+    json_decref(made_for);
+    shared_free(&ss);
     json_decref(extractions);
     json_decref(markings);
     for (size_t i = 0; i < doc.nlinks; i++)

@@ -965,6 +965,87 @@ static size_t try_yara(scan *s, size_t i)
 
 /* ---- the pass ------------------------------------------------------------------------ */
 
+/* The scan from position from while the position is below to (a match
+ * may run past to, as the whole text's scan would); returns where it
+ * stopped. The scan holds no state but its position, so scanning from any
+ * position the whole text's scan passes through gives the same matches
+ * from there on. visited, when set, marks the positions visited in
+ * [from, from + nvisited). */
+static size_t scan_range(scan *s, size_t from, size_t to, int *perr, unsigned char *visited,
+                         size_t nvisited)
+{
+    size_t i = from;
+    while (i < to) {
+        if (visited && i - from < nvisited)
+            visited[(i - from) >> 3] |= (unsigned char)(1u << ((i - from) & 7));
+        unsigned char c = (unsigned char)s->f[i];
+        size_t used = 0;
+        if (c == 'r' || c == 'i' || c == 'p' || c == 'g' || c == ' ' || c == '\t')
+            used = try_yara(s, i);
+        if (!used && isalnum(c)) {
+            if (!used && (c == 'h' || c == 'H' || c == 'f' || c == 'F' || c == 's' || c == 'S'))
+                used = try_url(s, i, perr);
+            if (!used && (c == 'H' || c == 'h'))
+                used = try_regkey(s, i);
+            if (!used && (c == 'C' || c == 'c'))
+                used = try_cve(s, i);
+            if (!used && c == 'T')
+                used = try_attack(s, i);
+            if (!used && isdigit(c))
+                used = try_ssdeep(s, i);
+            if (!used && is_hex(c))
+                used = try_ipv6(s, i);
+            if (!used && isdigit(c))
+                used = try_ipv4(s, i);
+            if (!used && is_hex(c))
+                used = try_hash(s, i);
+            if (!used && (c == '1' || c == '3' || c == 'b' || c == 'B'))
+                used = try_bitcoin(s, i);
+            if (!used && (c == 'v' || c == 'V') && i + 1 < s->n && isdigit((unsigned char)s->f[i + 1])) {
+                size_t u = try_ipv4(s, i + 1);
+                used = u ? u + 1 : 0;
+            }
+            if (!used)
+                used = try_dotted(s, i, perr);
+            if (!used) {
+                /* Skip the rest of this word: nothing starts inside one. */
+                used = 1;
+                while (i + used < s->n && is_word((unsigned char)s->f[i + used]))
+                    used++;
+            }
+        } else if (!used && c == '_' && (i == 0 || !is_word((unsigned char)s->f[i - 1]))) {
+            used = try_dotted(s, i, perr);
+        } else if (!used && c == ':' && i + 1 < s->n && s->f[i + 1] == ':') {
+            used = try_ipv6(s, i);
+        }
+        i += used ? used : 1;
+    }
+    return i;
+}
+
+typedef struct half {
+    scan s;
+    tr_ioc_list out;
+    size_t from;
+    int perr;
+    unsigned char *visited;
+    size_t nvisited;
+} half;
+
+static void *scan_half(void *arg)
+{
+    half *h = arg;
+    h->s.out = &h->out;
+    scan_range(&h->s, h->from, h->s.n, &h->perr, h->visited, h->nvisited);
+    return NULL;
+}
+
+/* Texts from this size are scanned on two threads. */
+#define SPLIT_MIN (1u << 20)
+/* How far past the split a match of the first half may run and the second
+ * half's scan still be checked against it. */
+#define SPLIT_WINDOW (1u << 20)
+
 int tr_ioc_extract(const char *text, size_t len, tr_ioc_list *out, tr_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -977,50 +1058,52 @@ int tr_ioc_extract(const char *text, size_t len, tr_ioc_list *out, tr_error *err
     s.f = f;
     s.map = map;
     int perr = 0;
-    size_t i = 0;
-    while (i < s.n) {
-        unsigned char c = (unsigned char)f[i];
-        size_t used = 0;
-        if (c == 'r' || c == 'i' || c == 'p' || c == 'g' || c == ' ' || c == '\t')
-            used = try_yara(&s, i);
-        if (!used && isalnum(c)) {
-            if (!used && (c == 'h' || c == 'H' || c == 'f' || c == 'F' || c == 's' || c == 'S'))
-                used = try_url(&s, i, &perr);
-            if (!used && (c == 'H' || c == 'h'))
-                used = try_regkey(&s, i);
-            if (!used && (c == 'C' || c == 'c'))
-                used = try_cve(&s, i);
-            if (!used && c == 'T')
-                used = try_attack(&s, i);
-            if (!used && isdigit(c))
-                used = try_ssdeep(&s, i);
-            if (!used && is_hex(c))
-                used = try_ipv6(&s, i);
-            if (!used && isdigit(c))
-                used = try_ipv4(&s, i);
-            if (!used && is_hex(c))
-                used = try_hash(&s, i);
-            if (!used && (c == '1' || c == '3' || c == 'b' || c == 'B'))
-                used = try_bitcoin(&s, i);
-            if (!used && (c == 'v' || c == 'V') && i + 1 < s.n && isdigit((unsigned char)f[i + 1])) {
-                size_t u = try_ipv4(&s, i + 1);
-                used = u ? u + 1 : 0;
-            }
-            if (!used)
-                used = try_dotted(&s, i, &perr);
-            if (!used) {
-                /* Skip the rest of this word: nothing starts inside one. */
-                used = 1;
-                while (i + used < s.n && is_word((unsigned char)f[i + used]))
-                    used++;
-            }
-        } else if (!used && c == '_' && (i == 0 || !is_word((unsigned char)f[i - 1]))) {
-            used = try_dotted(&s, i, &perr);
-        } else if (!used && c == ':' && i + 1 < s.n && f[i + 1] == ':') {
-            used = try_ipv6(&s, i);
-        }
-        i += used ? used : 1;
+    /* A long text is scanned in two halves at once, split after a line
+     * break. The first half's scan goes on until it reaches the split;
+     * if the second half's scan passed through the position where the
+     * first stopped, its matches from there on are the whole scan's,
+     * else the rest is scanned again: the result is the one-thread scan's
+     * either way. */
+    size_t split = 0;
+    if (s.n >= SPLIT_MIN)
+        for (size_t p = s.n / 2; p + 1 < s.n && !split; p++)
+            if (f[p] == '\n')
+                split = p + 1;
+    half h = {.s = s, .from = split};
+    pthread_t t;
+    bool threaded = false;
+    if (split) {
+        h.nvisited = split + SPLIT_WINDOW < s.n ? SPLIT_WINDOW : s.n - split;
+        h.visited = tr_xcalloc(h.nvisited / 8 + 1, 1);
+        threaded = pthread_create(&t, NULL, scan_half, &h) == 0;
     }
+    size_t stop = scan_range(&s, 0, threaded ? split : s.n, &perr, NULL, 0);
+    if (threaded) {
+        pthread_join(t, NULL);
+        perr |= h.perr;
+        size_t d = stop - split;
+        bool joined = stop >= s.n ||
+                      (d < h.nvisited && (h.visited[d >> 3] & (1u << (d & 7))));
+        if (joined) {
+            size_t cut = stop < s.n ? map[stop] : len + 1;
+            for (size_t k = 0; k < h.out.n; k++) {
+                if (h.out.v[k].offset < cut) {
+                    free(h.out.v[k].value);
+                    continue;
+                }
+                if (out->n == out->cap) {
+                    out->cap = out->cap ? out->cap * 2 : 32;
+                    out->v = tr_xrealloc(out->v, out->cap * sizeof *out->v);
+                }
+                out->v[out->n++] = h.out.v[k];
+            }
+            free(h.out.v);
+        } else {
+            tr_ioc_list_free(&h.out);
+            scan_range(&s, stop, s.n, &perr, NULL, 0);
+        }
+    }
+    free(h.visited);
     free(f);
     free(map);
     if (perr) {

@@ -168,11 +168,49 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
                     const tr_gazetteer *g, struct tr_store *store, json_t **out,
                     tr_error *err);
 
-/* Keeps an original too large to travel inside its artifact at
+/* Keeps an original too large (over 1 MB) to travel inside its artifact at
  * DATA/reports/<sha256>, which the artifact's url ("trawl:reports/<sha256>")
  * names. A no-op for small originals. Call it before committing a draft. */
 int tr_report_keep_original(const char *data_dir, const unsigned char *data, size_t len,
                             tr_error *err);
+
+/* ---- review ----------------------------------------------------------------
+ * Drafts kept at DATA/reports/drafts/<id>.json until committed. Each of
+ * extractions[], entities[], candidates[] and proposals[] carries
+ * "accepted"; "draft" holds {id, status ("open", "committed"), created,
+ * updated, created_by, committed}. Functions returning an int give 1 done,
+ * 0 no such draft, TR_DRAFT_CONFLICT when the draft is already committed,
+ * -1 on failure. */
+#define TR_DRAFT_CONFLICT (-2)
+
+bool tr_report_draft_id_valid(const char *id);
+/* Stores a draft built by tr_report_draft (which gains its "draft"
+ * member and the review's defaults); id receives its UUID. 0 or -1. */
+int tr_report_draft_create(const char *data_dir, json_t *draft, const char *by, char id[37],
+                           tr_error *err);
+int tr_report_draft_get(const char *data_dir, const char *id, json_t **out, tr_error *err);
+/* Summaries of every draft, newest first. 0 or -1. */
+int tr_report_drafts_list(const char *data_dir, json_t **out, tr_error *err);
+json_t *tr_report_draft_summary(json_t *draft);
+int tr_report_draft_delete(const char *data_dir, const char *id, tr_error *err);
+/* Applies changes: {"accept": [i...], "reject": [...], "accept_entities",
+ * "reject_entities" (an entity's every mention), "accept_candidates",
+ * "reject_candidates", "accept_proposals", "reject_proposals" (indices
+ * into the draft's arrays), "add": [{"kind", "value"[, "offset",
+ * "length"]}] (an indicator kind, or malware, intrusion-set, threat-actor,
+ * tool, campaign for a new named object), "name", "labels", "marking"
+ * (a TLP name or null), "published"}. All or nothing; the draft's report
+ * and bundle are rebuilt. 0 or -1. */
+int tr_report_review_apply(json_t *draft, json_t *changes, tr_error *err);
+/* The bundle a commit of the draft would import now. */
+json_t *tr_report_review_bundle(json_t *draft, tr_error *err);
+/* Loads, applies changes, saves; *out the updated draft. */
+int tr_report_draft_review(const char *data_dir, const char *id, json_t *changes, json_t **out,
+                           tr_error *err);
+/* Imports the report and the accepted objects in one transaction, then
+ * marks the draft committed; *out the committed draft. */
+int tr_report_draft_commit(const char *data_dir, tr_stix_db *db, const char *id, json_t **out,
+                           tr_error *err);
 
 /* Marking id of "TLP:GREEN" etc. (TLP 2.0 names; TLP 1.0's "TLP:WHITE"
  * maps to its 1.0 definition), or NULL. */

@@ -11,6 +11,18 @@ json_t *report_candidates(const char *text, size_t len, const tr_entity_list *en
  * [{"relationship_type","source_ref","target_ref","status":"proposal",...}]. */
 json_t *report_proposals(const char *text, size_t len, const tr_entity_list *ents);
 
+/* The object an accepted extraction becomes (indicator, vulnerability,
+ * attack-pattern) with its minted id: 1, 0 for kinds that make none, -1. */
+int report_ioc_object(tr_ioc_kind kind, const char *value, const char *valid_from, json_t **out,
+                      char id[128], tr_error *err);
+/* "type--UUIDv5(trawl's report namespace, key)". */
+int report_minted_id(const char *type, const char *key, char out[128], tr_error *err);
+/* spec_version, created, modified and the markings of a new object. */
+void report_common(json_t *obj, const char *now, json_t *markings);
+
+/* A date (2021-10-17) or STIX timestamp as a STIX timestamp, or NULL. */
+char *report_published_from(const char *s, tr_error *err);
+
 /* Initialises GMime once per process (mail and form bodies). */
 void report_gmime_init(void);
 

@@ -90,10 +90,21 @@ def test_cli_commit_and_refusals(trawl, tmp_path):
     art = [r for r in shown["object_refs"] if r.startswith("artifact--")][0]
     artifact = json.loads(trawl.run("stix", "show", art, "--json", check=0).stdout)
     assert base64.b64decode(artifact["payload_bin"]) == open(path, "rb").read()
-    # Larger than the inline limit: kept on disk, named by the artifact.
+    # A few kilobytes travel inline (they once went to disk at over 3 KB).
+    medium = tmp_path / "medium.txt"
+    medium.write_bytes(b"\n".join(open(os.path.join(FIXTURES, "en-%02d.txt" % i), "rb").read()
+                                  for i in range(4)))
+    assert len(medium.read_bytes()) > 3072
+    p = trawl.run("import", "report", "--commit", medium, check=0)
+    rid = re.search(r"committed (report--[0-9a-f-]+)", p.stdout).group(1)
+    shown = json.loads(trawl.run("stix", "show", rid, "--json", check=0).stdout)
+    art = [r for r in shown["object_refs"] if r.startswith("artifact--")][0]
+    artifact = json.loads(trawl.run("stix", "show", art, "--json", check=0).stdout)
+    assert base64.b64decode(artifact["payload_bin"]) == medium.read_bytes()
+    # Larger than the inline limit (1 MB): kept on disk, named by the artifact.
     large = tmp_path / "large.txt"
-    large.write_bytes(b"\n".join(open(os.path.join(FIXTURES, "en-%02d.txt" % i), "rb").read()
-                                 for i in range(4)))
+    large.write_bytes((medium.read_bytes() + b"\n") * (1100000 // len(medium.read_bytes())))
+    assert len(large.read_bytes()) > 1 << 20
     p = trawl.run("import", "report", "--commit", large, check=0)
     rid = re.search(r"committed (report--[0-9a-f-]+)", p.stdout).group(1)
     shown = json.loads(trawl.run("stix", "show", rid, "--json", check=0).stdout)
@@ -256,3 +267,9 @@ def test_doc_examples_run(secure_server, keys, trawl):
     assert "committed report--" in p.stdout
     assert "Web advisory & IOCs" in p.stdout
     assert "'added'" in p.stdout
+    # The review examples: the lines rejected, the commit, the list, the API's commit.
+    assert re.search(r"^ +9 +\+ .* 2a0e:97c0:3e3:71d::14 ", p.stdout, re.M)
+    assert re.search(r"^ +12 +\+ .* update-msstore\.com ", p.stdout, re.M)
+    assert re.search(r"^draft [0-9a-f-]{36} committed: report--", p.stdout, re.M)
+    assert re.search(r"^[0-9a-f-]{36}  committed ", p.stdout, re.M)
+    assert re.search(r"^\d+ objects committed$", p.stdout, re.M)

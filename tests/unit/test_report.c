@@ -30,6 +30,12 @@ static void extract(const char *text, tr_ioc_list *l)
     assert_int_equal(tr_ioc_extract(text, strlen(text), l, &err), 0);
 }
 
+static void extract_n(const char *text, size_t len, tr_ioc_list *l)
+{
+    tr_error err;
+    assert_int_equal(tr_ioc_extract(text, len, l, &err), 0);
+}
+
 static void test_fold_maps_offsets(void **state)
 {
     (void)state;
@@ -224,6 +230,62 @@ static void test_yara_rule_in_text(void **state)
     /* Strings inside the rule are part of it, not separate indicators. */
     assert_null(find(&l, TR_IOC_DOMAIN, "gate.php"));
     tr_ioc_list_free(&l);
+}
+
+/* A long text is scanned on two threads: the result must be the one-thread
+ * scan's, also when the split falls inside a YARA rule (a match of the
+ * first half running past the split). The text repeats a block whose own
+ * scan is known; the block count is odd so the middle falls in the middle
+ * block, inside its rule. */
+static void test_split_scan_is_the_serial_scan(void **state)
+{
+    (void)state;
+    tr_buf u = {0};
+    for (int i = 0; i < 40; i++) {
+        char line[160];
+        snprintf(line, sizeof line, "Beacon %d went to 45.77.%d.201 and http://gate-%d.kite-cdn.com/p "
+                 "(version 1.2.3.%d)\n", i, i, i, i);
+        tr_buf_append(&u, line, strlen(line));
+    }
+    const char *rule = "rule Split_Here {\n  strings:\n    $a = \"middle-gate.net\" ascii\n"
+                       "    $b = \"45.77.99.1\"\n  condition:\n    any of them\n}\n";
+    tr_buf_append(&u, rule, strlen(rule));
+    size_t head = u.len;
+    char *lines = tr_xasprintf("%.*s", (int)(head - strlen(rule)), u.data);
+    tr_buf_append(&u, lines, strlen(lines));   /* the same lines after the rule */
+    free(lines);
+    tr_ioc_list one;
+    extract_n(u.data, u.len, &one);
+    size_t blocks = (1u << 20) / u.len + 1;
+    blocks |= 1;
+    tr_buf t = {0};
+    for (size_t b = 0; b < blocks; b++)
+        tr_buf_append(&t, u.data, u.len);
+    /* The split (after the first line break past the middle of the folded
+     * text, which is this text: nothing is defanged) is in the rule. */
+    size_t mid = t.len / 2, rule_at = (blocks / 2) * u.len + head - strlen(rule);
+    assert_true(mid > rule_at && mid < rule_at + strlen(rule) - 8);
+    tr_ioc_list all;
+    extract_n(t.data, t.len, &all);
+    assert_int_equal(all.n, one.n * blocks);
+    for (size_t b = 0; b < blocks; b++)
+        for (size_t i = 0; i < one.n; i++) {
+            const tr_ioc *x = &all.v[b * one.n + i], *y = &one.v[i];
+            assert_int_equal(x->kind, y->kind);
+            assert_int_equal(x->cls, y->cls);
+            assert_string_equal(x->value, y->value);
+            assert_int_equal(x->offset, y->offset + b * u.len);
+            assert_int_equal(x->length, y->length);
+        }
+    size_t rules = 0;
+    for (size_t i = 0; i < one.n; i++)
+        rules += one.v[i].kind == TR_IOC_YARA;
+    assert_int_equal(rules, 1);   /* the rule is one match, its strings inside it */
+    assert_null(find(&one, TR_IOC_DOMAIN, "middle-gate.net"));
+    tr_ioc_list_free(&one);
+    tr_ioc_list_free(&all);
+    tr_buf_free(&u);
+    tr_buf_free(&t);
 }
 
 /* ---- document text ------------------------------------------------------- */
@@ -582,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_bitcoin_checksums),
         cmocka_unit_test(test_files_keys_domains),
         cmocka_unit_test(test_yara_rule_in_text),
+        cmocka_unit_test(test_split_scan_is_the_serial_scan),
         cmocka_unit_test(test_charsets),
         cmocka_unit_test(test_date_near_top),
         cmocka_unit_test(test_html_visible_text),
