@@ -57,5 +57,6 @@ json_t *tr_sample_to_json(const tr_sample *s)
     json_object_set_new(o, "tags", tags);
     json_object_set_new(o, "delivery_method", str_or_null(s->delivery_method));
     json_object_set_new(o, "comments", comments);
+    tr_bin_info_to_bazaar_json(s->bin, o);
     return o;
 }

@@ -24,6 +24,7 @@ struct tr_store {
     char *tmp_dir;
     sqlite3 *db;
     bool readonly;
+    tr_binan *binan;          /* made on first use */
 };
 
 static const char *const schema_sql =
@@ -70,7 +71,24 @@ static const char *const schema_sql =
     "CREATE TRIGGER IF NOT EXISTS samples_total_add AFTER INSERT ON samples BEGIN"
     " UPDATE sample_totals SET n = n + 1, bytes = bytes + NEW.size WHERE id = 1; END;"
     "CREATE TRIGGER IF NOT EXISTS samples_total_del AFTER DELETE ON samples BEGIN"
-    " UPDATE sample_totals SET n = n - 1, bytes = bytes - OLD.size WHERE id = 1; END;";
+    " UPDATE sample_totals SET n = n - 1, bytes = bytes - OLD.size WHERE id = 1; END;"
+    /* The analysis module's results (analysis_rows.c). Added tables only, so
+     * an older store gains them on its next writable open; `trawl analyze`
+     * then fills them for the samples it already holds. */
+    "CREATE TABLE IF NOT EXISTS sample_analysis("
+    " sample_id INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,"
+    " version INTEGER NOT NULL, telfhash TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX IF NOT EXISTS sample_analysis_telfhash ON sample_analysis(telfhash)"
+    " WHERE telfhash != '';"
+    "CREATE TABLE IF NOT EXISTS sample_certs("
+    " sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE, idx INTEGER NOT NULL,"
+    " serial TEXT NOT NULL, thumbprint TEXT NOT NULL, issuer TEXT, subject TEXT,"
+    " issuer_cn TEXT, subject_cn TEXT, algorithm TEXT, valid_from INTEGER, valid_to INTEGER,"
+    " PRIMARY KEY(sample_id, idx)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS sample_certs_serial ON sample_certs(serial);"
+    "CREATE INDEX IF NOT EXISTS sample_certs_thumbprint ON sample_certs(thumbprint);"
+    "CREATE INDEX IF NOT EXISTS sample_certs_issuer ON sample_certs(issuer_cn COLLATE NOCASE);"
+    "CREATE INDEX IF NOT EXISTS sample_certs_subject ON sample_certs(subject_cn COLLATE NOCASE);";
 
 static int db_fail(tr_store *s, tr_error *err, const char *what)
 {
@@ -220,6 +238,7 @@ void tr_store_close(tr_store *s)
         return;
     if (s->db)
         sqlite3_close_v2(s->db);
+    tr_binan_free(s->binan);
     free(s->dir);
     free(s->samples_dir);
     free(s->tmp_dir);
@@ -229,6 +248,18 @@ void tr_store_close(tr_store *s)
 const char *tr_store_dir(const tr_store *s)
 {
     return s->dir;
+}
+
+sqlite3 *store_db(tr_store *s)
+{
+    return s->db;
+}
+
+tr_binan *store_binan(tr_store *s, tr_error *err)
+{
+    if (!s->binan && tr_binan_new(&s->binan, err) != 0)
+        return NULL;
+    return s->binan;
 }
 
 char *tr_store_blob_path(const tr_store *s, const char *sha256)
@@ -515,7 +546,9 @@ static int insert_sample(tr_store *s, const tr_staged *sg, const tr_ingest_meta 
     if (rc != SQLITE_DONE)
         return db_fail(s, err, "inserting a sample");
     *id = sqlite3_last_insert_rowid(s->db);
-    return insert_names_tags(s, *id, m, err);
+    if (insert_names_tags(s, *id, m, err) != 0)
+        return -1;
+    return store_analysis_of_file(s, *id, sg->tmp_path, err);
 }
 
 static int sync_store_fs(tr_store *s, tr_error *err)
@@ -685,7 +718,9 @@ static int load_details(tr_store *s, tr_sample *x, tr_error *err)
         c->text = col_dup(st, 3);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_fail(s, err, "reading comments");
+    if (rc != SQLITE_DONE)
+        return db_fail(s, err, "reading comments");
+    return store_analysis_load(s, x->id, &x->bin, err);
 }
 
 static int get_where(tr_store *s, const char *where, const char *text, int64_t id,
@@ -816,6 +851,7 @@ void tr_sample_free(tr_sample *x)
     for (size_t i = 0; i < x->n_tags; i++)
         free(x->tags[i]);
     free(x->tags);
+    tr_bin_info_free(x->bin);
     for (size_t i = 0; i < x->n_comments; i++) {
         free(x->comments[i].author);
         free(x->comments[i].text);

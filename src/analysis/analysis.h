@@ -1,0 +1,78 @@
+/* analysis: what MalwareBazaar derives from a sample's bytes beyond its
+ * digests: the code-signing certificates of a PE (libyara's pe module) and
+ * the telfhash of an ELF (its function symbols, hashed with TLSH as Trend
+ * Micro specifies). Pure functions of the bytes; the store keeps the results
+ * (see docs/analysis.md).
+ *
+ * libyara's global state is shared with the store's imphash: every user of
+ * libyara in the process initialises it through tr_yara_init/tr_yara_fini,
+ * which serialise yr_initialize/yr_finalize. */
+#ifndef TRAWL_ANALYSIS_H
+#define TRAWL_ANALYSIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+/* Bumped when an analysis is added or its output changes: samples analysed
+ * by an older version are analysed again by `trawl analyze`. */
+#define TR_ANALYSIS_VERSION 1
+
+int tr_yara_init(tr_error *err);
+void tr_yara_fini(void);
+
+/* One certificate of an Authenticode signature, as libyara reports it. */
+typedef struct tr_cert {
+    char *serial;             /* lowercase hex, no separators */
+    char *issuer, *subject;   /* "/C=US/O=.../CN=..." */
+    char *issuer_cn, *subject_cn;   /* the CN parts, or the whole name when none */
+    char *thumbprint;         /* SHA-1 of the certificate, lowercase hex */
+    char *algorithm;          /* "sha256WithRSAEncryption" */
+    int64_t valid_from, valid_to;   /* unix time */
+} tr_cert;
+
+#define TR_TELFHASH_MAX 80
+
+typedef struct tr_bin_info {
+    char telfhash[TR_TELFHASH_MAX];   /* "t1" + 70 hex, or "" */
+    tr_cert *certs;
+    size_t n_certs;
+} tr_bin_info;
+
+void tr_bin_info_free(tr_bin_info *b);
+void tr_cert_free(tr_cert *c);
+
+/* A per-thread analyser (it holds compiled libyara rules). */
+typedef struct tr_binan tr_binan;
+int tr_binan_new(tr_binan **out, tr_error *err);
+void tr_binan_free(tr_binan *a);
+
+/* Every analysis that applies to the bytes; never NULL. */
+tr_bin_info *tr_bin_analyze(tr_binan *a, const unsigned char *p, size_t n);
+
+/* The code-signing certificates of a PE ("" when unsigned or not a PE). */
+void tr_pe_certs(tr_binan *a, const unsigned char *p, size_t n, tr_bin_info *out);
+
+/* ---- ELF ---------------------------------------------------------------- */
+/* The function symbols telfhash keeps, lowercased and sorted, joined by ","
+ * (caller frees). 1 with a list (maybe empty), 0 not an ELF or no symbol
+ * table (statically linked and stripped: telfhash then disassembles call
+ * targets, which trawl does not do). */
+int tr_telfhash_symbols(const unsigned char *p, size_t n, char **out);
+/* telfhash of an ELF: 1 computed, 0 none (not an ELF, no symbols, or a
+ * symbol list that TLSH cannot hash). */
+int tr_telfhash(const unsigned char *p, size_t n, char out[TR_TELFHASH_MAX]);
+/* TLSH of a symbol list as telfhash prints it ("t1" + lowercase hex). */
+int tr_telfhash_of_list(const char *list, size_t len, char out[TR_TELFHASH_MAX]);
+
+/* ---- MalwareBazaar's fields -------------------------------------------- */
+struct json_t;
+/* Bazaar's code_sign array (NULL -> json null when there are none). */
+struct json_t *tr_bin_code_sign_json(const tr_bin_info *b);
+/* Sets code_sign and telfhash on a sample object (null when unknown). */
+void tr_bin_info_to_bazaar_json(const tr_bin_info *b, struct json_t *sample);
+/* The CN of an X.509 name in YARA's "/K=V/K=V" form; caller frees. */
+char *tr_cert_cn(const char *name);
+
+#endif
