@@ -252,5 +252,7 @@ enum MHD_Result api_bazaar(http_request *r)
         *(const char **)((char *)&f + lookups[i].offset) = v;
         return list(r, &f, lookups[i].not_found);
     }
+    if (bazaar_intel_query(r, q, &sent))
+        return sent;
     return status_only(r, "unknown_query");
 }

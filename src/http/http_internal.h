@@ -119,6 +119,9 @@ enum MHD_Result api_keys(http_request *r);
 enum MHD_Result api_index_status(http_request *r);
 enum MHD_Result api_plan(http_request *r);
 enum MHD_Result api_bazaar(http_request *r);           /* POST /api/v1/ */
+/* Bazaar's queries over the binary analysis (api_bazaar_intel.c): 1 with
+ * the answer sent, 0 when q is not one of them. */
+int bazaar_intel_query(http_request *r, const char *q, enum MHD_Result *sent);
 enum MHD_Result api_hunts(http_request *r);            /* /api/hunts[/ID[/...]] */
 enum MHD_Result api_rules(http_request *r);            /* /api/rules[/NAME[/...]] */
 enum MHD_Result api_jobs(http_request *r);             /* GET /api/jobs */

@@ -1,0 +1,417 @@
+/* The analysis module on real files built here: shared objects from gcc
+ * (telfhash), and a PE signed with osslsigncode under a certificate made
+ * with openssl (code-signing certificates). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "analysis/analysis.h"
+#include "store/store.h"
+
+static char *scratch;
+
+static int setup(void **state)
+{
+    (void)state;
+    char tmpl[] = "/tmp/trawl-analysis-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    if (!d)
+        return -1;
+    scratch = tr_xstrdup(d);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char *cmd = tr_xasprintf("rm -rf '%s'", scratch);
+    int rc = system(cmd);
+    free(cmd);
+    free(scratch);
+    return rc == 0 ? 0 : -1;
+}
+
+static char *path_in(const char *name)
+{
+    return tr_xasprintf("%s/%s", scratch, name);
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+static unsigned char *read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    tr_buf b = {0};
+    char chunk[65536];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        tr_buf_append(&b, chunk, got);
+    fclose(f);
+    *n = b.len;
+    return (unsigned char *)b.data;
+}
+
+static int run(const char *cmd)
+{
+    char *quiet = tr_xasprintf("%s >/dev/null 2>&1", cmd);
+    int rc = system(quiet);
+    free(quiet);
+    return rc;
+}
+
+static bool have(const char *tool)
+{
+    char *cmd = tr_xasprintf("command -v %s", tool);
+    bool yes = run(cmd) == 0;
+    free(cmd);
+    return yes;
+}
+
+/* Functions telfhash keeps and those its rules drop, in one shared object
+ * without libc (no imported symbols beside them). */
+static const char *const so_source =
+    "void Alpha_Func(void) {}\n"
+    "void zeta_func(void) {}\n"
+    "void _under(void) {}\n"                       /* starts with _ */
+    "void strthing(void) {}\n"                     /* ^str */
+    "void memthing(void) {}\n"                     /* ^mem */
+    "void thing64(void) {}\n"                      /* 64$ */
+    "void puts(void) {}\n"                         /* listed name */
+    "void main(void) {}\n"
+    "__attribute__((visibility(\"hidden\"))) void hidden_fn(void) {}\n"
+    "__attribute__((weak)) void weak_fn(void) {}\n"
+    "static void local_fn(void) {}\n"
+    "void (*keep)(void) = local_fn;\n"             /* data, not a function */
+    "%s";
+
+static char *build_so(const char *name, const char *extra, const char *flags)
+{
+    char *src = path_in("so.c");
+    char *text = tr_xasprintf(so_source, extra);
+    write_file(src, text, strlen(text));
+    free(text);
+    char *out = path_in(name);
+    char *cmd = tr_xasprintf("gcc %s -shared -fPIC -nostdlib -o '%s' '%s'", flags, out, src);
+    int rc = run(cmd);
+    free(cmd);
+    free(src);
+    if (rc != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static void test_telfhash_symbol_rules(void **state)
+{
+    (void)state;
+    if (!have("gcc"))
+        skip();
+    char *so = build_so("rules.so", "", "");
+    assert_non_null(so);
+    size_t n;
+    unsigned char *p = read_file(so, &n);
+    char *list = NULL;
+    assert_int_equal(tr_telfhash_symbols(p, n, &list), 1);
+    assert_string_equal(list, "alpha_func,zeta_func");
+    free(list);
+    /* Too little text for TLSH (Debian's libtlsh needs 256 bytes). */
+    char h[TR_TELFHASH_MAX];
+    assert_int_equal(tr_telfhash(p, n, h), 0);
+    assert_string_equal(h, "");
+    free(p);
+    free(so);
+}
+
+/* The digest is TLSH of the symbol text as the tlsh tool computes it for the
+ * same bytes, lowercased with the "t1" prefix telfhash prints. */
+static void test_telfhash_digest(void **state)
+{
+    (void)state;
+    if (!have("gcc") || !have("tlsh")) {
+        printf("skipped: needs gcc and tlsh (tlsh-tools)\n");
+        skip();
+    }
+    tr_buf extra = {0}, expect = {0};
+    /* Declared out of order: the list must come out sorted. */
+    for (int i = 29; i >= 0; i--)
+        tr_buf_printf(&extra, "void Telfhash_Probe_Function_%02d(void) {}\n", i);
+    tr_buf_append(&extra, "", 1);
+    tr_buf_printf(&expect, "alpha_func");
+    for (int i = 0; i < 30; i++)
+        tr_buf_printf(&expect, ",telfhash_probe_function_%02d", i);
+    tr_buf_printf(&expect, ",zeta_func");
+    tr_buf_append(&expect, "", 1);
+    static const char *const flavours[][2] = {{"64.so", ""}, {"32.so", "-m32"}};
+    for (size_t f = 0; f < 2; f++) {
+        char *so = build_so(flavours[f][0], extra.data, flavours[f][1]);
+        if (!so) {
+            printf("note: gcc %s cannot build here; that flavour is not checked\n",
+                   flavours[f][1]);
+            assert_int_not_equal(f, 0);
+            continue;
+        }
+        size_t n;
+        unsigned char *p = read_file(so, &n);
+        char *list = NULL;
+        assert_int_equal(tr_telfhash_symbols(p, n, &list), 1);
+        assert_string_equal(list, expect.data);
+
+        char *lf = path_in("list.txt");
+        write_file(lf, list, strlen(list));
+        char *cmd = tr_xasprintf("tlsh -f '%s'", lf);
+        FILE *pipe = popen(cmd, "r");
+        assert_non_null(pipe);
+        char line[256] = "";
+        assert_non_null(fgets(line, sizeof line, pipe));
+        pclose(pipe);
+        line[strcspn(line, "\t \n")] = '\0';
+        assert_int_equal(strlen(line), 70);
+        char want[TR_TELFHASH_MAX] = "t1";
+        for (size_t i = 0; line[i]; i++)
+            want[2 + i] = (char)(line[i] >= 'A' && line[i] <= 'F' ? line[i] - 'A' + 'a' : line[i]);
+
+        char h[TR_TELFHASH_MAX];
+        assert_int_equal(tr_telfhash(p, n, h), 1);
+        assert_string_equal(h, want);
+        free(cmd);
+        free(lf);
+        free(list);
+        free(p);
+        free(so);
+    }
+    tr_buf_free(&extra);
+    tr_buf_free(&expect);
+}
+
+static void test_telfhash_not_elf(void **state)
+{
+    (void)state;
+    static const unsigned char junk[] = "\x7f" "ELF\x02\x01\x01 not really an ELF file at all......";
+    char *list = NULL;
+    char h[TR_TELFHASH_MAX];
+    assert_int_equal(tr_telfhash_symbols(junk, sizeof junk, &list), 0);
+    assert_null(list);
+    assert_int_equal(tr_telfhash((const unsigned char *)"MZ", 2, h), 0);
+}
+
+/* A minimal PE32: headers, one .text section holding "ret". */
+static void write_min_pe(const char *path)
+{
+    unsigned char b[0x400] = {0};
+#define LE16(o, v) (b[o] = (unsigned char)(v), b[(o) + 1] = (unsigned char)((v) >> 8))
+#define LE32(o, v) (LE16(o, (v) & 0xffff), LE16((o) + 2, ((uint32_t)(v)) >> 16))
+    b[0] = 'M', b[1] = 'Z';
+    LE32(0x3c, 0x40);
+    memcpy(b + 0x40, "PE\0\0", 4);
+    LE16(0x44, 0x14c);     /* i386 */
+    LE16(0x46, 1);         /* one section */
+    LE16(0x54, 0xe0);      /* optional header size */
+    LE16(0x56, 0x0102);    /* executable, 32-bit */
+    unsigned o = 0x58;
+    LE16(o, 0x10b);
+    LE32(o + 4, 0x200);             /* SizeOfCode */
+    LE32(o + 16, 0x1000);           /* AddressOfEntryPoint */
+    LE32(o + 20, 0x1000);           /* BaseOfCode */
+    LE32(o + 24, 0x1000);           /* BaseOfData */
+    LE32(o + 28, 0x400000);         /* ImageBase */
+    LE32(o + 32, 0x1000);           /* SectionAlignment */
+    LE32(o + 36, 0x200);            /* FileAlignment */
+    LE16(o + 40, 4);                /* OS version */
+    LE16(o + 48, 4);                /* subsystem version */
+    LE32(o + 56, 0x2000);           /* SizeOfImage */
+    LE32(o + 60, 0x200);            /* SizeOfHeaders */
+    LE16(o + 68, 2);                /* GUI */
+    LE32(o + 72, 0x100000);
+    LE32(o + 76, 0x1000);
+    LE32(o + 80, 0x100000);
+    LE32(o + 84, 0x1000);
+    LE32(o + 92, 16);               /* data directories */
+    unsigned sh = o + 0xe0;
+    memcpy(b + sh, ".text", 5);
+    LE32(sh + 8, 0x200);
+    LE32(sh + 12, 0x1000);
+    LE32(sh + 16, 0x200);
+    LE32(sh + 20, 0x200);
+    LE32(sh + 36, 0x60000020);
+    b[0x200] = 0xc3;
+#undef LE16
+#undef LE32
+    write_file(path, b, sizeof b);
+}
+
+static void test_pe_certificates(void **state)
+{
+    (void)state;
+    if (!have("openssl") || !have("osslsigncode")) {
+        printf("skipped: needs openssl and osslsigncode\n");
+        skip();
+    }
+    char *pe = path_in("min.exe"), *signed_pe = path_in("signed.exe");
+    char *key = path_in("k.pem"), *crt = path_in("c.pem");
+    write_min_pe(pe);
+    char *cmd = tr_xasprintf("openssl req -x509 -newkey rsa:2048 -nodes -keyout '%s' -out '%s'"
+                             " -days 30 -subj '/C=XX/O=Trawl Test/CN=Trawl Test Signer'"
+                             " -set_serial 0x0A1234ABCD",
+                             key, crt);
+    assert_int_equal(run(cmd), 0);
+    free(cmd);
+    cmd = tr_xasprintf("osslsigncode sign -certs '%s' -key '%s' -in '%s' -out '%s'", crt, key, pe,
+                       signed_pe);
+    assert_int_equal(run(cmd), 0);
+    free(cmd);
+    /* The thumbprint as openssl computes it: SHA-1 of the DER certificate. */
+    cmd = tr_xasprintf("openssl x509 -in '%s' -noout -fingerprint -sha1", crt);
+    FILE *pipe = popen(cmd, "r");
+    assert_non_null(pipe);
+    char line[256] = "";
+    assert_non_null(fgets(line, sizeof line, pipe));
+    pclose(pipe);
+    free(cmd);
+    char thumb[64] = "";
+    size_t w = 0;
+    for (const char *c = strchr(line, '=') + 1; *c && *c != '\n'; c++)
+        if (*c != ':' && w < sizeof thumb - 1)
+            thumb[w++] = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
+    thumb[w] = '\0';
+
+    tr_error err;
+    tr_binan *a = NULL;
+    assert_int_equal(tr_binan_new(&a, &err), 0);
+    size_t n;
+    unsigned char *p = read_file(pe, &n);
+    tr_bin_info *b = tr_bin_analyze(a, p, n);
+    assert_int_equal(b->n_certs, 0);
+    tr_bin_info_free(b);
+    free(p);
+
+    p = read_file(signed_pe, &n);
+    b = tr_bin_analyze(a, p, n);
+    assert_int_equal(b->n_certs, 1);
+    const tr_cert *c = &b->certs[0];
+    assert_string_equal(c->serial, "0a1234abcd");
+    assert_string_equal(c->subject_cn, "Trawl Test Signer");
+    assert_string_equal(c->issuer_cn, "Trawl Test Signer");
+    assert_non_null(strstr(c->subject, "O=Trawl Test"));
+    assert_string_equal(c->thumbprint, thumb);
+    assert_string_equal(c->algorithm, "sha256WithRSAEncryption");
+    assert_true(c->valid_to - c->valid_from == 30 * 86400);
+    assert_true(c->valid_from <= tr_now_unix() && c->valid_from > tr_now_unix() - 3600);
+    assert_string_equal(b->telfhash, "");
+
+    json_t *j = json_object();
+    tr_bin_info_to_bazaar_json(b, j);
+    json_t *cs = json_array_get(json_object_get(j, "code_sign"), 0);
+    assert_string_equal(json_string_value(json_object_get(cs, "serial_number")), "0a1234abcd");
+    assert_string_equal(json_string_value(json_object_get(cs, "thumbprint")), thumb);
+    assert_string_equal(json_string_value(json_object_get(cs, "subject_cn")), "Trawl Test Signer");
+    assert_true(json_is_null(json_object_get(j, "telfhash")));
+    json_decref(j);
+    tr_bin_info_free(b);
+    free(p);
+    tr_binan_free(a);
+    free(pe);
+    free(signed_pe);
+    free(key);
+    free(crt);
+}
+
+static void test_cert_cn(void **state)
+{
+    (void)state;
+    char *cn = tr_cert_cn("/C=US/O=Example Corp/CN=Example Signing CA/OU=x");
+    assert_string_equal(cn, "Example Signing CA");
+    free(cn);
+    cn = tr_cert_cn("/C=US/O=No Common Name");
+    assert_string_equal(cn, "/C=US/O=No Common Name");
+    free(cn);
+}
+
+/* The store keeps what the analysis found for a new sample, and finds the
+ * sample back by each key. */
+static void test_store_keeps_results(void **state)
+{
+    (void)state;
+    if (!have("gcc"))
+        skip();
+    tr_buf extra = {0};
+    for (int i = 0; i < 30; i++)
+        tr_buf_printf(&extra, "void stored_probe_function_%02d(void) {}\n", i);
+    tr_buf_append(&extra, "", 1);
+    char *so = build_so("stored.so", extra.data, "");
+    tr_buf_free(&extra);
+    assert_non_null(so);
+    size_t n;
+    unsigned char *p = read_file(so, &n);
+    char want[TR_TELFHASH_MAX];
+    assert_int_equal(tr_telfhash(p, n, want), 1);
+    free(p);
+
+    char *dir = path_in("store");
+    tr_error err;
+    tr_store *s = NULL;
+    assert_int_equal(tr_store_open(dir, TR_STORE_CREATE, &s, &err), 0);
+    tr_analyzer *an = NULL;
+    assert_int_equal(tr_analyzer_new(&an, &err), 0);
+    tr_staged st;
+    assert_int_equal(tr_store_stage_path(s, an, so, &st, &err), 0);
+    tr_ingest_meta m = {.file_name = "stored.so"};
+    tr_ingest_result res;
+    assert_int_equal(tr_store_commit(s, &st, &m, 1, &res, &err), 0);
+    int64_t *ids = NULL;
+    size_t nids = 0;
+    char upper[TR_TELFHASH_MAX];
+    for (size_t i = 0; i < sizeof upper; i++)
+        upper[i] = (char)(want[i] >= 'a' && want[i] <= 'f' ? want[i] - 'a' + 'A' : want[i]);
+    assert_int_equal(tr_store_analysis_ids(s, TR_AKEY_TELFHASH, upper, 10, &ids, &nids, &err), 0);
+    assert_int_equal(nids, 1);
+    assert_int_equal(ids[0], res.id);
+    free(ids);
+    tr_sample *x = NULL;
+    assert_int_equal(tr_store_get_by_id(s, res.id, &x, &err), 1);
+    assert_non_null(x->bin);
+    assert_string_equal(x->bin->telfhash, want);
+    json_t *j = tr_sample_to_json(x);
+    assert_string_equal(json_string_value(json_object_get(j, "telfhash")), want);
+    assert_true(json_is_null(json_object_get(j, "code_sign")));
+    json_decref(j);
+    tr_sample_free(x);
+
+    /* A backfill has nothing to do for an analysed sample; --all redoes it. */
+    int64_t done = -1;
+    assert_int_equal(tr_store_analyze_backfill(s, false, NULL, NULL, &done, &err), 0);
+    assert_int_equal(done, 0);
+    assert_int_equal(tr_store_analyze_backfill(s, true, NULL, NULL, &done, &err), 0);
+    assert_int_equal(done, 1);
+    tr_analyzer_free(an);
+    tr_store_close(s);
+    free(dir);
+    free(so);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_telfhash_symbol_rules),
+        cmocka_unit_test(test_telfhash_digest),
+        cmocka_unit_test(test_telfhash_not_elf),
+        cmocka_unit_test(test_pe_certificates),
+        cmocka_unit_test(test_cert_cn),
+        cmocka_unit_test(test_store_keeps_results),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
