@@ -1,0 +1,158 @@
+"""MalwareBazaar's queries over trawl's binary analysis: get_telfhash,
+get_certificate, get_issuerinfo, get_subjectinfo, get_cscb, and the
+code_sign / telfhash fields of get_info; `trawl analyze` for old stores.
+The files are built here: a shared object by gcc, a PE signed by
+osslsigncode with a certificate openssl makes."""
+import hashlib
+import json
+import shutil
+import sqlite3
+import struct
+import subprocess
+
+import pytest
+import requests
+
+from conftest import Server
+
+
+def bz(srv, key=None, **data):
+    headers = {"Auth-Key": key} if key else {}
+    return requests.post(srv.url + "/api/v1/", data=data, headers=headers, timeout=30).json()
+
+
+def upload(srv, key, path, signature):
+    with open(path, "rb") as f:
+        r = requests.post(srv.url + "/api/v1/", headers={"Auth-Key": key},
+                          files={"file": (path.name, f.read())},
+                          data={"json_data": json.dumps({"signature": signature})}, timeout=30)
+    assert r.json()["query_status"] == "inserted", r.text
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_so(tmp_path):
+    if not shutil.which("gcc") or not shutil.which("tlsh"):
+        pytest.skip("needs gcc and tlsh (tlsh-tools)")
+    names = ["intel_probe_function_%02d" % i for i in range(30)] + ["Mixed_Case_Export"]
+    src = tmp_path / "lib.c"
+    src.write_text("".join("void %s(void) {}\n" % n for n in names)
+                   + "void _skipped(void) {}\nvoid strskip(void) {}\n")
+    so = tmp_path / "libintel.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-nostdlib", "-o", str(so), str(src)], check=True)
+    # telfhash: the kept names lowercased and sorted, joined by ",", TLSH'd.
+    listing = tmp_path / "symbols.txt"
+    listing.write_text(",".join(sorted(n.lower() for n in names)))
+    out = subprocess.run(["tlsh", "-f", str(listing)], capture_output=True, text=True, check=True)
+    return so, "t1" + out.stdout.split()[0].lower()
+
+
+def min_pe():
+    b = bytearray(0x400)
+    b[0:2] = b"MZ"
+    struct.pack_into("<I", b, 0x3C, 0x40)
+    b[0x40:0x44] = b"PE\0\0"
+    struct.pack_into("<HHIIIHH", b, 0x44, 0x14C, 1, 0, 0, 0, 0xE0, 0x0102)
+    struct.pack_into("<HBBIIIIIIIIIHHHHHHIIIIHHIIIIII", b, 0x58, 0x10B, 1, 0, 0x200, 0, 0, 0x1000,
+                     0x1000, 0x1000, 0x400000, 0x1000, 0x200, 4, 0, 0, 0, 4, 0, 0, 0x2000, 0x200,
+                     0, 2, 0, 0x100000, 0x1000, 0x100000, 0x1000, 0, 16)
+    struct.pack_into("<8sIIIIIIHHI", b, 0x58 + 0xE0, b".text", 0x200, 0x1000, 0x200, 0x200,
+                     0, 0, 0, 0, 0x60000020)
+    b[0x200] = 0xC3
+    return bytes(b)
+
+
+def build_signed_pe(tmp_path):
+    if not shutil.which("openssl") or not shutil.which("osslsigncode"):
+        pytest.skip("needs openssl and osslsigncode")
+    pe, out = tmp_path / "min.exe", tmp_path / "signed.exe"
+    key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
+    pe.write_bytes(min_pe())
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(crt), "-days", "30", "-set_serial", "0x7E57C0DE01",
+                    "-subj", "/C=XX/O=Intel Test/CN=Intel Test Publisher"],
+                   check=True, capture_output=True)
+    subprocess.run(["osslsigncode", "sign", "-certs", str(crt), "-key", str(key), "-in", str(pe),
+                    "-out", str(out)], check=True, capture_output=True)
+    fp = subprocess.run(["openssl", "x509", "-in", str(crt), "-noout", "-fingerprint", "-sha1"],
+                        capture_output=True, text=True, check=True).stdout
+    return out, fp.split("=", 1)[1].strip().replace(":", "").lower()
+
+
+def test_intel_queries(secure_server, keys, tmp_path):
+    key = keys["analyst"]
+    so, telfhash = build_so(tmp_path)
+    pe, thumb = build_signed_pe(tmp_path)
+    so_sha = upload(secure_server, key, so, "Mirai")
+    pe_sha = upload(secure_server, key, pe, "SignedLoader")
+
+    s = bz(secure_server, key, query="get_info", hash=so_sha)["data"][0]
+    assert s["telfhash"] == telfhash and s["code_sign"] is None
+    s = bz(secure_server, key, query="get_info", hash=pe_sha)["data"][0]
+    assert s["telfhash"] is None
+    [cert] = s["code_sign"]
+    assert cert["serial_number"] == "7e57c0de01" and cert["thumbprint"] == thumb
+    assert cert["subject_cn"] == cert["issuer_cn"] == "Intel Test Publisher"
+    assert cert["thumbprint_algorithm"] == "SHA1" and cert["cscb_listed"] is True
+    assert cert["valid_from"] < cert["valid_to"]
+
+    # telfhash: exact match, any case; Bazaar's status words otherwise.
+    doc = bz(secure_server, key, query="get_telfhash", telfhash=telfhash.upper().replace("T1", "t1"))
+    assert doc["query_status"] == "ok" and [x["sha256_hash"] for x in doc["data"]] == [so_sha]
+    assert bz(secure_server, key, query="get_telfhash", telfhash="t1" + "0" * 70)["query_status"] == "no_results"
+    assert bz(secure_server, key, query="get_telfhash")["query_status"] == "no_telfhash"
+    assert bz(secure_server, key, query="get_telfhash", telfhash="t1xyz")["query_status"] == "illegal_telfhash"
+    assert bz(secure_server, key, query="get_telfhash", telfhash=telfhash, limit="0")["query_status"] == "illegal_limit"
+
+    # Certificates by serial (as pasted, with colons and capitals), issuer, subject.
+    doc = bz(secure_server, key, query="get_certificate", serial_number="7E:57:C0:DE:01")
+    assert doc["query_status"] == "ok" and doc["data"][0]["sha256_hash"] == pe_sha
+    assert doc["data"][0]["code_sign"][0]["thumbprint"] == thumb
+    assert bz(secure_server, key, query="get_certificate", serial_number="01")["query_status"] == "no_results"
+    assert bz(secure_server, key, query="get_certificate")["query_status"] == "no_serial_number"
+    assert bz(secure_server, key, query="get_certificate", serial_number="zz")["query_status"] == "illegal_serial_number"
+    for q, field in (("get_issuerinfo", "issuer_cn"), ("get_subjectinfo", "subject_cn")):
+        doc = bz(secure_server, key, query=q, **{field: "intel test publisher"}, limit="5")
+        assert doc["query_status"] == "ok" and doc["data"][0]["sha256_hash"] == pe_sha, doc
+        assert bz(secure_server, key, query=q, **{field: "Nobody"})["query_status"] == "no_results"
+        assert bz(secure_server, key, query=q)["query_status"] == "no_" + field
+
+    doc = bz(secure_server, key, query="get_cscb")
+    assert doc["query_status"] == "ok"
+    [entry] = doc["data"]
+    assert entry["serial_number"] == "7e57c0de01" and entry["thumbprint"] == thumb
+    assert entry["subject_cn"] == "Intel Test Publisher" and entry["cscb_listed"] is True
+    assert "SignedLoader" in entry["cscb_reason"] and entry["time_stamp"]
+    assert set(entry) == {"time_stamp", "serial_number", "thumbprint", "thumbprint_algorithm",
+                          "subject_cn", "issuer_cn", "valid_from", "valid_to", "cscb_listed",
+                          "cscb_reason"}
+
+
+def test_cscb_empty(secure_server, keys):
+    assert bz(secure_server, keys["reader"], query="get_cscb")["query_status"] == "no_results"
+
+
+def test_analyze_backfills_an_old_store(trawl, tmp_path):
+    """A store from before the analysis: its tables are missing until a
+    writable open adds them, and `trawl analyze` fills them."""
+    so, telfhash = build_so(tmp_path)
+    pe, thumb = build_signed_pe(tmp_path)
+    trawl.run("add", so, pe, check=0)
+    db = sqlite3.connect(tmp_path / "data" / "trawl.db")
+    db.executescript("DROP TABLE sample_certs; DROP TABLE sample_analysis;")
+    db.close()
+
+    srv = Server(trawl, "--anonymous-read")
+    try:
+        # Read-only answers on the unmigrated store: nothing known yet.
+        assert bz(srv, query="get_telfhash", telfhash=telfhash)["query_status"] == "no_results"
+        p = trawl.run("analyze", check=0)
+        assert "analysed 2 samples" in p.stdout
+        doc = bz(srv, query="get_telfhash", telfhash=telfhash)
+        assert doc["query_status"] == "ok" and doc["data"][0]["file_name"] == "libintel.so"
+        doc = bz(srv, query="get_certificate", serial_number="7e57c0de01")
+        assert doc["data"][0]["code_sign"][0]["thumbprint"] == thumb
+    finally:
+        srv.stop()
+    assert "analysed 0 samples" in trawl.run("analyze", check=0).stdout
+    assert "analysed 2 samples" in trawl.run("analyze", "--all", check=0).stdout
+    assert trawl.run("analyze", "--bogus").returncode == 2
