@@ -5,6 +5,8 @@ The files are built here: a shared object by gcc, a PE signed by
 osslsigncode with a certificate openssl makes."""
 import hashlib
 import json
+import os
+import re
 import shutil
 import sqlite3
 import struct
@@ -13,7 +15,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import Server
+from conftest import ROOT, Server
 
 
 def bz(srv, key=None, **data):
@@ -156,3 +158,20 @@ def test_analyze_backfills_an_old_store(trawl, tmp_path):
     assert "analysed 0 samples" in trawl.run("analyze", check=0).stdout
     assert "analysed 2 samples" in trawl.run("analyze", "--all", check=0).stdout
     assert trawl.run("analyze", "--bogus").returncode == 2
+
+
+def test_analysis_doc_example_runs(secure_server, keys):
+    """The sh example in docs/analysis.md runs against a live server and
+    finds the sample it uploaded by its telfhash."""
+    if not shutil.which("gcc"):
+        pytest.skip("needs gcc")
+    text = open(os.path.join(ROOT, "docs", "analysis.md")).read()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    assert blocks
+    env = dict(os.environ, TRAWL=secure_server.url, KEY=keys["analyst"])
+    p = subprocess.run(["bash", "-c", "set -euo pipefail\n" + "\n".join(blocks)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert '"query_status":"inserted"' in p.stdout
+    assert re.search(r"^telfhash: t1[0-9a-f]{70}$", p.stdout, re.M), p.stdout
+    assert "ok libdoc.so" in p.stdout
