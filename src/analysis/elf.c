@@ -142,7 +142,8 @@ int tr_telfhash_symbols(const unsigned char *p, size_t n, char **out)
         lower[len] = '\0';
         names[nn++] = lower;
     }
-    qsort(names, nn, sizeof *names, cmp_str);
+    if (nn)
+        qsort(names, nn, sizeof *names, cmp_str);
     tr_buf b = {0};
     for (size_t i = 0; i < nn; i++) {
         if (i)
