@@ -36,6 +36,7 @@ typedef struct tr_cert {
 
 typedef struct tr_bin_info {
     char telfhash[TR_TELFHASH_MAX];   /* "t1" + 70 hex, or "" */
+    char gimphash[TR_SHA256_HEX];     /* 64 hex, or "" */
     tr_cert *certs;
     size_t n_certs;
 } tr_bin_info;
@@ -66,11 +67,22 @@ int tr_telfhash(const unsigned char *p, size_t n, char out[TR_TELFHASH_MAX]);
 /* TLSH of a symbol list as telfhash prints it ("t1" + lowercase hex). */
 int tr_telfhash_of_list(const char *list, size_t len, char out[TR_TELFHASH_MAX]);
 
+/* ---- Go ---------------------------------------------------------------- */
+/* gimphash (Nextron Systems' reference implementation): the names of the
+ * functions in a Go binary's pclntab, in table order, that its rules keep
+ * (exported, not runtime, internal, vendored standard library...), joined
+ * with "\n" here for inspection (caller frees); the digest is SHA-256 of the
+ * names concatenated without separator. 1 with a pclntab found (the list
+ * may be empty), 0 none. Little-endian Go 1.2 to 1.2x tables. */
+int tr_gimphash_names(const unsigned char *p, size_t n, char **out);
+int tr_gimphash(const unsigned char *p, size_t n, char out[TR_SHA256_HEX]);
+
 /* ---- MalwareBazaar's fields -------------------------------------------- */
 struct json_t;
 /* Bazaar's code_sign array (NULL -> json null when there are none). */
 struct json_t *tr_bin_code_sign_json(const tr_bin_info *b);
-/* Sets code_sign and telfhash on a sample object (null when unknown). */
+/* Sets code_sign, telfhash and gimphash on a sample object (null when
+ * unknown). */
 void tr_bin_info_to_bazaar_json(const tr_bin_info *b, struct json_t *sample);
 /* The CN of an X.509 name in YARA's "/K=V/K=V" form; caller frees. */
 char *tr_cert_cn(const char *name);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "analysis/analysis.h"
+#include "analysis/analysis_internal.h"
 
 typedef struct elf_view {
     const unsigned char *p;
@@ -33,7 +34,7 @@ static uint64_t rd(const elf_view *e, uint64_t off, unsigned width, bool *ok)
 }
 
 typedef struct section {
-    uint32_t type, link;
+    uint32_t name, type, link;
     uint64_t offset, size, entsize;
 } section;
 
@@ -42,6 +43,7 @@ static bool read_section(const elf_view *e, uint64_t shoff, uint64_t shentsize, 
 {
     bool ok = true;
     uint64_t b = shoff + i * shentsize;
+    s->name = (uint32_t)rd(e, b, 4, &ok);
     s->type = (uint32_t)rd(e, b + 4, 4, &ok);
     s->link = (uint32_t)rd(e, b + (e->is64 ? 40 : 24), 4, &ok);
     if (e->is64) {
@@ -80,19 +82,59 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The ELF header's fields both users need; false when not a usable ELF. */
+static bool elf_open(const unsigned char *p, size_t n, elf_view *e, uint64_t *shoff,
+                     uint64_t *shentsize, uint64_t *shnum)
+{
+    if (n < 52 || memcmp(p, "\x7f" "ELF", 4) != 0 || (p[4] != 1 && p[4] != 2) ||
+        (p[5] != 1 && p[5] != 2))
+        return false;
+    *e = (elf_view){p, n, p[4] == 2, p[5] == 2};
+    bool ok = true;
+    *shoff = rd(e, e->is64 ? 0x28 : 0x20, e->is64 ? 8 : 4, &ok);
+    *shentsize = rd(e, e->is64 ? 0x3a : 0x2e, 2, &ok);
+    *shnum = rd(e, e->is64 ? 0x3c : 0x30, 2, &ok);
+    return ok && *shoff != 0 && *shnum != 0 && *shentsize >= (e->is64 ? 64u : 40u);
+}
+
+bool elf_section_by_name(const unsigned char *p, size_t n, const char *name, size_t *off,
+                         size_t *size)
+{
+    elf_view e;
+    uint64_t shoff, shentsize, shnum;
+    if (!elf_open(p, n, &e, &shoff, &shentsize, &shnum))
+        return false;
+    bool ok = true;
+    uint64_t shstrndx = rd(&e, e.is64 ? 0x3e : 0x32, 2, &ok);
+    section names;
+    if (!ok || shstrndx >= shnum || !read_section(&e, shoff, shentsize, shstrndx, &names) ||
+        names.offset > n || names.size > n - names.offset)
+        return false;
+    size_t want = strlen(name) + 1;
+    for (uint64_t i = 0; i < shnum; i++) {
+        section s;
+        if (!read_section(&e, shoff, shentsize, i, &s))
+            return false;
+        if (s.name >= names.size || names.size - s.name < want ||
+            memcmp(p + names.offset + s.name, name, want) != 0)
+            continue;
+        if (s.type == 8 /* SHT_NOBITS */ || s.offset > n || s.size > n - s.offset)
+            return false;
+        *off = (size_t)s.offset;
+        *size = (size_t)s.size;
+        return true;
+    }
+    return false;
+}
+
 int tr_telfhash_symbols(const unsigned char *p, size_t n, char **out)
 {
     *out = NULL;
-    if (n < 52 || memcmp(p, "\x7f" "ELF", 4) != 0 || (p[4] != 1 && p[4] != 2) ||
-        (p[5] != 1 && p[5] != 2))
+    elf_view e;
+    uint64_t shoff, shentsize, shnum;
+    if (!elf_open(p, n, &e, &shoff, &shentsize, &shnum))
         return 0;
-    elf_view e = {p, n, p[4] == 2, p[5] == 2};
     bool ok = true;
-    uint64_t shoff = rd(&e, e.is64 ? 0x28 : 0x20, e.is64 ? 8 : 4, &ok);
-    uint64_t shentsize = rd(&e, e.is64 ? 0x3a : 0x2e, 2, &ok);
-    uint64_t shnum = rd(&e, e.is64 ? 0x3c : 0x30, 2, &ok);
-    if (!ok || shoff == 0 || shnum == 0 || shentsize < (e.is64 ? 64u : 40u))
-        return 0;
     section sym = {0}, str = {0};
     bool found = false;
     for (uint64_t i = 0; i < shnum && !found; i++) {

@@ -1,4 +1,4 @@
-/* MalwareBazaar's queries over the binary analysis: get_telfhash,
+/* MalwareBazaar's queries over the binary analysis: get_telfhash, get_gimphash,
  * get_certificate, get_issuerinfo, get_subjectinfo and get_cscb (the
  * code-signing certificate blocklist). Parameters, status words and shapes
  * follow Bazaar's API documentation; see docs/analysis.md. */
@@ -99,6 +99,16 @@ static bool telfhash_ok(const char *v)
     return true;
 }
 
+static bool hex64(const char *v)
+{
+    if (strlen(v) != 64)
+        return false;
+    for (size_t i = 0; i < 64; i++)
+        if (!isxdigit((unsigned char)v[i]))
+            return false;
+    return true;
+}
+
 /* A serial as people paste it ("0E:D1:84", "0ed184", "0e d1 84"): hex
  * digits kept, lowercased. 0 when anything else is in it. */
 static bool serial_normalize(const char *v, char *out, size_t outsz)
@@ -169,6 +179,16 @@ int bazaar_intel_query(http_request *r, const char *q, enum MHD_Result *sent)
             *sent = status_only(r, "illegal_telfhash");
         else
             *sent = samples_by(r, TR_AKEY_TELFHASH, v);
+        return 1;
+    }
+    if (strcmp(q, "get_gimphash") == 0) {
+        const char *v = http_upload_field(r->upload, "gimphash");
+        if (!v || !*v)
+            *sent = status_only(r, "no_gimphash");
+        else if (!hex64(v))
+            *sent = status_only(r, "illegal_gimphash");
+        else
+            *sent = samples_by(r, TR_AKEY_GIMPHASH, v);
         return 1;
     }
     if (strcmp(q, "get_certificate") == 0) {

@@ -77,9 +77,12 @@ static const char *const schema_sql =
      * then fills them for the samples it already holds. */
     "CREATE TABLE IF NOT EXISTS sample_analysis("
     " sample_id INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,"
-    " version INTEGER NOT NULL, telfhash TEXT NOT NULL DEFAULT '');"
+    " version INTEGER NOT NULL, telfhash TEXT NOT NULL DEFAULT '',"
+    " gimphash TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS sample_analysis_telfhash ON sample_analysis(telfhash)"
     " WHERE telfhash != '';"
+    "CREATE INDEX IF NOT EXISTS sample_analysis_gimphash ON sample_analysis(gimphash)"
+    " WHERE gimphash != '';"
     "CREATE TABLE IF NOT EXISTS sample_certs("
     " sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE, idx INTEGER NOT NULL,"
     " serial TEXT NOT NULL, thumbprint TEXT NOT NULL, issuer TEXT, subject TEXT,"

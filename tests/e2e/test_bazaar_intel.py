@@ -175,3 +175,30 @@ def test_analysis_doc_example_runs(secure_server, keys):
     assert '"query_status":"inserted"' in p.stdout
     assert re.search(r"^telfhash: t1[0-9a-f]{70}$", p.stdout, re.M), p.stdout
     assert "ok libdoc.so" in p.stdout
+
+
+def test_gimphash_query(trawl, keys, tmp_path):
+    """A Go binary built here: get_info's gimphash, get_gimphash finds it."""
+    if not shutil.which("go"):
+        pytest.skip("needs the Go toolchain (golang-go)")
+    srv = Server(trawl, "--max-upload", "16")   # a Go binary is a few MB
+    try:
+        check_gimphash(srv, keys, tmp_path)
+    finally:
+        srv.stop()
+
+
+def check_gimphash(secure_server, keys, tmp_path):
+    src = os.path.join(ROOT, "tests", "unit", "data", "gimphash", "sample.go")
+    exe = tmp_path / "gosample"
+    subprocess.run(["go", "build", "-o", str(exe), src], check=True, cwd=tmp_path,
+                   capture_output=True)
+    key = keys["analyst"]
+    sha = upload(secure_server, key, exe, "GoLoader")
+    s = bz(secure_server, key, query="get_info", hash=sha)["data"][0]
+    assert re.fullmatch(r"[0-9a-f]{64}", s["gimphash"]), s["gimphash"]
+    doc = bz(secure_server, key, query="get_gimphash", gimphash=s["gimphash"].upper())
+    assert doc["query_status"] == "ok" and [x["sha256_hash"] for x in doc["data"]] == [sha]
+    assert bz(secure_server, key, query="get_gimphash", gimphash="0" * 64)["query_status"] == "no_results"
+    assert bz(secure_server, key, query="get_gimphash")["query_status"] == "no_gimphash"
+    assert bz(secure_server, key, query="get_gimphash", gimphash="abc")["query_status"] == "illegal_gimphash"
