@@ -1,5 +1,5 @@
 /* ELF bytes from an upload: the section, symbol and string tables behind
- * telfhash. */
+ * telfhash, and the section lookup by name gimphash uses (.gopclntab). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,5 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     char h[TR_TELFHASH_MAX];
     tr_telfhash(data, size, h);
+    char g[TR_SHA256_HEX];
+    tr_gimphash(data, size, g);
     return 0;
 }

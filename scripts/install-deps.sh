@@ -16,7 +16,7 @@ RUN_PKGS=( libmagic-mgc yara sqlite3 geoip-database publicsuffix )
 TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema ssdeep tlsh-tools p7zip-full chromium
   tcpdump redis-tools netcat-openbsd openssh-client curl openssl
   iproute2 nmap masscan zmap hping3 telnet tshark
-  groff qpdf osslsigncode )
+  groff qpdf osslsigncode golang-go )
 
 want=( "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${TEST_PKGS[@]}" )
 # Browser tests run playwright-core under Node.js; use the machine's node if it has one.

@@ -403,6 +403,102 @@ static void test_store_keeps_results(void **state)
     free(so);
 }
 
+/* A pclntab as the Go linker lays it out, for names chosen to exercise
+ * gimphash's rules, behind Go's build-info marker (as in any Go binary). */
+static size_t build_pclntab(int ver, const char *const *names, size_t nnames, unsigned char *out)
+{
+    size_t ps = 8, field = ver == 118 ? 4 : ps;
+    unsigned char *t = out + 16;
+    memcpy(out, "\xff Go buildinf:", 14);
+    out[14] = out[15] = 0;
+    memset(t, 0, 8);
+    t[0] = ver == 118 ? 0xf0 : ver == 116 ? 0xfa : 0xfb;
+    t[1] = t[2] = t[3] = 0xff;
+    t[6] = 1;
+    t[7] = (unsigned char)ps;
+#define PUT(off, v, w)                                                                 \
+    do {                                                                               \
+        for (size_t k_ = 0; k_ < (w); k_++)                                            \
+            t[(off) + k_] = (unsigned char)((uint64_t)(v) >> (8 * k_));                \
+    } while (0)
+    size_t nametab = ver == 12 ? 0 : 8 + 8 * ps;
+    size_t pos = ver == 12 ? 8 + ps + (2 * nnames + 1) * field : nametab;
+    size_t nameoff[16];
+    size_t names_at = pos;
+    for (size_t i = 0; i < nnames; i++) {
+        nameoff[i] = pos - nametab;
+        memcpy(t + pos, names[i], strlen(names[i]) + 1);
+        pos += strlen(names[i]) + 1;
+    }
+    (void)names_at;
+    size_t functab = ver == 12 ? 8 + ps : pos;
+    size_t funcdata = ver == 12 ? 0 : functab;
+    if (ver != 12)
+        pos = functab + (2 * nnames + 1) * field;
+    for (size_t i = 0; i < nnames; i++) {
+        size_t rec = pos;
+        PUT(functab + 2 * i * field, 0x1000 + 16 * i, field);
+        PUT(functab + (2 * i + 1) * field, rec - funcdata, field);
+        PUT(rec, 0x1000 + 16 * i, field);
+        PUT(rec + field, nameoff[i], 4);
+        pos = rec + field + 4;
+    }
+    PUT(8, nnames, ps);
+    if (ver == 118) {
+        PUT(8 + 3 * ps, nametab, ps);
+        PUT(8 + 7 * ps, functab, ps);
+    } else if (ver == 116) {
+        PUT(8 + 2 * ps, nametab, ps);
+        PUT(8 + 6 * ps, functab, ps);
+    }
+#undef PUT
+    return 16 + pos;
+}
+
+static void test_gimphash_rules(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "main.Run",                                   /* kept */
+        "main.run",                                   /* unexported */
+        "github.com/x/y.(*Client).Do",                /* kept */
+        "github.com/x/y.(*Client).do",                /* unexported method */
+        "vendor/golang.org/x/net/http2.NewFramer",    /* kept without vendor/ */
+        "internal/poll.Open",                         /* internal */
+        "runtime.Gosched",                            /* runtime */
+        "timeout.Set",                                /* "time" prefix: dropped too */
+        "go.buildid",                                 /* compiler artefact */
+        "type..eq.main.T",                            /* compiler artefact */
+        "fmt.Println",                                /* kept */
+    };
+    const char *want = "main.Run\ngithub.com/x/y.(*Client).Do\ngolang.org/x/net/http2.NewFramer"
+                       "\nfmt.Println";
+    char digest[TR_SHA256_HEX];
+    const char *concat = "main.Rungithub.com/x/y.(*Client).Dogolang.org/x/net/http2.NewFramer"
+                         "fmt.Println";
+    tr_sha256_hex(concat, strlen(concat), digest);
+    static const int versions[] = {12, 116, 118};
+    for (size_t v = 0; v < 3; v++) {
+        unsigned char buf[4096] = {0};
+        size_t n = build_pclntab(versions[v], names, sizeof names / sizeof names[0], buf);
+        char *list = NULL;
+        assert_int_equal(tr_gimphash_names(buf, n, &list), 1);
+        assert_string_equal(list, want);
+        free(list);
+        char h[TR_SHA256_HEX];
+        assert_int_equal(tr_gimphash(buf, n, h), 1);
+        assert_string_equal(h, digest);
+        if (v == 2) {
+            char *seed = path_in("pclntab.bin");
+            write_file(seed, buf, n);
+            free(seed);
+        }
+        /* A name offset past the table's end: not a table. */
+        buf[n - 1] = 0x7f;
+        assert_int_equal(tr_gimphash(buf, n, h), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_pe_certificates),
         cmocka_unit_test(test_cert_cn),
         cmocka_unit_test(test_store_keeps_results),
+        cmocka_unit_test(test_gimphash_rules),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
