@@ -31,7 +31,7 @@ tr_bin_info *tr_bin_analyze(tr_binan *a, const unsigned char *p, size_t n)
     tr_bin_info *b = tr_xcalloc(1, sizeof *b);
     tr_telfhash(p, n, b->telfhash);
     tr_gimphash(p, n, b->gimphash);
-    tr_pe_certs(a, p, n, b);
+    tr_pe_analyze(a, p, n, b);
     return b;
 }
 
@@ -83,4 +83,5 @@ void tr_bin_info_to_bazaar_json(const tr_bin_info *b, json_t *sample)
     json_object_set_new(sample, "code_sign", tr_bin_code_sign_json(b));
     json_object_set_new(sample, "telfhash", str_or_null(b ? b->telfhash : NULL));
     json_object_set_new(sample, "gimphash", str_or_null(b ? b->gimphash : NULL));
+    json_object_set_new(sample, "dhash_icon", str_or_null(b ? b->dhash_icon : NULL));
 }

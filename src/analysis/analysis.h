@@ -1,7 +1,8 @@
 /* analysis: what MalwareBazaar derives from a sample's bytes beyond its
  * digests: the code-signing certificates of a PE (libyara's pe module) and
  * the telfhash of an ELF (its function symbols, hashed with TLSH as Trend
- * Micro specifies). Pure functions of the bytes; the store keeps the results
+ * Micro specifies), the gimphash of a Go binary and the dhash of a PE's
+ * icon. Pure functions of the bytes; the store keeps the results
  * (see docs/analysis.md).
  *
  * libyara's global state is shared with the store's imphash: every user of
@@ -33,10 +34,12 @@ typedef struct tr_cert {
 } tr_cert;
 
 #define TR_TELFHASH_MAX 80
+#define TR_DHASH_HEX 17
 
 typedef struct tr_bin_info {
     char telfhash[TR_TELFHASH_MAX];   /* "t1" + 70 hex, or "" */
     char gimphash[TR_SHA256_HEX];     /* 64 hex, or "" */
+    char dhash_icon[TR_DHASH_HEX];    /* 16 hex, or "" */
     tr_cert *certs;
     size_t n_certs;
 } tr_bin_info;
@@ -52,8 +55,13 @@ void tr_binan_free(tr_binan *a);
 /* Every analysis that applies to the bytes; never NULL. */
 tr_bin_info *tr_bin_analyze(tr_binan *a, const unsigned char *p, size_t n);
 
-/* The code-signing certificates of a PE ("" when unsigned or not a PE). */
-void tr_pe_certs(tr_binan *a, const unsigned char *p, size_t n, tr_bin_info *out);
+/* What libyara's pe module finds in a PE: its code-signing certificates and
+ * its main icon's dhash (nothing when not a PE). */
+void tr_pe_analyze(tr_binan *a, const unsigned char *p, size_t n, tr_bin_info *out);
+
+/* The difference hash of one icon image (an RT_ICON's bytes: PNG or DIB);
+ * 1 computed, 0 not an image this reads. See icon.c. */
+int tr_icon_image_dhash(const unsigned char *p, size_t n, char out[TR_DHASH_HEX]);
 
 /* ---- ELF ---------------------------------------------------------------- */
 /* The function symbols telfhash keeps, lowercased and sorted, joined by ","
@@ -81,8 +89,8 @@ int tr_gimphash(const unsigned char *p, size_t n, char out[TR_SHA256_HEX]);
 struct json_t;
 /* Bazaar's code_sign array (NULL -> json null when there are none). */
 struct json_t *tr_bin_code_sign_json(const tr_bin_info *b);
-/* Sets code_sign, telfhash and gimphash on a sample object (null when
- * unknown). */
+/* Sets code_sign, telfhash, gimphash and dhash_icon on a sample object
+ * (null when unknown). */
 void tr_bin_info_to_bazaar_json(const tr_bin_info *b, struct json_t *sample);
 /* The CN of an X.509 name in YARA's "/K=V/K=V" form; caller frees. */
 char *tr_cert_cn(const char *name);

@@ -1,5 +1,6 @@
-/* Code-signing certificates of a PE: libyara's pe module parses the
- * Authenticode signature (pe.signatures[]); this reads its results. */
+/* What libyara's pe module parses of a PE: the Authenticode signature
+ * (pe.signatures[]) and the resource directory (pe.resources[]), whose icons
+ * icon.c hashes. */
 #include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <yara.h>
 
 #include "analysis/analysis.h"
+#include "analysis/analysis_internal.h"
 
 struct tr_binan {
     YR_RULES *pe_rules;
@@ -167,20 +169,52 @@ static void collect_signatures(YR_OBJECT *pe, tr_bin_info *out)
     }
 }
 
-static int sign_callback(YR_SCAN_CONTEXT *sc, int message, void *data, void *user)
+typedef struct pe_scan {
+    tr_bin_info *out;
+    tr_pe_resource *res;      /* the icon resources */
+    size_t nres;
+} pe_scan;
+
+static void collect_icons(YR_OBJECT *pe, pe_scan *ps)
+{
+    YR_OBJECT *res = member(pe, "resources");
+    int n = array_length(res);
+    for (int i = 0; i < n; i++) {
+        YR_OBJECT *r = array_item(res, i);
+        int64_t type = int_value(member(r, "type"));
+        if (type != 3 && type != 14)
+            continue;
+        YR_OBJECT *id = member(r, "id");
+        if (!id || id->type != OBJECT_TYPE_INTEGER || IS_UNDEFINED(id->value.i))
+            continue;     /* named: icon groups refer to icons by number */
+        ps->res = tr_xrealloc(ps->res, (ps->nres + 1) * sizeof *ps->res);
+        ps->res[ps->nres++] = (tr_pe_resource){type, id->value.i,
+                                               int_value(member(r, "offset")),
+                                               int_value(member(r, "length"))};
+    }
+}
+
+static int pe_callback(YR_SCAN_CONTEXT *sc, int message, void *data, void *user)
 {
     (void)sc;
     if (message == CALLBACK_MSG_MODULE_IMPORTED) {
         YR_OBJECT_STRUCTURE *mod = data;
-        if (mod->identifier && strcmp(mod->identifier, "pe") == 0)
-            collect_signatures((YR_OBJECT *)mod, user);
+        pe_scan *ps = user;
+        if (mod->identifier && strcmp(mod->identifier, "pe") == 0) {
+            collect_signatures((YR_OBJECT *)mod, ps->out);
+            collect_icons((YR_OBJECT *)mod, ps);
+        }
     }
     return CALLBACK_CONTINUE;
 }
 
-void tr_pe_certs(tr_binan *a, const unsigned char *p, size_t n, tr_bin_info *out)
+void tr_pe_analyze(tr_binan *a, const unsigned char *p, size_t n, tr_bin_info *out)
 {
     if (n < 64 || p[0] != 'M' || p[1] != 'Z')
         return;
-    yr_rules_scan_mem(a->pe_rules, p, n, SCAN_FLAGS_FAST_MODE, sign_callback, out, 60);
+    pe_scan ps = {out, NULL, 0};
+    yr_rules_scan_mem(a->pe_rules, p, n, SCAN_FLAGS_FAST_MODE, pe_callback, &ps, 60);
+    if (ps.nres)
+        icon_dhash_from_resources(p, n, ps.res, ps.nres, out->dhash_icon);
+    free(ps.res);
 }

@@ -1,5 +1,5 @@
 /* MalwareBazaar's queries over the binary analysis: get_telfhash, get_gimphash,
- * get_certificate, get_issuerinfo, get_subjectinfo and get_cscb (the
+ * get_dhash_icon, get_certificate, get_issuerinfo, get_subjectinfo and get_cscb (the
  * code-signing certificate blocklist). Parameters, status words and shapes
  * follow Bazaar's API documentation; see docs/analysis.md. */
 #include <ctype.h>
@@ -99,11 +99,11 @@ static bool telfhash_ok(const char *v)
     return true;
 }
 
-static bool hex64(const char *v)
+static bool hex_of_len(const char *v, size_t len)
 {
-    if (strlen(v) != 64)
+    if (strlen(v) != len)
         return false;
-    for (size_t i = 0; i < 64; i++)
+    for (size_t i = 0; i < len; i++)
         if (!isxdigit((unsigned char)v[i]))
             return false;
     return true;
@@ -185,10 +185,20 @@ int bazaar_intel_query(http_request *r, const char *q, enum MHD_Result *sent)
         const char *v = http_upload_field(r->upload, "gimphash");
         if (!v || !*v)
             *sent = status_only(r, "no_gimphash");
-        else if (!hex64(v))
+        else if (!hex_of_len(v, 64))
             *sent = status_only(r, "illegal_gimphash");
         else
             *sent = samples_by(r, TR_AKEY_GIMPHASH, v);
+        return 1;
+    }
+    if (strcmp(q, "get_dhash_icon") == 0) {
+        const char *v = http_upload_field(r->upload, "dhash_icon");
+        if (!v || !*v)
+            *sent = status_only(r, "no_dhash_icon");
+        else if (!hex_of_len(v, 16))
+            *sent = status_only(r, "illegal_dhash_icon");
+        else
+            *sent = samples_by(r, TR_AKEY_DHASH_ICON, v);
         return 1;
     }
     if (strcmp(q, "get_certificate") == 0) {

@@ -48,13 +48,14 @@ int store_analysis_put(tr_store *s, int64_t id, const tr_bin_info *b, tr_error *
         return fail(s, err, "deleting certificates");
     if (sqlite3_prepare_v2(db,
                            "INSERT OR REPLACE INTO sample_analysis(sample_id, version, telfhash,"
-                           " gimphash) VALUES(?,?,?,?)",
+                           " gimphash, dhash_icon) VALUES(?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK)
         return fail(s, err, "preparing an analysis insert");
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, TR_ANALYSIS_VERSION);
     sqlite3_bind_text(st, 3, b->telfhash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, b->gimphash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, b->dhash_icon, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
@@ -134,7 +135,7 @@ int store_analysis_load(tr_store *s, int64_t id, tr_bin_info **out, tr_error *er
         return 0;
     sqlite3 *db = store_db(s);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT telfhash, gimphash FROM sample_analysis WHERE sample_id=?", -1, &st,
+    if (sqlite3_prepare_v2(db, "SELECT telfhash, gimphash, dhash_icon FROM sample_analysis WHERE sample_id=?", -1, &st,
                            NULL) != SQLITE_OK)
         return fail(s, err, "reading an analysis");
     sqlite3_bind_int64(st, 1, id);
@@ -145,6 +146,8 @@ int store_analysis_load(tr_store *s, int64_t id, tr_bin_info **out, tr_error *er
         snprintf((*out)->telfhash, sizeof (*out)->telfhash, "%s", t ? (const char *)t : "");
         t = sqlite3_column_text(st, 1);
         snprintf((*out)->gimphash, sizeof (*out)->gimphash, "%s", t ? (const char *)t : "");
+        t = sqlite3_column_text(st, 2);
+        snprintf((*out)->dhash_icon, sizeof (*out)->dhash_icon, "%s", t ? (const char *)t : "");
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW)
@@ -175,6 +178,8 @@ int tr_store_analysis_ids(tr_store *s, tr_analysis_key key, const char *value, i
                              " AND telfhash != '' ORDER BY sample_id DESC LIMIT ?2",
         [TR_AKEY_GIMPHASH] = "SELECT sample_id FROM sample_analysis WHERE gimphash = lower(?1)"
                              " AND gimphash != '' ORDER BY sample_id DESC LIMIT ?2",
+        [TR_AKEY_DHASH_ICON] = "SELECT sample_id FROM sample_analysis WHERE dhash_icon = lower(?1)"
+                               " AND dhash_icon != '' ORDER BY sample_id DESC LIMIT ?2",
         [TR_AKEY_SERIAL] = "SELECT DISTINCT sample_id FROM sample_certs WHERE serial = ?1"
                            " ORDER BY sample_id DESC LIMIT ?2",
         [TR_AKEY_ISSUER_CN] = "SELECT DISTINCT sample_id FROM sample_certs"

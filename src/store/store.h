@@ -222,6 +222,7 @@ int tr_store_fsck(tr_store *s, bool repair, tr_fsck_cb cb, void *arg, tr_fsck_re
 typedef enum tr_analysis_key {
     TR_AKEY_TELFHASH,
     TR_AKEY_GIMPHASH,
+    TR_AKEY_DHASH_ICON,
     TR_AKEY_SERIAL,           /* certificate serial, lowercase hex */
     TR_AKEY_ISSUER_CN,        /* case-insensitive */
     TR_AKEY_SUBJECT_CN,

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <png.h>
 
 #include "analysis/analysis.h"
 #include "store/store.h"
@@ -499,6 +500,253 @@ static void test_gimphash_rules(void **state)
     }
 }
 
+/* ---- icons ------------------------------------------------------------- */
+
+typedef struct icon_image {
+    unsigned w, h, bpp, id;
+    unsigned char *data;
+    size_t len;
+} icon_image;
+
+/* Grey level of the pattern at pixel (x, y) of a w x h image made of 9x8
+ * uniform cells; flip: the mirror image (so its dhash differs). */
+static unsigned cell_value(unsigned cx, unsigned cy, bool flip)
+{
+    if (flip)
+        cx = 8 - cx;
+    return (cx * 37 + cy * 91 + (cx * cy) % 7 * 29) % 256;
+}
+
+static unsigned pattern(unsigned x, unsigned y, unsigned w, unsigned h, bool flip)
+{
+    return cell_value(x * 9 / w, y * 8 / h, flip);
+}
+
+/* The dhash the pattern must give, from its cells alone. */
+static void pattern_dhash(bool flip, char out[TR_DHASH_HEX])
+{
+    uint64_t bits = 0;
+    for (unsigned y = 0; y < 8; y++)
+        for (unsigned x = 0; x < 8; x++)
+            bits = bits << 1 | (cell_value(x + 1, y, flip) > cell_value(x, y, flip));
+    snprintf(out, TR_DHASH_HEX, "%016llx", (unsigned long long)bits);
+}
+
+/* An icon DIB: header, palette for 8 bpp (grey ramp), XOR rows bottom-up,
+ * AND mask. */
+static icon_image dib_icon(unsigned w, unsigned h, unsigned bpp, unsigned id, bool flip)
+{
+    size_t colours = bpp == 8 ? 256 : 0;
+    size_t stride = ((size_t)w * bpp + 31) / 32 * 4, mask = ((size_t)w + 31) / 32 * 4;
+    size_t len = 40 + colours * 4 + stride * h + mask * h;
+    unsigned char *d = tr_xcalloc(1, len);
+    d[0] = 40;
+    d[4] = (unsigned char)w;
+    d[8] = (unsigned char)(2 * h);
+    d[9] = (unsigned char)((2 * h) >> 8);
+    d[12] = 1;
+    d[14] = (unsigned char)bpp;
+    for (size_t c = 0; c < colours; c++)
+        d[40 + 4 * c] = d[41 + 4 * c] = d[42 + 4 * c] = (unsigned char)c;
+    unsigned char *bits = d + 40 + colours * 4;
+    for (unsigned y = 0; y < h; y++) {
+        unsigned char *row = bits + stride * (h - 1 - y);
+        for (unsigned x = 0; x < w; x++) {
+            unsigned v = pattern(x, y, w, h, flip);
+            if (bpp == 8)
+                row[x] = (unsigned char)v;
+            else
+                for (unsigned k = 0; k < bpp / 8; k++)
+                    row[x * (bpp / 8) + k] = (unsigned char)(k == 3 ? 255 : v);
+        }
+    }
+    return (icon_image){w, h, bpp, id, d, len};
+}
+
+static icon_image png_icon(unsigned w, unsigned h, unsigned id, bool flip)
+{
+    unsigned char *rgba = tr_xmalloc((size_t)w * h * 4);
+    for (unsigned y = 0; y < h; y++)
+        for (unsigned x = 0; x < w; x++) {
+            unsigned char *px = rgba + ((size_t)y * w + x) * 4;
+            px[0] = px[1] = px[2] = (unsigned char)pattern(x, y, w, h, flip);
+            px[3] = 255;
+        }
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = w;
+    img.height = h;
+    img.format = PNG_FORMAT_RGBA;
+    png_alloc_size_t len = 0;
+    assert_true(png_image_write_to_memory(&img, NULL, &len, 0, rgba, 0, NULL));
+    unsigned char *d = tr_xmalloc(len);
+    assert_true(png_image_write_to_memory(&img, d, &len, 0, rgba, 0, NULL));
+    free(rgba);
+    return (icon_image){w, h, 32, id, d, len};
+}
+
+#define LE16(b, o, v) ((b)[o] = (unsigned char)(v), (b)[(o) + 1] = (unsigned char)((v) >> 8))
+#define LE32(b, o, v) (LE16(b, o, (v) & 0xffff), LE16(b, (o) + 2, ((uint32_t)(v)) >> 16))
+
+/* A PE32 with .text and a .rsrc holding one RT_GROUP_ICON (id 1) over the
+ * images, each an RT_ICON with its own id. Written to path. */
+static void write_icon_pe(const char *path, const icon_image *img, size_t n)
+{
+    /* .rsrc: root (2 types), RT_ICON dir (n names), RT_GROUP_ICON dir (1),
+     * a language dir per resource, data entries, then the data. */
+    size_t nres = n + 1;
+    size_t root = 0, dir_icon = 16 + 2 * 8, dir_group = dir_icon + 16 + n * 8;
+    size_t langs = dir_group + 16 + 8, entries = langs + nres * (16 + 8);
+    size_t data = entries + nres * 16;
+    size_t group_len = 6 + 14 * n, total = data + group_len;
+    for (size_t i = 0; i < n; i++)
+        total += img[i].len + 8;
+    size_t raw = (total + 0x1ff) & ~(size_t)0x1ff;
+    unsigned char *b = tr_xcalloc(1, 0x400 + raw);
+    unsigned char *r = b + 0x400;
+    const uint32_t rva = 0x2000;
+    LE16(r, root + 14, 2);
+    LE32(r, root + 16, 3);
+    LE32(r, root + 20, 0x80000000u | (uint32_t)dir_icon);
+    LE32(r, root + 24, 14);
+    LE32(r, root + 28, 0x80000000u | (uint32_t)dir_group);
+    LE16(r, dir_icon + 14, n);
+    LE16(r, dir_group + 14, 1);
+    size_t at = data + group_len;
+    for (size_t k = 0; k < nres; k++) {
+        size_t lang = langs + k * 24, entry = entries + k * 16;
+        if (k < n) {
+            LE32(r, dir_icon + 16 + k * 8, img[k].id);
+            LE32(r, dir_icon + 20 + k * 8, 0x80000000u | (uint32_t)lang);
+        } else {
+            LE32(r, dir_group + 16, 1);
+            LE32(r, dir_group + 20, 0x80000000u | (uint32_t)lang);
+        }
+        LE16(r, lang + 14, 1);
+        LE32(r, lang + 16, 0x409);
+        LE32(r, lang + 20, entry);
+        if (k < n) {
+            memcpy(r + at, img[k].data, img[k].len);
+            LE32(r, entry, rva + at);
+            LE32(r, entry + 4, img[k].len);
+            at += (img[k].len + 7) & ~(size_t)7;
+        } else {
+            LE32(r, entry, rva + data);
+            LE32(r, entry + 4, group_len);
+        }
+    }
+    unsigned char *g = r + data;
+    LE16(g, 2, 1);
+    LE16(g, 4, n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *e = g + 6 + 14 * i;
+        e[0] = (unsigned char)(img[i].w & 0xff);
+        e[1] = (unsigned char)(img[i].h & 0xff);
+        LE16(e, 4, 1);
+        LE16(e, 6, img[i].bpp);
+        LE32(e, 8, img[i].len);
+        LE16(e, 12, img[i].id);
+    }
+    /* Headers as write_min_pe, plus a second section and the resource
+     * data directory. */
+    b[0] = 'M', b[1] = 'Z';
+    LE32(b, 0x3c, 0x40);
+    memcpy(b + 0x40, "PE\0\0", 4);
+    LE16(b, 0x44, 0x14c);
+    LE16(b, 0x46, 2);
+    LE16(b, 0x54, 0xe0);
+    LE16(b, 0x56, 0x0102);
+    unsigned o = 0x58;
+    LE16(b, o, 0x10b);
+    LE32(b, o + 4, 0x200);
+    LE32(b, o + 16, 0x1000);
+    LE32(b, o + 20, 0x1000);
+    LE32(b, o + 24, 0x2000);
+    LE32(b, o + 28, 0x400000);
+    LE32(b, o + 32, 0x1000);
+    LE32(b, o + 36, 0x200);
+    LE16(b, o + 40, 4);
+    LE16(b, o + 48, 4);
+    LE32(b, o + 56, 0x2000 + ((raw + 0xfff) & ~(size_t)0xfff));
+    LE32(b, o + 60, 0x200);
+    LE16(b, o + 68, 2);
+    LE32(b, o + 92, 16);
+    LE32(b, o + 96 + 2 * 8, rva);
+    LE32(b, o + 100 + 2 * 8, total);
+    unsigned sh = o + 0xe0;
+    memcpy(b + sh, ".text", 5);
+    LE32(b, sh + 8, 0x200);
+    LE32(b, sh + 12, 0x1000);
+    LE32(b, sh + 16, 0x200);
+    LE32(b, sh + 20, 0x200);
+    LE32(b, sh + 36, 0x60000020);
+    sh += 40;
+    memcpy(b + sh, ".rsrc", 5);
+    LE32(b, sh + 8, total);
+    LE32(b, sh + 12, rva);
+    LE32(b, sh + 16, raw);
+    LE32(b, sh + 20, 0x400);
+    LE32(b, sh + 36, 0x40000040);
+    b[0x200] = 0xc3;
+    write_file(path, b, 0x400 + raw);
+    free(b);
+}
+
+static void test_dhash_icon(void **state)
+{
+    (void)state;
+    char want[TR_DHASH_HEX], mirrored[TR_DHASH_HEX];
+    pattern_dhash(false, want);
+    pattern_dhash(true, mirrored);
+    assert_string_not_equal(want, mirrored);
+    tr_error err;
+    tr_binan *a = NULL;
+    assert_int_equal(tr_binan_new(&a, &err), 0);
+    /* The largest image is the icon, whatever its encoding or position;
+     * the smaller ones carry the mirrored pattern. 18x16 and 36x32 divide
+     * into the 9x8 cells exactly. */
+    icon_image sets[][3] = {
+        {dib_icon(18, 16, 32, 1, true), png_icon(36, 32, 2, false), dib_icon(18, 16, 8, 3, true)},
+        {png_icon(18, 16, 7, true), dib_icon(36, 32, 24, 5, false), dib_icon(18, 16, 32, 6, true)},
+        {dib_icon(18, 16, 24, 9, true), dib_icon(18, 16, 32, 8, true), dib_icon(36, 32, 8, 4, false)},
+    };
+    for (size_t s = 0; s < 3; s++) {
+        char *path = path_in("icon.exe");
+        write_icon_pe(path, sets[s], 3);
+        size_t n;
+        unsigned char *p = read_file(path, &n);
+        tr_bin_info *b = tr_bin_analyze(a, p, n);
+        assert_string_equal(b->dhash_icon, want);
+        json_t *j = json_object();
+        tr_bin_info_to_bazaar_json(b, j);
+        assert_string_equal(json_string_value(json_object_get(j, "dhash_icon")), want);
+        json_decref(j);
+        tr_bin_info_free(b);
+        free(p);
+        free(path);
+        for (size_t i = 0; i < 3; i++) {
+            char h[TR_DHASH_HEX];
+            assert_int_equal(tr_icon_image_dhash(sets[s][i].data, sets[s][i].len, h), 1);
+            assert_string_equal(h, sets[s][i].w == 36 ? want : mirrored);
+            free(sets[s][i].data);
+        }
+    }
+    /* No icon: no dhash. */
+    char *pe = path_in("plain.exe");
+    write_min_pe(pe);
+    size_t n;
+    unsigned char *p = read_file(pe, &n);
+    tr_bin_info *b = tr_bin_analyze(a, p, n);
+    assert_string_equal(b->dhash_icon, "");
+    tr_bin_info_free(b);
+    free(p);
+    free(pe);
+    char h[TR_DHASH_HEX];
+    assert_int_equal(tr_icon_image_dhash((const unsigned char *)"\x89PNG\r\n\x1a\nbroken", 14, h), 0);
+    tr_binan_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_cert_cn),
         cmocka_unit_test(test_store_keeps_results),
         cmocka_unit_test(test_gimphash_rules),
+        cmocka_unit_test(test_dhash_icon),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
