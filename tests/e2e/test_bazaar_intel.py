@@ -202,3 +202,70 @@ def check_gimphash(secure_server, keys, tmp_path):
     assert bz(secure_server, key, query="get_gimphash", gimphash="0" * 64)["query_status"] == "no_results"
     assert bz(secure_server, key, query="get_gimphash")["query_status"] == "no_gimphash"
     assert bz(secure_server, key, query="get_gimphash", gimphash="abc")["query_status"] == "illegal_gimphash"
+
+
+def icon_pe(flip=False):
+    """A PE32 whose .rsrc holds one icon: an 18x16 32-bit DIB of 9x8 grey
+    cells (2x2 pixels each). Returns the bytes and the dhash the cells give."""
+    def cell(cx, cy):
+        if flip:
+            cx = 8 - cx
+        return (cx * 37 + cy * 91 + (cx * cy) % 7 * 29) % 256
+    w, h = 18, 16
+    dib = bytearray(struct.pack("<IiiHHIIiiII", 40, w, 2 * h, 1, 32, 0, 0, 0, 0, 0, 0))
+    for y in reversed(range(h)):                          # bottom-up rows
+        for x in range(w):
+            v = cell(x // 2, y // 2)
+            dib += bytes((v, v, v, 255))
+    dib += bytes(4 * h)                                   # AND mask
+    bits = 0
+    for y in range(8):
+        for x in range(8):
+            bits = bits << 1 | (cell(x + 1, y) > cell(x, y))
+    group = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHIH", w, h, 0, 0, 1, 32, len(dib), 1)
+    # root: RT_ICON (3) and RT_GROUP_ICON (14); one name and language each.
+    rva = 0x2000
+    rs = bytearray(0x400)
+    def d(off, n):
+        struct.pack_into("<IIHHHH", rs, off, 0, 0, 0, 0, 0, n)
+    d(0, 2)
+    struct.pack_into("<IIII", rs, 16, 3, 0x80000000 | 0x40, 14, 0x80000000 | 0x60)
+    for sub, lang, entry in ((0x40, 0x80, 0x100), (0x60, 0xA0, 0x110)):
+        d(sub, 1)
+        struct.pack_into("<II", rs, sub + 16, 1, 0x80000000 | lang)
+        d(lang, 1)
+        struct.pack_into("<II", rs, lang + 16, 0x409, entry)
+    struct.pack_into("<II", rs, 0x100, rva + 0x200, len(dib))
+    struct.pack_into("<II", rs, 0x110, rva + 0x140, len(group))
+    rs[0x140:0x140 + len(group)] = group
+    rs += bytes(0x200 + len(dib) - len(rs) + 0x200)
+    rs[0x200:0x200 + len(dib)] = dib
+    raw = (len(rs) + 0x1FF) & ~0x1FF
+    rs += bytes(raw - len(rs))
+    b = bytearray(min_pe())
+    struct.pack_into("<H", b, 0x46, 2)
+    struct.pack_into("<I", b, 0x58 + 56, 0x2000 + ((raw + 0xFFF) & ~0xFFF))
+    struct.pack_into("<II", b, 0x58 + 96 + 16, rva, len(rs))
+    struct.pack_into("<8sIIIIIIHHI", b, 0x58 + 0xE0 + 40, b".rsrc", len(rs), rva, raw, 0x400,
+                     0, 0, 0, 0, 0x40000040)
+    return bytes(b) + bytes(rs), "%016x" % bits
+
+
+def test_dhash_icon_query(secure_server, keys, tmp_path):
+    key = keys["analyst"]
+    data, dhash = icon_pe()
+    other, other_dhash = icon_pe(flip=True)
+    assert dhash != other_dhash
+    shas = []
+    for name, blob in (("icon.exe", data), ("mirror.exe", other)):
+        (tmp_path / name).write_bytes(blob)
+        shas.append(upload(secure_server, key, tmp_path / name, "IconDropper"))
+    s = bz(secure_server, key, query="get_info", hash=shas[0])["data"][0]
+    assert s["dhash_icon"] == dhash
+    doc = bz(secure_server, key, query="get_dhash_icon", dhash_icon=dhash.upper())
+    assert doc["query_status"] == "ok" and [x["sha256_hash"] for x in doc["data"]] == [shas[0]]
+    doc = bz(secure_server, key, query="get_dhash_icon", dhash_icon=other_dhash)
+    assert [x["sha256_hash"] for x in doc["data"]] == [shas[1]]
+    assert bz(secure_server, key, query="get_dhash_icon", dhash_icon="0" * 16)["query_status"] == "no_results"
+    assert bz(secure_server, key, query="get_dhash_icon")["query_status"] == "no_dhash_icon"
+    assert bz(secure_server, key, query="get_dhash_icon", dhash_icon="xyz")["query_status"] == "illegal_dhash_icon"
