@@ -23,6 +23,7 @@ void tr_bin_info_free(tr_bin_info *b)
     for (size_t i = 0; i < b->n_certs; i++)
         tr_cert_free(&b->certs[i]);
     free(b->certs);
+    free(b->ole_json);
     free(b);
 }
 
@@ -32,6 +33,7 @@ tr_bin_info *tr_bin_analyze(tr_binan *a, const unsigned char *p, size_t n)
     tr_telfhash(p, n, b->telfhash);
     tr_gimphash(p, n, b->gimphash);
     tr_pe_analyze(a, p, n, b);
+    b->ole_json = tr_ole_info_json(p, n);
     return b;
 }
 
@@ -84,4 +86,6 @@ void tr_bin_info_to_bazaar_json(const tr_bin_info *b, json_t *sample)
     json_object_set_new(sample, "telfhash", str_or_null(b ? b->telfhash : NULL));
     json_object_set_new(sample, "gimphash", str_or_null(b ? b->gimphash : NULL));
     json_object_set_new(sample, "dhash_icon", str_or_null(b ? b->dhash_icon : NULL));
+    json_t *ole = b && b->ole_json ? json_loads(b->ole_json, 0, NULL) : NULL;
+    json_object_set_new(sample, "ole_information", ole ? ole : json_array());
 }

@@ -40,6 +40,7 @@ typedef struct tr_bin_info {
     char telfhash[TR_TELFHASH_MAX];   /* "t1" + 70 hex, or "" */
     char gimphash[TR_SHA256_HEX];     /* 64 hex, or "" */
     char dhash_icon[TR_DHASH_HEX];    /* 16 hex, or "" */
+    char *ole_json;                   /* Office documents: ole_information as JSON text */
     tr_cert *certs;
     size_t n_certs;
 } tr_bin_info;
@@ -85,12 +86,18 @@ int tr_telfhash_of_list(const char *list, size_t len, char out[TR_TELFHASH_MAX])
 int tr_gimphash_names(const unsigned char *p, size_t n, char **out);
 int tr_gimphash(const unsigned char *p, size_t n, char out[TR_SHA256_HEX]);
 
+/* ---- Office ------------------------------------------------------------ */
+/* An OLE2 file, or an OOXML file carrying a VBA project, as a JSON object
+ * (text, caller frees): container, macros, vba_project, vba_modules (their
+ * names) and streams (name, size). NULL for anything else. */
+char *tr_ole_info_json(const unsigned char *p, size_t n);
+
 /* ---- MalwareBazaar's fields -------------------------------------------- */
 struct json_t;
 /* Bazaar's code_sign array (NULL -> json null when there are none). */
 struct json_t *tr_bin_code_sign_json(const tr_bin_info *b);
-/* Sets code_sign, telfhash, gimphash and dhash_icon on a sample object
- * (null when unknown). */
+/* Sets code_sign, telfhash, gimphash, dhash_icon (null when unknown) and
+ * ole_information ([] when not an Office document) on a sample object. */
 void tr_bin_info_to_bazaar_json(const tr_bin_info *b, struct json_t *sample);
 /* The CN of an X.509 name in YARA's "/K=V/K=V" form; caller frees. */
 char *tr_cert_cn(const char *name);

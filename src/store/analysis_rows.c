@@ -48,7 +48,7 @@ int store_analysis_put(tr_store *s, int64_t id, const tr_bin_info *b, tr_error *
         return fail(s, err, "deleting certificates");
     if (sqlite3_prepare_v2(db,
                            "INSERT OR REPLACE INTO sample_analysis(sample_id, version, telfhash,"
-                           " gimphash, dhash_icon) VALUES(?,?,?,?,?)",
+                           " gimphash, dhash_icon, ole) VALUES(?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK)
         return fail(s, err, "preparing an analysis insert");
     sqlite3_bind_int64(st, 1, id);
@@ -56,6 +56,7 @@ int store_analysis_put(tr_store *s, int64_t id, const tr_bin_info *b, tr_error *
     sqlite3_bind_text(st, 3, b->telfhash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, b->gimphash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, b->dhash_icon, -1, SQLITE_STATIC);
+    bind_or_null(st, 6, b->ole_json);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
@@ -135,7 +136,8 @@ int store_analysis_load(tr_store *s, int64_t id, tr_bin_info **out, tr_error *er
         return 0;
     sqlite3 *db = store_db(s);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT telfhash, gimphash, dhash_icon FROM sample_analysis WHERE sample_id=?", -1, &st,
+    if (sqlite3_prepare_v2(db, "SELECT telfhash, gimphash, dhash_icon, ole FROM sample_analysis"
+                           " WHERE sample_id=?", -1, &st,
                            NULL) != SQLITE_OK)
         return fail(s, err, "reading an analysis");
     sqlite3_bind_int64(st, 1, id);
@@ -148,6 +150,7 @@ int store_analysis_load(tr_store *s, int64_t id, tr_bin_info **out, tr_error *er
         snprintf((*out)->gimphash, sizeof (*out)->gimphash, "%s", t ? (const char *)t : "");
         t = sqlite3_column_text(st, 2);
         snprintf((*out)->dhash_icon, sizeof (*out)->dhash_icon, "%s", t ? (const char *)t : "");
+        (*out)->ole_json = col_dup(st, 3);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW)

@@ -78,7 +78,7 @@ static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS sample_analysis("
     " sample_id INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,"
     " version INTEGER NOT NULL, telfhash TEXT NOT NULL DEFAULT '',"
-    " gimphash TEXT NOT NULL DEFAULT '', dhash_icon TEXT NOT NULL DEFAULT '');"
+    " gimphash TEXT NOT NULL DEFAULT '', dhash_icon TEXT NOT NULL DEFAULT '', ole TEXT);"
     "CREATE INDEX IF NOT EXISTS sample_analysis_telfhash ON sample_analysis(telfhash)"
     " WHERE telfhash != '';"
     "CREATE INDEX IF NOT EXISTS sample_analysis_gimphash ON sample_analysis(gimphash)"

@@ -269,3 +269,21 @@ def test_dhash_icon_query(secure_server, keys, tmp_path):
     assert bz(secure_server, key, query="get_dhash_icon", dhash_icon="0" * 16)["query_status"] == "no_results"
     assert bz(secure_server, key, query="get_dhash_icon")["query_status"] == "no_dhash_icon"
     assert bz(secure_server, key, query="get_dhash_icon", dhash_icon="xyz")["query_status"] == "illegal_dhash_icon"
+
+
+def test_ole_information(secure_server, keys, tmp_path):
+    """get_info's ole_information: an object for an Office file (here the
+    compound file with a VBA project that test_analysis_ole writes, kept as
+    a fuzz seed), [] for anything else."""
+    key = keys["analyst"]
+    doc = tmp_path / "invoice.doc"
+    with open(os.path.join(ROOT, "fuzz", "seeds", "analysis_ole", "macros.doc"), "rb") as f:
+        doc.write_bytes(f.read())
+    sha = upload(secure_server, key, doc, "Emotet")
+    info = bz(secure_server, key, query="get_info", hash=sha)["data"][0]["ole_information"]
+    assert info["container"] == "ole2" and info["macros"] is True and info["vba_project"] is True
+    assert info["vba_modules"] == ["Dropper"]
+    assert any(s["name"] == "Macros/VBA/dir" and s["size"] > 0 for s in info["streams"])
+    (tmp_path / "plain.bin").write_bytes(b"plain bytes " * 10)
+    other = upload(secure_server, key, tmp_path / "plain.bin", "x")
+    assert bz(secure_server, key, query="get_info", hash=other)["data"][0]["ole_information"] == []
