@@ -11,7 +11,7 @@ BUILD_PKGS=(
   libpcap-dev
   libgeoip-dev libmaxminddb-dev
   libpsl-dev libxml2-dev libpoppler-glib-dev libgmime-3.0-dev
-  libpng-dev libgsf-1-dev
+  libpng-dev libgsf-1-dev libclamav-dev
 )
 RUN_PKGS=( libmagic-mgc yara sqlite3 geoip-database publicsuffix )
 TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema ssdeep tlsh-tools p7zip-full chromium

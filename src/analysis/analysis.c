@@ -24,6 +24,9 @@ void tr_bin_info_free(tr_bin_info *b)
         tr_cert_free(&b->certs[i]);
     free(b->certs);
     free(b->ole_json);
+    for (size_t i = 0; i < b->n_clamav; i++)
+        free(b->clamav[i]);
+    free(b->clamav);
     free(b);
 }
 
@@ -34,6 +37,8 @@ tr_bin_info *tr_bin_analyze(tr_binan *a, const unsigned char *p, size_t n)
     tr_gimphash(p, n, b->gimphash);
     tr_pe_analyze(a, p, n, b);
     b->ole_json = tr_ole_info_json(p, n);
+    if (tr_clamav_scan(p, n, b) != 0)
+        tr_log(TR_LOG_WARN, "ClamAV could not scan a sample; it is stored without detections");
     return b;
 }
 
@@ -88,4 +93,17 @@ void tr_bin_info_to_bazaar_json(const tr_bin_info *b, json_t *sample)
     json_object_set_new(sample, "dhash_icon", str_or_null(b ? b->dhash_icon : NULL));
     json_t *ole = b && b->ole_json ? json_loads(b->ole_json, 0, NULL) : NULL;
     json_object_set_new(sample, "ole_information", ole ? ole : json_array());
+    /* Bazaar's intelligence object may already be there with other keys. */
+    json_t *intel = json_object_get(sample, "intelligence");
+    if (!json_is_object(intel)) {
+        intel = json_object();
+        json_object_set_new(sample, "intelligence", intel);
+    }
+    json_t *names = json_null();
+    if (b && b->n_clamav) {
+        names = json_array();
+        for (size_t i = 0; i < b->n_clamav; i++)
+            json_array_append_new(names, json_string(b->clamav[i]));
+    }
+    json_object_set_new(intel, "clamav", names);
 }

@@ -11,6 +11,7 @@
 #ifndef TRAWL_ANALYSIS_H
 #define TRAWL_ANALYSIS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,9 @@ typedef struct tr_bin_info {
     char gimphash[TR_SHA256_HEX];     /* 64 hex, or "" */
     char dhash_icon[TR_DHASH_HEX];    /* 16 hex, or "" */
     char *ole_json;                   /* Office documents: ole_information as JSON text */
+    char **clamav;                    /* ClamAV signature names */
+    size_t n_clamav;
+    bool clamav_scanned;              /* false: no database was configured */
     tr_cert *certs;
     size_t n_certs;
 } tr_bin_info;
@@ -92,12 +96,23 @@ int tr_gimphash(const unsigned char *p, size_t n, char out[TR_SHA256_HEX]);
  * names) and streams (name, size). NULL for anything else. */
 char *tr_ole_info_json(const unsigned char *p, size_t n);
 
+/* ---- ClamAV ------------------------------------------------------------ */
+/* Loads a signature database (a directory or file, as clamscan -d takes)
+ * into the process's one engine; later analyses scan with it. A second call
+ * with another database fails. */
+int tr_clamav_configure(const char *db, tr_error *err);
+bool tr_clamav_enabled(void);
+/* Every signature matching the bytes into out (clamav, clamav_scanned):
+ * 0, or -1 when libclamav failed; nothing when no database is configured. */
+int tr_clamav_scan(const unsigned char *p, size_t n, tr_bin_info *out);
+
 /* ---- MalwareBazaar's fields -------------------------------------------- */
 struct json_t;
 /* Bazaar's code_sign array (NULL -> json null when there are none). */
 struct json_t *tr_bin_code_sign_json(const tr_bin_info *b);
-/* Sets code_sign, telfhash, gimphash, dhash_icon (null when unknown) and
- * ole_information ([] when not an Office document) on a sample object. */
+/* Sets code_sign, telfhash, gimphash, dhash_icon (null when unknown),
+ * ole_information ([] when not an Office document) and intelligence.clamav
+ * (null without detections) on a sample object. */
 void tr_bin_info_to_bazaar_json(const tr_bin_info *b, struct json_t *sample);
 /* The CN of an X.509 name in YARA's "/K=V/K=V" form; caller frees. */
 char *tr_cert_cn(const char *name);

@@ -1,17 +1,21 @@
-/* trawl analyze [--all]: the binary analysis (telfhash, code-signing
- * certificates) for samples stored before it existed or by an older
- * version of it. New samples are analysed when they are added. */
+/* trawl analyze [--all] [--clamav-db DIR]: the binary analysis for samples
+ * stored before it existed or by an older version of it, and a ClamAV scan
+ * of those never scanned. New samples are analysed when they are added. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "analysis/analysis.h"
 #include "cli/cli.h"
 #include "store/store.h"
 
 static int usage(void)
 {
-    printf("usage: trawl analyze [--all]\n"
-           "Computes telfhash and code-signing certificates for the stored samples that\n"
-           "lack them (samples added before this analysis existed). --all: every sample.\n");
+    printf("usage: trawl analyze [--all] [--clamav-db DIR ($TRAWL_CLAMAV_DB)]\n"
+           "Runs the binary analysis (telfhash, gimphash, dhash_icon, code signing,\n"
+           "ole_information) for the stored samples that lack it (added before it existed,\n"
+           "or by an older version). With a ClamAV database, also scans the samples never\n"
+           "scanned with one. --all: every sample.\n");
     return CLI_OK;
 }
 
@@ -31,9 +35,12 @@ static void on_sample(void *arg, const char *sha256, const char *error)
 int cli_cmd_analyze(const cli_ctx *ctx, int argc, char **argv)
 {
     bool all = false;
+    const char *clamav_db = getenv("TRAWL_CLAMAV_DB");
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--all") == 0)
             all = true;
+        else if (strcmp(argv[i], "--clamav-db") == 0 && i + 1 < argc)
+            clamav_db = argv[++i];
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return usage();
         else {
@@ -42,6 +49,10 @@ int cli_cmd_analyze(const cli_ctx *ctx, int argc, char **argv)
         }
     }
     tr_error err;
+    if (clamav_db && *clamav_db && tr_clamav_configure(clamav_db, &err) != 0) {
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
+    }
     tr_store *s = NULL;
     if (tr_store_open(ctx->data_dir, 0, &s, &err) != 0) {
         cli_error("%s", err.msg);

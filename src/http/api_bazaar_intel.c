@@ -1,5 +1,5 @@
 /* MalwareBazaar's queries over the binary analysis: get_telfhash, get_gimphash,
- * get_dhash_icon, get_certificate, get_issuerinfo, get_subjectinfo and get_cscb (the
+ * get_dhash_icon, get_clamavinfo, get_certificate, get_issuerinfo, get_subjectinfo and get_cscb (the
  * code-signing certificate blocklist). Parameters, status words and shapes
  * follow Bazaar's API documentation; see docs/analysis.md. */
 #include <ctype.h>
@@ -199,6 +199,14 @@ int bazaar_intel_query(http_request *r, const char *q, enum MHD_Result *sent)
             *sent = status_only(r, "illegal_dhash_icon");
         else
             *sent = samples_by(r, TR_AKEY_DHASH_ICON, v);
+        return 1;
+    }
+    if (strcmp(q, "get_clamavinfo") == 0) {
+        const char *v = http_upload_field(r->upload, "clamav");
+        if (!v || !*v)
+            *sent = status_only(r, "no_clamav");
+        else
+            *sent = samples_by(r, TR_AKEY_CLAMAV, v);
         return 1;
     }
     if (strcmp(q, "get_certificate") == 0) {

@@ -38,17 +38,21 @@ int store_analysis_put(tr_store *s, int64_t id, const tr_bin_info *b, tr_error *
 {
     sqlite3 *db = store_db(s);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "DELETE FROM sample_certs WHERE sample_id=?", -1, &st, NULL) !=
-        SQLITE_OK)
-        return fail(s, err, "preparing a certificate delete");
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return fail(s, err, "deleting certificates");
+    int rc;
+    static const char *const clear[] = {"DELETE FROM sample_certs WHERE sample_id=?",
+                                        "DELETE FROM sample_clamav WHERE sample_id=?"};
+    for (size_t i = 0; i < 2; i++) {
+        if (sqlite3_prepare_v2(db, clear[i], -1, &st, NULL) != SQLITE_OK)
+            return fail(s, err, "preparing an analysis delete");
+        sqlite3_bind_int64(st, 1, id);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            return fail(s, err, "clearing an analysis");
+    }
     if (sqlite3_prepare_v2(db,
                            "INSERT OR REPLACE INTO sample_analysis(sample_id, version, telfhash,"
-                           " gimphash, dhash_icon, ole) VALUES(?,?,?,?,?,?)",
+                           " gimphash, dhash_icon, ole, clamav_scanned) VALUES(?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK)
         return fail(s, err, "preparing an analysis insert");
     sqlite3_bind_int64(st, 1, id);
@@ -57,10 +61,26 @@ int store_analysis_put(tr_store *s, int64_t id, const tr_bin_info *b, tr_error *
     sqlite3_bind_text(st, 4, b->gimphash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, b->dhash_icon, -1, SQLITE_STATIC);
     bind_or_null(st, 6, b->ole_json);
+    sqlite3_bind_int(st, 7, b->clamav_scanned ? 1 : 0);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return fail(s, err, "storing an analysis");
+    if (b->n_clamav) {
+        if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO sample_clamav(sample_id, name) VALUES(?,?)",
+                               -1, &st, NULL) != SQLITE_OK)
+            return fail(s, err, "preparing a detection insert");
+        for (size_t i = 0; i < b->n_clamav; i++) {
+            sqlite3_reset(st);
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_text(st, 2, b->clamav[i], -1, SQLITE_STATIC);
+            if (sqlite3_step(st) != SQLITE_DONE) {
+                sqlite3_finalize(st);
+                return fail(s, err, "storing a detection");
+            }
+        }
+        sqlite3_finalize(st);
+    }
     if (b->n_certs == 0)
         return 0;
     if (sqlite3_prepare_v2(db,
@@ -129,6 +149,23 @@ static void cert_from_row(sqlite3_stmt *st, int col, tr_cert *c)
     c->valid_to = sqlite3_column_int64(st, col + 8);
 }
 
+static int load_names(tr_store *s, int64_t id, char ***names, size_t *n, tr_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store_db(s),
+                           "SELECT name FROM sample_clamav WHERE sample_id=? ORDER BY name", -1, &st,
+                           NULL) != SQLITE_OK)
+        return fail(s, err, "reading detections");
+    sqlite3_bind_int64(st, 1, id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *names = tr_xrealloc(*names, (*n + 1) * sizeof **names);
+        (*names)[(*n)++] = col_dup(st, 0);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, err, "reading detections");
+}
+
 int store_analysis_load(tr_store *s, int64_t id, tr_bin_info **out, tr_error *err)
 {
     *out = NULL;
@@ -136,7 +173,7 @@ int store_analysis_load(tr_store *s, int64_t id, tr_bin_info **out, tr_error *er
         return 0;
     sqlite3 *db = store_db(s);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT telfhash, gimphash, dhash_icon, ole FROM sample_analysis"
+    if (sqlite3_prepare_v2(db, "SELECT telfhash, gimphash, dhash_icon, ole, clamav_scanned FROM sample_analysis"
                            " WHERE sample_id=?", -1, &st,
                            NULL) != SQLITE_OK)
         return fail(s, err, "reading an analysis");
@@ -151,6 +188,7 @@ int store_analysis_load(tr_store *s, int64_t id, tr_bin_info **out, tr_error *er
         t = sqlite3_column_text(st, 2);
         snprintf((*out)->dhash_icon, sizeof (*out)->dhash_icon, "%s", t ? (const char *)t : "");
         (*out)->ole_json = col_dup(st, 3);
+        (*out)->clamav_scanned = sqlite3_column_int(st, 4) != 0;
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW)
@@ -160,6 +198,11 @@ int store_analysis_load(tr_store *s, int64_t id, tr_bin_info **out, tr_error *er
         return fail(s, err, "reading certificates");
     sqlite3_bind_int64(st, 1, id);
     tr_bin_info *b = *out;
+    char ***cl = &b->clamav;
+    if (load_names(s, id, cl, &b->n_clamav, err) != 0) {
+        sqlite3_finalize(st);
+        return -1;
+    }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         b->certs = tr_xrealloc(b->certs, (b->n_certs + 1) * sizeof *b->certs);
         memset(&b->certs[b->n_certs], 0, sizeof *b->certs);
@@ -183,6 +226,8 @@ int tr_store_analysis_ids(tr_store *s, tr_analysis_key key, const char *value, i
                              " AND gimphash != '' ORDER BY sample_id DESC LIMIT ?2",
         [TR_AKEY_DHASH_ICON] = "SELECT sample_id FROM sample_analysis WHERE dhash_icon = lower(?1)"
                                " AND dhash_icon != '' ORDER BY sample_id DESC LIMIT ?2",
+        [TR_AKEY_CLAMAV] = "SELECT sample_id FROM sample_clamav WHERE name = ?1"
+                           " ORDER BY sample_id DESC LIMIT ?2",
         [TR_AKEY_SERIAL] = "SELECT DISTINCT sample_id FROM sample_certs WHERE serial = ?1"
                            " ORDER BY sample_id DESC LIMIT ?2",
         [TR_AKEY_ISSUER_CN] = "SELECT DISTINCT sample_id FROM sample_certs"
@@ -276,12 +321,14 @@ int tr_store_analyze_backfill(tr_store *s, bool redo, tr_analyze_cb cb, void *ar
         if (sqlite3_prepare_v2(db,
                                "SELECT x.id, x.sha256 FROM samples x LEFT JOIN sample_analysis a"
                                " ON a.sample_id = x.id WHERE x.id > ?1 AND (?2 OR a.sample_id IS NULL"
-                               " OR a.version < ?3) ORDER BY x.id LIMIT 64",
+                               " OR a.version < ?3 OR (?4 AND a.clamav_scanned = 0))"
+                               " ORDER BY x.id LIMIT 64",
                                -1, &st, NULL) != SQLITE_OK)
             return fail(s, err, "listing samples to analyse");
         sqlite3_bind_int64(st, 1, after);
         sqlite3_bind_int(st, 2, redo ? 1 : 0);
         sqlite3_bind_int(st, 3, TR_ANALYSIS_VERSION);
+        sqlite3_bind_int(st, 4, tr_clamav_enabled() ? 1 : 0);
         int64_t ids[64];
         char sha[64][TR_SHA256_HEX];
         size_t k = 0;

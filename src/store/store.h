@@ -223,6 +223,7 @@ typedef enum tr_analysis_key {
     TR_AKEY_TELFHASH,
     TR_AKEY_GIMPHASH,
     TR_AKEY_DHASH_ICON,
+    TR_AKEY_CLAMAV,           /* a ClamAV signature name, exact */
     TR_AKEY_SERIAL,           /* certificate serial, lowercase hex */
     TR_AKEY_ISSUER_CN,        /* case-insensitive */
     TR_AKEY_SUBJECT_CN,
@@ -242,7 +243,8 @@ void tr_cscb_free(tr_cscb_entry *e, size_t n);
 
 /* Called per sample: error NULL when analysed, else why it was skipped. */
 typedef void (*tr_analyze_cb)(void *arg, const char *sha256, const char *error);
-/* Analyses the samples without results of the current version (redo: every
+/* Analyses the samples without results of the current version, and those
+ * never scanned by ClamAV when a database is configured (redo: every
  * sample). *done: how many were analysed. */
 int tr_store_analyze_backfill(tr_store *s, bool redo, tr_analyze_cb cb, void *arg,
                               int64_t *done, tr_error *err);

@@ -287,3 +287,58 @@ def test_ole_information(secure_server, keys, tmp_path):
     (tmp_path / "plain.bin").write_bytes(b"plain bytes " * 10)
     other = upload(secure_server, key, tmp_path / "plain.bin", "x")
     assert bz(secure_server, key, query="get_info", hash=other)["data"][0]["ole_information"] == []
+
+
+MARKER = b"TRAWL-CLAMAV-E2E-MARKER"
+
+
+def clamav_db(tmp_path, monkeypatch):
+    """A one-signature ClamAV database (a body signature for MARKER)."""
+    db = tmp_path / "clamav"
+    db.mkdir()
+    (db / "trawl.ndb").write_text("Trawl.Test.E2E:0:*:%s\n" % MARKER.hex())
+    # libclamav loses a few blocks loading a database; only those are excused.
+    supp = tmp_path / "lsan.supp"
+    supp.write_text("leak:libclamav.so\n")
+    monkeypatch.setenv("LSAN_OPTIONS", "suppressions=%s" % supp)
+    return db
+
+
+def test_clamav(trawl, keys, tmp_path, monkeypatch):
+    db = clamav_db(tmp_path, monkeypatch)
+    old = tmp_path / "old.txt"
+    old.write_bytes(b"stored before ClamAV was configured " + MARKER)
+    trawl.run("add", old, check=0)
+    srv = Server(trawl, "--clamav-db", str(db))
+    try:
+        key = keys["analyst"]
+        f = tmp_path / "marked.txt"
+        f.write_bytes(b"some text " + MARKER + b" more text")
+        sha = upload(srv, key, f, "TestFamily")
+        s = bz(srv, key, query="get_info", hash=sha)["data"][0]
+        [name] = s["intelligence"]["clamav"]
+        assert name.startswith("Trawl.Test.E2E")
+        doc = bz(srv, key, query="get_clamavinfo", clamav=name)
+        assert doc["query_status"] == "ok" and [x["sha256_hash"] for x in doc["data"]] == [sha]
+        assert bz(srv, key, query="get_clamavinfo", clamav="Nothing.Like.This")["query_status"] == "no_results"
+        assert bz(srv, key, query="get_clamavinfo")["query_status"] == "no_clamav"
+        (tmp_path / "clean.txt").write_bytes(b"nothing to see")
+        clean = upload(srv, key, tmp_path / "clean.txt", "x")
+        assert bz(srv, key, query="get_info", hash=clean)["data"][0]["intelligence"]["clamav"] is None
+        # The sample added without ClamAV is scanned by trawl analyze.
+        old_sha = hashlib.sha256(old.read_bytes()).hexdigest()
+        assert bz(srv, key, query="get_info", hash=old_sha)["data"][0]["intelligence"]["clamav"] is None
+        p = trawl.run("analyze", "--clamav-db", str(db), check=0)
+        assert "analysed 1 samples" in p.stdout
+        doc = bz(srv, key, query="get_clamavinfo", clamav=name)
+        assert sorted(x["sha256_hash"] for x in doc["data"]) == sorted([sha, old_sha])
+    finally:
+        srv.stop()
+    assert trawl.run("analyze", "--clamav-db", str(tmp_path / "missing")).returncode == 1
+
+
+def test_clamav_not_configured(secure_server, keys, tmp_path):
+    (tmp_path / "m.txt").write_bytes(MARKER)
+    sha = upload(secure_server, keys["analyst"], tmp_path / "m.txt", "x")
+    s = bz(secure_server, keys["analyst"], query="get_info", hash=sha)["data"][0]
+    assert s["intelligence"]["clamav"] is None
