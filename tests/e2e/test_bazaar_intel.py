@@ -158,6 +158,12 @@ def test_analyze_backfills_an_old_store(trawl, tmp_path):
     assert "analysed 0 samples" in trawl.run("analyze", check=0).stdout
     assert "analysed 2 samples" in trawl.run("analyze", "--all", check=0).stdout
     assert trawl.run("analyze", "--bogus").returncode == 2
+    # Removing a sample removes what was found in it.
+    trawl.run("rm", hashlib.sha256(pe.read_bytes()).hexdigest(), check=0)
+    db = sqlite3.connect(tmp_path / "data" / "trawl.db")
+    assert db.execute("SELECT count(*) FROM sample_certs").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM sample_analysis").fetchone() == (1,)
+    db.close()
 
 
 def test_analysis_doc_example_runs(secure_server, keys):
