@@ -112,16 +112,25 @@ int store_analysis_put(tr_store *s, int64_t id, const tr_bin_info *b, tr_error *
     return 0;
 }
 
-int store_analysis_of_file(tr_store *s, int64_t id, const char *path, tr_error *err)
+int store_analyze_staged(tr_store *s, const char *path, tr_bin_info **out, tr_error *err)
 {
+    *out = NULL;
     tr_binan *a = store_binan(s, err);
     if (!a)
         return -1;
     tr_map m;
     if (tr_map_open(&m, path, err) != 0)
         return -1;
-    tr_bin_info *b = tr_bin_analyze(a, m.data, m.len);
+    *out = tr_bin_analyze(a, m.data, m.len);
     tr_map_close(&m);
+    return 0;
+}
+
+int store_analysis_of_file(tr_store *s, int64_t id, const char *path, tr_error *err)
+{
+    tr_bin_info *b = NULL;
+    if (store_analyze_staged(s, path, &b, err) != 0)
+        return -1;
     int rc = store_analysis_put(s, id, b, err);
     tr_bin_info_free(b);
     return rc;

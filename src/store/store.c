@@ -523,8 +523,8 @@ static int merge_duplicate(tr_store *s, int64_t id, const tr_ingest_meta *m, int
     return insert_names_tags(s, id, m, err);
 }
 
-static int insert_sample(tr_store *s, const tr_staged *sg, const tr_ingest_meta *m, int64_t now,
-                         int64_t *id, tr_error *err)
+static int insert_sample(tr_store *s, const tr_staged *sg, const tr_bin_info *bin,
+                         const tr_ingest_meta *m, int64_t now, int64_t *id, tr_error *err)
 {
     sqlite3_stmt *st = NULL;
     if (db_prepare(s,
@@ -558,7 +558,10 @@ static int insert_sample(tr_store *s, const tr_staged *sg, const tr_ingest_meta 
     *id = sqlite3_last_insert_rowid(s->db);
     if (insert_names_tags(s, *id, m, err) != 0)
         return -1;
-    return store_analysis_of_file(s, *id, sg->tmp_path, err);
+    /* Analysed before the lock was taken, unless another writer stored the
+     * same bytes meanwhile and then removed them. */
+    return bin ? store_analysis_put(s, *id, bin, err)
+               : store_analysis_of_file(s, *id, sg->tmp_path, err);
 }
 
 static int sync_store_fs(tr_store *s, tr_error *err)
@@ -599,7 +602,16 @@ int tr_store_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta, 
     }
     int64_t now = tr_now_unix();
     bool *place = tr_xcalloc(n, sizeof *place);
-    int rc = db_exec(s, "BEGIN IMMEDIATE", err);
+    /* The binary analysis (analysis_rows.c) of the samples that look new,
+     * before the write lock: a ClamAV scan or a PE parse must not hold
+     * other writers back. */
+    tr_bin_info **bins = tr_xcalloc(n, sizeof *bins);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (store_has_sha256(s, staged[i].d.sha256) == 0)
+            rc = store_analyze_staged(s, staged[i].tmp_path, &bins[i], err);
+    if (rc == 0)
+        rc = db_exec(s, "BEGIN IMMEDIATE", err);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         int64_t id = 0;
         int found = find_id(s, staged[i].d.sha256, &id, err);
@@ -609,7 +621,7 @@ int tr_store_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta, 
             rc = merge_duplicate(s, id, &meta[i], now, err);
             results[i] = (tr_ingest_result){id, false};
         } else {
-            rc = insert_sample(s, &staged[i], &meta[i], now, &id, err);
+            rc = insert_sample(s, &staged[i], bins[i], &meta[i], now, &id, err);
             results[i] = (tr_ingest_result){id, true};
             place[i] = true;
         }
@@ -634,8 +646,11 @@ int tr_store_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta, 
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     /* Blobs placed by a failed batch stay as unreferenced blobs: fsck adopts
      * them, and re-adding the file finds them in place. */
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         tr_store_unstage(&staged[i]);
+        tr_bin_info_free(bins[i]);
+    }
+    free(bins);
     free(place);
     return rc;
 }

@@ -19,6 +19,8 @@ tr_binan *store_binan(tr_store *s, tr_error *err);
  * transaction; loaded as NULL when the sample was never analysed. */
 int store_analysis_put(tr_store *s, int64_t id, const tr_bin_info *b, tr_error *err);
 int store_analysis_of_file(tr_store *s, int64_t id, const char *path, tr_error *err);
+/* The analysis of a staged file, without writing anything. */
+int store_analyze_staged(tr_store *s, const char *path, tr_bin_info **out, tr_error *err);
 int store_analysis_load(tr_store *s, int64_t id, tr_bin_info **out, tr_error *err);
 
 #endif
