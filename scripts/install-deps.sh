@@ -11,12 +11,13 @@ BUILD_PKGS=(
   libpcap-dev
   libgeoip-dev libmaxminddb-dev
   libpsl-dev libxml2-dev libpoppler-glib-dev libgmime-3.0-dev
+  libpng-dev libgsf-1-dev libclamav-dev
 )
 RUN_PKGS=( libmagic-mgc yara sqlite3 geoip-database publicsuffix )
 TEST_PKGS=( libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema ssdeep tlsh-tools p7zip-full chromium
   tcpdump redis-tools netcat-openbsd openssh-client curl openssl
   iproute2 nmap masscan zmap hping3 telnet tshark
-  groff qpdf time )
+  groff qpdf time osslsigncode golang-go )
 
 want=( "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${TEST_PKGS[@]}" )
 # Browser tests run playwright-core under Node.js; use the machine's node if it has one.

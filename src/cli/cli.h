@@ -34,6 +34,7 @@ int cli_cmd_kb(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_import(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_export(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_report(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_analyze(const cli_ctx *ctx, int argc, char **argv);
 
 /* Options of a command that takes only --json and --help: returns -1 to go
  * on (optind at the first operand), else the exit code (help printed to

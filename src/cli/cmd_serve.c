@@ -9,6 +9,7 @@
 #include "auth/auth.h"
 #include "cli/cli.h"
 #include "http/http.h"
+#include "analysis/analysis.h"
 #include "store/store.h"
 
 static bool key_exists(const char *data_dir)
@@ -36,9 +37,11 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
                                          {"allowed-host", required_argument, NULL, 'H'},
                                          {"hunt-time-limit", required_argument, NULL, 'L'},
                                          {"kb-sync", required_argument, NULL, 'K'},
+                                         {"clamav-db", required_argument, NULL, 'C'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     tr_http_config cfg = {.data_dir = ctx->data_dir, .listen = "127.0.0.1:8080", .threads = 4};
+    const char *clamav_db = getenv("TRAWL_CLAMAV_DB");
     const char *hosts[64];
     size_t nhosts = 0;
     int c;
@@ -101,6 +104,7 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
             cfg.hunt_time_limit = (unsigned)n;
             break;
         }
+        case 'C': clamav_db = optarg; break;
         case 'K': {
             char *end = NULL;
             long n = strtol(optarg, &end, 10);
@@ -136,6 +140,7 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
                    "                   [--live-queue N (1024)] [--per-ip-connections N (64)]\n"
                    "                   [--header-timeout SECONDS (10)] [--allowed-host NAME]...\n"
                    "                   [--hunt-time-limit SECONDS (3600)] [--kb-sync SECONDS (120)]\n"
+                   "                   [--clamav-db DIR ($TRAWL_CLAMAV_DB)]\n"
                    "Every write needs an API key ('trawl key add'); --anonymous-read lets\n"
                    "anyone who reaches the port list, search and download. Hunts run in the\n"
                    "server, two at a time, sharing N verification workers (default: cores), each\n"
@@ -147,7 +152,9 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
                    "its address, localhost, or an --allowed-host NAME (others get 421).\n"
                    "docs/security.md has every limit. Every --kb-sync seconds, if anything was\n"
                    "stored since, trawl's data is linked into the knowledge base (trawl kb sync;\n"
-                   "0: only when asked).\n");
+                   "0: only when asked).\n"
+                   "With a ClamAV database, new samples are scanned with it (intelligence.clamav,\n"
+                   "get_clamavinfo; docs/analysis.md).\n");
             return CLI_OK;
         default:
             return CLI_USAGE;
@@ -162,6 +169,10 @@ int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv)
     if (tr_parse_listen(cfg.listen, &probe, &err) != 0) {
         cli_error("%s", err.msg);
         return CLI_USAGE;
+    }
+    if (clamav_db && *clamav_db && tr_clamav_configure(clamav_db, &err) != 0) {
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
     }
     /* Create the data directory up front so that every request can open
      * the store read-only. */

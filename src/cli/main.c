@@ -23,6 +23,7 @@ static const command commands[] = {
     {"ls", cli_cmd_ls, "list samples, newest first"},
     {"rm", cli_cmd_rm, "remove a sample"},
     {"fsck", cli_cmd_fsck, "check (and --repair) the store's consistency"},
+    {"analyze", cli_cmd_analyze, "telfhash and code-signing certificates for stored samples"},
     {"index", cli_cmd_index, "index status, update, compact, verify"},
     {"hunt", cli_cmd_hunt, "find the samples matching YARA rules (retrohunt)"},
     {"hunts", cli_cmd_hunts, "list hunt jobs"},

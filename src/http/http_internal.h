@@ -137,6 +137,9 @@ enum MHD_Result http_send_bazaar_error(http_request *r, unsigned status, const c
 enum MHD_Result http_bazaar_list(http_request *r, tr_sample_filter *f, const char *no_results);
 /* GET /export/...: Bazaar's bulk exports and daily zips (api_export.c). */
 enum MHD_Result api_export(http_request *r);
+/* Bazaar's queries over the binary analysis (api_bazaar_intel.c): 1 with
+ * the answer sent, 0 when q is not one of them. */
+int bazaar_intel_query(http_request *r, const char *q, enum MHD_Result *sent);
 enum MHD_Result api_hunts(http_request *r);            /* /api/hunts[/ID[/...]] */
 enum MHD_Result api_rules(http_request *r);            /* /api/rules[/NAME[/...]] */
 enum MHD_Result api_jobs(http_request *r);             /* GET /api/jobs */

@@ -2,10 +2,10 @@
  * import table behind imphash. Both libraries keep per-handle state, hence
  * one tr_analyzer per thread. */
 #include "store/store.h"
+#include "analysis/analysis.h"
 
 #include <ctype.h>
 #include <magic.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yara.h>
@@ -14,9 +14,6 @@ struct tr_analyzer {
     magic_t magic;
     YR_RULES *pe_rules;
 };
-
-/* libyara's init/fini are refcounted internally but not thread-safe. */
-static pthread_mutex_t yara_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int compile_pe_probe(YR_RULES **out, tr_error *err)
 {
@@ -49,13 +46,10 @@ int tr_analyzer_new(tr_analyzer **out, tr_error *err)
         free(a);
         return -1;
     }
-    pthread_mutex_lock(&yara_lock);
-    int yrc = yr_initialize();
-    pthread_mutex_unlock(&yara_lock);
-    if (yrc != ERROR_SUCCESS) {
+    if (tr_yara_init(err) != 0) {
         magic_close(a->magic);
         free(a);
-        return tr_fail(err, "libyara: initialisation failed (%d)", yrc);
+        return -1;
     }
     if (compile_pe_probe(&a->pe_rules, err) != 0) {
         tr_analyzer_free(a);
@@ -71,9 +65,7 @@ void tr_analyzer_free(tr_analyzer *a)
         return;
     if (a->pe_rules)
         yr_rules_destroy(a->pe_rules);
-    pthread_mutex_lock(&yara_lock);
-    yr_finalize();
-    pthread_mutex_unlock(&yara_lock);
+    tr_yara_fini();
     if (a->magic)
         magic_close(a->magic);
     free(a);

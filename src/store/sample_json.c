@@ -60,6 +60,7 @@ json_t *tr_sample_to_json(const tr_sample *s)
     json_object_set_new(o, "tags", tags);
     json_object_set_new(o, "delivery_method", str_or_null(s->delivery_method));
     json_object_set_new(o, "comments", comments);
+    tr_bin_info_to_bazaar_json(s->bin, o);
     return o;
 }
 
@@ -135,9 +136,16 @@ json_t *tr_sample_to_bazaar_json(const tr_sample *s, const tr_sample_bazaar *bz,
     if (json_array_size(json_object_get(o, "tags")) == 0)
         json_object_set_new(o, "tags", json_null());
     for (size_t i = 0; i < sizeof bazaar_defaults / sizeof bazaar_defaults[0]; i++) {
-        if (!full && !bazaar_defaults[i].in_list)
+        const char *key = bazaar_defaults[i].key;
+        if (!full && !bazaar_defaults[i].in_list) {
+            json_object_del(o, key);
             continue;
-        json_t *v = extra ? json_object_get(extra, bazaar_defaults[i].key) : NULL;
+        }
+        /* extra first, then what the sample's binary analysis already set
+         * (tr_sample_to_json), then Bazaar's empty value. */
+        json_t *v = extra ? json_object_get(extra, key) : NULL;
+        if (!v)
+            v = json_object_get(o, key);
         if (v)
             json_incref(v);
         else if (bazaar_defaults[i].empty == DEF_ARRAY)
@@ -146,9 +154,11 @@ json_t *tr_sample_to_bazaar_json(const tr_sample *s, const tr_sample_bazaar *bz,
             v = json_object();
         else
             v = json_null();
-        json_object_set_new(o, bazaar_defaults[i].key, v);
+        json_object_set_new(o, key, v);
     }
     json_t *clamav = extra ? json_object_get(extra, "clamav") : NULL;
+    if (!clamav)
+        clamav = json_object_get(json_object_get(o, "intelligence"), "clamav");
     json_object_set_new(o, "intelligence",
                         json_pack("{s:O, s:o, s:o, s:n}", "clamav", clamav ? clamav : json_null(),
                                   "downloads", counter(bz ? bz->downloads : 0), "uploads",

@@ -24,6 +24,7 @@ struct tr_store {
     char *tmp_dir;
     sqlite3 *db;
     bool readonly;
+    tr_binan *binan;          /* made on first use */
 };
 
 static const char *const schema_sql =
@@ -76,7 +77,34 @@ static const char *const schema_sql =
     "CREATE TRIGGER IF NOT EXISTS samples_total_add AFTER INSERT ON samples BEGIN"
     " UPDATE sample_totals SET n = n + 1, bytes = bytes + NEW.size WHERE id = 1; END;"
     "CREATE TRIGGER IF NOT EXISTS samples_total_del AFTER DELETE ON samples BEGIN"
-    " UPDATE sample_totals SET n = n - 1, bytes = bytes - OLD.size WHERE id = 1; END;";
+    " UPDATE sample_totals SET n = n - 1, bytes = bytes - OLD.size WHERE id = 1; END;"
+    /* The analysis module's results (analysis_rows.c). Added tables only, so
+     * an older store gains them on its next writable open; `trawl analyze`
+     * then fills them for the samples it already holds. */
+    "CREATE TABLE IF NOT EXISTS sample_analysis("
+    " sample_id INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,"
+    " version INTEGER NOT NULL, telfhash TEXT NOT NULL DEFAULT '',"
+    " gimphash TEXT NOT NULL DEFAULT '', dhash_icon TEXT NOT NULL DEFAULT '', ole TEXT,"
+    " clamav_scanned INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS sample_clamav("
+    " sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL, PRIMARY KEY(sample_id, name)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS sample_clamav_name ON sample_clamav(name);"
+    "CREATE INDEX IF NOT EXISTS sample_analysis_telfhash ON sample_analysis(telfhash)"
+    " WHERE telfhash != '';"
+    "CREATE INDEX IF NOT EXISTS sample_analysis_gimphash ON sample_analysis(gimphash)"
+    " WHERE gimphash != '';"
+    "CREATE INDEX IF NOT EXISTS sample_analysis_dhash_icon ON sample_analysis(dhash_icon)"
+    " WHERE dhash_icon != '';"
+    "CREATE TABLE IF NOT EXISTS sample_certs("
+    " sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE, idx INTEGER NOT NULL,"
+    " serial TEXT NOT NULL, thumbprint TEXT NOT NULL, issuer TEXT, subject TEXT,"
+    " issuer_cn TEXT, subject_cn TEXT, algorithm TEXT, valid_from INTEGER, valid_to INTEGER,"
+    " PRIMARY KEY(sample_id, idx)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS sample_certs_serial ON sample_certs(serial);"
+    "CREATE INDEX IF NOT EXISTS sample_certs_thumbprint ON sample_certs(thumbprint);"
+    "CREATE INDEX IF NOT EXISTS sample_certs_issuer ON sample_certs(issuer_cn COLLATE NOCASE);"
+    "CREATE INDEX IF NOT EXISTS sample_certs_subject ON sample_certs(subject_cn COLLATE NOCASE);";
 
 static int db_fail(tr_store *s, tr_error *err, const char *what)
 {
@@ -226,6 +254,7 @@ void tr_store_close(tr_store *s)
         return;
     if (s->db)
         sqlite3_close_v2(s->db);
+    tr_binan_free(s->binan);
     free(s->dir);
     free(s->samples_dir);
     free(s->tmp_dir);
@@ -245,6 +274,18 @@ bool store_readonly(const tr_store *s)
 const char *tr_store_dir(const tr_store *s)
 {
     return s->dir;
+}
+
+sqlite3 *store_db(tr_store *s)
+{
+    return s->db;
+}
+
+tr_binan *store_binan(tr_store *s, tr_error *err)
+{
+    if (!s->binan && tr_binan_new(&s->binan, err) != 0)
+        return NULL;
+    return s->binan;
 }
 
 char *tr_store_blob_path(const tr_store *s, const char *sha256)
@@ -498,8 +539,8 @@ static int merge_duplicate(tr_store *s, int64_t id, const tr_ingest_meta *m, int
     return insert_names_tags(s, id, m, err);
 }
 
-static int insert_sample(tr_store *s, const tr_staged *sg, const tr_ingest_meta *m, int64_t now,
-                         int64_t *id, tr_error *err)
+static int insert_sample(tr_store *s, const tr_staged *sg, const tr_bin_info *bin,
+                         const tr_ingest_meta *m, int64_t now, int64_t *id, tr_error *err)
 {
     sqlite3_stmt *st = NULL;
     if (db_prepare(s,
@@ -531,7 +572,12 @@ static int insert_sample(tr_store *s, const tr_staged *sg, const tr_ingest_meta 
     if (rc != SQLITE_DONE)
         return db_fail(s, err, "inserting a sample");
     *id = sqlite3_last_insert_rowid(s->db);
-    return insert_names_tags(s, *id, m, err);
+    if (insert_names_tags(s, *id, m, err) != 0)
+        return -1;
+    /* Analysed before the lock was taken, unless another writer stored the
+     * same bytes meanwhile and then removed them. */
+    return bin ? store_analysis_put(s, *id, bin, err)
+               : store_analysis_of_file(s, *id, sg->tmp_path, err);
 }
 
 static int sync_store_fs(tr_store *s, tr_error *err)
@@ -572,7 +618,16 @@ int tr_store_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta, 
     }
     int64_t now = tr_now_unix();
     bool *place = tr_xcalloc(n, sizeof *place);
-    int rc = db_exec(s, "BEGIN IMMEDIATE", err);
+    /* The binary analysis (analysis_rows.c) of the samples that look new,
+     * before the write lock: a ClamAV scan or a PE parse must not hold
+     * other writers back. */
+    tr_bin_info **bins = tr_xcalloc(n, sizeof *bins);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (store_has_sha256(s, staged[i].d.sha256) == 0)
+            rc = store_analyze_staged(s, staged[i].tmp_path, &bins[i], err);
+    if (rc == 0)
+        rc = db_exec(s, "BEGIN IMMEDIATE", err);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         int64_t id = 0;
         int found = find_id(s, staged[i].d.sha256, &id, err);
@@ -582,7 +637,7 @@ int tr_store_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta, 
             rc = merge_duplicate(s, id, &meta[i], now, err);
             results[i] = (tr_ingest_result){id, false};
         } else {
-            rc = insert_sample(s, &staged[i], &meta[i], now, &id, err);
+            rc = insert_sample(s, &staged[i], bins[i], &meta[i], now, &id, err);
             results[i] = (tr_ingest_result){id, true};
             place[i] = true;
         }
@@ -607,8 +662,11 @@ int tr_store_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta, 
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     /* Blobs placed by a failed batch stay as unreferenced blobs: fsck adopts
      * them, and re-adding the file finds them in place. */
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         tr_store_unstage(&staged[i]);
+        tr_bin_info_free(bins[i]);
+    }
+    free(bins);
     free(place);
     return rc;
 }
@@ -701,7 +759,9 @@ static int load_details(tr_store *s, tr_sample *x, tr_error *err)
         c->text = col_dup(st, 3);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_fail(s, err, "reading comments");
+    if (rc != SQLITE_DONE)
+        return db_fail(s, err, "reading comments");
+    return store_analysis_load(s, x->id, &x->bin, err);
 }
 
 static int get_where(tr_store *s, const char *where, const char *text, int64_t id,
@@ -832,6 +892,7 @@ void tr_sample_free(tr_sample *x)
     for (size_t i = 0; i < x->n_tags; i++)
         free(x->tags[i]);
     free(x->tags);
+    tr_bin_info_free(x->bin);
     for (size_t i = 0; i < x->n_comments; i++) {
         free(x->comments[i].author);
         free(x->comments[i].text);

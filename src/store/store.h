@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "analysis/analysis.h"
 #include "core/core.h"
 
 typedef struct tr_store tr_store;
@@ -60,6 +61,7 @@ typedef struct tr_sample {
     size_t n_tags;
     tr_comment *comments;
     size_t n_comments;
+    tr_bin_info *bin;         /* the analysis module's results; NULL: not analysed yet */
 } tr_sample;
 
 void tr_sample_free(tr_sample *s);
@@ -230,6 +232,38 @@ int tr_store_bazaar_count(tr_store *s, int64_t id, bool download, tr_error *err)
 /* Sets what is given: anonymous < 0 and NULL strings leave a field as it is. */
 int tr_store_bazaar_set(tr_store *s, int64_t id, int anonymous, const char *owner,
                         const char *references, const char *context, tr_error *err);
+/* ---- binary analysis (analysis module results, analysis_rows.c) ------- */
+/* Computed for each new sample at commit; samples stored before, or by an
+ * older TR_ANALYSIS_VERSION, are analysed by tr_store_analyze_backfill. */
+typedef enum tr_analysis_key {
+    TR_AKEY_TELFHASH,
+    TR_AKEY_GIMPHASH,
+    TR_AKEY_DHASH_ICON,
+    TR_AKEY_CLAMAV,           /* a ClamAV signature name, exact */
+    TR_AKEY_SERIAL,           /* certificate serial, lowercase hex */
+    TR_AKEY_ISSUER_CN,        /* case-insensitive */
+    TR_AKEY_SUBJECT_CN,
+} tr_analysis_key;
+/* Ids of samples with that value, newest first, at most limit (<= 0: all). */
+int tr_store_analysis_ids(tr_store *s, tr_analysis_key key, const char *value, int64_t limit,
+                          int64_t **ids, size_t *n, tr_error *err);
+
+/* The certificates that signed stored samples, newest first. */
+typedef struct tr_cscb_entry {
+    tr_cert cert;
+    int64_t first_seen;       /* when the first sample it signed was stored */
+    char *signature;          /* that sample's malware family, or NULL */
+} tr_cscb_entry;
+int tr_store_cscb(tr_store *s, tr_cscb_entry **out, size_t *n, tr_error *err);
+void tr_cscb_free(tr_cscb_entry *e, size_t n);
+
+/* Called per sample: error NULL when analysed, else why it was skipped. */
+typedef void (*tr_analyze_cb)(void *arg, const char *sha256, const char *error);
+/* Analyses the samples without results of the current version, and those
+ * never scanned by ClamAV when a database is configured (redo: every
+ * sample). *done: how many were analysed. */
+int tr_store_analyze_backfill(tr_store *s, bool redo, tr_analyze_cb cb, void *arg,
+                              int64_t *done, tr_error *err);
 
 /* JSON of a sample with MalwareBazaar's field names (jansson json_t *). */
 struct json_t;

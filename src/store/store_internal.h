@@ -16,4 +16,16 @@ int store_delete_row(tr_store *s, int64_t id, tr_error *err);
 /* 1 known, 0 unknown, -1 error. */
 int store_has_sha256(tr_store *s, const char *sha256);
 
+/* The database handle and the store's lazily made binary analyser. */
+struct sqlite3;
+struct sqlite3 *store_db(tr_store *s);
+tr_binan *store_binan(tr_store *s, tr_error *err);
+/* analysis_rows.c: the results of one sample, written in the caller's
+ * transaction; loaded as NULL when the sample was never analysed. */
+int store_analysis_put(tr_store *s, int64_t id, const tr_bin_info *b, tr_error *err);
+int store_analysis_of_file(tr_store *s, int64_t id, const char *path, tr_error *err);
+/* The analysis of a staged file, without writing anything. */
+int store_analyze_staged(tr_store *s, const char *path, tr_bin_info **out, tr_error *err);
+int store_analysis_load(tr_store *s, int64_t id, tr_bin_info **out, tr_error *err);
+
 #endif

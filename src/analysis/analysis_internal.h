@@ -1,0 +1,23 @@
+/* Shared by the analysis module's files only. */
+#ifndef TRAWL_ANALYSIS_INTERNAL_H
+#define TRAWL_ANALYSIS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The file range of the ELF section with this name, checked to lie inside
+ * the buffer: true when found. */
+bool elf_section_by_name(const unsigned char *p, size_t n, const char *name, size_t *off,
+                         size_t *size);
+
+/* A PE resource as libyara's pe module lists it (offset: in the file). */
+typedef struct tr_pe_resource {
+    int64_t type, id, offset, length;
+} tr_pe_resource;
+
+/* dhash of the main icon among a PE's resources: 1 computed, 0 none. */
+int icon_dhash_from_resources(const unsigned char *p, size_t n, const tr_pe_resource *r,
+                              size_t nr, char out[17]);
+
+#endif
