@@ -1136,3 +1136,110 @@ int tr_store_all_ids(tr_store *s, int64_t **ids, size_t *n, tr_error *err)
     }
     return 0;
 }
+
+/* ---- similarity-hash columns -------------------------------------------- */
+
+/* Column names come from the similar module's own table, never from a user;
+ * the check keeps a typo from turning into SQL. */
+static bool plain_identifier(const char *c)
+{
+    if (!*c)
+        return false;
+    for (; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || *c == '_' || (*c >= '0' && *c <= '9')))
+            return false;
+    return true;
+}
+
+int tr_store_has_column(tr_store *s, const char *column)
+{
+    if (!plain_identifier(column))
+        return 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM pragma_table_info('samples') WHERE name=?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, column, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int tr_store_hash_values(tr_store *s, const char *column, int64_t after, tr_hash_value **out,
+                         size_t *n, tr_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!plain_identifier(column))
+        return tr_fail(err, "'%s' is not a column name", column);
+    char *sql = tr_xasprintf("SELECT id, %s FROM samples WHERE id > ? AND %s != '' ORDER BY id",
+                             column, column);
+    sqlite3_stmt *st = NULL;
+    int prc = db_prepare(s, sql, &st, err);
+    free(sql);
+    if (prc)
+        return -1;
+    sqlite3_bind_int64(st, 1, after);
+    size_t cap = 0;
+    tr_hash_value *v = NULL;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            v = tr_xrealloc(v, cap * sizeof *v);
+        }
+        v[*n].id = sqlite3_column_int64(st, 0);
+        col_copy(st, 1, v[*n].value, sizeof v[*n].value);
+        (*n)++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        free(v);
+        *n = 0;
+        return db_fail(s, err, "reading hash values");
+    }
+    *out = v;
+    return 0;
+}
+
+int tr_store_hash_value_stats(tr_store *s, const char *column, int64_t *max_id, int64_t *count,
+                              tr_error *err)
+{
+    if (!plain_identifier(column))
+        return tr_fail(err, "'%s' is not a column name", column);
+    char *sql = tr_xasprintf("SELECT coalesce(max(id), 0), count(*) FROM samples WHERE %s != ''",
+                             column);
+    sqlite3_stmt *st = NULL;
+    int prc = db_prepare(s, sql, &st, err);
+    free(sql);
+    if (prc)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *max_id = sqlite3_column_int64(st, 0);
+        *count = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : db_fail(s, err, "counting hash values");
+}
+
+int tr_store_hash_value_of(tr_store *s, const char *column, int64_t id, char *out, size_t outsz,
+                           tr_error *err)
+{
+    if (!plain_identifier(column))
+        return tr_fail(err, "'%s' is not a column name", column);
+    char *sql = tr_xasprintf("SELECT %s FROM samples WHERE id = ?", column);
+    sqlite3_stmt *st = NULL;
+    int prc = db_prepare(s, sql, &st, err);
+    free(sql);
+    if (prc)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        col_copy(st, 0, out, outsz);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    return rc == SQLITE_DONE ? 0 : db_fail(s, err, "reading a hash value");
+}
