@@ -210,6 +210,7 @@ void sim_index_free_parts(tr_simix *ix)
     tr_map_close(&ix->map);
     free(ix->tail);
     free(ix->tail_codes);
+    free(ix->tail_ok);
     free(ix->stamp);
 }
 
