@@ -25,7 +25,7 @@ kinds=${KINDS:-tlsh ssdeep}
 data=${1:-}
 scratch=
 if [ -z "$data" ]; then
-  # Small default: 3000 files of text in families, made here.
+  # Small default: 1000 files of text in families, made here.
   scratch=$(mktemp -d "${TMPDIR:-/tmp}/trawl-similar.XXXXXX")
   trap 'rm -rf "$scratch"' EXIT
   /usr/bin/python3 - "$scratch/in" <<'PY'
@@ -35,7 +35,7 @@ os.makedirs(root)
 rnd = random.Random(5)
 words = [("".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(2, 9))))
          for _ in range(2000)]
-for f in range(300):
+for f in range(100):
     base = [" ".join(rnd.choice(words) for _ in range(10)) + "\n" for _ in range(rnd.randint(40, 600))]
     for v in range(10):
         lines = list(base)
@@ -44,7 +44,7 @@ for f in range(300):
         with open(os.path.join(root, "f%03d-%d.txt" % (f, v)), "w") as out:
             out.write("".join(lines))
 PY
-  "$trawl" --data "$scratch/data" add --quiet --no-index "$scratch/in" >/dev/null
+  "$trawl" --data "$scratch/data" add --quiet --no-index "$scratch/in" >/dev/null 2>&1
   data=$scratch/data
 fi
 echo "data: $data  queries=$queries k=$k runs=$runs  load: $(uptime | sed 's/.*load average: //')"
@@ -54,13 +54,11 @@ for kind in $kinds; do
       tr '\n' ' '
     echo
   done | tee "${scratch:-/tmp}/similar-$kind.txt"
-  awk -v kind="$kind" '{
-      for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-      r[NR] = v["recall_mean"]; s[NR] = v["speedup"]; p[NR] = v["p50_index_us"]; b[NR] = v["p50_brute_us"]
-    } END {
-      n = asort(s); asort(p); asort(b); asort(r)
-      m = int((n + 1) / 2)
-      printf "%s: median of %d runs: recall %.4f  p50 index %.1f us  p50 brute force %.1f us  speed ratio %.1fx (runs %.1f-%.1fx)\n",
-             kind, n, r[m], p[m], b[m], s[m], s[1], s[n]
-    }' "${scratch:-/tmp}/similar-$kind.txt"
+  # medians over the runs (mawk has no sort: sort per column)
+  f="${scratch:-/tmp}/similar-$kind.txt"
+  col() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" "$f" | sort -n; }
+  med() { awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+  echo "$kind: median of $runs runs: recall $(col recall_mean | med)  p50 index $(col p50_index_us | med) us" \
+       " p50 brute force $(col p50_brute_us | med) us  speed ratio $(col speedup | med)x" \
+       "(runs $(col speedup | head -1)-$(col speedup | tail -1)x)  cpu $(sed -n 's/.*cpu_s=\([0-9.+]*\).*/\1/p' "$f" | tr '\n' ' ')"
 done

@@ -13,7 +13,7 @@
 static const char usage_text[] =
     "usage: trawl similar [--by KIND] [--max N] [--json] HASH\n"
     "       trawl similar --rebuild [--by KIND]\n"
-    "       trawl similar --bench QUERIES [--by KIND] [--k K] [--slack S]\n"
+    "       trawl similar --bench QUERIES [--by KIND] [--k K] [--effort E] [--slack S]\n"
     "The stored samples nearest to the sample HASH (md5, sha1 or sha256), nearest first.\n"
     "KIND: tlsh (default; TLSH distance, lower is closer), ssdeep (score 1-100, higher\n"
     "is closer), imphash (equal import hash), telfhash (TLSH distance of ELF symbols).\n"
@@ -49,7 +49,7 @@ static double recall_of(bool score, const tr_similar_hit *ref, size_t nref,
     return (double)(ok < nref ? ok : nref) / (double)nref;
 }
 
-static int run_bench(tr_store *s, size_t kind, size_t queries, size_t k, int slack)
+static int run_bench(tr_store *s, size_t kind, size_t queries, size_t k, int slack, int effort)
 {
     tr_simix *ix = NULL;
     tr_error err;
@@ -61,6 +61,8 @@ static int run_bench(tr_store *s, size_t kind, size_t queries, size_t k, int sla
     double open_s = tr_monotonic() - t0;
     if (slack > -100001)
         tr_simix_set_slack(ix, slack);
+    if (effort >= 0)
+        tr_simix_set_effort(ix, effort);
     size_t n = tr_simix_size(ix);
     if (n < 2) {
         cli_error("the %s index holds %zu samples: nothing to measure", tr_similar_kind_name(kind), n);
@@ -137,10 +139,11 @@ int cli_cmd_similar(const cli_ctx *ctx, int argc, char **argv)
         {"by", required_argument, NULL, 'b'},    {"max", required_argument, NULL, 'n'},
         {"json", no_argument, NULL, 'j'},        {"rebuild", no_argument, NULL, 'r'},
         {"bench", required_argument, NULL, 'B'}, {"k", required_argument, NULL, 'k'},
-        {"slack", required_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
+        {"slack", required_argument, NULL, 's'}, {"effort", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     const char *by = "tlsh";
-    long max = 10, bench = 0, k = 10, slack = -100001;
+    long max = 10, bench = 0, k = 10, slack = -100001, effort = -1;
     bool json = false, rebuild = false, by_given = false;
     int c;
     optind = 0;
@@ -154,14 +157,15 @@ int cli_cmd_similar(const cli_ctx *ctx, int argc, char **argv)
         case 'n':
         case 'B':
         case 'k':
+        case 'e':
         case 's': {
             long v = strtol(optarg, &end, 10);
             if (!*optarg || *end || v < (c == 's' ? -100000 : 0) || v > 100000) {
                 cli_error("--%s needs a number from 0 to 100000",
-                          c == 'n' ? "max" : c == 'B' ? "bench" : c == 'k' ? "k" : "slack");
+                          c == 'n' ? "max" : c == 'B' ? "bench" : c == 'k' ? "k" : c == 'e' ? "effort" : "slack");
                 return CLI_USAGE;
             }
-            *(c == 'n' ? &max : c == 'B' ? &bench : c == 'k' ? &k : &slack) = v;
+            *(c == 'n' ? &max : c == 'B' ? &bench : c == 'k' ? &k : c == 'e' ? &effort : &slack) = v;
             break;
         }
         case 'j':
@@ -201,7 +205,7 @@ int cli_cmd_similar(const cli_ctx *ctx, int argc, char **argv)
         }
     } else if (bench) {
         status = k < 1 ? (cli_error("--k must be at least 1"), CLI_USAGE)
-                       : run_bench(s, (size_t)kind, (size_t)bench, (size_t)k, (int)slack);
+                       : run_bench(s, (size_t)kind, (size_t)bench, (size_t)k, (int)slack, (int)effort);
     } else {
         char norm[TR_SHA256_HEX];
         tr_sample *x = NULL;

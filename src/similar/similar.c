@@ -91,7 +91,7 @@ static int write_index(tr_store *s, const tr_simix *ix, tr_error *err)
                      .last_id = ix->last_id,
                      .count = ix->count,
                      .n = ix->n,
-                     .npost = ix->npost,
+                     .npost = ix->type == SIM_TLSH ? SIM_GRAPH_DEGREE : ix->npost,
                      .bloblen = ix->bloblen};
     memcpy(h.magic, FILE_MAGIC, 8);
     int rc = -1;
@@ -103,7 +103,8 @@ static int write_index(tr_store *s, const tr_simix *ix, tr_error *err)
     static const char zeros[8];
     bool ok = tr_write_all(fd, &h, sizeof h) == 0;
     if (ix->type == SIM_TLSH) {
-        ok = ok && tr_write_all(fd, ix->nodes, ix->n * sizeof *ix->nodes) == 0;
+        ok = ok && tr_write_all(fd, ix->nodes, ix->n * sizeof *ix->nodes) == 0 &&
+             tr_write_all(fd, ix->graph, ix->n * SIM_GRAPH_DEGREE * sizeof *ix->graph) == 0;
     } else {
         ok = ok && tr_write_all(fd, ix->ents, ix->n * sizeof *ix->ents) == 0 &&
              tr_write_all(fd, ix->blob, ix->bloblen) == 0 &&
@@ -151,10 +152,12 @@ static int load_index(tr_store *s, tr_simix *ix)
         goto bad;
     size_t off = sizeof h;
     if (ix->type == SIM_TLSH) {
-        if (h.node_size != sizeof(sim_vp_node) || h.n > (len - off) / sizeof(sim_vp_node) ||
-            off + h.n * sizeof(sim_vp_node) != len)
+        size_t per = sizeof(sim_vp_node) + SIM_GRAPH_DEGREE * sizeof(uint32_t);
+        if (h.node_size != sizeof(sim_vp_node) || h.npost != SIM_GRAPH_DEGREE ||
+            h.n > (len - off) / per || off + h.n * per != len)
             goto bad;
         ix->nodes = (const sim_vp_node *)(p + off);
+        ix->graph = (const uint32_t *)(p + off + h.n * sizeof(sim_vp_node));
     } else {
         if (h.node_size != sizeof(sim_ng_entry) || h.n > (len - off) / sizeof(sim_ng_entry))
             goto bad;
@@ -186,6 +189,7 @@ bad:
                         "`trawl similar --rebuild`)", kinds[ix->kind].name);
     tr_map_close(&ix->map);
     ix->nodes = NULL;
+    ix->graph = NULL;
     ix->ents = NULL;
     ix->blob = NULL;
     ix->keys = ix->idx = NULL;
@@ -241,6 +245,7 @@ int tr_simix_open(tr_store *s, size_t kind, tr_simix **out, tr_error *err)
     ix->kind = kind;
     ix->type = kinds[kind].type;
     ix->slack = SIM_DEFAULT_SLACK;
+    ix->effort = SIM_DEFAULT_EFFORT;
     if (load_index(s, ix) == 0 && build_index(s, ix, err) != 0) {
         tr_simix_close(ix);
         return -1;
@@ -301,7 +306,21 @@ int tr_similar_refresh(tr_store *s, tr_error *err)
             return -1;
         tr_simix probe = {.kind = k, .type = kinds[k].type};
         int loaded = load_index(s, &probe);
-        bool current = loaded == 1 && probe.last_id == max_id && probe.count == count;
+        bool current = loaded == 1;
+        if (current && (probe.last_id != max_id || probe.count != count)) {
+            /* Rebuilding the 41k-file corpus's TLSH graph takes seconds: a
+             * short tail is compared one by one instead, and removed
+             * entries stay as waypoints (answers leave them out). */
+            tr_hash_value *tail = NULL;
+            size_t ntail = 0;
+            if (tr_store_hash_values(s, kinds[k].column, probe.last_id, &tail, &ntail, err) != 0) {
+                sim_index_free_parts(&probe);
+                return -1;
+            }
+            free(tail);
+            int64_t removed = probe.count + (int64_t)ntail - count;
+            current = ntail <= SIM_TAIL_MAX && removed * 8 <= probe.count;
+        }
         sim_index_free_parts(&probe);
         if (!current && tr_similar_rebuild(s, k, err) != 0)
             return -1;

@@ -1,8 +1,9 @@
 /* similar: the nearest stored samples by a similarity hash, from indexes
  * kept beside the store (<data>/similar/), not from a scan of every row.
  *
- *   tlsh, telfhash  a vantage-point tree over the TLSH distance (telfhash is
- *                   a TLSH of ELF symbols: same distance, same index code);
+ *   tlsh, telfhash  a neighbour graph over the TLSH distance, entered through
+ *                   a vantage-point tree (telfhash is a TLSH of ELF symbols:
+ *                   same distance, same index code);
  *   ssdeep          the 7-grams of each signature, per block size, as the
  *                   candidate filter, then libfuzzy's fuzzy_compare;
  *   imphash         equality, from the store's own SQL index.
@@ -47,7 +48,8 @@ int tr_similar_query(tr_store *s, size_t kind, int64_t id, size_t max, tr_simila
 /* Rebuilds one kind's index (kind < count) or all (kind = SIZE_MAX); the
  * store must be writable. Written to a temporary file, flushed, renamed. */
 int tr_similar_rebuild(tr_store *s, size_t kind, tr_error *err);
-/* Rebuilds those indexes that no longer match the store. */
+/* Rebuilds the indexes that are missing, damaged, or behind the store by
+ * more than a short tail (or an eighth of their entries removed). */
 int tr_similar_refresh(tr_store *s, tr_error *err);
 
 /* The answer of the API and the CLI's --json (jansson json_t *):
@@ -79,6 +81,9 @@ size_t tr_simix_brute(tr_simix *ix, const char *value, size_t k, int64_t exclude
 /* How far the TLSH tree search looks past the triangle-inequality bound
  * (TLSH is not quite a metric): more is slower and finds more. */
 void tr_simix_set_slack(tr_simix *ix, int slack);
+/* TLSH answers come from a neighbour graph walked with a pool of this many
+ * candidates (more: slower, finds more); 0 uses the VP-tree alone. */
+void tr_simix_set_effort(tr_simix *ix, int effort);
 /* Distance computations the last query made (work done, for the bench). */
 size_t tr_simix_last_work(const tr_simix *ix);
 

@@ -8,6 +8,16 @@ enum { SIM_TLSH = 1, SIM_SSDEEP = 2, SIM_EXACT = 3 };
 
 /* Measured by bench/similar.sh (docs/similar.md). */
 #define SIM_DEFAULT_SLACK 0
+/* The graph: each entry's SIM_GRAPH_K nearest plus as many entries that
+ * have it among theirs; a query walks it with a pool of SIM_DEFAULT_EFFORT. */
+#define SIM_GRAPH_K 12
+#define SIM_GRAPH_DEGREE (2 * SIM_GRAPH_K)
+#define SIM_GRAPH_PIVOTS 32
+#define SIM_DEFAULT_EFFORT 12
+#define SIM_BUILD_EFFORT 64
+/* Samples added since the build that queries compare one by one before
+ * tr_similar_refresh rebuilds the file. */
+#define SIM_TAIL_MAX 256
 
 /* One VP-tree node as stored in the file (fixed layout, host byte order). */
 typedef struct sim_vp_node {
@@ -40,9 +50,11 @@ struct tr_simix {
     size_t kind;
     int type;
     int slack;
+    int effort;               /* graph pool size; 0: the VP-tree alone */
     int64_t last_id, count;   /* the store as the index saw it */
     /* TLSH */
     const sim_vp_node *nodes;
+    const uint32_t *graph;    /* n * SIM_GRAPH_DEGREE, UINT32_MAX: none */
     /* ssdeep */
     const sim_ng_entry *ents;
     const char *blob;
@@ -55,7 +67,7 @@ struct tr_simix {
     sim_vp_node *own_nodes;
     sim_ng_entry *own_ents;
     char *own_blob;
-    uint32_t *own_keys, *own_idx;
+    uint32_t *own_keys, *own_idx, *own_graph;
     /* samples added after the index was built */
     tr_hash_value *tail;
     tr_tlsh_code *tail_codes;

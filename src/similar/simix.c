@@ -129,6 +129,202 @@ static void vp_knn(vp_search *s, size_t lo, size_t hi)
     }
 }
 
+
+/* ---- neighbour graph ------------------------------------------------------ */
+
+/* A navigable small-world graph: each entry linked to near entries, so that
+ * a walk from the VP-tree's descent towards ever nearer entries finds the
+ * query's neighbours after a few hundred comparisons. Unlike the tree's
+ * pruning this needs no triangle inequality, which TLSH's distance lacks. */
+
+typedef struct cand {
+    int d;
+    uint32_t pos;
+} cand;
+
+static bool cand_less(cand a, cand b)
+{
+    return a.d != b.d ? a.d < b.d : a.pos < b.pos;
+}
+
+static void heap_push(cand **h, size_t *n, size_t *cap, cand c)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 256;
+        *h = tr_xrealloc(*h, *cap * sizeof **h);
+    }
+    size_t i = (*n)++;
+    while (i > 0 && cand_less(c, (*h)[(i - 1) / 2])) {
+        (*h)[i] = (*h)[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    (*h)[i] = c;
+}
+
+static cand heap_pop(cand *h, size_t *n)
+{
+    cand top = h[0], last = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n)
+            break;
+        if (c + 1 < *n && cand_less(h[c + 1], h[c]))
+            c++;
+        if (!cand_less(h[c], last))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n)
+        h[i] = last;
+    return top;
+}
+
+typedef struct walk {
+    tr_simix *ix;
+    const uint32_t *graph;
+    cand *pool, *heap;
+    size_t np, ef, nh, caph;
+} walk;
+
+/* Returns the distance of q to the entry at pos (-1 when already seen). */
+static int walk_offer(walk *w, const tr_tlsh_code *q, uint32_t pos)
+{
+    tr_simix *ix = w->ix;
+    if (ix->stamp[pos] == ix->gen)
+        return -1;
+    ix->stamp[pos] = ix->gen;
+    cand x = {tr_tlsh_distance(q, &ix->nodes[pos].code), pos};
+    ix->work++;
+    if (w->np < w->ef || cand_less(x, w->pool[w->np - 1])) {
+        size_t i = w->np < w->ef ? w->np++ : w->np - 1;
+        while (i > 0 && cand_less(x, w->pool[i - 1])) {
+            w->pool[i] = w->pool[i - 1];
+            i--;
+        }
+        w->pool[i] = x;
+        heap_push(&w->heap, &w->nh, &w->caph, x);
+    }
+    return x.d;
+}
+
+static void walk_begin(walk *w, tr_simix *ix, const uint32_t *graph, size_t ef)
+{
+    memset(w, 0, sizeof *w);
+    w->ix = ix;
+    w->graph = graph;
+    w->ef = ef;
+    w->pool = tr_xmalloc(ef * sizeof *w->pool);
+    if (!ix->stamp)
+        ix->stamp = tr_xcalloc(ix->n ? ix->n : 1, sizeof *ix->stamp);
+    if (++ix->gen == 0) {
+        memset(ix->stamp, 0, ix->n * sizeof *ix->stamp);
+        ix->gen = 1;
+    }
+}
+
+/* Seeds: the vantage points met going down the tree towards q, stopping at
+ * position stop (during the build: the entry being linked, whose ancestors
+ * all come before it). */
+static void walk_seed(walk *w, const tr_tlsh_code *q, size_t stop)
+{
+    const sim_vp_node *nodes = w->ix->nodes;
+    size_t lo = 0, hi = w->ix->n;
+    while (lo < hi && lo != stop) {
+        int dv = walk_offer(w, q, (uint32_t)lo);
+        size_t mid = nodes[lo].mid;
+        if (dv < 0 || mid < lo + 1 || mid > hi)
+            break;
+        if (dv < nodes[lo].mu && lo + 1 < mid) {
+            hi = mid;
+            lo = lo + 1;
+        } else {
+            lo = mid;
+        }
+    }
+}
+
+static void walk_run(walk *w, const tr_tlsh_code *q)
+{
+    while (w->nh) {
+        cand c = heap_pop(w->heap, &w->nh);
+        if (w->np == w->ef && w->pool[w->np - 1].d < c.d)
+            break;
+        const uint32_t *nb = w->graph + (size_t)c.pos * SIM_GRAPH_DEGREE;
+        for (size_t e = 0; e < SIM_GRAPH_DEGREE; e++) {
+            if (nb[e] >= w->ix->n)
+                break;
+            walk_offer(w, q, nb[e]);
+        }
+    }
+}
+
+static void walk_end(walk *w)
+{
+    free(w->pool);
+    free(w->heap);
+}
+
+/* Links entries in tree order, each to the nearest of those before it that a
+ * walk finds; a full list keeps its nearest. */
+static void graph_build(tr_simix *ix)
+{
+    size_t n = ix->n;
+    uint32_t *g = tr_xmalloc((n ? n : 1) * SIM_GRAPH_DEGREE * sizeof *g);
+    memset(g, 0xff, (n ? n : 1) * SIM_GRAPH_DEGREE * sizeof *g);
+    int *gd = tr_xcalloc((n ? n : 1) * SIM_GRAPH_DEGREE, sizeof *gd);
+    uint8_t *deg = tr_xcalloc(n ? n : 1, 1);
+    for (size_t i = 1; i < n; i++) {
+        const tr_tlsh_code *q = &ix->nodes[i].code;
+        walk w;
+        walk_begin(&w, ix, g, SIM_BUILD_EFFORT);
+        walk_seed(&w, q, i);
+        walk_run(&w, q);
+        size_t links = w.np < SIM_GRAPH_K ? w.np : SIM_GRAPH_K;
+        for (size_t h = 0; h < links; h++) {
+            uint32_t j = w.pool[h].pos;
+            int d = w.pool[h].d;
+            g[i * SIM_GRAPH_DEGREE + deg[i]] = j;
+            gd[i * SIM_GRAPH_DEGREE + deg[i]++] = d;
+            size_t base = (size_t)j * SIM_GRAPH_DEGREE;
+            if (deg[j] < SIM_GRAPH_DEGREE) {
+                g[base + deg[j]] = (uint32_t)i;
+                gd[base + deg[j]++] = d;
+                continue;
+            }
+            size_t far = 0;
+            for (size_t e = 1; e < SIM_GRAPH_DEGREE; e++)
+                if (gd[base + e] > gd[base + far])
+                    far = e;
+            if (d < gd[base + far]) {
+                g[base + far] = (uint32_t)i;
+                gd[base + far] = d;
+            }
+        }
+        walk_end(&w);
+    }
+    free(gd);
+    free(deg);
+    ix->own_graph = g;
+    ix->graph = g;
+}
+
+static void graph_knn(tr_simix *ix, const tr_tlsh_code *q, int64_t exclude, topk *t)
+{
+    if (ix->n == 0)
+        return;
+    size_t ef = (size_t)ix->effort < t->k + 1 ? t->k + 1 : (size_t)ix->effort;
+    walk w;
+    walk_begin(&w, ix, ix->graph, ef);
+    walk_seed(&w, q, SIZE_MAX);
+    walk_run(&w, q);
+    for (size_t i = 0; i < w.np; i++)
+        if (ix->nodes[w.pool[i].pos].id != exclude)
+            topk_add(t, w.pool[i].d, ix->nodes[w.pool[i].pos].id);
+    walk_end(&w);
+}
+
 /* ---- ssdeep 7-grams ------------------------------------------------------ */
 
 /* The signature as fuzzy_compare sees it: runs of one character cut to 3. */
@@ -207,6 +403,7 @@ void sim_index_free_parts(tr_simix *ix)
     free(ix->own_blob);
     free(ix->own_keys);
     free(ix->own_idx);
+    free(ix->own_graph);
     tr_map_close(&ix->map);
     free(ix->tail);
     free(ix->tail_codes);
@@ -283,6 +480,7 @@ void sim_build_tlsh(tr_simix *ix, const tr_hash_value *v, size_t n)
     free(scratch);
     ix->nodes = ix->own_nodes;
     ix->n = m;
+    graph_build(ix);
 }
 
 typedef struct key_idx {
@@ -365,6 +563,7 @@ tr_simix *tr_simix_from_values(size_t kind, const tr_hash_value *v, size_t n)
     ix->kind = kind;
     ix->type = sim_kind_type(kind);
     ix->slack = SIM_DEFAULT_SLACK;
+    ix->effort = SIM_DEFAULT_EFFORT;
     if (ix->type == SIM_SSDEEP)
         sim_build_ssdeep(ix, v, n);
     else
@@ -375,6 +574,11 @@ tr_simix *tr_simix_from_values(size_t kind, const tr_hash_value *v, size_t n)
 void tr_simix_set_slack(tr_simix *ix, int slack)
 {
     ix->slack = slack;
+}
+
+void tr_simix_set_effort(tr_simix *ix, int effort)
+{
+    ix->effort = effort;
 }
 
 
@@ -391,6 +595,8 @@ static size_t tlsh_query(tr_simix *ix, const char *value, size_t k, int64_t excl
             if (ix->nodes[i].id != exclude)
                 topk_add(&t, tr_tlsh_distance(&q, &ix->nodes[i].code), ix->nodes[i].id);
         ix->work = ix->n;
+    } else if (ix->effort > 0 && ix->graph) {
+        graph_knn(ix, &q, exclude, &t);
     } else {
         vp_search s = {.nodes = ix->nodes, .q = &q, .exclude = exclude, .slack = ix->slack, .t = &t};
         vp_knn(&s, 0, ix->n);

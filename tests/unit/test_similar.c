@@ -127,10 +127,12 @@ static void test_tlsh_index_against_brute_force(void **state)
     printf("tlsh index: recall %.3f, %.0f of %zu compared per query\n", recall,
            (double)work / (double)queries, n);
     assert_true(recall >= 0.95);
-    /* The tree prunes: it does not compare every entry. */
-    assert_true(work < queries * n);
-    /* Without pruning (an unbounded slack) the tree walk is exact, ties
-     * broken by id as brute force breaks them. */
+    /* The graph walk compares under half the entries, even this small. */
+    assert_true(work * 2 < queries * n);
+    /* The VP-tree alone (which also seeds the graph walk): without pruning
+     * (an unbounded slack) its walk is exact, ties broken by id as brute
+     * force breaks them. */
+    tr_simix_set_effort(ix, 0);
     tr_simix_set_slack(ix, 100000);
     for (size_t q = 1; q < n; q += 5) {
         size_t nr = tr_simix_brute(ix, v[q].value, K, v[q].id, ref);
