@@ -522,7 +522,8 @@ void sim_build_ssdeep(tr_simix *ix, const tr_hash_value *v, size_t n)
             post[np++] = (key_idx){keys[k], (uint32_t)m};
         m++;
     }
-    qsort(post, np, sizeof *post, key_idx_cmp);
+    if (np)
+        qsort(post, np, sizeof *post, key_idx_cmp);
     /* One posting per (key, entry): a gram repeated in a signature is one. */
     size_t u = 0;
     for (size_t i = 0; i < np; i++)

@@ -169,3 +169,34 @@ def test_api_similar(trawl, corpus):
         assert "/ui/similar.js" in requests.get(srv.url + "/", timeout=30).text
     finally:
         srv.stop()
+
+
+def test_doc_examples_run(trawl, tmp_path):
+    """Every sh block of docs/similar.md runs, in order, against a live server."""
+    from conftest import ROOT, Server
+    text = open(os.path.join(ROOT, "docs", "similar.md")).read()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    os.symlink(trawl.binary, bindir / "trawl")
+    shutil.rmtree("/tmp/trawl-doc-similar", ignore_errors=True)
+    (tmp_path / "empty").mkdir()
+    trawl.run("add", "--quiet", str(tmp_path / "empty"), check=0)   # the server needs a store
+    srv = Server(trawl, "--anonymous-read")
+    try:
+        env = dict(os.environ, TRAWL=srv.url, TRAWL_DATA=trawl.data,
+                   PATH=str(bindir) + ":" + os.environ["PATH"])
+        p = subprocess.run(["bash", "-c", "set -euo pipefail\n" + "\n".join(blocks)],
+                           capture_output=True, text=True, env=env, timeout=300)
+    finally:
+        srv.stop()
+        shutil.rmtree("/tmp/trawl-doc-similar", ignore_errors=True)
+    assert p.returncode == 0, "stdout:\n%s\nstderr:\n%s" % (p.stdout[-3000:], p.stderr[-3000:])
+    b_sha = hashlib.sha256(b"".join(("%d lorem ipsum dolor sit amet\n" % i).encode()
+                                    for i in range(1, 3001)) + b"one more line\n").hexdigest()
+    # the near copy is the nearest, by TLSH, by ssdeep and over HTTP
+    lines = p.stdout.splitlines()
+    assert lines[1].split()[1] == b_sha
+    assert '"by":"tlsh"' in p.stdout.replace(" ", "")
+    assert p.stdout.count(b_sha) >= 4
