@@ -258,6 +258,11 @@ static void test_store_index_current(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(h[0].id, twin);
     free(h);
+    /* a short tail is compared, not rebuilt: the file stays */
+    assert_int_equal(tr_similar_refresh(s, &err), 0);
+    struct stat st2;
+    assert_int_equal(stat(path, &st2), 0);
+    assert_int_equal(st2.st_ino, st0.st_ino);
 
     /* a removed sample is not answered, before and after a refresh */
     tr_sample *x = NULL;
@@ -274,6 +279,18 @@ static void test_store_index_current(void **state)
         free(h);
         assert_int_equal(tr_similar_refresh(s, &err), 0);
     }
+    /* removing more than an eighth of the entries rebuilds the file */
+    for (int k = 9; k < 12; k++) {
+        assert_int_equal(tr_store_get_by_id(s, ids[k], &x, &err), 1);
+        assert_int_equal(tr_store_remove(s, x->d.sha256, &gone, &err), 1);
+        tr_sample_free(x);
+    }
+    assert_int_equal(tr_similar_refresh(s, &err), 0);
+    assert_int_equal(stat(path, &st2), 0);
+    assert_true(st2.st_ino != st0.st_ino);
+    assert_int_equal(tr_similar_query(s, tlsh, ids[0], 20, &h, &n, &err), 0);
+    assert_int_equal(n, 8);   /* 12 variants, the twin and 3 removed, itself left out */
+    free(h);
 
     /* ssdeep and imphash answer too (no PE here: imphash has no value) */
     assert_int_equal(tr_similar_query(s, kind_of("ssdeep"), ids[0], 5, &h, &n, &err), 0);
