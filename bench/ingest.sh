@@ -1,40 +1,70 @@
 #!/usr/bin/env bash
-# Ingest throughput of `trawl add` against sha256sum over the same files, in one run.
-# usage: bench/ingest.sh DIR [RUNS]     (medians of RUNS runs, default 3; both warm-cache)
+# Ingest throughput of `trawl add` (every hash, type, imphash, durable commit,
+# the n-gram index and the similarity indexes) against parallel sha256sum over
+# the same warm files, in the same run: RUNS runs each, interleaved; prints
+# the median, the spread (min-max), CPU seconds (user+sys) and the load.
+#
+# usage: bench/ingest.sh [DIR] [RUNS]
+#   DIR    default /work/bench-data/corpus
+#   RUNS   default 3
+#   FILES  how many of DIR's files (first in `find` order; default 2000,
+#          0 = all: the full 41,399-file corpus takes minutes per run)
+#   JOBS   parallel sha256sum processes and trawl's --jobs (default: cores)
+#   SCRATCH where trawl's data directories go (default $TMPDIR or /tmp)
 set -euo pipefail
-dir=${1:?usage: bench/ingest.sh DIR [RUNS]}
+dir=${1:-/work/bench-data/corpus}
 runs=${2:-3}
+nfiles=${FILES:-2000}
+jobs=${JOBS:-$(nproc)}
 here=$(cd "$(dirname "$0")/.." && pwd)
 trawl=${TRAWL_BIN:-$here/build/release/trawl}
 [ -x "$trawl" ] || make -C "$here" release >/dev/null
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/trawl-ingest.XXXXXX")
+scratch=$(mktemp -d "${SCRATCH:-${TMPDIR:-/tmp}}/trawl-ingest.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
-files=$(find "$dir" -type f | wc -l)
-bytes=$(find "$dir" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
-echo "corpus: $dir  files=$files  bytes=$bytes  cores=$(nproc)"
+# The files, as a directory of links both tools read through.
+mkdir "$scratch/in"
+if [ "$nfiles" = 0 ]; then
+  find "$dir" -type f -print0 > "$scratch/list"
+else
+  { find "$dir" -type f -print0 || true; } | head -z -n "$nfiles" > "$scratch/list"
+fi
+i=0
+while IFS= read -r -d '' f; do
+  i=$((i + 1))
+  ln -s "$f" "$scratch/in/$i"
+done < "$scratch/list"
+bytes=$(xargs -0 stat -L -c %s < "$scratch/list" | awk '{s+=$1} END {print s+0}')
+echo "corpus: $dir  files=$i  bytes=$bytes  cores=$(nproc)  jobs=$jobs"
 # Warm the page cache once so both tools read from memory.
-find "$dir" -type f -print0 | xargs -0 cat >/dev/null 2>&1 || true
+xargs -0 cat < "$scratch/list" >/dev/null 2>&1 || true
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 now() { date +%s.%N; }
-
-ref=() ; tr=()
-for i in $(seq "$runs"); do
+cpu() { awk '{print $1 + $2}' "$1"; }
+ref=(); tr=(); refc=(); trc=(); loads=()
+for r in $(seq "$runs"); do
+  loads+=("$(cut -d' ' -f1 /proc/loadavg)")
   t0=$(now)
-  find "$dir" -type f -print0 | xargs -0 -P "$(nproc)" -n 256 sha256sum >/dev/null
-  t1=$(now); ref+=("$(echo "$t1 - $t0" | bc)")
+  /usr/bin/time -f "%U %S" -o "$scratch/t.ref" \
+    sh -c 'find "$1" -type l -print0 | xargs -0 -P "$2" -n 256 sha256sum >/dev/null' _ "$scratch/in" "$jobs"
+  t1=$(now); ref+=("$(echo "$t1 - $t0" | bc)"); refc+=("$(cpu "$scratch/t.ref")")
   rm -rf "$scratch/data"
   t0=$(now)
-  "$trawl" --data "$scratch/data" add --quiet "$dir" >/dev/null 2>"$scratch/err" || true
-  t1=$(now); tr+=("$(echo "$t1 - $t0" | bc)")
+  /usr/bin/time -f "%U %S" -o "$scratch/t.tr" \
+    "$trawl" --data "$scratch/data" add --quiet --jobs "$jobs" "$scratch/in" >/dev/null 2>"$scratch/err" || true
+  t1=$(now); tr+=("$(echo "$t1 - $t0" | bc)"); trc+=("$(cpu "$scratch/t.tr")")
+  echo "run $r: load $(cut -d' ' -f1 /proc/loadavg)  sha256sum ${ref[-1]} s (cpu ${refc[-1]} s)  trawl add ${tr[-1]} s (cpu ${trc[-1]} s)"
 done
-ref_s=$(printf '%s\n' "${ref[@]}" | median)
-tr_s=$(printf '%s\n' "${tr[@]}" | median)
-summary=$(tail -1 "$scratch/err")
-awk -v b="$bytes" -v f="$files" -v r="$ref_s" -v t="$tr_s" -v n="$runs" 'BEGIN {
-  printf "sha256sum (xargs -P cores): median %.2f s  %.1f MB/s  %.0f files/s\n", r, b/r/1e6, f/r
-  printf "trawl add (all hashes, type, imphash, durable commit): median %.2f s  %.1f MB/s  %.0f files/s\n", t, b/t/1e6, f/t
-  printf "ratio trawl/sha256sum throughput: %.2f  (medians of %d runs)\n", r/t, n
+stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%.2f %.2f %.2f", a[int((NR+1)/2)], a[1], a[NR]}'; }
+read -r ref_s ref_lo ref_hi <<< "$(stats "${ref[@]}")"
+read -r tr_s tr_lo tr_hi <<< "$(stats "${tr[@]}")"
+read -r refc_s _ _ <<< "$(stats "${refc[@]}")"
+read -r trc_s _ _ <<< "$(stats "${trc[@]}")"
+awk -v b="$bytes" -v f="$i" -v r="$ref_s" -v rl="$ref_lo" -v rh="$ref_hi" -v t="$tr_s" \
+    -v tl="$tr_lo" -v th="$tr_hi" -v rc="$refc_s" -v tc="$trc_s" -v n="$runs" -v j="$jobs" 'BEGIN {
+  printf "sha256sum (xargs -P %d): median %.2f s (%.2f-%.2f)  %.1f MB/s  cpu %.2f s\n", j, r, rl, rh, b/r/1e6, rc
+  printf "trawl add --jobs %d (all hashes, type, imphash, commit, indexes): median %.2f s (%.2f-%.2f)  %.1f MB/s  cpu %.2f s\n", j, t, tl, th, b/t/1e6, tc
+  printf "ratio trawl/sha256sum throughput: %.2f wall, %.2f cpu  (medians of %d runs)\n", r/t, rc/tc, n
 }'
-echo "last trawl summary: $summary"
+echo "load (1 min) at each run's start: ${loads[*]}"
+echo "last trawl summary: $(tail -1 "$scratch/err")"

@@ -399,7 +399,9 @@ async function pageSample(sha) {
     <h2>Comments</h2><div class="panel" id="comments">${(s.comments || []).map((c) =>
       `<p><b>${esc(c.author || "anonymous")}</b> <span class="muted">${esc(c.created)}</span><br>${esc(c.text)}</p>`).join("")
       || `<span class="muted">no comments</span>`}
-      <form id="comment" class="row"><input id="ctext" type="text" class="grow" placeholder="add a comment"><button>Post</button></form></div>`;
+      <form id="comment" class="row"><input id="ctext" type="text" class="grow" placeholder="add a comment"><button>Post</button></form></div>
+    <h2>Similar samples</h2><div class="panel" id="similar"></div>`;
+  similarMount($("#similar"), sha);
   $("#dl").onclick = () => download(`/api/samples/${sha}/download`, `${s.sha256_hash}.zip`);
   $("#addtag").onsubmit = async (e) => {
     e.preventDefault();

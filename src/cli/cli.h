@@ -17,6 +17,7 @@ typedef struct cli_ctx {
 int cli_cmd_add(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_info(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_ls(const cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_similar(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_rm(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_fsck(const cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_serve(const cli_ctx *ctx, int argc, char **argv);

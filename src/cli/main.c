@@ -21,6 +21,7 @@ static const command commands[] = {
     {"add", cli_cmd_add, "add files or directories to the sample store"},
     {"info", cli_cmd_info, "show one sample by md5, sha1 or sha256"},
     {"ls", cli_cmd_ls, "list samples, newest first"},
+    {"similar", cli_cmd_similar, "the samples nearest to one by tlsh, ssdeep, imphash, telfhash"},
     {"rm", cli_cmd_rm, "remove a sample"},
     {"fsck", cli_cmd_fsck, "check (and --repair) the store's consistency"},
     {"analyze", cli_cmd_analyze, "telfhash and code-signing certificates for stored samples"},

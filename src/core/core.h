@@ -143,5 +143,8 @@ void tr_tlsh_update(tr_tlsh *t, const unsigned char *p, size_t n);
 /* Writes "T1"+hex into out, or "" when TLSH declines (input under 50 bytes or too uniform). */
 void tr_tlsh_final(tr_tlsh *t, char *out, size_t outsz);
 void tr_tlsh_free(tr_tlsh *t);
+/* libtlsh's distance of two digests ("T1"+hex or hex), -1 if one does not
+ * parse: the reference faster implementations are tested against. */
+int tr_tlsh_diff(const char *a, const char *b);
 
 #endif

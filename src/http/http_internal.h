@@ -113,6 +113,7 @@ enum MHD_Result api_health(http_request *r);
 enum MHD_Result api_whoami(http_request *r);
 enum MHD_Result api_samples(http_request *r);          /* GET list, GET one, DELETE */
 enum MHD_Result api_sample_download(http_request *r);
+enum MHD_Result api_sample_similar(http_request *r);   /* GET .../similar (api_similar.c) */
 enum MHD_Result api_sample_tags(http_request *r);
 enum MHD_Result api_sample_comments(http_request *r);
 enum MHD_Result api_upload(http_request *r);           /* POST /api/samples */

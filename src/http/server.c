@@ -784,6 +784,8 @@ static route resolve(const char *method, const char *url, unsigned *status)
         }
         if (strcmp(slash, "/download") == 0)
             return get ? (route){api_sample_download, TR_ROLE_READER, BODY_NONE, rest} : none;
+        if (strcmp(slash, "/similar") == 0)
+            return get ? (route){api_sample_similar, TR_ROLE_READER, BODY_NONE, rest} : none;
         if (strcmp(slash, "/comments") == 0) {
             if (get)
                 return (route){api_sample_comments, TR_ROLE_READER, BODY_NONE, rest};

@@ -12,6 +12,7 @@
 #include "index/index.h"
 #include "ingest/ingest.h"
 #include "ingest/ingest_internal.h"
+#include "similar/similar.h"
 
 /* One index commit per this much input: bounds the work a crash can lose
  * and keeps the store's bookkeeping close behind the index. */
@@ -183,6 +184,11 @@ int tr_ingest_update_index(const tr_ingest_config *cfg, tr_ingest_progress *out,
         if (tr_index_compact(ix, &cerr) != 0 && cfg->on_message)
             cfg->on_message(cfg->arg, false, cerr.msg);
     }
+    /* The similarity indexes follow the store under the same lock; their
+     * trouble never fails the update (queries then compare the tail). */
+    tr_error serr;
+    if (rc == 0 && !stopping && tr_similar_refresh(s, &serr) != 0 && cfg->on_message)
+        cfg->on_message(cfg->arg, false, serr.msg);
     if (cfg->on_progress)
         cfg->on_progress(cfg->arg, prog);
     free(sha);

@@ -1213,3 +1213,134 @@ int tr_store_all_ids(tr_store *s, int64_t **ids, size_t *n, tr_error *err)
     }
     return 0;
 }
+
+/* ---- similarity-hash columns -------------------------------------------- */
+
+/* Column names come from the similar module's own table, never from a user;
+ * the check keeps a typo from turning into SQL. */
+static bool plain_identifier(const char *c)
+{
+    if (!*c)
+        return false;
+    for (; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || *c == '_' || (*c >= '0' && *c <= '9')))
+            return false;
+    return true;
+}
+
+/* Where a per-sample hash value lives: the samples row, or the binary
+ * analysis' row for the hashes it computes. */
+static void hash_source(const char *column, const char **table, const char **id)
+{
+    static const char *const analysed[] = {"telfhash", "gimphash", "dhash_icon"};
+    *table = "samples";
+    *id = "id";
+    for (size_t i = 0; i < sizeof analysed / sizeof *analysed; i++)
+        if (strcmp(column, analysed[i]) == 0) {
+            *table = "sample_analysis";
+            *id = "sample_id";
+        }
+}
+
+int tr_store_has_column(tr_store *s, const char *column)
+{
+    if (!plain_identifier(column))
+        return 0;
+    const char *table, *idc;
+    hash_source(column, &table, &idc);
+    char *sql = tr_xasprintf("SELECT 1 FROM pragma_table_info('%s') WHERE name=?", table);
+    sqlite3_stmt *st = NULL;
+    int prc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    free(sql);
+    if (prc != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, column, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int tr_store_hash_values(tr_store *s, const char *column, int64_t after, tr_hash_value **out,
+                         size_t *n, tr_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!plain_identifier(column))
+        return tr_fail(err, "'%s' is not a column name", column);
+    const char *table, *idc;
+    hash_source(column, &table, &idc);
+    char *sql = tr_xasprintf("SELECT %s, %s FROM %s WHERE %s > ? AND %s != '' ORDER BY %s", idc,
+                             column, table, idc, column, idc);
+    sqlite3_stmt *st = NULL;
+    int prc = db_prepare(s, sql, &st, err);
+    free(sql);
+    if (prc)
+        return -1;
+    sqlite3_bind_int64(st, 1, after);
+    size_t cap = 0;
+    tr_hash_value *v = NULL;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            v = tr_xrealloc(v, cap * sizeof *v);
+        }
+        v[*n].id = sqlite3_column_int64(st, 0);
+        col_copy(st, 1, v[*n].value, sizeof v[*n].value);
+        (*n)++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        free(v);
+        *n = 0;
+        return db_fail(s, err, "reading hash values");
+    }
+    *out = v;
+    return 0;
+}
+
+int tr_store_hash_value_stats(tr_store *s, const char *column, int64_t *max_id, int64_t *count,
+                              tr_error *err)
+{
+    if (!plain_identifier(column))
+        return tr_fail(err, "'%s' is not a column name", column);
+    const char *table, *idc;
+    hash_source(column, &table, &idc);
+    char *sql = tr_xasprintf("SELECT coalesce(max(%s), 0), count(*) FROM %s WHERE %s != ''", idc,
+                             table, column);
+    sqlite3_stmt *st = NULL;
+    int prc = db_prepare(s, sql, &st, err);
+    free(sql);
+    if (prc)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *max_id = sqlite3_column_int64(st, 0);
+        *count = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : db_fail(s, err, "counting hash values");
+}
+
+int tr_store_hash_value_of(tr_store *s, const char *column, int64_t id, char *out, size_t outsz,
+                           tr_error *err)
+{
+    if (!plain_identifier(column))
+        return tr_fail(err, "'%s' is not a column name", column);
+    const char *table, *idc;
+    hash_source(column, &table, &idc);
+    char *sql = tr_xasprintf("SELECT %s FROM %s WHERE %s = ?", column, table, idc);
+    sqlite3_stmt *st = NULL;
+    int prc = db_prepare(s, sql, &st, err);
+    free(sql);
+    if (prc)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        col_copy(st, 0, out, outsz);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    return rc == SQLITE_DONE ? 0 : db_fail(s, err, "reading a hash value");
+}

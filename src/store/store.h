@@ -196,6 +196,27 @@ int tr_store_mark_indexed(tr_store *s, const int64_t *ids, size_t n, tr_error *e
 /* Every sample id, ascending (for reconciling with the index). Caller frees. */
 int tr_store_all_ids(tr_store *s, int64_t **ids, size_t *n, tr_error *err);
 
+/* ---- similarity-hash columns (for the similar module's indexes) --------- */
+typedef struct tr_hash_value {
+    int64_t id;
+    char value[TR_SSDEEP_MAX];   /* the column's text: tlsh, ssdeep, telfhash ... */
+} tr_hash_value;
+/* 1 when the store keeps this per-sample hash (a samples column, or one of
+ * the binary analysis': telfhash, gimphash, dhash_icon), 0 not, -1 error. */
+int tr_store_has_column(tr_store *s, const char *column);
+/* (id, value) of every sample with id > after and a non-empty value in
+ * column, ascending. Caller frees *out. */
+int tr_store_hash_values(tr_store *s, const char *column, int64_t after, tr_hash_value **out,
+                         size_t *n, tr_error *err);
+/* The value of column for sample id into out: 1 found (possibly ""), 0 no
+ * such sample, -1 error. */
+int tr_store_hash_value_of(tr_store *s, const char *column, int64_t id, char *out, size_t outsz,
+                           tr_error *err);
+/* The largest id with a non-empty value in column (0: none) and how many
+ * samples have one: together they tell whether an index is current. */
+int tr_store_hash_value_stats(tr_store *s, const char *column, int64_t *max_id, int64_t *count,
+                              tr_error *err);
+
 /* ---- consistency -------------------------------------------------------- */
 typedef enum tr_fsck_kind {
     TR_FSCK_MISSING_BLOB,     /* a row without its blob: data lost (error) */
