@@ -764,7 +764,6 @@ enum MHD_Result api_bazaar(http_request *r)
                               "this query needs an API key with the analyst role"));
             return bq->fn(r);
         }
-    enum MHD_Result sent;
     if (bazaar_intel_query(r, q, &sent))
         return sent;
     return status_only(r, "unknown_query");

@@ -276,11 +276,6 @@ const char *tr_store_dir(const tr_store *s)
     return s->dir;
 }
 
-sqlite3 *store_db(tr_store *s)
-{
-    return s->db;
-}
-
 tr_binan *store_binan(tr_store *s, tr_error *err)
 {
     if (!s->binan && tr_binan_new(&s->binan, err) != 0)

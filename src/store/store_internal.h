@@ -16,9 +16,7 @@ int store_delete_row(tr_store *s, int64_t id, tr_error *err);
 /* 1 known, 0 unknown, -1 error. */
 int store_has_sha256(tr_store *s, const char *sha256);
 
-/* The database handle and the store's lazily made binary analyser. */
-struct sqlite3;
-struct sqlite3 *store_db(tr_store *s);
+/* The store's lazily made binary analyser. */
 tr_binan *store_binan(tr_store *s, tr_error *err);
 /* analysis_rows.c: the results of one sample, written in the caller's
  * transaction; loaded as NULL when the sample was never analysed. */
