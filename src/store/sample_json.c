@@ -141,11 +141,12 @@ json_t *tr_sample_to_bazaar_json(const tr_sample *s, const tr_sample_bazaar *bz,
             json_object_del(o, key);
             continue;
         }
-        /* extra first, then what the sample's binary analysis already set
+        /* extra first, then a value the sample's binary analysis set
          * (tr_sample_to_json), then Bazaar's empty value. */
         json_t *v = extra ? json_object_get(extra, key) : NULL;
-        if (!v)
-            v = json_object_get(o, key);
+        json_t *have = json_object_get(o, key);
+        if (!v && have && !json_is_null(have))
+            v = have;
         if (v)
             json_incref(v);
         else if (bazaar_defaults[i].empty == DEF_ARRAY)
