@@ -153,6 +153,14 @@ int tr_hunt_results(const char *data_dir, int64_t id, struct json_t **out, tr_er
 /* A page of results (offset, limit; limit 0: all), and their total. */
 int tr_hunt_results_page(const char *data_dir, int64_t id, int64_t offset, int64_t limit,
                          struct json_t **out, int64_t *total, tr_error *err);
+/* A page of a job's matched samples, in the order first matched, each
+ * {"sha256", "matches": [result, ...]} with its results in the order found;
+ * rule (NULL: any) keeps only that rule's results. *total: distinct samples. */
+int tr_hunt_results_by_sample(const char *data_dir, int64_t id, const char *rule,
+                              int64_t offset, int64_t limit, struct json_t **out,
+                              int64_t *total, tr_error *err);
+/* Per rule: [{"rule", "matches", "samples"}], most matches first. */
+int tr_hunt_rule_counts(const char *data_dir, int64_t id, struct json_t **out, tr_error *err);
 /* The distinct sha256 of a job's matches, in the order found (caller frees
  * each and the array). */
 int tr_hunt_matched_samples(const char *data_dir, int64_t id, char ***sha256, size_t *n,
@@ -241,5 +249,8 @@ struct json_t *tr_hunt_live_hits_json(const char *data_dir, int64_t sample_id, t
 /* Hits of one rule set, newest first; limit 0: all. */
 int tr_live_hits_for_ruleset(const char *data_dir, const char *name, int64_t limit,
                              tr_live_hit **out, size_t *n, tr_error *err);
+/* The same a page at a time, with the rule set's total hits. */
+int tr_live_hits_page(const char *data_dir, const char *name, int64_t offset, int64_t limit,
+                      tr_live_hit **out, size_t *n, int64_t *total, tr_error *err);
 
 #endif

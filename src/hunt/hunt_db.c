@@ -28,6 +28,8 @@ static const char *const schema =
     " hunt_id INTEGER NOT NULL, seq INTEGER NOT NULL, sample_id INTEGER NOT NULL,"
     " sha256 TEXT NOT NULL, rule TEXT NOT NULL, source TEXT, detail TEXT NOT NULL,"
     " PRIMARY KEY(hunt_id, seq));"
+    /* Results grouped by sample (the UI's pages) without a scan per sample. */
+    "CREATE INDEX IF NOT EXISTS hunt_results_sample ON hunt_results(hunt_id, sample_id, seq);"
     "CREATE TABLE IF NOT EXISTS live_rulesets("
     " name TEXT PRIMARY KEY, source_name TEXT NOT NULL, text TEXT NOT NULL,"
     " enabled INTEGER NOT NULL DEFAULT 1, created INTEGER NOT NULL,"
@@ -366,6 +368,109 @@ int tr_hunt_results(const char *data_dir, int64_t id, json_t **out, tr_error *er
 {
     int64_t total;
     return tr_hunt_results_page(data_dir, id, 0, 0, out, &total, err);
+}
+
+int tr_hunt_results_by_sample(const char *data_dir, int64_t id, const char *rule,
+                              int64_t offset, int64_t limit, json_t **out, int64_t *total,
+                              tr_error *err)
+{
+    *out = NULL;
+    *total = 0;
+    sqlite3 *db;
+    if (hunt_db_open(data_dir, &db, err) != 0)
+        return -1;
+    sqlite3_stmt *st = NULL;
+    int ret = 0;
+    if (sqlite3_prepare_v2(db, "SELECT count(DISTINCT sample_id) FROM hunt_results"
+                               " WHERE hunt_id=?1 AND (?2 IS NULL OR rule=?2)",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    if (rule)
+        sqlite3_bind_text(st, 2, rule, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        goto fail;
+    *total = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    /* The page's samples first, then their results: one row per result. */
+    if (sqlite3_prepare_v2(db,
+                           "WITH g AS (SELECT sample_id, min(seq) AS first FROM hunt_results"
+                           "  WHERE hunt_id=?1 AND (?2 IS NULL OR rule=?2)"
+                           "  GROUP BY sample_id ORDER BY first LIMIT ?3 OFFSET ?4)"
+                           " SELECT g.sample_id, r.sha256, r.detail FROM g JOIN hunt_results r"
+                           "  ON r.hunt_id=?1 AND r.sample_id=g.sample_id"
+                           "  AND (?2 IS NULL OR r.rule=?2)"
+                           " ORDER BY g.first, r.seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    if (rule)
+        sqlite3_bind_text(st, 2, rule, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, limit > 0 ? limit : -1);
+    sqlite3_bind_int64(st, 4, offset > 0 ? offset : 0);
+    json_t *arr = json_array(), *cur = NULL;
+    int64_t cur_id = -1;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t sid = sqlite3_column_int64(st, 0);
+        if (!cur || sid != cur_id) {
+            cur = json_pack("{s:s, s:[]}", "sha256", (const char *)sqlite3_column_text(st, 1),
+                            "matches");
+            json_array_append_new(arr, cur);
+            cur_id = sid;
+        }
+        json_t *o = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+        if (o)
+            json_array_append_new(json_object_get(cur, "matches"), o);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != SQLITE_DONE) {
+        json_decref(arr);
+        goto fail;
+    }
+    *out = arr;
+    sqlite3_close(db);
+    return 0;
+fail:
+    ret = hunt_db_fail(db, err);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ret;
+}
+
+int tr_hunt_rule_counts(const char *data_dir, int64_t id, json_t **out, tr_error *err)
+{
+    *out = NULL;
+    sqlite3 *db;
+    if (hunt_db_open(data_dir, &db, err) != 0)
+        return -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT rule, count(*), count(DISTINCT sample_id) FROM hunt_results"
+                               " WHERE hunt_id=? GROUP BY rule ORDER BY 2 DESC, rule",
+                           -1, &st, NULL) != SQLITE_OK) {
+        int ret = hunt_db_fail(db, err);
+        sqlite3_close(db);
+        return ret;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    json_t *arr = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(arr, json_pack("{s:s, s:I, s:I}", "rule",
+                                             (const char *)sqlite3_column_text(st, 0), "matches",
+                                             (json_int_t)sqlite3_column_int64(st, 1), "samples",
+                                             (json_int_t)sqlite3_column_int64(st, 2)));
+    sqlite3_finalize(st);
+    int ret = 0;
+    if (rc != SQLITE_DONE) {
+        ret = hunt_db_fail(db, err);
+        json_decref(arr);
+    } else {
+        *out = arr;
+    }
+    sqlite3_close(db);
+    return ret;
 }
 
 int tr_hunt_matched_samples(const char *data_dir, int64_t id, char ***sha256, size_t *n,
