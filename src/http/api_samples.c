@@ -272,6 +272,10 @@ enum MHD_Result api_samples(http_request *r)
     tr_error herr;
     json_t *hits = tr_hunt_live_hits_json(r->data_dir, x->id, &herr);
     json_object_set_new(o, "yara_rules", hits ? hits : json_null());
+    /* trawl's own addition: the retrohunts that matched it (the newest 100). */
+    json_t *hm = NULL;
+    if (tr_hunt_matches_for_sample(r->data_dir, x->id, 100, &hm, &herr) == 0)
+        json_object_set_new(o, "hunt_matches", hm);
     json_t *body = json_pack("{s:s, s:o}", "query_status", "ok", "data", o);
     tr_sample_free(x);
     return http_send_json(r, 200, body);

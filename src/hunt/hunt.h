@@ -159,6 +159,11 @@ int tr_hunt_results_page(const char *data_dir, int64_t id, int64_t offset, int64
 int tr_hunt_results_by_sample(const char *data_dir, int64_t id, const char *rule,
                               int64_t offset, int64_t limit, struct json_t **out,
                               int64_t *total, tr_error *err);
+/* The retrohunts that matched a sample, newest first, one entry per (hunt,
+ * rule): [{"hunt", "hunt_name", "rule", "meta", "strings"}] (count of the
+ * strings matched), at most limit (0: all). */
+int tr_hunt_matches_for_sample(const char *data_dir, int64_t sample_id, int64_t limit,
+                               struct json_t **out, tr_error *err);
 /* Per rule: [{"rule", "matches", "samples"}], most matches first. */
 int tr_hunt_rule_counts(const char *data_dir, int64_t id, struct json_t **out, tr_error *err);
 /* The distinct sha256 of a job's matches, in the order found (caller frees

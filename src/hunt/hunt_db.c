@@ -30,6 +30,8 @@ static const char *const schema =
     " PRIMARY KEY(hunt_id, seq));"
     /* Results grouped by sample (the UI's pages) without a scan per sample. */
     "CREATE INDEX IF NOT EXISTS hunt_results_sample ON hunt_results(hunt_id, sample_id, seq);"
+    /* A sample page lists the hunts that matched it. */
+    "CREATE INDEX IF NOT EXISTS hunt_results_by_sample ON hunt_results(sample_id);"
     "CREATE TABLE IF NOT EXISTS live_rulesets("
     " name TEXT PRIMARY KEY, source_name TEXT NOT NULL, text TEXT NOT NULL,"
     " enabled INTEGER NOT NULL DEFAULT 1, created INTEGER NOT NULL,"
@@ -435,6 +437,52 @@ int tr_hunt_results_by_sample(const char *data_dir, int64_t id, const char *rule
 fail:
     ret = hunt_db_fail(db, err);
     sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ret;
+}
+
+int tr_hunt_matches_for_sample(const char *data_dir, int64_t sample_id, int64_t limit,
+                               json_t **out, tr_error *err)
+{
+    *out = NULL;
+    sqlite3 *db;
+    if (hunt_db_open(data_dir, &db, err) != 0)
+        return -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT r.hunt_id, h.rules_name, r.detail FROM hunt_results r"
+                               " JOIN hunts h ON h.id=r.hunt_id WHERE r.sample_id=?"
+                               " ORDER BY r.hunt_id DESC, r.seq LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        int ret = hunt_db_fail(db, err);
+        sqlite3_close(db);
+        return ret;
+    }
+    sqlite3_bind_int64(st, 1, sample_id);
+    sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
+    json_t *arr = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *d = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+        if (!d)
+            continue;
+        json_t *meta = json_object_get(d, "meta");
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:O, s:O, s:I}", "hunt",
+                           (json_int_t)sqlite3_column_int64(st, 0), "hunt_name",
+                           (const char *)sqlite3_column_text(st, 1), "rule",
+                           json_object_get(d, "rule") ? json_object_get(d, "rule") : json_null(),
+                           "meta", meta ? meta : json_null(), "strings",
+                           (json_int_t)json_array_size(json_object_get(d, "strings"))));
+        json_decref(d);
+    }
+    sqlite3_finalize(st);
+    int ret = 0;
+    if (rc != SQLITE_DONE) {
+        ret = hunt_db_fail(db, err);
+        json_decref(arr);
+    } else {
+        *out = arr;
+    }
     sqlite3_close(db);
     return ret;
 }

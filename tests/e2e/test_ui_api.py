@@ -121,6 +121,11 @@ def test_hunt_results_by_sample_and_rule_counts(secure_server, keys):
     assert beta["total"] == 4 and sorted(g["sha256"] for g in beta["data"]) == sorted(both)
     assert all(m["rule"] == "ui_beta" for g in beta["data"] for m in g["matches"])
     get(secure_server, key, "/api/hunts/%d/samples?limit=501" % hid, status=400)
+    # The sample page lists the hunts that matched it, with the rule's meta.
+    hm = get(secure_server, key, "/api/samples/" + both[0])["data"]["hunt_matches"]
+    assert sorted((m["hunt"], m["rule"]) for m in hm) == [(hid, "ui_alpha"), (hid, "ui_beta")]
+    assert [m["meta"] for m in hm if m["rule"] == "ui_alpha"] == [{"author": "me"}]
+    assert all(m["hunt_name"] == "ui_alpha, ui_beta" and m["strings"] == 1 for m in hm)
     # An explicit name wins over the derived one.
     r = requests.post(secure_server.url + "/api/hunts", headers=auth(key),
                       json={"rule": rule, "name": "my hunt"}, timeout=10)
