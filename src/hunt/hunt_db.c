@@ -635,5 +635,6 @@ json_t *tr_hunt_job_json(const tr_hunt_job *j)
     json_object_set_new(o, "errors", json_integer((json_int_t)j->errors));
     json_object_set_new(o, "full_scan_rules", json_integer((json_int_t)j->full_scan_rules));
     json_object_set_new(o, "error", j->error ? json_string(j->error) : json_null());
+    json_object_set_new(o, "owner", j->owner ? json_string(j->owner) : json_null());
     return o;
 }
