@@ -438,31 +438,37 @@ function metaLine(meta) {
 }
 
 // A matched sample: its rules, the first string of its first match, and
-// the rest behind "show all" (built only when opened: big hunts stay light).
-function sampleGroup(g) {
+// the rest behind "show all" (fetched and built only when opened: a big
+// hunt's page stays small).
+function sampleGroup(g, huntId, rule) {
   const m0 = g.matches[0] || {}, smp = m0.sample || {};
-  const nstr = g.matches.reduce((a, m) => a + (m.strings || []).length, 0);
   const first = (m0.strings || [])[0];
+  const more = g.match_count > 1 || (m0.strings || []).length > 1;
+  const label = `show all strings of ${num(g.match_count)} match${g.match_count > 1 ? "es" : ""}`;
   const el = h(`<article class="match-group">
     <header class="row"><a class="mono" href="#/sample/${esc(g.sha256)}">${esc(g.sha256.slice(0, 16))}…</a>
       <span>${esc((smp.file_names || [])[0] || "")}</span><span class="muted">${esc(smp.file_type || "")} · ${bytes(smp.size)}</span>
       <span>${tags(smp.tags)}</span></header>
-    <div class="rules-hit">${g.matches.map((m) => `<span class="tag rule" title="${esc((m.meta && m.meta.description) || "")}">${esc(m.rule)}</span>`).join("")}</div>
+    <div class="rules-hit">${(g.rules || []).map((r) => `<span class="tag rule">${esc(r)}</span>`).join("")}</div>
     <div class="first">${first ? `<div class="muted">${esc(m0.rule)} ${metaLine(m0.meta)}</div>${stringView(first)}` : ""}</div>
-    ${nstr > 1 || g.matches.length > 1 ? `<button type="button" class="link" aria-expanded="false">show all ${num(nstr)} strings of ${g.matches.length} rule${g.matches.length > 1 ? "s" : ""}</button><div class="all" hidden></div>` : ""}
+    ${more ? `<button type="button" class="link" aria-expanded="false">${label}</button><div class="all" hidden></div>` : ""}
   </article>`);
   const btn = $("button.link", el);
-  if (btn) btn.onclick = () => {
+  if (btn) btn.onclick = async () => {
     const all = $(".all", el), open = btn.getAttribute("aria-expanded") === "true";
     if (!open && !all.childElementCount) {
-      all.innerHTML = g.matches.map((m) => `<div class="match"><b>${esc(m.rule)}</b> ${metaLine(m.meta)}
-        ${(m.tags || []).length ? `<span class="muted">rule tags: ${m.tags.map(esc).join(", ")}</span>` : ""}
-        ${(m.strings || []).map(stringView).join("")}</div>`).join("");
+      try {
+        const res = await api(`/api/hunts/${huntId}/samples?sample=${g.sha256}${rule ? "&rule=" + encodeURIComponent(rule) : ""}`);
+        const ms = res.data.length ? res.data[0].matches : [];
+        all.innerHTML = ms.map((m) => `<div class="match"><b>${esc(m.rule)}</b> ${metaLine(m.meta)}
+          ${(m.tags || []).length ? `<span class="muted">rule tags: ${m.tags.map(esc).join(", ")}</span>` : ""}
+          ${(m.strings || []).map(stringView).join("")}</div>`).join("");
+      } catch (e) { showError(all, e); }
     }
     all.hidden = open;
     $(".first", el).hidden = !open;
     btn.setAttribute("aria-expanded", String(!open));
-    btn.textContent = open ? `show all ${num(nstr)} strings of ${g.matches.length} rule${g.matches.length > 1 ? "s" : ""}` : "show less";
+    btn.textContent = open ? label : "show less";
   };
   return el;
 }
@@ -519,13 +525,13 @@ async function pageHuntResults(id, params) {
     // A full page still asks for one group: the totals and counts move on.
     const want = RESULT_PAGE - shown;
     try {
-      const res = await api(`/api/hunts/${id}/samples?offset=${offset + shown}&limit=${Math.max(want, 1)}${rule ? "&rule=" + encodeURIComponent(rule) : ""}`);
+      const res = await api(`/api/hunts/${id}/samples?matches=1&offset=${offset + shown}&limit=${Math.max(want, 1)}${rule ? "&rule=" + encodeURIComponent(rule) : ""}`);
       if (!here()) return;
       total = res.total;
       const box = $("#matches");
       const add = res.data.slice(0, Math.max(want, 0));
       if (shown === 0 && add.length) box.innerHTML = "";
-      for (const g of add) box.appendChild(sampleGroup(g));
+      for (const g of add) box.appendChild(sampleGroup(g, id, rule));
       shown += add.length;
       if (!shown) box.innerHTML = `<p class="muted">${isLive(lastStatus) ? "no matches yet" : "no matches"}</p>`;
       const all = res.rules.reduce((a, r) => a + r.matches, 0);

@@ -234,18 +234,27 @@ static int64_t query_count(http_request *r, const char *key, int64_t dflt)
 }
 
 /* Results grouped by sample, a page of samples at a time (?offset=&limit=,
- * ?rule= for one rule's), with the per-rule counts of the whole hunt. */
+ * ?rule= for one rule's, ?sample= for one sample's, ?matches= for at most so
+ * many results in full a sample), with the per-rule counts of the hunt. */
 static enum MHD_Result results_by_sample(http_request *r, int64_t id)
 {
     int64_t offset = query_count(r, "offset", 0), limit = query_count(r, "limit", 50);
     if (offset < 0 || limit < 0 || limit > 500)
         return http_send_error(r, 400, "offset >= 0 and limit from 0 to 500, please");
-    const char *rule = http_query(r, "rule");
+    int64_t per = query_count(r, "matches", 0);
+    if (per < 0)
+        return http_send_error(r, 400, "matches: results shown a sample, a whole number (0: all)");
+    const char *rule = http_query(r, "rule"), *sha = http_query(r, "sample");
+    char norm[TR_SHA256_HEX];
+    if (sha && *sha && (strlen(sha) != 64 || !tr_hash_normalize(sha, norm, sizeof norm)))
+        return http_send_error(r, 400, "sample: a sha256");
+    tr_hunt_sample_page pg = {.rule = rule && *rule ? rule : NULL,
+                              .sha256 = sha && *sha ? norm : NULL,
+                              .offset = offset, .limit = limit ? limit : 50, .per_sample = per};
     json_t *page = NULL, *counts = NULL;
     int64_t total = 0;
     tr_error err;
-    if (tr_hunt_results_by_sample(r->data_dir, id, rule && *rule ? rule : NULL, offset,
-                                  limit ? limit : 50, &page, &total, &err) != 0)
+    if (tr_hunt_results_by_sample(r->data_dir, id, &pg, &page, &total, &err) != 0)
         return http_send_error(r, 500, "%s", err.msg);
     if (tr_hunt_rule_counts(r->data_dir, id, &counts, &err) != 0) {
         json_decref(page);

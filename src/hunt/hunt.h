@@ -154,11 +154,17 @@ int tr_hunt_results(const char *data_dir, int64_t id, struct json_t **out, tr_er
 int tr_hunt_results_page(const char *data_dir, int64_t id, int64_t offset, int64_t limit,
                          struct json_t **out, int64_t *total, tr_error *err);
 /* A page of a job's matched samples, in the order first matched, each
- * {"sha256", "matches": [result, ...]} with its results in the order found;
- * rule (NULL: any) keeps only that rule's results. *total: distinct samples. */
-int tr_hunt_results_by_sample(const char *data_dir, int64_t id, const char *rule,
-                              int64_t offset, int64_t limit, struct json_t **out,
-                              int64_t *total, tr_error *err);
+ * {"sha256", "match_count", "rules": [name, ...], "matches": [result, ...]}
+ * with its results in the order found, at most per_sample of them (0: all;
+ * a big hunt's page then stays small). rule and sha256 (NULL: any) keep only
+ * that rule's results, that sample's. *total: distinct samples. */
+typedef struct tr_hunt_sample_page {
+    const char *rule, *sha256;
+    int64_t offset, limit;      /* limit 0: all */
+    int64_t per_sample;
+} tr_hunt_sample_page;
+int tr_hunt_results_by_sample(const char *data_dir, int64_t id, const tr_hunt_sample_page *pg,
+                              struct json_t **out, int64_t *total, tr_error *err);
 /* The retrohunts that matched a sample, newest first, one entry per (hunt,
  * rule): [{"hunt", "hunt_name", "rule", "meta", "strings"}] (count of the
  * strings matched), at most limit (0: all). */

@@ -372,9 +372,8 @@ int tr_hunt_results(const char *data_dir, int64_t id, json_t **out, tr_error *er
     return tr_hunt_results_page(data_dir, id, 0, 0, out, &total, err);
 }
 
-int tr_hunt_results_by_sample(const char *data_dir, int64_t id, const char *rule,
-                              int64_t offset, int64_t limit, json_t **out, int64_t *total,
-                              tr_error *err)
+int tr_hunt_results_by_sample(const char *data_dir, int64_t id, const tr_hunt_sample_page *pg,
+                              json_t **out, int64_t *total, tr_error *err)
 {
     *out = NULL;
     *total = 0;
@@ -384,47 +383,68 @@ int tr_hunt_results_by_sample(const char *data_dir, int64_t id, const char *rule
     sqlite3_stmt *st = NULL;
     int ret = 0;
     if (sqlite3_prepare_v2(db, "SELECT count(DISTINCT sample_id) FROM hunt_results"
-                               " WHERE hunt_id=?1 AND (?2 IS NULL OR rule=?2)",
+                               " WHERE hunt_id=?1 AND (?2 IS NULL OR rule=?2)"
+                               " AND (?3 IS NULL OR sha256=?3)",
                            -1, &st, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_bind_int64(st, 1, id);
-    if (rule)
-        sqlite3_bind_text(st, 2, rule, -1, SQLITE_STATIC);
+    if (pg->rule)
+        sqlite3_bind_text(st, 2, pg->rule, -1, SQLITE_STATIC);
+    if (pg->sha256)
+        sqlite3_bind_text(st, 3, pg->sha256, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW)
         goto fail;
     *total = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    /* The page's samples first, then their results: one row per result. */
+    /* The page's samples first, then their results: one row per result;
+     * the details past per_sample are not read (r.rule says enough). */
     if (sqlite3_prepare_v2(db,
                            "WITH g AS (SELECT sample_id, min(seq) AS first FROM hunt_results"
                            "  WHERE hunt_id=?1 AND (?2 IS NULL OR rule=?2)"
-                           "  GROUP BY sample_id ORDER BY first LIMIT ?3 OFFSET ?4)"
-                           " SELECT g.sample_id, r.sha256, r.detail FROM g JOIN hunt_results r"
+                           "  AND (?3 IS NULL OR sha256=?3)"
+                           "  GROUP BY sample_id ORDER BY first LIMIT ?4 OFFSET ?5)"
+                           ", p AS (SELECT g.first, r.sample_id, r.seq, r.sha256, r.rule,"
+                           "  r.detail, row_number() OVER (PARTITION BY r.sample_id"
+                           "  ORDER BY r.seq) AS k FROM g JOIN hunt_results r"
                            "  ON r.hunt_id=?1 AND r.sample_id=g.sample_id"
-                           "  AND (?2 IS NULL OR r.rule=?2)"
-                           " ORDER BY g.first, r.seq",
+                           "  AND (?2 IS NULL OR r.rule=?2))"
+                           " SELECT sample_id, sha256, rule,"
+                           "  CASE WHEN ?6 <= 0 OR k <= ?6 THEN detail END"
+                           " FROM p ORDER BY first, seq",
                            -1, &st, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_bind_int64(st, 1, id);
-    if (rule)
-        sqlite3_bind_text(st, 2, rule, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, limit > 0 ? limit : -1);
-    sqlite3_bind_int64(st, 4, offset > 0 ? offset : 0);
+    if (pg->rule)
+        sqlite3_bind_text(st, 2, pg->rule, -1, SQLITE_STATIC);
+    if (pg->sha256)
+        sqlite3_bind_text(st, 3, pg->sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, pg->limit > 0 ? pg->limit : -1);
+    sqlite3_bind_int64(st, 5, pg->offset > 0 ? pg->offset : 0);
+    sqlite3_bind_int64(st, 6, pg->per_sample > 0 ? pg->per_sample : 0);
     json_t *arr = json_array(), *cur = NULL;
-    int64_t cur_id = -1;
+    int64_t cur_id = -1, count = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t sid = sqlite3_column_int64(st, 0);
         if (!cur || sid != cur_id) {
-            cur = json_pack("{s:s, s:[]}", "sha256", (const char *)sqlite3_column_text(st, 1),
-                            "matches");
+            if (cur)
+                json_object_set_new(cur, "match_count", json_integer(count));
+            cur = json_pack("{s:s, s:[], s:[]}", "sha256",
+                            (const char *)sqlite3_column_text(st, 1), "rules", "matches");
             json_array_append_new(arr, cur);
             cur_id = sid;
+            count = 0;
         }
-        json_t *o = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+        count++;
+        json_array_append_new(json_object_get(cur, "rules"),
+                              json_string((const char *)sqlite3_column_text(st, 2)));
+        const unsigned char *detail = sqlite3_column_text(st, 3);
+        json_t *o = detail ? json_loads((const char *)detail, 0, NULL) : NULL;
         if (o)
             json_array_append_new(json_object_get(cur, "matches"), o);
     }
+    if (cur)
+        json_object_set_new(cur, "match_count", json_integer(count));
     sqlite3_finalize(st);
     st = NULL;
     if (rc != SQLITE_DONE) {

@@ -116,6 +116,14 @@ def test_hunt_results_by_sample_and_rule_counts(secure_server, keys):
         assert all(m["sample"]["sha256"] == g["sha256"] for m in g["matches"])
     counts = {c["rule"]: (c["matches"], c["samples"]) for c in pages[0]["rules"]}
     assert counts == {"ui_alpha": (7, 7), "ui_beta": (4, 4)}
+    # At most so many results in full a sample; the rules and count of all.
+    light = get(secure_server, key, "/api/hunts/%d/samples?matches=1&limit=100" % hid)
+    for g in light["data"]:
+        assert len(g["matches"]) == 1 and g["match_count"] == len(g["rules"])
+        assert g["match_count"] == (2 if g["sha256"] in both else 1)
+    one = get(secure_server, key, "/api/hunts/%d/samples?sample=%s" % (hid, both[1]))
+    assert one["total"] == 1 and sorted(m["rule"] for m in one["data"][0]["matches"]) == ["ui_alpha", "ui_beta"]
+    get(secure_server, key, "/api/hunts/%d/samples?sample=abc" % hid, status=400)
     # One rule's samples only.
     beta = get(secure_server, key, "/api/hunts/%d/samples?rule=ui_beta&limit=100" % hid)
     assert beta["total"] == 4 and sorted(g["sha256"] for g in beta["data"]) == sorted(both)
