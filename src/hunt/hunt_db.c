@@ -30,6 +30,8 @@ static const char *const schema =
     " PRIMARY KEY(hunt_id, seq));"
     /* Results grouped by sample (the UI's pages) without a scan per sample. */
     "CREATE INDEX IF NOT EXISTS hunt_results_sample ON hunt_results(hunt_id, sample_id, seq);"
+    /* Per-rule counts and one rule's samples, from the index alone. */
+    "CREATE INDEX IF NOT EXISTS hunt_results_rule ON hunt_results(hunt_id, rule, sample_id);"
     /* A sample page lists the hunts that matched it. */
     "CREATE INDEX IF NOT EXISTS hunt_results_by_sample ON hunt_results(sample_id);"
     "CREATE TABLE IF NOT EXISTS live_rulesets("

@@ -160,3 +160,26 @@ def test_live_hits_paging(secure_server, keys):
     assert p1["total"] == p2["total"] == p3["total"] == 5
     got = [h["sha256"] for p in (p1, p2, p3) for h in p["data"]]
     assert sorted(got) == sorted(made) and len(got) == 5
+
+
+def test_ui_doc_examples_run(secure_server, keys):
+    """Every sh block of docs/ui.md runs, in order, against a live server."""
+    import re
+    import subprocess
+    from conftest import ROOT
+    text = open(os.path.join(ROOT, "docs", "ui.md")).read()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    assert len(blocks) == 3
+    env = dict(os.environ, TRAWL=secure_server.url, KEY=keys["analyst"])
+    p = subprocess.run(["bash", "-c", "set -euo pipefail\n" + "\n".join(blocks)], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert p.returncode == 0, "stdout:\n%s\nstderr:\n%s" % (p.stdout[-3000:], p.stderr[-3000:])
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    import json
+    byname, byprefix, hunts, groups, who = (json.loads(l) for l in lines)
+    assert byname["total"] == 1 and byname["data"][0]["file_name"] == "ui-doc-sample.exe"
+    assert byprefix["total"] == 1 and byprefix["data"][0]["sha256_hash"] == byname["data"][0]["sha256_hash"]
+    assert hunts["total"] == 1 and hunts["data"][0]["rules"] == "uidoc_mark"
+    assert groups["total"] == 1 and groups["data"][0]["rules"] == ["uidoc_mark"]
+    assert groups["rules"] == [{"rule": "uidoc_mark", "matches": 1, "samples": 1}]
+    assert who == {"role": "analyst", "key": "analyst-key", "authenticated": True}
