@@ -554,8 +554,9 @@ async function pageHuntResults(id, params) {
     const p = huntProgress(j);
     $("#state").innerHTML = `<div class="row"><b class="${statusClass(j.status)}">${esc(j.status)}</b>
         <span>${num(j.matches)} matches</span>
-        <span>${bytes(j.scanned_bytes)} of ${bytes(j.candidate_bytes)} read</span>
-        <span>${num(j.scanned)}/${num(j.candidates)} candidates</span>
+        ${isLive(j.status) && !j.candidates ? `<span class="muted">finding candidates…</span>` :
+          `<span>${bytes(j.scanned_bytes)} of ${bytes(j.candidate_bytes)} read</span>
+        <span>${num(j.scanned)}/${num(j.candidates)} candidates</span>`}
         <span>elapsed ${duration(j.seconds)}</span>
         ${p.eta != null ? `<span>about ${duration(p.eta)} left</span>` : ""}
         <span>${j.rate_mbs ? j.rate_mbs.toFixed(1) + " MB/s" : ""}</span>

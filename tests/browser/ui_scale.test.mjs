@@ -317,3 +317,35 @@ test("first run: the key is checked before it is kept; controls follow the role"
   assert.equal(await p.isVisible("#drop"), false);
   await fresh.close();
 });
+
+// Last: it adds samples and a hunt the counts above do not expect.
+test("a running hunt: a byte-based bar with elapsed time and ETA; Cancel only while it runs", async () => {
+  // Bytes are counted as each file is done: many middling files.
+  for (let i = 0; i < 16; i++) {
+    const form = new FormData();
+    form.append("file", new Blob([randomBytes(300_000)]), `big${i}.bin`);
+    await call("/api/samples", { method: "POST", body: form });
+  }
+  await until("indexing", async () => (await call("/api/index")).documents >= N + 16);
+  // No strings, so no index: a loop over every byte of every file, slowly.
+  const slow = "rule slow_scan { condition: for any i in (0..filesize-1) : (for any k in (1..4) : " +
+    "(uint8(i) == k and uint8(i+k) == 0xF7 and uint8(i+2*k) == 0x3C and uint8(i+3*k) == 0x99)) }";
+  const id = (await call("/api/hunts", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ rule: slow }) })).id;
+  await page.goto(`${base}/#/hunts/${id}`);
+  await page.waitForSelector("#state b:text('running')", { timeout: 30000 });
+  const bar = page.locator("#state [role=progressbar]");
+  assert.equal(await bar.getAttribute("aria-label"), "bytes read");
+  await page.waitForFunction(() => /MB of [\d.]+ MB read/.test(document.querySelector("#state").textContent), null, { timeout: 20000 });
+  assert.match(await page.textContent("#state"), /elapsed \d+s/);
+  await page.waitForSelector("#state :text('left')", { timeout: 60000 });   // an ETA once bytes were read
+  const now = parseInt(await bar.getAttribute("aria-valuenow"), 10);
+  assert.ok(now >= 0 && now < 100);
+  assert.equal(await page.locator("#cancel").count(), 1);
+  assert.equal(await page.locator("#delete").count(), 0);
+  await shot("06-running");
+  await page.click("#cancel");
+  await page.waitForSelector("#state b:text('cancelled')", { timeout: 30000 });
+  await page.waitForSelector("#delete");
+  assert.equal(await page.locator("#cancel").count(), 0);
+});
