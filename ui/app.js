@@ -678,7 +678,9 @@ const SAMPLE_SECTIONS = [
 function sectionSampleDetails(s) {
   const row = (k, v) => `<dt>${k}</dt><dd>${v}</dd>`;
   const day = (t) => (t || "").slice(0, 10);
-  return `<div class="panel"><dl class="kv">
+  const notes = (s.changes || []).map((c) => `<div class="note" role="note">An upload on ${esc(c.time)} UTC${c.reporter ?
+    ` by ${searchLink("reporter", c.reporter)}` : ""} changed the ${esc(c.field)} from <b>${esc(c.old)}</b> to <b>${esc(c.new)}</b>.</div>`).join("");
+  return `${notes}<div class="panel"><dl class="kv">
       ${row("sha256", copyable(s.sha256_hash, "sha256"))}
       ${row("sha1", copyable(s.sha1_hash, "sha1"))}
       ${row("md5", copyable(s.md5_hash, "md5"))}

@@ -246,6 +246,32 @@ static enum MHD_Result list_samples(http_request *r)
                                     data));
 }
 
+/* trawl's addition to a sample's answer: what duplicate uploads changed,
+ * [{"time", "field", "old", "new", "reporter"}] ([] when unreadable). */
+static json_t *changes_json(http_request *r, int64_t id)
+{
+    json_t *arr = json_array();
+    tr_store *s;
+    tr_error err;
+    if (open_ro(r, &s, &err) != 0)
+        return arr;
+    tr_sample_change *c = NULL;
+    size_t n = 0;
+    if (tr_store_sample_changes(s, id, &c, &n, &err) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            char t[32];
+            tr_format_time(c[i].time, t);
+            json_array_append_new(arr, json_pack("{s:s, s:s?, s:s?, s:s?, s:s?}", "time", t,
+                                                 "field", c[i].field, "old", c[i].old_value,
+                                                 "new", c[i].new_value, "reporter",
+                                                 c[i].reporter));
+        }
+        tr_sample_changes_free(c, n);
+    }
+    tr_store_close(s);
+    return arr;
+}
+
 enum MHD_Result api_samples(http_request *r)
 {
     if (!*r->rest)
@@ -276,6 +302,7 @@ enum MHD_Result api_samples(http_request *r)
     json_t *hm = NULL;
     if (tr_hunt_matches_for_sample(r->data_dir, x->id, 100, &hm, &herr) == 0)
         json_object_set_new(o, "hunt_matches", hm);
+    json_object_set_new(o, "changes", changes_json(r, x->id));
     json_t *body = json_pack("{s:s, s:o}", "query_status", "ok", "data", o);
     tr_sample_free(x);
     return http_send_json(r, 200, body);

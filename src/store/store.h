@@ -177,6 +177,17 @@ int tr_store_count(tr_store *s, const tr_sample_filter *f, int64_t *total, tr_er
 bool tr_sample_sort_parse(const char *name, tr_sample_sort *out);
 void tr_sample_list_free(tr_sample **list, size_t n);
 
+/* What duplicate uploads changed on a sample (a signature replaced), oldest
+ * first. Caller frees with tr_sample_changes_free. */
+typedef struct tr_sample_change {
+    int64_t time;
+    char *field, *old_value, *new_value;
+    char *reporter;           /* who uploaded the duplicate; may be NULL */
+} tr_sample_change;
+int tr_store_sample_changes(tr_store *s, int64_t id, tr_sample_change **out, size_t *n,
+                            tr_error *err);
+void tr_sample_changes_free(tr_sample_change *c, size_t n);
+
 /* What a scan needs of many samples at once, fetched in one pass. */
 typedef struct tr_sample_brief {
     int64_t id;

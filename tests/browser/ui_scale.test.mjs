@@ -63,10 +63,10 @@ before(async () => {
     if (i < 30) form.append("signature", "ScaleFam");
     hashes.push((await call("/api/samples", { method: "POST", body: form })).data.sha256_hash);
   }
-  await until("indexing", async () => (await call("/api/index")).documents >= N);
+  await until("indexing", async () => (await call("/api/index")).documents >= N, 240000);
   huntId = (await call("/api/hunts", { method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ rule: bigRule() }) })).id;
-  await until("the hunt", async () => !["queued", "running"].includes((await call("/api/hunts/" + huntId)).status));
+  await until("the hunt", async () => !["queued", "running"].includes((await call("/api/hunts/" + huntId)).status), 240000);
   browser = await launchChromium();
   ctx = await browser.newContext({ viewport: { width: 1366, height: 850 } });
   await ctx.addInitScript((k) => { if (!localStorage.getItem("trawl.key")) localStorage.setItem("trawl.key", k); }, key);
@@ -214,6 +214,18 @@ test("sample page: copy buttons, fields linked to searches, hunts that matched w
   await page.click("#undo-tag");
   await page.waitForSelector("#tags .tag:has-text('scale')");
   await shot("04-sample");
+  // A duplicate upload that changed the signature leaves a note.
+  const body = randomBytes(900);
+  let sha = "";
+  for (const sig of ["OldFam", "NewFam"]) {
+    const form = new FormData();
+    form.append("file", new Blob([body]), "dup.bin");
+    form.append("signature", sig);
+    sha = (await call("/api/samples", { method: "POST", body: form })).data.sha256_hash;
+  }
+  await page.goto(`${base}/#/sample/${sha}`);
+  await page.waitForSelector("#sections .note[role=note]");
+  assert.match(await page.textContent("#sections .note"), /changed the signature from OldFam to NewFam/);
 });
 
 test("keyboard only: from the samples list to a sample and back", async () => {

@@ -183,3 +183,16 @@ def test_ui_doc_examples_run(secure_server, keys):
     assert groups["total"] == 1 and groups["data"][0]["rules"] == ["uidoc_mark"]
     assert groups["rules"] == [{"rule": "uidoc_mark", "matches": 1, "samples": 1}]
     assert who == {"role": "analyst", "key": "analyst-key", "authenticated": True}
+
+
+def test_duplicate_upload_records_a_changed_signature(secure_server, keys):
+    data = os.urandom(700)
+    first = post_sample(secure_server, keys["analyst"], "dup.bin", data, signature="FamOld")
+    assert get(secure_server, keys["analyst"], "/api/samples/" + first["sha256_hash"])["data"]["changes"] == []
+    post_sample(secure_server, keys["admin"], "dup2.bin", data, signature="FamOld")      # same: no change
+    post_sample(secure_server, keys["admin"], "dup3.bin", data)                         # none given: no change
+    post_sample(secure_server, keys["admin"], "dup4.bin", data, signature="FamNew")
+    s = get(secure_server, keys["analyst"], "/api/samples/" + first["sha256_hash"])["data"]
+    assert s["signature"] == "FamNew"
+    assert [(c["field"], c["old"], c["new"], c["reporter"]) for c in s["changes"]] == \
+        [("signature", "FamOld", "FamNew", "admin-key")]
