@@ -993,10 +993,10 @@ const ROUTES = {
   sample: (parts) => pageSample(parts[1]),
   upload: () => pageUpload(),
   rules: (parts, params) => (parts[1] ? pageRuleSet(decodeURIComponent(parts[1]), params) : pageRules()),
-  noise: (parts, params) => pageNoise(parts, params),
+  noise: (parts, params) => { setTitle(parts[1] ? "Noise " + decodeURIComponent(parts.slice(1).join(" ")) : "Noise"); return pageNoise(parts, params); },
   status: () => pageStatus(),
   key: (parts, params) => pageKey(params),
-  kb: (parts, params) => pageKb(parts.slice(1), params),
+  kb: (parts, params) => { setTitle(parts[1] ? "Knowledge: " + decodeURIComponent(parts.slice(2).join(" ") || parts[1]) : "Knowledge"); return pageKb(parts.slice(1), params); },
 };
 const NAV_ALIASES = { sample: "samples" };
 
@@ -1011,7 +1011,7 @@ function route() {
     a.classList.toggle("active", on);
     if (on) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   });
-  setTitle("");
+  setTitle("");                     // each page names itself
   const page = ROUTES[parts[0]] || ROUTES.hunt;
   const out = page(parts, params);
   // Keyboard and screen reader users start at the new page's content.
