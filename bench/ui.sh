@@ -38,7 +38,7 @@ mkdir -p "$DIR"
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    [ "${KEEP:-0}" = 1 ] || rm -rf "$DIR/list" "$DIR/hunt" "$DIR/files"
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$DIR/list" "$DIR/hunt" "$DIR/files" "$DIR/hunt.yar"
 }
 trap cleanup EXIT
 
@@ -130,6 +130,6 @@ done
 echo "hunt $HID: $HUNT_N samples x $NRULES rules: $ST"
 measure "peer: old UI request (/results?limit=500)" "/api/hunts/$HID/results?limit=500"
 measure "page 1 (/samples?matches=1&limit=25)" "/api/hunts/$HID/samples?matches=1&limit=25"
-measure "one rule's page (?rule=bench_001)" "/api/hunts/$HID/samples?matches=1&limit=25&rule=bench_001"
+measure "one rule's page (?rule=bench_000)" "/api/hunts/$HID/samples?matches=1&limit=25&rule=bench_000"
 echo "  browser #/hunts/$HID:  $(node "$HERE/ui_browser.mjs" "$URL" "$KEY" "#/hunts/$HID" "#matches .match-group" "$RUNS")"
 echo "# load after: $(uptime | sed 's/.*load average://')"
