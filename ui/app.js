@@ -800,7 +800,7 @@ function pageUpload() {
   $("#files").onchange = (e) => send([...e.target.files]);
   function send(files) {
     for (const f of files) {
-      const tr = h(`<table><tr><td>${esc(f.name)}</td><td class="w40"><div class="progress"><div class="w0"></div></div></td>
+      const tr = h(`<table><tr><td>${esc(f.name)}</td><td class="w40"><div class="progress" role="progressbar" aria-label="upload of ${esc(f.name)}" aria-valuemin="0" aria-valuemax="100"><div class="w0"></div></div></td>
         <td class="st muted">queued</td></tr></table>`).querySelector("tr");
       $("#uploads").appendChild(tr);
       const form = new FormData();
@@ -812,7 +812,12 @@ function pageUpload() {
       xhr.open("POST", "/api/samples");
       const key = keyStore.get();
       if (key) xhr.setRequestHeader("Authorization", "Bearer " + key);
-      xhr.upload.onprogress = (e) => { if (e.lengthComputable) $(".progress div", tr).style.width = (100 * e.loaded / e.total) + "%"; };
+      xhr.upload.onprogress = (e) => {
+        if (!e.lengthComputable) return;
+        const pct = 100 * e.loaded / e.total;
+        $(".progress div", tr).style.width = pct + "%";
+        $(".progress", tr).setAttribute("aria-valuenow", String(Math.round(pct)));
+      };
       xhr.onload = () => {
         let d = {};
         try { d = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
