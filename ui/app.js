@@ -1001,6 +1001,8 @@ const ROUTES = {
   noise: (parts, params) => { setTitle(parts[1] ? "Noise " + decodeURIComponent(parts.slice(1).join(" ")) : "Noise"); return pageNoise(parts, params); },
   status: () => pageStatus(),
   key: (parts, params) => pageKey(params),
+  // The reports pages (ui/reports.js, on another branch) hook in here.
+  reports: (parts) => (typeof pageReports === "function" ? pageReports(parts.slice(1)) : pageHunt()),
   kb: (parts, params) => { setTitle(parts[1] ? "Knowledge: " + decodeURIComponent(parts.slice(2).join(" ") || parts[1]) : "Knowledge"); return pageKb(parts.slice(1), params); },
 };
 const NAV_ALIASES = { sample: "samples" };

@@ -249,6 +249,10 @@ typedef struct tr_live_hit {
     int64_t created;
 } tr_live_hit;
 void tr_live_hits_free(tr_live_hit *h, size_t n);
+/* Hits of one rule set a page at a time, newest first, with the set's total
+ * hits; limit 0: all. */
+int tr_live_hits_page(const char *data_dir, const char *name, int64_t offset, int64_t limit,
+                      tr_live_hit **out, size_t *n, int64_t *total, tr_error *err);
 
 /* For `trawl info`: the live hits of one sample, oldest first. */
 int tr_hunt_live_hits_for_sample(const char *data_dir, int64_t sample_id, tr_live_hit **out,
@@ -260,8 +264,5 @@ struct json_t *tr_hunt_live_hits_json(const char *data_dir, int64_t sample_id, t
 /* Hits of one rule set, newest first; limit 0: all. */
 int tr_live_hits_for_ruleset(const char *data_dir, const char *name, int64_t limit,
                              tr_live_hit **out, size_t *n, tr_error *err);
-/* The same a page at a time, with the rule set's total hits. */
-int tr_live_hits_page(const char *data_dir, const char *name, int64_t offset, int64_t limit,
-                      tr_live_hit **out, size_t *n, int64_t *total, tr_error *err);
 
 #endif

@@ -54,15 +54,15 @@ static const char *const schema_sql =
     " sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,"
     " tag TEXT NOT NULL, PRIMARY KEY(sample_id, tag)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS sample_tags_tag ON sample_tags(tag);"
-    "CREATE TABLE IF NOT EXISTS comments("
-    " id INTEGER PRIMARY KEY, sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,"
-    " created INTEGER NOT NULL, author TEXT, text TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS comments_sample ON comments(sample_id);"
     /* What a duplicate upload changed (a signature replaced): kept, not lost. */
     "CREATE TABLE IF NOT EXISTS sample_changes("
     " id INTEGER PRIMARY KEY, sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,"
     " time INTEGER NOT NULL, field TEXT NOT NULL, old TEXT, new TEXT, reporter TEXT);"
     "CREATE INDEX IF NOT EXISTS sample_changes_sample ON sample_changes(sample_id);"
+    "CREATE TABLE IF NOT EXISTS comments("
+    " id INTEGER PRIMARY KEY, sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,"
+    " created INTEGER NOT NULL, author TEXT, text TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS comments_sample ON comments(sample_id);"
     /* Sample count and bytes, kept by triggers in the same transaction as
      * every insert and delete: a hunt reads them in one row instead of a scan
      * of the whole table (~40 ms and 40 MB of reads for 41k samples, paid by
@@ -874,6 +874,53 @@ int tr_store_count(tr_store *s, const tr_sample_filter *f, int64_t *total, tr_er
     return rc == SQLITE_ROW ? 0 : db_fail(s, err, "counting samples");
 }
 
+int tr_store_sample_changes(tr_store *s, int64_t id, tr_sample_change **out, size_t *n,
+                            tr_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    if (db_prepare(s,
+                   "SELECT time, field, old, new, reporter FROM sample_changes WHERE sample_id=?"
+                   " ORDER BY id",
+                   &st, err))
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 4;
+            *out = tr_xrealloc(*out, cap * sizeof **out);
+        }
+        tr_sample_change *c = &(*out)[(*n)++];
+        c->time = sqlite3_column_int64(st, 0);
+        c->field = col_dup(st, 1);
+        c->old_value = col_dup(st, 2);
+        c->new_value = col_dup(st, 3);
+        c->reporter = col_dup(st, 4);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        tr_sample_changes_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return db_fail(s, err, "reading a sample's changes");
+    }
+    return 0;
+}
+
+void tr_sample_changes_free(tr_sample_change *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(c[i].field);
+        free(c[i].old_value);
+        free(c[i].new_value);
+        free(c[i].reporter);
+    }
+    free(c);
+}
+
 int tr_store_list(tr_store *s, const tr_sample_filter *f, tr_sample ***out, size_t *n,
                   tr_error *err)
 {
@@ -1259,51 +1306,4 @@ int tr_store_all_ids(tr_store *s, int64_t **ids, size_t *n, tr_error *err)
         return db_fail(s, err, "listing sample ids");
     }
     return 0;
-}
-
-int tr_store_sample_changes(tr_store *s, int64_t id, tr_sample_change **out, size_t *n,
-                            tr_error *err)
-{
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *st = NULL;
-    if (db_prepare(s,
-                   "SELECT time, field, old, new, reporter FROM sample_changes WHERE sample_id=?"
-                   " ORDER BY id",
-                   &st, err))
-        return -1;
-    sqlite3_bind_int64(st, 1, id);
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 4;
-            *out = tr_xrealloc(*out, cap * sizeof **out);
-        }
-        tr_sample_change *c = &(*out)[(*n)++];
-        c->time = sqlite3_column_int64(st, 0);
-        c->field = col_dup(st, 1);
-        c->old_value = col_dup(st, 2);
-        c->new_value = col_dup(st, 3);
-        c->reporter = col_dup(st, 4);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        tr_sample_changes_free(*out, *n);
-        *out = NULL;
-        *n = 0;
-        return db_fail(s, err, "reading a sample's changes");
-    }
-    return 0;
-}
-
-void tr_sample_changes_free(tr_sample_change *c, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(c[i].field);
-        free(c[i].old_value);
-        free(c[i].new_value);
-        free(c[i].reporter);
-    }
-    free(c);
 }
