@@ -20,8 +20,16 @@ async function similarMount(el, sha, by = "tlsh") {
   if (!ans.value) { body.innerHTML = `<span class="muted">this sample has no ${esc(by)}</span>`; return; }
   if (!ans.results.length) { body.innerHTML = `<span class="muted">no similar samples by ${esc(by)}</span>`; return; }
   const metric = ans.metric;
-  body.innerHTML = `<table><tr><th>${metric === "score" ? "score" : "distance"}</th><th>sha256</th><th>name</th>
+  body.innerHTML = `<div class="table-wrap"><table><tr><th>${metric === "score" ? "score" : "distance"}</th><th>sha256</th><th>name</th>
     <th>type</th><th>size</th></tr>${ans.results.map((r) => `<tr>
     <td>${esc(r[metric])}</td><td><a class="mono" href="#/sample/${esc(r.sha256_hash)}">${esc(r.sha256_hash.slice(0, 16))}…</a></td>
-    <td>${esc(r.file_name || "")}</td><td>${esc(r.file_type)}</td><td>${bytes(r.file_size)}</td></tr>`).join("")}</table>`;
+    <td>${esc(r.file_name || "")}</td><td>${esc(r.file_type)}</td><td>${bytes(r.file_size)}</td></tr>`).join("")}</table></div>`;
+}
+
+// The sample page's section (app.js SAMPLE_SECTIONS): filled once the answer comes.
+function sectionSimilar(s, sha) {
+  const sec = document.createElement("section");
+  sec.innerHTML = `<h2>Similar samples</h2><div class="panel" id="similar"></div>`;
+  similarMount(sec.querySelector("#similar"), sha);
+  return sec;
 }

@@ -9,6 +9,7 @@
 
 #include "http/http_internal.h"
 #include "hunt/hunt.h"
+#include "rules/rules.h"
 
 
 /* "file:LINE:COL: msg" (trawl's parser) -> line and column for the UI. */
@@ -48,6 +49,36 @@ static size_t queued_jobs(const char *data_dir)
     return q;
 }
 
+/* A hunt without a name is called after its rules ("a, b +3 more"): the
+ * hunts list then tells hunts apart. NULL when the text does not parse (the
+ * submit then fails with the parser's message). */
+static char *name_from_rules(const char *text)
+{
+    tr_ruleset *rs = NULL;
+    tr_error err;
+    if (tr_rules_parse_string("rule.yar", text, &rs, &err) != 0)
+        return NULL;
+    tr_buf b = {0};
+    size_t n = tr_ruleset_count(rs), shown = 0, pub = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (tr_ruleset_rule_is_private(rs, i))
+            continue;
+        pub++;
+        if (shown < 3 && b.len < 80) {
+            tr_buf_printf(&b, "%s%s", shown ? ", " : "", tr_ruleset_rule_name(rs, i));
+            shown++;
+        }
+    }
+    if (pub > shown)
+        tr_buf_printf(&b, " +%zu more", pub - shown);
+    tr_ruleset_free(rs);
+    if (!b.data)
+        return NULL;
+    char *out = tr_xstrdup(b.data);
+    tr_buf_free(&b);
+    return out;
+}
+
 static enum MHD_Result submit(http_request *r)
 {
     enum MHD_Result sent = MHD_NO;
@@ -66,7 +97,9 @@ static enum MHD_Result submit(http_request *r)
         return http_send_error(r, 400, "expected {\"rule\": TEXT, \"limit\"?: N, \"tag\"?: TAG,"
                                        " \"time_limit\"?: SECONDS, \"name\"?: NAME}");
     }
-    tr_hunt_source src = {name && *name ? name : "rule.yar", text, strlen(text)};
+    char *derived = name && *name ? NULL : name_from_rules(text);
+    tr_hunt_source src = {name && *name ? name : derived ? derived : "rule.yar", text,
+                          strlen(text)};
     /* No hunt holds a runner for ever: the server's limit is the default
      * and the most a request may ask for. */
     double ceiling = http_hunt_time_limit(r->srv);
@@ -79,6 +112,7 @@ static enum MHD_Result submit(http_request *r)
     tr_error err;
     int rc = tr_hunt_submit(r->data_dir, &p, &id, &err);
     json_decref(body);
+    free(derived);
     if (rc != 0)
         return rule_error(r, err.msg);
     http_hunts_kick(r->srv);
@@ -105,18 +139,29 @@ static json_t *job_with_progress(http_request *r, const tr_hunt_job *j)
     return o;
 }
 
+static int64_t query_count(http_request *r, const char *key, int64_t dflt);
+
+/* Newest first, a page at a time (offset, limit up to 1000; 200 by
+ * default as before), with the total. */
 static enum MHD_Result list_jobs(http_request *r)
 {
+    int64_t offset = query_count(r, "offset", 0), limit = query_count(r, "limit", 200);
+    if (offset < 0 || limit < 0 || limit > 1000)
+        return http_send_error(r, 400, "offset >= 0 and limit from 0 to 1000, please");
+    if (limit == 0)
+        limit = 200;
     tr_hunt_job *jobs = NULL;
     size_t n = 0;
     tr_error err;
     if (tr_hunt_list(r->data_dir, &jobs, &n, &err) != 0)
         return http_send_error(r, 500, "%s", err.msg);
     json_t *data = json_array();
-    for (size_t i = 0; i < n && i < 200; i++)
+    for (size_t i = (size_t)offset; i < n && i < (size_t)(offset + limit); i++)
         json_array_append_new(data, job_with_progress(r, &jobs[i]));
     tr_hunt_list_free(jobs, n);
-    return http_send_json(r, 200, json_pack("{s:s, s:o}", "query_status", "ok", "data", data));
+    return http_send_json(r, 200, json_pack("{s:s, s:I, s:I, s:I, s:o}", "query_status", "ok",
+                                            "total", (json_int_t)n, "offset", (json_int_t)offset,
+                                            "limit", (json_int_t)limit, "data", data));
 }
 
 static enum MHD_Result send_hashes(http_request *r, int64_t id)
@@ -188,6 +233,38 @@ static int64_t query_count(http_request *r, const char *key, int64_t dflt)
     return *v && !*end && n >= 0 ? n : -1;
 }
 
+/* Results grouped by sample, a page of samples at a time (?offset=&limit=,
+ * ?rule= for one rule's, ?sample= for one sample's, ?matches= for at most so
+ * many results in full a sample), with the per-rule counts of the hunt. */
+static enum MHD_Result results_by_sample(http_request *r, int64_t id)
+{
+    int64_t offset = query_count(r, "offset", 0), limit = query_count(r, "limit", 50);
+    if (offset < 0 || limit < 0 || limit > 500)
+        return http_send_error(r, 400, "offset >= 0 and limit from 0 to 500, please");
+    int64_t per = query_count(r, "matches", 0);
+    if (per < 0)
+        return http_send_error(r, 400, "matches: results shown a sample, a whole number (0: all)");
+    const char *rule = http_query(r, "rule"), *sha = http_query(r, "sample");
+    char norm[TR_SHA256_HEX];
+    if (sha && *sha && (strlen(sha) != 64 || !tr_hash_normalize(sha, norm, sizeof norm)))
+        return http_send_error(r, 400, "sample: a sha256");
+    tr_hunt_sample_page pg = {.rule = rule && *rule ? rule : NULL,
+                              .sha256 = sha && *sha ? norm : NULL,
+                              .offset = offset, .limit = limit ? limit : 50, .per_sample = per};
+    json_t *page = NULL, *counts = NULL;
+    int64_t total = 0;
+    tr_error err;
+    if (tr_hunt_results_by_sample(r->data_dir, id, &pg, &page, &total, &err) != 0)
+        return http_send_error(r, 500, "%s", err.msg);
+    if (tr_hunt_rule_counts(r->data_dir, id, &counts, &err) != 0) {
+        json_decref(page);
+        return http_send_error(r, 500, "%s", err.msg);
+    }
+    return http_send_json(r, 200, json_pack("{s:s, s:I, s:I, s:o, s:o}", "query_status", "ok",
+                                            "total", (json_int_t)total, "offset",
+                                            (json_int_t)offset, "rules", counts, "data", page));
+}
+
 enum MHD_Result api_hunts(http_request *r)
 {
     if (!*r->rest)
@@ -231,6 +308,8 @@ enum MHD_Result api_hunts(http_request *r)
             rc = http_send_json(r, 200, json_pack("{s:s, s:I, s:I, s:o}", "query_status", "ok",
                                                   "total", (json_int_t)total, "offset",
                                                   (json_int_t)offset, "data", page));
+    } else if (sub && strcmp(sub, "/samples") == 0) {
+        rc = results_by_sample(r, id);
     } else if (sub && strcmp(sub, "/hashes") == 0) {
         rc = send_hashes(r, id);
     } else if (sub && strcmp(sub, "/download") == 0) {
@@ -364,16 +443,18 @@ enum MHD_Result api_rules(http_request *r)
     if (strcmp(r->method, "GET") == 0 && strcmp(sub, "/hits") == 0) {
         tr_live_hit *hits = NULL;
         size_t n = 0;
-        int64_t limit = query_count(r, "limit", 100);
-        if (limit < 0)
-            return http_send_error(r, 400, "limit must be a whole number");
-        if (tr_live_hits_for_ruleset(r->data_dir, name, limit, &hits, &n, &err) != 0)
+        int64_t limit = query_count(r, "limit", 100), offset = query_count(r, "offset", 0), total;
+        if (limit < 0 || offset < 0)
+            return http_send_error(r, 400, "limit and offset must be whole numbers");
+        if (tr_live_hits_page(r->data_dir, name, offset, limit, &hits, &n, &total, &err) != 0)
             return http_send_error(r, 500, "%s", err.msg);
         json_t *data = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(data, hit_json(&hits[i]));
         tr_live_hits_free(hits, n);
-        return http_send_json(r, 200, json_pack("{s:s, s:o}", "query_status", "ok", "data", data));
+        return http_send_json(r, 200, json_pack("{s:s, s:I, s:I, s:o}", "query_status", "ok",
+                                                "total", (json_int_t)total, "offset",
+                                                (json_int_t)offset, "data", data));
     }
     if (strcmp(r->method, "GET") == 0 && !*sub) {
         char *text = NULL;

@@ -1,8 +1,11 @@
 /* /api/health, /api/whoami, /api/index and /api/samples[/{hash}[/...]]. */
+#include <ctype.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/http_internal.h"
@@ -121,55 +124,152 @@ static tr_sample *load_sample(http_request *r, enum MHD_Result *sent)
     return found == 1 ? x : NULL;
 }
 
+/* "YYYY-MM-DD" or "YYYY-MM-DD HH:MM:SS" (UTC) -> unix seconds; a bare date
+ * ends at its midnight, or at the next one when end_of_day is set (an
+ * "until" date includes its own day). */
+static bool parse_date(const char *v, bool end_of_day, int64_t *out)
+{
+    struct tm tm = {0};
+    int len = 0;
+    bool bare = true;
+    if (sscanf(v, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &len) != 3)
+        return false;
+    if (v[len]) {
+        int len2 = 0;
+        if ((v[len] != ' ' && v[len] != 'T') ||
+            sscanf(v + len + 1, "%2d:%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &len2) != 3 ||
+            v[len + 1 + len2])
+            return false;
+        bare = false;
+    }
+    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_hour < 0 || tm.tm_min < 0 || tm.tm_sec < 0)
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = (int64_t)timegm(&tm) + (bare && end_of_day ? 86400 : 0);
+    return true;
+}
+
+static bool is_hex(const char *v)
+{
+    for (; *v; v++)
+        if (!isxdigit((unsigned char)*v))
+            return false;
+    return true;
+}
+
 static enum MHD_Result list_samples(http_request *r)
 {
     tr_sample_filter f = {0};
     f.tag = http_query(r, "tag");
     f.signature = http_query(r, "signature");
     f.file_type = http_query(r, "type");
+    f.reporter = http_query(r, "reporter");
+    f.name = http_query(r, "name");
+    f.imphash = http_query(r, "imphash");
+    f.tlsh = http_query(r, "tlsh");
     if (parse_count(http_query(r, "limit"), 100, 1000, &f.limit) != 0)
         return http_send_error(r, 400, "limit must be a whole number from 0 to 1000");
     if (parse_count(http_query(r, "offset"), 0, INT64_MAX / 2, &f.offset) != 0)
         return http_send_error(r, 400, "offset must be a whole number >= 0");
     if (f.limit == 0)
         f.limit = 100;
+    const char *since = http_query(r, "since"), *until = http_query(r, "until");
+    if (since && *since && !parse_date(since, false, &f.first_seen_after))
+        return http_send_error(r, 400, "since: expected YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS'");
+    if (until && *until && !parse_date(until, true, &f.first_seen_before))
+        return http_send_error(r, 400, "until: expected YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS'");
+    const char *sort = http_query(r, "sort"), *order = http_query(r, "order");
+    if (sort && *sort && !tr_sample_sort_parse(sort, &f.sort))
+        return http_send_error(r, 400, "sort: one of newest, first_seen, last_seen, size, type,"
+                                       " signature, reporter");
+    if (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0)
+        return http_send_error(r, 400, "order: asc or desc");
+    f.ascending = order && strcmp(order, "asc") == 0;
+    /* Empty parameters are the UI's blank fields: no filter. */
+    const char **fields[] = {&f.tag, &f.signature, &f.file_type, &f.reporter, &f.name,
+                             &f.imphash, &f.tlsh};
+    for (size_t k = 0; k < sizeof fields / sizeof *fields; k++)
+        if (*fields[k] && !**fields[k])
+            *fields[k] = NULL;
     const char *hash = http_query(r, "hash");
+    char norm[TR_SHA256_HEX];
+    bool exact = false;
+    if (hash && *hash) {
+        size_t hl = strlen(hash);
+        if (tr_hash_normalize(hash, norm, sizeof norm))
+            exact = true;
+        else if (hl >= 8 && hl < 64 && is_hex(hash))
+            f.hash_prefix = hash;
+        else
+            return http_send_error(r, 400, "'%s' is neither an md5, sha1 or sha256 hash nor a"
+                                           " prefix of at least 8 hex digits", hash);
+    }
     tr_store *s;
     tr_error err;
     if (open_ro(r, &s, &err) != 0)
         return http_send_error(r, 503, "%s", err.msg);
     tr_sample **list = NULL;
     size_t n = 0;
+    int64_t total = 0;
     int rc = 0;
-    if (hash && *hash) {
-        /* Search by any hash: zero or one result, same shape as a list. */
-        char norm[TR_SHA256_HEX];
+    if (exact) {
+        /* Search by any full hash: zero or one result, same shape as a list. */
         tr_sample *x = NULL;
-        if (!tr_hash_normalize(hash, norm, sizeof norm)) {
-            tr_store_close(s);
-            return http_send_error(r, 400, "'%s' is not an md5, sha1 or sha256 hash", hash);
-        }
         rc = tr_store_get(s, norm, &x, &err);
         if (rc == 1) {
             list = tr_xcalloc(1, sizeof *list);
             list[0] = x;
             n = 1;
         }
+        total = (int64_t)n;
         rc = rc < 0 ? -1 : 0;
     } else {
         rc = tr_store_list(s, &f, &list, &n, &err);
+        if (rc == 0)
+            rc = tr_store_count(s, &f, &total, &err);
     }
     tr_store_close(s);
-    if (rc != 0)
+    if (rc != 0) {
+        tr_sample_list_free(list, n);
         return http_send_error(r, 500, "%s", err.msg);
+    }
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(data, tr_sample_to_json(list[i]));
     tr_sample_list_free(list, n);
     return http_send_json(r, 200,
-                          json_pack("{s:s, s:I, s:I, s:I, s:o}", "query_status", "ok", "count",
-                                    (json_int_t)n, "limit", (json_int_t)f.limit, "offset",
-                                    (json_int_t)f.offset, "data", data));
+                          json_pack("{s:s, s:I, s:I, s:I, s:I, s:o}", "query_status", "ok",
+                                    "count", (json_int_t)n, "total", (json_int_t)total, "limit",
+                                    (json_int_t)f.limit, "offset", (json_int_t)f.offset, "data",
+                                    data));
+}
+
+/* trawl's addition to a sample's answer: what duplicate uploads changed,
+ * [{"time", "field", "old", "new", "reporter"}] ([] when unreadable). */
+static json_t *changes_json(http_request *r, int64_t id)
+{
+    json_t *arr = json_array();
+    tr_store *s;
+    tr_error err;
+    if (open_ro(r, &s, &err) != 0)
+        return arr;
+    tr_sample_change *c = NULL;
+    size_t n = 0;
+    if (tr_store_sample_changes(s, id, &c, &n, &err) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            char t[32];
+            tr_format_time(c[i].time, t);
+            json_array_append_new(arr, json_pack("{s:s, s:s?, s:s?, s:s?, s:s?}", "time", t,
+                                                 "field", c[i].field, "old", c[i].old_value,
+                                                 "new", c[i].new_value, "reporter",
+                                                 c[i].reporter));
+        }
+        tr_sample_changes_free(c, n);
+    }
+    tr_store_close(s);
+    return arr;
 }
 
 enum MHD_Result api_samples(http_request *r)
@@ -198,6 +298,11 @@ enum MHD_Result api_samples(http_request *r)
     tr_error herr;
     json_t *hits = tr_hunt_live_hits_json(r->data_dir, x->id, &herr);
     json_object_set_new(o, "yara_rules", hits ? hits : json_null());
+    /* trawl's own addition: the retrohunts that matched it (the newest 100). */
+    json_t *hm = NULL;
+    if (tr_hunt_matches_for_sample(r->data_dir, x->id, 100, &hm, &herr) == 0)
+        json_object_set_new(o, "hunt_matches", hm);
+    json_object_set_new(o, "changes", changes_json(r, x->id));
     json_t *body = json_pack("{s:s, s:o}", "query_status", "ok", "data", o);
     tr_sample_free(x);
     return http_send_json(r, 200, body);

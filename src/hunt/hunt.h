@@ -153,6 +153,25 @@ int tr_hunt_results(const char *data_dir, int64_t id, struct json_t **out, tr_er
 /* A page of results (offset, limit; limit 0: all), and their total. */
 int tr_hunt_results_page(const char *data_dir, int64_t id, int64_t offset, int64_t limit,
                          struct json_t **out, int64_t *total, tr_error *err);
+/* A page of a job's matched samples, in the order first matched, each
+ * {"sha256", "match_count", "rules": [name, ...], "matches": [result, ...]}
+ * with its results in the order found, at most per_sample of them (0: all;
+ * a big hunt's page then stays small). rule and sha256 (NULL: any) keep only
+ * that rule's results, that sample's. *total: distinct samples. */
+typedef struct tr_hunt_sample_page {
+    const char *rule, *sha256;
+    int64_t offset, limit;      /* limit 0: all */
+    int64_t per_sample;
+} tr_hunt_sample_page;
+int tr_hunt_results_by_sample(const char *data_dir, int64_t id, const tr_hunt_sample_page *pg,
+                              struct json_t **out, int64_t *total, tr_error *err);
+/* The retrohunts that matched a sample, newest first, one entry per (hunt,
+ * rule): [{"hunt", "hunt_name", "rule", "meta", "strings"}] (count of the
+ * strings matched), at most limit (0: all). */
+int tr_hunt_matches_for_sample(const char *data_dir, int64_t sample_id, int64_t limit,
+                               struct json_t **out, tr_error *err);
+/* Per rule: [{"rule", "matches", "samples"}], most matches first. */
+int tr_hunt_rule_counts(const char *data_dir, int64_t id, struct json_t **out, tr_error *err);
 /* The distinct sha256 of a job's matches, in the order found (caller frees
  * each and the array). */
 int tr_hunt_matched_samples(const char *data_dir, int64_t id, char ***sha256, size_t *n,
@@ -230,6 +249,10 @@ typedef struct tr_live_hit {
     int64_t created;
 } tr_live_hit;
 void tr_live_hits_free(tr_live_hit *h, size_t n);
+/* Hits of one rule set a page at a time, newest first, with the set's total
+ * hits; limit 0: all. */
+int tr_live_hits_page(const char *data_dir, const char *name, int64_t offset, int64_t limit,
+                      tr_live_hit **out, size_t *n, int64_t *total, tr_error *err);
 
 /* For `trawl info`: the live hits of one sample, oldest first. */
 int tr_hunt_live_hits_for_sample(const char *data_dir, int64_t sample_id, tr_live_hit **out,

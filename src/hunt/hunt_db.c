@@ -28,6 +28,12 @@ static const char *const schema =
     " hunt_id INTEGER NOT NULL, seq INTEGER NOT NULL, sample_id INTEGER NOT NULL,"
     " sha256 TEXT NOT NULL, rule TEXT NOT NULL, source TEXT, detail TEXT NOT NULL,"
     " PRIMARY KEY(hunt_id, seq));"
+    /* Results grouped by sample (the UI's pages) without a scan per sample. */
+    "CREATE INDEX IF NOT EXISTS hunt_results_sample ON hunt_results(hunt_id, sample_id, seq);"
+    /* Per-rule counts and one rule's samples, from the index alone. */
+    "CREATE INDEX IF NOT EXISTS hunt_results_rule ON hunt_results(hunt_id, rule, sample_id);"
+    /* A sample page lists the hunts that matched it. */
+    "CREATE INDEX IF NOT EXISTS hunt_results_by_sample ON hunt_results(sample_id);"
     "CREATE TABLE IF NOT EXISTS live_rulesets("
     " name TEXT PRIMARY KEY, source_name TEXT NOT NULL, text TEXT NOT NULL,"
     " enabled INTEGER NOT NULL DEFAULT 1, created INTEGER NOT NULL,"
@@ -368,6 +374,175 @@ int tr_hunt_results(const char *data_dir, int64_t id, json_t **out, tr_error *er
     return tr_hunt_results_page(data_dir, id, 0, 0, out, &total, err);
 }
 
+int tr_hunt_results_by_sample(const char *data_dir, int64_t id, const tr_hunt_sample_page *pg,
+                              json_t **out, int64_t *total, tr_error *err)
+{
+    *out = NULL;
+    *total = 0;
+    sqlite3 *db;
+    if (hunt_db_open(data_dir, &db, err) != 0)
+        return -1;
+    sqlite3_stmt *st = NULL;
+    int ret = 0;
+    if (sqlite3_prepare_v2(db, "SELECT count(DISTINCT sample_id) FROM hunt_results"
+                               " WHERE hunt_id=?1 AND (?2 IS NULL OR rule=?2)"
+                               " AND (?3 IS NULL OR sha256=?3)",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    if (pg->rule)
+        sqlite3_bind_text(st, 2, pg->rule, -1, SQLITE_STATIC);
+    if (pg->sha256)
+        sqlite3_bind_text(st, 3, pg->sha256, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        goto fail;
+    *total = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    /* The page's samples first, then their results: one row per result;
+     * the details past per_sample are not read (r.rule says enough). */
+    if (sqlite3_prepare_v2(db,
+                           "WITH g AS (SELECT sample_id, min(seq) AS first FROM hunt_results"
+                           "  WHERE hunt_id=?1 AND (?2 IS NULL OR rule=?2)"
+                           "  AND (?3 IS NULL OR sha256=?3)"
+                           "  GROUP BY sample_id ORDER BY first LIMIT ?4 OFFSET ?5)"
+                           ", p AS (SELECT g.first, r.sample_id, r.seq, r.sha256, r.rule,"
+                           "  r.detail, row_number() OVER (PARTITION BY r.sample_id"
+                           "  ORDER BY r.seq) AS k FROM g JOIN hunt_results r"
+                           "  ON r.hunt_id=?1 AND r.sample_id=g.sample_id"
+                           "  AND (?2 IS NULL OR r.rule=?2))"
+                           " SELECT sample_id, sha256, rule,"
+                           "  CASE WHEN ?6 <= 0 OR k <= ?6 THEN detail END"
+                           " FROM p ORDER BY first, seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    if (pg->rule)
+        sqlite3_bind_text(st, 2, pg->rule, -1, SQLITE_STATIC);
+    if (pg->sha256)
+        sqlite3_bind_text(st, 3, pg->sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, pg->limit > 0 ? pg->limit : -1);
+    sqlite3_bind_int64(st, 5, pg->offset > 0 ? pg->offset : 0);
+    sqlite3_bind_int64(st, 6, pg->per_sample > 0 ? pg->per_sample : 0);
+    json_t *arr = json_array(), *cur = NULL;
+    int64_t cur_id = -1, count = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t sid = sqlite3_column_int64(st, 0);
+        if (!cur || sid != cur_id) {
+            if (cur)
+                json_object_set_new(cur, "match_count", json_integer(count));
+            cur = json_pack("{s:s, s:[], s:[]}", "sha256",
+                            (const char *)sqlite3_column_text(st, 1), "rules", "matches");
+            json_array_append_new(arr, cur);
+            cur_id = sid;
+            count = 0;
+        }
+        count++;
+        json_array_append_new(json_object_get(cur, "rules"),
+                              json_string((const char *)sqlite3_column_text(st, 2)));
+        const unsigned char *detail = sqlite3_column_text(st, 3);
+        json_t *o = detail ? json_loads((const char *)detail, 0, NULL) : NULL;
+        if (o)
+            json_array_append_new(json_object_get(cur, "matches"), o);
+    }
+    if (cur)
+        json_object_set_new(cur, "match_count", json_integer(count));
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != SQLITE_DONE) {
+        json_decref(arr);
+        goto fail;
+    }
+    *out = arr;
+    sqlite3_close(db);
+    return 0;
+fail:
+    ret = hunt_db_fail(db, err);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ret;
+}
+
+int tr_hunt_matches_for_sample(const char *data_dir, int64_t sample_id, int64_t limit,
+                               json_t **out, tr_error *err)
+{
+    *out = NULL;
+    sqlite3 *db;
+    if (hunt_db_open(data_dir, &db, err) != 0)
+        return -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT r.hunt_id, h.rules_name, r.detail FROM hunt_results r"
+                               " JOIN hunts h ON h.id=r.hunt_id WHERE r.sample_id=?"
+                               " ORDER BY r.hunt_id DESC, r.seq LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        int ret = hunt_db_fail(db, err);
+        sqlite3_close(db);
+        return ret;
+    }
+    sqlite3_bind_int64(st, 1, sample_id);
+    sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
+    json_t *arr = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *d = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+        if (!d)
+            continue;
+        json_t *meta = json_object_get(d, "meta");
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:O, s:O, s:I}", "hunt",
+                           (json_int_t)sqlite3_column_int64(st, 0), "hunt_name",
+                           (const char *)sqlite3_column_text(st, 1), "rule",
+                           json_object_get(d, "rule") ? json_object_get(d, "rule") : json_null(),
+                           "meta", meta ? meta : json_null(), "strings",
+                           (json_int_t)json_array_size(json_object_get(d, "strings"))));
+        json_decref(d);
+    }
+    sqlite3_finalize(st);
+    int ret = 0;
+    if (rc != SQLITE_DONE) {
+        ret = hunt_db_fail(db, err);
+        json_decref(arr);
+    } else {
+        *out = arr;
+    }
+    sqlite3_close(db);
+    return ret;
+}
+
+int tr_hunt_rule_counts(const char *data_dir, int64_t id, json_t **out, tr_error *err)
+{
+    *out = NULL;
+    sqlite3 *db;
+    if (hunt_db_open(data_dir, &db, err) != 0)
+        return -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT rule, count(*), count(DISTINCT sample_id) FROM hunt_results"
+                               " WHERE hunt_id=? GROUP BY rule ORDER BY 2 DESC, rule",
+                           -1, &st, NULL) != SQLITE_OK) {
+        int ret = hunt_db_fail(db, err);
+        sqlite3_close(db);
+        return ret;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    json_t *arr = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(arr, json_pack("{s:s, s:I, s:I}", "rule",
+                                             (const char *)sqlite3_column_text(st, 0), "matches",
+                                             (json_int_t)sqlite3_column_int64(st, 1), "samples",
+                                             (json_int_t)sqlite3_column_int64(st, 2)));
+    sqlite3_finalize(st);
+    int ret = 0;
+    if (rc != SQLITE_DONE) {
+        ret = hunt_db_fail(db, err);
+        json_decref(arr);
+    } else {
+        *out = arr;
+    }
+    sqlite3_close(db);
+    return ret;
+}
+
 int tr_hunt_matched_samples(const char *data_dir, int64_t id, char ***sha256, size_t *n,
                             tr_error *err)
 {
@@ -482,5 +657,6 @@ json_t *tr_hunt_job_json(const tr_hunt_job *j)
     json_object_set_new(o, "errors", json_integer((json_int_t)j->errors));
     json_object_set_new(o, "full_scan_rules", json_integer((json_int_t)j->full_scan_rules));
     json_object_set_new(o, "error", j->error ? json_string(j->error) : json_null());
+    json_object_set_new(o, "owner", j->owner ? json_string(j->owner) : json_null());
     return o;
 }

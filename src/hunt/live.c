@@ -413,7 +413,8 @@ static char *dup_col(sqlite3_stmt *st, int i)
 }
 
 static int hits_query(const char *data_dir, const char *sql, int64_t id, const char *name,
-                      int64_t limit, tr_live_hit **out, size_t *n, tr_error *err)
+                      int64_t limit, int64_t offset, tr_live_hit **out, size_t *n,
+                      tr_error *err)
 {
     *out = NULL;
     *n = 0;
@@ -431,6 +432,8 @@ static int hits_query(const char *data_dir, const char *sql, int64_t id, const c
     else
         sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
+    if (sqlite3_bind_parameter_count(st) >= 3)
+        sqlite3_bind_int64(st, 3, offset > 0 ? offset : 0);
     size_t cap = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -470,7 +473,7 @@ int tr_hunt_live_hits_for_sample(const char *data_dir, int64_t sample_id, tr_liv
     return hits_query(data_dir,
                       "SELECT " HIT_COLUMNS " FROM live_hits WHERE sample_id=? "
                       "ORDER BY created, rowid LIMIT ?",
-                      sample_id, NULL, 0, out, n, err);
+                      sample_id, NULL, 0, 0, out, n, err);
 }
 
 int tr_live_hits_for_ruleset(const char *data_dir, const char *name, int64_t limit,
@@ -479,7 +482,38 @@ int tr_live_hits_for_ruleset(const char *data_dir, const char *name, int64_t lim
     return hits_query(data_dir,
                       "SELECT " HIT_COLUMNS " FROM live_hits WHERE ruleset=? "
                       "ORDER BY created DESC, rowid DESC LIMIT ?",
-                      0, name, limit, out, n, err);
+                      0, name, limit, 0, out, n, err);
+}
+
+int tr_live_hits_page(const char *data_dir, const char *name, int64_t offset, int64_t limit,
+                      tr_live_hit **out, size_t *n, int64_t *total, tr_error *err)
+{
+    *total = 0;
+    sqlite3 *db;
+    if (hunt_db_open(data_dir, &db, err) != 0)
+        return -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM live_hits WHERE ruleset=?", -1, &st,
+                           NULL) != SQLITE_OK) {
+        hunt_db_fail(db, err);
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *total = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) {
+        hunt_db_fail(db, err);
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_close(db);
+    return hits_query(data_dir,
+                      "SELECT " HIT_COLUMNS " FROM live_hits WHERE ruleset=?1 "
+                      "ORDER BY created DESC, rowid DESC LIMIT ?2 OFFSET ?3",
+                      0, name, limit, offset, out, n, err);
 }
 
 int tr_live_hits_for_rule(const char *data_dir, const char *rule, int64_t limit,

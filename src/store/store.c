@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* syncfs */
 #include "store/store.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +55,11 @@ static const char *const schema_sql =
     " sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,"
     " tag TEXT NOT NULL, PRIMARY KEY(sample_id, tag)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS sample_tags_tag ON sample_tags(tag);"
+    /* What a duplicate upload changed (a signature replaced): kept, not lost. */
+    "CREATE TABLE IF NOT EXISTS sample_changes("
+    " id INTEGER PRIMARY KEY, sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,"
+    " time INTEGER NOT NULL, field TEXT NOT NULL, old TEXT, new TEXT, reporter TEXT);"
+    "CREATE INDEX IF NOT EXISTS sample_changes_sample ON sample_changes(sample_id);"
     "CREATE TABLE IF NOT EXISTS comments("
     " id INTEGER PRIMARY KEY, sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,"
     " created INTEGER NOT NULL, author TEXT, text TEXT NOT NULL);"
@@ -511,9 +517,35 @@ static int find_id(tr_store *s, const char *sha256, int64_t *id, tr_error *err)
     return found;
 }
 
+/* A duplicate that brings another signature replaces it; the old one and who
+ * changed it are recorded in sample_changes. */
+static int record_signature_change(tr_store *s, int64_t id, const tr_ingest_meta *m, int64_t now,
+                                   tr_error *err)
+{
+    if (!m->signature)
+        return 0;
+    sqlite3_stmt *st = NULL;
+    if (db_prepare(s,
+                   "INSERT INTO sample_changes(sample_id, time, field, old, new, reporter)"
+                   " SELECT id, ?, 'signature', signature, ?, ? FROM samples"
+                   " WHERE id=? AND signature IS NOT NULL AND signature != ?",
+                   &st, err))
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 2, m->signature, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 3, m->reporter);
+    sqlite3_bind_int64(st, 4, id);
+    sqlite3_bind_text(st, 5, m->signature, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(s, err, "recording a changed signature");
+}
+
 static int merge_duplicate(tr_store *s, int64_t id, const tr_ingest_meta *m, int64_t now,
                            tr_error *err)
 {
+    if (record_signature_change(s, id, m, now, err) != 0)
+        return -1;
     sqlite3_stmt *st = NULL;
     if (db_prepare(s,
                    "UPDATE samples SET last_seen=?, signature=COALESCE(?, signature),"
@@ -807,30 +839,39 @@ int tr_store_get_by_id(tr_store *s, int64_t id, tr_sample **out, tr_error *err)
     return get_where(s, "id=?", NULL, id, out, err);
 }
 
-int tr_store_list(tr_store *s, const tr_sample_filter *f, tr_sample ***out, size_t *n,
-                  tr_error *err)
+/* The WHERE clause of a filter; bind_filter binds its parameters in the
+ * same order. Hash prefixes are ranges [p, p+"g") over the hash indexes:
+ * lowercase hex sorts below 'g'. */
+static void filter_where(tr_buf *sql, const tr_sample_filter *f)
 {
-    tr_buf sql = {0};
-    tr_buf_printf(&sql, "SELECT " SAMPLE_COLUMNS " FROM samples s WHERE 1");
+    tr_buf_printf(sql, " WHERE 1");
     if (f->tag)
-        tr_buf_printf(&sql, " AND EXISTS(SELECT 1 FROM sample_tags t WHERE t.sample_id=s.id"
-                            " AND t.tag=?)");
+        tr_buf_printf(sql, " AND EXISTS(SELECT 1 FROM sample_tags t WHERE t.sample_id=s.id"
+                           " AND t.tag=?)");
     if (f->signature)
-        tr_buf_printf(&sql, " AND signature=? COLLATE NOCASE");
+        tr_buf_printf(sql, " AND signature=? COLLATE NOCASE");
     if (f->file_type)
-        tr_buf_printf(&sql, " AND file_type=?");
+        tr_buf_printf(sql, " AND file_type=?");
     if (f->imphash)
-        tr_buf_printf(&sql, " AND imphash=? COLLATE NOCASE");
+        tr_buf_printf(sql, " AND imphash=? COLLATE NOCASE");
     if (f->tlsh)
-        tr_buf_printf(&sql, " AND tlsh=? COLLATE NOCASE");
+        tr_buf_printf(sql, " AND tlsh=? COLLATE NOCASE");
+    if (f->reporter)
+        tr_buf_printf(sql, " AND reporter=? COLLATE NOCASE");
+    if (f->name)
+        tr_buf_printf(sql, " AND EXISTS(SELECT 1 FROM sample_names nm WHERE nm.sample_id=s.id"
+                           " AND nm.name LIKE ? ESCAPE '\\')");
+    if (f->hash_prefix)
+        tr_buf_printf(sql, " AND ((sha256>=? AND sha256<?) OR (sha1>=? AND sha1<?)"
+                           " OR (md5>=? AND md5<?))");
     if (f->first_seen_after)
-        tr_buf_printf(&sql, " AND first_seen >= ?");
-    tr_buf_printf(&sql, " ORDER BY id DESC LIMIT ? OFFSET ?");
-    sqlite3_stmt *st = NULL;
-    int rc = db_prepare(s, sql.data, &st, err);
-    tr_buf_free(&sql);
-    if (rc)
-        return -1;
+        tr_buf_printf(sql, " AND first_seen >= ?");
+    if (f->first_seen_before)
+        tr_buf_printf(sql, " AND first_seen < ?");
+}
+
+static int bind_filter(sqlite3_stmt *st, const tr_sample_filter *f, tr_buf *scratch)
+{
     int i = 1;
     if (f->tag)
         sqlite3_bind_text(st, i++, f->tag, -1, SQLITE_STATIC);
@@ -842,10 +883,140 @@ int tr_store_list(tr_store *s, const tr_sample_filter *f, tr_sample ***out, size
         sqlite3_bind_text(st, i++, f->imphash, -1, SQLITE_STATIC);
     if (f->tlsh)
         sqlite3_bind_text(st, i++, f->tlsh, -1, SQLITE_STATIC);
+    if (f->reporter)
+        sqlite3_bind_text(st, i++, f->reporter, -1, SQLITE_STATIC);
+    if (f->name) {
+        /* LIKE's own wildcards in a file name are literal characters. */
+        tr_buf_printf(scratch, "%%");
+        for (const char *p = f->name; *p; p++) {
+            if (*p == '%' || *p == '_' || *p == '\\')
+                tr_buf_printf(scratch, "\\");
+            tr_buf_printf(scratch, "%c", *p);
+        }
+        tr_buf_printf(scratch, "%%");
+        sqlite3_bind_text(st, i++, scratch->data, -1, SQLITE_TRANSIENT);
+    }
+    if (f->hash_prefix) {
+        char lo[TR_SHA256_HEX + 1], hi[TR_SHA256_HEX + 2];
+        size_t k = 0;
+        for (; f->hash_prefix[k] && k < TR_SHA256_HEX - 1; k++)
+            lo[k] = (char)tolower((unsigned char)f->hash_prefix[k]);
+        lo[k] = '\0';
+        snprintf(hi, sizeof hi, "%sg", lo);
+        for (int r = 0; r < 3; r++) {
+            sqlite3_bind_text(st, i++, lo, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, i++, hi, -1, SQLITE_TRANSIENT);
+        }
+    }
     if (f->first_seen_after)
         sqlite3_bind_int64(st, i++, f->first_seen_after);
+    if (f->first_seen_before)
+        sqlite3_bind_int64(st, i++, f->first_seen_before);
+    return i;
+}
+
+bool tr_sample_sort_parse(const char *name, tr_sample_sort *out)
+{
+    static const char *const names[] = {"newest", "first_seen", "last_seen", "size",
+                                        "type", "signature", "reporter"};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+        if (strcmp(name, names[k]) == 0) {
+            *out = (tr_sample_sort)k;
+            return true;
+        }
+    return false;
+}
+
+int tr_store_count(tr_store *s, const tr_sample_filter *f, int64_t *total, tr_error *err)
+{
+    tr_buf sql = {0}, scratch = {0};
+    tr_buf_printf(&sql, "SELECT count(*) FROM samples s");
+    filter_where(&sql, f);
+    sqlite3_stmt *st = NULL;
+    int rc = db_prepare(s, sql.data, &st, err);
+    tr_buf_free(&sql);
+    if (rc)
+        return -1;
+    bind_filter(st, f, &scratch);
+    rc = sqlite3_step(st);
+    *total = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    tr_buf_free(&scratch);
+    return rc == SQLITE_ROW ? 0 : db_fail(s, err, "counting samples");
+}
+
+int tr_store_sample_changes(tr_store *s, int64_t id, tr_sample_change **out, size_t *n,
+                            tr_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    if (db_prepare(s,
+                   "SELECT time, field, old, new, reporter FROM sample_changes WHERE sample_id=?"
+                   " ORDER BY id",
+                   &st, err))
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 4;
+            *out = tr_xrealloc(*out, cap * sizeof **out);
+        }
+        tr_sample_change *c = &(*out)[(*n)++];
+        c->time = sqlite3_column_int64(st, 0);
+        c->field = col_dup(st, 1);
+        c->old_value = col_dup(st, 2);
+        c->new_value = col_dup(st, 3);
+        c->reporter = col_dup(st, 4);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        tr_sample_changes_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return db_fail(s, err, "reading a sample's changes");
+    }
+    return 0;
+}
+
+void tr_sample_changes_free(tr_sample_change *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(c[i].field);
+        free(c[i].old_value);
+        free(c[i].new_value);
+        free(c[i].reporter);
+    }
+    free(c);
+}
+
+int tr_store_list(tr_store *s, const tr_sample_filter *f, tr_sample ***out, size_t *n,
+                  tr_error *err)
+{
+    /* id breaks ties so that pages never overlap or skip. */
+    static const char *const order[] = {"id", "first_seen", "last_seen", "size",
+                                        "file_type", "signature COLLATE NOCASE",
+                                        "reporter COLLATE NOCASE"};
+    tr_buf sql = {0}, scratch = {0};
+    tr_buf_printf(&sql, "SELECT " SAMPLE_COLUMNS " FROM samples s");
+    filter_where(&sql, f);
+    const char *dir = f->ascending ? "ASC" : "DESC";
+    size_t ord = (size_t)f->sort < sizeof order / sizeof *order ? (size_t)f->sort : 0;
+    if (ord == 0)
+        tr_buf_printf(&sql, " ORDER BY id %s LIMIT ? OFFSET ?", dir);
+    else
+        tr_buf_printf(&sql, " ORDER BY %s %s, id %s LIMIT ? OFFSET ?", order[ord], dir, dir);
+    sqlite3_stmt *st = NULL;
+    int rc = db_prepare(s, sql.data, &st, err);
+    tr_buf_free(&sql);
+    if (rc)
+        return -1;
+    int i = bind_filter(st, f, &scratch);
     sqlite3_bind_int64(st, i++, f->limit > 0 ? f->limit : -1);
     sqlite3_bind_int64(st, i++, f->offset > 0 ? f->offset : 0);
+    tr_buf_free(&scratch);
     tr_sample **list = NULL;
     size_t count = 0, cap = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

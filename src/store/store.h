@@ -145,16 +145,50 @@ int tr_store_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta, 
 int tr_store_get(tr_store *s, const char *hash, tr_sample **out, tr_error *err);
 int tr_store_get_by_id(tr_store *s, int64_t id, tr_sample **out, tr_error *err);
 
+typedef enum tr_sample_sort {
+    TR_SORT_NEWEST,           /* by id: the order samples arrived */
+    TR_SORT_FIRST_SEEN,
+    TR_SORT_LAST_SEEN,
+    TR_SORT_SIZE,
+    TR_SORT_TYPE,
+    TR_SORT_SIGNATURE,
+    TR_SORT_REPORTER,
+} tr_sample_sort;
+
 typedef struct tr_sample_filter {
     const char *tag, *signature, *file_type, *imphash, *tlsh;
+    const char *reporter;     /* exact, case-insensitive */
+    const char *name;         /* a substring of one of its file names, case-insensitive */
+    /* 8 to 64 hex digits: samples whose sha256, sha1 or md5 starts with them */
+    const char *hash_prefix;
     int64_t first_seen_after; /* unix time; 0: any */
+    int64_t first_seen_before; /* unix time, exclusive; 0: any */
+    tr_sample_sort sort;
+    bool ascending;           /* default: descending (newest, biggest, Z first) */
     int64_t limit;            /* 0: no limit */
     int64_t offset;
 } tr_sample_filter;
-/* Newest first. Caller frees with tr_sample_list_free. */
+/* Newest first unless f->sort says otherwise. Caller frees with
+ * tr_sample_list_free. */
 int tr_store_list(tr_store *s, const tr_sample_filter *f, tr_sample ***out, size_t *n,
                   tr_error *err);
+/* How many samples the filter matches, ignoring its limit and offset. */
+int tr_store_count(tr_store *s, const tr_sample_filter *f, int64_t *total, tr_error *err);
+/* "size" -> TR_SORT_SIZE and so on ("newest", "first_seen", "last_seen",
+ * "size", "type", "signature", "reporter"); false for other names. */
+bool tr_sample_sort_parse(const char *name, tr_sample_sort *out);
 void tr_sample_list_free(tr_sample **list, size_t n);
+
+/* What duplicate uploads changed on a sample (a signature replaced), oldest
+ * first. Caller frees with tr_sample_changes_free. */
+typedef struct tr_sample_change {
+    int64_t time;
+    char *field, *old_value, *new_value;
+    char *reporter;           /* who uploaded the duplicate; may be NULL */
+} tr_sample_change;
+int tr_store_sample_changes(tr_store *s, int64_t id, tr_sample_change **out, size_t *n,
+                            tr_error *err);
+void tr_sample_changes_free(tr_sample_change *c, size_t n);
 
 /* What a scan needs of many samples at once, fetched in one pass. */
 typedef struct tr_sample_brief {

@@ -113,7 +113,7 @@ test("finds the sample by tag on the samples page", async () => {
   await page.goto(base + "/#/samples");
   await page.fill("#q", "tag:dropper");
   await page.press("#q", "Enter");
-  await page.waitForSelector(`td:text('${sha256}')`);
+  await page.waitForSelector(`#list a.row-link[href="#/sample/${sha256}"]`);
   await shot("07-samples");
 });
 
