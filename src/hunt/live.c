@@ -522,7 +522,7 @@ int tr_live_hits_for_rule(const char *data_dir, const char *rule, int64_t limit,
     return hits_query(data_dir,
                       "SELECT " HIT_COLUMNS " FROM live_hits WHERE rule=? "
                       "ORDER BY created DESC, rowid DESC LIMIT ?",
-                      0, rule, limit, out, n, err);
+                      0, rule, limit, 0, out, n, err);
 }
 
 int tr_live_hits_since(const char *data_dir, int64_t since, int64_t limit, tr_live_hit **out,
@@ -531,7 +531,7 @@ int tr_live_hits_since(const char *data_dir, int64_t since, int64_t limit, tr_li
     return hits_query(data_dir,
                       "SELECT " HIT_COLUMNS " FROM live_hits WHERE created >= ? "
                       "ORDER BY created DESC, rowid DESC LIMIT ?",
-                      since, NULL, limit, out, n, err);
+                      since, NULL, limit, 0, out, n, err);
 }
 
 json_t *tr_hunt_live_hits_json(const char *data_dir, int64_t sample_id, tr_error *err)
