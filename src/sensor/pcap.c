@@ -19,7 +19,7 @@
 /* SYN probes waiting for their window: one per (source, port), a few hundred
  * bytes each, so a million of them stay well under 1 GiB. */
 #define PROBES_MAX (1u << 20)
-#define PROBE_SLOTS (1u << 21)
+#define PROBE_SLOTS_MIN (1u << 14)   /* grows with the probes waiting: a small table stays in cache */
 #define POOL_CHUNK 4096
 
 typedef struct addr_key {
@@ -70,10 +70,36 @@ typedef struct slot {
 typedef struct otab {
     slot *s;
     size_t mask;
+    size_t n;
 } otab;
+
+static void otab_init(otab *t, size_t slots)
+{
+    t->s = tr_xcalloc(slots, sizeof *t->s);
+    t->mask = slots - 1;
+    t->n = 0;
+}
+
+static void otab_put(otab *t, uint64_t h, void *p);
+
+/* Doubles the table; a table that never fills stays small. */
+static void otab_grow(otab *t)
+{
+    otab old = *t;
+    otab_init(t, (old.mask + 1) * 2);
+    for (size_t i = 0; i <= old.mask; i++)
+        if (old.s[i].p)
+            otab_put(t, old.s[i].h, old.s[i].p);
+    free(old.s);
+}
 
 static void otab_put(otab *t, uint64_t h, void *p)
 {
+    if (++t->n * 4 > (t->mask + 1) * 3) {   /* linear probing stays short below 3/4 */
+        t->n--;
+        otab_grow(t);
+        t->n++;
+    }
     size_t i = h & t->mask;
     while (t->s[i].p)
         i = (i + 1) & t->mask;
@@ -99,6 +125,7 @@ static void otab_del(otab *t, uint64_t h, const void *p)
         }
     }
     t->s[i].p = NULL;
+    t->n--;
 }
 
 /* Fixed-size records from chunks: no malloc per packet. */
@@ -675,10 +702,8 @@ tr_pcap_decoder *tr_pcap_decoder_new(const char *sensor_name, tr_event_sink sink
     d->sensor_len = strlen(d->sensor);
     if (d->sensor_len >= sizeof ((tr_event *)0)->sensor)
         d->sensor_len = sizeof ((tr_event *)0)->sensor - 1;
-    d->ft.s = tr_xcalloc(FLOW_SLOTS, sizeof *d->ft.s);
-    d->ft.mask = FLOW_SLOTS - 1;
-    d->pt.s = tr_xcalloc(PROBE_SLOTS, sizeof *d->pt.s);
-    d->pt.mask = PROBE_SLOTS - 1;
+    otab_init(&d->ft, FLOW_SLOTS);
+    otab_init(&d->pt, PROBE_SLOTS_MIN);
     d->flows.size = sizeof(flow);
     d->probes.size = sizeof(probe);
     d->sink = sink;
