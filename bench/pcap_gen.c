@@ -95,7 +95,7 @@ static const uint16_t ports[] = {22, 23, 80, 443, 445, 2323, 3389, 5555, 6379, 8
 static void scan_burst(uint32_t s)
 {
     uint32_t src = source(s);
-    int kind = (int)(s % 5), nports = 1 + (int)(rnd() % 3), k = 4 + (int)(rnd() % 13);
+    int kind = (int)(s % 5), nports = 1 + (int)(rnd() % 3), k = 2 + (int)(rnd() % 7);
     uint16_t sport = (uint16_t)(1024 + rnd() % 60000);
     for (int pi = 0; pi < nports; pi++) {
         uint16_t dport = ports[rnd() % (sizeof ports / sizeof ports[0])];
