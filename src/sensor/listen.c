@@ -61,6 +61,7 @@ typedef struct loop {
     bool out_failed;
     tr_buf pending;              /* event lines not yet written to out */
     tr_upstream *up;
+    tr_sinkq *q;                 /* the sink's writer thread */
     uint64_t events;
     pcap_t *pc;                  /* --pcap: the live capture and its decoder */
     int dlt;
@@ -185,8 +186,8 @@ static void emit(loop *l, tr_event *e)
             tr_log(TR_LOG_ERROR, "sensor: %s", err.msg);
         json_decref(j);
     }
-    if (l->o->sink && l->o->sink(l->o->sink_ctx, e, &err) != 0)
-        tr_log(TR_LOG_ERROR, "sensor: %s", err.msg);
+    if (l->q)
+        tr_sinkq_push(l->q, e);
     l->events++;
 }
 
@@ -203,13 +204,6 @@ static void flush_out(loop *l)
                strerror(errno));
         l->out_failed = true;
     }
-}
-
-static void flush_sink(loop *l)
-{
-    tr_error err;
-    if (l->o->sink_flush && l->o->sink_flush(l->o->sink_ctx, &err) != 0)
-        tr_log(TR_LOG_ERROR, "sensor: %s", err.msg);
 }
 
 /* ---- answers -------------------------------------------------------------- */
@@ -570,6 +564,13 @@ int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
         }
         setvbuf(l.out, NULL, _IONBF, 0);   /* one write(2) per turn, of whole lines */
     }
+    if (o->sink) {
+        /* 2 x 16k events waiting at most (~40 MB): a burst is absorbed, a store
+         * slower than the arrivals for longer slows the accepts down. */
+        l.q = tr_sinkq_start(o->sink, o->sink_flush, o->sink_ctx, o->batch_seconds, 16384, err);
+        if (!l.q)
+            goto out;
+    }
     if (o->upstream) {
         l.up = tr_upstream_start(o->upstream, o->key, o->spool_dir, err);
         if (!l.up)
@@ -620,7 +621,6 @@ int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
             tr_error e2;
             if (l.up && tr_upstream_flush(l.up, &e2) != 0)
                 tr_log(TR_LOG_ERROR, "sensor: %s", e2.msg);
-            flush_sink(&l);
             last_batch = now_mono();
         }
     }
@@ -630,11 +630,11 @@ int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
     capture_close(&l);
     if (l.out)
         flush_out(&l);
-    flush_sink(&l);
     tr_log(TR_LOG_INFO, "sensor: stopping after %llu events", (unsigned long long)l.events);
     rc = 0;
 out:
     capture_close(&l);
+    tr_sinkq_stop(l.q);
     if (l.up)
         tr_upstream_stop(l.up);
     if (l.out && l.out != stdout)
