@@ -43,7 +43,9 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 cc -O2 -Wall -Wextra -o "$TMP/pcap_gen" "$HERE/pcap_gen.c"
-CAP="$DIR/cap-${MB}m-${SRC}.pcap"
+# Named by the generator's own checksum: a changed generator makes a new capture.
+GEN=$(md5sum "$HERE/pcap_gen.c" | cut -c1-8)
+CAP="$DIR/cap-${MB}m-${SRC}-${GEN}.pcap"
 [ -s "$CAP" ] || "$TMP/pcap_gen" "$CAP" "$MB" "$SRC"
 SIZE=$(stat -c %s "$CAP")
 echo "capture: $CAP ($((SIZE / 1000000)) MB)"
