@@ -9,8 +9,9 @@
 #   trawl noise import --format jsonl FILE     (judging with the default tags,
 #                                              storing, per-IP aggregates)
 # and prints events/s, and then the time of `trawl noise ip` on one address.
-# Not done yet (issue 10's figures): a >= 1 GB pcap against tcpdump -r and
-# tshark, which needs the sensor module's pcap importer.
+# The capture side (issue 10's figures: a generated pcap against tcpdump -r
+# and tshark, FULL=1 for 1.1 GB / 1.2M sources) is bench/capture.sh, and the
+# live sensor's connection rate bench/sensor.sh.
 # $TRAWL_BIN picks the binary (default build/release/trawl).
 set -euo pipefail
 N=${1:-200000}

@@ -6,19 +6,23 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "noise/noise.h"
 #include "sensor/sensor.h"
+#include "store/store.h"
 
 static const char usage_text[] =
     "usage: trawl sensor import ...   (see trawl sensor import --help)\n"
     "       trawl sensor [--tcp PORTS] [--udp PORTS] [--bind ADDR] [--name NAME]\n"
     "                    [--out FILE.jsonl] [--upstream URL --key KEY] [--spool DIR]\n"
     "                    [--idle SECONDS] [--max-conns N] [--batch-seconds N]\n"
-    "                    [--pcap IFACE]\n"
-    "Listens on the given ports and writes one event per connection or datagram\n"
-    "as a JSON line (--out FILE, '-' for stdout) and/or posts them in batches to a\n"
-    "trawl server (--upstream http://HOST:PORT, analyst key from --key or\n"
-    "$TRAWL_SENSOR_KEY), spooling in --spool DIR (default DATA/sensor-spool) while\n"
-    "it is unreachable. PORTS is PORT[/ROLE],... with ROLE ssh, telnet or redis\n"
+    "                    [--pcap IFACE] [--no-store]\n"
+    "Listens on the given ports and records one event per connection or datagram:\n"
+    "without --upstream, into the noise store of the data directory (--data DIR),\n"
+    "committed in batches every --batch-seconds (default 2); with --upstream\n"
+    "http://HOST:PORT, posted in batches to that trawl server (analyst key from\n"
+    "--key or $TRAWL_SENSOR_KEY), spooling in --spool DIR (default\n"
+    "DATA/sensor-spool) while it is unreachable. --out FILE also writes each event\n"
+    "as a JSON line ('-' for stdout); with --no-store, only that (no store). PORTS is PORT[/ROLE],... with ROLE ssh, telnet or redis\n"
     "for a port whose number does not say so (22/2222 ssh, 23/2323 telnet,\n"
     "6379 redis). --pcap IFACE also captures packets (root or CAP_NET_RAW): SYN\n"
     "probes with their scanner fingerprints, and sessions to ports not listened on.\n"
@@ -26,11 +30,23 @@ static const char usage_text[] =
     "--udp %s --bind 0.0.0.0 --name HOSTNAME --idle 30 --max-conns 4096.\n";
 
 static const char import_usage[] =
-    "usage: trawl sensor import [--format pcap|cowrie] [--name NAME] [--out FILE.jsonl] FILE...\n"
+    "usage: trawl sensor import [--format pcap|cowrie] [--name NAME] [--out FILE.jsonl]\n"
+    "                           [--count-only] FILE...\n"
     "Turns capture files (pcap, pcapng) or Cowrie logs (cowrie.json) into events, one\n"
     "JSON line each (stdout unless --out). The format defaults from the file's first\n"
     "bytes. Bad records are reported with their packet number and byte offset, or\n"
-    "line number; every valid record is still converted (exit status 1 then).\n";
+    "line number; every valid record is still converted (exit status 1 then).\n"
+    "--count-only decodes and aggregates as usual but writes no events, only the\n"
+    "counts (the capture side's own speed, without JSON or a store).\n";
+
+/* --count-only: the decoder and its aggregation run in full; only the output is left out. */
+static int count_only(void *ctx, tr_event *e, tr_error *err)
+{
+    (void)ctx;
+    (void)e;
+    (void)err;
+    return 0;
+}
 
 static int write_line(void *ctx, tr_event *e, tr_error *err)
 {
@@ -70,9 +86,11 @@ static int cmd_import(int argc, char **argv)
     static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
                                          {"name", required_argument, NULL, 'n'},
                                          {"out", required_argument, NULL, 'o'},
+                                         {"count-only", no_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     const char *format = NULL, *name = NULL, *out_path = NULL;
+    bool counting = false;
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -80,6 +98,7 @@ static int cmd_import(int argc, char **argv)
         case 'f': format = optarg; break;
         case 'n': name = optarg; break;
         case 'o': out_path = optarg; break;
+        case 'c': counting = true; break;
         case 'h': fputs(import_usage, stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
@@ -102,8 +121,9 @@ static int cmd_import(int argc, char **argv)
         tr_import_stats st;
         tr_error err;
         bool pcap = format ? strcmp(format, "pcap") == 0 : looks_like_capture(argv[i]);
-        int r = pcap ? tr_pcap_import(argv[i], name, write_line, out, &st, &err)
-                     : tr_cowrie_import(argv[i], name, write_line, out, &st, &err);
+        tr_event_sink sink = counting ? count_only : write_line;
+        int r = pcap ? tr_pcap_import(argv[i], name, sink, out, &st, &err)
+                     : tr_cowrie_import(argv[i], name, sink, out, &st, &err);
         if (r != 0) {
             cli_error("%s", err.msg);
             rc = CLI_FAIL;
@@ -124,6 +144,13 @@ static int cmd_import(int argc, char **argv)
     return rc;
 }
 
+/* Local-store mode: the noise module's batch takes the events; the loop
+ * commits it every --batch-seconds, and it commits by itself when full. */
+static int local_flush(void *ctx, tr_error *err)
+{
+    return tr_noise_batch_flush(ctx, NULL, err);
+}
+
 int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "import") == 0)
@@ -136,6 +163,7 @@ int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
         {"key", required_argument, NULL, 'k'},       {"spool", required_argument, NULL, 's'},
         {"idle", required_argument, NULL, 'i'},      {"max-conns", required_argument, NULL, 'm'},
         {"batch-seconds", required_argument, NULL, 'B'}, {"pcap", required_argument, NULL, 'p'},
+        {"no-store", no_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     const char *tcp = tr_sensor_default_tcp, *udp = tr_sensor_default_udp;
@@ -145,6 +173,7 @@ int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
                         .max_memory = 256u << 20, .batch_seconds = 2,
                         .key = getenv("TRAWL_SENSOR_KEY")};
     char *spool = NULL;
+    bool store = true;
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -159,6 +188,7 @@ int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
         case 'k': o.key = optarg; break;
         case 's': o.spool_dir = optarg; break;
         case 'p': o.pcap_iface = optarg; break;
+        case 'N': store = false; break;
         case 'i':
         case 'm':
         case 'B':
@@ -183,8 +213,8 @@ int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
         cli_error("sensor takes no operands");
         return CLI_USAGE;
     }
-    if (!o.out_path && !o.upstream) {
-        cli_error("sensor needs --out FILE and/or --upstream URL");
+    if (!store && !o.out_path) {
+        cli_error("--no-store needs --out FILE (the events must go somewhere)");
         return CLI_USAGE;
     }
     if (o.upstream && (!o.key || !*o.key)) {
@@ -212,9 +242,47 @@ int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
         spool = tr_xasprintf("%s/sensor-spool", ctx->data_dir);
         o.spool_dir = spool;
     }
+    tr_noise *noise = NULL;
+    tr_noise_batch *batch = NULL;
+    if (!o.upstream && store) {
+        tr_store *s = NULL;
+        int r = tr_store_open(ctx->data_dir, TR_STORE_CREATE, &s, &err);
+        if (r == 0) {
+            tr_store_close(s);
+            r = tr_noise_open(ctx->data_dir, &noise, &err);
+        }
+        if (r != 0) {
+            cli_error("%s", err.msg);
+            free(tp);
+            free(up);
+            free(spool);
+            return CLI_FAIL;
+        }
+        batch = tr_noise_batch_new(noise, 10000);
+        o.sink = tr_noise_batch_sink;
+        o.sink_flush = local_flush;
+        o.sink_ctx = batch;
+        tr_log(TR_LOG_INFO,
+               "sensor: events go to the noise store in %s, committed every %d s; killing the "
+               "sensor (SIGKILL) loses at most the events of that interval",
+               ctx->data_dir, o.batch_seconds);
+    }
     int rc = tr_sensor_run(&o, &err);
     if (rc != 0)
         cli_error("%s", err.msg);
+    if (batch) {
+        tr_noise_stats ns = {0};
+        if (tr_noise_batch_flush(batch, &ns, &err) != 0) {
+            cli_error("%s", err.msg);
+            rc = -1;
+        } else {
+            tr_log(TR_LOG_INFO, "sensor: %llu events stored (%llu tagged, %llu new addresses)",
+                   (unsigned long long)ns.events, (unsigned long long)ns.tagged,
+                   (unsigned long long)ns.new_ips);
+        }
+        tr_noise_batch_free(batch);
+        tr_noise_close(noise);
+    }
     free(tp);
     free(up);
     free(spool);

@@ -59,7 +59,9 @@ typedef struct loop {
     size_t nconns, memory;
     FILE *out;
     bool out_failed;
+    tr_buf pending;              /* event lines not yet written to out */
     tr_upstream *up;
+    tr_sinkq *q;                 /* the sink's writer thread */
     uint64_t events;
     pcap_t *pc;                  /* --pcap: the live capture and its decoder */
     int dlt;
@@ -166,24 +168,42 @@ static void sockaddr_to(const struct sockaddr_storage *ss, int *family, uint8_t 
 
 static void emit(loop *l, tr_event *e)
 {
-    json_t *j = tr_event_to_json(e);
     tr_error err;
-    if (l->out) {
-        char *s = json_dumps(j, JSON_COMPACT);
-        if (!s)
-            tr_die("out of memory");
-        if ((fprintf(l->out, "%s\n", s) < 0 || fflush(l->out) != 0) && !l->out_failed) {
-            /* Said once; the upstream copy, if any, still goes out. */
-            tr_log(TR_LOG_ERROR, "sensor: cannot write events to %s: %s", l->o->out_path,
-                   strerror(errno));
-            l->out_failed = true;
+    if (l->out || l->up) {
+        json_t *j = tr_event_to_json(e);
+        if (l->out) {
+            /* Gathered and written once per turn of the loop (flush_out),
+             * whole lines only: a write(2) per connection capped the accept
+             * rate, and a reader of the file never sees half a line. */
+            char *s = json_dumps(j, JSON_COMPACT);
+            if (!s)
+                tr_die("out of memory");
+            tr_buf_append(&l->pending, s, strlen(s));
+            tr_buf_append(&l->pending, "\n", 1);
+            free(s);
         }
-        free(s);
+        if (l->up && tr_upstream_add(l->up, j, &err) != 0)
+            tr_log(TR_LOG_ERROR, "sensor: %s", err.msg);
+        json_decref(j);
     }
-    if (l->up && tr_upstream_add(l->up, j, &err) != 0)
-        tr_log(TR_LOG_ERROR, "sensor: %s", err.msg);
-    json_decref(j);
+    if (l->q)
+        tr_sinkq_push(l->q, e);
     l->events++;
+}
+
+static void flush_out(loop *l)
+{
+    if (!l->pending.len)
+        return;
+    size_t w = fwrite(l->pending.data, 1, l->pending.len, l->out);
+    bool ok = w == l->pending.len && fflush(l->out) == 0;
+    l->pending.len = 0;
+    if (!ok && !l->out_failed) {
+        /* Said once; the upstream copy, if any, still goes out. */
+        tr_log(TR_LOG_ERROR, "sensor: cannot write events to %s: %s", l->o->out_path,
+               strerror(errno));
+        l->out_failed = true;
+    }
 }
 
 /* ---- answers -------------------------------------------------------------- */
@@ -475,7 +495,9 @@ static int open_socket(const char *bind_addr, uint16_t port, int type, tr_error 
         close(fd);
         return -1;
     }
-    if (type == SOCK_STREAM && listen(fd, 1024) != 0) {
+    /* A burst of scanners must not overflow the accept queue: a dropped
+     * handshake costs the client a retransmission and the sensor its rate. */
+    if (type == SOCK_STREAM && listen(fd, SOMAXCONN > 4096 ? SOMAXCONN : 4096) != 0) {
         tr_fail_errno(err, "listen %u", port);
         close(fd);
         return -1;
@@ -540,6 +562,14 @@ int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
             tr_fail_errno(err, "cannot open %s", o->out_path);
             goto out;
         }
+        setvbuf(l.out, NULL, _IONBF, 0);   /* one write(2) per turn, of whole lines */
+    }
+    if (o->sink) {
+        /* 2 x 16k events waiting at most (~40 MB): a burst is absorbed, a store
+         * slower than the arrivals for longer slows the accepts down. */
+        l.q = tr_sinkq_start(o->sink, o->sink_flush, o->sink_ctx, o->batch_seconds, 16384, err);
+        if (!l.q)
+            goto out;
     }
     if (o->upstream) {
         l.up = tr_upstream_start(o->upstream, o->key, o->spool_dir, err);
@@ -583,11 +613,13 @@ int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
             }
         }
         sweep(&l);
+        if (l.out)
+            flush_out(&l);
         if (l.dec)
             tr_pcap_decoder_tick(l.dec, now_us());
-        if (l.up && now_mono() - last_batch >= o->batch_seconds) {
+        if (now_mono() - last_batch >= o->batch_seconds) {
             tr_error e2;
-            if (tr_upstream_flush(l.up, &e2) != 0)
+            if (l.up && tr_upstream_flush(l.up, &e2) != 0)
                 tr_log(TR_LOG_ERROR, "sensor: %s", e2.msg);
             last_batch = now_mono();
         }
@@ -596,10 +628,13 @@ int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
     while (l.head)
         conn_finish(&l, l.head);
     capture_close(&l);
+    if (l.out)
+        flush_out(&l);
     tr_log(TR_LOG_INFO, "sensor: stopping after %llu events", (unsigned long long)l.events);
     rc = 0;
 out:
     capture_close(&l);
+    tr_sinkq_stop(l.q);
     if (l.up)
         tr_upstream_stop(l.up);
     if (l.out && l.out != stdout)
@@ -609,6 +644,7 @@ out:
             close(ls[i].fd);
     free(ls);
     tr_buf_free(&names);
+    tr_buf_free(&l.pending);
     close(sfd);
     close(l.ep);
     return rc;

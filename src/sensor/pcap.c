@@ -14,8 +14,13 @@
 #define FLOWS_MAX 65536               /* flows tracked at once */
 #define FLOW_BYTES_MAX (256u << 20)   /* client bytes buffered over all flows */
 #define FLOW_IDLE_US (120 * 1000000LL)
-#define SYN_WINDOW_US (60 * 1000000LL) /* repeated SYNs this close become one event */
-#define NBUCKETS 65536
+#define SYN_WINDOW_US (60 * 1000000LL) /* a source's SYNs to one port this close become one event */
+#define FLOW_SLOTS (1u << 17)         /* twice FLOWS_MAX: short probe runs */
+/* SYN probes waiting for their window: one per (source, port), a few hundred
+ * bytes each, so a million of them stay well under 1 GiB. */
+#define PROBES_MAX (1u << 20)
+#define PROBE_SLOTS_MIN (1u << 14)   /* grows with the probes waiting: a small table stays in cache */
+#define POOL_CHUNK 4096
 
 typedef struct addr_key {
     uint8_t family;
@@ -24,6 +29,7 @@ typedef struct addr_key {
 } addr_key;
 
 typedef struct flow {
+    uint64_t h;                  /* same for both directions */
     addr_key k;                  /* client -> server, as the first SYN went */
     int64_t first_us, last_us;
     int32_t ip_id, ttl, win, flags;
@@ -35,18 +41,104 @@ typedef struct flow {
     uint8_t *buf;
     size_t len;
     unsigned packets;
-    struct flow *hnext, *prev, *next;   /* hash chain; age list */
+    struct flow *prev, *next;    /* age list */
 } flow;
 
-/* SYN-only probes waiting for their window to close, keyed without the source port. */
+/* SYN-only probes of one source to one port, waiting for their window to
+ * close: the first flow's evidence and the packet count. Kept compact (no
+ * tr_event until it goes out) since there can be a million at once. */
 typedef struct probe {
-    addr_key k;
-    tr_event e;
-    struct probe *hnext, *prev, *next;
+    uint64_t h;
+    addr_key k;                  /* the first probe's; key is family, src, dport */
+    int64_t first_us;
+    int32_t ip_id, ttl, win, flags;
+    int64_t seq;
+    unsigned packets;
+    const char *scanner;         /* a fingerprint's static name, or NULL */
+    char options[64];
+    struct probe *prev, *next;
 } probe;
+
+/* Open addressing with the full hash in the slot: a lookup that misses (every
+ * new SYN) reads only the table, never the records, which is what kept the
+ * import waiting on memory. Linear probing, backward-shift deletion. */
+typedef struct slot {
+    uint64_t h;
+    void *p;                     /* NULL: empty */
+} slot;
+
+typedef struct otab {
+    slot *s;
+    size_t mask;
+    size_t n;
+} otab;
+
+static void otab_init(otab *t, size_t slots)
+{
+    t->s = tr_xcalloc(slots, sizeof *t->s);
+    t->mask = slots - 1;
+    t->n = 0;
+}
+
+static void otab_put(otab *t, uint64_t h, void *p);
+
+/* Doubles the table; a table that never fills stays small. */
+static void otab_grow(otab *t)
+{
+    otab old = *t;
+    otab_init(t, (old.mask + 1) * 2);
+    for (size_t i = 0; i <= old.mask; i++)
+        if (old.s[i].p)
+            otab_put(t, old.s[i].h, old.s[i].p);
+    free(old.s);
+}
+
+static void otab_put(otab *t, uint64_t h, void *p)
+{
+    if (++t->n * 4 > (t->mask + 1) * 3) {   /* linear probing stays short below 3/4 */
+        t->n--;
+        otab_grow(t);
+        t->n++;
+    }
+    size_t i = h & t->mask;
+    while (t->s[i].p)
+        i = (i + 1) & t->mask;
+    t->s[i].h = h;
+    t->s[i].p = p;
+}
+
+static void otab_del(otab *t, uint64_t h, const void *p)
+{
+    size_t i = h & t->mask;
+    while (t->s[i].p != p)
+        i = (i + 1) & t->mask;
+    for (size_t j = i;;) {
+        j = (j + 1) & t->mask;
+        if (!t->s[j].p)
+            break;
+        size_t k = t->s[j].h & t->mask;
+        /* j's entry may move into the hole at i unless its home lies in (i, j]. */
+        bool stays = i <= j ? (k > i && k <= j) : (k > i || k <= j);
+        if (!stays) {
+            t->s[i] = t->s[j];
+            i = j;
+        }
+    }
+    t->s[i].p = NULL;
+    t->n--;
+}
+
+/* Fixed-size records from chunks: no malloc per packet. */
+typedef struct pool {
+    size_t size;
+    void *free;                  /* free list through the records' first word */
+    void **chunks;
+    size_t nchunks;
+} pool;
 
 typedef struct tr_pcap_decoder {
     const char *sensor;
+    size_t sensor_len;
     struct { int transport; uint16_t port; } skip[256];   /* what a listener records */
     size_t nskip;
     tr_event_sink sink;
@@ -54,41 +146,94 @@ typedef struct tr_pcap_decoder {
     tr_import_stats *st;
     tr_error *err;
     int failed;                      /* the sink said stop */
-    flow *fb[NBUCKETS];
+    otab ft;
     flow *head, *tail;               /* oldest first */
     size_t nflows, bytes;
-    probe *pb[NBUCKETS];
+    otab pt;
     probe *phead, *ptail;
     size_t nprobes;
+    pool flows, probes;
 } decoder;
+
+static void *pool_get(pool *p)
+{
+    if (!p->free) {
+        char *c = tr_xmalloc(p->size * POOL_CHUNK);
+        p->chunks = tr_xrealloc(p->chunks, (p->nchunks + 1) * sizeof *p->chunks);
+        p->chunks[p->nchunks++] = c;
+        for (size_t i = POOL_CHUNK; i-- > 0;) {
+            *(void **)(c + i * p->size) = p->free;
+            p->free = c + i * p->size;
+        }
+    }
+    void *r = p->free;
+    p->free = *(void **)r;
+    memset(r, 0, p->size);
+    return r;
+}
+
+static void pool_put(pool *p, void *r)
+{
+    *(void **)r = p->free;
+    p->free = r;
+}
+
+static void pool_free(pool *p)
+{
+    for (size_t i = 0; i < p->nchunks; i++)
+        free(p->chunks[i]);
+    free(p->chunks);
+}
 
 static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
 static uint32_t rd32(const uint8_t *p) { return rd16(p) << 16 | rd16(p + 2); }
 
-static unsigned hash_key(const addr_key *k, int with_sport)
+static uint64_t mix64(uint64_t x)
 {
-    uint32_t h = 2166136261u;
-    const uint8_t *parts[2] = {k->src, k->dst};
-    for (int j = 0; j < 2; j++)
-        for (int i = 0; i < 16; i++)
-            h = (h ^ parts[j][i]) * 16777619u;
-    h = (h ^ k->dport) * 16777619u;
-    if (with_sport)
-        h = (h ^ k->sport) * 16777619u;
-    return h % NBUCKETS;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
 }
 
-static int same(const addr_key *a, const addr_key *b, int with_sport)
+static uint64_t end_hash(const uint8_t a[16], uint16_t port)
 {
-    return a->family == b->family && a->dport == b->dport && (!with_sport || a->sport == b->sport) &&
+    uint64_t w0, w1;
+    memcpy(&w0, a, 8);
+    memcpy(&w1, a + 8, 8);
+    return mix64(w0 ^ mix64(w1 ^ ((uint64_t)port << 32 | 0x9e3779b9u)));
+}
+
+/* Symmetric in the two ends, so a reply lands in its flow's bucket. */
+static uint64_t flow_hash(const addr_key *k)
+{
+    return end_hash(k->src, k->sport) ^ end_hash(k->dst, k->dport) ^ k->family;
+}
+
+static uint64_t probe_hash(const addr_key *k)
+{
+    return mix64(end_hash(k->src, k->dport) + k->family);
+}
+
+static int same_flow(const addr_key *a, const addr_key *b)
+{
+    return a->family == b->family && a->dport == b->dport && a->sport == b->sport &&
            memcmp(a->src, b->src, 16) == 0 && memcmp(a->dst, b->dst, 16) == 0;
+}
+
+static int same_probe(const addr_key *a, const addr_key *b)
+{
+    return a->family == b->family && a->dport == b->dport && memcmp(a->src, b->src, 16) == 0;
 }
 
 static void fill_event(decoder *d, tr_event *e, const addr_key *k, int64_t t, const char *transport)
 {
     tr_event_init(e);
     e->time_us = t;
-    snprintf(e->sensor, sizeof e->sensor, "%s", d->sensor);
+    memcpy(e->sensor, d->sensor, d->sensor_len);
+    e->sensor[d->sensor_len] = 0;
     e->family = k->family;
     memcpy(e->src_ip, k->src, 16);
     memcpy(e->dst_ip, k->dst, 16);
@@ -148,10 +293,7 @@ static const char *fingerprint(const flow *f)
 
 static void probe_unlink(decoder *d, probe *p)
 {
-    probe **pp = &d->pb[hash_key(&p->k, 0)];
-    while (*pp != p)
-        pp = &(*pp)->hnext;
-    *pp = p->hnext;
+    otab_del(&d->pt, p->h, p);
     if (p->prev) p->prev->next = p->next; else d->phead = p->next;
     if (p->next) p->next->prev = p->prev; else d->ptail = p->prev;
     d->nprobes--;
@@ -160,40 +302,53 @@ static void probe_unlink(decoder *d, probe *p)
 static void probe_flush(decoder *d, probe *p)
 {
     probe_unlink(d, p);
-    emit(d, &p->e);
-    free(p);
+    tr_event e;
+    fill_event(d, &e, &p->k, p->first_us, "tcp");
+    strcpy(e.proto, "syn");
+    e.handshake = false;
+    e.ip_id = p->ip_id;
+    e.ttl = p->ttl;
+    e.tcp_window = p->win;
+    e.tcp_flags = p->flags;
+    e.tcp_seq = p->seq;
+    memcpy(e.tcp_options, p->options, sizeof e.tcp_options);
+    e.packets = p->packets;
+    if (p->scanner)
+        tr_event_set(&e, "scanner", p->scanner);
+    pool_put(&d->probes, p);
+    emit(d, &e);
 }
 
+/* A flow that never completed its handshake joins its source's probe of that
+ * port, or starts one. */
 static void probe_add(decoder *d, flow *f)
 {
-    unsigned h = hash_key(&f->k, 0);
-    for (probe *p = d->pb[h]; p; p = p->hnext) {
-        if (same(&p->k, &f->k, 0) && f->first_us - p->e.time_us <= SYN_WINDOW_US) {
-            p->e.packets += f->packets;
+    uint64_t h = probe_hash(&f->k);
+    for (size_t i = h & d->pt.mask; d->pt.s[i].p; i = (i + 1) & d->pt.mask) {
+        probe *p = d->pt.s[i].p;
+        if (d->pt.s[i].h == h && same_probe(&p->k, &f->k) &&
+            f->first_us - p->first_us <= SYN_WINDOW_US) {
+            p->packets += f->packets;
             return;
         }
     }
-    probe *p = tr_xcalloc(1, sizeof *p);
+    probe *p = pool_get(&d->probes);
+    p->h = h;
     p->k = f->k;
-    fill_event(d, &p->e, &f->k, f->first_us, "tcp");
-    strcpy(p->e.proto, "syn");
-    p->e.handshake = false;
-    p->e.ip_id = f->ip_id;
-    p->e.ttl = f->ttl;
-    p->e.tcp_window = f->win;
-    p->e.tcp_flags = f->flags;
-    p->e.tcp_seq = f->seq;
-    snprintf(p->e.tcp_options, sizeof p->e.tcp_options, "%s", f->options);
-    p->e.packets = f->packets;
-    const char *s = fingerprint(f);
-    if (s)
-        tr_event_set(&p->e, "scanner", s);
-    p->hnext = d->pb[h];
-    d->pb[h] = p;
+    p->first_us = f->first_us;
+    p->ip_id = f->ip_id;
+    p->ttl = f->ttl;
+    p->win = f->win;
+    p->flags = f->flags;
+    p->seq = f->seq;
+    memcpy(p->options, f->options, sizeof p->options);
+    p->packets = f->packets;
+    p->scanner = fingerprint(f);
+    otab_put(&d->pt, h, p);
     p->prev = d->ptail;
     if (d->ptail) d->ptail->next = p; else d->phead = p;
     d->ptail = p;
-    if (++d->nprobes > FLOWS_MAX)
+    if (++d->nprobes > PROBES_MAX)
         probe_flush(d, d->phead);
 }
 
@@ -201,10 +356,7 @@ static void probe_add(decoder *d, flow *f)
 
 static void flow_unlink(decoder *d, flow *f)
 {
-    flow **pp = &d->fb[hash_key(&f->k, 1)];
-    while (*pp != f)
-        pp = &(*pp)->hnext;
-    *pp = f->hnext;
+    otab_del(&d->ft, f->h, f);
     if (f->prev) f->prev->next = f->next; else d->head = f->next;
     if (f->next) f->next->prev = f->prev; else d->tail = f->prev;
     d->nflows--;
@@ -247,26 +399,25 @@ static void flow_finish(decoder *d, flow *f)
         emit(d, &e);
     }
     free(f->buf);
-    free(f);
+    pool_put(&d->flows, f);
 }
 
-static flow *flow_find(decoder *d, const addr_key *k, int *from_client)
+static flow *flow_find(decoder *d, const addr_key *k, uint64_t h, int *from_client)
 {
-    addr_key r = *k;
-    memcpy(r.src, k->dst, 16);
-    memcpy(r.dst, k->src, 16);
-    r.sport = k->dport;
-    r.dport = k->sport;
-    for (flow *f = d->fb[hash_key(k, 1)]; f; f = f->hnext)
-        if (same(&f->k, k, 1)) {
+    for (size_t i = h & d->ft.mask; d->ft.s[i].p; i = (i + 1) & d->ft.mask) {
+        flow *f = d->ft.s[i].p;
+        if (d->ft.s[i].h != h || f->k.family != k->family)
+            continue;
+        if (same_flow(&f->k, k)) {
             *from_client = 1;
             return f;
         }
-    for (flow *f = d->fb[hash_key(&r, 1)]; f; f = f->hnext)
-        if (same(&f->k, &r, 1)) {
+        if (f->k.sport == k->dport && f->k.dport == k->sport &&
+            memcmp(f->k.src, k->dst, 16) == 0 && memcmp(f->k.dst, k->src, 16) == 0) {
             *from_client = 0;
             return f;
         }
+    }
     return NULL;
 }
 
@@ -276,18 +427,31 @@ static void expire(decoder *d, int64_t now)
     while (d->head && (now - d->head->last_us > FLOW_IDLE_US || d->nflows > FLOWS_MAX ||
                        d->bytes > FLOW_BYTES_MAX))
         flow_finish(d, d->head);
-    while (d->phead && now - d->phead->e.time_us > SYN_WINDOW_US)
+    while (d->phead && now - d->phead->first_us > SYN_WINDOW_US)
         probe_flush(d, d->phead);
 }
 
+/* The option kinds in order, "2,4,8,1,3", without printf (one per SYN). */
 static void tcp_options(const uint8_t *o, size_t n, char *out, size_t outsz, int *mss)
 {
     size_t k = 0;
     out[0] = 0;
     for (size_t i = 0; i < n;) {
         uint8_t kind = o[i];
-        if (k + 5 < outsz)
-            k += (size_t)snprintf(out + k, outsz - k, "%s%u", k ? "," : "", kind);
+        if (k + 5 < outsz) {
+            char dig[3];
+            int nd = 0;
+            unsigned v = kind;
+            do {
+                dig[nd++] = (char)('0' + v % 10);
+                v /= 10;
+            } while (v);
+            if (k)
+                out[k++] = ',';
+            while (nd)
+                out[k++] = dig[--nd];
+            out[k] = 0;
+        }
         if (kind == 0)
             break;
         if (kind == 1) {
@@ -326,11 +490,13 @@ static void on_tcp(decoder *d, const pkt *p, int64_t t)
     const uint8_t *data = h + hl;
     size_t dlen = p->l4len - hl;
     int from_client = 0;
-    flow *f = flow_find(d, &k, &from_client);
+    uint64_t fh = flow_hash(&k);
+    flow *f = flow_find(d, &k, fh, &from_client);
     if (!f) {
         if ((flags & 0x12) != 0x02)   /* only a SYN starts a flow */
             return;
-        f = tr_xcalloc(1, sizeof *f);
+        f = pool_get(&d->flows);
+        f->h = fh;
         f->k = k;
         f->first_us = t;
         f->ip_id = p->ip_id;
@@ -342,9 +508,7 @@ static void on_tcp(decoder *d, const pkt *p, int64_t t)
         f->mss = -1;
         tcp_options(h + 20, hl - 20, f->options, sizeof f->options, &f->mss);
         f->next_seq = seq + 1;
-        unsigned b = hash_key(&k, 1);
-        f->hnext = d->fb[b];
-        d->fb[b] = f;
+        otab_put(&d->ft, fh, f);
         f->prev = d->tail;
         if (d->tail) d->tail->next = f; else d->head = f;
         d->tail = f;
@@ -535,6 +699,13 @@ tr_pcap_decoder *tr_pcap_decoder_new(const char *sensor_name, tr_event_sink sink
 {
     decoder *d = tr_xcalloc(1, sizeof *d);
     d->sensor = sensor_name && *sensor_name ? sensor_name : "pcap";
+    d->sensor_len = strlen(d->sensor);
+    if (d->sensor_len >= sizeof ((tr_event *)0)->sensor)
+        d->sensor_len = sizeof ((tr_event *)0)->sensor - 1;
+    otab_init(&d->ft, FLOW_SLOTS);
+    otab_init(&d->pt, PROBE_SLOTS_MIN);
+    d->flows.size = sizeof(flow);
+    d->probes.size = sizeof(probe);
     d->sink = sink;
     d->ctx = ctx;
     d->st = st;
@@ -592,14 +763,118 @@ int tr_pcap_decoder_free(tr_pcap_decoder *d)
     while (d->phead)
         probe_flush(d, d->phead);
     int failed = d->failed;
+    pool_free(&d->flows);
+    pool_free(&d->probes);
+    free(d->ft.s);
+    free(d->pt.s);
     free(d);
     return failed ? -1 : 0;
+}
+
+/* Classic pcap's records sit back to back after a 24-byte header, so each
+ * one's offset is known without asking the stream (ftell is a system call per
+ * packet); pcapng's blocks are not, and ftell stays. */
+static bool classic_pcap(const unsigned char m[4])
+{
+    static const unsigned char magics[][4] = {{0xd4, 0xc3, 0xb2, 0xa1}, {0xa1, 0xb2, 0xc3, 0xd4},
+                                              {0x4d, 0x3c, 0xb2, 0xa1}, {0xa1, 0xb2, 0x3c, 0x4d}};
+    for (size_t i = 0; i < sizeof magics / sizeof magics[0]; i++)
+        if (memcmp(m, magics[i], 4) == 0)
+            return true;
+    return false;
+}
+
+#define READ_CHUNK (4u << 20)
+#define RECORD_MAX (256u << 10)   /* libpcap's own bound on a record */
+
+static uint32_t rd32x(const uint8_t *p, bool swapped)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return swapped ? __builtin_bswap32(v) : v;
+}
+
+/* Classic pcap's records, read in large chunks straight from the stream (no
+ * per-packet copy or call into libpcap); libpcap has read and checked the
+ * file header. Returns when the file ends, a record is broken, or the sink
+ * stops. */
+static void read_classic(decoder *d, pcap_t *pc, FILE *fp, bool nanos, tr_import_stats *st)
+{
+    bool swapped = pcap_is_swapped(pc) == 1;
+    int dlt = pcap_datalink(pc);
+    uint8_t *buf = tr_xmalloc(READ_CHUNK);
+    size_t have = 0, pos = 0;
+    long off = 24;
+    bool eof = false;
+    for (;;) {
+        if (have - pos < 16 && !eof) {
+            memmove(buf, buf + pos, have - pos);
+            have -= pos;
+            pos = 0;
+            size_t r = fread(buf + have, 1, READ_CHUNK - have, fp);
+            have += r;
+            eof = r == 0;
+            continue;
+        }
+        if (have - pos == 0)
+            break;
+        if (have - pos < 16) {
+            st->records++;
+            bad(d, st->records, off, "truncated record header");
+            break;
+        }
+        const uint8_t *rh = buf + pos;
+        uint32_t caplen = rd32x(rh + 8, swapped);
+        if (caplen > RECORD_MAX) {
+            st->records++;
+            char msg[96];
+            snprintf(msg, sizeof msg, "invalid captured length %u (at most %u)", caplen,
+                     RECORD_MAX);
+            bad(d, st->records, off, msg);
+            break;
+        }
+        if (have - pos < 16 + (size_t)caplen) {
+            if (!eof) {
+                memmove(buf, buf + pos, have - pos);
+                have -= pos;
+                pos = 0;
+                size_t r = fread(buf + have, 1, READ_CHUNK - have, fp);
+                have += r;
+                eof = r == 0;
+                continue;
+            }
+            st->records++;
+            char msg[96];
+            snprintf(msg, sizeof msg, "truncated record: %u captured bytes, only %zu in the file",
+                     caplen, have - pos - 16);
+            bad(d, st->records, off, msg);
+            break;
+        }
+        struct pcap_pkthdr h;
+        h.ts.tv_sec = rd32x(rh, swapped);
+        uint32_t frac = rd32x(rh + 4, swapped);
+        h.ts.tv_usec = nanos ? frac / 1000 : frac;
+        h.caplen = caplen;
+        h.len = rd32x(rh + 12, swapped);
+        if (tr_pcap_decoder_packet(d, dlt, &h, rh + 16, off) != 0)
+            break;
+        pos += 16 + (size_t)caplen;
+        off += 16 + (long)caplen;
+    }
+    free(buf);
 }
 
 int tr_pcap_import_fp(FILE *fp, const char *name, const char *sensor_name, tr_event_sink sink,
                       void *ctx, tr_import_stats *st, tr_error *err)
 {
     memset(st, 0, sizeof *st);
+    unsigned char magic[4] = {0};
+    bool classic = fread(magic, 1, 4, fp) == 4 && classic_pcap(magic);
+    bool nanos = classic && (magic[0] == 0x4d || magic[3] == 0x4d);
+    if (fseek(fp, 0, SEEK_SET) != 0) {
+        fclose(fp);
+        return tr_fail_errno(err, "%s: cannot seek", name);
+    }
     char ebuf[PCAP_ERRBUF_SIZE] = "";
     pcap_t *pc = pcap_fopen_offline(fp, ebuf);
     if (!pc) {
@@ -608,21 +883,26 @@ int tr_pcap_import_fp(FILE *fp, const char *name, const char *sensor_name, tr_ev
     }
     decoder *d = tr_pcap_decoder_new(sensor_name, sink, ctx, st, err);
     int dlt = pcap_datalink(pc);
-    for (;;) {
-        long off = ftell(pcap_file(pc));
-        struct pcap_pkthdr *h;
-        const u_char *b;
-        int r = pcap_next_ex(pc, &h, &b);
-        if (r == PCAP_ERROR_BREAK)
-            break;
-        if (r != 1) {
-            /* libpcap cannot resynchronise after a broken record header. */
-            st->records++;
-            bad(d, st->records, off, pcap_geterr(pc));
-            break;
+    /* libpcap read exactly the 24-byte header of a classic file. */
+    if (classic && ftell(fp) == 24) {
+        read_classic(d, pc, fp, nanos, st);
+    } else {
+        for (;;) {
+            long off = ftell(pcap_file(pc));
+            struct pcap_pkthdr *h;
+            const u_char *b;
+            int r = pcap_next_ex(pc, &h, &b);
+            if (r == PCAP_ERROR_BREAK)
+                break;
+            if (r != 1) {
+                /* libpcap cannot resynchronise after a broken record header. */
+                st->records++;
+                bad(d, st->records, off, pcap_geterr(pc));
+                break;
+            }
+            if (tr_pcap_decoder_packet(d, dlt, h, b, off) != 0)
+                break;
         }
-        if (tr_pcap_decoder_packet(d, dlt, h, b, off) != 0)
-            break;
     }
     int failed = tr_pcap_decoder_free(d);
     pcap_close(pc);

@@ -78,6 +78,12 @@ typedef struct tr_sensor_opts {
     size_t max_memory;           /* bytes buffered over all connections */
     int batch_seconds;           /* how long events gather before a batch is spooled */
     const char *pcap_iface;      /* also capture on this interface (SYN probes), or NULL */
+    /* Also hands every event to this sink (the CLI's local noise store), and
+     * calls sink_flush every batch_seconds and when stopping, so a batching
+     * sink commits what it holds. NULL: none. */
+    tr_event_sink sink;
+    int (*sink_flush)(void *ctx, tr_error *err);
+    void *sink_ctx;
 } tr_sensor_opts;
 
 /* "22,23,8080/http,2222/ssh" into ports (caller frees *out). */

@@ -49,4 +49,15 @@ void tr_pcap_decoder_tick(tr_pcap_decoder *d, int64_t now_us);   /* idle flows e
 /* Finishes every flow and probe (their events go out), frees; -1 if the sink stopped. */
 int tr_pcap_decoder_free(tr_pcap_decoder *d);
 
+/* ---- the store writer (sinkq.c) -------------------------------------------*/
+/* A thread that hands events to sink, at most cap waiting, and calls flush
+ * every flush_seconds and once more at the stop. */
+typedef struct tr_sinkq tr_sinkq;
+tr_sinkq *tr_sinkq_start(tr_event_sink sink, int (*flush)(void *ctx, tr_error *err), void *ctx,
+                         int flush_seconds, size_t cap, tr_error *err);
+/* Moves e's contents in (e is left empty); waits while the queue is full. */
+void tr_sinkq_push(tr_sinkq *q, tr_event *e);
+/* Hands over what waits, flushes, ends the thread, frees. */
+void tr_sinkq_stop(tr_sinkq *q);
+
 #endif

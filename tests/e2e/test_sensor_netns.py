@@ -165,9 +165,12 @@ def test_real_scanners_are_named_live_and_from_capture(trawl, tmp_path, lab):
     # classification that follows from it.
     want = {SOURCES["nmap"]: "Nmap", SOURCES["masscan"]: "Masscan Client",
             SOURCES["zmap"]: "ZMap Client", SOURCES["mirai"]: "Mirai"}
+    stores = [("live store", trawl)]   # the sensor wrote its own data directory (no --upstream)
     for name, args in (("live", ["--format", "jsonl", out]), ("capture", ["--format", "pcap", cap])):
         store = trawl.__class__(trawl.binary, trawl.data + "-noise-" + name)
         store.run("noise", "import", *args, check=0)
+        stores.append((name, store))
+    for name, store in stores:
         for ip, tag in want.items():
             rec = json.loads(store.run("noise", "ip", ip, "--json", check=0).stdout)
             tags = {t["name"] if isinstance(t, dict) else t for t in rec["tags"]}

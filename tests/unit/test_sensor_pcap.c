@@ -441,6 +441,99 @@ static void test_flow_table_eviction(void **state)
     free(path);
 }
 
+/* A scan burst is one event per (source, port) within 60 s: five targets on
+ * one port are one event (the first target, five packets); the same source
+ * 100 s later, another port, or another source on that port are events of
+ * their own. */
+static void test_syn_aggregation_per_source_and_port(void **state)
+{
+    char *path = tr_xasprintf("/tmp/trawl-pcap-agg-%d.pcap", (int)getpid());
+    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+    pcap_dumper_t *w = pcap_dump_open(dead, path);
+    uint8_t f[256];
+    char dst[32];
+    for (int i = 1; i <= 5; i++) {
+        snprintf(dst, sizeof dst, "203.0.113.%d", i);
+        seg g = {"198.51.100.20", dst, 40000, 23, (uint32_t)i, 0, SYN, 65535, 54321, 250, "", 0, NULL};
+        dump(w, f, frame(f, &g), i);
+    }
+    seg other_port = {"198.51.100.20", "203.0.113.1", 40000, 2323, 9, 0, SYN, 65535, 54321, 250, "", 0, NULL};
+    dump(w, f, frame(f, &other_port), 6);
+    seg other_src = {"198.51.100.21", "203.0.113.1", 40000, 23, 9, 0, SYN, 29200, 7, 64, "", 0, NULL};
+    dump(w, f, frame(f, &other_src), 7);
+    seg later = {"198.51.100.20", "203.0.113.9", 40001, 23, 10, 0, SYN, 65535, 54321, 250, "", 0, NULL};
+    dump(w, f, frame(f, &later), 101);
+    pcap_dump_close(w);
+    pcap_close(dead);
+    collected c = {0};
+    tr_import_stats st;
+    tr_error err;
+    assert_int_equal(tr_pcap_import(path, NULL, collect, &c, &st, &err), 0);
+    assert_int_equal(st.records, 8);
+    assert_int_equal(c.n, 4);
+    size_t on23 = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        json_t *e = c.ev[i];
+        assert_string_equal(s(e, "proto"), "syn");
+        if (strcmp(s(e, "src_ip"), "198.51.100.20") != 0 || num(e, "dst_port") != 23)
+            continue;
+        on23++;
+        if (num(e, "packets") == 5) {
+            assert_string_equal(s(e, "dst_ip"), "203.0.113.1");
+            assert_string_equal(field(e, "scanner"), "zmap");
+        } else {
+            assert_int_equal(num(e, "packets"), 1);
+            assert_string_equal(s(e, "dst_ip"), "203.0.113.9");
+        }
+    }
+    assert_int_equal(on23, 2);
+    assert_int_equal(num(find(&c, "198.51.100.20", 2323), "packets"), 1);
+    assert_int_equal(num(find(&c, "198.51.100.21", 23), "packets"), 1);
+    collected_free(&c);
+    unlink(path);
+    free(path);
+}
+
+/* The same records big-endian with nanosecond stamps, read by trawl's own
+ * classic-pcap reader: the same events at the same microseconds. */
+static void test_big_endian_nanosecond_pcap(void **state)
+{
+    char *path = tr_xasprintf("/tmp/trawl-pcap-ns-%d.pcap", (int)getpid());
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    uint8_t hdr[24] = {0xa1, 0xb2, 0x3c, 0x4d, 0, 2, 0, 4};
+    put32(hdr + 16, 65535);
+    put32(hdr + 20, 1);
+    fwrite(hdr, 1, 24, fp);
+    uint8_t f[256], rec[16];
+    seg g = {"198.51.100.30", TARGET, 33333, 23, ip4(TARGET), 0, SYN, 12345, 999, 64, "", 0, NULL};
+    size_t n = frame(f, &g);
+    put32(rec, 1764350000);
+    put32(rec + 4, 123456789);   /* ns */
+    put32(rec + 8, (uint32_t)n);
+    put32(rec + 12, (uint32_t)n);
+    fwrite(rec, 1, 16, fp);
+    fwrite(f, 1, n, fp);
+    fwrite(rec, 1, 16, fp);      /* a last record cut short */
+    fwrite(f, 1, 10, fp);
+    fclose(fp);
+    collected c = {0};
+    tr_import_stats st;
+    tr_error err;
+    assert_int_equal(tr_pcap_import(path, NULL, collect, &c, &st, &err), 0);
+    assert_int_equal(c.n, 1);
+    json_t *e = find(&c, "198.51.100.30", 23);
+    assert_string_equal(field(e, "scanner"), "mirai");
+    assert_string_equal(s(e, "time"), "2025-11-28T17:13:20.123456Z");
+    assert_int_equal(st.bad, 1);
+    char want[64];
+    snprintf(want, sizeof want, "packet 2 at byte offset %zu", 24 + 16 + n);
+    assert_non_null(strstr(st.first_bad, want));
+    collected_free(&c);
+    unlink(path);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +542,8 @@ int main(void)
         cmocka_unit_test(test_pcapng_cooked),
         cmocka_unit_test(test_sink_stops),
         cmocka_unit_test(test_flow_table_eviction),
+        cmocka_unit_test(test_syn_aggregation_per_source_and_port),
+        cmocka_unit_test(test_big_endian_nanosecond_pcap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

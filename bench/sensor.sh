@@ -1,0 +1,81 @@
+#!/bin/bash
+# bench/sensor.sh: the live sensor's connection rate on loopback (issue 10:
+# >= 20k connections/s, no event lost), in the same run for both sinks:
+#   out    trawl sensor --out FILE --no-store   (JSON lines only)
+#   store  trawl sensor                         (the data directory's noise store)
+# bench/sensor_load.c opens COUNT connections to 127.0.0.1 (non-blocking
+# connects, at most CONC at once, bounded by SECONDS), each sending one HTTP
+# request and reading the answer; the sensor writes one event per connection.
+# Per run: connections completed/s (client's wall clock), the sensor's CPU
+# (user+sys) per connection, and events recorded vs connections completed.
+#
+#   bench/sensor.sh                    30,000 connections, 3 runs per sink
+#   FULL=1 bench/sensor.sh             200,000 connections
+#   COUNT=N CONC=N RUNS=N LIMIT=SECONDS  the knobs (LIMIT bounds each load, default 120)
+# $TRAWL_BIN picks the binary (default build/release/trawl).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+TRAWL=${TRAWL_BIN:-$HERE/../build/release/trawl}
+[ -x "$TRAWL" ] || { echo "no trawl binary at $TRAWL (make release)" >&2; exit 1; }
+if [ "${FULL:-0}" = 1 ]; then COUNT=${COUNT:-200000}; else COUNT=${COUNT:-30000}; fi
+CONC=${CONC:-256}
+RUNS=${RUNS:-3}
+SECONDS_MAX=${LIMIT:-120}
+TMP=$(mktemp -d)
+SPID=
+cleanup() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT
+cc -O2 -Wall -Wextra -o "$TMP/sensor_load" "$HERE/sensor_load.c"
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+echo "load before: $(uptime)"
+for r in $(seq "$RUNS"); do
+    for mode in out store; do
+        P=$(port)
+        rm -rf "$TMP/data" "$TMP/ev.jsonl"
+        extra=()
+        [ "$mode" = out ] && extra=(--out "$TMP/ev.jsonl" --no-store)
+        "$TRAWL" --data "$TMP/data" sensor --bind 127.0.0.1 --tcp "$P" --udp "" --name bench \
+            "${extra[@]}" </dev/null >/dev/null 2>"$TMP/log" &
+        SPID=$!
+        for _ in $(seq 100); do grep -q "sensor listening" "$TMP/log" && break; sleep 0.1; done
+        line=$("$TMP/sensor_load" "$P" "$COUNT" "$CONC" 0 "$SECONDS_MAX")
+        # SIGTERM: it records what is still open and commits; its CPU time
+        # (utime + stime, clock ticks) is read until it exits.
+        ticks=$(awk '{print $14 + $15}' "/proc/$SPID/stat")
+        kill -TERM "$SPID"
+        while t=$(awk '{print $14 + $15}' "/proc/$SPID/stat" 2>/dev/null); do
+            ticks=$t
+            sleep 0.05
+        done
+        wait "$SPID" || true
+        SPID=
+        if [ "$mode" = out ]; then
+            events=$(wc -l <"$TMP/ev.jsonl")
+        else
+            events=$(sed -n 's/.*sensor: \([0-9]*\) events stored.*/\1/p' "$TMP/log" | tail -1)
+        fi
+        echo "$mode $line events ${events:-0} cpu $(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {print t / hz}')" | tee -a "$TMP/rows"
+    done
+done
+echo "load after: $(uptime)"
+/usr/bin/python3 - "$TMP/rows" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    d = dict(zip(f[1::2], f[2::2]))
+    rows.setdefault(f[0], []).append(d)
+for mode, rs in rows.items():
+    rate = [float(d["rate"]) for d in rs]
+    cpu = [float(d["cpu"]) * 1e6 / max(int(d["completed"]), 1) for d in rs]
+    lost = [int(d["completed"]) - int(d["events"]) for d in rs]
+    print("sensor %-5s %d runs: %.0f connections/s median [%.0f-%.0f], sensor CPU %.0f us/connection"
+          " [%.0f-%.0f] (%.0f connections per CPU-second), events recorded vs completed: %s"
+          % (mode, len(rs), statistics.median(rate), min(rate), max(rate), statistics.median(cpu),
+             min(cpu), max(cpu), 1e6 / statistics.median(cpu),
+             ", ".join("%s/%s" % (d["events"], d["completed"]) for d in rs)))
+    if any(lost) or any(int(d["failed"]) or int(d["unfinished"]) for d in rs):
+        print("  NOTE: failed/unfinished connections or missing events:",
+              [(d["failed"], d["unfinished"], l) for d, l in zip(rs, lost)])
+PY
