@@ -27,10 +27,19 @@ TRAWL=${TRAWL_BIN:-$HERE/../build/release/trawl}
 WORK=$(mktemp -d)
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+# KEEP=DIR: generate into DIR once and reuse it on later runs.
+if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP"; rm -rf "$WORK"; WORK=$KEEP
+    cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; }
+fi
 trap cleanup EXIT
 
+if [ -f "$WORK/generated" ]; then
+    KEY=$(cat "$WORK/key")
+else
 "$TRAWL" --data "$WORK/data" noise retention --days 90 >/dev/null    # makes the tables
 KEY=$("$TRAWL" --data "$WORK/data" key add --role reader bench 2>/dev/null)
+echo "$KEY" >"$WORK/key"
 
 t0=$(date +%s)
 /usr/bin/python3 - "$WORK/data/trawl.db" "$IPS" "$PER" <<'PY'
@@ -98,6 +107,8 @@ print("generated %d IPs, %d events" % (nips, eid))
 PY
 t1=$(date +%s)
 echo "generation: $((t1 - t0)) s; database $(du -sh "$WORK/data/trawl.db" | cut -f1)"
+touch "$WORK/generated"
+fi
 
 PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$TRAWL" --data "$WORK/data" serve --listen "127.0.0.1:$PORT" >"$WORK/serve.log" 2>&1 &

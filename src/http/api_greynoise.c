@@ -257,10 +257,18 @@ static enum MHD_Result multi(http_request *r, tr_noise *nz, shape sh)
     size_t i;
     json_t *v;
     tr_error err;
+    /* All the answers from one snapshot, and one read lock for them all. */
+    if (tr_noise_read_begin(nz, &err) != 0) {
+        json_decref(ips);
+        json_decref(data);
+        json_decref(missing);
+        return gn_error(r, 500, "%s", err.msg);
+    }
     json_array_foreach(ips, i, v) {
         const char *ip = json_string_value(v);
         lookup l;
         if (look_as(nz, ip, &l, sh == SHAPE_V2_QUICK || sh == SHAPE_V3_QUICK, &err) != 0) {
+            tr_noise_read_end(nz);
             json_decref(ips);
             json_decref(data);
             json_decref(missing);
@@ -279,6 +287,7 @@ static enum MHD_Result multi(http_request *r, tr_noise *nz, shape sh)
         }
         look_free(&l);
     }
+    tr_noise_read_end(nz);
     json_decref(ips);
     if (sh == SHAPE_V2_QUICK) {
         json_decref(missing);

@@ -74,6 +74,45 @@ int noise_exec(tr_noise *n, const char *sql, tr_error *err)
     return 0;
 }
 
+sqlite3_stmt *noise_stmt(tr_noise *n, const char *sql, tr_error *err)
+{
+    for (size_t i = 0; i < n->nstc; i++)
+        if (n->stc[i].sql == sql || strcmp(n->stc[i].sql, sql) == 0) {
+            sqlite3_reset(n->stc[i].st);
+            sqlite3_clear_bindings(n->stc[i].st);
+            return n->stc[i].st;
+        }
+    if (n->nstc == NOISE_STMT_MAX) {
+        tr_fail(err, "noise: more than %d cached statements", NOISE_STMT_MAX);
+        return NULL;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(n->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        noise_db_fail(n->db, err);
+        return NULL;
+    }
+    n->stc[n->nstc].sql = sql;
+    n->stc[n->nstc].st = st;
+    n->nstc++;
+    return st;
+}
+
+void noise_stmt_done(sqlite3_stmt *st)
+{
+    if (st)
+        sqlite3_reset(st);
+}
+
+int tr_noise_read_begin(tr_noise *n, tr_error *err)
+{
+    return noise_exec(n, "BEGIN", err);
+}
+
+void tr_noise_read_end(tr_noise *n)
+{
+    sqlite3_exec(n->db, "COMMIT", NULL, NULL, NULL);
+}
+
 char *noise_setting_get(tr_noise *n, const char *key)
 {
     sqlite3_stmt *st = NULL;
@@ -207,6 +246,8 @@ void tr_noise_close(tr_noise *n)
         return;
     noise_actors_free(n);
     noise_geo_close(n);
+    for (size_t i = 0; i < n->nstc; i++)
+        sqlite3_finalize(n->stc[i].st);
     sqlite3_close(n->db);
     free(n->data_dir);
     free(n);
