@@ -400,8 +400,13 @@ static enum MHD_Result gnql(http_request *r, tr_noise *nz, bool v3)
     bool quick = truthy(http_query(r, "quick"));
     json_t *res = NULL;
     tr_error err;
-    if (tr_noise_gnql(nz, q, size, http_query(r, "scroll"), &res, &err) != 0)
+    /* The page and its records from one snapshot. */
+    if (tr_noise_read_begin(nz, &err) != 0)
+        return gn_error(r, 500, "%s", err.msg);
+    if (tr_noise_gnql(nz, q, size, http_query(r, "scroll"), &res, &err) != 0) {
+        tr_noise_read_end(nz);
         return gn_error(r, strncmp(err.msg, "GNQL:", 5) == 0 ? 400 : 500, "%s", err.msg);
+    }
     json_t *data = json_array();
     size_t i;
     json_t *v;
@@ -413,6 +418,7 @@ static enum MHD_Result gnql(http_request *r, tr_noise *nz, bool v3)
                                        : v2_context(json_string_value(v), &l));
         look_free(&l);
     }
+    tr_noise_read_end(nz);
     json_int_t count = json_integer_value(json_object_get(res, "count"));
     const char *msg = count ? "ok" : "no results";
     json_t *o;

@@ -215,9 +215,16 @@ int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **
     /* Keyed by ip, and every aggregate drives from it (CROSS JOIN fixes
      * the order): without statistics the planner would rather walk all of
      * a kind's values and probe the matches for each. */
-    sqlite3_exec(n->db, "CREATE TEMP TABLE gnql_m(ip TEXT PRIMARY KEY) WITHOUT ROWID", NULL,
-                 NULL, NULL);
-    char *msql = tr_xasprintf("INSERT INTO temp.gnql_m SELECT i.ip FROM noise_ips i WHERE %s",
+    /* With the record's columns the aggregates need: each of them then
+     * reads this table through, instead of probing noise_ips once per
+     * match. */
+    sqlite3_exec(n->db,
+                 "CREATE TEMP TABLE gnql_m(ip TEXT PRIMARY KEY, classification, spoofable,"
+                 " organization, actor, country, asn) WITHOUT ROWID",
+                 NULL, NULL, NULL);
+    char *msql = tr_xasprintf("INSERT INTO temp.gnql_m SELECT i.ip, i.classification, i.spoofable,"
+                              " i.organization, i.actor, i.country, i.asn"
+                              " FROM noise_ips i WHERE %s",
                               where);
     free(where);
     sqlite3_stmt *st = NULL;
@@ -240,10 +247,18 @@ int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **
         total = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
 
-#define FROM_IPS " FROM temp.gnql_m m CROSS JOIN noise_ips i ON i.ip = m.ip "
+    /* The matches' set values of the kinds aggregated, in one walk. */
+    sqlite3_exec(n->db, "DROP TABLE IF EXISTS temp.gnql_v", NULL, NULL, NULL);
+    if (noise_exec(n,
+                   "CREATE TEMP TABLE gnql_v AS SELECT v.kind, v.ip, v.value, v.port"
+                   " FROM temp.gnql_m m CROSS JOIN noise_ip_values v ON v.ip = m.ip"
+                   " AND v.kind IN ('scan', 'sensor', 'tag', 'dst')",
+                   err) != 0)
+        return -1;
+#define FROM_IPS " FROM temp.gnql_m i "
 #define ORDER " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?1"
 #define FROM_VALS(kind) \
-    " FROM temp.gnql_m m CROSS JOIN noise_ip_values v ON v.ip = m.ip AND v.kind = '" kind "' "
+    " FROM (SELECT ip, value, port FROM temp.gnql_v WHERE kind = '" kind "') v "
     struct {
         const char *name, *key, *sql;
         bool key_int;
@@ -262,8 +277,8 @@ int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **
          "SELECT i.country, count(*)" FROM_IPS "WHERE ifnull(i.country, '') <> ''" ORDER, false},
         {"asns", "asn",
          "SELECT 'AS' || i.asn, count(*)" FROM_IPS "WHERE ifnull(i.asn, '') <> ''" ORDER, false},
-        {"ports", "port", "SELECT v.port, count(DISTINCT m.ip)" FROM_VALS("scan") ORDER, true},
-        {"sensors", "sensor", "SELECT v.value, count(DISTINCT m.ip)" FROM_VALS("sensor") ORDER,
+        {"ports", "port", "SELECT v.port, count(DISTINCT v.ip)" FROM_VALS("scan") ORDER, true},
+        {"sensors", "sensor", "SELECT v.value, count(DISTINCT v.ip)" FROM_VALS("sensor") ORDER,
          false},
     };
     json_t *stats = json_object();
@@ -282,7 +297,7 @@ int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **
     json_t *tags = json_array();
     if (rc == 0 &&
         sqlite3_prepare_v2(n->db,
-                           "SELECT v.value, count(DISTINCT m.ip), t.category, t.intention"
+                           "SELECT v.value, count(DISTINCT v.ip), t.category, t.intention"
                            FROM_VALS("tag") "LEFT JOIN noise_tags t ON t.name = v.value"
                            " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?1",
                            -1, &st, NULL) == SQLITE_OK) {
@@ -337,14 +352,15 @@ int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **
         }
         sqlite3_finalize(st);
         rc = top(n,
-                 "SELECT c.country, count(DISTINCT m.ip)" FROM_VALS("dst")
+                 "SELECT c.country, count(DISTINCT v.ip)" FROM_VALS("dst")
                  "JOIN temp.gnql_dc c ON c.dst = v.value" ORDER,
                  count, dlist, "country", false, err);
     }
     sqlite3_finalize(ins);
     sqlite3_exec(n->db, "DROP TABLE IF EXISTS temp.gnql_dc", NULL, NULL, NULL);
     json_object_set_new(stats, "destination_countries", dlist);
-    sqlite3_exec(n->db, "DROP TABLE IF EXISTS temp.gnql_m", NULL, NULL, NULL);
+    sqlite3_exec(n->db, "DROP TABLE IF EXISTS temp.gnql_m; DROP TABLE IF EXISTS temp.gnql_v", NULL,
+                 NULL, NULL);
     if (rc != 0) {
         json_decref(stats);
         return -1;
