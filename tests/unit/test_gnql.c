@@ -456,7 +456,7 @@ static void same_counts(const char *q, const char *name, json_t *list, const cha
                         json_t *want)
 {
     size_t i;
-    json_t *v;
+    json_t *v, *prev = NULL;
     if (json_array_size(list) != json_object_size(want))
         fail_msg("'%s': stats %s has %zu entries, the records %zu", q, name,
                  json_array_size(list), json_object_size(want));
@@ -476,6 +476,25 @@ static void same_counts(const char *q, const char *name, json_t *list, const cha
         if (got != exp)
             fail_msg("'%s': stats %s '%s' counts %lld, the records %lld", q, name, key,
                      (long long)got, (long long)exp);
+        /* Most IPs first, then by key. */
+        if (prev) {
+            json_int_t pc = json_integer_value(json_object_get(prev, "count"));
+            json_t *pk = json_object_get(prev, field);
+            if (json_is_object(pk))
+                pk = json_object_get(pk, "name");
+            bool ordered = pc > got;
+            if (pc == got) {
+                if (json_is_string(k))
+                    ordered = strcmp(json_string_value(pk), json_string_value(k)) < 0;
+                else if (json_is_boolean(k))
+                    ordered = json_is_false(pk) && json_is_true(k);
+                else
+                    ordered = json_integer_value(pk) < json_integer_value(k);
+            }
+            if (!ordered)
+                fail_msg("'%s': stats %s out of order at '%s'", q, name, key);
+        }
+        prev = v;
     }
 }
 
