@@ -42,7 +42,8 @@ for name, _ in idx:
 step("addresses", """
 CREATE TEMP TABLE g AS
 WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < ?1 - 1),
-h(i, h) AS (SELECT i, (i * 2654435761 + 40503) % 1099511627776 FROM c)
+h(i, h, h2) AS (SELECT i, (i * 2654435761 + 40503) % 1099511627776,
+                        (i * 2246822519 + 3266489917) % 1099511627776 FROM c)
 SELECT i, '10.' || (i >> 16 & 255) || '.' || (i >> 8 & 255) || '.' || (i & 255) AS ip,
        1 + (h >> 3) % (2 * ?2 - 1) AS nev,
        1 + h % 3 AS nports,
@@ -50,7 +51,7 @@ SELECT i, '10.' || (i >> 16 & 255) || '.' || (i >> 8 & 255) || '.' || (i & 255) 
        CASE (h >> 16) % 4 WHEN 0 THEN 0 WHEN 3 THEN 2 ELSE 1 END AS ntags,
        (h >> 18) % 8 AS t0, (h >> 21) % 8 AS t1,
        ?3 - (h >> 24) % 80 AS first_day, (h >> 31) % 30 AS span,
-       (h >> 36) % 10 < 3 AS spoof, (h >> 36) % 10 AS cc, (h >> 20) % 10 AS cl
+       (h >> 36) % 10 < 3 AS spoof, (h2 >> 13) % 10 AS cc, (h >> 20) % 10 AS cl
 FROM h""", nips, per, day0)
 step("sequence", "CREATE TEMP TABLE seq AS WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL"
      " SELECT k + 1 FROM s WHERE k < 2 * ? - 1) SELECT k FROM s", per)
