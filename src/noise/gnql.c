@@ -736,7 +736,19 @@ static void compile(compiler *c, const gnql_node *n)
             char canon[64], net[80];
             inet_ntop(n->family == 4 ? AF_INET : AF_INET6, n->addr, canon, sizeof canon);
             snprintf(net, sizeof net, "%s/%d", canon, n->bits);
-            tr_buf_printf(s, "gnql_cidr(i.ip, ?%d)", param_str(c, net));
+            if (n->family == 4 && n->bits >= 8) {
+                /* The enclosing octet-aligned range first, so that only its
+                 * texts are tested bit by bit rather than every address. */
+                char lo[32] = "", hi[32];
+                for (int k = 0; k < n->bits / 8; k++)
+                    snprintf(lo + strlen(lo), sizeof lo - strlen(lo), "%u.", n->addr[k]);
+                snprintf(hi, sizeof hi, "%.*s/", (int)strlen(lo) - 1, lo);
+                int a = param_str(c, lo), b = param_str(c, hi);
+                tr_buf_printf(s, "(i.family = 4 AND i.ip >= ?%d AND i.ip < ?%d AND ", a, b);
+                tr_buf_printf(s, "gnql_cidr(i.ip, ?%d))", param_str(c, net));
+            } else {
+                tr_buf_printf(s, "gnql_cidr(i.ip, ?%d)", param_str(c, net));
+            }
         }
         return;
     case GNQL_CLASSIFICATION: match_text(c, n, "i.classification"); return;
