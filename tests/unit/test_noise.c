@@ -495,7 +495,18 @@ static void test_batch_equals_single(void **state)
     tr_error err;
     assert_int_equal(tr_noise_tags(f->n, &ta, &err), 0);
     assert_int_equal(tr_noise_tags(g->n, &tb, &err), 0);
-    assert_true(json_equal(ta, tb));
+    /* Per tag the IPs and events counted (the catalogue's own times differ:
+     * each store seeded its default tags when it was made). */
+    assert_int_equal(json_array_size(ta), json_array_size(tb));
+    size_t i;
+    json_t *x;
+    json_array_foreach(ta, i, x) {
+        json_t *y = json_array_get(tb, i);
+        assert_string_equal(json_string_value(json_object_get(x, "name")),
+                            json_string_value(json_object_get(y, "name")));
+        assert_true(json_equal(json_object_get(x, "ips"), json_object_get(y, "ips")));
+        assert_true(json_equal(json_object_get(x, "events"), json_object_get(y, "events")));
+    }
     json_decref(ta);
     json_decref(tb);
     teardown((void **)&g);
