@@ -257,10 +257,18 @@ static enum MHD_Result multi(http_request *r, tr_noise *nz, shape sh)
     size_t i;
     json_t *v;
     tr_error err;
+    /* All the answers from one snapshot, and one read lock for them all. */
+    if (tr_noise_read_begin(nz, &err) != 0) {
+        json_decref(ips);
+        json_decref(data);
+        json_decref(missing);
+        return gn_error(r, 500, "%s", err.msg);
+    }
     json_array_foreach(ips, i, v) {
         const char *ip = json_string_value(v);
         lookup l;
         if (look_as(nz, ip, &l, sh == SHAPE_V2_QUICK || sh == SHAPE_V3_QUICK, &err) != 0) {
+            tr_noise_read_end(nz);
             json_decref(ips);
             json_decref(data);
             json_decref(missing);
@@ -279,6 +287,7 @@ static enum MHD_Result multi(http_request *r, tr_noise *nz, shape sh)
         }
         look_free(&l);
     }
+    tr_noise_read_end(nz);
     json_decref(ips);
     if (sh == SHAPE_V2_QUICK) {
         json_decref(missing);
@@ -391,8 +400,13 @@ static enum MHD_Result gnql(http_request *r, tr_noise *nz, bool v3)
     bool quick = truthy(http_query(r, "quick"));
     json_t *res = NULL;
     tr_error err;
-    if (tr_noise_gnql(nz, q, size, http_query(r, "scroll"), &res, &err) != 0)
+    /* The page and its records from one snapshot. */
+    if (tr_noise_read_begin(nz, &err) != 0)
+        return gn_error(r, 500, "%s", err.msg);
+    if (tr_noise_gnql(nz, q, size, http_query(r, "scroll"), &res, &err) != 0) {
+        tr_noise_read_end(nz);
         return gn_error(r, strncmp(err.msg, "GNQL:", 5) == 0 ? 400 : 500, "%s", err.msg);
+    }
     json_t *data = json_array();
     size_t i;
     json_t *v;
@@ -404,6 +418,7 @@ static enum MHD_Result gnql(http_request *r, tr_noise *nz, bool v3)
                                        : v2_context(json_string_value(v), &l));
         look_free(&l);
     }
+    tr_noise_read_end(nz);
     json_int_t count = json_integer_value(json_object_get(res, "count"));
     const char *msg = count ? "ok" : "no results";
     json_t *o;

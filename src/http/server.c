@@ -887,6 +887,52 @@ typedef struct conn_state {
     char early_msg[1200];
 } conn_state;
 
+/* One key database handle per server thread, kept between requests:
+ * opening one (file, schema check) cost more than the lookups it served.
+ * Per thread, as a handle serves one thread at a time; closed when the
+ * thread ends. Keys are read fresh on every check. */
+typedef struct auth_cache {
+    char *dir;
+    tr_auth *a;
+} auth_cache;
+static pthread_key_t auth_key;
+static pthread_once_t auth_once = PTHREAD_ONCE_INIT;
+
+static void auth_cache_free(void *p)
+{
+    auth_cache *c = p;
+    tr_auth_close(c->a);
+    free(c->dir);
+    free(c);
+}
+
+static void auth_cache_init(void)
+{
+    if (pthread_key_create(&auth_key, auth_cache_free) != 0)
+        tr_die("pthread_key_create failed");
+}
+
+static tr_auth *auth_get(const char *data_dir, tr_error *err)
+{
+    pthread_once(&auth_once, auth_cache_init);
+    auth_cache *c = pthread_getspecific(auth_key);
+    if (c && strcmp(c->dir, data_dir) == 0)
+        return c->a;
+    tr_auth *a = NULL;
+    if (tr_auth_open(data_dir, &a, err) != 0)
+        return NULL;
+    if (c) {
+        tr_auth_close(c->a);
+        free(c->dir);
+    } else {
+        c = tr_xcalloc(1, sizeof *c);
+    }
+    c->dir = tr_xstrdup(data_dir);
+    c->a = a;
+    pthread_setspecific(auth_key, c);
+    return a;
+}
+
 static void authenticate(tr_server *srv, conn_state *cs)
 {
     http_request *r = &cs->req;
@@ -894,12 +940,11 @@ static void authenticate(tr_server *srv, conn_state *cs)
     const char *key = presented_key(r->conn, basic, sizeof basic);
     r->role = TR_ROLE_NONE;
     if (key) {
-        tr_auth *a = NULL;
         tr_error err;
         int ok = -1;
-        if (tr_auth_open(srv->data_dir, &a, &err) == 0)
+        tr_auth *a = auth_get(srv->data_dir, &err);
+        if (a)
             ok = tr_auth_check(a, key, &r->role, r->key_name, &err);
-        tr_auth_close(a);
         if (ok < 0) {
             cs->early_status = 503;
             snprintf(cs->early_msg, sizeof cs->early_msg, "cannot check the key: %s", err.msg);

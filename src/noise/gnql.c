@@ -594,10 +594,29 @@ char *tr_gnql_format(const tr_gnql *g)
 
 /* ---- SQL ----------------------------------------------------------------- */
 
+/* How a term on the per-IP sets is written. The first one of the top-level
+ * AND chain lists its IPs from the (kind, value) index and drives the
+ * query (IN); the others, and every one under NOT, are probed for each
+ * candidate IP through the (ip, kind) primary key (EXISTS): SQLite would
+ * otherwise build each IN list in full, hundreds of thousands of IPs for a
+ * common port or tag, only to test a few candidates against it. Terms
+ * under OR keep their lists (each alternative may drive). */
+typedef enum { SET_DRIVE, SET_PROBE, SET_LIST } set_mode;
+
 typedef struct compiler {
     tr_buf sql;
     json_t *params;
+    set_mode mode;
 } compiler;
+
+/* The mode for the next set term, and what it leaves for the ones after. */
+static set_mode set_term_mode(compiler *c)
+{
+    set_mode m = c->mode;
+    if (m == SET_DRIVE)
+        c->mode = SET_PROBE;
+    return m;
+}
 
 static int param_str(compiler *c, const char *s)
 {
@@ -640,11 +659,24 @@ static void match_text(compiler *c, const gnql_node *t, const char *expr)
     }
 }
 
+/* "the IP has a row of kind where": a list or a probe (set_mode). */
+static void set_open(compiler *c, const char *kind)
+{
+    if (set_term_mode(c) == SET_PROBE)
+        tr_buf_printf(&c->sql,
+                       "EXISTS (SELECT 1 FROM noise_ip_values v WHERE v.ip = i.ip"
+                       " AND v.kind = '%s' AND ",
+                       kind);
+    else
+        tr_buf_printf(&c->sql,
+                       "i.ip IN (SELECT v.ip FROM noise_ip_values v WHERE v.kind = '%s' AND ",
+                       kind);
+}
+
 /* IPs having a value of one kind that matches. */
 static void match_value(compiler *c, const gnql_node *t, const char *kind)
 {
-    tr_buf_printf(&c->sql,
-                   "i.ip IN (SELECT v.ip FROM noise_ip_values v WHERE v.kind = '%s' AND ", kind);
+    set_open(c, kind);
     match_text(c, t, "v.value");
     tr_buf_append(&c->sql, ")", 1);
 }
@@ -654,18 +686,28 @@ static void compile(compiler *c, const gnql_node *n)
     tr_buf *s = &c->sql;
     switch (n->kind) {
     case GNQL_AND:
-    case GNQL_OR:
+    case GNQL_OR: {
+        set_mode outer = c->mode;
+        if (n->kind == GNQL_OR && outer == SET_DRIVE)
+            c->mode = SET_LIST;
         tr_buf_append(s, "(", 1);
         compile(c, n->a);
         tr_buf_printf(s, n->kind == GNQL_AND ? " AND " : " OR ");
         compile(c, n->b);
         tr_buf_append(s, ")", 1);
+        if (n->kind == GNQL_OR && outer == SET_DRIVE)
+            c->mode = SET_PROBE;       /* the OR drives */
         return;
-    case GNQL_NOT:
+    }
+    case GNQL_NOT: {
+        set_mode outer = c->mode;
+        c->mode = SET_PROBE;
         tr_buf_printf(s, "NOT (");
         compile(c, n->a);
         tr_buf_append(s, ")", 1);
+        c->mode = outer;
         return;
+    }
     case GNQL_TERM:
         break;
     }
@@ -694,7 +736,19 @@ static void compile(compiler *c, const gnql_node *n)
             char canon[64], net[80];
             inet_ntop(n->family == 4 ? AF_INET : AF_INET6, n->addr, canon, sizeof canon);
             snprintf(net, sizeof net, "%s/%d", canon, n->bits);
-            tr_buf_printf(s, "gnql_cidr(i.ip, ?%d)", param_str(c, net));
+            if (n->family == 4 && n->bits >= 8) {
+                /* The enclosing octet-aligned range first, so that only its
+                 * texts are tested bit by bit rather than every address. */
+                char lo[32] = "", hi[32];
+                for (int k = 0; k < n->bits / 8; k++)
+                    snprintf(lo + strlen(lo), sizeof lo - strlen(lo), "%u.", n->addr[k]);
+                snprintf(hi, sizeof hi, "%.*s/", (int)strlen(lo) - 1, lo);
+                int a = param_str(c, lo), b = param_str(c, hi);
+                tr_buf_printf(s, "(i.family = 4 AND i.ip >= ?%d AND i.ip < ?%d AND ", a, b);
+                tr_buf_printf(s, "gnql_cidr(i.ip, ?%d))", param_str(c, net));
+            } else {
+                tr_buf_printf(s, "gnql_cidr(i.ip, ?%d)", param_str(c, net));
+            }
         }
         return;
     case GNQL_CLASSIFICATION: match_text(c, n, "i.classification"); return;
@@ -728,10 +782,8 @@ static void compile(compiler *c, const gnql_node *n)
     }
     case GNQL_PORT: {
         int a = param_int(c, n->lo), b = param_int(c, n->hi);
-        tr_buf_printf(s,
-                       "i.ip IN (SELECT v.ip FROM noise_ip_values v WHERE v.kind = 'scan'"
-                       " AND v.port BETWEEN ?%d AND ?%d)",
-                       a, b);
+        set_open(c, "scan");
+        tr_buf_printf(s, "v.port BETWEEN ?%d AND ?%d)", a, b);
         return;
     }
     case GNQL_TAGS: match_value(c, n, "tag"); return;
@@ -744,8 +796,13 @@ static void compile(compiler *c, const gnql_node *n)
     case GNQL_JA4: match_value(c, n, "ja4"); return;
     case GNQL_CVE:
         /* A tag's CVEs are one comma-separated text: split it with json_each. */
-        tr_buf_printf(s, "i.ip IN (SELECT v.ip FROM noise_ip_values v JOIN noise_tags t"
-                          " ON t.name = v.value WHERE v.kind = 'tag' AND t.cves <> '' AND EXISTS"
+        if (set_term_mode(c) == SET_PROBE)
+            tr_buf_printf(s, "EXISTS (SELECT 1 FROM noise_ip_values v JOIN noise_tags t"
+                              " ON t.name = v.value WHERE v.ip = i.ip AND v.kind = 'tag'");
+        else
+            tr_buf_printf(s, "i.ip IN (SELECT v.ip FROM noise_ip_values v JOIN noise_tags t"
+                              " ON t.name = v.value WHERE v.kind = 'tag'");
+        tr_buf_printf(s, " AND t.cves <> '' AND EXISTS"
                           " (SELECT 1 FROM json_each('[\"' || replace(t.cves, ',', '\",\"')"
                           " || '\"]') j WHERE ");
         match_text(c, n, "j.value");
@@ -759,7 +816,7 @@ static void compile(compiler *c, const gnql_node *n)
 int tr_gnql_sql(const tr_gnql *g, int64_t now_s, char **sql, json_t **params, tr_error *err)
 {
     (void)err;
-    compiler c = {{0}, NULL};
+    compiler c = {{0}, NULL, SET_DRIVE};
     c.params = json_array();
     if (g->root) {
         tr_buf_append(&c.sql, "(", 1);

@@ -479,11 +479,10 @@ int tr_noise_quick(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
     char ip[64];
     if (canon_ip(ip_in, ip, err) != 0)
         return -1;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(n->db,
-                           "SELECT classification, spoofable, last_seen FROM noise_ips WHERE ip = ?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return noise_db_fail(n->db, err);
+    sqlite3_stmt *st =
+        noise_stmt(n, "SELECT classification, spoofable, last_seen FROM noise_ips WHERE ip = ?", err);
+    if (!st)
+        return -1;
     sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
     int found = 0;
     if (sqlite3_step(st) == SQLITE_ROW) {
@@ -495,6 +494,6 @@ int tr_noise_quick(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
                          "spoofable", sqlite3_column_int(st, 1), "last_seen", day);
         found = 1;
     }
-    sqlite3_finalize(st);
+    noise_stmt_done(st);
     return found;
 }

@@ -177,29 +177,116 @@ done:
     return 0;
 }
 
-/* Fills a stats list from rows (key, count). */
-static int top(tr_noise *n, const char *sql, int64_t count, json_t *list, const char *key,
-               bool key_int, tr_error *err)
+/* ---- stats: every list counted in one walk of the matches ----------------
+ * Distinct matching IPs per key, counted in C while the matches and their
+ * set values stream by once (the SQL form re-read the matches for each of
+ * the eleven lists). Lists are ordered as SQL's "ORDER BY count DESC, key"
+ * (keys: integers numerically, texts bytewise) and cut to the top count. */
+typedef struct facet_ent {
+    char *key;                /* NULL for integer keys */
+    int64_t ikey, count;
+    size_t last;              /* 1 + the sequence number of the last IP counted */
+} facet_ent;
+
+typedef struct facet {
+    facet_ent *e;
+    size_t n, cap, *slot, nslot;
+} facet;
+
+static uint64_t facet_hash(const char *key, int64_t ikey)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(n->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return noise_db_fail(n->db, err);
-    sqlite3_bind_int64(st, 1, count);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        json_t *k;
-        if (key_int)
-            k = sqlite3_column_type(st, 0) == SQLITE_INTEGER &&
-                        strcmp(key, "spoofable") == 0
-                    ? json_boolean(sqlite3_column_int(st, 0))
-                    : json_integer(sqlite3_column_int64(st, 0));
-        else
-            k = json_string((const char *)sqlite3_column_text(st, 0));
-        json_array_append_new(list, json_pack("{s:o, s:I}", key, k, "count",
-                                              (json_int_t)sqlite3_column_int64(st, 1)));
-    }
-    sqlite3_finalize(st);
-    return 0;
+    uint64_t h = 1469598103934665603ULL;
+    if (key)
+        for (const char *p = key; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    else
+        h = (h ^ (uint64_t)ikey) * 1099511628211ULL;
+    return h ^ (h >> 29);
 }
+
+static void facet_grow(facet *f)
+{
+    f->nslot = f->nslot ? f->nslot * 2 : 64;
+    free(f->slot);
+    f->slot = tr_xmalloc(f->nslot * sizeof *f->slot);
+    for (size_t i = 0; i < f->nslot; i++)
+        f->slot[i] = SIZE_MAX;
+    for (size_t i = 0; i < f->n; i++) {
+        size_t k = (size_t)facet_hash(f->e[i].key, f->e[i].ikey) & (f->nslot - 1);
+        while (f->slot[k] != SIZE_MAX)
+            k = (k + 1) & (f->nslot - 1);
+        f->slot[k] = i;
+    }
+}
+
+/* Counts IP number seq (0, 1, ...) under a key (text, or ikey when NULL),
+ * once however often it comes. */
+static void facet_bump(facet *f, const char *key, int64_t ikey, size_t seq)
+{
+    if (2 * (f->n + 1) > f->nslot)
+        facet_grow(f);
+    size_t k = (size_t)facet_hash(key, ikey) & (f->nslot - 1);
+    while (f->slot[k] != SIZE_MAX) {
+        facet_ent *e = &f->e[f->slot[k]];
+        if (key ? e->key && strcmp(e->key, key) == 0 : !e->key && e->ikey == ikey) {
+            if (e->last != seq + 1) {
+                e->count++;
+                e->last = seq + 1;
+            }
+            return;
+        }
+        k = (k + 1) & (f->nslot - 1);
+    }
+    if (f->n == f->cap) {
+        f->cap = f->cap ? 2 * f->cap : 32;
+        f->e = tr_xrealloc(f->e, f->cap * sizeof *f->e);
+    }
+    f->e[f->n] = (facet_ent){key ? tr_xstrdup(key) : NULL, ikey, 1, seq + 1};
+    f->slot[k] = f->n++;
+}
+
+static int facet_cmp(const void *pa, const void *pb)
+{
+    const facet_ent *a = pa, *b = pb;
+    if (a->count != b->count)
+        return a->count > b->count ? -1 : 1;
+    if (a->key && b->key)
+        return strcmp(a->key, b->key);
+    return a->ikey < b->ikey ? -1 : a->ikey > b->ikey;
+}
+
+static void facet_free(facet *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->e[i].key);
+    free(f->e);
+    free(f->slot);
+}
+
+/* The top count entries as [{field: key, "count": n}]; spoofable's keys
+ * are booleans. */
+static json_t *facet_list(facet *f, int64_t count, const char *field)
+{
+    if (f->n)
+        qsort(f->e, f->n, sizeof *f->e, facet_cmp);
+    json_t *list = json_array();
+    for (size_t i = 0; i < f->n && (int64_t)i < count; i++) {
+        json_t *k = f->e[i].key ? json_string(f->e[i].key)
+                    : strcmp(field, "spoofable") == 0 ? json_boolean(f->e[i].ikey)
+                                                       : json_integer(f->e[i].ikey);
+        json_array_append_new(list, json_pack("{s:o, s:I}", field, k, "count",
+                                              (json_int_t)f->e[i].count));
+    }
+    return list;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+enum { F_CLASS, F_SPOOF, F_ORG, F_ACTOR, F_COUNTRY, F_ASN, F_PORT, F_SENSOR, F_TAG, F_DCOUNTRY,
+       F_N };
 
 int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **out,
                         tr_error *err)
@@ -210,141 +297,163 @@ int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **
     json_t *params = NULL;
     if (prepare(n, query, &where, &params, err) != 0)
         return -1;
-    /* The matches once, in a temporary table every aggregate joins. */
-    sqlite3_exec(n->db, "DROP TABLE IF EXISTS temp.gnql_m", NULL, NULL, NULL);
-    /* Keyed by ip, and every aggregate drives from it (CROSS JOIN fixes
-     * the order): without statistics the planner would rather walk all of
-     * a kind's values and probe the matches for each. */
-    sqlite3_exec(n->db, "CREATE TEMP TABLE gnql_m(ip TEXT PRIMARY KEY) WITHOUT ROWID", NULL,
-                 NULL, NULL);
-    char *msql = tr_xasprintf("INSERT INTO temp.gnql_m SELECT i.ip FROM noise_ips i WHERE %s",
+    /* The matches' record columns, then (same walk order) their set values
+     * of the kinds counted; both from one snapshot. */
+    char *isql = tr_xasprintf("SELECT i.classification, i.spoofable, i.organization, i.actor,"
+                              " i.country, i.asn FROM noise_ips i WHERE %s",
+                              where);
+    char *vsql = tr_xasprintf("SELECT i.ip, v.kind, v.value, v.port FROM noise_ips i"
+                              " CROSS JOIN noise_ip_values v ON v.ip = i.ip"
+                              " AND v.kind IN ('dst', 'scan', 'sensor', 'tag') WHERE %s",
                               where);
     free(where);
+    facet f[F_N];
+    memset(f, 0, sizeof f);
+    facet dst = {0};          /* destination address -> ikey 1: has a country */
+    char **dcountry = NULL;   /* by dst entry index: the country's name */
+    size_t ndcountry = 0;
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(n->db, msql, -1, &st, NULL);
-    free(msql);
-    if (rc != SQLITE_OK) {
-        json_decref(params);
-        return noise_db_fail(n->db, err);
-    }
-    bind_params(st, params);
-    json_decref(params);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return noise_db_fail(n->db, err);
     int64_t total = 0;
-    if (sqlite3_prepare_v2(n->db, "SELECT count(*) FROM temp.gnql_m", -1, &st, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        total = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-
-#define FROM_IPS " FROM temp.gnql_m m CROSS JOIN noise_ips i ON i.ip = m.ip "
-#define ORDER " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?1"
-#define FROM_VALS(kind) \
-    " FROM temp.gnql_m m CROSS JOIN noise_ip_values v ON v.ip = m.ip AND v.kind = '" kind "' "
-    struct {
-        const char *name, *key, *sql;
-        bool key_int;
-    } q[] = {
-        {"classifications", "classification", "SELECT i.classification, count(*)" FROM_IPS ORDER,
-         false},
-        {"spoofable", "spoofable", "SELECT i.spoofable, count(*)" FROM_IPS ORDER, true},
-        {"organizations", "organization",
-         "SELECT i.organization, count(*)" FROM_IPS "WHERE ifnull(i.organization, '') <> ''" ORDER,
-         false},
-        {"actors", "actor", "SELECT i.actor, count(*)" FROM_IPS "WHERE i.actor IS NOT NULL" ORDER,
-         false},
-        {"countries", "country",
-         "SELECT i.country, count(*)" FROM_IPS "WHERE ifnull(i.country, '') <> ''" ORDER, false},
-        {"source_countries", "country",
-         "SELECT i.country, count(*)" FROM_IPS "WHERE ifnull(i.country, '') <> ''" ORDER, false},
-        {"asns", "asn",
-         "SELECT 'AS' || i.asn, count(*)" FROM_IPS "WHERE ifnull(i.asn, '') <> ''" ORDER, false},
-        {"ports", "port", "SELECT v.port, count(DISTINCT m.ip)" FROM_VALS("scan") ORDER, true},
-        {"sensors", "sensor", "SELECT v.value, count(DISTINCT m.ip)" FROM_VALS("sensor") ORDER,
-         false},
-    };
-    json_t *stats = json_object();
-    rc = 0;
-    for (size_t k = 0; k < sizeof q / sizeof q[0] && rc == 0; k++) {
-        json_t *list = json_array();
-        rc = top(n, q[k].sql, count, list, q[k].key, q[k].key_int, err);
-        json_object_set_new(stats, q[k].name, list);
+    /* One snapshot for both walks, unless the caller holds one already. */
+    bool own = sqlite3_get_autocommit(n->db) != 0;
+    int rc = own ? noise_exec(n, "BEGIN", err) : 0;
+    if (rc == 0 && sqlite3_prepare_v2(n->db, isql, -1, &st, NULL) != SQLITE_OK)
+        rc = noise_db_fail(n->db, err);
+    if (rc == 0) {
+        bind_params(st, params);
+        int step;
+        for (size_t seq = 0; (step = sqlite3_step(st)) == SQLITE_ROW; seq++) {
+            const char *t;
+            total++;
+            if ((t = col_text(st, 0)))
+                facet_bump(&f[F_CLASS], t, 0, seq);
+            facet_bump(&f[F_SPOOF], NULL, sqlite3_column_int64(st, 1), seq);
+            if ((t = col_text(st, 2)) && *t)
+                facet_bump(&f[F_ORG], t, 0, seq);
+            if ((t = col_text(st, 3)))
+                facet_bump(&f[F_ACTOR], t, 0, seq);
+            if ((t = col_text(st, 4)) && *t)
+                facet_bump(&f[F_COUNTRY], t, 0, seq);
+            if ((t = col_text(st, 5)) && *t) {
+                char *as = tr_xasprintf("AS%s", t);
+                facet_bump(&f[F_ASN], as, 0, seq);
+                free(as);
+            }
+        }
+        if (step != SQLITE_DONE)
+            rc = noise_db_fail(n->db, err);
     }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc == 0 && sqlite3_prepare_v2(n->db, vsql, -1, &st, NULL) != SQLITE_OK)
+        rc = noise_db_fail(n->db, err);
+    if (rc == 0) {
+        bind_params(st, params);
+        char prev[64] = "";
+        size_t seq = 0;
+        bool any = false;
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *ip = col_text(st, 0), *kind = col_text(st, 1), *value = col_text(st, 2);
+            if (!ip || !kind || !value)
+                continue;
+            if (!any || strcmp(ip, prev) != 0) {
+                seq += any;
+                any = true;
+                snprintf(prev, sizeof prev, "%s", ip);
+            }
+            if (strcmp(kind, "scan") == 0) {
+                facet_bump(&f[F_PORT], NULL, sqlite3_column_int64(st, 3), seq);
+            } else if (strcmp(kind, "sensor") == 0) {
+                facet_bump(&f[F_SENSOR], value, 0, seq);
+            } else if (strcmp(kind, "tag") == 0) {
+                facet_bump(&f[F_TAG], value, 0, seq);
+            } else {
+                /* Where the sensors it hit stand: each distinct destination
+                 * looked up once. */
+                size_t before = dst.n;
+                facet_bump(&dst, value, 0, 0);
+                if (dst.n > before) {
+                    dcountry = tr_xrealloc(dcountry, dst.cap * sizeof *dcountry);
+                    char *cc = NULL, *cn = NULL;
+                    uint8_t a[16];
+                    int fam = strchr(value, ':') ? 6 : 4;
+                    if (inet_pton(fam == 4 ? AF_INET : AF_INET6, value, a) == 1)
+                        noise_country(n, fam, a, &cc, &cn);
+                    free(cc);
+                    if (cn && !*cn) {
+                        free(cn);
+                        cn = NULL;
+                    }
+                    dcountry[ndcountry++] = cn;
+                }
+                /* dst's entries never move (it is never sorted): find the
+                 * index of this destination by its slot. */
+                size_t k = (size_t)facet_hash(value, 0) & (dst.nslot - 1);
+                while (strcmp(dst.e[dst.slot[k]].key, value) != 0)
+                    k = (k + 1) & (dst.nslot - 1);
+                const char *cn = dcountry[dst.slot[k]];
+                if (cn)
+                    facet_bump(&f[F_DCOUNTRY], cn, 0, seq);
+            }
+        }
+        if (step != SQLITE_DONE)
+            rc = noise_db_fail(n->db, err);
+    }
+    sqlite3_finalize(st);
+    if (own)
+        sqlite3_exec(n->db, "COMMIT", NULL, NULL, NULL);
+    free(isql);
+    free(vsql);
+    json_decref(params);
+    json_t *stats = json_object();
+    json_object_set_new(stats, "classifications", facet_list(&f[F_CLASS], count, "classification"));
+    json_object_set_new(stats, "spoofable", facet_list(&f[F_SPOOF], count, "spoofable"));
+    json_object_set_new(stats, "organizations", facet_list(&f[F_ORG], count, "organization"));
+    json_object_set_new(stats, "actors", facet_list(&f[F_ACTOR], count, "actor"));
+    json_object_set_new(stats, "countries", facet_list(&f[F_COUNTRY], count, "country"));
+    json_object_set_new(stats, "source_countries", json_deep_copy(json_object_get(stats, "countries")));
+    json_object_set_new(stats, "asns", facet_list(&f[F_ASN], count, "asn"));
+    json_object_set_new(stats, "ports", facet_list(&f[F_PORT], count, "port"));
+    json_object_set_new(stats, "sensors", facet_list(&f[F_SENSOR], count, "sensor"));
     /* trawl keeps no operating-system or category guess: GreyNoise's lists
      * are there, empty. */
     json_object_set_new(stats, "operating_systems", json_array());
     json_object_set_new(stats, "categories", json_array());
-
     /* Tags with GreyNoise's tag object. */
-    json_t *tags = json_array();
-    if (rc == 0 &&
-        sqlite3_prepare_v2(n->db,
-                           "SELECT v.value, count(DISTINCT m.ip), t.category, t.intention"
-                           FROM_VALS("tag") "LEFT JOIN noise_tags t ON t.name = v.value"
-                           " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?1",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, count);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const char *name = (const char *)sqlite3_column_text(st, 0);
-            char slug[256], id[37];
-            noise_tag_slug(name, slug, sizeof slug);
-            noise_tag_id(name, id);
-            const char *cat = (const char *)sqlite3_column_text(st, 2);
-            const char *in = (const char *)sqlite3_column_text(st, 3);
-            json_array_append_new(
-                tags, json_pack("{s:{s:s, s:s, s:s, s:s, s:s}, s:I}", "tag", "id", id, "name",
-                                name, "slug", slug, "category", cat ? cat : "", "intention",
-                                in ? in : "", "count", (json_int_t)sqlite3_column_int64(st, 1)));
-        }
-        sqlite3_finalize(st);
+    json_t *tags = json_array(), *top_tags = facet_list(&f[F_TAG], count, "tag");
+    sqlite3_stmt *ts = rc == 0 ? noise_stmt(n, "SELECT category, intention FROM noise_tags WHERE name = ?", err) : NULL;
+    if (rc == 0 && !ts)
+        rc = -1;
+    size_t i;
+    json_t *v;
+    json_array_foreach(top_tags, i, v) {
+        if (rc != 0)
+            break;
+        const char *name = json_string_value(json_object_get(v, "tag"));
+        char slug[256], id[37];
+        noise_tag_slug(name, slug, sizeof slug);
+        noise_tag_id(name, id);
+        sqlite3_reset(ts);
+        sqlite3_bind_text(ts, 1, name, -1, SQLITE_STATIC);
+        bool known = sqlite3_step(ts) == SQLITE_ROW;
+        const char *cat = known ? col_text(ts, 0) : NULL, *in = known ? col_text(ts, 1) : NULL;
+        json_array_append_new(
+            tags, json_pack("{s:{s:s, s:s, s:s, s:s, s:s}, s:O}", "tag", "id", id, "name", name,
+                            "slug", slug, "category", cat ? cat : "", "intention", in ? in : "",
+                            "count", json_object_get(v, "count")));
     }
+    noise_stmt_done(ts);
+    json_decref(top_tags);
     json_object_set_new(stats, "tags", tags);
-
-    /* Destination countries: where the sensors an IP hit stand, by geoip of
-     * the destination addresses. Each distinct destination is looked up
-     * once (a few sensors' addresses), then the IPs are counted per country
-     * in SQL. */
-    json_t *dlist = json_array();
-    sqlite3_exec(n->db,
-                 "DROP TABLE IF EXISTS temp.gnql_dc;"
-                 "CREATE TEMP TABLE gnql_dc(dst TEXT PRIMARY KEY, country TEXT NOT NULL)",
-                 NULL, NULL, NULL);
-    sqlite3_stmt *ins = NULL;
-    if (rc == 0 &&
-        sqlite3_prepare_v2(n->db, "INSERT OR IGNORE INTO temp.gnql_dc(dst, country) VALUES(?, ?)",
-                           -1, &ins, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(n->db, "SELECT DISTINCT v.value" FROM_VALS("dst"), -1, &st, NULL) ==
-            SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const char *d = (const char *)sqlite3_column_text(st, 0);
-            uint8_t a[16];
-            int fam = strchr(d, ':') ? 6 : 4;
-            if (inet_pton(fam == 4 ? AF_INET : AF_INET6, d, a) != 1)
-                continue;
-            char *cc = NULL, *cn = NULL;
-            noise_country(n, fam, a, &cc, &cn);
-            if (cn && *cn) {
-                sqlite3_reset(ins);
-                sqlite3_bind_text(ins, 1, d, -1, SQLITE_TRANSIENT);
-                sqlite3_bind_text(ins, 2, cn, -1, SQLITE_TRANSIENT);
-                sqlite3_step(ins);
-            }
-            free(cc);
-            free(cn);
-        }
-        sqlite3_finalize(st);
-        rc = top(n,
-                 "SELECT c.country, count(DISTINCT m.ip)" FROM_VALS("dst")
-                 "JOIN temp.gnql_dc c ON c.dst = v.value" ORDER,
-                 count, dlist, "country", false, err);
-    }
-    sqlite3_finalize(ins);
-    sqlite3_exec(n->db, "DROP TABLE IF EXISTS temp.gnql_dc", NULL, NULL, NULL);
-    json_object_set_new(stats, "destination_countries", dlist);
-    sqlite3_exec(n->db, "DROP TABLE IF EXISTS temp.gnql_m", NULL, NULL, NULL);
+    json_object_set_new(stats, "destination_countries",
+                        facet_list(&f[F_DCOUNTRY], count, "country"));
+    for (int k = 0; k < F_N; k++)
+        facet_free(&f[k]);
+    for (size_t k = 0; k < ndcountry; k++)
+        free(dcountry[k]);
+    free(dcountry);
+    facet_free(&dst);
     if (rc != 0) {
         json_decref(stats);
         return -1;

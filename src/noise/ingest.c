@@ -46,28 +46,40 @@ static int step_done(tr_noise *n, sqlite3_stmt *st, tr_error *err)
  * set has room, else only counted as dropped. Tags are never dropped. */
 #define VALUE_MAX 1024     /* bytes of one set value kept (a path, a command...) */
 
-static int add_value(tr_noise *n, stmts *s, const char *ip, const char *kind, const char *value,
-                     int port, int64_t t, tr_error *err)
+/* Cuts a set value to VALUE_MAX bytes on a UTF-8 character boundary (the
+ * record is JSON); 0 for a value not kept (absent or empty). */
+static size_t value_len(const char *value)
 {
     if (!value || !*value)
         return 0;
     size_t vlen = strlen(value);
     if (vlen > VALUE_MAX) {
-        /* Cut on a UTF-8 character boundary: the record is JSON. */
         vlen = VALUE_MAX;
         while (vlen > 0 && ((unsigned char)value[vlen] & 0xC0) == 0x80)
             vlen--;
     }
+    return vlen;
+}
+
+/* cnt occurrences of one value, seen from first to last. */
+static int add_value_n(tr_noise *n, stmts *s, const char *ip, const char *kind, const char *value,
+                       size_t vlen, int port, int64_t cnt, int64_t first, int64_t last,
+                       tr_error *err)
+{
+    if (vlen == 0)
+        return 0;
     if (prep(n, &s->val_update,
-             "UPDATE noise_ip_values SET n=n+1, first_seen=min(first_seen, ?5),"
-             " last_seen=max(last_seen, ?5) WHERE ip=?1 AND kind=?2 AND value=?3 AND port=?4",
+             "UPDATE noise_ip_values SET n=n+?6, first_seen=min(first_seen, ?5),"
+             " last_seen=max(last_seen, ?7) WHERE ip=?1 AND kind=?2 AND value=?3 AND port=?4",
              err) != 0)
         return -1;
     sqlite3_bind_text(s->val_update, 1, ip, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->val_update, 2, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->val_update, 3, value, (int)vlen, SQLITE_STATIC);
     sqlite3_bind_int(s->val_update, 4, port);
-    sqlite3_bind_int64(s->val_update, 5, t);
+    sqlite3_bind_int64(s->val_update, 5, first);
+    sqlite3_bind_int64(s->val_update, 6, cnt);
+    sqlite3_bind_int64(s->val_update, 7, last);
     if (step_done(n, s->val_update, err) != 0)
         return -1;
     if (sqlite3_changes(n->db) > 0)
@@ -80,29 +92,148 @@ static int add_value(tr_noise *n, stmts *s, const char *ip, const char *kind, co
         sqlite3_bind_text(s->val_count, 2, kind, -1, SQLITE_STATIC);
         int64_t have = sqlite3_step(s->val_count) == SQLITE_ROW
                            ? sqlite3_column_int64(s->val_count, 0) : 0;
+        sqlite3_reset(s->val_count);
         if (have >= TR_NOISE_SET_MAX) {
             if (prep(n, &s->overflow,
-                     "INSERT INTO noise_ip_overflow(ip, kind, dropped) VALUES(?,?,1)"
-                     " ON CONFLICT(ip, kind) DO UPDATE SET dropped=dropped+1",
+                     "INSERT INTO noise_ip_overflow(ip, kind, dropped) VALUES(?,?,?)"
+                     " ON CONFLICT(ip, kind) DO UPDATE SET dropped=dropped+excluded.dropped",
                      err) != 0)
                 return -1;
             sqlite3_bind_text(s->overflow, 1, ip, -1, SQLITE_STATIC);
             sqlite3_bind_text(s->overflow, 2, kind, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s->overflow, 3, cnt);
             return step_done(n, s->overflow, err);
         }
     }
     if (prep(n, &s->val_insert,
              "INSERT INTO noise_ip_values(ip, kind, value, port, n, first_seen, last_seen)"
-             " VALUES(?,?,?,?,1,?,?)",
+             " VALUES(?,?,?,?,?,?,?)",
              err) != 0)
         return -1;
     sqlite3_bind_text(s->val_insert, 1, ip, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->val_insert, 2, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->val_insert, 3, value, (int)vlen, SQLITE_STATIC);
     sqlite3_bind_int(s->val_insert, 4, port);
-    sqlite3_bind_int64(s->val_insert, 5, t);
-    sqlite3_bind_int64(s->val_insert, 6, t);
+    sqlite3_bind_int64(s->val_insert, 5, cnt);
+    sqlite3_bind_int64(s->val_insert, 6, first);
+    sqlite3_bind_int64(s->val_insert, 7, last);
     return step_done(n, s->val_insert, err);
+}
+
+static int add_value(tr_noise *n, stmts *s, const char *ip, const char *kind, const char *value,
+                     int port, int64_t t, tr_error *err)
+{
+    return add_value_n(n, s, ip, kind, value, value_len(value), port, 1, t, t, err);
+}
+
+/* ---- a batch's per-IP changes, summed before they are written --------------
+ * Each distinct (ip, kind, value, port) once per batch, in the order of
+ * first appearance: the same rows, counts and dropped values as writing
+ * event by event, in a fraction of the statements. */
+typedef struct agg_val {
+    const char *ip, *kind;
+    char *value;
+    size_t vlen;
+    int port;
+    int64_t n, first, last;
+} agg_val;
+
+typedef struct agg {
+    agg_val *v;
+    size_t n, cap;
+    size_t *slot, nslot;      /* open addressing over v, SIZE_MAX: free */
+} agg;
+
+static uint64_t agg_hash(const char *ip, const char *kind, const char *value, size_t vlen, int port)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = ip; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (const char *p = kind; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (size_t i = 0; i < vlen; i++)
+        h = (h ^ (unsigned char)value[i]) * 1099511628211ULL;
+    return (h ^ (uint64_t)(unsigned)port) * 1099511628211ULL;
+}
+
+static bool agg_same(const agg_val *v, const char *ip, const char *kind, const char *value,
+                     size_t vlen, int port)
+{
+    return v->port == port && v->vlen == vlen && strcmp(v->kind, kind) == 0 &&
+           strcmp(v->ip, ip) == 0 && memcmp(v->value, value, vlen) == 0;
+}
+
+static void agg_rehash(agg *a)
+{
+    a->nslot = a->nslot ? a->nslot * 2 : 1024;
+    free(a->slot);
+    a->slot = tr_xmalloc(a->nslot * sizeof *a->slot);
+    for (size_t i = 0; i < a->nslot; i++)
+        a->slot[i] = SIZE_MAX;
+    for (size_t i = 0; i < a->n; i++) {
+        agg_val *v = &a->v[i];
+        size_t k = (size_t)agg_hash(v->ip, v->kind, v->value, v->vlen, v->port) & (a->nslot - 1);
+        while (a->slot[k] != SIZE_MAX)
+            k = (k + 1) & (a->nslot - 1);
+        a->slot[k] = i;
+    }
+}
+
+/* ip and kind must outlive the batch; value is copied. */
+static void agg_add(agg *a, const char *ip, const char *kind, const char *value, int port,
+                    int64_t t)
+{
+    size_t vlen = value_len(value);
+    if (vlen == 0)
+        return;
+    if (2 * (a->n + 1) > a->nslot)
+        agg_rehash(a);
+    size_t k = (size_t)agg_hash(ip, kind, value, vlen, port) & (a->nslot - 1);
+    while (a->slot[k] != SIZE_MAX) {
+        agg_val *v = &a->v[a->slot[k]];
+        if (agg_same(v, ip, kind, value, vlen, port)) {
+            v->n++;
+            v->first = t < v->first ? t : v->first;
+            v->last = t > v->last ? t : v->last;
+            return;
+        }
+        k = (k + 1) & (a->nslot - 1);
+    }
+    if (a->n == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 256;
+        a->v = tr_xrealloc(a->v, a->cap * sizeof *a->v);
+    }
+    agg_val *v = &a->v[a->n];
+    v->ip = ip;
+    v->kind = kind;
+    v->value = tr_xmalloc(vlen + 1);
+    memcpy(v->value, value, vlen);
+    v->value[vlen] = 0;
+    v->vlen = vlen;
+    v->port = port;
+    v->n = 1;
+    v->first = v->last = t;
+    a->slot[k] = a->n++;
+}
+
+static int agg_write(tr_noise *n, stmts *s, const agg *a, tr_error *err)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        const agg_val *v = &a->v[i];
+        if (add_value_n(n, s, v->ip, v->kind, v->value, v->vlen, v->port, v->n, v->first, v->last,
+                        err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void agg_free(agg *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        free(a->v[i].value);
+    free(a->v);
+    free(a->slot);
+    memset(a, 0, sizeof *a);
 }
 
 static int noise_tag_event_with(tr_noise *n, stmts *s, int64_t event_id, const char *ip,
@@ -233,8 +364,16 @@ static int daily_purge(tr_noise *n, uint64_t *purged, tr_error *err)
     return noise_setting_put(n, "last_purge_day", v, err);
 }
 
-static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip, bool *is_new,
-                       int64_t *event_id, tr_error *err)
+/* The per-IP sums of a batch, at the index of each address's first event. */
+typedef struct ip_sum {
+    int64_t events, first, last, bytes;
+    bool spoofable;
+} ip_sum;
+
+/* Stores the event's row and adds what it tells of its IP to the batch's
+ * sums. */
+static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip, ip_sum *sum,
+                       agg *vals, agg *days, int64_t *event_id, tr_error *err)
 {
     int64_t t = e->time_us, day = day_of(t);
     json_t *j = tr_event_to_json(e);
@@ -261,36 +400,18 @@ static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip,
         return -1;
     *event_id = sqlite3_last_insert_rowid(n->db);
 
-    if (prep(n, &s->ip_upsert,
-             "INSERT INTO noise_ips(ip, family, first_seen, last_seen, events, spoofable, bytes)"
-             " VALUES(?1, ?2, ?3, ?3, 1, ?4, ?5) ON CONFLICT(ip) DO UPDATE SET"
-             " first_seen=min(first_seen, excluded.first_seen),"
-             " last_seen=max(last_seen, excluded.last_seen), events=events+1,"
-             " spoofable=spoofable AND excluded.spoofable, bytes=bytes+excluded.bytes"
-             " RETURNING events",
-             err) != 0)
-        return -1;
-    sqlite3_bind_text(s->ip_upsert, 1, ip, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s->ip_upsert, 2, e->family);
-    sqlite3_bind_int64(s->ip_upsert, 3, t);
     /* Spoofable while everything it did needed no handshake. */
-    sqlite3_bind_int(s->ip_upsert, 4, e->handshake ? 0 : 1);
-    sqlite3_bind_int64(s->ip_upsert, 5, (int64_t)e->payload_len);
-    if (sqlite3_step(s->ip_upsert) != SQLITE_ROW)
-        return noise_db_fail(n->db, err);
-    /* The row's first event: the address is new. */
-    *is_new = sqlite3_column_int64(s->ip_upsert, 0) == 1;
-    if (sqlite3_step(s->ip_upsert) != SQLITE_DONE)
-        return noise_db_fail(n->db, err);
-    if (prep(n, &s->day,
-             "INSERT INTO noise_ip_days(ip, day, n) VALUES(?,?,1)"
-             " ON CONFLICT(ip, day) DO UPDATE SET n=n+1",
-             err) != 0)
-        return -1;
-    sqlite3_bind_text(s->day, 1, ip, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s->day, 2, day);
-    if (step_done(n, s->day, err) != 0)
-        return -1;
+    if (sum->events == 0) {
+        sum->first = sum->last = t;
+        sum->spoofable = true;
+    }
+    sum->events++;
+    sum->first = t < sum->first ? t : sum->first;
+    sum->last = t > sum->last ? t : sum->last;
+    sum->spoofable = sum->spoofable && !e->handshake;
+    sum->bytes += (int64_t)e->payload_len;
+    /* Days are keyed by the day number in the port slot. */
+    agg_add(days, ip, "day", "d", (int)day, t);
 
     char transport[8];
     size_t i;
@@ -318,7 +439,7 @@ static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip,
     struct {
         const char *kind, *value;
         int port;
-    } vals[] = {
+    } v[] = {
         {"scan", transport, port},
         {"proto", e->proto, port},
         {"sensor", e->sensor, 0},
@@ -336,11 +457,57 @@ static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip,
         {"host", tr_event_get(e, "http_host"), 0},
         {"dst", dst, port},
     };
-    rc = 0;
-    for (i = 0; i < sizeof vals / sizeof vals[0] && rc == 0; i++)
-        rc = add_value(n, s, ip, vals[i].kind, vals[i].value, vals[i].port, t, err);
+    for (i = 0; i < sizeof v / sizeof v[0]; i++)
+        agg_add(vals, ip, v[i].kind, v[i].value, v[i].port, t);
     free(cred);
-    return rc;
+    return 0;
+}
+
+/* Writes one IP's sums: 1 the address is new (its row was made now), 0 it
+ * was known, -1 error. */
+static int write_ip(tr_noise *n, stmts *s, const char *ip, int family, const ip_sum *sum,
+                    tr_error *err)
+{
+    if (prep(n, &s->ip_upsert,
+             "INSERT INTO noise_ips(ip, family, first_seen, last_seen, events, spoofable, bytes)"
+             " VALUES(?1, ?2, ?3, ?4, ?6, ?5, ?7) ON CONFLICT(ip) DO UPDATE SET"
+             " first_seen=min(first_seen, excluded.first_seen),"
+             " last_seen=max(last_seen, excluded.last_seen), events=events+excluded.events,"
+             " spoofable=spoofable AND excluded.spoofable, bytes=bytes+excluded.bytes"
+             " RETURNING events",
+             err) != 0)
+        return -1;
+    sqlite3_bind_text(s->ip_upsert, 1, ip, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s->ip_upsert, 2, family);
+    sqlite3_bind_int64(s->ip_upsert, 3, sum->first);
+    sqlite3_bind_int64(s->ip_upsert, 4, sum->last);
+    sqlite3_bind_int(s->ip_upsert, 5, sum->spoofable);
+    sqlite3_bind_int64(s->ip_upsert, 6, sum->events);
+    sqlite3_bind_int64(s->ip_upsert, 7, sum->bytes);
+    if (sqlite3_step(s->ip_upsert) != SQLITE_ROW)
+        return noise_db_fail(n->db, err);
+    /* Only this batch's events: the row is new. */
+    int is_new = sqlite3_column_int64(s->ip_upsert, 0) == sum->events;
+    if (sqlite3_step(s->ip_upsert) != SQLITE_DONE)
+        return noise_db_fail(n->db, err);
+    return is_new;
+}
+
+static int write_days(tr_noise *n, stmts *s, const agg *days, tr_error *err)
+{
+    for (size_t i = 0; i < days->n; i++) {
+        if (prep(n, &s->day,
+                 "INSERT INTO noise_ip_days(ip, day, n) VALUES(?,?,?)"
+                 " ON CONFLICT(ip, day) DO UPDATE SET n=n+excluded.n",
+                 err) != 0)
+            return -1;
+        sqlite3_bind_text(s->day, 1, days->v[i].ip, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->day, 2, days->v[i].port);
+        sqlite3_bind_int64(s->day, 3, days->v[i].n);
+        if (step_done(n, s->day, err) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, tr_error *err)
@@ -384,6 +551,8 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
     size_t *first = tr_xcalloc(nev, sizeof *first);
     noise_geo *geo = tr_xcalloc(nev, sizeof *geo);
     bool *looked = tr_xcalloc(nev, sizeof *looked);
+    ip_sum *sums = tr_xcalloc(nev, sizeof *sums);
+    agg vals = {0}, days = {0}, tagvals = {0};
     for (size_t i = 0; i < nev; i++)
         tr_event_src_text(&evs[i], ips[i]);
     first_of_each(ips, nev, first);
@@ -403,24 +572,44 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
     }
     if (rc == 0)
         rc = noise_exec(n, "BEGIN IMMEDIATE", err);
+    /* Events one by one (each its row and id); what they tell of their
+     * IPs summed, then written once per IP, day and set value. */
+    for (size_t i = 0; i < nev && rc == 0; i++)
+        rc = store_event(n, &s, &evs[i], ips[i], &sums[first[i]], &vals, &days, &ids[i], err);
     for (size_t i = 0; i < nev && rc == 0; i++) {
-        bool is_new = false;
-        rc = store_event(n, &s, &evs[i], ips[i], &is_new, &ids[i], err);
-        if (rc == 0 && is_new) {
+        if (first[i] != i)
+            continue;
+        int is_new = write_ip(n, &s, ips[i], evs[i].family, &sums[i], err);
+        if (is_new < 0) {
+            rc = -1;
+        } else if (is_new) {
             st->new_ips++;
-            size_t f = first[i];
-            if (!looked[f]) {          /* another process removed it meanwhile */
-                noise_lookup(n, evs[i].family, evs[i].src_ip, &geo[f]);
-                looked[f] = true;
+            if (!looked[i]) {          /* another process removed it meanwhile */
+                noise_lookup(n, evs[i].family, evs[i].src_ip, &geo[i]);
+                looked[i] = true;
             }
-            rc = noise_enrich(n, ips[i], evs[i].family, evs[i].src_ip, &geo[f], err);
+            rc = noise_enrich(n, ips[i], evs[i].family, evs[i].src_ip, &geo[i], err);
         }
     }
+    if (rc == 0)
+        rc = write_days(n, &s, &days, err);
+    if (rc == 0)
+        rc = agg_write(n, &s, &vals, err);
     for (size_t i = 0; i < h.n && rc == 0; i++) {
         size_t ev = h.h[i].ev;
         tagged[ev] = true;
-        rc = noise_tag_event_with(n, &s, ids[ev], ips[ev], h.h[i].tag, evs[ev].time_us, err);
+        rc = prep(n, &s.evtag, "INSERT OR IGNORE INTO noise_event_tags(event_id, tag) VALUES(?,?)",
+                  err);
+        if (rc == 0) {
+            sqlite3_bind_int64(s.evtag, 1, ids[ev]);
+            sqlite3_bind_text(s.evtag, 2, h.h[i].tag, -1, SQLITE_STATIC);
+            rc = step_done(n, s.evtag, err);
+        }
+        if (rc == 0 && sqlite3_changes(n->db) > 0)
+            agg_add(&tagvals, ips[ev], "tag", h.h[i].tag, 0, evs[ev].time_us);
     }
+    if (rc == 0)
+        rc = agg_write(n, &s, &tagvals, err);
     for (size_t i = 0; i < nev && rc == 0; i++) {
         if (first[i] == i) {
             if (!s.reclassify)
@@ -439,6 +628,10 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
     free(geo);
     free(looked);
     free(first);
+    free(sums);
+    agg_free(&vals);
+    agg_free(&days);
+    agg_free(&tagvals);
     stmts_free(&s);
     if (rc == 0)
         rc = noise_exec(n, "COMMIT", err);

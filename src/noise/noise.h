@@ -42,6 +42,11 @@ typedef struct tr_noise tr_noise;
 int tr_noise_open(const char *data_dir, tr_noise **out, tr_error *err);
 void tr_noise_close(tr_noise *n);
 
+/* Many lookups (a multi call) read one snapshot in one read transaction:
+ * cheaper than a snapshot per lookup. read_end ends it. */
+int tr_noise_read_begin(tr_noise *n, tr_error *err);
+void tr_noise_read_end(tr_noise *n);
+
 typedef struct tr_noise_stats {
     uint64_t events;          /* stored */
     uint64_t tagged;          /* events that got at least one tag */

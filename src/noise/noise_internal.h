@@ -19,9 +19,18 @@ typedef struct noise_actor {
     char **rdns;
 } noise_actor;
 
+/* Statements prepared once per handle: preparing cost more than running
+ * the lookups of a quick check or an IP record. */
+#define NOISE_STMT_MAX 48
+
 struct tr_noise {
     char *data_dir;
     sqlite3 *db;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } stc[NOISE_STMT_MAX];
+    size_t nstc;
     noise_actor *actors;      /* loaded at open, reloaded when changed */
     size_t nactors;
     void *geo4, *geo6;        /* libgeoip handles, NULL when absent */
@@ -32,6 +41,11 @@ struct tr_noise {
 /* ---- db.c ---------------------------------------------------------------- */
 int noise_db_fail(sqlite3 *db, tr_error *err);
 int noise_exec(tr_noise *n, const char *sql, tr_error *err);
+/* The handle's prepared statement of sql (a string literal: kept by
+ * pointer), reset and unbound; NULL on error. Reset it (noise_stmt_done)
+ * once read: a statement left mid-way holds its read snapshot open. */
+sqlite3_stmt *noise_stmt(tr_noise *n, const char *sql, tr_error *err);
+void noise_stmt_done(sqlite3_stmt *st);
 /* The setting's text, or NULL (caller frees). */
 char *noise_setting_get(tr_noise *n, const char *key);
 int noise_setting_put(tr_noise *n, const char *key, const char *value, tr_error *err);

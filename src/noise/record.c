@@ -37,24 +37,6 @@ static json_t *opt_text(sqlite3_stmt *st, int col)
 typedef void (*val_fn)(json_t *acc, const char *value, int port, int64_t n, int64_t first,
                        int64_t last);
 
-static int each_value(tr_noise *n, const char *ip, const char *kind, val_fn fn, json_t *acc,
-                      tr_error *err)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(n->db,
-                           "SELECT value, port, n, first_seen, last_seen FROM noise_ip_values"
-                           " WHERE ip=? AND kind=? ORDER BY first_seen, value, port",
-                           -1, &st, NULL) != SQLITE_OK)
-        return noise_db_fail(n->db, err);
-    sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        fn(acc, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
-           sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4));
-    sqlite3_finalize(st);
-    return 0;
-}
-
 static void v_string(json_t *acc, const char *v, int port, int64_t c, int64_t f, int64_t l)
 {
     json_array_append_new(acc, json_string(v));
@@ -112,6 +94,34 @@ static void v_tag(json_t *acc, const char *v, int port, int64_t c, int64_t f, in
                                          noise_time_json(l)));
 }
 
+/* A tag of the record: its identifiers and catalogue entry (columns 6-8 of
+ * st: category, intention, cves; NULL when the tag was removed), its CVEs
+ * added once each. */
+static void add_tag_detail(json_t *v, json_t *tags, json_t *cves, sqlite3_stmt *st)
+{
+    const char *name = json_string_value(json_object_get(v, "name"));
+    json_array_append_new(tags, json_string(name));
+    char slug[256], id[37];
+    noise_tag_slug(name, slug, sizeof slug);
+    noise_tag_id(name, id);
+    json_object_set_new(v, "slug", json_string(slug));
+    json_object_set_new(v, "id", json_string(id));
+    if (sqlite3_column_type(st, 8) == SQLITE_NULL)
+        return;
+    json_object_set_new(v, "category", opt_text(st, 6));
+    json_object_set_new(v, "intention", opt_text(st, 7));
+    char *c = tr_xstrdup((const char *)sqlite3_column_text(st, 8)), *save = NULL;
+    for (char *tok = strtok_r(c, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        bool dup = false;
+        size_t k;
+        json_t *x;
+        json_array_foreach(cves, k, x) dup = dup || strcmp(json_string_value(x), tok) == 0;
+        if (!dup)
+            json_array_append_new(cves, json_string(tok));
+    }
+    free(c);
+}
+
 int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
 {
     uint8_t a[16];
@@ -119,17 +129,17 @@ int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
     int fam = strchr(ip_in, ':') ? AF_INET6 : AF_INET;
     if (inet_pton(fam, ip_in, a) != 1 || !inet_ntop(fam, a, ip, sizeof ip))
         return tr_fail(err, "'%.60s' is not an IP address", ip_in);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(n->db,
-                           "SELECT first_seen, last_seen, events, spoofable, classification,"
-                           " actor, country, country_code, city, region, asn, organization, rdns,"
-                           " EXISTS(SELECT 1 FROM noise_tor t WHERE t.ip=noise_ips.ip), bytes"
-                           " FROM noise_ips WHERE ip=?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return noise_db_fail(n->db, err);
+    sqlite3_stmt *st = noise_stmt(n,
+                                  "SELECT first_seen, last_seen, events, spoofable, classification,"
+                                  " actor, country, country_code, city, region, asn, organization, rdns,"
+                                  " EXISTS(SELECT 1 FROM noise_tor t WHERE t.ip=noise_ips.ip), bytes"
+                                  " FROM noise_ips WHERE ip=?",
+                                  err);
+    if (!st)
+        return -1;
     sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_finalize(st);
+        noise_stmt_done(st);
         return 0;
     }
     int64_t first = sqlite3_column_int64(st, 0), last = sqlite3_column_int64(st, 1);
@@ -168,44 +178,12 @@ int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
     json_object_set_new(meta, "os", json_string(""));
     json_object_set_new(meta, "category", json_string(""));
     json_object_set_new(meta, "sensor_hits", json_integer(events));
-    sqlite3_finalize(st);
+    noise_stmt_done(st);
 
     json_t *tags = json_array(), *tag_detail = json_array(), *cves = json_array();
-    int rc = each_value(n, ip, "tag", v_tag, tag_detail, err);
+    int rc = 0;
     size_t i;
     json_t *v;
-    sqlite3_stmt *ts = NULL;
-    sqlite3_prepare_v2(n->db, "SELECT category, intention, cves FROM noise_tags WHERE name=?", -1,
-                       &ts, NULL);
-    json_array_foreach(tag_detail, i, v) {
-        const char *name = json_string_value(json_object_get(v, "name"));
-        json_array_append_new(tags, json_string(name));
-        char slug[256], id[37];
-        noise_tag_slug(name, slug, sizeof slug);
-        noise_tag_id(name, id);
-        json_object_set_new(v, "slug", json_string(slug));
-        json_object_set_new(v, "id", json_string(id));
-        sqlite3_reset(ts);
-        sqlite3_bind_text(ts, 1, name, -1, SQLITE_STATIC);
-        if (sqlite3_step(ts) == SQLITE_ROW) {
-            json_object_set_new(v, "category", opt_text(ts, 0));
-            json_object_set_new(v, "intention", opt_text(ts, 1));
-            char *c = tr_xstrdup((const char *)sqlite3_column_text(ts, 2)), *save = NULL;
-            for (char *tok = strtok_r(c, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                bool dup = false;
-                size_t k;
-                json_t *x;
-                json_array_foreach(cves, k, x) dup = dup || strcmp(json_string_value(x), tok) == 0;
-                if (!dup)
-                    json_array_append_new(cves, json_string(tok));
-            }
-            free(c);
-        }
-    }
-    sqlite3_finalize(ts);
-    json_object_set_new(r, "tags", tags);
-    json_object_set_new(r, "cve", cves);
-
     json_t *scan = json_array(), *paths = json_array(), *uas = json_array(), *ja3 = json_array(),
            *hassh = json_array(), *ja4 = json_array(), *protos = json_array(),
            *clients = json_array(), *creds = json_array(), *cmds = json_array(),
@@ -223,8 +201,42 @@ int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
                  {"download", v_string, dls},      {"sensor", v_sensor, sensors},
                  {"sni", v_string, sni},           {"method", v_string, methods},
                  {"host", v_string, hosts},        {"dst", v_dst, dsts}};
-    for (i = 0; i < sizeof kinds / sizeof kinds[0] && rc == 0; i++)
-        rc = each_value(n, ip, kinds[i].kind, kinds[i].fn, kinds[i].acc, err);
+    /* Every per-IP set in one pass over the IP's rows (kind by kind, each
+     * oldest first), the tags with their catalogue entries. */
+    st = noise_stmt(n,
+                    "SELECT v.kind, v.value, v.port, v.n, v.first_seen, v.last_seen,"
+                    " t.category, t.intention, t.cves FROM noise_ip_values v"
+                    " LEFT JOIN noise_tags t ON v.kind = 'tag' AND t.name = v.value"
+                    " WHERE v.ip = ? ORDER BY v.kind, v.first_seen, v.value, v.port",
+                    err);
+    if (!st)
+        rc = -1;
+    else
+        sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
+    int step = SQLITE_DONE;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *kind = (const char *)sqlite3_column_text(st, 0);
+        const char *value = (const char *)sqlite3_column_text(st, 1);
+        int port = sqlite3_column_int(st, 2);
+        int64_t c = sqlite3_column_int64(st, 3), f = sqlite3_column_int64(st, 4),
+                l = sqlite3_column_int64(st, 5);
+        if (strcmp(kind, "tag") == 0) {
+            v_tag(tag_detail, value, port, c, f, l);
+            add_tag_detail(json_array_get(tag_detail, json_array_size(tag_detail) - 1), tags,
+                           cves, st);
+            continue;
+        }
+        for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+            if (strcmp(kind, kinds[i].kind) == 0) {
+                kinds[i].fn(kinds[i].acc, value, port, c, f, l);
+                break;
+            }
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = noise_db_fail(n->db, err);
+    noise_stmt_done(st);
+    json_object_set_new(r, "tags", tags);
+    json_object_set_new(r, "cve", cves);
     json_t *ports = json_array();
     json_array_foreach(scan, i, v) json_array_append(ports, json_object_get(v, "port"));
     /* Where the sensors it hit stand (GreyNoise's destination countries). */
@@ -287,23 +299,21 @@ int tr_noise_ip(tr_noise *n, const char *ip_in, json_t **out, tr_error *err)
     json_object_set_new(r, "destinations", dsts);
 
     json_t *days = json_object(), *trunc = json_object();
-    if (sqlite3_prepare_v2(n->db, "SELECT day, n FROM noise_ip_days WHERE ip=? ORDER BY day", -1,
-                           &st, NULL) == SQLITE_OK) {
+    if ((st = noise_stmt(n, "SELECT day, n FROM noise_ip_days WHERE ip=? ORDER BY day", err))) {
         sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
         while (sqlite3_step(st) == SQLITE_ROW) {
             char d[16];
             day_text(sqlite3_column_int64(st, 0), d);
             json_object_set_new(days, d, json_integer(sqlite3_column_int64(st, 1)));
         }
-        sqlite3_finalize(st);
+        noise_stmt_done(st);
     }
-    if (sqlite3_prepare_v2(n->db, "SELECT kind, dropped FROM noise_ip_overflow WHERE ip=?", -1,
-                           &st, NULL) == SQLITE_OK) {
+    if ((st = noise_stmt(n, "SELECT kind, dropped FROM noise_ip_overflow WHERE ip=?", err))) {
         sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
         while (sqlite3_step(st) == SQLITE_ROW)
             json_object_set_new(trunc, (const char *)sqlite3_column_text(st, 0),
                                 json_integer(sqlite3_column_int64(st, 1)));
-        sqlite3_finalize(st);
+        noise_stmt_done(st);
     }
     json_object_set_new(r, "events_per_day", days);
     json_object_set_new(r, "dropped_values", trunc);

@@ -107,12 +107,12 @@ int tr_noise_riot(tr_noise *n, const char *ip, json_t **out, tr_error *err)
     int fam = strchr(ip, ':') ? 6 : 4;
     if (inet_pton(fam == 4 ? AF_INET : AF_INET6, ip, a) != 1)
         return tr_fail(err, "'%.60s' is not an IP address", ip);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(n->db,
-                           "SELECT cidr, name, category, trust_level, description, reference,"
-                           " updated FROM noise_riot ORDER BY id",
-                           -1, &st, NULL) != SQLITE_OK)
-        return noise_db_fail(n->db, err);
+    sqlite3_stmt *st = noise_stmt(n,
+                                  "SELECT cidr, name, category, trust_level, description, reference,"
+                                  " updated FROM noise_riot ORDER BY id",
+                                  err);
+    if (!st)
+        return -1;
     int found = 0;
     /* The most specific network wins. */
     int best_bits = -1;
@@ -133,7 +133,7 @@ int tr_noise_riot(tr_noise *n, const char *ip, json_t **out, tr_error *err)
                          sqlite3_column_text(st, 4), "reference", sqlite3_column_text(st, 5),
                          "last_updated", noise_time_json(sqlite3_column_int64(st, 6) * 1000000));
     }
-    sqlite3_finalize(st);
+    noise_stmt_done(st);
     return found;
 }
 

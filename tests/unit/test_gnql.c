@@ -444,6 +444,114 @@ typedef struct fx {
     tr_noise *n;
 } fx;
 
+/* counts[key] += 1 */
+static void bump(json_t *counts, const char *key)
+{
+    json_t *c = json_object_get(counts, key);
+    json_object_set_new(counts, key, json_integer(c ? json_integer_value(c) + 1 : 1));
+}
+
+/* One stats list against counts made from the matches' records. */
+static void same_counts(const char *q, const char *name, json_t *list, const char *field,
+                        json_t *want)
+{
+    size_t i;
+    json_t *v, *prev = NULL;
+    if (json_array_size(list) != json_object_size(want))
+        fail_msg("'%s': stats %s has %zu entries, the records %zu", q, name,
+                 json_array_size(list), json_object_size(want));
+    json_array_foreach(list, i, v) {
+        json_t *k = json_object_get(v, field);
+        char key[256];
+        if (json_is_object(k))
+            k = json_object_get(k, "name");
+        if (json_is_string(k))
+            snprintf(key, sizeof key, "%s", json_string_value(k));
+        else if (json_is_boolean(k))
+            snprintf(key, sizeof key, "%s", json_is_true(k) ? "true" : "false");
+        else
+            snprintf(key, sizeof key, "%lld", (long long)json_integer_value(k));
+        json_int_t got = json_integer_value(json_object_get(v, "count"));
+        json_int_t exp = json_integer_value(json_object_get(want, key));
+        if (got != exp)
+            fail_msg("'%s': stats %s '%s' counts %lld, the records %lld", q, name, key,
+                     (long long)got, (long long)exp);
+        /* Most IPs first, then by key. */
+        if (prev) {
+            json_int_t pc = json_integer_value(json_object_get(prev, "count"));
+            json_t *pk = json_object_get(prev, field);
+            if (json_is_object(pk))
+                pk = json_object_get(pk, "name");
+            bool ordered = pc > got;
+            if (pc == got) {
+                if (json_is_string(k))
+                    ordered = strcmp(json_string_value(pk), json_string_value(k)) < 0;
+                else if (json_is_boolean(k))
+                    ordered = json_is_false(pk) && json_is_true(k);
+                else
+                    ordered = json_integer_value(pk) < json_integer_value(k);
+            }
+            if (!ordered)
+                fail_msg("'%s': stats %s out of order at '%s'", q, name, key);
+        }
+        prev = v;
+    }
+}
+
+/* The stats of a query against the records of the IPs it matched (each
+ * list longer than any top count could cut). */
+static void check_stats(tr_noise *n, const char *q, json_t *res)
+{
+    json_t *st = NULL;
+    tr_error err;
+    if (tr_noise_gnql_stats(n, q, 1000, &st, &err) != 0)
+        fail_msg("'%s': %s", q, err.msg);
+    assert_int_equal(json_integer_value(json_object_get(st, "count")),
+                     json_integer_value(json_object_get(res, "count")));
+    json_t *cls = json_object(), *spoof = json_object(), *ports = json_object(),
+           *tags = json_object(), *sensors = json_object(), *cc = json_object();
+    size_t i, k;
+    json_t *v, *x;
+    json_array_foreach(json_object_get(res, "ips"), i, v) {
+        json_t *r = NULL;
+        assert_int_equal(tr_noise_ip(n, json_string_value(v), &r, &err), 1);
+        bump(cls, json_string_value(json_object_get(r, "classification")));
+        bump(spoof, json_is_true(json_object_get(r, "spoofable")) ? "true" : "false");
+        json_t *meta = json_object_get(r, "metadata");
+        const char *c = json_string_value(json_object_get(meta, "country"));
+        if (c && *c)
+            bump(cc, c);
+        json_t *seen = json_object();
+        json_array_foreach(json_object_get(meta, "destination_ports"), k, x) {
+            char p[16];
+            snprintf(p, sizeof p, "%lld", (long long)json_integer_value(x));
+            if (!json_object_get(seen, p))
+                bump(ports, p);
+            json_object_set_new(seen, p, json_true());
+        }
+        json_decref(seen);
+        json_array_foreach(json_object_get(r, "tags"), k, x) bump(tags, json_string_value(x));
+        json_array_foreach(json_object_get(r, "sensors"), k, x)
+            bump(sensors, json_string_value(json_object_get(x, "name")));
+        json_decref(r);
+    }
+    json_t *s = json_object_get(st, "stats");
+    same_counts(q, "classifications", json_object_get(s, "classifications"), "classification",
+                cls);
+    same_counts(q, "spoofable", json_object_get(s, "spoofable"), "spoofable", spoof);
+    same_counts(q, "countries", json_object_get(s, "countries"), "country", cc);
+    same_counts(q, "ports", json_object_get(s, "ports"), "port", ports);
+    same_counts(q, "tags", json_object_get(s, "tags"), "tag", tags);
+    same_counts(q, "sensors", json_object_get(s, "sensors"), "sensor", sensors);
+    json_decref(cls);
+    json_decref(spoof);
+    json_decref(ports);
+    json_decref(tags);
+    json_decref(sensors);
+    json_decref(cc);
+    json_decref(st);
+}
+
 static void test_evaluator_matches_brute_force(void **state)
 {
     (void)state;
@@ -492,7 +600,7 @@ static void test_evaluator_matches_brute_force(void **state)
     exec_ok(f.n->db, sql);
     sqlite3_free(sql);
 
-    int nonempty = 0, total = 0;
+    int nonempty = 0, total = 0, stats_checked = 0;
     for (int iter = 0; iter < 350; iter++) {
         tr_buf q = {0};
         gen_query(&q, 0);
@@ -533,6 +641,10 @@ static void test_evaluator_matches_brute_force(void **state)
             want += m;
         }
         assert_int_equal(json_integer_value(json_object_get(res, "count")), want);
+        if (total % 10 == 0 && want > 0) {
+            check_stats(f.n, q.data, res);
+            stats_checked++;
+        }
         nonempty += want > 0 && want < nrec;
         total++;
         json_decref(res);
@@ -542,6 +654,7 @@ static void test_evaluator_matches_brute_force(void **state)
     /* The generator must produce selective queries, or the test proves little. */
     assert_true(total > 300);
     assert_true(nonempty > total / 3);
+    assert_true(stats_checked > 10);
     free(recs);
     tr_noise_close(f.n);
     char *cmd = tr_xasprintf("rm -rf '%s'", f.dir);
