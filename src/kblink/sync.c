@@ -1218,6 +1218,10 @@ static int prime_modules(const char *data_dir, tr_error *err)
     if (tr_live_list(data_dir, &rs, &n, err) != 0)
         return -1;
     tr_live_list_free(rs, n);
+    tr_stix_db *kb;
+    if (tr_stix_open(data_dir, &kb, err) != 0)
+        return -1;
+    tr_stix_close(kb);
     return 0;
 }
 
