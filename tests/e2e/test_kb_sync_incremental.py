@@ -135,7 +135,7 @@ def test_dropped_trigger_makes_a_full_pass(linked):  # noqa: F811
 def test_killed_sync_is_repaired(trawl, tmp_path):
     """kill -9 at growing delays into syncs of many new samples; a sync then
     completes the work: the full pass after it stores nothing."""
-    n = 1500
+    n = 600
     d = tmp_path / "many"
     d.mkdir()
     for i in range(n):
@@ -143,8 +143,8 @@ def test_killed_sync_is_repaired(trawl, tmp_path):
     trawl.run("add", "--signature", "Many", "--quiet", *sorted(d.iterdir()), check=0)
     killed = 0
     for round_ in range(2):
-        delay = 0.2
-        for _ in range(4):
+        delay = 0.15
+        for _ in range(3):
             p = subprocess.Popen(trawl.cmd("kb", "sync", "--json"), stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
             time.sleep(delay)
