@@ -1285,7 +1285,8 @@ int tr_kblink_sync_mode(const char *data_dir, tr_kblink_mode mode, tr_kblink_sta
         goto out;
     want(&s, trawl_identity());
     if (s.full ? derive_samples(&s, err) != 0
-               : (load_samples_cache(&s, err) != 0 || derive_samples_touched(&s, err) != 0))
+               : (s.do_ind || json_object_size(s.touched)) &&
+                     (load_samples_cache(&s, err) != 0 || derive_samples_touched(&s, err) != 0))
         goto out;
     if (s.do_ind && (derive_live(&s, err) != 0 || derive_hunts(&s, err) != 0))
         goto out;
