@@ -52,14 +52,18 @@ static const struct {
     const char *name, *table, *body;
 } kb_triggers[] = {
 #define LOG(src, key) " BEGIN INSERT INTO kblink_changes(source, key) VALUES('" src "', " key "); END"
-#define LOG_SAMPLE(id) \
-    " BEGIN INSERT INTO kblink_changes(source, key) SELECT 'sample', sha256 FROM samples" \
-    " WHERE id=" id "; END"
+/* By sample id, not a lookup of its sha256: a trigger naming another table
+ * would break a migration that drops and renames that table. */
+#define LOG_SAMPLE(id) LOG("sample_id", id)
     {"kblink_log_samples_ins", "samples", "AFTER INSERT ON samples" LOG("sample", "NEW.sha256")},
     {"kblink_log_samples_del", "samples", "AFTER DELETE ON samples" LOG("sample", "OLD.sha256")},
-    /* Not last_seen or indexed: a re-upload or the indexer changes no object. */
+    /* Only a change of what the objects are made of: a re-upload rewrites
+     * the signature with itself and moves last_seen, the indexer sets a flag. */
     {"kblink_log_samples_upd", "samples",
-     "AFTER UPDATE OF sha256, md5, sha1, sha3_384, ssdeep, tlsh, size, mime, signature ON samples"
+     "AFTER UPDATE ON samples WHEN NEW.sha256 IS NOT OLD.sha256 OR NEW.md5 IS NOT OLD.md5"
+     " OR NEW.sha1 IS NOT OLD.sha1 OR NEW.sha3_384 IS NOT OLD.sha3_384"
+     " OR NEW.ssdeep IS NOT OLD.ssdeep OR NEW.tlsh IS NOT OLD.tlsh OR NEW.size IS NOT OLD.size"
+     " OR NEW.mime IS NOT OLD.mime OR NEW.signature IS NOT OLD.signature"
      LOG("sample", "NEW.sha256")},
     {"kblink_log_names_ins", "sample_names", "AFTER INSERT ON sample_names" LOG_SAMPLE("NEW.sample_id")},
     {"kblink_log_names_del", "sample_names", "AFTER DELETE ON sample_names" LOG_SAMPLE("OLD.sample_id")},
@@ -116,6 +120,7 @@ typedef struct kb_sync {
     bool full, do_ind, do_noise;
     int64_t max_seq;          /* the last change this run consumes */
     json_t *touched;          /* sha256 -> true */
+    json_t *touched_ids;      /* sample id -> true (names and tags) */
     json_t *fam_of;           /* sha256 -> lower-case signature */
     json_t *scope_files;      /* file ids the touched samples had */
     json_t *scope_fams;       /* lower-case signature -> true */
@@ -1177,6 +1182,8 @@ static int read_changes(kb_sync *s, bool *kb_changed, tr_error *err)
         const char *key = (const char *)sqlite3_column_text(st, 2);
         if (strcmp(src, "sample") == 0 && key)
             json_object_set_new(s->touched, key, json_true());
+        else if (strcmp(src, "sample_id") == 0 && key)
+            json_object_set_new(s->touched_ids, key, json_true());
         else if (strcmp(src, "live") == 0 || strcmp(src, "hunt") == 0)
             s->do_ind = true;
         else if (strcmp(src, "noise") == 0)
@@ -1186,6 +1193,34 @@ static int read_changes(kb_sync *s, bool *kb_changed, tr_error *err)
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : db_fail(s->db, err);
+}
+
+/* The samples whose names or tags changed, by sha256. One gone since is
+ * left out: its removal logged its sha256. */
+static int resolve_sample_ids(kb_sync *s, tr_error *err)
+{
+    if (!json_object_size(s->touched_ids))
+        return 0;
+    tr_store *st;
+    if (tr_store_open(s->data_dir, 0, &st, err) != 0)
+        return -1;
+    int rc = 0;
+    const char *id;
+    json_t *v;
+    json_object_foreach(s->touched_ids, id, v) {
+        tr_sample *x = NULL;
+        int got = tr_store_get_by_id(st, strtoll(id, NULL, 10), &x, err);
+        if (got < 0) {
+            rc = -1;
+            break;
+        }
+        if (got) {
+            json_object_set_new(s->touched, x->d.sha256, json_true());
+            tr_sample_free(x);
+        }
+    }
+    tr_store_close(st);
+    return rc;
 }
 
 static int64_t last_full(kb_sync *s)
@@ -1240,6 +1275,7 @@ int tr_kblink_sync_mode(const char *data_dir, tr_kblink_mode mode, tr_kblink_sta
     s.sha_file = json_object();
     s.sha_malware = json_object();
     s.touched = json_object();
+    s.touched_ids = json_object();
     s.fam_of = json_object();
     s.scope_files = json_object();
     s.scope_fams = json_object();
@@ -1265,7 +1301,8 @@ int tr_kblink_sync_mode(const char *data_dir, tr_kblink_mode mode, tr_kblink_sta
     sqlite3_busy_timeout(s.db, 30000);
     bool created, kb_changed;
     if (exec_sql(&s, kb_schema, err) != 0 || prime_modules(data_dir, err) != 0 ||
-        ensure_triggers(&s, &created, err) != 0 || read_changes(&s, &kb_changed, err) != 0)
+        ensure_triggers(&s, &created, err) != 0 || read_changes(&s, &kb_changed, err) != 0 ||
+        resolve_sample_ids(&s, err) != 0)
         goto out;
     int64_t full_at = last_full(&s);
     s.full = mode == TR_KBLINK_FULL || created || kb_changed || full_at < 0 ||
@@ -1320,6 +1357,7 @@ out:
     json_decref(s.sha_file);
     json_decref(s.sha_malware);
     json_decref(s.touched);
+    json_decref(s.touched_ids);
     json_decref(s.fam_of);
     json_decref(s.scope_files);
     json_decref(s.scope_fams);
