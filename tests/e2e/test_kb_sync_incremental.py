@@ -167,3 +167,27 @@ def test_killed_sync_is_repaired(trawl, tmp_path):
         # for every sample) is killed.
         trawl.run("add", "--signature", "Moved", "--quiet", *sorted(d.iterdir()), check=0)
     assert killed > 0, "no sync was still running when killed"
+
+
+def test_triggers_survive_a_table_migration(linked, tmp_path):  # noqa: F811
+    """A module recreating its table the way SQLite migrations do (create,
+    copy, drop, rename) is not broken by kblink's triggers, and the next sync
+    recreates the dropped trigger with a full pass."""
+    import sqlite3
+    sync(linked)
+    db = sqlite3.connect(os.path.join(linked.data, "trawl.db"))
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name='samples'").fetchone()[0]
+    db.executescript(
+        "PRAGMA foreign_keys=OFF; BEGIN;" +
+        sql.replace("samples(", "samples_new(", 1) + ";"
+        "INSERT INTO samples_new SELECT * FROM samples;"
+        "DROP TABLE samples;"
+        "ALTER TABLE samples_new RENAME TO samples;"
+        "COMMIT;")
+    db.close()
+    st = sync(linked)
+    assert st["full"] is True
+    (tmp_path / "e.bin").write_bytes(b"after the migration")
+    linked.run("add", "--signature", "Later", "--no-index", tmp_path / "e.bin", check=0)
+    st = sync(linked)
+    assert_same_as_full(linked, st)
