@@ -136,37 +136,44 @@ def test_dropped_trigger_makes_a_full_pass(linked):  # noqa: F811
 
 
 def test_killed_sync_is_repaired(trawl, tmp_path):
-    """kill -9 at growing delays into syncs of many new samples; a sync then
+    """kill -9 in the middle of a sync (the first, a full pass; then an
+    incremental one of a signature moved for every sample); the next sync
     completes the work: the full pass after it stores nothing."""
     n = 400
     d = tmp_path / "many"
     d.mkdir()
     for i in range(n):
         (d / ("m%04d.bin" % i)).write_bytes(b"many samples %d" % i)
-    trawl.run("add", "--signature", "Many", "--quiet", *sorted(d.iterdir()), check=0)
-    killed = 0
-    for round_ in range(2):
-        delay = 0.15
-        for _ in range(3):
+    files = sorted(d.iterdir())
+    trawl.run("add", "--signature", "Many", "--quiet", "--no-index", *files, check=0)
+
+    def kill_mid_sync(change):
+        delay = 0.4
+        for attempt in range(8):
+            change(attempt)
             p = subprocess.Popen(trawl.cmd("kb", "sync", "--json"), stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
             time.sleep(delay)
             if p.poll() is None:
                 os.kill(p.pid, signal.SIGKILL)
-                killed += 1
-            p.wait()
-            delay *= 2
+                p.wait()
+                return
+            delay /= 2        # it finished first: kill sooner, after a new change
+        pytest.fail("no sync was still running when killed")
+
+    def move(attempt):
+        trawl.run("add", "--signature", "Moved%d" % attempt, "--quiet", "--no-index", *files, check=0)
+
+    for change in (lambda attempt: attempt and move(attempt), move):
+        kill_mid_sync(change)
         st = sync(trawl)
-        assert st["added"] + st["updated"] + st["unchanged"] > 0
         full = sync(trawl, "--full")
         assert full["added"] == full["updated"] == full["retired"] == 0, (st, full)
         objs = export(trawl)
         no_dangling(objs)
         assert len([o for o in objs.values() if o["type"] == "file"]) == n
-        # Second round: the same after an incremental sync (a signature moved
-        # for every sample) is killed.
-        trawl.run("add", "--signature", "Moved", "--quiet", *sorted(d.iterdir()), check=0)
-    assert killed > 0, "no sync was still running when killed"
+        mal = [o for o in objs.values() if o["type"] == "malware" and not o.get("revoked")]
+        assert len(mal) == 1 and len(mal[0]["sample_refs"]) == n
 
 
 def test_triggers_survive_a_table_migration(linked, tmp_path):  # noqa: F811
