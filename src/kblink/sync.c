@@ -41,6 +41,10 @@ static const char *const kb_schema =
      * file ids and families of the samples it does not read again. */
     "CREATE TABLE IF NOT EXISTS kblink_samples(sha256 TEXT PRIMARY KEY, file_id TEXT NOT NULL,"
     " family TEXT) WITHOUT ROWID;"
+    /* The samples a live hit or a finished hunt names (stored or not) at the
+     * last derivation of the indicators: only a change to one of those
+     * changes an indicator's sightings or indicates relationships. */
+    "CREATE TABLE IF NOT EXISTS kblink_sighted(sha256 TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS kblink_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
     " WITHOUT ROWID;";
 
@@ -121,6 +125,7 @@ typedef struct kb_sync {
     int64_t max_seq;          /* the last change this run consumes */
     json_t *touched;          /* sha256 -> true */
     json_t *touched_ids;      /* sample id -> true (names and tags) */
+    json_t *sighted;          /* sha256 -> true: named by the indicators derived */
     json_t *fam_of;           /* sha256 -> lower-case signature */
     json_t *scope_files;      /* file ids the touched samples had */
     json_t *scope_fams;       /* lower-case signature -> true */
@@ -511,6 +516,7 @@ static int derive_samples_touched(kb_sync *s, tr_error *err)
 static void indicator_links(kb_sync *s, const char *ind_id, const char *sha256, int64_t when,
                             json_t *families)
 {
+    json_object_set_new(s->sighted, sha256, json_true());
     const char *file = json_string_value(json_object_get(s->sha_file, sha256));
     if (!file)
         return;               /* the sample is gone: its sighting retires */
@@ -997,9 +1003,34 @@ static int consume_changes(kb_sync *s, const change_set *cs, tr_error *err)
     return rc;
 }
 
+static int save_sighted(kb_sync *s, tr_error *err)
+{
+    if (!s->do_ind)
+        return 0;
+    if (exec_sql(s, "DELETE FROM kblink_sighted", err) != 0)
+        return -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO kblink_sighted(sha256) VALUES(?)", -1,
+                           &st, NULL) != SQLITE_OK)
+        return db_fail(s->db, err);
+    int rc = 0;
+    const char *sha;
+    json_t *v;
+    json_object_foreach(s->sighted, sha, v) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, sha, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_fail(s->db, err);
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int save_keys_in(kb_sync *s, tr_error *err)
 {
-    if (save_samples(s, err) != 0)
+    if (save_samples(s, err) != 0 || save_sighted(s, err) != 0)
         return -1;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
@@ -1223,6 +1254,35 @@ static int resolve_sample_ids(kb_sync *s, tr_error *err)
     return rc;
 }
 
+/* Sets do_ind when a touched sample is one the indicators name. */
+static int any_sighted(kb_sync *s, tr_error *err)
+{
+    if (!json_object_size(s->touched))
+        return 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM kblink_sighted WHERE sha256=?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_fail(s->db, err);
+    int rc = 0;
+    const char *sha;
+    json_t *v;
+    json_object_foreach(s->touched, sha, v) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, sha, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            s->do_ind = true;
+            break;
+        }
+        if (r != SQLITE_DONE) {
+            rc = db_fail(s->db, err);
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int64_t last_full(kb_sync *s)
 {
     sqlite3_stmt *st;
@@ -1276,6 +1336,7 @@ int tr_kblink_sync_mode(const char *data_dir, tr_kblink_mode mode, tr_kblink_sta
     s.sha_malware = json_object();
     s.touched = json_object();
     s.touched_ids = json_object();
+    s.sighted = json_object();
     s.fam_of = json_object();
     s.scope_files = json_object();
     s.scope_fams = json_object();
@@ -1308,13 +1369,13 @@ int tr_kblink_sync_mode(const char *data_dir, tr_kblink_mode mode, tr_kblink_sta
     s.full = mode == TR_KBLINK_FULL || created || kb_changed || full_at < 0 ||
              time(NULL) - full_at >= TR_KBLINK_FULL_EVERY;
     /* A sample's sightings name its file and its family: the indicators are
-     * derived again whenever a sample changed. */
-    if (json_object_size(s.touched))
-        s.do_ind = true;
+     * derived again when a sample they name changed. */
+    if (!s.do_ind && any_sighted(&s, err) != 0)
+        goto out;
     if (s.full)
         s.do_ind = s.do_noise = true;
     st.full = s.full;
-    if (!s.full && !s.do_ind && !s.do_noise) {
+    if (!s.full && !s.do_ind && !s.do_noise && !json_object_size(s.touched)) {
         rc = 0;               /* nothing changed: nothing to read, nothing to commit */
         goto out;
     }
@@ -1358,6 +1419,7 @@ out:
     json_decref(s.sha_malware);
     json_decref(s.touched);
     json_decref(s.touched_ids);
+    json_decref(s.sighted);
     json_decref(s.fam_of);
     json_decref(s.scope_files);
     json_decref(s.scope_fams);
