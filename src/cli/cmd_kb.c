@@ -11,8 +11,9 @@
 #include "stix/stix.h"
 
 static const char usage_text[] =
-    "usage: trawl kb sync [--json]              link samples, signatures, live rules, hunts and\n"
-    "                                           noise addresses into the knowledge base (idempotent)\n"
+    "usage: trawl kb sync [--full] [--json]     link samples, signatures, live rules, hunts and\n"
+    "                                           noise addresses into the knowledge base (idempotent;\n"
+    "                                           what changed since the last sync, or --full: all)\n"
     "       trawl kb match PATTERN [--json]     the samples and noise addresses a STIX pattern matches\n"
     "       trawl kb match INDICATOR-ID [--json] the same for a stored indicator; a YARA indicator\n"
     "                                           runs as a retrohunt\n";
@@ -34,7 +35,7 @@ static int print_json(json_t *v)
     return CLI_OK;
 }
 
-static int cmd_sync(const cli_ctx *ctx, bool json)
+static int cmd_sync(const cli_ctx *ctx, bool full, bool json)
 {
     tr_kblink_stats st;
     tr_error err;
@@ -45,20 +46,22 @@ static int cmd_sync(const cli_ctx *ctx, bool json)
         cli_error("no trawl data in %s", ctx->data_dir);
         return CLI_FAIL;
     }
-    if (tr_kblink_sync(ctx->data_dir, &st, &err) != 0) {
+    if (tr_kblink_sync_mode(ctx->data_dir, full ? TR_KBLINK_FULL : TR_KBLINK_AUTO, &st, &err) != 0) {
         cli_error("%s", err.msg);
         return CLI_FAIL;
     }
     if (json) {
-        json_t *v = json_pack("{sI sI sI sI sI}", "objects", (json_int_t)st.objects, "unchanged",
+        json_t *v = json_pack("{sI sI sI sI sI sb}", "objects", (json_int_t)st.objects, "unchanged",
                               (json_int_t)st.unchanged, "added", (json_int_t)st.added, "updated",
-                              (json_int_t)st.updated, "retired", (json_int_t)st.retired);
+                              (json_int_t)st.updated, "retired", (json_int_t)st.retired, "full",
+                              st.full);
         int rc = print_json(v);
         json_decref(v);
         return rc;
     }
-    printf("%zu objects from trawl's data: %zu added, %zu updated, %zu unchanged; %zu retired\n",
-           st.objects, st.added, st.updated, st.unchanged, st.retired);
+    printf("%zu objects from trawl's data: %zu added, %zu updated, %zu unchanged; %zu retired (%s)\n",
+           st.objects, st.added, st.updated, st.unchanged, st.retired,
+           st.full ? "full pass" : "changes only");
     return CLI_OK;
 }
 
@@ -164,6 +167,16 @@ int cli_cmd_kb(const cli_ctx *ctx, int argc, char **argv)
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
+    /* --full belongs to sync alone: taken out before the shared options. */
+    bool full = false;
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--full") == 0 && strcmp(argv[1], "sync") == 0)
+            full = true;
+        else
+            argv[kept++] = argv[i];
+    }
+    argc = kept;
     bool json;
     int rc = cli_json_options(argc - 1, argv + 1, usage_text, &json);
     if (rc >= 0)
@@ -171,7 +184,7 @@ int cli_cmd_kb(const cli_ctx *ctx, int argc, char **argv)
     int nargs = argc - 1 - optind;
     char **args = argv + 1 + optind;
     if (strcmp(argv[1], "sync") == 0 && nargs == 0)
-        return cmd_sync(ctx, json);
+        return cmd_sync(ctx, full, json);
     if (strcmp(argv[1], "match") == 0 && nargs == 1)
         return cmd_match(ctx, args[0], json);
     fputs(usage_text, stderr);

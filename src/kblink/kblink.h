@@ -9,7 +9,9 @@
  * longer exists is revoked (SDOs, SROs) or marked "x_trawl_removed" (SCOs,
  * which other objects' refs still name). A sync therefore repairs whatever
  * happened in between (a hand deletion, a crash, data changed by another
- * process) and running it twice changes nothing. docs/kb.md. */
+ * process) and running it twice changes nothing. To cost what changed rather
+ * than what is stored, a sync derives only what its change log names (see
+ * tr_kblink_sync_mode). docs/kb.md. */
 #ifndef TRAWL_KBLINK_H
 #define TRAWL_KBLINK_H
 
@@ -27,10 +29,24 @@ typedef struct tr_kblink_stats {
     size_t added;             /* new objects */
     size_t updated;           /* new versions, or replaced SCOs */
     size_t retired;           /* revoked SDOs/SROs and marked SCOs */
+    bool full;                /* a full pass (else incremental) */
 } tr_kblink_stats;
 
-/* One sync of the data directory's samples, hunts, live rules and noise
- * records into its knowledge base. */
+/* Incremental by default: triggers on the tables kblink reads log what
+ * changed (kblink_changes), and a sync derives only that (the changed
+ * samples and their families; the indicators when rules, hunts or samples
+ * changed; the noise records when they changed) and consumes the log in the
+ * commit that records its work. A full pass derives everything, compares it
+ * all and so repairs anything: the first sync, a sync after a change log
+ * trigger went missing, after a hand edit of a linked object or a new
+ * malware/intrusion set in the knowledge base, once TR_KBLINK_FULL_EVERY
+ * seconds after the last one, or when asked for. */
+typedef enum { TR_KBLINK_AUTO, TR_KBLINK_FULL } tr_kblink_mode;
+#define TR_KBLINK_FULL_EVERY (24 * 3600)
+int tr_kblink_sync_mode(const char *data_dir, tr_kblink_mode mode, tr_kblink_stats *st,
+                        tr_error *err);
+/* One sync (TR_KBLINK_AUTO) of the data directory's samples, hunts, live
+ * rules and noise records into its knowledge base. */
 int tr_kblink_sync(const char *data_dir, tr_kblink_stats *st, tr_error *err);
 
 /* Keeping the links current without hooks: a watch tells whether anything

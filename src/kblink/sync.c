@@ -30,7 +30,75 @@
  * never change: an SCO is marked, not revoked. */
 static const char *const kb_schema =
     "CREATE TABLE IF NOT EXISTS kblink_objects(key TEXT PRIMARY KEY, id TEXT NOT NULL,"
-    " gen INTEGER NOT NULL, live INTEGER NOT NULL, sco INTEGER NOT NULL) WITHOUT ROWID;";
+    " gen INTEGER NOT NULL, live INTEGER NOT NULL, sco INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS kblink_objects_id ON kblink_objects(id);"
+    /* The change log the triggers below feed: what changed in trawl's data
+     * since the last sync consumed it (source: sample, live, hunt, noise,
+     * kb). Append-only on the writers' side, the cheapest a trigger can do. */
+    "CREATE TABLE IF NOT EXISTS kblink_changes(seq INTEGER PRIMARY KEY, source TEXT NOT NULL,"
+    " key TEXT);"
+    /* What the last sync derived per sample: an incremental sync needs the
+     * file ids and families of the samples it does not read again. */
+    "CREATE TABLE IF NOT EXISTS kblink_samples(sha256 TEXT PRIMARY KEY, file_id TEXT NOT NULL,"
+    " family TEXT) WITHOUT ROWID;"
+    /* The samples a live hit or a finished hunt names (stored or not) at the
+     * last derivation of the indicators: only a change to one of those
+     * changes an indicator's sightings or indicates relationships. */
+    "CREATE TABLE IF NOT EXISTS kblink_sighted(sha256 TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS kblink_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+    " WITHOUT ROWID;";
+
+/* The triggers that feed kblink_changes, created by kblink on the tables it
+ * reads (docs/kb.md says why not by their modules). They name only key
+ * columns, and a missing one (its table not created yet, or dropped and
+ * recreated by a migration) is recreated and answered by a full pass. */
+static const struct {
+    const char *name, *table, *body;
+} kb_triggers[] = {
+#define LOG(src, key) " BEGIN INSERT INTO kblink_changes(source, key) VALUES('" src "', " key "); END"
+/* By sample id, not a lookup of its sha256: a trigger naming another table
+ * would break a migration that drops and renames that table. */
+#define LOG_SAMPLE(id) LOG("sample_id", id)
+    {"kblink_log_samples_ins", "samples", "AFTER INSERT ON samples" LOG("sample", "NEW.sha256")},
+    {"kblink_log_samples_del", "samples", "AFTER DELETE ON samples" LOG("sample", "OLD.sha256")},
+    /* Only a change of what the objects are made of: a re-upload rewrites
+     * the signature with itself and moves last_seen, the indexer sets a flag. */
+    {"kblink_log_samples_upd", "samples",
+     "AFTER UPDATE ON samples WHEN NEW.sha256 IS NOT OLD.sha256 OR NEW.md5 IS NOT OLD.md5"
+     " OR NEW.sha1 IS NOT OLD.sha1 OR NEW.sha3_384 IS NOT OLD.sha3_384"
+     " OR NEW.ssdeep IS NOT OLD.ssdeep OR NEW.tlsh IS NOT OLD.tlsh OR NEW.size IS NOT OLD.size"
+     " OR NEW.mime IS NOT OLD.mime OR NEW.signature IS NOT OLD.signature"
+     LOG("sample", "NEW.sha256")},
+    {"kblink_log_names_ins", "sample_names", "AFTER INSERT ON sample_names" LOG_SAMPLE("NEW.sample_id")},
+    {"kblink_log_names_del", "sample_names", "AFTER DELETE ON sample_names" LOG_SAMPLE("OLD.sample_id")},
+    {"kblink_log_tags_ins", "sample_tags", "AFTER INSERT ON sample_tags" LOG_SAMPLE("NEW.sample_id")},
+    {"kblink_log_tags_del", "sample_tags", "AFTER DELETE ON sample_tags" LOG_SAMPLE("OLD.sample_id")},
+    {"kblink_log_live_ins", "live_rulesets", "AFTER INSERT ON live_rulesets" LOG("live", "NEW.name")},
+    {"kblink_log_live_upd", "live_rulesets", "AFTER UPDATE ON live_rulesets" LOG("live", "NEW.name")},
+    {"kblink_log_live_del", "live_rulesets", "AFTER DELETE ON live_rulesets" LOG("live", "OLD.name")},
+    {"kblink_log_hits_ins", "live_hits", "AFTER INSERT ON live_hits" LOG("live", "NEW.ruleset")},
+    {"kblink_log_hits_del", "live_hits", "AFTER DELETE ON live_hits" LOG("live", "OLD.ruleset")},
+    {"kblink_log_hunts_ins", "hunts", "AFTER INSERT ON hunts" LOG("hunt", "NEW.id")},
+    {"kblink_log_hunts_del", "hunts", "AFTER DELETE ON hunts" LOG("hunt", "OLD.id")},
+    /* Not the progress counters a running hunt updates all the time. */
+    {"kblink_log_hunts_upd", "hunts",
+     "AFTER UPDATE OF status, rules_name, rules_json, finished ON hunts" LOG("hunt", "NEW.id")},
+    {"kblink_log_noise_ins", "noise_ips", "AFTER INSERT ON noise_ips" LOG("noise", "NEW.ip")},
+    {"kblink_log_noise_upd", "noise_ips", "AFTER UPDATE ON noise_ips" LOG("noise", "NEW.ip")},
+    {"kblink_log_noise_del", "noise_ips", "AFTER DELETE ON noise_ips" LOG("noise", "OLD.ip")},
+    /* The knowledge base itself: a hand edit or deletion of a linked object,
+     * or an imported malware/intrusion set a signature may be named like
+     * (stix_latest is written with INSERT OR REPLACE: a new version is an
+     * insert). Either makes the next sync a full pass. */
+    {"kblink_log_kb_ins", "stix_latest",
+     "AFTER INSERT ON stix_latest WHEN NEW.type IN ('malware', 'intrusion-set')"
+     " OR EXISTS (SELECT 1 FROM kblink_objects WHERE id=NEW.id)" LOG("kb", "NEW.id")},
+    {"kblink_log_kb_del", "stix_latest",
+     "AFTER DELETE ON stix_latest WHEN EXISTS (SELECT 1 FROM kblink_objects WHERE id=OLD.id)"
+     LOG("kb", "OLD.id")},
+#undef LOG
+#undef LOG_SAMPLE
+};
 
 typedef struct kb_key {
     char *id;
@@ -50,6 +118,18 @@ typedef struct kb_sync {
     json_t *sha_file;         /* sha256 -> file SCO id */
     json_t *sha_malware;      /* sha256 -> malware SDO id */
     char now[32];
+    /* What this run derives: everything (full), or the samples changed since
+     * the last sync with their families, and the indicators and noise
+     * records when anything they are made of changed. */
+    bool full, do_ind, do_noise;
+    int64_t max_seq;          /* the last change this run consumes */
+    json_t *touched;          /* sha256 -> true */
+    json_t *touched_ids;      /* sample id -> true (names and tags) */
+    json_t *sighted;          /* sha256 -> true: named by the indicators derived */
+    json_t *fam_of;           /* sha256 -> lower-case signature */
+    json_t *scope_files;      /* file ids the touched samples had */
+    json_t *scope_fams;       /* lower-case signature -> true */
+    json_t *scope_malids;     /* those families' malware ids before this run */
 } kb_sync;
 
 static int db_fail(sqlite3 *db, tr_error *err)
@@ -238,50 +318,34 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int derive_samples(kb_sync *s, tr_error *err)
+/* Adds a sample to its signature's malware SDO (made on first sight). */
+static int family_add(kb_sync *s, json_t *families, const tr_sample *x, const char *file_id,
+                      tr_error *err)
 {
-    tr_store *st;
-    if (tr_store_open(s->data_dir, 0, &st, err) != 0)
-        return -1;
-    tr_sample **list = NULL;
-    size_t n = 0;
-    tr_sample_filter f = {0};
-    if (tr_store_list(st, &f, &list, &n, err) != 0) {
-        tr_store_close(st);
-        return -1;
-    }
-    json_t *families = json_object();   /* lower(signature) -> malware SDO */
+    if (!x->signature || !*x->signature)
+        return 0;
+    char low[256];
+    lower(x->signature, low, sizeof low);
+    json_object_set_new(s->fam_of, x->d.sha256, json_string(low));
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const tr_sample *x = list[i];
-        json_t *file = kblink_file_sco(x, err);
-        if (!file) {
-            rc = -1;
-            break;
-        }
-        char id[128];
-        snprintf(id, sizeof id, "%s", json_string_value(json_object_get(file, "id")));
-        sco_seen(s, id);
-        want(s, file);
-        json_object_set_new(s->sha_file, x->d.sha256, json_string(id));
-        if (!x->signature || !*x->signature)
-            continue;
-        char low[256];
-        lower(x->signature, low, sizeof low);
-        json_t *m = json_object_get(families, low);
-        if (!m) {
-            char *key = tr_xasprintf("malware:%s", low);
-            m = sdo(s, "malware", key);
-            free(key);
-            json_object_set_new(m, "name", json_string(x->signature));
-            json_object_set_new(m, "is_family", json_true());
-            json_object_set_new(m, "sample_refs", json_array());
-            json_object_set_new(families, low, m);
-            rc = link_signature(s, x->signature, json_string_value(json_object_get(m, "id")), err);
-        }
-        json_array_append_new(json_object_get(m, "sample_refs"), json_string(id));
-        json_object_set(s->sha_malware, x->d.sha256, json_object_get(m, "id"));
+    json_t *m = json_object_get(families, low);
+    if (!m) {
+        char *key = tr_xasprintf("malware:%s", low);
+        m = sdo(s, "malware", key);
+        free(key);
+        json_object_set_new(m, "name", json_string(x->signature));
+        json_object_set_new(m, "is_family", json_true());
+        json_object_set_new(m, "sample_refs", json_array());
+        json_object_set_new(families, low, m);
+        rc = link_signature(s, x->signature, json_string_value(json_object_get(m, "id")), err);
     }
+    json_array_append_new(json_object_get(m, "sample_refs"), json_string(file_id));
+    json_object_set(s->sha_malware, x->d.sha256, json_object_get(m, "id"));
+    return rc;
+}
+
+static void families_want(kb_sync *s, json_t *families)
+{
     const char *k;
     json_t *m;
     json_object_foreach(families, k, m) {
@@ -300,8 +364,147 @@ static int derive_samples(kb_sync *s, tr_error *err)
         json_incref(m);
         want(s, m);
     }
+}
+
+/* The file SCO of a sample, wanted and remembered by its sha256. */
+static int sample_file(kb_sync *s, const tr_sample *x, char id[128], tr_error *err)
+{
+    json_t *file = kblink_file_sco(x, err);
+    if (!file)
+        return -1;
+    snprintf(id, 128, "%s", json_string_value(json_object_get(file, "id")));
+    sco_seen(s, id);
+    want(s, file);
+    json_object_set_new(s->sha_file, x->d.sha256, json_string(id));
+    return 0;
+}
+
+static int derive_samples(kb_sync *s, tr_error *err)
+{
+    tr_store *st;
+    if (tr_store_open(s->data_dir, 0, &st, err) != 0)
+        return -1;
+    tr_sample **list = NULL;
+    size_t n = 0;
+    tr_sample_filter f = {0};
+    if (tr_store_list(st, &f, &list, &n, err) != 0) {
+        tr_store_close(st);
+        return -1;
+    }
+    json_t *families = json_object();   /* lower(signature) -> malware SDO */
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char id[128];
+        rc = sample_file(s, list[i], id, err);
+        if (rc == 0)
+            rc = family_add(s, families, list[i], id, err);
+    }
+    families_want(s, families);
     json_decref(families);
     tr_sample_list_free(list, n);
+    tr_store_close(st);
+    return rc;
+}
+
+/* What the last sync derived for the samples this run does not read. */
+static int load_samples_cache(kb_sync *s, tr_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT sha256, file_id, family FROM kblink_samples", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(s->db, err);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *sha = (const char *)sqlite3_column_text(st, 0);
+        json_object_set_new(s->sha_file, sha,
+                            json_string((const char *)sqlite3_column_text(st, 1)));
+        const char *fam = (const char *)sqlite3_column_text(st, 2);
+        if (!fam)
+            continue;
+        json_object_set_new(s->fam_of, sha, json_string(fam));
+        char *key = tr_xasprintf("malware:%s", fam);
+        json_t *slot = json_object_get(s->keys, key);
+        free(key);
+        const kb_key *k = slot ? &s->k[json_integer_value(slot)] : NULL;
+        if (k && k->live && k->id)
+            json_object_set_new(s->sha_malware, sha, json_string(k->id));
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(s->db, err);
+}
+
+/* The touched samples' file SCOs, and every sample of each family one of
+ * them enters or leaves (a malware SDO lists all its samples). */
+static int derive_samples_touched(kb_sync *s, tr_error *err)
+{
+    if (!json_object_size(s->touched))
+        return 0;
+    tr_store *st;
+    if (tr_store_open(s->data_dir, 0, &st, err) != 0)
+        return -1;
+    int rc = 0;
+    const char *sha;
+    json_t *v;
+    json_object_foreach(s->touched, sha, v) {
+        json_t *fam = json_object_get(s->fam_of, sha);
+        if (fam)
+            json_object_set_new(s->scope_fams, json_string_value(fam), json_true());
+        json_t *fid = json_object_get(s->sha_file, sha);
+        if (fid)
+            json_object_set_new(s->scope_files, json_string_value(fid), json_true());
+        json_object_del(s->sha_file, sha);
+        json_object_del(s->sha_malware, sha);
+        json_object_del(s->fam_of, sha);
+        tr_sample *x = NULL;
+        int got = tr_store_get(st, sha, &x, err);
+        if (got < 0) {
+            rc = -1;
+            break;
+        }
+        if (!got)
+            continue;             /* removed: its file SCO retires */
+        char id[128];
+        rc = sample_file(s, x, id, err);
+        if (rc == 0 && x->signature && *x->signature) {
+            char low[256];
+            lower(x->signature, low, sizeof low);
+            json_object_set_new(s->scope_fams, low, json_true());
+        }
+        tr_sample_free(x);
+        if (rc != 0)
+            break;
+    }
+    json_t *families = json_object();
+    const char *low;
+    json_object_foreach(s->scope_fams, low, v) {
+        if (rc != 0)
+            break;
+        char *key = tr_xasprintf("malware:%s", low);
+        json_t *slot = json_object_get(s->keys, key);
+        free(key);
+        if (slot && s->k[json_integer_value(slot)].id)
+            json_object_set_new(s->scope_malids, s->k[json_integer_value(slot)].id, json_true());
+        tr_sample **list = NULL;
+        size_t n = 0;
+        tr_sample_filter f = {.signature = low};
+        if (tr_store_list(st, &f, &list, &n, err) != 0) {
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            char id[128];
+            json_t *have = json_object_get(s->sha_file, list[i]->d.sha256);
+            if (have)
+                snprintf(id, sizeof id, "%s", json_string_value(have));
+            else              /* not in the cache: made as a full pass would */
+                rc = sample_file(s, list[i], id, err);
+            if (rc == 0)
+                rc = family_add(s, families, list[i], id, err);
+        }
+        tr_sample_list_free(list, n);
+    }
+    families_want(s, families);
+    json_decref(families);
     tr_store_close(st);
     return rc;
 }
@@ -313,6 +516,7 @@ static int derive_samples(kb_sync *s, tr_error *err)
 static void indicator_links(kb_sync *s, const char *ind_id, const char *sha256, int64_t when,
                             json_t *families)
 {
+    json_object_set_new(s->sighted, sha256, json_true());
     const char *file = json_string_value(json_object_get(s->sha_file, sha256));
     if (!file)
         return;               /* the sample is gone: its sighting retires */
@@ -686,16 +890,20 @@ static int reconcile(kb_sync *s, json_t *obj, bool is_sco, change_set *cs, tr_kb
 }
 
 static int save_keys_in(kb_sync *s, tr_error *err);
+static int consume_changes(kb_sync *s, const change_set *cs, tr_error *err);
 
 /* One transaction: a commit per key was an fdatasync per linked object
- * (41k of them on the benchmark store, most of a first sync's time). A crash
- * before the commit loses only the bookkeeping: the next sync finds the
+ * (41k of them on the benchmark store, most of a first sync's time). The
+ * change log is consumed in it too: a crash before the commit loses only the
+ * bookkeeping, and the next sync derives the same changes again and finds the
  * objects held as they are. */
-static int save_keys(kb_sync *s, tr_error *err)
+static int save_keys(kb_sync *s, const change_set *cs, tr_error *err)
 {
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(s->db, err);
     int rc = save_keys_in(s, err);
+    if (rc == 0)
+        rc = consume_changes(s, cs, err);
     if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = db_fail(s->db, err);
     if (rc != 0)
@@ -703,8 +911,127 @@ static int save_keys(kb_sync *s, tr_error *err)
     return rc;
 }
 
+static int exec_sql(kb_sync *s, const char *sql, tr_error *err)
+{
+    return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(s->db, err);
+}
+
+/* The per-sample cache: rewritten whole by a full pass, the touched samples
+ * only otherwise (the families' other members kept file id and family). */
+static int save_samples(kb_sync *s, tr_error *err)
+{
+    if (s->full && exec_sql(s, "DELETE FROM kblink_samples", err) != 0)
+        return -1;
+    sqlite3_stmt *del = NULL, *ins = NULL;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM kblink_samples WHERE sha256=?", -1, &del, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "INSERT OR REPLACE INTO kblink_samples(sha256, file_id, family)"
+                           " VALUES(?,?,?)",
+                           -1, &ins, NULL) != SQLITE_OK) {
+        sqlite3_finalize(del);
+        return db_fail(s->db, err);
+    }
+    int rc = 0;
+    const char *sha;
+    json_t *v;
+    json_t *which = s->full ? s->sha_file : s->touched;
+    json_object_foreach(which, sha, v) {
+        json_t *fid = json_object_get(s->sha_file, sha);
+        sqlite3_stmt *q = fid ? ins : del;
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, sha, -1, SQLITE_STATIC);
+        if (fid) {
+            sqlite3_bind_text(q, 2, json_string_value(fid), -1, SQLITE_STATIC);
+            json_t *fam = json_object_get(s->fam_of, sha);
+            if (fam)
+                sqlite3_bind_text(q, 3, json_string_value(fam), -1, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(q, 3);
+        }
+        if (sqlite3_step(q) != SQLITE_DONE) {
+            rc = db_fail(s->db, err);
+            break;
+        }
+    }
+    sqlite3_finalize(del);
+    sqlite3_finalize(ins);
+    return rc;
+}
+
+/* The changes this run answered: those it read, and the knowledge-base
+ * rows its own import logged (they are not hand edits). */
+static int consume_changes(kb_sync *s, const change_set *cs, tr_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM kblink_changes WHERE seq <= ?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_fail(s->db, err);
+    sqlite3_bind_int64(st, 1, s->max_seq);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(s->db, err);
+    sqlite3_finalize(st);
+    if (rc != 0)
+        return -1;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM kblink_changes WHERE source='kb' AND key=?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return db_fail(s->db, err);
+    json_t *lists[2] = {cs->objects, cs->replace};
+    for (size_t l = 0; l < 2 && rc == 0; l++) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(lists[l], i, v) {
+            const char *id = json_is_string(v) ? json_string_value(v)
+                                               : json_string_value(json_object_get(v, "id"));
+            if (!id)
+                continue;
+            sqlite3_reset(st);
+            sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) != SQLITE_DONE) {
+                rc = db_fail(s->db, err);
+                break;
+            }
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc == 0 && s->full) {
+        char sql[128];
+        snprintf(sql, sizeof sql,
+                 "INSERT OR REPLACE INTO kblink_state(key, value) VALUES('last_full', %lld)",
+                 (long long)time(NULL));
+        rc = exec_sql(s, sql, err);
+    }
+    return rc;
+}
+
+static int save_sighted(kb_sync *s, tr_error *err)
+{
+    if (!s->do_ind)
+        return 0;
+    if (exec_sql(s, "DELETE FROM kblink_sighted", err) != 0)
+        return -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO kblink_sighted(sha256) VALUES(?)", -1,
+                           &st, NULL) != SQLITE_OK)
+        return db_fail(s->db, err);
+    int rc = 0;
+    const char *sha;
+    json_t *v;
+    json_object_foreach(s->sighted, sha, v) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, sha, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_fail(s->db, err);
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int save_keys_in(kb_sync *s, tr_error *err)
 {
+    if (save_samples(s, err) != 0 || save_sighted(s, err) != 0)
+        return -1;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
                            "INSERT OR REPLACE INTO kblink_objects(key, id, gen, live, sco)"
@@ -768,11 +1095,45 @@ static int apply(kb_sync *s, change_set *cs, tr_kblink_stats *st, tr_error *err)
     return rc;
 }
 
+static bool prefixed(const char *key, const char *p)
+{
+    return strncmp(key, p, strlen(p)) == 0;
+}
+
+/* Whether this run derived what key stands for: only then does not having
+ * seen it mean it is gone. */
+static bool in_scope(const kb_sync *s, const char *key, const kb_key *k)
+{
+    if (s->full)
+        return true;
+    if (k->sco)
+        return prefixed(key, "file--") ? json_object_get(s->scope_files, key) != NULL
+                                       : s->do_noise;
+    if (prefixed(key, "malware:"))
+        return json_object_get(s->scope_fams, key + 8) != NULL;
+    if (prefixed(key, "rel:malware--")) {
+        const char *end = strchr(key + 4, ':');
+        if (!end)
+            return false;
+        char *mal = tr_xasprintf("%.*s", (int)(end - (key + 4)), key + 4);
+        bool in = json_object_get(s->scope_malids, mal) != NULL;
+        free(mal);
+        return in;
+    }
+    if (prefixed(key, "live:") || prefixed(key, "hunt:") || prefixed(key, "od:") ||
+        prefixed(key, "sighting:") || prefixed(key, "rel:indicator--"))
+        return s->do_ind;
+    if (prefixed(key, "noise-od:") || prefixed(key, "noise-sighting:") || prefixed(key, "cve:") ||
+        prefixed(key, "sensor:"))
+        return s->do_noise;
+    return false;
+}
+
 static int retire(kb_sync *s, change_set *cs, tr_kblink_stats *st, tr_error *err)
 {
     for (size_t i = 0; i < s->nk; i++) {
         kb_key *k = &s->k[i];
-        if (k->seen || !k->live || !k->id)
+        if (k->seen || !k->live || !k->id || !in_scope(s, s->knames[i], k))
             continue;
         int rc;
         json_t *have = held(s, k->id, err, &rc);
@@ -802,7 +1163,170 @@ static json_t *trawl_identity(void)
                      "this trawl installation: the producer of the objects linked from its data");
 }
 
+/* Creates the change-log triggers the database lacks on the tables that
+ * exist (a table that does not exist yet holds no data to miss). *created:
+ * some were missing, so changes may have gone unlogged. */
+static int ensure_triggers(kb_sync *s, bool *created, tr_error *err)
+{
+    *created = false;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT type, name FROM sqlite_master WHERE type IN"
+                                  " ('table', 'trigger')", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s->db, err);
+    json_t *have = json_object();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_object_set_new(have, (const char *)sqlite3_column_text(st, 1), json_true());
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(have);
+        return db_fail(s->db, err);
+    }
+    rc = 0;
+    for (size_t i = 0; i < sizeof kb_triggers / sizeof kb_triggers[0] && rc == 0; i++) {
+        if (json_object_get(have, kb_triggers[i].name) ||
+            !json_object_get(have, kb_triggers[i].table))
+            continue;
+        char *sql = tr_xasprintf("CREATE TRIGGER IF NOT EXISTS %s %s", kb_triggers[i].name,
+                                 kb_triggers[i].body);
+        rc = exec_sql(s, sql, err);
+        free(sql);
+        *created = true;
+    }
+    json_decref(have);
+    return rc;
+}
+
+/* Reads the change log; a change to the knowledge base's own objects (or a
+ * new malware/intrusion set) asks for a full pass. */
+static int read_changes(kb_sync *s, bool *kb_changed, tr_error *err)
+{
+    *kb_changed = false;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT seq, source, key FROM kblink_changes ORDER BY seq", -1,
+                           &st, NULL) != SQLITE_OK)
+        return db_fail(s->db, err);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        s->max_seq = sqlite3_column_int64(st, 0);
+        const char *src = (const char *)sqlite3_column_text(st, 1);
+        const char *key = (const char *)sqlite3_column_text(st, 2);
+        if (strcmp(src, "sample") == 0 && key)
+            json_object_set_new(s->touched, key, json_true());
+        else if (strcmp(src, "sample_id") == 0 && key)
+            json_object_set_new(s->touched_ids, key, json_true());
+        else if (strcmp(src, "live") == 0 || strcmp(src, "hunt") == 0)
+            s->do_ind = true;
+        else if (strcmp(src, "noise") == 0)
+            s->do_noise = true;
+        else
+            *kb_changed = true;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(s->db, err);
+}
+
+/* The samples whose names or tags changed, by sha256. One gone since is
+ * left out: its removal logged its sha256. */
+static int resolve_sample_ids(kb_sync *s, tr_error *err)
+{
+    if (!json_object_size(s->touched_ids))
+        return 0;
+    tr_store *st;
+    if (tr_store_open(s->data_dir, 0, &st, err) != 0)
+        return -1;
+    int rc = 0;
+    const char *id;
+    json_t *v;
+    json_object_foreach(s->touched_ids, id, v) {
+        tr_sample *x = NULL;
+        int got = tr_store_get_by_id(st, strtoll(id, NULL, 10), &x, err);
+        if (got < 0) {
+            rc = -1;
+            break;
+        }
+        if (got) {
+            json_object_set_new(s->touched, x->d.sha256, json_true());
+            tr_sample_free(x);
+        }
+    }
+    tr_store_close(st);
+    return rc;
+}
+
+/* Sets do_ind when a touched sample is one the indicators name. */
+static int any_sighted(kb_sync *s, tr_error *err)
+{
+    if (!json_object_size(s->touched))
+        return 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM kblink_sighted WHERE sha256=?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_fail(s->db, err);
+    int rc = 0;
+    const char *sha;
+    json_t *v;
+    json_object_foreach(s->touched, sha, v) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, sha, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            s->do_ind = true;
+            break;
+        }
+        if (r != SQLITE_DONE) {
+            rc = db_fail(s->db, err);
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int64_t last_full(kb_sync *s)
+{
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM kblink_state WHERE key='last_full'", -1, &st,
+                           NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Opening the modules creates their tables, so their triggers exist from
+ * the first sync on instead of costing a second full pass later. */
+static int prime_modules(const char *data_dir, tr_error *err)
+{
+    tr_store *st;
+    if (tr_store_open(data_dir, 0, &st, err) != 0)
+        return -1;
+    tr_store_close(st);
+    tr_noise *nz;
+    if (tr_noise_open(data_dir, &nz, err) != 0)
+        return -1;
+    tr_noise_close(nz);
+    tr_live_ruleset *rs = NULL;
+    size_t n = 0;
+    if (tr_live_list(data_dir, &rs, &n, err) != 0)
+        return -1;
+    tr_live_list_free(rs, n);
+    tr_stix_db *kb;
+    if (tr_stix_open(data_dir, &kb, err) != 0)
+        return -1;
+    tr_stix_close(kb);
+    return 0;
+}
+
 int tr_kblink_sync(const char *data_dir, tr_kblink_stats *stp, tr_error *err)
+{
+    return tr_kblink_sync_mode(data_dir, TR_KBLINK_AUTO, stp, err);
+}
+
+int tr_kblink_sync_mode(const char *data_dir, tr_kblink_mode mode, tr_kblink_stats *stp,
+                        tr_error *err)
 {
     tr_kblink_stats st = {0};
     kb_sync s = {.data_dir = data_dir};
@@ -810,6 +1334,13 @@ int tr_kblink_sync(const char *data_dir, tr_kblink_stats *stp, tr_error *err)
     s.want = json_object();
     s.sha_file = json_object();
     s.sha_malware = json_object();
+    s.touched = json_object();
+    s.touched_ids = json_object();
+    s.sighted = json_object();
+    s.fam_of = json_object();
+    s.scope_files = json_object();
+    s.scope_fams = json_object();
+    s.scope_malids = json_object();
     change_set cs = {json_array(), json_array()};
     int rc = -1;
     /* Two syncs at once (the CLI and the server, or two requests) would both
@@ -829,15 +1360,35 @@ int tr_kblink_sync(const char *data_dir, tr_kblink_stats *stp, tr_error *err)
         goto out;
     }
     sqlite3_busy_timeout(s.db, 30000);
-    if (sqlite3_exec(s.db, kb_schema, NULL, NULL, NULL) != SQLITE_OK) {
-        db_fail(s.db, err);
+    bool created, kb_changed;
+    if (exec_sql(&s, kb_schema, err) != 0 || prime_modules(data_dir, err) != 0 ||
+        ensure_triggers(&s, &created, err) != 0 || read_changes(&s, &kb_changed, err) != 0 ||
+        resolve_sample_ids(&s, err) != 0)
+        goto out;
+    int64_t full_at = last_full(&s);
+    s.full = mode == TR_KBLINK_FULL || created || kb_changed || full_at < 0 ||
+             time(NULL) - full_at >= TR_KBLINK_FULL_EVERY;
+    /* A sample's sightings name its file and its family: the indicators are
+     * derived again when a sample they name changed. */
+    if (!s.do_ind && any_sighted(&s, err) != 0)
+        goto out;
+    if (s.full)
+        s.do_ind = s.do_noise = true;
+    st.full = s.full;
+    if (!s.full && !s.do_ind && !s.do_noise && !json_object_size(s.touched)) {
+        rc = 0;               /* nothing changed: nothing to read, nothing to commit */
         goto out;
     }
     if (tr_stix_open(data_dir, &s.kb, err) != 0 || load_keys(&s, err) != 0)
         goto out;
     want(&s, trawl_identity());
-    if (derive_samples(&s, err) != 0 || derive_live(&s, err) != 0 || derive_hunts(&s, err) != 0 ||
-        derive_noise(&s, err) != 0)
+    if (s.full ? derive_samples(&s, err) != 0
+               : (s.do_ind || json_object_size(s.touched)) &&
+                     (load_samples_cache(&s, err) != 0 || derive_samples_touched(&s, err) != 0))
+        goto out;
+    if (s.do_ind && (derive_live(&s, err) != 0 || derive_hunts(&s, err) != 0))
+        goto out;
+    if (s.do_noise && derive_noise(&s, err) != 0)
         goto out;
     const char *id;
     json_t *o;
@@ -847,7 +1398,8 @@ int tr_kblink_sync(const char *data_dir, tr_kblink_stats *stp, tr_error *err)
                       &cs, &st, false, err) != 0)
             goto out;
     }
-    if (retire(&s, &cs, &st, err) != 0 || apply(&s, &cs, &st, err) != 0 || save_keys(&s, err) != 0)
+    if (retire(&s, &cs, &st, err) != 0 || apply(&s, &cs, &st, err) != 0 ||
+        save_keys(&s, &cs, err) != 0)
         goto out;
     rc = 0;
 out:
@@ -865,6 +1417,13 @@ out:
     json_decref(s.want);
     json_decref(s.sha_file);
     json_decref(s.sha_malware);
+    json_decref(s.touched);
+    json_decref(s.touched_ids);
+    json_decref(s.sighted);
+    json_decref(s.fam_of);
+    json_decref(s.scope_files);
+    json_decref(s.scope_fams);
+    json_decref(s.scope_malids);
     if (s.kb)
         tr_stix_close(s.kb);
     if (s.db)

@@ -103,7 +103,15 @@ static void sync_is_idempotent_and_retires(void **state)
     /* identity, two files, the family */
     assert_int_equal(st.objects, 4);
     assert_int_equal(st.added, 4);
+    assert_true(st.full);
+    /* Nothing changed: the incremental sync derives nothing, and a full
+     * pass finds everything held as it is. */
     st = sync_ok(dir);
+    assert_false(st.full);
+    assert_int_equal(st.objects, 0);
+    tr_error err;
+    assert_int_equal(tr_kblink_sync_mode(dir, TR_KBLINK_FULL, &st, &err), 0);
+    assert_true(st.full);
     assert_int_equal(st.unchanged, 4);
     assert_int_equal(st.added + st.updated + st.retired, 0);
 
