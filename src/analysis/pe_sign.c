@@ -9,6 +9,22 @@
 
 #include "analysis/analysis.h"
 #include "analysis/analysis_internal.h"
+#include "analysis/yara_pe.h"
+
+int tr_yara_pe_probe(YR_RULES **out, tr_error *err)
+{
+    YR_COMPILER *c = NULL;
+    if (yr_compiler_create(&c) != ERROR_SUCCESS)
+        return tr_fail(err, "libyara: cannot create a compiler");
+    if (yr_compiler_add_string(c, "import \"pe\" rule trawl_pe_probe { condition: false }",
+                               NULL) != 0 ||
+        yr_compiler_get_rules(c, out) != ERROR_SUCCESS) {
+        yr_compiler_destroy(c);
+        return tr_fail(err, "libyara: cannot compile the pe probe rule");
+    }
+    yr_compiler_destroy(c);
+    return 0;
+}
 
 struct tr_binan {
     YR_RULES *pe_rules;
@@ -37,22 +53,11 @@ int tr_binan_new(tr_binan **out, tr_error *err)
     if (tr_yara_init(err) != 0)
         return -1;
     tr_binan *a = tr_xcalloc(1, sizeof *a);
-    YR_COMPILER *c = NULL;
-    if (yr_compiler_create(&c) != ERROR_SUCCESS) {
+    if (tr_yara_pe_probe(&a->pe_rules, err) != 0) {
         free(a);
         tr_yara_fini();
-        return tr_fail(err, "libyara: cannot create a compiler");
+        return -1;
     }
-    /* Never true: only the pe module's parse is wanted. */
-    if (yr_compiler_add_string(c, "import \"pe\" rule trawl_sign_probe { condition: false }",
-                               NULL) != 0 ||
-        yr_compiler_get_rules(c, &a->pe_rules) != ERROR_SUCCESS) {
-        yr_compiler_destroy(c);
-        free(a);
-        tr_yara_fini();
-        return tr_fail(err, "libyara: cannot compile the pe probe rule");
-    }
-    yr_compiler_destroy(c);
     *out = a;
     return 0;
 }
@@ -64,32 +69,6 @@ void tr_binan_free(tr_binan *a)
     yr_rules_destroy(a->pe_rules);
     free(a);
     tr_yara_fini();
-}
-
-/* libyara exports no object accessors, so the module's data is walked
- * through the structures its public header yara/types.h defines. */
-static YR_OBJECT *member(YR_OBJECT *structure, const char *name)
-{
-    if (!structure || structure->type != OBJECT_TYPE_STRUCTURE)
-        return NULL;
-    for (YR_STRUCTURE_MEMBER *m = object_as_structure(structure)->members; m; m = m->next)
-        if (m->object->identifier && strcmp(m->object->identifier, name) == 0)
-            return m->object;
-    return NULL;
-}
-
-static int array_length(YR_OBJECT *array)
-{
-    if (!array || array->type != OBJECT_TYPE_ARRAY || !object_as_array(array)->items)
-        return 0;
-    return object_as_array(array)->items->length;
-}
-
-static YR_OBJECT *array_item(YR_OBJECT *array, int i)
-{
-    if (i < 0 || i >= array_length(array))
-        return NULL;
-    return object_as_array(array)->items->objects[i];
 }
 
 static char *string_dup(YR_OBJECT *o)
@@ -142,12 +121,12 @@ static char *serial_hex(const char *s)
 
 static void collect_signatures(YR_OBJECT *pe, tr_bin_info *out)
 {
-    YR_OBJECT *sigs = member(pe, "signatures");
-    int n = array_length(sigs);
+    YR_OBJECT *sigs = tr_yo_member(pe, "signatures");
+    int n = tr_yo_array_length(sigs);
     for (int i = 0; i < n; i++) {
-        YR_OBJECT *sig = array_item(sigs, i);
-        char *serial = string_dup(member(sig, "serial"));
-        char *thumb = string_dup(member(sig, "thumbprint"));
+        YR_OBJECT *sig = tr_yo_array_item(sigs, i);
+        char *serial = string_dup(tr_yo_member(sig, "serial"));
+        char *thumb = string_dup(tr_yo_member(sig, "thumbprint"));
         if (!serial || !thumb) {
             free(serial);
             free(thumb);
@@ -159,13 +138,13 @@ static void collect_signatures(YR_OBJECT *pe, tr_bin_info *out)
         c->serial = serial_hex(serial);
         free(serial);
         c->thumbprint = thumb;
-        c->issuer = string_dup(member(sig, "issuer"));
-        c->subject = string_dup(member(sig, "subject"));
+        c->issuer = string_dup(tr_yo_member(sig, "issuer"));
+        c->subject = string_dup(tr_yo_member(sig, "subject"));
         c->issuer_cn = tr_cert_cn(c->issuer);
         c->subject_cn = tr_cert_cn(c->subject);
-        c->algorithm = string_dup(member(sig, "algorithm"));
-        c->valid_from = int_value(member(sig, "not_before"));
-        c->valid_to = int_value(member(sig, "not_after"));
+        c->algorithm = string_dup(tr_yo_member(sig, "algorithm"));
+        c->valid_from = int_value(tr_yo_member(sig, "not_before"));
+        c->valid_to = int_value(tr_yo_member(sig, "not_after"));
     }
 }
 
@@ -177,20 +156,20 @@ typedef struct pe_scan {
 
 static void collect_icons(YR_OBJECT *pe, pe_scan *ps)
 {
-    YR_OBJECT *res = member(pe, "resources");
-    int n = array_length(res);
+    YR_OBJECT *res = tr_yo_member(pe, "resources");
+    int n = tr_yo_array_length(res);
     for (int i = 0; i < n; i++) {
-        YR_OBJECT *r = array_item(res, i);
-        int64_t type = int_value(member(r, "type"));
+        YR_OBJECT *r = tr_yo_array_item(res, i);
+        int64_t type = int_value(tr_yo_member(r, "type"));
         if (type != 3 && type != 14)
             continue;
-        YR_OBJECT *id = member(r, "id");
+        YR_OBJECT *id = tr_yo_member(r, "id");
         if (!id || id->type != OBJECT_TYPE_INTEGER || IS_UNDEFINED(id->value.i))
             continue;     /* named: icon groups refer to icons by number */
         ps->res = tr_xrealloc(ps->res, (ps->nres + 1) * sizeof *ps->res);
         ps->res[ps->nres++] = (tr_pe_resource){type, id->value.i,
-                                               int_value(member(r, "offset")),
-                                               int_value(member(r, "length"))};
+                                               int_value(tr_yo_member(r, "offset")),
+                                               int_value(tr_yo_member(r, "length"))};
     }
 }
 

@@ -3,6 +3,7 @@
  * one tr_analyzer per thread. */
 #include "store/store.h"
 #include "analysis/analysis.h"
+#include "analysis/yara_pe.h"
 
 #include <ctype.h>
 #include <magic.h>
@@ -14,22 +15,6 @@ struct tr_analyzer {
     magic_t magic;
     YR_RULES *pe_rules;
 };
-
-static int compile_pe_probe(YR_RULES **out, tr_error *err)
-{
-    YR_COMPILER *c = NULL;
-    if (yr_compiler_create(&c) != ERROR_SUCCESS)
-        return tr_fail(err, "libyara: cannot create a compiler");
-    /* No strings, never true: only the pe module's parse is wanted. */
-    if (yr_compiler_add_string(c, "import \"pe\" rule trawl_pe_probe { condition: false }",
-                               NULL) != 0 ||
-        yr_compiler_get_rules(c, out) != ERROR_SUCCESS) {
-        yr_compiler_destroy(c);
-        return tr_fail(err, "libyara: cannot compile the pe probe rule");
-    }
-    yr_compiler_destroy(c);
-    return 0;
-}
 
 int tr_analyzer_new(tr_analyzer **out, tr_error *err)
 {
@@ -51,7 +36,7 @@ int tr_analyzer_new(tr_analyzer **out, tr_error *err)
         free(a);
         return -1;
     }
-    if (compile_pe_probe(&a->pe_rules, err) != 0) {
+    if (tr_yara_pe_probe(&a->pe_rules, err) != 0) {
         tr_analyzer_free(a);
         return -1;
     }
@@ -102,33 +87,6 @@ static size_t library_stem_len(const char *name, size_t n)
     return n;
 }
 
-/* libyara exports no object accessors (yr_object_get_* are internal to the
- * shared library), so the module's data is walked through the structures its
- * public header yara/types.h defines. */
-static YR_OBJECT *member(YR_OBJECT *structure, const char *name)
-{
-    if (!structure || structure->type != OBJECT_TYPE_STRUCTURE)
-        return NULL;
-    for (YR_STRUCTURE_MEMBER *m = object_as_structure(structure)->members; m; m = m->next)
-        if (m->object->identifier && strcmp(m->object->identifier, name) == 0)
-            return m->object;
-    return NULL;
-}
-
-static int array_length(YR_OBJECT *array)
-{
-    if (!array || array->type != OBJECT_TYPE_ARRAY || !object_as_array(array)->items)
-        return 0;
-    return object_as_array(array)->items->length;
-}
-
-static YR_OBJECT *array_item(YR_OBJECT *array, int i)
-{
-    if (i < 0 || i >= array_length(array))
-        return NULL;
-    return object_as_array(array)->items->objects[i];
-}
-
 static SIZED_STRING *string_value(YR_OBJECT *o)
 {
     return o && o->type == OBJECT_TYPE_STRING ? o->value.ss : NULL;
@@ -136,16 +94,16 @@ static SIZED_STRING *string_value(YR_OBJECT *o)
 
 static void collect_imports(YR_OBJECT *pe, imphash_ctx *ctx)
 {
-    YR_OBJECT *libs = member(pe, "import_details");
-    for (int lib = 0; lib < array_length(libs); lib++) {
-        YR_OBJECT *entry = array_item(libs, lib);
-        SIZED_STRING *libname = string_value(member(entry, "library_name"));
-        YR_OBJECT *funcs = member(entry, "functions");
+    YR_OBJECT *libs = tr_yo_member(pe, "import_details");
+    for (int lib = 0; lib < tr_yo_array_length(libs); lib++) {
+        YR_OBJECT *entry = tr_yo_array_item(libs, lib);
+        SIZED_STRING *libname = string_value(tr_yo_member(entry, "library_name"));
+        YR_OBJECT *funcs = tr_yo_member(entry, "functions");
         if (!libname)
             continue;
         size_t stem = library_stem_len(libname->c_string, libname->length);
-        for (int f = 0; f < array_length(funcs); f++) {
-            SIZED_STRING *fn = string_value(member(array_item(funcs, f), "name"));
+        for (int f = 0; f < tr_yo_array_length(funcs); f++) {
+            SIZED_STRING *fn = string_value(tr_yo_member(tr_yo_array_item(funcs, f), "name"));
             if (!fn)
                 continue;
             if (ctx->text.len)
