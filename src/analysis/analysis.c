@@ -66,7 +66,7 @@ json_t *tr_bin_code_sign_json(const tr_bin_info *b)
     for (size_t i = 0; i < b->n_certs; i++) {
         const tr_cert *c = &b->certs[i];
         /* Every stored sample is malware, so a certificate seen on one is
-         * on trawl's blocklist (get_cscb). libyara gives SHA-1 thumbprints. */
+         * on trawl's blocklist (get_cscb). */
         json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:b, s:s}",
                               "subject_cn", str_or_null(c->subject_cn),
                               "issuer_cn", str_or_null(c->issuer_cn),
@@ -74,7 +74,8 @@ json_t *tr_bin_code_sign_json(const tr_bin_info *b)
                               "valid_from", time_or_null(c->valid_from),
                               "valid_to", time_or_null(c->valid_to),
                               "serial_number", str_or_null(c->serial),
-                              "thumbprint_algorithm", "SHA1",
+                              "thumbprint_algorithm",
+                              tr_cert_thumbprint_algorithm(c->thumbprint),
                               "thumbprint", str_or_null(c->thumbprint),
                               "cscb_listed", 1,
                               "cscb_reason", "signed a sample stored as malware");
