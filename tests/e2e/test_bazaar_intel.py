@@ -328,8 +328,8 @@ def test_clamav(trawl, keys, tmp_path, monkeypatch):
         assert name.startswith("Trawl.Test.E2E")
         doc = bz(srv, key, query="get_clamavinfo", clamav=name)
         assert doc["query_status"] == "ok" and [x["sha256_hash"] for x in doc["data"]] == [sha]
-        assert bz(srv, key, query="get_clamavinfo", clamav="Nothing.Like.This")["query_status"] == "no_results"
-        assert bz(srv, key, query="get_clamavinfo")["query_status"] == "no_clamav"
+        assert bz(srv, key, query="get_clamavinfo", clamav="Nothing.Like.This")["query_status"] == "clamav_not_found"
+        assert bz(srv, key, query="get_clamavinfo")["query_status"] == "no_clamav_provided"
         (tmp_path / "clean.txt").write_bytes(b"nothing to see")
         clean = upload(srv, key, tmp_path / "clean.txt", "x")
         assert bz(srv, key, query="get_info", hash=clean)["data"][0]["intelligence"]["clamav"] is None
