@@ -519,8 +519,11 @@ async function pageHuntResults(id, params) {
     };
   }
   // Appends what is new since the last fetch: by offset, never what is shown.
-  async function more() {
-    if (loading) return;
+  // True when the rows fetched account for `expect` matches: a hunt counts a
+  // match a moment before its rows can be read, so a fetch in that moment
+  // comes back short and the next poll must fetch again.
+  async function more(expect = 0) {
+    if (loading) return false;
     loading = true;
     // A full page still asks for one group: the totals and counts move on.
     const want = RESULT_PAGE - shown;
@@ -541,7 +544,8 @@ async function pageHuntResults(id, params) {
       const pg = pager(total, offset, RESULT_PAGE, (o) => link(o), "matched samples");
       $("#pager-top").innerHTML = pg;
       $("#pager-bottom").innerHTML = pg;
-    } catch (e) { if (here()) showError($("#matches"), e); }
+      return all >= expect;
+    } catch (e) { if (here()) showError($("#matches"), e); return false; }
     finally { loading = false; }
   }
   async function tick() {
@@ -566,8 +570,9 @@ async function pageHuntResults(id, params) {
     $("#state .progress div").style.width = p.pct + "%";
     const ended = lastStatus != null && isLive(lastStatus) && !isLive(j.status);
     if (j.status !== lastStatus) { lastStatus = j.status; controls(j); }
-    // Only when the count moved (or the hunt just ended: its last results).
-    if (j.matches !== lastMatches || ended) { lastMatches = j.matches; await more(); }
+    // Only when the count moved (or the hunt just ended: its last results),
+    // and again until the rows caught up with the count.
+    if ((j.matches !== lastMatches || ended) && await more(j.matches)) lastMatches = j.matches;
     if (isLive(j.status)) setTimeout(tick, 700);
   }
   tick();
