@@ -97,6 +97,7 @@ def test_intel_queries(secure_server, keys, tmp_path):
     assert cert["subject_cn"] == cert["issuer_cn"] == "Intel Test Publisher"
     assert cert["thumbprint_algorithm"] == "SHA256" and len(thumb) == 64 and cert["cscb_listed"] is True
     assert cert["valid_from"] < cert["valid_to"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", cert["valid_from"]), cert   # as Bazaar
 
     # telfhash: exact match, any case; Bazaar's status words otherwise.
     doc = bz(secure_server, key, query="get_telfhash", telfhash=telfhash.upper().replace("T1", "t1"))
