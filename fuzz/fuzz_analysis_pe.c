@@ -1,6 +1,7 @@
 /* PE bytes from an upload: libyara's Authenticode parse and the walk over
- * its signatures behind code_sign and the certificate queries, then the
- * Bazaar JSON of what was found. */
+ * its signatures behind code_sign and the certificate queries, trawl's own
+ * read of the certificate table and PKCS#7 (authenticode.c, SHA-256
+ * thumbprints, nested signatures), then the Bazaar JSON of what was found. */
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>

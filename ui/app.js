@@ -519,8 +519,11 @@ async function pageHuntResults(id, params) {
     };
   }
   // Appends what is new since the last fetch: by offset, never what is shown.
-  async function more() {
-    if (loading) return;
+  // True when the rows fetched account for `expect` matches: a hunt counts a
+  // match a moment before its rows can be read, so a fetch in that moment
+  // comes back short and the next poll must fetch again.
+  async function more(expect = 0) {
+    if (loading) return false;
     loading = true;
     // A full page still asks for one group: the totals and counts move on.
     const want = RESULT_PAGE - shown;
@@ -541,7 +544,8 @@ async function pageHuntResults(id, params) {
       const pg = pager(total, offset, RESULT_PAGE, (o) => link(o), "matched samples");
       $("#pager-top").innerHTML = pg;
       $("#pager-bottom").innerHTML = pg;
-    } catch (e) { if (here()) showError($("#matches"), e); }
+      return all >= expect;
+    } catch (e) { if (here()) showError($("#matches"), e); return false; }
     finally { loading = false; }
   }
   async function tick() {
@@ -566,8 +570,9 @@ async function pageHuntResults(id, params) {
     $("#state .progress div").style.width = p.pct + "%";
     const ended = lastStatus != null && isLive(lastStatus) && !isLive(j.status);
     if (j.status !== lastStatus) { lastStatus = j.status; controls(j); }
-    // Only when the count moved (or the hunt just ended: its last results).
-    if (j.matches !== lastMatches || ended) { lastMatches = j.matches; await more(); }
+    // Only when the count moved (or the hunt just ended: its last results),
+    // and again until the rows caught up with the count.
+    if ((j.matches !== lastMatches || ended) && await more(j.matches)) lastMatches = j.matches;
     if (isLive(j.status)) setTimeout(tick, 700);
   }
   tick();
@@ -800,40 +805,77 @@ function pageUpload() {
   drop.ondrop = (e) => { e.preventDefault(); drop.classList.remove("over"); send([...e.dataTransfer.files]); };
   $("#files").onchange = (e) => send([...e.target.files]);
   function send(files) {
-    for (const f of files) {
-      const tr = h(`<table><tr><td>${esc(f.name)}</td><td class="w40"><div class="progress" role="progressbar" aria-label="upload of ${esc(f.name)}" aria-valuemin="0" aria-valuemax="100"><div class="w0"></div></div></td>
-        <td class="st muted">queued</td></tr></table>`).querySelector("tr");
-      $("#uploads").appendChild(tr);
-      const form = new FormData();
-      form.append("file", f, f.name);
-      if ($("#utags").value) form.append("tags", $("#utags").value);
-      if ($("#usig").value) form.append("signature", $("#usig").value);
-      if ($("#ucomment").value) form.append("comment", $("#ucomment").value);
-      const xhr = new XMLHttpRequest();
-      xhr.open("POST", "/api/samples");
-      const key = keyStore.get();
-      if (key) xhr.setRequestHeader("Authorization", "Bearer " + key);
-      xhr.upload.onprogress = (e) => {
-        if (!e.lengthComputable) return;
-        const pct = 100 * e.loaded / e.total;
-        $(".progress div", tr).style.width = pct + "%";
-        $(".progress", tr).setAttribute("aria-valuenow", String(Math.round(pct)));
-      };
-      xhr.onload = () => {
-        let d = {};
-        try { d = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
-        if (xhr.status < 300) {
-          $(".st", tr).innerHTML = `<a href="#/sample/${d.data.sha256_hash}">${d.query_status}</a>`;
-          $(".progress div", tr).style.width = "100%";
-        } else {
-          $(".st", tr).innerHTML = `<span class="bad">${esc(d.error || xhr.status)}</span>`;
-        }
-      };
-      xhr.onerror = () => { $(".st", tr).innerHTML = `<span class="bad">network error</span>`; };
-      $(".st", tr).textContent = "uploading";
-      xhr.send(form);
-    }
+    for (const f of files) sendOne(f);
   }
+  async function sendOne(f) {
+    const tr = h(`<table><tr><td>${esc(f.name)}</td><td class="w40"><div class="progress" role="progressbar" aria-label="upload of ${esc(f.name)}" aria-valuemin="0" aria-valuemax="100"><div class="w0"></div></div></td>
+      <td class="st muted">queued</td></tr></table>`).querySelector("tr");
+    $("#uploads").appendChild(tr);
+    const sig = $("#usig").value;
+    const form = new FormData();
+    form.append("file", f, f.name);
+    if ($("#utags").value) form.append("tags", $("#utags").value);
+    if (sig) form.append("signature", sig);
+    if ($("#ucomment").value) form.append("comment", $("#ucomment").value);
+    // Only a signature can be changed by a duplicate: with one, the stored
+    // copy's changes are counted first, so that those after are this
+    // upload's (see uploadChanges); without one there can be none.
+    const before = sig ? await changeCount(f) : -1;
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/samples");
+    const key = keyStore.get();
+    if (key) xhr.setRequestHeader("Authorization", "Bearer " + key);
+    xhr.upload.onprogress = (e) => {
+      if (!e.lengthComputable) return;
+      const pct = 100 * e.loaded / e.total;
+      $(".progress div", tr).style.width = pct + "%";
+      $(".progress", tr).setAttribute("aria-valuenow", String(Math.round(pct)));
+    };
+    xhr.onload = () => {
+      let d = {};
+      try { d = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+      if (xhr.status < 300) {
+        $(".st", tr).innerHTML = `<a href="#/sample/${d.data.sha256_hash}">${d.query_status}</a>`;
+        $(".progress div", tr).style.width = "100%";
+        if (d.query_status === "exists") uploadChanges(tr, d.data, before);
+      } else {
+        $(".st", tr).innerHTML = `<span class="bad">${esc(d.error || xhr.status)}</span>`;
+      }
+    };
+    xhr.onerror = () => { $(".st", tr).innerHTML = `<span class="bad">network error</span>`; };
+    $(".st", tr).textContent = "uploading";
+    xhr.send(form);
+  }
+}
+
+// How many changes the stored copy of a file has recorded: 0 when it is not
+// stored; null when that cannot be known here (no Web Crypto outside a
+// secure context).
+async function changeCount(f) {
+  if (!(window.crypto && crypto.subtle)) return null;
+  try {
+    const d = new Uint8Array(await crypto.subtle.digest("SHA-256", await f.arrayBuffer()));
+    const sha = [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
+    return ((await api(`/api/samples/${sha}`)).data.changes || []).length;
+  } catch (e) { return e.status === 404 ? 0 : null; }
+}
+
+// A duplicate upload may change the stored sample (a new signature replaces
+// the old one). Its changes are those recorded after the count taken before
+// it was sent (-1: it had no signature, so none); without a count, those
+// stamped with the upload's time (the sample's new last_seen), which a
+// second upload within the same second would share.
+async function uploadChanges(tr, x, before) {
+  let all = [];
+  if (before !== -1) {
+    try { all = (await api(`/api/samples/${x.sha256_hash}`)).data.changes || []; } catch (e) { return; }
+  }
+  const mine = before == null ? all.filter((c) => c.time === x.last_seen) : all.slice(Math.max(before, 0));
+  const cell = h(`<table><tr><td colspan="3" class="upload-changes"></td></tr></table>`).querySelector("tr");
+  $("td", cell).innerHTML = mine.length
+    ? mine.map((c) => `<div class="note" role="note">${esc(x.sha256_hash.slice(0, 16))}… was already stored: this upload changed its ${esc(c.field)} from <b>${esc(c.old)}</b> to <b>${esc(c.new)}</b>.</div>`).join("")
+    : `<span class="muted">already stored; this upload changed none of its fields</span>`;
+  tr.after(cell);
 }
 
 // ---- live rules ---------------------------------------------------------------

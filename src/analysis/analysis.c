@@ -2,6 +2,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "analysis/analysis.h"
 
@@ -47,12 +48,16 @@ static json_t *str_or_null(const char *s)
     return s && *s ? json_string(s) : json_null();
 }
 
-static json_t *time_or_null(int64_t t)
+/* code_sign's validity as Bazaar writes it ("2019-07-15T00:00:00Z" in a
+ * get_info answer quoted by Elastic's ti_abusech test data), not trawl's
+ * "YYYY-MM-DD HH:MM:SS". */
+static json_t *iso_time_or_null(int64_t t)
 {
-    if (t <= 0)
-        return json_null();
+    struct tm tm;
+    time_t tt = (time_t)t;
     char buf[32];
-    tr_format_time(t, buf);
+    if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        return json_null();
     return json_string(buf);
 }
 
@@ -66,15 +71,16 @@ json_t *tr_bin_code_sign_json(const tr_bin_info *b)
     for (size_t i = 0; i < b->n_certs; i++) {
         const tr_cert *c = &b->certs[i];
         /* Every stored sample is malware, so a certificate seen on one is
-         * on trawl's blocklist (get_cscb). libyara gives SHA-1 thumbprints. */
+         * on trawl's blocklist (get_cscb). */
         json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:b, s:s}",
                               "subject_cn", str_or_null(c->subject_cn),
                               "issuer_cn", str_or_null(c->issuer_cn),
                               "algorithm", str_or_null(c->algorithm),
-                              "valid_from", time_or_null(c->valid_from),
-                              "valid_to", time_or_null(c->valid_to),
+                              "valid_from", iso_time_or_null(c->valid_from),
+                              "valid_to", iso_time_or_null(c->valid_to),
                               "serial_number", str_or_null(c->serial),
-                              "thumbprint_algorithm", "SHA1",
+                              "thumbprint_algorithm",
+                              tr_cert_thumbprint_algorithm(c->thumbprint),
                               "thumbprint", str_or_null(c->thumbprint),
                               "cscb_listed", 1,
                               "cscb_reason", "signed a sample stored as malware");

@@ -19,17 +19,19 @@
 
 /* Bumped when an analysis is added or its output changes: samples analysed
  * by an older version are analysed again by `trawl analyze`. */
-#define TR_ANALYSIS_VERSION 1
+#define TR_ANALYSIS_VERSION 2   /* 2: SHA-256 thumbprints */
 
 int tr_yara_init(tr_error *err);
 void tr_yara_fini(void);
 
-/* One certificate of an Authenticode signature, as libyara reports it. */
+/* One certificate of an Authenticode signature, as libyara reports it
+ * (the thumbprint from trawl's own read of the signature). */
 typedef struct tr_cert {
     char *serial;             /* lowercase hex, no separators */
     char *issuer, *subject;   /* "/C=US/O=.../CN=..." */
     char *issuer_cn, *subject_cn;   /* the CN parts, or the whole name when none */
-    char *thumbprint;         /* SHA-1 of the certificate, lowercase hex */
+    char *thumbprint;         /* SHA-256 of the certificate's DER, lowercase hex
+                               * (SHA-1 from analyses before version 2) */
     char *algorithm;          /* "sha256WithRSAEncryption" */
     int64_t valid_from, valid_to;   /* unix time */
 } tr_cert;
@@ -114,6 +116,9 @@ struct json_t *tr_bin_code_sign_json(const tr_bin_info *b);
  * ole_information ([] when not an Office document) and intelligence.clamav
  * (null without detections) on a sample object. */
 void tr_bin_info_to_bazaar_json(const tr_bin_info *b, struct json_t *sample);
+/* Bazaar's thumbprint_algorithm for a stored thumbprint: "SHA256", or
+ * "SHA1" for the 40 hex digits older analyses kept. */
+const char *tr_cert_thumbprint_algorithm(const char *thumbprint);
 /* The CN of an X.509 name in YARA's "/K=V/K=V" form; caller frees. */
 char *tr_cert_cn(const char *name);
 

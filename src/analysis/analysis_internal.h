@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "analysis/analysis.h"
+
 /* The file range of the ELF section with this name, checked to lie inside
  * the buffer: true when found. */
 bool elf_section_by_name(const unsigned char *p, size_t n, const char *name, size_t *off,
@@ -19,5 +21,10 @@ typedef struct tr_pe_resource {
 /* dhash of the main icon among a PE's resources: 1 computed, 0 none. */
 int icon_dhash_from_resources(const unsigned char *p, size_t n, const tr_pe_resource *r,
                               size_t nr, char out[17]);
+
+/* Replaces each certificate's SHA-1 thumbprint (libyara's) by the SHA-256
+ * of the same certificate, read from the PE's own certificate table
+ * (authenticode.c); a certificate not found there keeps its SHA-1. */
+void authenticode_sha256_thumbprints(const unsigned char *p, size_t n, tr_bin_info *out);
 
 #endif

@@ -193,6 +193,7 @@ void tr_pe_analyze(tr_binan *a, const unsigned char *p, size_t n, tr_bin_info *o
         return;
     pe_scan ps = {out, NULL, 0};
     yr_rules_scan_mem(a->pe_rules, p, n, SCAN_FLAGS_FAST_MODE, pe_callback, &ps, 60);
+    authenticode_sha256_thumbprints(p, n, out);
     if (ps.nres)
         icon_dhash_from_resources(p, n, ps.res, ps.nres, out->dhash_icon);
     free(ps.res);

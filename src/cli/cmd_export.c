@@ -15,7 +15,9 @@ static const char usage[] =
     "       trawl export --daily YYYY-MM-DD --output FILE.zip\n"
     "Writes every sample (or, with --recent, those first seen in the last 48\n"
     "hours) in MalwareBazaar's export shapes: CSV and hash lists behind '#'\n"
-    "comment lines, or JSON. --daily writes the samples first seen on that UTC\n"
+    "comment lines, or JSON. Without --recent, CSV and hash lists are written\n"
+    "as Bazaar serves them: a zip holding full.csv (or full_sha256.txt...).\n"
+    "--daily writes the samples first seen on that UTC\n"
     "day as a zip encrypted with AES-256, password \"infected\".\n";
 
 static int daily(const cli_ctx *ctx, const char *day, const char *output)
@@ -114,8 +116,17 @@ int cli_cmd_export(const cli_ctx *ctx, int argc, char **argv)
         return CLI_FAIL;
     }
     tr_buf out = {0};
-    int rc = tr_store_export(s, (tr_export_format)fmt, recent, tr_now_unix(), &out, &err);
+    int64_t now = tr_now_unix();
+    int rc = tr_store_export(s, (tr_export_format)fmt, recent, now, &out, &err);
     tr_store_close(s);
+    /* The same bytes as GET /export/<fmt>/full/: Bazaar's zip of one file. */
+    const char *zipped = recent ? NULL : tr_export_full_zip_name((tr_export_format)fmt);
+    if (rc == 0 && zipped) {
+        tr_buf z = {0};
+        rc = tr_export_zip(zipped, out.data, out.len, now, &z, &err);
+        tr_buf_free(&out);
+        out = z;
+    }
     if (rc != 0) {
         tr_buf_free(&out);
         cli_error("%s", err.msg);

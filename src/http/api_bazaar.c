@@ -18,6 +18,9 @@ enum MHD_Result http_bazaar_status(http_request *r, const char *status)
     return http_send_json(r, 200, json_pack("{s:s}", "query_status", status));
 }
 
+/* Sources of these words: docs/api.md, "Where the status words come from".
+ * unknown_auth_key is abuse.ch's word for an unknown key (URLhaus, ThreatFox);
+ * file_too_large is trawl's own (Bazaar documents no size refusal). */
 enum MHD_Result http_send_bazaar_error(http_request *r, unsigned status, const char *msg)
 {
     const char *word = "illegal_request";
@@ -614,7 +617,7 @@ static enum MHD_Result get_yarainfo(http_request *r)
 {
     const char *rule = http_upload_field(r->upload, "yara_rule");
     if (!rule || !*rule)
-        return status_only(r, "no_yara_rule");
+        return status_only(r, "no_yara_rule_provided");
     if (!rule_name_ok(rule))
         return status_only(r, "illegal_yara_rule");
     int64_t limit;

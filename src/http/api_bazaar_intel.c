@@ -45,7 +45,8 @@ static int parse_limit(http_request *r, int64_t *limit, enum MHD_Result *sent)
     return 1;
 }
 
-static enum MHD_Result samples_by(http_request *r, tr_analysis_key key, const char *value)
+static enum MHD_Result samples_by(http_request *r, tr_analysis_key key, const char *value,
+                                  const char *none)
 {
     enum MHD_Result sent = MHD_NO;
     int64_t limit;
@@ -83,7 +84,7 @@ static enum MHD_Result samples_by(http_request *r, tr_analysis_key key, const ch
     tr_store_close(s);
     if (json_array_size(data) == 0) {
         json_decref(data);
-        return status_only(r, "no_results");
+        return status_only(r, none);
     }
     return http_send_json(r, 200, json_pack("{s:s, s:o}", "query_status", "ok", "data", data));
 }
@@ -149,7 +150,8 @@ static enum MHD_Result get_cscb(http_request *r)
                               "time_stamp", time_or_null(e[i].first_seen),
                               "serial_number", str_or_null(c->serial),
                               "thumbprint", str_or_null(c->thumbprint),
-                              "thumbprint_algorithm", "SHA1",
+                              "thumbprint_algorithm",
+                              tr_cert_thumbprint_algorithm(c->thumbprint),
                               "subject_cn", str_or_null(c->subject_cn),
                               "issuer_cn", str_or_null(c->issuer_cn),
                               "valid_from", time_or_null(c->valid_from),
@@ -178,7 +180,7 @@ int bazaar_intel_query(http_request *r, const char *q, enum MHD_Result *sent)
         else if (!telfhash_ok(v))
             *sent = status_only(r, "illegal_telfhash");
         else
-            *sent = samples_by(r, TR_AKEY_TELFHASH, v);
+            *sent = samples_by(r, TR_AKEY_TELFHASH, v, "no_results");
         return 1;
     }
     if (strcmp(q, "get_gimphash") == 0) {
@@ -188,7 +190,7 @@ int bazaar_intel_query(http_request *r, const char *q, enum MHD_Result *sent)
         else if (!hex_of_len(v, 64))
             *sent = status_only(r, "illegal_gimphash");
         else
-            *sent = samples_by(r, TR_AKEY_GIMPHASH, v);
+            *sent = samples_by(r, TR_AKEY_GIMPHASH, v, "no_results");
         return 1;
     }
     if (strcmp(q, "get_dhash_icon") == 0) {
@@ -198,15 +200,15 @@ int bazaar_intel_query(http_request *r, const char *q, enum MHD_Result *sent)
         else if (!hex_of_len(v, 16))
             *sent = status_only(r, "illegal_dhash_icon");
         else
-            *sent = samples_by(r, TR_AKEY_DHASH_ICON, v);
+            *sent = samples_by(r, TR_AKEY_DHASH_ICON, v, "no_results");
         return 1;
     }
     if (strcmp(q, "get_clamavinfo") == 0) {
         const char *v = http_upload_field(r->upload, "clamav");
         if (!v || !*v)
-            *sent = status_only(r, "no_clamav");
+            *sent = status_only(r, "no_clamav_provided");
         else
-            *sent = samples_by(r, TR_AKEY_CLAMAV, v);
+            *sent = samples_by(r, TR_AKEY_CLAMAV, v, "clamav_not_found");
         return 1;
     }
     if (strcmp(q, "get_certificate") == 0) {
@@ -217,7 +219,7 @@ int bazaar_intel_query(http_request *r, const char *q, enum MHD_Result *sent)
         else if (!serial_normalize(v, serial, sizeof serial))
             *sent = status_only(r, "illegal_serial_number");
         else
-            *sent = samples_by(r, TR_AKEY_SERIAL, serial);
+            *sent = samples_by(r, TR_AKEY_SERIAL, serial, "no_results");
         return 1;
     }
     static const struct {
@@ -234,7 +236,7 @@ int bazaar_intel_query(http_request *r, const char *q, enum MHD_Result *sent)
         if (!v || !*v)
             *sent = status_only(r, cn[i].missing);
         else
-            *sent = samples_by(r, cn[i].key, v);
+            *sent = samples_by(r, cn[i].key, v, "no_results");
         return 1;
     }
     return 0;

@@ -3,7 +3,9 @@
  * one day (Bazaar's "datalake" batches), AES-encrypted, password "infected".
  *   csv/recent/  csv/full/  json/recent/  json/full/
  *   txt/sha256/recent/  txt/md5/recent/  txt/sha1/recent/  (and .../full/)
- *   daily/YYYY-MM-DD.zip */
+ *   daily/YYYY-MM-DD.zip
+ * The full CSV and hash lists are zips of one file, as Bazaar serves them
+ * (full.csv, full_sha256.txt...); the recent ones and JSON are plain. */
 #define _GNU_SOURCE            /* timegm */
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,15 +105,25 @@ enum MHD_Result api_export(http_request *r)
     if (tr_store_open(r->data_dir, TR_STORE_READONLY, &s, &err) != 0)
         return http_send_error(r, 503, "%s", err.msg);
     tr_buf out = {0};
-    int rc = tr_store_export(s, (tr_export_format)fmt, recent, tr_now_unix(), &out, &err);
+    int64_t now = tr_now_unix();
+    int rc = tr_store_export(s, (tr_export_format)fmt, recent, now, &out, &err);
     tr_store_close(s);
+    const char *zipped = recent ? NULL : tr_export_full_zip_name((tr_export_format)fmt);
+    if (rc == 0 && zipped) {
+        tr_buf z = {0};
+        rc = tr_export_zip(zipped, out.data, out.len, now, &z, &err);
+        tr_buf_free(&out);
+        out = z;
+    }
     if (rc != 0) {
         tr_buf_free(&out);
         return http_send_error(r, 500, "%s", err.msg);
     }
-    enum MHD_Result sent = http_send_text(
-        r, 200, fmt == TR_EXPORT_JSON ? "application/json" : fmt == TR_EXPORT_CSV ? "text/csv; charset=utf-8" : "text/plain; charset=utf-8",
-        out.data, out.len);
+    const char *type = zipped ? "application/zip"
+                       : fmt == TR_EXPORT_JSON ? "application/json"
+                       : fmt == TR_EXPORT_CSV  ? "text/csv; charset=utf-8"
+                                               : "text/plain; charset=utf-8";
+    enum MHD_Result sent = http_send_text(r, 200, type, out.data, out.len);
     tr_buf_free(&out);
     return sent;
 }

@@ -12,6 +12,7 @@
 #include "hunt/hunt.h"
 #include "index/index.h"
 #include "ingest/ingest.h"
+#include "http/samples_query.h"
 #include "store/store.h"
 
 static int open_ro(http_request *r, tr_store **s, tr_error *err)
@@ -159,53 +160,71 @@ static bool is_hex(const char *v)
     return true;
 }
 
-static enum MHD_Result list_samples(http_request *r)
+int http_samples_query_parse(http_param_fn get, void *ctx, samples_query *q, char *msg,
+                             size_t msgsz)
 {
-    tr_sample_filter f = {0};
-    f.tag = http_query(r, "tag");
-    f.signature = http_query(r, "signature");
-    f.file_type = http_query(r, "type");
-    f.reporter = http_query(r, "reporter");
-    f.name = http_query(r, "name");
-    f.imphash = http_query(r, "imphash");
-    f.tlsh = http_query(r, "tlsh");
-    if (parse_count(http_query(r, "limit"), 100, 1000, &f.limit) != 0)
-        return http_send_error(r, 400, "limit must be a whole number from 0 to 1000");
-    if (parse_count(http_query(r, "offset"), 0, INT64_MAX / 2, &f.offset) != 0)
-        return http_send_error(r, 400, "offset must be a whole number >= 0");
-    if (f.limit == 0)
-        f.limit = 100;
-    const char *since = http_query(r, "since"), *until = http_query(r, "until");
-    if (since && *since && !parse_date(since, false, &f.first_seen_after))
-        return http_send_error(r, 400, "since: expected YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS'");
-    if (until && *until && !parse_date(until, true, &f.first_seen_before))
-        return http_send_error(r, 400, "until: expected YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS'");
-    const char *sort = http_query(r, "sort"), *order = http_query(r, "order");
-    if (sort && *sort && !tr_sample_sort_parse(sort, &f.sort))
-        return http_send_error(r, 400, "sort: one of newest, first_seen, last_seen, size, type,"
-                                       " signature, reporter");
+#define BAD(...) (snprintf(msg, msgsz, __VA_ARGS__), -1)
+    memset(q, 0, sizeof *q);
+    tr_sample_filter *f = &q->f;
+    f->tag = get(ctx, "tag");
+    f->signature = get(ctx, "signature");
+    f->file_type = get(ctx, "type");
+    f->reporter = get(ctx, "reporter");
+    f->name = get(ctx, "name");
+    f->imphash = get(ctx, "imphash");
+    f->tlsh = get(ctx, "tlsh");
+    if (parse_count(get(ctx, "limit"), 100, 1000, &f->limit) != 0)
+        return BAD("limit must be a whole number from 0 to 1000");
+    if (parse_count(get(ctx, "offset"), 0, INT64_MAX / 2, &f->offset) != 0)
+        return BAD("offset must be a whole number >= 0");
+    if (f->limit == 0)
+        f->limit = 100;
+    const char *since = get(ctx, "since"), *until = get(ctx, "until");
+    if (since && *since && !parse_date(since, false, &f->first_seen_after))
+        return BAD("since: expected YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS'");
+    if (until && *until && !parse_date(until, true, &f->first_seen_before))
+        return BAD("until: expected YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS'");
+    const char *sort = get(ctx, "sort"), *order = get(ctx, "order");
+    if (sort && *sort && !tr_sample_sort_parse(sort, &f->sort))
+        return BAD("sort: one of newest, first_seen, last_seen, size, type, signature, reporter");
     if (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0)
-        return http_send_error(r, 400, "order: asc or desc");
-    f.ascending = order && strcmp(order, "asc") == 0;
+        return BAD("order: asc or desc");
+    f->ascending = order && strcmp(order, "asc") == 0;
     /* Empty parameters are the UI's blank fields: no filter. */
-    const char **fields[] = {&f.tag, &f.signature, &f.file_type, &f.reporter, &f.name,
-                             &f.imphash, &f.tlsh};
+    const char **fields[] = {&f->tag, &f->signature, &f->file_type, &f->reporter, &f->name,
+                             &f->imphash, &f->tlsh};
     for (size_t k = 0; k < sizeof fields / sizeof *fields; k++)
         if (*fields[k] && !**fields[k])
             *fields[k] = NULL;
-    const char *hash = http_query(r, "hash");
-    char norm[TR_SHA256_HEX];
-    bool exact = false;
+    const char *hash = get(ctx, "hash");
     if (hash && *hash) {
         size_t hl = strlen(hash);
-        if (tr_hash_normalize(hash, norm, sizeof norm))
-            exact = true;
+        if (tr_hash_normalize(hash, q->norm, sizeof q->norm))
+            q->exact = true;
         else if (hl >= 8 && hl < 64 && is_hex(hash))
-            f.hash_prefix = hash;
+            f->hash_prefix = hash;
         else
-            return http_send_error(r, 400, "'%s' is neither an md5, sha1 or sha256 hash nor a"
-                                           " prefix of at least 8 hex digits", hash);
+            return BAD("'%.80s' is neither an md5, sha1 or sha256 hash nor a prefix of at least"
+                       " 8 hex digits", hash);
     }
+    return 0;
+#undef BAD
+}
+
+static const char *request_param(void *ctx, const char *name)
+{
+    return http_query(ctx, name);
+}
+
+static enum MHD_Result list_samples(http_request *r)
+{
+    samples_query q;
+    char msg[256];
+    if (http_samples_query_parse(request_param, r, &q, msg, sizeof msg) != 0)
+        return http_send_error(r, 400, "%s", msg);
+    tr_sample_filter f = q.f;
+    bool exact = q.exact;
+    const char *norm = q.norm;
     tr_store *s;
     tr_error err;
     if (open_ro(r, &s, &err) != 0)

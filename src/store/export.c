@@ -3,8 +3,10 @@
  * written for those files skip the '#' lines and read the rest unchanged. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
+#include <zip.h>
 
 #include "store/store.h"
 
@@ -120,6 +122,73 @@ int tr_store_export(tr_store *s, tr_export_format f, bool recent, int64_t now, t
     if (!out->data)
         tr_buf_append(out, "", 0);
     return rc;
+}
+
+const char *tr_export_full_zip_name(tr_export_format f)
+{
+    switch (f) {
+    case TR_EXPORT_CSV: return "full.csv";
+    case TR_EXPORT_SHA256: return "full_sha256.txt";
+    case TR_EXPORT_MD5: return "full_md5.txt";
+    case TR_EXPORT_SHA1: return "full_sha1.txt";
+    default: return NULL;
+    }
+}
+
+static int zip_fail(tr_error *err, const char *what, zip_error_t *ze)
+{
+    tr_fail(err, "zip: %s: %s", what, zip_error_strerror(ze));
+    zip_error_fini(ze);
+    return -1;
+}
+
+int tr_export_zip(const char *name, const void *data, size_t len, int64_t now, tr_buf *out,
+                  tr_error *err)
+{
+    /* Built in memory: the archive is written into a buffer source that
+     * zip_source_keep keeps alive past zip_close, then read back. */
+    zip_error_t ze;
+    zip_error_init(&ze);
+    zip_source_t *mem = zip_source_buffer_create(NULL, 0, 0, &ze);
+    if (!mem)
+        return zip_fail(err, "cannot create a buffer", &ze);
+    zip_t *za = zip_open_from_source(mem, ZIP_TRUNCATE, &ze);
+    if (!za) {
+        zip_source_free(mem);
+        return zip_fail(err, "cannot open an archive", &ze);
+    }
+    zip_source_keep(mem);
+    zip_source_t *file = zip_source_buffer(za, data, len, 0);
+    zip_int64_t idx = file ? zip_file_add(za, name, file, ZIP_FL_ENC_UTF_8) : -1;
+    if (idx < 0) {
+        zip_source_free(file);
+        tr_fail(err, "zip: cannot add %s: %s", name, zip_strerror(za));
+        zip_discard(za);
+        zip_source_free(mem);
+        return -1;
+    }
+    zip_file_set_mtime(za, (zip_uint64_t)idx, (time_t)now, 0);
+    if (zip_close(za) != 0) {
+        tr_fail(err, "zip: cannot write the archive: %s", zip_strerror(za));
+        zip_discard(za);
+        zip_source_free(mem);
+        return -1;
+    }
+    zip_stat_t st;
+    int rc = -1;
+    if (zip_source_stat(mem, &st) == 0 && (st.valid & ZIP_STAT_SIZE) && zip_source_open(mem) == 0) {
+        unsigned char chunk[65536];
+        zip_int64_t got;
+        zip_uint64_t total = 0;
+        while ((got = zip_source_read(mem, chunk, sizeof chunk)) > 0) {
+            tr_buf_append(out, chunk, (size_t)got);
+            total += (zip_uint64_t)got;
+        }
+        rc = got == 0 && total == st.size ? 0 : -1;
+        zip_source_close(mem);
+    }
+    zip_source_free(mem);
+    return rc == 0 ? 0 : tr_fail(err, "zip: cannot read the archive back");
 }
 
 int tr_store_day_samples(tr_store *s, int64_t day_start, tr_sample ***out, size_t *n,

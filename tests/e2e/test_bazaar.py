@@ -184,7 +184,7 @@ STATUS_CASES = [
     ({"query": "get_tlsh"}, "no_tlsh"),
     ({"query": "get_tlsh", "tlsh": "T1zz"}, "illegal_tlsh"),
     ({"query": "get_tlsh", "tlsh": "T1" + "A" * 70}, "no_results"),
-    ({"query": "get_yarainfo"}, "no_yara_rule"),
+    ({"query": "get_yarainfo"}, "no_yara_rule_provided"),
     ({"query": "get_yarainfo", "yara_rule": "not a rule"}, "illegal_yara_rule"),
     ({"query": "get_yarainfo", "yara_rule": "never_matched"}, "yara_not_found"),
     ({"query": "recent_detections", "hours": "0"}, "illegal_hours"),

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import subprocess
+import zipfile
 
 import pytest
 import requests
@@ -21,6 +22,14 @@ def get(srv, key, path):
 
 def body_lines(text):
     return [line for line in text.splitlines() if not line.startswith("#")]
+
+
+def zipped(data, name):
+    """The one file of a full export's zip, checked to be named as Bazaar names it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.namelist() == [name]
+        assert z.testzip() is None
+        return z.read(name).decode()
 
 
 def test_exports_over_http_and_cli_agree(secure_server, keys, trawl, tmp_path):
@@ -46,12 +55,21 @@ def test_exports_over_http_and_cli_agree(secure_server, keys, trawl, tmp_path):
     assert one["md5_hash"] == hashlib.md5(blobs[1]).hexdigest() and one["file_name"] == "x,1.bin"
     assert one["reporter"] == "analyst-key" and one["signature"] == 'Sig "q"'
     assert by_sha[shas[0]]["signature"] == "n/a" and one["clamav"] == "n/a"
-    assert get(secure_server, key, "/export/csv/full/").text.count(shas[0]) == 1
+    # Full: a zip holding full.csv, as Bazaar serves it; the same header and rows.
+    r = get(secure_server, key, "/export/csv/full/")
+    assert r.headers["Content-Type"] == "application/zip"
+    full = zipped(r.content, "full.csv")
+    assert full.splitlines()[0].startswith("#####") and "Every sample in the store" in full
+    assert [x for x in full.splitlines() if x.startswith('# "first_seen_utc"')] == header
+    full_rows = list(csv.reader(io.StringIO("\n".join(body_lines(full))), skipinitialspace=True))
+    assert full_rows == rows and full.splitlines()[-1] == "# Number of entries: 2"
 
     for algo in ("sha256", "md5", "sha1"):
-        for rng in ("recent", "full"):
-            lines = body_lines(get(secure_server, key, "/export/txt/%s/%s/" % (algo, rng)).text)
-            assert lines == [getattr(hashlib, algo)(d).hexdigest() for d in blobs[::-1]], (algo, rng)
+        want = [getattr(hashlib, algo)(d).hexdigest() for d in blobs[::-1]]
+        assert body_lines(get(secure_server, key, "/export/txt/%s/recent/" % algo).text) == want
+        r = get(secure_server, key, "/export/txt/%s/full/" % algo)
+        text = zipped(r.content, "full_%s.txt" % algo)
+        assert text.startswith("#####") and body_lines(text) == want, algo
 
     doc = get(secure_server, key, "/export/json/recent/").json()
     assert doc["query_status"] == "ok" and [d["sha256_hash"] for d in doc["data"]] == shas[::-1]
@@ -64,9 +82,14 @@ def test_exports_over_http_and_cli_agree(secure_server, keys, trawl, tmp_path):
         http = get(secure_server, key, path).text
         strip = lambda t: [x for x in t.splitlines() if "Last updated" not in x]
         assert strip(p.stdout) == strip(http), fmt
-    out = tmp_path / "full.csv"
+    out = tmp_path / "full.zip"
     trawl.run("export", "--format", "csv", "--output", str(out), check=0)
-    assert len(body_lines(out.read_text())) == 2
+    strip = lambda t: [x for x in t.splitlines() if "Last updated" not in x]
+    assert strip(zipped(out.read_bytes(), "full.csv")) == strip(full)
+    out = tmp_path / "sha1.zip"
+    trawl.run("export", "--format", "sha1", "--output", str(out), check=0)
+    assert body_lines(zipped(out.read_bytes(), "full_sha1.txt")) == [
+        hashlib.sha1(d).hexdigest() for d in blobs[::-1]]
 
     for bad in ("/export/csv/yesterday/", "/export/txt/sha512/recent/", "/export/xml/recent/",
                 "/export/csv/recent/extra", "/export/daily/2026-13-01.zip", "/export/daily/latest.zip"):

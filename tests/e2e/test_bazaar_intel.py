@@ -75,7 +75,8 @@ def build_signed_pe(tmp_path):
                    check=True, capture_output=True)
     subprocess.run(["osslsigncode", "sign", "-certs", str(crt), "-key", str(key), "-in", str(pe),
                     "-out", str(out)], check=True, capture_output=True)
-    fp = subprocess.run(["openssl", "x509", "-in", str(crt), "-noout", "-fingerprint", "-sha1"],
+    # Bazaar's thumbprint: the SHA-256 of the certificate, as openssl prints it.
+    fp = subprocess.run(["openssl", "x509", "-in", str(crt), "-noout", "-fingerprint", "-sha256"],
                         capture_output=True, text=True, check=True).stdout
     return out, fp.split("=", 1)[1].strip().replace(":", "").lower()
 
@@ -94,8 +95,9 @@ def test_intel_queries(secure_server, keys, tmp_path):
     [cert] = s["code_sign"]
     assert cert["serial_number"] == "7e57c0de01" and cert["thumbprint"] == thumb
     assert cert["subject_cn"] == cert["issuer_cn"] == "Intel Test Publisher"
-    assert cert["thumbprint_algorithm"] == "SHA1" and cert["cscb_listed"] is True
+    assert cert["thumbprint_algorithm"] == "SHA256" and len(thumb) == 64 and cert["cscb_listed"] is True
     assert cert["valid_from"] < cert["valid_to"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", cert["valid_from"]), cert   # as Bazaar
 
     # telfhash: exact match, any case; Bazaar's status words otherwise.
     doc = bz(secure_server, key, query="get_telfhash", telfhash=telfhash.upper().replace("T1", "t1"))
@@ -122,6 +124,7 @@ def test_intel_queries(secure_server, keys, tmp_path):
     assert doc["query_status"] == "ok"
     [entry] = doc["data"]
     assert entry["serial_number"] == "7e57c0de01" and entry["thumbprint"] == thumb
+    assert entry["thumbprint_algorithm"] == "SHA256"
     assert entry["subject_cn"] == "Intel Test Publisher" and entry["cscb_listed"] is True
     assert "SignedLoader" in entry["cscb_reason"] and entry["time_stamp"]
     assert set(entry) == {"time_stamp", "serial_number", "thumbprint", "thumbprint_algorithm",
@@ -326,8 +329,8 @@ def test_clamav(trawl, keys, tmp_path, monkeypatch):
         assert name.startswith("Trawl.Test.E2E")
         doc = bz(srv, key, query="get_clamavinfo", clamav=name)
         assert doc["query_status"] == "ok" and [x["sha256_hash"] for x in doc["data"]] == [sha]
-        assert bz(srv, key, query="get_clamavinfo", clamav="Nothing.Like.This")["query_status"] == "no_results"
-        assert bz(srv, key, query="get_clamavinfo")["query_status"] == "no_clamav"
+        assert bz(srv, key, query="get_clamavinfo", clamav="Nothing.Like.This")["query_status"] == "clamav_not_found"
+        assert bz(srv, key, query="get_clamavinfo")["query_status"] == "no_clamav_provided"
         (tmp_path / "clean.txt").write_bytes(b"nothing to see")
         clean = upload(srv, key, tmp_path / "clean.txt", "x")
         assert bz(srv, key, query="get_info", hash=clean)["data"][0]["intelligence"]["clamav"] is None

@@ -275,20 +275,22 @@ static void test_pe_certificates(void **state)
                        signed_pe);
     assert_int_equal(run(cmd), 0);
     free(cmd);
-    /* The thumbprint as openssl computes it: SHA-1 of the DER certificate. */
-    cmd = tr_xasprintf("openssl x509 -in '%s' -noout -fingerprint -sha1", crt);
+    /* The thumbprint as openssl computes it: SHA-256 of the DER certificate
+     * (Bazaar's thumbprint_algorithm "SHA256"). */
+    cmd = tr_xasprintf("openssl x509 -in '%s' -noout -fingerprint -sha256", crt);
     FILE *pipe = popen(cmd, "r");
     assert_non_null(pipe);
     char line[256] = "";
     assert_non_null(fgets(line, sizeof line, pipe));
     pclose(pipe);
     free(cmd);
-    char thumb[64] = "";
+    char thumb[80] = "";
     size_t w = 0;
     for (const char *c = strchr(line, '=') + 1; *c && *c != '\n'; c++)
         if (*c != ':' && w < sizeof thumb - 1)
             thumb[w++] = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
     thumb[w] = '\0';
+    assert_int_equal(strlen(thumb), 64);
 
     tr_error err;
     tr_binan *a = NULL;
@@ -319,11 +321,50 @@ static void test_pe_certificates(void **state)
     json_t *cs = json_array_get(json_object_get(j, "code_sign"), 0);
     assert_string_equal(json_string_value(json_object_get(cs, "serial_number")), "0a1234abcd");
     assert_string_equal(json_string_value(json_object_get(cs, "thumbprint")), thumb);
+    assert_string_equal(json_string_value(json_object_get(cs, "thumbprint_algorithm")), "SHA256");
     assert_string_equal(json_string_value(json_object_get(cs, "subject_cn")), "Trawl Test Signer");
     assert_true(json_is_null(json_object_get(j, "telfhash")));
     json_decref(j);
     tr_bin_info_free(b);
     free(p);
+
+    /* Dual signing: a second signature nested in the first one's
+     * unauthenticated attributes; its certificate gets its SHA-256 too. */
+    char *key2 = path_in("k2.pem"), *crt2 = path_in("c2.pem"), *nested = path_in("nested.exe");
+    cmd = tr_xasprintf("openssl req -x509 -newkey rsa:2048 -nodes -keyout '%s' -out '%s'"
+                       " -days 30 -subj '/CN=Trawl Nested Signer' -set_serial 0x0B0B",
+                       key2, crt2);
+    assert_int_equal(run(cmd), 0);
+    free(cmd);
+    cmd = tr_xasprintf("osslsigncode sign -nest -h sha1 -certs '%s' -key '%s' -in '%s' -out '%s'",
+                       crt2, key2, signed_pe, nested);
+    assert_int_equal(run(cmd), 0);
+    free(cmd);
+    cmd = tr_xasprintf("openssl x509 -in '%s' -noout -fingerprint -sha256", crt2);
+    pipe = popen(cmd, "r");
+    assert_non_null(pipe);
+    assert_non_null(fgets(line, sizeof line, pipe));
+    pclose(pipe);
+    free(cmd);
+    char thumb2[80] = "";
+    w = 0;
+    for (const char *c2 = strchr(line, '=') + 1; *c2 && *c2 != '\n'; c2++)
+        if (*c2 != ':' && w < sizeof thumb2 - 1)
+            thumb2[w++] = (char)(*c2 >= 'A' && *c2 <= 'F' ? *c2 - 'A' + 'a' : *c2);
+    thumb2[w] = '\0';
+    p = read_file(nested, &n);
+    b = tr_bin_analyze(a, p, n);
+    assert_int_equal(b->n_certs, 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_string_equal(b->certs[i].thumbprint,
+                            strcmp(b->certs[i].serial, "0b0b") == 0 ? thumb2 : thumb);
+    assert_string_not_equal(b->certs[0].serial, b->certs[1].serial);
+    tr_bin_info_free(b);
+    free(p);
+    free(key2);
+    free(crt2);
+    free(nested);
+
     tr_binan_free(a);
     free(pe);
     free(signed_pe);
