@@ -34,6 +34,8 @@ struct tr_hunt {
     tr_hunt_callbacks cb;
     hv_shared *sh;                /* cancel flag and child counters, valid from open */
     _Atomic uint64_t samples, sample_bytes, candidates, candidate_bytes, matches, errors;
+    /* matches lead the rows by up to one commit interval; progress readers get this one */
+    _Atomic uint64_t committed_matches;
     _Atomic int scanning;
     _Atomic uint64_t t0_bits;     /* double seconds, as bits */
 
@@ -370,7 +372,7 @@ void tr_hunt_get_progress(tr_hunt *h, tr_hunt_progress *p)
     p->candidate_bytes = atomic_load(&h->candidate_bytes);
     p->scanned = atomic_load(&h->sh->scanned);
     p->scanned_bytes = atomic_load(&h->sh->bytes);
-    p->matches = atomic_load(&h->matches);
+    p->matches = atomic_load(&h->committed_matches);
     p->errors = atomic_load(&h->errors);
     p->scanning = atomic_load(&h->scanning);
     double t0 = get_t0(h);
@@ -420,6 +422,8 @@ static void save_counters(tr_hunt *h, const char *status, const char *error, boo
 {
     tr_hunt_progress p;
     tr_hunt_get_progress(h, &p);
+    /* The row is written in the same transaction as the results it counts. */
+    p.matches = atomic_load(&h->matches);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(h->db,
                            "UPDATE hunts SET status=?, samples=?, candidates=?, "
@@ -456,9 +460,11 @@ static void maybe_commit(tr_hunt *h, bool force)
         return;
     if (!force && now_s() - h->last_commit < 0.5)
         return;
+    uint64_t m = atomic_load(&h->matches);
     save_counters(h, "running", NULL, false);
     db_exec(h, "COMMIT");
     h->in_txn = false;
+    atomic_store(&h->committed_matches, m);
     h->last_commit = now_s();
 }
 

@@ -80,7 +80,8 @@ typedef struct tr_hunt_progress {
     uint64_t candidates;       /* files to verify */
     uint64_t candidate_bytes;
     uint64_t scanned, scanned_bytes;
-    uint64_t matches;          /* (rule, sample) pairs */
+    uint64_t matches;          /* (rule, sample) pairs already committed: a reader that
+                                * sees this count can fetch as many result rows */
     uint64_t errors;           /* samples libyara could not scan (timeouts) */
     double elapsed;            /* seconds since the scan started */
     bool scanning;             /* candidates are known, verification runs */
