@@ -1,5 +1,5 @@
 // trawl web UI: the STIX knowledge base pages (#/kb...). Loaded before app.js,
-// whose helpers ($, api, esc, errorBox, toast, main) it uses when called.
+// whose helpers ($, api, esc, errorBox, showError, toast, main) it uses when called.
 // No inline scripts or styles: the page works under a strict CSP.
 "use strict";
 
@@ -37,6 +37,7 @@ async function pageKbSearch(params) {
       <button class="primary">Search</button>
       <button type="button" id="kbsync" title="link samples, rules, hunts and noise addresses">Sync trawl's data</button>
     </form>
+    <div id="kbsyncres"></div>
     <div class="row kb-shortcuts">${KB_SHORTCUTS.map(([t, l]) =>
       `<a class="btn" href="#/kb?type=${t}">${l}</a>`).join("")}</div>
     <form id="kbmatch" class="row panel">
@@ -57,7 +58,7 @@ async function pageKbSearch(params) {
       const r = await api("/api/kb/sync", { method: "POST", json: {} });
       toast(`synced: ${r.added} added, ${r.updated} updated, ${r.retired} retired`);
       route();
-    } catch (e) { toast("sync failed: " + e.message); }
+    } catch (e) { showError($("#kbsyncres"), e); }
   });
   $("#kbmatch").addEventListener("submit", async (e) => {
     e.preventDefault();

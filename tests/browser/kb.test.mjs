@@ -85,6 +85,18 @@ test("syncs trawl's data and lists reports first", async () => {
   await shot("kb-01-reports");
 });
 
+test("a failed sync says why next to the button, not in a passing toast", async () => {
+  const gone = run("key", "add", "--role", "analyst", "kb-ui-gone").trim();
+  await page.goto(base + "/#/kb");
+  await page.waitForSelector("#kbtable");
+  await page.evaluate((k) => localStorage.setItem("trawl.key", k), gone);
+  run("key", "rm", "kb-ui-gone");
+  await page.click("#kbsync");
+  await page.waitForSelector("#kbsyncres .error-box[role=alert]");
+  assert.match(await page.textContent("#kbsyncres"), /key/i);
+  await page.evaluate((k) => localStorage.setItem("trawl.key", k), key);
+});
+
 test("searches by alias and opens the intrusion set with its linked samples", async () => {
   await page.goto(base + "/#/kb");
   await page.fill("#q", "gloomhaul");
