@@ -203,21 +203,24 @@ static uint64_t mix64(uint64_t x)
 /* One end (address, port) as a 64-bit word: a multiply per end, then one
  * finaliser per key. Every packet hashes its flow, and the table compares the
  * full key anyway, so a full 64-bit mix per end was more than it needs. The
- * port sits above an IPv4 address's bits; an IPv6 address's second half is
- * multiplied in. */
+ * port sits just above an IPv4 address's bits (a product's low bits depend
+ * only on its factors' low bits, and the finaliser folds the high half down:
+ * a port up at bit 48 hardly reached the slot index, and a scanner's probes
+ * from one source to one target piled up in one run of slots). An IPv6
+ * address's second half is multiplied in. */
 static uint64_t end_word(const uint8_t a[16], uint16_t port)
 {
     uint64_t w0, w1;
     memcpy(&w0, a, 8);
     memcpy(&w1, a + 8, 8);
-    return (w0 ^ (uint64_t)port << 48 ^ w1 * 0x9e3779b97f4a7c15ull) * 0xff51afd7ed558ccdull;
+    return (w0 ^ (uint64_t)port << 32 ^ w1 * 0x9e3779b97f4a7c15ull) * 0xff51afd7ed558ccdull;
 }
 
 static uint64_t fold(uint64_t x)
 {
-    x ^= x >> 32;
+    x ^= x >> 33;
     x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ x >> 29;
+    return x ^ x >> 33;
 }
 
 /* Symmetric in the two ends (a sum), so a reply lands in its flow's bucket. */
