@@ -176,20 +176,16 @@ static void sockaddr_to(const struct sockaddr_storage *ss, int *family, uint8_t 
 static void emit(loop *l, tr_event *e)
 {
     tr_error err;
-    if (l->out || l->up) {
+    if (l->out) {
+        /* Gathered and written once per turn of the loop (flush_out), whole
+         * lines only: a write(2) per connection capped the accept rate, and
+         * a reader of the file never sees half a line. */
+        tr_event_json_line(e, &l->pending);
+        tr_buf_append(&l->pending, "\n", 1);
+    }
+    if (l->up) {
         json_t *j = tr_event_to_json(e);
-        if (l->out) {
-            /* Gathered and written once per turn of the loop (flush_out),
-             * whole lines only: a write(2) per connection capped the accept
-             * rate, and a reader of the file never sees half a line. */
-            char *s = json_dumps(j, JSON_COMPACT);
-            if (!s)
-                tr_die("out of memory");
-            tr_buf_append(&l->pending, s, strlen(s));
-            tr_buf_append(&l->pending, "\n", 1);
-            free(s);
-        }
-        if (l->up && tr_upstream_add(l->up, j, &err) != 0)
+        if (tr_upstream_add(l->up, j, &err) != 0)
             tr_log(TR_LOG_ERROR, "sensor: %s", err.msg);
         json_decref(j);
     }
