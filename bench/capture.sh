@@ -17,7 +17,13 @@
 # to $BENCH_DIR (default /work/bench-data/capture, else a temporary directory)
 # and kept for the next run. Per run and tool: wall seconds, CPU (user+sys),
 # max RSS, from /usr/bin/time. Lines:
-#   tcpdump   tcpdump -r FILE -w /dev/null
+#   tcpdump   tcpdump -r FILE -w /dev/null  (issue 10's peer: the floor of reading
+#             the file; it copies each record out again and decodes nothing)
+#   tcpdump-nn  tcpdump -nn -q -r FILE > /dev/null  (decodes every packet's
+#             link, IP and TCP headers and prints one text line each: the
+#             work closest to trawl's decode that tcpdump does, though it
+#             also formats text; TCPDUMP_NN_RUNS runs, default 1 (50 s of CPU
+#             per 100 MB here); 0 leaves it out)
 #   tshark    tshark -r FILE -T fields -e ip.src -e tcp.dstport
 #   decode    trawl sensor import --count-only FILE   (read, decode, fingerprint,
 #             reassemble, aggregate SYNs per (source, port): everything but storing)
@@ -36,6 +42,7 @@ RUNS=${RUNS:-3}
 if [ "${FULL:-0}" = 1 ]; then TSHARK_RUNS=${TSHARK_RUNS:-1}; else TSHARK_RUNS=${TSHARK_RUNS:-$RUNS}; fi
 TSHARK_MEM_GB=${TSHARK_MEM_GB:-8}
 STORE=${STORE:-1}
+TCPDUMP_NN_RUNS=${TCPDUMP_NN_RUNS:-1}
 STORE_RUNS=${STORE_RUNS:-1}
 DIR=${BENCH_DIR:-/work/bench-data/capture}
 if ! mkdir -p "$DIR" 2>/dev/null || [ ! -w "$DIR" ]; then DIR=$(mktemp -d); fi
@@ -61,6 +68,9 @@ measure() {
 
 for r in $(seq "$RUNS"); do
     measure tcpdump tcpdump -r "$CAP" -w /dev/null
+    if [ "$r" -le "$TCPDUMP_NN_RUNS" ]; then
+        measure tcpdump-nn sh -c 'exec tcpdump -nn -q -r "$1" >/dev/null' sh "$CAP"
+    fi
     if [ "$r" -le "$TSHARK_RUNS" ]; then
         if ! (ulimit -v $((TSHARK_MEM_GB << 20)); measure tshark tshark -r "$CAP" -T fields \
                 -e ip.src -e tcp.dstport) 2>"$TMP/tshark.err"; then
@@ -90,18 +100,18 @@ for line in open(sys.argv[1]):
     rows.setdefault(label, []).append((float(wall), float(cpu), int(rss)))
 size = int(sys.argv[2]) / 1e6
 med = {}
-print("%-8s %4s  %-24s %-24s %8s %10s" % ("tool", "runs", "wall s median [min-max]",
+print("%-10s %4s  %-24s %-24s %8s %10s" % ("tool", "runs", "wall s median [min-max]",
                                          "cpu s median [min-max]", "MB/s", "max RSS"))
-for label in ("tcpdump", "tshark", "decode", "store"):
+for label in ("tcpdump", "tcpdump-nn", "tshark", "decode", "store"):
     if label not in rows:
         continue
     r = rows[label]
     w = [x[0] for x in r]; c = [x[1] for x in r]
     med[label] = (statistics.median(w), statistics.median(c))
-    print("%-8s %4d  %6.2f [%.2f-%.2f]%8s %6.2f [%.2f-%.2f]%8s %8.0f %7.0f MB" % (
+    print("%-10s %4d  %6.2f [%.2f-%.2f]%8s %6.2f [%.2f-%.2f]%8s %8.0f %7.0f MB" % (
         label, len(r), med[label][0], min(w), max(w), "", med[label][1], min(c), max(c), "",
         size / max(med[label][0], 1e-9), max(x[2] for x in r) / 1024))
-for peer in ("tcpdump", "tshark"):
+for peer in ("tcpdump", "tcpdump-nn", "tshark"):
     if "decode" in med and peer in med:
         print("decode rate / %s rate: %.2fx wall, %.2fx cpu" % (
             peer, med[peer][0] / med["decode"][0], med[peer][1] / max(med["decode"][1], 1e-9)))

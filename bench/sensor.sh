@@ -3,11 +3,16 @@
 # >= 20k connections/s, no event lost), in the same run for both sinks:
 #   out    trawl sensor --out FILE --no-store   (JSON lines only)
 #   store  trawl sensor                         (the data directory's noise store)
+#   peer   sensor_load serve: the least a server can do per connection (accept,
+#          one recv, a fixed answer, close; no parsing, no event), against the
+#          same load in the same run: the ceiling this machine allows the pair
+#          of load generator and server (PEER=0 leaves it out)
 # bench/sensor_load.c opens COUNT connections to 127.0.0.1 (non-blocking
 # connects, at most CONC at once, bounded by SECONDS), each sending one HTTP
 # request and reading the answer; the sensor writes one event per connection.
 # Per run: connections completed/s (client's wall clock), the sensor's CPU
-# (user+sys) per connection, and events recorded vs connections completed.
+# (user+sys) per connection, and events recorded vs connections completed; the
+# load generator's own CPU per connection too (it shares the two cores).
 #
 #   bench/sensor.sh                    30,000 connections, 3 runs per sink
 #   FULL=1 bench/sensor.sh             200,000 connections
@@ -20,6 +25,9 @@ TRAWL=${TRAWL_BIN:-$HERE/../build/release/trawl}
 if [ "${FULL:-0}" = 1 ]; then COUNT=${COUNT:-200000}; else COUNT=${COUNT:-30000}; fi
 CONC=${CONC:-256}
 RUNS=${RUNS:-3}
+PEER=${PEER:-1}
+MODES="out store"
+[ "$PEER" = 1 ] && MODES="peer out store"
 SECONDS_MAX=${LIMIT:-120}
 TMP=$(mktemp -d)
 SPID=
@@ -30,16 +38,25 @@ port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0
 
 echo "load before: $(uptime)"
 for r in $(seq "$RUNS"); do
-    for mode in out store; do
+    for mode in $MODES; do
         P=$(port)
         rm -rf "$TMP/data" "$TMP/ev.jsonl"
-        extra=()
-        [ "$mode" = out ] && extra=(--out "$TMP/ev.jsonl" --no-store)
-        "$TRAWL" --data "$TMP/data" sensor --bind 127.0.0.1 --tcp "$P" --udp "" --name bench \
-            "${extra[@]}" </dev/null >/dev/null 2>"$TMP/log" &
-        SPID=$!
-        for _ in $(seq 100); do grep -q "sensor listening" "$TMP/log" && break; sleep 0.1; done
-        line=$("$TMP/sensor_load" "$P" "$COUNT" "$CONC" 0 "$SECONDS_MAX")
+        if [ "$mode" = peer ]; then
+            "$TMP/sensor_load" serve "$P" "$((SECONDS_MAX + 10))" </dev/null >/dev/null 2>"$TMP/log" &
+            SPID=$!
+            for _ in $(seq 100); do grep -q "serve listening" "$TMP/log" && break; sleep 0.1; done
+        else
+            extra=()
+            [ "$mode" = out ] && extra=(--out "$TMP/ev.jsonl" --no-store)
+            "$TRAWL" --data "$TMP/data" sensor --bind 127.0.0.1 --tcp "$P" --udp "" --name bench \
+                "${extra[@]}" </dev/null >/dev/null 2>"$TMP/log" &
+            SPID=$!
+            for _ in $(seq 100); do grep -q "sensor listening" "$TMP/log" && break; sleep 0.1; done
+        fi
+        /usr/bin/time -f "%U %S" -o "$TMP/gen" "$TMP/sensor_load" "$P" "$COUNT" "$CONC" 0 \
+            "$SECONDS_MAX" >"$TMP/line"
+        line=$(cat "$TMP/line")
+        gen=$(awk '{print $1 + $2}' "$TMP/gen")
         # SIGTERM: it records what is still open and commits; its CPU time
         # (utime + stime, clock ticks) is read until it exits.
         ticks=$(awk '{print $14 + $15}' "/proc/$SPID/stat")
@@ -50,12 +67,14 @@ for r in $(seq "$RUNS"); do
         done
         wait "$SPID" || true
         SPID=
-        if [ "$mode" = out ]; then
+        if [ "$mode" = peer ]; then
+            events=$(echo "$line" | awk '{print $4}')   # no events: completed stands in
+        elif [ "$mode" = out ]; then
             events=$(wc -l <"$TMP/ev.jsonl")
         else
             events=$(sed -n 's/.*sensor: \([0-9]*\) events stored.*/\1/p' "$TMP/log" | tail -1)
         fi
-        echo "$mode $line events ${events:-0} cpu $(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {print t / hz}')" | tee -a "$TMP/rows"
+        echo "$mode $line events ${events:-0} gencpu $gen cpu $(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {print t / hz}')" | tee -a "$TMP/rows"
     done
 done
 echo "load after: $(uptime)"
@@ -69,11 +88,16 @@ for line in open(sys.argv[1]):
 for mode, rs in rows.items():
     rate = [float(d["rate"]) for d in rs]
     cpu = [float(d["cpu"]) * 1e6 / max(int(d["completed"]), 1) for d in rs]
+    gen = [float(d["gencpu"]) * 1e6 / max(int(d["completed"]), 1) for d in rs]
     lost = [int(d["completed"]) - int(d["events"]) for d in rs]
-    print("sensor %-5s %d runs: %.0f connections/s median [%.0f-%.0f], sensor CPU %.0f us/connection"
-          " [%.0f-%.0f] (%.0f connections per CPU-second), events recorded vs completed: %s"
-          % (mode, len(rs), statistics.median(rate), min(rate), max(rate), statistics.median(cpu),
-             min(cpu), max(cpu), 1e6 / statistics.median(cpu),
+    who = "trivial server" if mode == "peer" else "sensor"
+    print("%-5s %d runs: %.0f connections/s median [%.0f-%.0f], %s CPU %.1f us/connection"
+          " [%.1f-%.1f] (%.0f connections per CPU-second), load generator CPU %.1f us/connection"
+          " [%.1f-%.1f]%s"
+          % (mode, len(rs), statistics.median(rate), min(rate), max(rate), who,
+             statistics.median(cpu), min(cpu), max(cpu), 1e6 / max(statistics.median(cpu), 1e-9),
+             statistics.median(gen), min(gen), max(gen),
+             "" if mode == "peer" else ", events recorded vs completed: " +
              ", ".join("%s/%s" % (d["events"], d["completed"]) for d in rs)))
     if any(lost) or any(int(d["failed"]) or int(d["unfinished"]) for d in rs):
         print("  NOTE: failed/unfinished connections or missing events:",

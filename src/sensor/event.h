@@ -71,6 +71,9 @@ void tr_event_dst_text(const tr_event *e, char out[46]);
  * "tcp_window", "tcp_flags", "tcp_seq", "tcp_options", "handshake", "packets",
  * "payload_b64", "fields": {key: value}}; unknown numbers are omitted. */
 json_t *tr_event_to_json(const tr_event *e);
+/* Appends that form as compact JSON text (no newline): the same bytes as
+ * json_dumps(tr_event_to_json(e), JSON_COMPACT), without building the tree. */
+void tr_event_json_line(const tr_event *e, tr_buf *out);
 /* Fills e (initialised here) from that form; -1 with a message naming the
  * bad property. */
 int tr_event_from_json(const json_t *j, tr_event *e, tr_error *err);

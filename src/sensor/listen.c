@@ -38,6 +38,8 @@ typedef struct lsock {
     int fd;
     uint16_t port;
     int role;
+    bool wildcard;        /* bound to 0.0.0.0 or ::: a connection's own address needs asking */
+    struct sockaddr_storage self;   /* else the address every connection here has */
 } lsock;
 
 typedef struct conn {
@@ -52,10 +54,15 @@ typedef struct conn {
     struct conn *prev, *next;   /* least recently active first */
 } conn;
 
+#define CONN_SPARE_MAX 256   /* finished connections kept for reuse, with a first buffer */
+#define CONN_BUF_FIRST 4096
+
 typedef struct loop {
     const tr_sensor_opts *o;
     int ep;
     conn *head, *tail;
+    conn *spare;                 /* reusable records (through next) */
+    size_t nspare;
     size_t nconns, memory;
     FILE *out;
     bool out_failed;
@@ -169,20 +176,16 @@ static void sockaddr_to(const struct sockaddr_storage *ss, int *family, uint8_t 
 static void emit(loop *l, tr_event *e)
 {
     tr_error err;
-    if (l->out || l->up) {
+    if (l->out) {
+        /* Gathered and written once per turn of the loop (flush_out), whole
+         * lines only: a write(2) per connection capped the accept rate, and
+         * a reader of the file never sees half a line. */
+        tr_event_json_line(e, &l->pending);
+        tr_buf_append(&l->pending, "\n", 1);
+    }
+    if (l->up) {
         json_t *j = tr_event_to_json(e);
-        if (l->out) {
-            /* Gathered and written once per turn of the loop (flush_out),
-             * whole lines only: a write(2) per connection capped the accept
-             * rate, and a reader of the file never sees half a line. */
-            char *s = json_dumps(j, JSON_COMPACT);
-            if (!s)
-                tr_die("out of memory");
-            tr_buf_append(&l->pending, s, strlen(s));
-            tr_buf_append(&l->pending, "\n", 1);
-            free(s);
-        }
-        if (l->up && tr_upstream_add(l->up, j, &err) != 0)
+        if (tr_upstream_add(l->up, j, &err) != 0)
             tr_log(TR_LOG_ERROR, "sensor: %s", err.msg);
         json_decref(j);
     }
@@ -235,7 +238,8 @@ static void conn_append(loop *l, conn *c)
 static void conn_finish(loop *l, conn *c)
 {
     conn_unlink(l, c);
-    epoll_ctl(l->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    /* close() takes the descriptor out of the epoll set (it is never
+     * duplicated): no EPOLL_CTL_DEL system call per connection. */
     close(c->fd);
     if (c->role == ROLE_TELNET) {
         tr_event_set_payload(&c->e, c->buf, c->len);
@@ -251,8 +255,32 @@ static void conn_finish(loop *l, conn *c)
     tr_event_clear(&c->e);
     l->memory -= c->cap;
     l->nconns--;
+    /* A record and its first buffer are kept for the next connection: no
+     * malloc/free pair per connection at a high rate. */
+    if (l->nspare < CONN_SPARE_MAX && c->cap == CONN_BUF_FIRST) {
+        c->len = 0;
+        c->next = l->spare;
+        l->spare = c;
+        l->nspare++;
+        return;
+    }
     free(c->buf);
     free(c);
+}
+
+static conn *conn_new(loop *l)
+{
+    conn *c = l->spare;
+    if (!c)
+        return tr_xcalloc(1, sizeof *c);
+    l->spare = c->next;
+    l->nspare--;
+    uint8_t *buf = c->buf;
+    memset(c, 0, offsetof(conn, e));   /* e is initialised by the caller */
+    c->buf = buf;
+    c->cap = CONN_BUF_FIRST;
+    c->prev = c->next = NULL;
+    return c;
 }
 
 static void on_accept(loop *l, lsock *ls)
@@ -266,7 +294,17 @@ static void on_accept(loop *l, lsock *ls)
                 tr_log(TR_LOG_WARN, "sensor: accept on %u: %s", ls->port, strerror(errno));
             return;
         }
-        conn *c = tr_xcalloc(1, sizeof *c);
+        conn *c = conn_new(l);
+        if (c->cap) {
+            if (l->memory + c->cap > l->o->max_memory) {
+                /* The spare buffer counts again once it is in use. */
+                free(c->buf);
+                c->buf = NULL;
+                c->cap = 0;
+            } else {
+                l->memory += c->cap;
+            }
+        }
         c->tag = TAG_CONN;
         c->fd = fd;
         c->role = ls->role;
@@ -277,7 +315,9 @@ static void on_accept(loop *l, lsock *ls)
         c->e.handshake = true;
         int fam;
         sockaddr_to(&peer, &c->e.family, c->e.src_ip, &c->e.src_port);
-        if (getsockname(fd, (struct sockaddr *)&self, &sl) == 0)
+        if (!ls->wildcard)
+            sockaddr_to(&ls->self, &fam, c->e.dst_ip, &c->e.dst_port);
+        else if (getsockname(fd, (struct sockaddr *)&self, &sl) == 0)
             sockaddr_to(&self, &fam, c->e.dst_ip, &c->e.dst_port);
         else
             c->e.dst_port = ls->port;
@@ -311,7 +351,7 @@ static void on_readable(loop *l, conn *c)
                 conn_finish(l, c);   /* it has sent all we keep */
                 return;
             }
-            size_t grow = c->cap ? c->cap : 4096;
+            size_t grow = c->cap ? c->cap : CONN_BUF_FIRST;
             if (c->cap + grow > TR_EVENT_PAYLOAD_MAX)
                 grow = TR_EVENT_PAYLOAD_MAX - c->cap;
             if (l->memory + grow > l->o->max_memory) {
@@ -323,7 +363,8 @@ static void on_readable(loop *l, conn *c)
             c->cap += grow;
             l->memory += grow;
         }
-        ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        size_t room = c->cap - c->len;
+        ssize_t r = recv(c->fd, c->buf + c->len, room, 0);
         if (r < 0 && (errno == EAGAIN || errno == EINTR))
             break;
         if (r <= 0) {
@@ -331,6 +372,11 @@ static void on_readable(loop *l, conn *c)
             return;
         }
         c->len += (size_t)r;
+        /* A short read took all that was queued; anything later (or the
+         * close) wakes the level-triggered loop again. Not asking once more
+         * saves a recv that would only say EAGAIN. */
+        if ((size_t)r < room)
+            break;
     }
     c->last = now_mono();
     conn_unlink(l, c);
@@ -545,6 +591,17 @@ int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
         ls[i].tag = udp ? TAG_UDP : TAG_TCP_LISTEN;
         ls[i].port = p->port;
         ls[i].role = udp ? ROLE_AUTO : role_of(p);
+        /* A socket bound to one address gives every connection that address:
+         * getsockname per connection only for the wildcard. */
+        socklen_t sl = sizeof ls[i].self;
+        ls[i].wildcard = true;
+        if (getsockname(ls[i].fd, (struct sockaddr *)&ls[i].self, &sl) == 0) {
+            const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ls[i].self;
+            const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ls[i].self;
+            ls[i].wildcard = ls[i].self.ss_family == AF_INET
+                                 ? s4->sin_addr.s_addr == htonl(INADDR_ANY)
+                                 : IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+        }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &ls[i]};
         epoll_ctl(l.ep, EPOLL_CTL_ADD, ls[i].fd, &ev);
         tr_buf_printf(&names, " %s/%u", udp ? "udp" : "tcp", p->port);
@@ -645,6 +702,12 @@ out:
     free(ls);
     tr_buf_free(&names);
     tr_buf_free(&l.pending);
+    while (l.spare) {
+        conn *c = l.spare;
+        l.spare = c->next;
+        free(c->buf);
+        free(c);
+    }
     close(sfd);
     close(l.ep);
     return rc;

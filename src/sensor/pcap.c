@@ -34,8 +34,8 @@ typedef struct flow {
     int64_t first_us, last_us;
     int32_t ip_id, ttl, win, flags;
     int64_t seq, ack;
-    int mss;
-    char options[64];
+    uint8_t opt[40];             /* the SYN's TCP options as sent: text only when an event needs it */
+    uint8_t optlen;
     bool synack, handshake, done;
     uint32_t next_seq;
     uint8_t *buf;
@@ -71,13 +71,15 @@ typedef struct otab {
     slot *s;
     size_t mask;
     size_t n;
+    unsigned load;               /* percent full before it doubles */
 } otab;
 
-static void otab_init(otab *t, size_t slots)
+static void otab_init(otab *t, size_t slots, unsigned load)
 {
     t->s = tr_xcalloc(slots, sizeof *t->s);
     t->mask = slots - 1;
     t->n = 0;
+    t->load = load;
 }
 
 static void otab_put(otab *t, uint64_t h, void *p);
@@ -86,7 +88,7 @@ static void otab_put(otab *t, uint64_t h, void *p);
 static void otab_grow(otab *t)
 {
     otab old = *t;
-    otab_init(t, (old.mask + 1) * 2);
+    otab_init(t, (old.mask + 1) * 2, old.load);
     for (size_t i = 0; i <= old.mask; i++)
         if (old.s[i].p)
             otab_put(t, old.s[i].h, old.s[i].p);
@@ -95,7 +97,7 @@ static void otab_grow(otab *t)
 
 static void otab_put(otab *t, uint64_t h, void *p)
 {
-    if (++t->n * 4 > (t->mask + 1) * 3) {   /* linear probing stays short below 3/4 */
+    if (++t->n * 100 > (t->mask + 1) * t->load) {
         t->n--;
         otab_grow(t);
         t->n++;
@@ -198,23 +200,38 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-static uint64_t end_hash(const uint8_t a[16], uint16_t port)
+/* One end (address, port) as a 64-bit word: a multiply per end, then one
+ * finaliser per key. Every packet hashes its flow, and the table compares the
+ * full key anyway, so a full 64-bit mix per end was more than it needs. The
+ * port sits just above an IPv4 address's bits (a product's low bits depend
+ * only on its factors' low bits, and the finaliser folds the high half down:
+ * a port up at bit 48 hardly reached the slot index, and a scanner's probes
+ * from one source to one target piled up in one run of slots). An IPv6
+ * address's second half is multiplied in. */
+static uint64_t end_word(const uint8_t a[16], uint16_t port)
 {
     uint64_t w0, w1;
     memcpy(&w0, a, 8);
     memcpy(&w1, a + 8, 8);
-    return mix64(w0 ^ mix64(w1 ^ ((uint64_t)port << 32 | 0x9e3779b9u)));
+    return (w0 ^ (uint64_t)port << 32 ^ w1 * 0x9e3779b97f4a7c15ull) * 0xff51afd7ed558ccdull;
 }
 
-/* Symmetric in the two ends, so a reply lands in its flow's bucket. */
+static uint64_t fold(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    return x ^ x >> 33;
+}
+
+/* Symmetric in the two ends (a sum), so a reply lands in its flow's bucket. */
 static uint64_t flow_hash(const addr_key *k)
 {
-    return end_hash(k->src, k->sport) ^ end_hash(k->dst, k->dport) ^ k->family;
+    return fold(end_word(k->src, k->sport) + end_word(k->dst, k->dport) + k->family);
 }
 
 static uint64_t probe_hash(const addr_key *k)
 {
-    return mix64(end_hash(k->src, k->dport) + k->family);
+    return mix64(end_word(k->src, k->dport) + k->family);
 }
 
 static int same_flow(const addr_key *a, const addr_key *b)
@@ -264,9 +281,11 @@ static int emit(decoder *d, tr_event *e)
     return r;
 }
 
+static void tcp_options(const uint8_t *o, size_t n, char *out, size_t outsz, int *mss);
+
 /* ---- scanner fingerprints (see docs/sensor.md for the sources) ---------- */
 
-static const char *fingerprint(const flow *f)
+static const char *fingerprint(const flow *f, const char *options, int mss)
 {
     uint32_t dst4 = f->k.family == 4 ? rd32(f->k.dst) : 0;
     /* ZMap up to 4.0 (Debian's 2.1.1): constant IP ID 54321, window 65535. */
@@ -281,7 +300,7 @@ static const char *fingerprint(const flow *f)
     if (f->k.family == 4 && (uint32_t)f->seq == dst4)
         return "mirai";
     /* Nmap -sS: window 1024 and exactly one option, MSS 1460. */
-    if (f->win == 1024 && strcmp(f->options, "2") == 0 && f->mss == 1460)
+    if (f->win == 1024 && strcmp(options, "2") == 0 && mss == 1460)
         return "nmap";
     /* hping3 fills the ack field of a bare SYN and uses window 512. */
     if (f->win == 512 && f->ack > 0 && !(f->flags & 0x10))
@@ -341,9 +360,10 @@ static void probe_add(decoder *d, flow *f)
     p->win = f->win;
     p->flags = f->flags;
     p->seq = f->seq;
-    memcpy(p->options, f->options, sizeof p->options);
+    int mss = -1;
+    tcp_options(f->opt, f->optlen, p->options, sizeof p->options, &mss);
     p->packets = f->packets;
-    p->scanner = fingerprint(f);
+    p->scanner = fingerprint(f, p->options, mss);
     otab_put(&d->pt, h, p);
     p->prev = d->ptail;
     if (d->ptail) d->ptail->next = p; else d->phead = p;
@@ -390,10 +410,11 @@ static void flow_finish(decoder *d, flow *f)
         e.tcp_window = f->win;
         e.tcp_flags = f->flags;
         e.tcp_seq = f->seq;
-        snprintf(e.tcp_options, sizeof e.tcp_options, "%s", f->options);
+        int mss = -1;
+        tcp_options(f->opt, f->optlen, e.tcp_options, sizeof e.tcp_options, &mss);
         e.packets = f->packets;
         tr_sensor_parse(&e, f->buf, f->len);
-        const char *s = fingerprint(f);
+        const char *s = fingerprint(f, e.tcp_options, mss);
         if (s && !tr_event_get(&e, "scanner"))
             tr_event_set(&e, "scanner", s);
         emit(d, &e);
@@ -421,6 +442,43 @@ static flow *flow_find(decoder *d, const addr_key *k, uint64_t h, int *from_clie
     return NULL;
 }
 
+static void prefetch_record(const void *p, size_t size)
+{
+    for (size_t i = 0; i < size; i += 64)
+        __builtin_prefetch((const char *)p + i);
+}
+
+/* A SYN scan makes every packet a new flow, so nearly every packet also ends
+ * the oldest flow (FLOWS_MAX) and, a window later, its probe: records and
+ * slots last touched tens of thousands of packets ago. The next ones to go
+ * are known, so their memory is asked for a packet early: the record after
+ * the next, and the next's table slots. */
+static void prefetch_next(const decoder *d)
+{
+    const flow *f = d->head;
+    if (f && !f->handshake) {
+        /* Its probe slot was asked for a packet ago: now the probe it finds. */
+        uint64_t h = probe_hash(&f->k);
+        for (size_t i = h & d->pt.mask, n = 0; d->pt.s[i].p && n < 4; i = (i + 1) & d->pt.mask, n++)
+            if (d->pt.s[i].h == h) {
+                __builtin_prefetch(d->pt.s[i].p);
+                break;
+            }
+    }
+    for (int i = 0; f && i < 2; i++, f = f->next) {
+        __builtin_prefetch(&d->ft.s[f->h & d->ft.mask]);
+        if (!f->handshake)
+            __builtin_prefetch(&d->pt.s[probe_hash(&f->k) & d->pt.mask]);
+    }
+    if (f)
+        prefetch_record(f, sizeof *f);
+    const probe *p = d->phead;
+    for (int i = 0; p && i < 2; i++, p = p->next)
+        __builtin_prefetch(&d->pt.s[p->h & d->pt.mask]);
+    if (p)
+        prefetch_record(p, sizeof *p);
+}
+
 /* Idle flows end; probes whose window closed go out. Time is the capture's. */
 static void expire(decoder *d, int64_t now)
 {
@@ -429,6 +487,7 @@ static void expire(decoder *d, int64_t now)
         flow_finish(d, d->head);
     while (d->phead && now - d->phead->first_us > SYN_WINDOW_US)
         probe_flush(d, d->phead);
+    prefetch_next(d);
 }
 
 /* The option kinds in order, "2,4,8,1,3", without printf (one per SYN). */
@@ -505,8 +564,8 @@ static void on_tcp(decoder *d, const pkt *p, int64_t t)
         f->flags = flags;
         f->seq = seq;
         f->ack = ack;
-        f->mss = -1;
-        tcp_options(h + 20, hl - 20, f->options, sizeof f->options, &f->mss);
+        f->optlen = (uint8_t)(hl - 20);   /* at most 40: hl is at most 60 */
+        memcpy(f->opt, h + 20, f->optlen);
         f->next_seq = seq + 1;
         otab_put(&d->ft, fh, f);
         f->prev = d->tail;
@@ -702,8 +761,11 @@ tr_pcap_decoder *tr_pcap_decoder_new(const char *sensor_name, tr_event_sink sink
     d->sensor_len = strlen(d->sensor);
     if (d->sensor_len >= sizeof ((tr_event *)0)->sensor)
         d->sensor_len = sizeof ((tr_event *)0)->sensor - 1;
-    otab_init(&d->ft, FLOW_SLOTS);
-    otab_init(&d->pt, PROBE_SLOTS_MIN);
+    /* The flow table never grows (FLOWS_MAX), so it stays at most half
+     * full. The probe table grows; linear probing at most half full makes a
+     * miss (most probe lookups) walk about 2.5 slots, against 8.5 at 3/4. */
+    otab_init(&d->ft, FLOW_SLOTS, 75);
+    otab_init(&d->pt, PROBE_SLOTS_MIN, 50);
     d->flows.size = sizeof(flow);
     d->probes.size = sizeof(probe);
     d->sink = sink;
@@ -837,7 +899,7 @@ static void read_classic(decoder *d, pcap_t *pc, FILE *fp, bool nanos, tr_import
             if (!eof) {
                 memmove(buf, buf + pos, have - pos);
                 have -= pos;
-                pos = 0;
+                    pos = 0;
                 size_t r = fread(buf + have, 1, READ_CHUNK - have, fp);
                 have += r;
                 eof = r == 0;

@@ -723,3 +723,48 @@ def test_ja3_agrees_with_wireshark(trawl, tmp_path):
     # and the live listener saw the same hellos
     live = {e["src_port"]: e["fields"]["ja3"] for e in s.events()}
     assert all(live[p] == ours[p]["ja3"] for p in ours)
+
+
+def test_reused_connection_records_keep_nothing_of_the_last(trawl, tmp_path):
+    """Finished connections' records and buffers are reused: each event must
+    carry exactly its own bytes (a long one that outgrew the first buffer, then
+    short ones after it), and the address comes from getsockname on a wildcard
+    bind and from the bound address otherwise."""
+    port = free_port()
+    s = Sensor(trawl, tmp_path, tcp=["raw"])
+    wild_port = free_port()
+    w_out = str(tmp_path / "wild.jsonl")
+    wild = subprocess.Popen(trawl.cmd("sensor", "--bind", "0.0.0.0", "--name", "w", "--tcp",
+                                      str(wild_port), "--udp", "", "--out", w_out, "--no-store"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while "sensor listening" not in (wild.stderr.readline() or "sensor listening"):
+            pass
+        sent = [b"L" * 9000 + b"\n", b"short-one\n", b"x\n", b"GET /two HTTP/1.0\r\n\r\n"]
+        for target in (s.ports["raw"], wild_port):
+            for data in sent:
+                c = socket.create_connection(("127.0.0.1", target), timeout=10)
+                c.sendall(data)
+                c.shutdown(socket.SHUT_WR)
+                try:
+                    while c.recv(4096):
+                        pass
+                except OSError:
+                    pass
+                c.close()
+        evs = s.wait_events(lambda e: e["dst_port"] == s.ports["raw"], count=len(sent))
+        got = sorted(base64.b64decode(e["payload_b64"]) for e in evs)
+        assert got == sorted(sent)
+        assert all(e["dst_ip"] == "127.0.0.1" for e in evs)
+        deadline = time.time() + 30
+        wevs = []
+        while time.time() < deadline and len(wevs) < len(sent):
+            with open(w_out) if os.path.exists(w_out) else open(os.devnull) as f:
+                wevs = [json.loads(l) for l in f if l.strip()]
+            time.sleep(0.05)
+        assert sorted(base64.b64decode(e["payload_b64"]) for e in wevs) == sorted(sent)
+        assert all(e["dst_ip"] == "127.0.0.1" and e["dst_port"] == wild_port for e in wevs)
+    finally:
+        wild.terminate()
+        wild.wait(timeout=30)
+    assert s.stop() == 0

@@ -91,10 +91,87 @@ static void test_bad_input_names_the_property(void **state)
     }
 }
 
+/* The sensor's JSON line must be byte for byte what jansson writes, for
+ * plain events and for every kind of string the fast path hands back. */
+static void expect_same_json(const tr_event *e)
+{
+    json_t *j = tr_event_to_json(e);
+    char *want = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    assert_non_null(want);
+    tr_buf got = {0};
+    tr_buf_append(&got, "", 0);
+    tr_event_json_line(e, &got);
+    tr_buf_append(&got, "", 1);
+    assert_string_equal(got.data, want);
+    free(want);
+    tr_buf_free(&got);
+}
+
+static void test_json_line_matches_jansson(void **state)
+{
+    (void)state;
+    static const char *values[] = {
+        "GET", "", "a \"quoted\" value", "back\\slash\\", "/path/with/slashes?x=1&y=2",
+        "tab\there", "nl\nthere", "\x01ctl", "caf\xc3\xa9", "\xff\xfe bad utf-8",
+        "${jndi:ldap://198.51.100.7/a}", "del\x7f", "~!@#$%^&*()_+{}|:<>?`-=[];',.",
+    };
+    size_t nv = sizeof values / sizeof values[0];
+    uint64_t r = 88172645463325252ull;
+    for (int round = 0; round < 400; round++) {
+        tr_event e;
+        tr_event_init(&e);
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        e.time_us = (int64_t)(r % 4000000000000000ull);
+        snprintf(e.sensor, sizeof e.sensor, "%s", round % 7 ? "sensor-1" : values[r % nv]);
+        e.family = round % 3 ? 4 : 6;
+        for (int i = 0; i < 16; i++)
+            e.src_ip[i] = (uint8_t)(r >> (i % 8) * 8), e.dst_ip[i] = (uint8_t)(i * 17 + round);
+        if (e.family == 4)
+            memset(e.src_ip + 4, 0, 12), memset(e.dst_ip + 4, 0, 12);
+        e.src_port = (uint16_t)r;
+        e.dst_port = (uint16_t)(r >> 16);
+        strcpy(e.transport, round % 2 ? "tcp" : "udp");
+        strcpy(e.proto, round % 5 ? "http" : "raw");
+        if (round % 4 == 0) {
+            e.ip_id = (int32_t)(r & 0xffff);
+            e.ttl = 64;
+            e.tcp_window = 1024;
+            e.tcp_flags = 2;
+            e.tcp_seq = (int64_t)(r >> 32);
+            strcpy(e.tcp_options, "2,4,8,1,3");
+        }
+        e.handshake = round % 3 != 0;
+        e.packets = (unsigned)(1 + round % 9);
+        if (round % 2) {
+            uint8_t p[300];
+            for (size_t i = 0; i < sizeof p; i++)
+                p[i] = (uint8_t)(i * 31 + round);
+            tr_event_set_payload(&e, p, (size_t)round % sizeof p);
+        }
+        for (size_t f = 0; f < (size_t)round % 6; f++) {
+            char key[32];
+            if (f == 3 && round % 11 == 0)
+                snprintf(key, sizeof key, "k\"ey");
+            else
+                snprintf(key, sizeof key, "field_%zu", f);
+            tr_event_set(&e, key, values[(r >> (f * 5)) % nv]);
+        }
+        if (round % 13 == 0 && e.nfields >= 2) {
+            /* Same key twice, as JSON input might carry: jansson keeps the last. */
+            free(e.fields[1].key);
+            e.fields[1].key = strdup(e.fields[0].key);
+        }
+        expect_same_json(&e);
+        tr_event_clear(&e);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_json_line_matches_jansson),
         cmocka_unit_test(test_early_years_keep_four_digits),
         cmocka_unit_test(test_bad_input_names_the_property),
     };
