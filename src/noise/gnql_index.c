@@ -102,7 +102,12 @@ static uint64_t hash_text(const char *s, int64_t port, bool fold)
         h = (h ^ c) * 1099511628211ULL;
     }
     h = (h ^ (uint64_t)port) * 1099511628211ULL;
-    return h ^ (h >> 29);
+    /* FNV's low bits cluster for texts like sequential addresses: mix. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 33);
 }
 
 /* ASCII case folding, as SQLite's NOCASE and LIKE. */
@@ -198,9 +203,9 @@ static void dict_free(ix_dict *d)
 
 /* ---- ids ----------------------------------------------------------------- */
 
-static void ids_rehash(noise_ix *x)
+static void ids_rehash(noise_ix *x, size_t nslot)
 {
-    x->nhslot = x->nhslot ? x->nhslot * 2 : 1024;
+    x->nhslot = nslot;
     free(x->hslot);
     x->hslot = tr_xmalloc(x->nhslot * sizeof *x->hslot);
     for (size_t i = 0; i < x->nhslot; i++)
@@ -224,11 +229,11 @@ static uint32_t id_find(const noise_ix *x, const char *ip)
     return NONE;
 }
 
-static uint32_t id_get(noise_ix *x, const char *ip)
+/* A new id for ip, not yet findable (hashed = false: the caller hashes
+ * all at once, as the build does). */
+static uint32_t id_new(noise_ix *x, const char *ip, bool hashed)
 {
-    uint32_t id = id_find(x, ip);
-    if (id != NONE)
-        return id;
+    uint32_t id;
     if (x->nids == UINT32_MAX - 1)
         tr_die("noise index: too many addresses");
     if (x->nids == x->cap) {
@@ -245,8 +250,10 @@ static uint32_t id_get(noise_ix *x, const char *ip)
     x->family[id] = strchr(ip, ':') ? 6 : 4;
     for (int k = 0; k < K_NREC; k++)
         x->rec[(size_t)id * K_NREC + k] = NONE;
+    if (!hashed)
+        return id;
     if (2 * x->nids > x->nhslot) {
-        ids_rehash(x);
+        ids_rehash(x, x->nhslot ? 2 * x->nhslot : 1024);
     } else {
         size_t k = (size_t)hash_text(ip, 0, false) & (x->nhslot - 1);
         while (x->hslot[k] != NONE)
@@ -254,6 +261,12 @@ static uint32_t id_get(noise_ix *x, const char *ip)
         x->hslot[k] = id;
     }
     return id;
+}
+
+static uint32_t id_get(noise_ix *x, const char *ip)
+{
+    uint32_t id = id_find(x, ip);
+    return id != NONE ? id : id_new(x, ip, true);
 }
 
 static void ix_clear(noise_ix *x)
@@ -425,12 +438,18 @@ static int build(noise_ix *x, tr_noise *n, int64_t seq, tr_error *err)
                            NULL) != SQLITE_OK)
         return noise_db_fail(n->db, err);
     int s;
+    /* Rows in text order: ids in that order, hashed once at the end (a
+     * lookup per row costs cache misses all over the table). */
     while ((s = sqlite3_step(st)) == SQLITE_ROW)
-        rec_apply(x, id_get(x, (const char *)sqlite3_column_text(st, 0)), st);
+        rec_apply(x, id_new(x, (const char *)sqlite3_column_text(st, 0), false), st);
     sqlite3_finalize(st);
     if (s != SQLITE_DONE)
         return noise_db_fail(n->db, err);
     x->nsorted = x->nids;
+    size_t nslot = 1024;
+    while (nslot < 2 * (size_t)x->nids)
+        nslot *= 2;
+    ids_rehash(x, nslot);
     if (sqlite3_prepare_v2(n->db,
                            "SELECT t.ip FROM noise_tor t JOIN noise_ips i ON i.ip = t.ip", -1,
                            &st, NULL) != SQLITE_OK)
@@ -440,22 +459,23 @@ static int build(noise_ix *x, tr_noise *n, int64_t seq, tr_error *err)
     sqlite3_finalize(st);
     if (s != SQLITE_DONE)
         return noise_db_fail(n->db, err);
-    /* The sets in primary-key (ip) order: each entry's ids come ascending,
-     * which roaring appends cheaply. */
+    /* The sets in primary-key (ip) order (NOT INDEXED: the (kind, value)
+     * index would give another): each entry's ids come ascending, which
+     * roaring appends cheaply. */
     if (sqlite3_prepare_v2(n->db,
-                           "SELECT ip, kind, value, port FROM noise_ip_values WHERE kind IN"
-                           " ('scan', 'tag', 'sensor', 'path', 'useragent', 'ja3', 'hassh',"
-                           " 'ja4', 'dst')",
+                           "SELECT ip, kind, value, port FROM noise_ip_values NOT INDEXED"
+                           " WHERE kind IN ('scan', 'tag', 'sensor', 'path', 'useragent',"
+                           " 'ja3', 'hassh', 'ja4', 'dst') ORDER BY ip",
                            -1, &st, NULL) != SQLITE_OK)
         return noise_db_fail(n->db, err);
-    char prev[64] = "";
-    uint32_t id = NONE;
+    /* Both walks are in text order: a cursor over the ids finds each IP. */
+    uint32_t cur = 0;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         const char *ip = (const char *)sqlite3_column_text(st, 0);
-        if (id == NONE || strcmp(ip, prev) != 0) {
-            id = id_find(x, ip);
-            snprintf(prev, sizeof prev, "%s", ip);
-        }
+        int c = -1;
+        while (cur < x->nsorted && (c = strcmp(x->ip[cur], ip)) < 0)
+            cur++;
+        uint32_t id = cur < x->nsorted && c == 0 ? cur : NONE;
         int k = set_kind((const char *)sqlite3_column_text(st, 1));
         if (id == NONE || k < 0)
             continue;          /* values of an IP without a record: not matched by SQL */
@@ -1030,4 +1050,23 @@ int noise_ix_stats(tr_noise *n, const tr_gnql *g, int64_t now_s, noise_ix_put pu
     roaring_bitmap_free(r);
     without_ix(n, x, own);
     return 0;
+}
+
+int noise_ix_quick(tr_noise *n, const char *ip, char *cls, size_t clssz, bool *spoofable,
+                   int64_t *last_seen, tr_error *err)
+{
+    noise_ix *x;
+    bool own;
+    if (with_ix(n, &x, &own, err) != 0)
+        return -1;
+    uint32_t id = id_find(x, ip);
+    int found = id != NONE && roaring_bitmap_contains(x->all, id);
+    if (found) {
+        const uint32_t *rec = &x->rec[(size_t)id * K_NREC];
+        snprintf(cls, clssz, "%s", x->d[K_CLASS].e[rec[K_CLASS]].value);
+        *spoofable = x->d[K_SPOOF].e[rec[K_SPOOF]].port != 0;
+        *last_seen = x->last[id];
+    }
+    without_ix(n, x, own);
+    return found;
 }

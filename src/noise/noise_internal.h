@@ -65,6 +65,10 @@ int noise_ix_page(tr_noise *n, const struct tr_gnql *g, int64_t now_s, int64_t s
 typedef void (*noise_ix_put)(void *arg, int facet, const char *key, int64_t ikey, int64_t count);
 int noise_ix_stats(tr_noise *n, const struct tr_gnql *g, int64_t now_s, noise_ix_put put,
                    void *arg, int64_t *total, tr_error *err);
+/* A quick check from the index: 1 seen (cls, spoofable, last_seen set), 0
+ * not, -1 error. ip is canonical. */
+int noise_ix_quick(tr_noise *n, const char *ip, char *cls, size_t clssz, bool *spoofable,
+                   int64_t *last_seen, tr_error *err);
 /* Drops the oldest rows of the change log the index follows (in the
  * caller's write transaction). */
 int noise_ix_prune(tr_noise *n, tr_error *err);

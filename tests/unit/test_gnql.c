@@ -710,6 +710,39 @@ static void test_evaluator_matches_brute_force(void **state)
     free(cmd);
 }
 
+/* Quick checks from the index are SQL's, for every IP and an unseen one. */
+static void same_quick(tr_noise *n)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(n->db, "SELECT ip FROM noise_ips UNION ALL"
+                                               " SELECT '192.0.2.99'", -1, &st, NULL),
+                     SQLITE_OK);
+    char **ips = NULL;
+    size_t nip = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        ips = tr_xrealloc(ips, (nip + 1) * sizeof *ips);
+        ips[nip++] = tr_xstrdup((const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    tr_error err;
+    for (size_t i = 0; i < nip; i++) {
+        json_t *q[2] = {NULL, NULL};
+        int f[2];
+        for (int e = 0; e < 2; e++) {
+            tr_noise_gnql_engine(n, e == 1);
+            f[e] = tr_noise_quick(n, ips[i], &q[e], &err);
+        }
+        tr_noise_gnql_engine(n, false);
+        assert_int_equal(f[0], f[1]);
+        if (f[0] == 1 && !json_equal(q[0], q[1]))
+            fail_msg("quick %s differs", ips[i]);
+        json_decref(q[0]);
+        json_decref(q[1]);
+        free(ips[i]);
+    }
+    free(ips);
+}
+
 /* Changes after the index is built reach it: new IPs (placed after the
  * sorted ones), set values added and removed, records reclassified and
  * moved, Tor membership, a tag dropped everywhere; a second connection's
@@ -757,6 +790,7 @@ static void test_index_follows_changes(void **state)
         fail_msg("%s", err.msg);
     for (size_t i = 0; i < N(qs); i++)
         same_as_sql(n, qs[i]);
+    same_quick(n);
     /* Changes through the other connection, in two transactions. */
     exec_ok(other->db, "BEGIN");
     exec_ok(other->db, "INSERT INTO noise_ips(ip, family, first_seen, last_seen, spoofable,"
@@ -779,6 +813,7 @@ static void test_index_follows_changes(void **state)
     json_decref(after);
     for (size_t i = 0; i < N(qs); i++)
         same_as_sql(n, qs[i]);
+    same_quick(n);
     exec_ok(other->db, "BEGIN");
     exec_ok(other->db, "UPDATE noise_ips SET classification = 'benign', country = 'Germany',"
                        " country_code = 'DE' WHERE substr(ip, -1) IN ('3', '6', '9') OR ip LIKE '203.%'");
@@ -796,6 +831,7 @@ static void test_index_follows_changes(void **state)
     json_decref(gone);
     for (size_t i = 0; i < N(qs); i++)
         same_as_sql(n, qs[i]);
+    same_quick(n);
     json_decref(before);
     tr_noise_close(other);
     tr_noise_close(n);
