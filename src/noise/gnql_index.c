@@ -816,9 +816,41 @@ static roaring_bitmap_t *eval_cve(const noise_ix *x, tr_noise *n, const gnql_nod
     return r;
 }
 
+static bool is_time(const gnql_node *t)
+{
+    return t->kind == GNQL_TERM && (t->field == GNQL_FIRST_SEEN || t->field == GNQL_LAST_SEEN);
+}
+
+/* r's ids whose first/last seen time is in [lo, hi): a test per match,
+ * cheaper than the term's bitmap over every IP when r is the smaller. */
+static roaring_bitmap_t *filter_time(const noise_ix *x, roaring_bitmap_t *r, const int64_t *col,
+                                     int64_t lo, int64_t hi)
+{
+    uint64_t c = roaring_bitmap_get_cardinality(r);
+    uint32_t *ids = tr_xmalloc(((size_t)c + 1) * sizeof *ids);
+    roaring_bitmap_to_uint32_array(r, ids);
+    size_t k = 0;
+    for (size_t i = 0; i < c; i++)
+        if (col[ids[i]] >= lo && col[ids[i]] < hi)
+            ids[k++] = ids[i];
+    if (k != c) {
+        roaring_bitmap_free(r);
+        r = bm_chk(roaring_bitmap_of_ptr(k, ids));
+    }
+    free(ids);
+    return r;
+}
+
 static roaring_bitmap_t *eval(const noise_ix *x, tr_noise *n, const gnql_node *t, tr_error *err)
 {
     roaring_bitmap_t *a, *b;
+    if (t->kind == GNQL_AND && (is_time(t->a) || is_time(t->b))) {
+        const gnql_node *tm = is_time(t->b) ? t->b : t->a, *other = tm == t->b ? t->a : t->b;
+        if (!(a = eval(x, n, other, err)))
+            return NULL;
+        return filter_time(x, a, tm->field == GNQL_FIRST_SEEN ? x->first : x->last, tm->lo,
+                           tm->hi);
+    }
     switch (t->kind) {
     case GNQL_AND:
     case GNQL_OR:
@@ -906,22 +938,9 @@ static roaring_bitmap_t *matches(const noise_ix *x, tr_noise *n, const tr_gnql *
         return NULL;
     /* Set values of IPs without a record never match (SQL joins noise_ips). */
     roaring_bitmap_and_inplace(r, x->all);
-    if (!g->has_time) {
-        int64_t lo = (now_s - (int64_t)GNQL_DEFAULT_DAYS * 86400) * 1000000;
-        /* Only the matches are tested: cheaper than the window's bitmap. */
-        uint64_t c = roaring_bitmap_get_cardinality(r);
-        uint32_t *ids = tr_xmalloc(((size_t)c + 1) * sizeof *ids);
-        roaring_bitmap_to_uint32_array(r, ids);
-        size_t k = 0;
-        for (size_t i = 0; i < c; i++)
-            if (x->last[ids[i]] >= lo)
-                ids[k++] = ids[i];
-        if (k != c) {
-            roaring_bitmap_free(r);
-            r = bm_chk(roaring_bitmap_of_ptr(k, ids));
-        }
-        free(ids);
-    }
+    if (!g->has_time)
+        r = filter_time(x, r, x->last, (now_s - (int64_t)GNQL_DEFAULT_DAYS * 86400) * 1000000,
+                        INT64_MAX);
     return r;
 }
 
