@@ -307,7 +307,8 @@ static int set_kind(const char *name)
     return -1;
 }
 
-/* Does id hold any other entry of kind k (than skip) for which same(e)? */
+/* Does id hold another entry of the dict than skip with the same port (by_port)
+ * or the same destination country? */
 static bool other_holds(const ix_dict *d, uint32_t skip, uint32_t id, int64_t port,
                         uint32_t dcountry, bool by_port)
 {
@@ -949,7 +950,8 @@ static int cmp_text(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Runs f with the index current and read-locked, inside one snapshot. */
+/* The index current and read-locked for the caller, inside one snapshot
+ * (the caller's, or one begun here and ended by without_ix). */
 static int with_ix(tr_noise *n, noise_ix **x, bool *own, tr_error *err)
 {
     *own = sqlite3_get_autocommit(n->db) != 0;
