@@ -34,9 +34,15 @@ def step(what, sql, *args):
 tables = ("noise_events", "noise_event_tags", "noise_ips", "noise_ip_values", "noise_ip_days")
 idx = con.execute("SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL"
                   " AND tbl_name IN (%s)" % ",".join("?" * len(tables)), tables).fetchall()
+# GNQL's change-log triggers too: the index of a process started later is
+# built from the tables, and ten million log rows would only slow this down.
+trg = con.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'"
+                  " AND name LIKE 'noise_gnql_%'").fetchall()
 con.execute("BEGIN")
 for name, _ in idx:
     con.execute('DROP INDEX "%s"' % name)
+for name, _ in trg:
+    con.execute('DROP TRIGGER "%s"' % name)
 
 # Per-IP attributes from a multiplicative hash of the row number.
 step("addresses", """
@@ -124,7 +130,7 @@ SELECT e.src_ip, 'tag', t.tag, 0, count(*), min(e.time_us), max(e.time_us)
 step("noise_ip_days", """
 INSERT INTO noise_ip_days(ip, day, n) SELECT src_ip, day, count(*) FROM noise_events GROUP BY id / 1000, day""")
 t = time.time()
-for _, sql in idx:
+for _, sql in idx + trg:
     con.execute(sql)
 print("  %-28s %6.1f s" % ("indexes", time.time() - t), file=sys.stderr)
 con.execute("COMMIT")

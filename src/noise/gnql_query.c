@@ -109,6 +109,8 @@ static int unhex(const char *s, char *out, size_t outsz)
     return 0;
 }
 
+static int page_out(const char *query, int64_t size, json_t *ips, int64_t count, json_t **out);
+
 int tr_noise_gnql(tr_noise *n, const char *query, int64_t size, const char *scroll, json_t **out,
                   tr_error *err)
 {
@@ -118,10 +120,27 @@ int tr_noise_gnql(tr_noise *n, const char *query, int64_t size, const char *scro
     if (scroll && *scroll && unhex(scroll, after, sizeof after) != 0)
         return tr_fail(err, "GNQL: the scroll token '%.40s' is not one this server gave",
                        scroll);
+    json_t *ips = json_array();
+    int64_t count = 0;
+    if (!n->gnql_sql) {
+        int64_t now = tr_now_unix();
+        tr_gnql *g = NULL;
+        int rc = tr_gnql_parse(query, now, &g, err);
+        if (rc == 0)
+            rc = noise_ix_page(n, g, now, size, after, ips, &count, err);
+        tr_gnql_free(g);
+        if (rc != 0) {
+            json_decref(ips);
+            return -1;
+        }
+        return page_out(query, size, ips, count, out);
+    }
     char *where = NULL;
     json_t *params = NULL;
-    if (prepare(n, query, &where, &params, err) != 0)
+    if (prepare(n, query, &where, &params, err) != 0) {
+        json_decref(ips);
         return -1;
+    }
     char *csql = tr_xasprintf("SELECT count(*) FROM noise_ips i WHERE %s", where);
     char *psql = tr_xasprintf("SELECT i.ip FROM noise_ips i WHERE (%s) AND i.ip > ?%zu"
                               " ORDER BY i.ip LIMIT ?%zu",
@@ -129,8 +148,6 @@ int tr_noise_gnql(tr_noise *n, const char *query, int64_t size, const char *scro
     free(where);
     sqlite3_stmt *cs = NULL, *ps = NULL;
     int rc = -1;
-    json_t *ips = json_array();
-    int64_t count = 0;
     if (sqlite3_prepare_v2(n->db, csql, -1, &cs, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(n->db, psql, -1, &ps, NULL) != SQLITE_OK) {
         noise_db_fail(n->db, err);
@@ -163,6 +180,12 @@ done:
         json_decref(ips);
         return -1;
     }
+    return page_out(query, size, ips, count, out);
+}
+
+/* {query, count, complete, scroll, ips} from a page read one IP long. */
+static int page_out(const char *query, int64_t size, json_t *ips, int64_t count, json_t **out)
+{
     bool more = json_array_size(ips) > (size_t)size;
     char *tok = NULL;
     if (more) {
@@ -285,14 +308,46 @@ static const char *col_text(sqlite3_stmt *st, int i)
     return (const char *)sqlite3_column_text(st, i);
 }
 
-enum { F_CLASS, F_SPOOF, F_ORG, F_ACTOR, F_COUNTRY, F_ASN, F_PORT, F_SENSOR, F_TAG, F_DCOUNTRY,
-       F_N };
+enum { F_CLASS = NOISE_F_CLASS, F_SPOOF = NOISE_F_SPOOF, F_ORG = NOISE_F_ORG,
+       F_ACTOR = NOISE_F_ACTOR, F_COUNTRY = NOISE_F_COUNTRY, F_ASN = NOISE_F_ASN,
+       F_PORT = NOISE_F_PORT, F_SENSOR = NOISE_F_SENSOR, F_TAG = NOISE_F_TAG,
+       F_DCOUNTRY = NOISE_F_DCOUNTRY, F_N = NOISE_F_N };
+
+/* The index's counts, each key once per facet. */
+static void facet_put(void *arg, int which, const char *key, int64_t ikey, int64_t count)
+{
+    facet *f = &((facet *)arg)[which];
+    if (f->n == f->cap) {
+        f->cap = f->cap ? 2 * f->cap : 32;
+        f->e = tr_xrealloc(f->e, f->cap * sizeof *f->e);
+    }
+    f->e[f->n++] = (facet_ent){key ? tr_xstrdup(key) : NULL, ikey, count, 0};
+}
+
+static int stats_out(tr_noise *n, const char *query, int64_t count, facet *f, int64_t total,
+                     json_t **out, tr_error *err);
 
 int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **out,
                         tr_error *err)
 {
     if (count <= 0)
         count = 10;
+    if (!n->gnql_sql) {
+        facet f[F_N];
+        memset(f, 0, sizeof f);
+        int64_t now = tr_now_unix(), total = 0;
+        tr_gnql *g = NULL;
+        int rc = tr_gnql_parse(query, now, &g, err);
+        if (rc == 0)
+            rc = noise_ix_stats(n, g, now, facet_put, f, &total, err);
+        tr_gnql_free(g);
+        if (rc != 0) {
+            for (int k = 0; k < F_N; k++)
+                facet_free(&f[k]);
+            return -1;
+        }
+        return stats_out(n, query, count, f, total, out, err);
+    }
     char *where = NULL;
     json_t *params = NULL;
     if (prepare(n, query, &where, &params, err) != 0)
@@ -406,6 +461,23 @@ int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **
     free(isql);
     free(vsql);
     json_decref(params);
+    for (size_t k = 0; k < ndcountry; k++)
+        free(dcountry[k]);
+    free(dcountry);
+    facet_free(&dst);
+    if (rc != 0) {
+        for (int k = 0; k < F_N; k++)
+            facet_free(&f[k]);
+        return -1;
+    }
+    return stats_out(n, query, count, f, total, out, err);
+}
+
+/* GreyNoise's stats shape from the counted facets (freed). */
+static int stats_out(tr_noise *n, const char *query, int64_t count, facet *f, int64_t total,
+                     json_t **out, tr_error *err)
+{
+    int rc = 0;
     json_t *stats = json_object();
     json_object_set_new(stats, "classifications", facet_list(&f[F_CLASS], count, "classification"));
     json_object_set_new(stats, "spoofable", facet_list(&f[F_SPOOF], count, "spoofable"));
@@ -450,10 +522,6 @@ int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **
                         facet_list(&f[F_DCOUNTRY], count, "country"));
     for (int k = 0; k < F_N; k++)
         facet_free(&f[k]);
-    for (size_t k = 0; k < ndcountry; k++)
-        free(dcountry[k]);
-    free(dcountry);
-    facet_free(&dst);
     if (rc != 0) {
         json_decref(stats);
         return -1;
@@ -461,4 +529,9 @@ int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **
     *out = json_pack("{s:s, s:I, s:o}", "query", query, "count", (json_int_t)total, "stats",
                      stats);
     return 0;
+}
+
+void tr_noise_gnql_engine(tr_noise *n, bool sql)
+{
+    n->gnql_sql = sql;
 }

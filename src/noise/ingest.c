@@ -634,6 +634,8 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
     agg_free(&tagvals);
     stmts_free(&s);
     if (rc == 0)
+        rc = noise_ix_prune(n, err);
+    if (rc == 0)
         rc = noise_exec(n, "COMMIT", err);
     if (rc != 0)
         sqlite3_exec(n->db, "ROLLBACK", NULL, NULL, NULL);

@@ -102,6 +102,14 @@ int tr_noise_gnql(tr_noise *n, const char *query, int64_t size, const char *scro
 int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **out,
                         tr_error *err);
 
+/* GNQL pages and stats come from an in-memory bitmap index of the per-IP
+ * tables, one per data directory per process, built on the first query
+ * (seconds at 1M IPs) and kept current from a trigger-fed change log.
+ * Quick checks (tr_noise_quick) read it too. sql true answers them with SQL
+ * over the tables instead (the slower path the tests compare the index
+ * with; one-shot processes, which would pay the build for one answer). */
+void tr_noise_gnql_engine(tr_noise *n, bool sql);
+
 /* ---- GreyNoise's v3 extras (gnql_intel.c) --------------------------------- */
 /* Events per day of one IP over the last days (1..90), labelled by a field
  * (classification, destination_port, protocol, sensor, http_path,

@@ -36,6 +36,7 @@ struct tr_noise {
     void *geo4, *geo6;        /* libgeoip handles, NULL when absent */
     void *mmdb;               /* MMDB_s *, NULL unless configured */
     bool rdns;
+    bool gnql_sql;            /* GNQL through SQL instead of the index (tests) */
 };
 
 /* ---- db.c ---------------------------------------------------------------- */
@@ -50,6 +51,27 @@ void noise_stmt_done(sqlite3_stmt *st);
 char *noise_setting_get(tr_noise *n, const char *key);
 int noise_setting_put(tr_noise *n, const char *key, const char *value, tr_error *err);
 int64_t noise_setting_int(tr_noise *n, const char *key, int64_t dflt);
+
+/* ---- gnql_index.c: GNQL over in-memory bitmaps ------------------------- */
+struct tr_gnql;
+/* Stats facets (tr_noise_gnql_stats' lists). */
+enum { NOISE_F_CLASS, NOISE_F_SPOOF, NOISE_F_ORG, NOISE_F_ACTOR, NOISE_F_COUNTRY, NOISE_F_ASN,
+       NOISE_F_PORT, NOISE_F_SENSOR, NOISE_F_TAG, NOISE_F_DCOUNTRY, NOISE_F_N };
+/* The matches' count and the page after `after` ("" from the start), up to
+ * size + 1 IPs appended to ips in text order. */
+int noise_ix_page(tr_noise *n, const struct tr_gnql *g, int64_t now_s, int64_t size,
+                  const char *after, json_t *ips, int64_t *count, tr_error *err);
+/* One facet value's count of matching IPs (key NULL: ikey is the value). */
+typedef void (*noise_ix_put)(void *arg, int facet, const char *key, int64_t ikey, int64_t count);
+int noise_ix_stats(tr_noise *n, const struct tr_gnql *g, int64_t now_s, noise_ix_put put,
+                   void *arg, int64_t *total, tr_error *err);
+/* A quick check from the index: 1 seen (cls, spoofable, last_seen set), 0
+ * not, -1 error. ip is canonical. */
+int noise_ix_quick(tr_noise *n, const char *ip, char *cls, size_t clssz, bool *spoofable,
+                   int64_t *last_seen, tr_error *err);
+/* Drops the oldest rows of the change log the index follows (in the
+ * caller's write transaction). */
+int noise_ix_prune(tr_noise *n, tr_error *err);
 
 /* ---- yscan.c: libyara in a forked child ---------------------------------- */
 typedef struct noise_src {

@@ -1,5 +1,7 @@
-/* GNQL: the parser (syntax, positions in errors, canonical round trip) and
- * the SQL evaluator against a brute-force filter over generated records. */
+/* GNQL: the parser (syntax, positions in errors, canonical round trip), the
+ * evaluators (the in-memory bitmap index, and SQL over the tables) against
+ * a brute-force filter over generated records and against each other, also
+ * after the tables change under an index already built. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <setjmp.h>
@@ -552,6 +554,50 @@ static void check_stats(tr_noise *n, const char *q, json_t *res)
     json_decref(st);
 }
 
+/* The index's answers (first page, every page of a small size, stats) are
+ * the SQL path's, byte for byte. */
+static void same_as_sql(tr_noise *n, const char *q)
+{
+    tr_error err;
+    json_t *a[2] = {NULL, NULL}, *st[2] = {NULL, NULL};
+    for (int e = 0; e < 2; e++) {
+        tr_noise_gnql_engine(n, e == 1);
+        if (tr_noise_gnql(n, q, 10000, NULL, &a[e], &err) != 0)
+            fail_msg("'%s' (%s): %s", q, e ? "sql" : "index", err.msg);
+        if (tr_noise_gnql_stats(n, q, 5, &st[e], &err) != 0)
+            fail_msg("'%s' stats (%s): %s", q, e ? "sql" : "index", err.msg);
+    }
+    if (!json_equal(a[0], a[1]) || !json_equal(st[0], st[1])) {
+        char *x = json_dumps(json_equal(a[0], a[1]) ? st[0] : a[0], JSON_COMPACT),
+             *y = json_dumps(json_equal(a[0], a[1]) ? st[1] : a[1], JSON_COMPACT);
+        fail_msg("'%s': the index answers\n%.2000s\nSQL answers\n%.2000s", q, x, y);
+    }
+    /* Paging: the scroll tokens chain through the same pages. */
+    char scroll[2][200] = {"", ""};
+    for (int page = 0; page < 4; page++) {
+        json_t *p[2];
+        for (int e = 0; e < 2; e++) {
+            tr_noise_gnql_engine(n, e == 1);
+            if (tr_noise_gnql(n, q, 7, scroll[e], &p[e], &err) != 0)
+                fail_msg("'%s' page %d: %s", q, page, err.msg);
+            snprintf(scroll[e], sizeof scroll[e], "%s",
+                     json_string_value(json_object_get(p[e], "scroll")));
+        }
+        if (!json_equal(p[0], p[1]))
+            fail_msg("'%s': page %d differs", q, page);
+        bool done = json_is_true(json_object_get(p[0], "complete"));
+        json_decref(p[0]);
+        json_decref(p[1]);
+        if (done)
+            break;
+    }
+    tr_noise_gnql_engine(n, false);
+    for (int e = 0; e < 2; e++) {
+        json_decref(a[e]);
+        json_decref(st[e]);
+    }
+}
+
 static void test_evaluator_matches_brute_force(void **state)
 {
     (void)state;
@@ -641,6 +687,7 @@ static void test_evaluator_matches_brute_force(void **state)
             want += m;
         }
         assert_int_equal(json_integer_value(json_object_get(res, "count")), want);
+        same_as_sql(f.n, q.data);
         if (total % 10 == 0 && want > 0) {
             check_stats(f.n, q.data, res);
             stats_checked++;
@@ -663,12 +710,144 @@ static void test_evaluator_matches_brute_force(void **state)
     free(cmd);
 }
 
+/* Quick checks from the index are SQL's, for every IP and an unseen one. */
+static void same_quick(tr_noise *n)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(n->db, "SELECT ip FROM noise_ips UNION ALL"
+                                               " SELECT '192.0.2.99'", -1, &st, NULL),
+                     SQLITE_OK);
+    char **ips = NULL;
+    size_t nip = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        ips = tr_xrealloc(ips, (nip + 1) * sizeof *ips);
+        ips[nip++] = tr_xstrdup((const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    tr_error err;
+    for (size_t i = 0; i < nip; i++) {
+        json_t *q[2] = {NULL, NULL};
+        int f[2];
+        for (int e = 0; e < 2; e++) {
+            tr_noise_gnql_engine(n, e == 1);
+            f[e] = tr_noise_quick(n, ips[i], &q[e], &err);
+        }
+        tr_noise_gnql_engine(n, false);
+        assert_int_equal(f[0], f[1]);
+        if (f[0] == 1 && !json_equal(q[0], q[1]))
+            fail_msg("quick %s differs", ips[i]);
+        json_decref(q[0]);
+        json_decref(q[1]);
+        free(ips[i]);
+    }
+    free(ips);
+}
+
+/* Changes after the index is built reach it: new IPs (placed after the
+ * sorted ones), set values added and removed, records reclassified and
+ * moved, Tor membership, a tag dropped everywhere; a second connection's
+ * changes too (as another process's would). */
+static void test_index_follows_changes(void **state)
+{
+    (void)state;
+    char tmpl[] = "/tmp/trawl-gnqlix-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    assert_non_null(dir);
+    tr_error err;
+    tr_store *s = NULL;
+    if (tr_store_open(dir, TR_STORE_CREATE, &s, &err) != 0)
+        fail_msg("%s", err.msg);
+    tr_store_close(s);
+    tr_noise *n = NULL, *other = NULL;
+    if (tr_noise_open(dir, &n, &err) != 0 || tr_noise_open(dir, &other, &err) != 0)
+        fail_msg("%s", err.msg);
+    srand(11);
+    int64_t now_us = tr_now_unix() * 1000000;
+    exec_ok(n->db, "BEGIN");
+    for (int k = 0; k < 300; k++) {
+        rec r;
+        gen_rec(&r, k);
+        r.first = now_us - (int64_t)(k % 50) * 86400 * 1000000 - 1000000;
+        r.last = now_us - (int64_t)(k % 7) * 86400 * 1000000;
+        char *sql = sqlite3_mprintf("SELECT 1 FROM noise_ips WHERE ip = %Q", r.ip);
+        sqlite3_stmt *st = NULL;
+        sqlite3_prepare_v2(n->db, sql, -1, &st, NULL);
+        bool dup = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+        sqlite3_free(sql);
+        if (!dup)
+            store_rec(n, &r);
+    }
+    exec_ok(n->db, "COMMIT");
+    static const char *const qs[] = {
+        "tags:Mirai", "-tags:Mirai", "classification:malicious", "raw_data.scan.port:445",
+        "metadata.tor:true", "metadata.country_code:DE OR tags:*Scanner",
+        "ip:198.51.0.0/16 -spoofable:true", "ip:203.0.0.0/8", "cve:CVE-2021-*",
+        "last_seen:3d", "first_seen:[2020-01-01 TO 2030-01-01] sensor:edge-1",
+        "raw_data.web.paths:/.env OR raw_data.ja3.fingerprint:e7d*", ""};
+    json_t *before = NULL;
+    if (tr_noise_gnql(n, "tags:Mirai", 10000, NULL, &before, &err) != 0)
+        fail_msg("%s", err.msg);
+    for (size_t i = 0; i < N(qs); i++)
+        same_as_sql(n, qs[i]);
+    same_quick(n);
+    /* Changes through the other connection, in two transactions. */
+    exec_ok(other->db, "BEGIN");
+    exec_ok(other->db, "INSERT INTO noise_ips(ip, family, first_seen, last_seen, spoofable,"
+                       " classification) VALUES('198.51.0.1', 4, 1, strftime('%s') * 1000000, 0,"
+                       " 'malicious'), ('1.2.3.4', 4, 1, strftime('%s') * 1000000, 1, 'unknown'),"
+                       " ('2001:db8::77', 6, 1, strftime('%s') * 1000000, 0, 'benign')");
+    put_value(other->db, "198.51.0.1", "tag", "Mirai", 0);
+    put_value(other->db, "1.2.3.4", "tag", "Mirai", 0);
+    put_value(other->db, "1.2.3.4", "scan", "UDP", 445);
+    put_value(other->db, "2001:db8::77", "tag", "SMBGhost Scanner", 0);
+    exec_ok(other->db, "INSERT OR IGNORE INTO noise_tor(ip) VALUES('1.2.3.4')");
+    exec_ok(other->db, "COMMIT");
+    json_t *after = NULL;
+    if (tr_noise_gnql(n, "tags:Mirai", 10000, NULL, &after, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(json_integer_value(json_object_get(after, "count")),
+                     json_integer_value(json_object_get(before, "count")) + 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(after, "ips"), 0)),
+                         "1.2.3.4");
+    json_decref(after);
+    for (size_t i = 0; i < N(qs); i++)
+        same_as_sql(n, qs[i]);
+    same_quick(n);
+    exec_ok(other->db, "BEGIN");
+    exec_ok(other->db, "UPDATE noise_ips SET classification = 'benign', country = 'Germany',"
+                       " country_code = 'DE' WHERE substr(ip, -1) IN ('3', '6', '9') OR ip LIKE '203.%'");
+    exec_ok(other->db, "DELETE FROM noise_ip_values WHERE kind = 'tag' AND value = 'Mirai'");
+    exec_ok(other->db, "DELETE FROM noise_ip_values WHERE kind = 'scan' AND port = 445"
+                       " AND ip LIKE '198.%'");
+    exec_ok(other->db, "DELETE FROM noise_tor WHERE ip LIKE '198.%'");
+    exec_ok(other->db, "UPDATE noise_ips SET last_seen = 1 WHERE ip LIKE '%.1'");
+    exec_ok(other->db, "DELETE FROM noise_ips WHERE ip LIKE '%.2'");
+    exec_ok(other->db, "COMMIT");
+    json_t *gone = NULL;
+    if (tr_noise_gnql(n, "tags:Mirai", 10000, NULL, &gone, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(json_integer_value(json_object_get(gone, "count")), 0);
+    json_decref(gone);
+    for (size_t i = 0; i < N(qs); i++)
+        same_as_sql(n, qs[i]);
+    same_quick(n);
+    json_decref(before);
+    tr_noise_close(other);
+    tr_noise_close(n);
+    char *cmd = tr_xasprintf("rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+    free(cmd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_syntax_forms),
         cmocka_unit_test(test_errors_name_the_position),
         cmocka_unit_test(test_evaluator_matches_brute_force),
+        cmocka_unit_test(test_index_follows_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
