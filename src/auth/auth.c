@@ -7,6 +7,8 @@
 
 struct tr_auth {
     sqlite3 *db;
+    /* The key check runs on every request: parsing its SQL each time showed in profiles. */
+    sqlite3_stmt *check_st;
 };
 
 const char *tr_role_name(tr_role r)
@@ -73,6 +75,7 @@ void tr_auth_close(tr_auth *a)
 {
     if (!a)
         return;
+    sqlite3_finalize(a->check_st);
     sqlite3_close_v2(a->db);
     free(a);
 }
@@ -154,10 +157,11 @@ int tr_auth_check(tr_auth *a, const char *key, tr_role *role, char name[128], tr
         return 0;
     char digest[TR_SHA256_HEX];
     tr_sha256_hex(key, strlen(key), digest);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT name, role, last_used FROM api_keys WHERE key_sha256=?",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (!a->check_st &&
+        sqlite3_prepare_v3(a->db, "SELECT name, role, last_used FROM api_keys WHERE key_sha256=?",
+                           -1, SQLITE_PREPARE_PERSISTENT, &a->check_st, NULL) != SQLITE_OK)
         return auth_fail(a, err, "checking a key");
+    sqlite3_stmt *st = a->check_st;
     sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     int found = 0;
@@ -170,7 +174,9 @@ int tr_auth_check(tr_auth *a, const char *key, tr_role *role, char name[128], tr
     } else if (rc != SQLITE_DONE) {
         found = auth_fail(a, err, "checking a key");
     }
-    sqlite3_finalize(st);
+    /* Reset ends the read transaction, so the next check sees keys added or removed since. */
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     /* last_used at minute granularity: a write per request would serialise
      * every reader behind the database's write lock. */
     int64_t now = tr_now_unix();

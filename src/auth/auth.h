@@ -19,6 +19,7 @@ const char *tr_role_name(tr_role r);
 /* "reader" | "analyst" | "admin" -> role; TR_ROLE_NONE if unknown. */
 tr_role tr_role_parse(const char *name);
 
+/* A handle serves one thread at a time (it keeps prepared statements). */
 typedef struct tr_auth tr_auth;
 int tr_auth_open(const char *data_dir, tr_auth **out, tr_error *err);
 void tr_auth_close(tr_auth *a);

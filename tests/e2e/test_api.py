@@ -219,6 +219,25 @@ def test_key_management(secure_server, keys):
     assert requests.get(secure_server.url + "/api/samples", headers=auth(new_key), timeout=10).status_code == 401
 
 
+def test_a_key_removed_by_another_process_is_refused_on_the_next_request(trawl, keys):
+    """One server thread checks every request with a statement it keeps
+    prepared: the check must still see the key table as it is now."""
+    from conftest import Server
+    srv = Server(trawl, "--workers", "1")
+    try:
+        key = trawl.run("key", "add", "--role", "reader", "short-lived", check=0).stdout.strip()
+        with requests.Session() as s:
+            for _ in range(3):
+                assert s.get(srv.url + "/api/whoami", headers=auth(key), timeout=10).json()["key"] == "short-lived"
+            trawl.run("key", "rm", "short-lived", check=0)
+            r = s.get(srv.url + "/api/whoami", headers=auth(key), timeout=10)
+            assert r.status_code == 401
+            again = trawl.run("key", "add", "--role", "analyst", "short-lived", check=0).stdout.strip()
+            assert s.get(srv.url + "/api/whoami", headers=auth(again), timeout=10).json()["role"] == "analyst"
+    finally:
+        srv.stop()
+
+
 def test_unknown_routes_and_methods(secure_server, keys):
     h = auth(keys["admin"])
     r = requests.get(secure_server.url + "/api/nope", headers=h, timeout=10)
