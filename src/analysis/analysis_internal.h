@@ -20,4 +20,9 @@ typedef struct tr_pe_resource {
 int icon_dhash_from_resources(const unsigned char *p, size_t n, const tr_pe_resource *r,
                               size_t nr, char out[17]);
 
+/* imphash (pefile's, as YARA's pe.imphash()) of the import table in the pe
+ * module's object; "" when it lists no imported function by name. */
+struct YR_OBJECT;
+void pe_imphash_from_module(struct YR_OBJECT *pe, char out[33]);
+
 #endif
