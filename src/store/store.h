@@ -74,7 +74,7 @@ void tr_analyzer_free(tr_analyzer *a);
 typedef struct tr_analysis {
     char mime[128];
     char file_type[16];
-    char magic[256];
+    char magic[2048];         /* file(1)'s description; Exif and ROM ones pass 255 bytes */
     char imphash[TR_MD5_HEX];
 } tr_analysis;
 /* Classifies bytes in memory (libmagic + short type + imphash for PE). */
