@@ -11,6 +11,8 @@
 #          0 = all: the full 41,399-file corpus takes minutes per run)
 #   JOBS   parallel sha256sum processes and trawl's --jobs (default: cores)
 #   SCRATCH where trawl's data directories go (default $TMPDIR or /tmp)
+#   BEFORE  another trawl binary (an older build) timed in the same runs,
+#           interleaved, for a before/after comparison on the same load
 set -euo pipefail
 dir=${1:-/work/bench-data/corpus}
 runs=${2:-3}
@@ -41,7 +43,8 @@ xargs -0 cat < "$scratch/list" >/dev/null 2>&1 || true
 
 now() { date +%s.%N; }
 cpu() { awk '{print $1 + $2}' "$1"; }
-ref=(); tr=(); refc=(); trc=(); loads=()
+before=${BEFORE:-}
+ref=(); tr=(); refc=(); trc=(); loads=(); bf=(); bfc=()
 for r in $(seq "$runs"); do
   loads+=("$(cut -d' ' -f1 /proc/loadavg)")
   t0=$(now)
@@ -53,7 +56,16 @@ for r in $(seq "$runs"); do
   /usr/bin/time -f "%U %S" -o "$scratch/t.tr" \
     "$trawl" --data "$scratch/data" add --quiet --jobs "$jobs" "$scratch/in" >/dev/null 2>"$scratch/err" || true
   t1=$(now); tr+=("$(echo "$t1 - $t0" | bc)"); trc+=("$(cpu "$scratch/t.tr")")
-  echo "run $r: load $(cut -d' ' -f1 /proc/loadavg)  sha256sum ${ref[-1]} s (cpu ${refc[-1]} s)  trawl add ${tr[-1]} s (cpu ${trc[-1]} s)"
+  extra=
+  if [ -n "$before" ]; then
+    rm -rf "$scratch/data"
+    t0=$(now)
+    /usr/bin/time -f "%U %S" -o "$scratch/t.bf" \
+      "$before" --data "$scratch/data" add --quiet --jobs "$jobs" "$scratch/in" >/dev/null 2>"$scratch/err.bf" || true
+    t1=$(now); bf+=("$(echo "$t1 - $t0" | bc)"); bfc+=("$(cpu "$scratch/t.bf")")
+    extra="  before ${bf[-1]} s (cpu ${bfc[-1]} s)"
+  fi
+  echo "run $r: load $(cut -d' ' -f1 /proc/loadavg)  sha256sum ${ref[-1]} s (cpu ${refc[-1]} s)  trawl add ${tr[-1]} s (cpu ${trc[-1]} s)$extra"
 done
 stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%.2f %.2f %.2f", a[int((NR+1)/2)], a[1], a[NR]}'; }
 read -r ref_s ref_lo ref_hi <<< "$(stats "${ref[@]}")"
@@ -66,5 +78,14 @@ awk -v b="$bytes" -v f="$i" -v r="$ref_s" -v rl="$ref_lo" -v rh="$ref_hi" -v t="
   printf "trawl add --jobs %d (all hashes, type, imphash, commit, indexes): median %.2f s (%.2f-%.2f)  %.1f MB/s  cpu %.2f s\n", j, t, tl, th, b/t/1e6, tc
   printf "ratio trawl/sha256sum throughput: %.2f wall, %.2f cpu  (medians of %d runs)\n", r/t, rc/tc, n
 }'
+if [ -n "$before" ]; then
+  read -r bf_s bf_lo bf_hi <<< "$(stats "${bf[@]}")"
+  read -r bfc_s _ _ <<< "$(stats "${bfc[@]}")"
+  awk -v b="$bytes" -v r="$ref_s" -v t="$bf_s" -v tl="$bf_lo" -v th="$bf_hi" -v rc="$refc_s" \
+      -v tc="$bfc_s" -v a="$tr_s" -v ac="$trc_s" 'BEGIN {
+    printf "before (%s): median %.2f s (%.2f-%.2f)  %.1f MB/s  cpu %.2f s  ratio %.2f wall, %.2f cpu\n", "'"$before"'", t, tl, th, b/t/1e6, tc, r/t, rc/tc
+    printf "after/before speed-up: %.2fx wall, %.2fx cpu\n", t/a, tc/ac
+  }'
+fi
 echo "load (1 min) at each run's start: ${loads[*]}"
 echo "last trawl summary: $(tail -1 "$scratch/err")"

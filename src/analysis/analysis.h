@@ -40,6 +40,7 @@ typedef struct tr_cert {
 #define TR_DHASH_HEX 17
 
 typedef struct tr_bin_info {
+    char imphash[TR_MD5_HEX];         /* 32 hex, or "" (not a PE, no named imports) */
     char telfhash[TR_TELFHASH_MAX];   /* "t1" + 70 hex, or "" */
     char gimphash[TR_SHA256_HEX];     /* 64 hex, or "" */
     char dhash_icon[TR_DHASH_HEX];    /* 16 hex, or "" */
@@ -62,9 +63,12 @@ void tr_binan_free(tr_binan *a);
 /* Every analysis that applies to the bytes; never NULL. */
 tr_bin_info *tr_bin_analyze(tr_binan *a, const unsigned char *p, size_t n);
 
-/* What libyara's pe module finds in a PE: its code-signing certificates and
- * its main icon's dhash (nothing when not a PE). */
+/* What libyara's pe module finds in a PE, from one parse: its imphash, its
+ * code-signing certificates and its main icon's dhash (nothing when not a
+ * PE). */
 void tr_pe_analyze(tr_binan *a, const unsigned char *p, size_t n, tr_bin_info *out);
+/* Only the imphash (pefile's and YARA's pe.imphash()); "" when none. */
+void tr_pe_imphash(tr_binan *a, const unsigned char *p, size_t n, char out[TR_MD5_HEX]);
 
 /* The difference hash of one icon image (an RT_ICON's bytes: PNG or DIB);
  * 1 computed, 0 not an image this reads. See icon.c. */

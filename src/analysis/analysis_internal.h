@@ -26,5 +26,9 @@ int icon_dhash_from_resources(const unsigned char *p, size_t n, const tr_pe_reso
  * of the same certificate, read from the PE's own certificate table
  * (authenticode.c); a certificate not found there keeps its SHA-1. */
 void authenticode_sha256_thumbprints(const unsigned char *p, size_t n, tr_bin_info *out);
+/* imphash (pefile's, as YARA's pe.imphash()) of the import table in the pe
+ * module's object; "" when it lists no imported function by name. */
+struct YR_OBJECT;
+void pe_imphash_from_module(struct YR_OBJECT *pe, char out[33]);
 
 #endif

@@ -180,6 +180,7 @@ static int pe_callback(YR_SCAN_CONTEXT *sc, int message, void *data, void *user)
         YR_OBJECT_STRUCTURE *mod = data;
         pe_scan *ps = user;
         if (mod->identifier && strcmp(mod->identifier, "pe") == 0) {
+            pe_imphash_from_module((YR_OBJECT *)mod, ps->out->imphash);
             collect_signatures((YR_OBJECT *)mod, ps->out);
             collect_icons((YR_OBJECT *)mod, ps);
         }
@@ -192,7 +193,9 @@ void tr_pe_analyze(tr_binan *a, const unsigned char *p, size_t n, tr_bin_info *o
     if (n < 64 || p[0] != 'M' || p[1] != 'Z')
         return;
     pe_scan ps = {out, NULL, 0};
-    yr_rules_scan_mem(a->pe_rules, p, n, SCAN_FLAGS_FAST_MODE, pe_callback, &ps, 60);
+    if (yr_rules_scan_mem(a->pe_rules, p, n, SCAN_FLAGS_FAST_MODE, pe_callback, &ps, 60) !=
+        ERROR_SUCCESS)
+        out->imphash[0] = '\0';      /* an unfinished parse: no partial import list */
     authenticode_sha256_thumbprints(p, n, out);
     if (ps.nres)
         icon_dhash_from_resources(p, n, ps.res, ps.nres, out->dhash_icon);

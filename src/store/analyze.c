@@ -1,19 +1,19 @@
-/* Per-sample analysis: libmagic for the type, libyara's pe module for the
- * import table behind imphash. Both libraries keep per-handle state, hence
- * one tr_analyzer per thread. */
+/* Per-sample analysis: libmagic for the type; the analysis module for the
+ * rest, imphash included (one libyara parse of a PE serves imphash,
+ * signatures and icons). Both libraries keep per-handle state, hence one
+ * tr_analyzer per thread. */
 #include "store/store.h"
 #include "analysis/analysis.h"
-#include "analysis/yara_pe.h"
 
-#include <ctype.h>
 #include <magic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yara.h>
+#include <unistd.h>
 
 struct tr_analyzer {
     magic_t magic;
-    YR_RULES *pe_rules;
+    size_t magic_window;      /* file(1)'s byte limit: MAGIC_PARAM_BYTES_MAX */
+    tr_binan *bin;
 };
 
 int tr_analyzer_new(tr_analyzer **out, tr_error *err)
@@ -27,16 +27,15 @@ int tr_analyzer_new(tr_analyzer **out, tr_error *err)
     if (magic_load(a->magic, NULL) != 0) {
         tr_fail(err, "libmagic: cannot load its database (%s); install libmagic-mgc",
                 magic_error(a->magic));
-        magic_close(a->magic);
-        free(a);
+        tr_analyzer_free(a);
         return -1;
     }
-    if (tr_yara_init(err) != 0) {
-        magic_close(a->magic);
-        free(a);
-        return -1;
-    }
-    if (tr_yara_pe_probe(&a->pe_rules, err) != 0) {
+    /* file(1) reads at most this many bytes of a file; magic_buffer looks
+     * at all it is given, so the same limit keeps the answers file's. */
+    if (magic_getparam(a->magic, MAGIC_PARAM_BYTES_MAX, &a->magic_window) != 0 ||
+        a->magic_window == 0)
+        a->magic_window = (size_t)7 << 20;
+    if (tr_binan_new(&a->bin, err) != 0) {
         tr_analyzer_free(a);
         return -1;
     }
@@ -48,111 +47,60 @@ void tr_analyzer_free(tr_analyzer *a)
 {
     if (!a)
         return;
-    if (a->pe_rules)
-        yr_rules_destroy(a->pe_rules);
-    tr_yara_fini();
+    tr_binan_free(a->bin);
     if (a->magic)
         magic_close(a->magic);
     free(a);
 }
 
-/* ---- imphash ------------------------------------------------------------ */
-
-typedef struct imphash_ctx {
-    tr_buf text;             /* "kernel32.exitprocess,ws2_32.socket,..." */
-} imphash_ctx;
-
-static void append_lower(tr_buf *b, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = (char)tolower((unsigned char)s[i]);
-        tr_buf_append(b, &c, 1);
-    }
-}
-
-/* pefile's rule, which YARA follows: drop the extension only when it is
- * .dll, .ocx or .sys. */
-static size_t library_stem_len(const char *name, size_t n)
-{
-    const char *dot = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (name[i] == '.')
-            dot = name + i;
-    if (!dot)
-        return n;
-    size_t ext = n - (size_t)(dot - name);
-    if (ext == 4 && (strncasecmp(dot, ".dll", 4) == 0 || strncasecmp(dot, ".ocx", 4) == 0 ||
-                     strncasecmp(dot, ".sys", 4) == 0))
-        return (size_t)(dot - name);
-    return n;
-}
-
-static SIZED_STRING *string_value(YR_OBJECT *o)
-{
-    return o && o->type == OBJECT_TYPE_STRING ? o->value.ss : NULL;
-}
-
-static void collect_imports(YR_OBJECT *pe, imphash_ctx *ctx)
-{
-    YR_OBJECT *libs = tr_yo_member(pe, "import_details");
-    for (int lib = 0; lib < tr_yo_array_length(libs); lib++) {
-        YR_OBJECT *entry = tr_yo_array_item(libs, lib);
-        SIZED_STRING *libname = string_value(tr_yo_member(entry, "library_name"));
-        YR_OBJECT *funcs = tr_yo_member(entry, "functions");
-        if (!libname)
-            continue;
-        size_t stem = library_stem_len(libname->c_string, libname->length);
-        for (int f = 0; f < tr_yo_array_length(funcs); f++) {
-            SIZED_STRING *fn = string_value(tr_yo_member(tr_yo_array_item(funcs, f), "name"));
-            if (!fn)
-                continue;
-            if (ctx->text.len)
-                tr_buf_append(&ctx->text, ",", 1);
-            append_lower(&ctx->text, libname->c_string, stem);
-            tr_buf_append(&ctx->text, ".", 1);
-            append_lower(&ctx->text, fn->c_string, fn->length);
-        }
-    }
-}
-
-static int imphash_callback(YR_SCAN_CONTEXT *sc, int message, void *data, void *user)
-{
-    (void)sc;
-    if (message == CALLBACK_MSG_MODULE_IMPORTED) {
-        YR_OBJECT_STRUCTURE *mod = data;
-        if (mod->identifier && strcmp(mod->identifier, "pe") == 0)
-            collect_imports((YR_OBJECT *)mod, user);
-    }
-    return CALLBACK_CONTINUE;
-}
-
 void tr_imphash(tr_analyzer *a, const unsigned char *p, size_t n, char out[TR_MD5_HEX])
 {
-    out[0] = '\0';
-    if (n < 64 || p[0] != 'M' || p[1] != 'Z')
-        return;
-    imphash_ctx ctx = {0};
-    int rc = yr_rules_scan_mem(a->pe_rules, p, n, SCAN_FLAGS_FAST_MODE, imphash_callback, &ctx, 60);
-    if (rc == ERROR_SUCCESS && ctx.text.len)
-        tr_md5_hex(ctx.text.data, ctx.text.len, out);
-    tr_buf_free(&ctx.text);
+    tr_pe_imphash(a->bin, p, n, out);
 }
 
-/* ---- type --------------------------------------------------------------- */
+/* libmagic's answer in one mode: from the file when there is one, as
+ * file(1) reads it (the ELF details, a gzip's trailer and other tests that
+ * seek in the file need the descriptor; magic_buffer answers less), else
+ * from the bytes. */
+static const char *magic_answer(tr_analyzer *a, int flags, int fd, const unsigned char *p,
+                                size_t n)
+{
+    /* file(1) answers an empty regular file from its stat, before libmagic
+     * reads anything (and magic_descriptor skips that step). */
+    if (fd >= 0 && n == 0)
+        return flags & MAGIC_MIME_TYPE ? "inode/x-empty" : "empty";
+    magic_setflags(a->magic, flags | MAGIC_ERROR);
+    if (fd >= 0 && lseek(fd, 0, SEEK_SET) == 0)
+        return magic_descriptor(a->magic, fd);
+    size_t window = n < a->magic_window ? n : a->magic_window;
+    return magic_buffer(a->magic, window ? (const void *)p : (const void *)"", window);
+}
 
-void tr_analyze_buffer(tr_analyzer *a, const unsigned char *p, size_t n, tr_analysis *out)
+static void analyze_type(tr_analyzer *a, int fd, const unsigned char *p, size_t n,
+                         tr_analysis *out)
 {
     memset(out, 0, sizeof *out);
-    /* libmagic reads a bounded prefix itself; a bigger window only costs time. */
-    size_t window = n < (4u << 20) ? n : (4u << 20);
-    const void *buf = window ? (const void *)p : (const void *)"";
-    magic_setflags(a->magic, MAGIC_MIME_TYPE | MAGIC_ERROR);
-    const char *mime = magic_buffer(a->magic, buf, window);
+    /* Two calls: libmagic answers either the MIME type or the description,
+     * and neither can be derived from the other (see docs/ingest.md). */
+    const char *mime = magic_answer(a, MAGIC_MIME_TYPE, fd, p, n);
     snprintf(out->mime, sizeof out->mime, "%s", mime ? mime : "application/octet-stream");
-    magic_setflags(a->magic, MAGIC_NONE | MAGIC_ERROR);
-    const char *desc = magic_buffer(a->magic, buf, window);
+    const char *desc = magic_answer(a, MAGIC_NONE, fd, p, n);
     snprintf(out->magic, sizeof out->magic, "%s", desc ? desc : "data");
     snprintf(out->file_type, sizeof out->file_type, "%s",
              tr_filetype_classify(out->mime, out->magic, p, n));
+}
+
+void tr_analyze_buffer(tr_analyzer *a, const unsigned char *p, size_t n, tr_analysis *out)
+{
+    analyze_type(a, -1, p, n, out);
     tr_imphash(a, p, n, out->imphash);
+}
+
+tr_bin_info *tr_analyze_all(tr_analyzer *a, int fd, const unsigned char *p, size_t n,
+                            tr_analysis *out)
+{
+    analyze_type(a, fd, p, n, out);
+    tr_bin_info *b = tr_bin_analyze(a->bin, p, n);
+    memcpy(out->imphash, b->imphash, TR_MD5_HEX);
+    return b;
 }

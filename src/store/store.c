@@ -315,13 +315,21 @@ static int open_tmp(tr_store *s, char *path, size_t pathsz, tr_error *err)
     return tr_fail(err, "cannot find a free temporary file name in %s", s->tmp_dir);
 }
 
+/* From the staged copy: its pages are still in the cache the digests read
+ * them into, and libmagic needs a file to answer as file(1) does. */
 static int analyze_staged(tr_analyzer *a, tr_staged *out, tr_error *err)
 {
+    int fd = open(out->tmp_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tr_fail_errno(err, "cannot open %s", out->tmp_path);
     tr_map m;
-    if (tr_map_open(&m, out->tmp_path, err) != 0)
+    if (tr_map_fd(&m, fd, err) != 0) {
+        close(fd);
         return -1;
-    tr_analyze_buffer(a, m.data, m.len, &out->a);
+    }
+    out->bin = tr_analyze_all(a, fd, m.data, m.len, &out->a);
     tr_map_close(&m);
+    close(fd);
     return 0;
 }
 
@@ -465,7 +473,10 @@ int tr_store_stage_buffer(tr_store *s, tr_analyzer *a, const void *p, size_t n, 
         return -1;
     }
     tr_digest_buffer(p, n, &out->d);
-    tr_analyze_buffer(a, p, n, &out->a);
+    if (analyze_staged(a, out, err) != 0) {
+        tr_store_unstage(out);
+        return -1;
+    }
     return 0;
 }
 
@@ -474,6 +485,8 @@ void tr_store_unstage(tr_staged *st)
     if (st->tmp_path[0])
         unlink(st->tmp_path);
     st->tmp_path[0] = '\0';
+    tr_bin_info_free(st->bin);
+    st->bin = NULL;
 }
 
 /* ---- commit ------------------------------------------------------------- */
@@ -645,13 +658,17 @@ int tr_store_commit(tr_store *s, tr_staged *staged, const tr_ingest_meta *meta, 
     }
     int64_t now = tr_now_unix();
     bool *place = tr_xcalloc(n, sizeof *place);
-    /* The binary analysis (analysis_rows.c) of the samples that look new,
-     * before the write lock: a ClamAV scan or a PE parse must not hold
-     * other writers back. */
+    /* The binary analysis (analysis_rows.c): made while staging, or here
+     * for the samples that look new, before the write lock: a ClamAV scan
+     * or a PE parse must not hold other writers back. */
     tr_bin_info **bins = tr_xcalloc(n, sizeof *bins);
     int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        bins[i] = staged[i].bin;
+        staged[i].bin = NULL;
+    }
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (store_has_sha256(s, staged[i].d.sha256) == 0)
+        if (!bins[i] && store_has_sha256(s, staged[i].d.sha256) == 0)
             rc = store_analyze_staged(s, staged[i].tmp_path, &bins[i], err);
     if (rc == 0)
         rc = db_exec(s, "BEGIN IMMEDIATE", err);

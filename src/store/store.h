@@ -74,11 +74,17 @@ void tr_analyzer_free(tr_analyzer *a);
 typedef struct tr_analysis {
     char mime[128];
     char file_type[16];
-    char magic[256];
+    char magic[2048];         /* file(1)'s description; Exif and ROM ones pass 255 bytes */
     char imphash[TR_MD5_HEX];
 } tr_analysis;
 /* Classifies bytes in memory (libmagic + short type + imphash for PE). */
 void tr_analyze_buffer(tr_analyzer *a, const unsigned char *p, size_t n, tr_analysis *out);
+/* The same, and every analysis of the analysis module (tr_bin_analyze) from
+ * the same libyara parse of a PE; caller frees with tr_bin_info_free. fd:
+ * the file holding the bytes p (mapped), or -1: libmagic answers as file(1)
+ * only when it can read the file itself (ELF details, a gzip's trailer). */
+tr_bin_info *tr_analyze_all(tr_analyzer *a, int fd, const unsigned char *p, size_t n,
+                            tr_analysis *out);
 
 /* The short file type from libmagic's MIME type and description, and the
  * first bytes of the file; "unknown" when nothing fits. */
@@ -98,6 +104,10 @@ typedef struct tr_staged {
     char tmp_path[4096];
     tr_digests d;
     tr_analysis a;
+    /* The analysis module's results, made while staging (in parallel
+     * workers, from the pages the digests just read); owned by the staged
+     * file: the commit or tr_store_unstage frees it. */
+    tr_bin_info *bin;
 } tr_staged;
 
 /* Copies fd to a new file under tmp/ while hashing, then analyzes it.

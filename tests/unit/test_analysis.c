@@ -411,6 +411,9 @@ static void test_store_keeps_results(void **state)
     assert_int_equal(tr_analyzer_new(&an, &err), 0);
     tr_staged st;
     assert_int_equal(tr_store_stage_path(s, an, so, &st, &err), 0);
+    /* Analysed while staging (ingest's parallel workers); the commit keeps it. */
+    assert_non_null(st.bin);
+    assert_string_equal(st.bin->telfhash, want);
     tr_ingest_meta m = {.file_name = "stored.so"};
     tr_ingest_result res;
     assert_int_equal(tr_store_commit(s, &st, &m, 1, &res, &err), 0);

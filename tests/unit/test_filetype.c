@@ -5,11 +5,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <string.h>
 #include <yara.h>
 
 #include "core/core.h"
+#include "analysis/analysis.h"
 #include "store/store.h"
 
 static void test_classify_table(void **state)
@@ -152,6 +156,139 @@ static void test_libmagic_verdicts(void **state)
     tr_analyzer_free(an);
 }
 
+/* Ingest's one libyara parse of a PE gives the same imphash as the
+ * imphash-only path (and pefile's value), with the type beside it. */
+static void test_one_parse_serves_all(void **state)
+{
+    (void)state;
+    size_t n;
+    unsigned char *pe = fixture("imports.exe", &n);
+    tr_analyzer *an;
+    tr_error err;
+    assert_int_equal(tr_analyzer_new(&an, &err), 0);
+    tr_analysis one, all;
+    tr_analyze_buffer(an, pe, n, &one);
+    tr_bin_info *b = tr_analyze_all(an, -1, pe, n, &all);
+    assert_non_null(b);
+    assert_string_equal(all.imphash, "40f90fefada75308ac3ff6a05bd55b1d");
+    assert_string_equal(b->imphash, all.imphash);
+    assert_string_equal(all.mime, one.mime);
+    assert_string_equal(all.magic, one.magic);
+    assert_string_equal(all.file_type, one.file_type);
+    assert_int_equal(b->n_certs, 0);
+    tr_bin_info_free(b);
+    /* Not a PE: no imphash from either path. */
+    static const unsigned char sh[] = "#!/bin/sh\necho hi\n";
+    b = tr_analyze_all(an, -1, sh, sizeof sh - 1, &all);
+    assert_string_equal(all.imphash, "");
+    assert_string_equal(b->imphash, "");
+    tr_bin_info_free(b);
+    tr_analyzer_free(an);
+    free(pe);
+}
+
+/* What file(1) answers for a file, one line without its newline. */
+static bool file_cli(const char *opts, const char *path, char *out, size_t outsz)
+{
+    char *cmd = tr_xasprintf("file -b %s -- '%s' 2>/dev/null", opts, path);
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    if (!p)
+        return false;
+    bool ok = fgets(out, (int)outsz, p) != NULL;
+    pclose(p);
+    if (ok)
+        out[strcspn(out, "\n")] = '\0';
+    return ok;
+}
+
+/* libmagic through the analyzer, as staging calls it, against file(1). */
+static void assert_file_answers(tr_analyzer *an, const char *path)
+{
+    char desc[512], mime[256];
+    assert_true(file_cli("", path, desc, sizeof desc));
+    assert_true(file_cli("--mime-type", path, mime, sizeof mime));
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    tr_map m;
+    tr_error err;
+    assert_int_equal(tr_map_fd(&m, fd, &err), 0);
+    tr_analysis a;
+    tr_bin_info_free(tr_analyze_all(an, fd, m.data, m.len, &a));
+    tr_map_close(&m);
+    close(fd);
+    assert_string_equal(a.magic, desc);
+    assert_string_equal(a.mime, mime);
+}
+
+/* The description and MIME type stored are file(1)'s, byte for byte, on
+ * files of different kinds (bench/filetype_check.sh does it on the corpus). */
+static void test_libmagic_equals_file(void **state)
+{
+    (void)state;
+    if (system("file --version >/dev/null 2>&1") != 0) {
+        printf("skipped: needs the file command\n");
+        skip();
+    }
+    char dir[] = "/tmp/trawl-filetype-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    size_t npe;
+    unsigned char *pe = fixture("imports.exe", &npe);
+    static const char *texts[] = {
+        "%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n%%EOF\n",
+        "#!/bin/sh\necho hello\n",
+        "#!/usr/bin/env python3\nimport os\nprint(os.getcwd())\n",
+        "<html><head><title>x</title></head><body>hi</body></html>\n",
+        "{\"a\": [1, 2, 3], \"b\": {\"c\": null}}\n",
+        "int main(void)\n{\n    return 0;\n}\n",
+        "plain words, nothing else\n",
+    };
+    struct {
+        const unsigned char *p;
+        size_t n;
+    } cases[16];
+    size_t ncases = 0;
+    cases[ncases].p = pe, cases[ncases++].n = npe;
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        cases[ncases].p = (const unsigned char *)texts[i], cases[ncases++].n = strlen(texts[i]);
+    char *elf = NULL;
+    size_t nelf;
+    tr_error err;
+    assert_int_equal(tr_read_file("/bin/true", &elf, &nelf, &err), 0);
+    cases[ncases].p = (const unsigned char *)elf, cases[ncases++].n = nelf;
+
+    tr_analyzer *an;
+    assert_int_equal(tr_analyzer_new(&an, &err), 0);
+    for (size_t i = 0; i < ncases; i++) {
+        char *path = tr_xasprintf("%s/f%zu", dir, i);
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(cases[i].p, 1, cases[i].n, f), cases[i].n);
+        fclose(f);
+        assert_file_answers(an, path);
+        unlink(path);
+        free(path);
+    }
+    /* A gzip's description ends with its trailer's size, and an empty
+     * file is file(1)'s "empty": both need the file, not its bytes. */
+    char *gz = tr_xasprintf("%s/t.gz", dir), *empty = tr_xasprintf("%s/empty", dir);
+    char *cmd = tr_xasprintf("printf 'some text to compress\\n' | gzip -9 > '%s' && : > '%s'",
+                             gz, empty);
+    if (system(cmd) == 0) {
+        assert_file_answers(an, gz);
+        assert_file_answers(an, empty);
+    }
+    unlink(gz);
+    unlink(empty);
+    free(cmd);
+    free(gz);
+    free(empty);
+    tr_analyzer_free(an);
+    rmdir(dir);
+    free(elf);
+    free(pe);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +296,8 @@ int main(void)
         cmocka_unit_test(test_refine_by_name),
         cmocka_unit_test(test_pe_analysis_and_imphash),
         cmocka_unit_test(test_libmagic_verdicts),
+        cmocka_unit_test(test_one_parse_serves_all),
+        cmocka_unit_test(test_libmagic_equals_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
