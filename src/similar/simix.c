@@ -266,8 +266,33 @@ static void walk_end(walk *w)
     free(w->heap);
 }
 
-/* Links entries in tree order, each to the nearest of those before it that a
- * walk finds; a full list keeps its nearest. */
+/* Adds an edge to a row: appended while the row has room, else in place of
+ * its farthest edge if closer. Rows never exceed SIM_GRAPH_DEGREE, whatever
+ * order the walks find entries in (a seed walk can reach entries after the
+ * one being linked, which may then already hold edges when their turn comes). */
+static void graph_link(uint32_t *g, int *gd, uint8_t *deg, size_t row, uint32_t to, int d)
+{
+    size_t base = row * SIM_GRAPH_DEGREE;
+    for (size_t e = 0; e < deg[row]; e++)
+        if (g[base + e] == to)
+            return;
+    if (deg[row] < SIM_GRAPH_DEGREE) {
+        g[base + deg[row]] = to;
+        gd[base + deg[row]++] = d;
+        return;
+    }
+    size_t far = 0;
+    for (size_t e = 1; e < SIM_GRAPH_DEGREE; e++)
+        if (gd[base + e] > gd[base + far])
+            far = e;
+    if (d < gd[base + far]) {
+        g[base + far] = to;
+        gd[base + far] = d;
+    }
+}
+
+/* Links entries in tree order, each to the nearest of those a walk finds;
+ * a full row keeps its nearest. */
 static void graph_build(tr_simix *ix)
 {
     size_t n = ix->n;
@@ -281,26 +306,14 @@ static void graph_build(tr_simix *ix)
         walk_begin(&w, ix, g, SIM_BUILD_EFFORT);
         walk_seed(&w, q, i);
         walk_run(&w, q);
-        size_t links = w.np < SIM_GRAPH_K ? w.np : SIM_GRAPH_K;
-        for (size_t h = 0; h < links; h++) {
+        size_t links = 0;
+        for (size_t h = 0; h < w.np && links < SIM_GRAPH_K; h++) {
             uint32_t j = w.pool[h].pos;
-            int d = w.pool[h].d;
-            g[i * SIM_GRAPH_DEGREE + deg[i]] = j;
-            gd[i * SIM_GRAPH_DEGREE + deg[i]++] = d;
-            size_t base = (size_t)j * SIM_GRAPH_DEGREE;
-            if (deg[j] < SIM_GRAPH_DEGREE) {
-                g[base + deg[j]] = (uint32_t)i;
-                gd[base + deg[j]++] = d;
+            if (j == i)
                 continue;
-            }
-            size_t far = 0;
-            for (size_t e = 1; e < SIM_GRAPH_DEGREE; e++)
-                if (gd[base + e] > gd[base + far])
-                    far = e;
-            if (d < gd[base + far]) {
-                g[base + far] = (uint32_t)i;
-                gd[base + far] = d;
-            }
+            graph_link(g, gd, deg, i, j, w.pool[h].d);
+            graph_link(g, gd, deg, j, (uint32_t)i, w.pool[h].d);
+            links++;
         }
         walk_end(&w);
     }

@@ -143,6 +143,40 @@ static void test_tlsh_index_against_brute_force(void **state)
     free(v);
 }
 
+/* The TLSH digests of 198 of Debian's Wine DLLs in the order a largest-first
+ * add gives them ids: the graph build once wrote past a row's degree (and
+ * past the array) on them. Every row must stay within its degree. */
+static void test_tlsh_graph_rows_stay_in_degree(void **state)
+{
+    (void)state;
+    FILE *f = fopen(TRAWL_SOURCE_DIR "/tests/fixtures/similar/tlsh_wine_dlls_by_size.txt", "r");
+    assert_non_null(f);
+    tr_hash_value *v = tr_xcalloc(256, sizeof *v);
+    size_t n = 0;
+    while (n < 256 && fgets(v[n].value, sizeof v[n].value, f)) {
+        v[n].value[strcspn(v[n].value, "\n")] = '\0';
+        v[n].id = (int64_t)n + 1;
+        n++;
+    }
+    fclose(f);
+    assert_int_equal(n, 198);
+    tr_simix *ix = tr_simix_from_values(kind_of("tlsh"), v, n);
+    assert_int_equal(tr_simix_size(ix), n);
+    tr_similar_hit ref[5], got[5];
+    size_t hits = 0;
+    for (size_t q = 0; q < n; q++) {
+        size_t nr = tr_simix_brute(ix, v[q].value, 5, v[q].id, ref);
+        size_t ng = tr_simix_knn(ix, v[q].value, 5, v[q].id, got);
+        assert_int_equal(ng, nr);
+        for (size_t k = 0; k < ng; k++)
+            hits += got[k].id == ref[k].id;
+    }
+    /* the graph still finds the true nearest nearly always */
+    assert_true(hits * 100 >= 95 * 5 * n);
+    tr_simix_close(ix);
+    free(v);
+}
+
 static void test_ssdeep_index_is_exact(void **state)
 {
     (void)state;
@@ -333,6 +367,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tlsh_distance_is_libtlsh),
         cmocka_unit_test(test_tlsh_index_against_brute_force),
+        cmocka_unit_test(test_tlsh_graph_rows_stay_in_degree),
         cmocka_unit_test(test_ssdeep_index_is_exact),
         cmocka_unit_test(test_store_index_current),
     };
