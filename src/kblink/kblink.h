@@ -49,6 +49,13 @@ int tr_kblink_sync_mode(const char *data_dir, tr_kblink_mode mode, tr_kblink_sta
  * rules and noise records into its knowledge base. */
 int tr_kblink_sync(const char *data_dir, tr_kblink_stats *st, tr_error *err);
 
+/* Which noise addresses become objects: the tagged ones and those
+ * classified malicious or benign (the default, all = false), or every
+ * address (all = true). set: NULL reads the scope into *all, else "all" or
+ * "classified" sets it; a change makes the next sync a full pass (which
+ * adds or retires the addresses concerned). */
+int tr_kblink_noise_scope(const char *data_dir, const char *set, bool *all, tr_error *err);
+
 /* Keeping the links current without hooks: a watch tells whether anything
  * in trawl.db was committed since it last looked (by any process), so a
  * server syncs only after a change. Its own sync's commits count as changes

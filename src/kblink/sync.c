@@ -1653,6 +1653,42 @@ static int prime_modules(const char *data_dir, tr_error *err)
     return 0;
 }
 
+int tr_kblink_noise_scope(const char *data_dir, const char *set, bool *all, tr_error *err)
+{
+    bool want_all = set && strcmp(set, "all") == 0;
+    if (set && !want_all && strcmp(set, "classified") != 0)
+        return tr_fail(err, "noise scope '%.40s': expected all or classified", set);
+    kb_sync s = {.data_dir = data_dir};
+    char *path = tr_xasprintf("%s/trawl.db", data_dir);
+    int rc = -1;
+    if (sqlite3_open_v2(path, &s.db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        tr_fail(err, "cannot open %s: %s", path, s.db ? sqlite3_errmsg(s.db) : "out of memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(s.db, 30000);
+    if (exec_sql(&s, kb_schema, err) != 0)
+        goto out;
+    bool was = state_flag(&s, "noise_all");
+    if (set && was != want_all) {
+        char sql[200];
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; INSERT OR REPLACE INTO kblink_state(key, value)"
+                                  " VALUES('noise_all', %d); DELETE FROM kblink_state WHERE"
+                                  " key='last_full'; COMMIT;", want_all ? 1 : 0);
+        if (exec_sql(&s, sql, err) != 0) {
+            sqlite3_exec(s.db, "ROLLBACK", NULL, NULL, NULL);
+            goto out;
+        }
+    }
+    if (all)
+        *all = set ? want_all : was;
+    rc = 0;
+out:
+    if (s.db)
+        sqlite3_close(s.db);
+    free(path);
+    return rc;
+}
+
 int tr_kblink_sync(const char *data_dir, tr_kblink_stats *stp, tr_error *err)
 {
     return tr_kblink_sync_mode(data_dir, TR_KBLINK_AUTO, stp, err);
