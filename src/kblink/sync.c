@@ -1252,8 +1252,14 @@ static int retire(kb_sync *s, size_t from, change_set *cs, tr_kblink_stats *st, 
             return -1;
         k->live = false;
         k->dirty = true;
-        if (!have)
+        /* An address's SCO says only that the address exists: its revoked
+         * observed-data and sightings say trawl no longer reports it.
+         * Marking it would replace it (SCOs have no versions: a delete and
+         * a create) every time an address leaves or re-enters the scope. */
+        if (!have || (k->sco && ip_key(s->knames[i]))) {
+            json_decref(have);
             continue;
+        }
         if (k->sco)
             json_object_set_new(have, "x_trawl_removed", json_true());
         else

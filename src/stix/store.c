@@ -33,6 +33,10 @@ static const char *const schema =
     " source TEXT NOT NULL, target TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS stix_edges_source ON stix_edges(source);"
     "CREATE INDEX IF NOT EXISTS stix_edges_target ON stix_edges(target);"
+    /* A delete (an SCO replaced by a sync, a TAXII DELETE) finds its edges
+     * and collection entries by seq: without these it read both tables
+     * whole, seconds per object at a million objects. */
+    "CREATE INDEX IF NOT EXISTS stix_edges_seq ON stix_edges(seq);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS stix_fts USING fts5("
     " name, aliases, description, content='');"
     "CREATE TABLE IF NOT EXISTS stix_collections("
@@ -42,6 +46,7 @@ static const char *const schema =
     "CREATE TABLE IF NOT EXISTS stix_members("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, collection TEXT NOT NULL,"
     " obj_seq INTEGER NOT NULL, date_added TEXT NOT NULL, UNIQUE(collection, obj_seq));"
+    "CREATE INDEX IF NOT EXISTS stix_members_obj ON stix_members(obj_seq);"
     "CREATE TABLE IF NOT EXISTS stix_status(id TEXT PRIMARY KEY, json TEXT NOT NULL,"
     " created INTEGER NOT NULL);"
     /* Deleted objects: their last version, under a seq taken from

@@ -56,18 +56,26 @@ def test_only_tagged_or_classified_addresses_unless_scope_all(trawl, tmp_path):
     assert set(ips) == {TAGGED, QUIET}
     od = observed(objs, ips[QUIET]["id"])
     assert len(od) == 1 and not od[0].get("revoked")
-    # Back to the default: the quiet address retires (its SCO is marked,
-    # its observed-data revoked, and the sensor only it was seen by revoked),
-    # the tagged one stays as it is.
+    # Back to the default: the quiet address retires (its observed-data and
+    # the sensor only it was seen by are revoked; its SCO, which only says
+    # the address exists, stays as it is), the tagged one stays as it is.
     trawl.run("kb", "noise-scope", "classified", check=0)
     st = sync(trawl)
-    assert st["full"] is True and st["retired"] == 3, st
+    assert st["full"] is True and st["retired"] == 2, st
     objs = export(trawl)
     no_dangling(objs)
     ips = addresses(objs)
-    assert ips[QUIET].get("x_trawl_removed") is True
-    assert "x_trawl_removed" not in ips[TAGGED]
+    assert "x_trawl_removed" not in ips[QUIET] and "x_trawl_removed" not in ips[TAGGED]
     assert observed(objs, ips[QUIET]["id"])[0]["revoked"] is True
+    assert not observed(objs, ips[TAGGED]["id"])[0].get("revoked")
+    # In scope again: a new observed-data (a revoked one takes no new
+    # version), the same SCO.
+    trawl.run("kb", "noise-scope", "all", check=0)
+    st = sync(trawl)
+    assert st["added"] == 2 and st["updated"] == 0, st
+    objs = export(trawl)
+    live = [o for o in observed(objs, addresses(objs)[QUIET]["id"]) if not o.get("revoked")]
+    assert len(live) == 1
     p = trawl.run("kb", "noise-scope", "some", check=None)
     assert p.returncode != 0 and "expected all or classified" in p.stderr
 
