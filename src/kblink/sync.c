@@ -1069,10 +1069,19 @@ static int consume_changes(kb_sync *s, const change_set *cs, tr_error *err)
 /* The knowledge-base rows a sync's own import logged: not hand edits. */
 static int consume_kb_rows(kb_sync *s, const change_set *cs, tr_error *err)
 {
+    if (!json_array_size(cs->objects) && !json_array_size(cs->replace))
+        return 0;
+    /* The ids into a temporary table, then one delete over the rows logged
+     * since the change log was read (those before were consumed): a
+     * delete per id read the whole log each time, and a busy sensor's log
+     * holds a row per address per batch. */
+    if (exec_sql(s, "CREATE TEMP TABLE IF NOT EXISTS kb_ids(id TEXT PRIMARY KEY) WITHOUT ROWID;"
+                    " DELETE FROM temp.kb_ids;", err) != 0)
+        return -1;
     sqlite3_stmt *st;
     int rc = 0;
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM kblink_changes WHERE source='kb' AND key=?", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO temp.kb_ids(id) VALUES(?)", -1, &st,
+                           NULL) != SQLITE_OK)
         return db_fail(s->db, err);
     json_t *lists[2] = {cs->objects, cs->replace};
     for (size_t l = 0; l < 2 && rc == 0; l++) {
@@ -1091,6 +1100,15 @@ static int consume_kb_rows(kb_sync *s, const change_set *cs, tr_error *err)
             }
         }
     }
+    sqlite3_finalize(st);
+    if (rc != 0)
+        return -1;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM kblink_changes WHERE seq > ? AND source='kb'"
+                                  " AND key IN (SELECT id FROM temp.kb_ids)", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_fail(s->db, err);
+    sqlite3_bind_int64(st, 1, s->max_seq);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(s->db, err);
     sqlite3_finalize(st);
     return rc;
 }
