@@ -35,8 +35,8 @@ typedef struct tr_kblink_stats {
 /* Incremental by default: triggers on the tables kblink reads log what
  * changed (kblink_changes), and a sync derives only that (the changed
  * samples and their families; the indicators when rules, hunts or samples
- * changed; the noise records when they changed) and consumes the log in the
- * commit that records its work. A full pass derives everything, compares it
+ * changed; the changed noise addresses, a bounded batch at a time) and
+ * consumes the log in the commits that record its work. A full pass derives everything, compares it
  * all and so repairs anything: the first sync, a sync after a change log
  * trigger went missing, after a hand edit of a linked object or a new
  * malware/intrusion set in the knowledge base, once TR_KBLINK_FULL_EVERY
