@@ -383,6 +383,7 @@ typedef struct import_ctx {
     const char *collection, *now;
     tr_stix_import_result *res;
     json_t *aliases;          /* this bundle's SCO ids -> their deterministic ids */
+    bool any_alias;           /* the bundle or the store has one: refs are looked up */
 } import_ctx;
 
 /* Collects, while the bundle is validated, the SCOs whose id is not the
@@ -535,8 +536,8 @@ static int import_one(void *arg, size_t index, json_t *obj, const char *text, si
     import_ctx *c = arg;
     tr_stix_parsed_object po = {.obj = obj, .text = (char *)text, .len = len};
     char *re = NULL;
-    int changed = canonicalize(c, obj, text, len, err);
-    int r = changed < 0 ? -1 : rewrite_refs(c, obj, err);
+    int changed = c->any_alias ? canonicalize(c, obj, text, len, err) : 0;
+    int r = changed < 0 ? -1 : c->any_alias ? rewrite_refs(c, obj, err) : 0;
     if (r < 0 || changed < 0) {
         changed = -1;
     } else if (changed || r) {
@@ -605,7 +606,15 @@ int tr_stix_import(tr_stix_db *s, const char *text, size_t len, const char *coll
              err) != 0)
         goto out;
     import_ctx c = {.s = s, .x = &x, .collection = collection, .now = now, .res = res,
-                    .aliases = aliases};
+                    .aliases = aliases, .any_alias = json_object_size(aliases) > 0};
+    /* Most stores hold no alias: their imports look no reference up. */
+    if (!c.any_alias) {
+        sqlite3_stmt *st = NULL;
+        if (prep(s, &st, "SELECT EXISTS(SELECT 1 FROM stix_aliases)", err) != 0)
+            goto out;
+        c.any_alias = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+        sqlite3_finalize(st);
+    }
     bool upgraded;
     size_t n;
     if (stix_bundle_each(text, len, false, import_one, &c, &upgraded, &n, err) != 0)
