@@ -14,6 +14,9 @@ static const char usage_text[] =
     "usage: trawl kb sync [--full] [--json]     link samples, signatures, live rules, hunts and\n"
     "                                           noise addresses into the knowledge base (idempotent;\n"
     "                                           what changed since the last sync, or --full: all)\n"
+    "       trawl kb noise-scope [all|classified] which noise addresses become objects: tagged or\n"
+    "                                           classified malicious/benign ones (the default), or\n"
+    "                                           all; a change makes the next sync a full pass\n"
     "       trawl kb match PATTERN [--json]     the samples and noise addresses a STIX pattern matches\n"
     "       trawl kb match INDICATOR-ID [--json] the same for a stored indicator; a YARA indicator\n"
     "                                           runs as a retrohunt\n";
@@ -185,6 +188,16 @@ int cli_cmd_kb(const cli_ctx *ctx, int argc, char **argv)
     char **args = argv + 1 + optind;
     if (strcmp(argv[1], "sync") == 0 && nargs == 0)
         return cmd_sync(ctx, full, json);
+    if (strcmp(argv[1], "noise-scope") == 0 && nargs <= 1) {
+        bool all;
+        tr_error err;
+        if (tr_kblink_noise_scope(ctx->data_dir, nargs ? args[0] : NULL, &all, &err) != 0) {
+            cli_error("%s", err.msg);
+            return CLI_FAIL;
+        }
+        puts(all ? "all" : "classified");
+        return CLI_OK;
+    }
     if (strcmp(argv[1], "match") == 0 && nargs == 1)
         return cmd_match(ctx, args[0], json);
     fputs(usage_text, stderr);

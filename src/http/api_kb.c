@@ -1,5 +1,5 @@
 /* /api/kb/...: trawl's data linked into the knowledge base.
- *   POST sync                        one sync (kblink.h); its counts
+ *   POST sync [{"full": true}]       one sync (kblink.h), or a full pass; its counts
  *   GET  match?pattern=P             samples and noise addresses a STIX pattern matches
  *   POST match {"pattern": P} | {"indicator": ID}
  *                                    the same; a YARA indicator is queued as a hunt */
@@ -10,18 +10,38 @@
 #include "kblink/kblink.h"
 #include "stix/stix.h"
 
+/* {"full": true} in the body (or ?full=1) asks for a full pass, as
+ * `trawl kb sync --full` does; no body is an ordinary sync. */
 static enum MHD_Result kb_sync(http_request *r)
 {
+    bool full = false;
+    const char *q = http_query(r, "full");
+    if (q && (strcmp(q, "1") == 0 || strcmp(q, "true") == 0))
+        full = true;
+    else if (q && strcmp(q, "0") != 0 && strcmp(q, "false") != 0)
+        return http_send_error(r, 400, "full is 1, true, 0 or false");
+    if (r->body.len) {
+        enum MHD_Result sent = MHD_NO;
+        json_t *body = http_json_body(r, &sent);
+        if (!body)
+            return sent;
+        json_t *f = json_object_get(body, "full");
+        bool bad = f && !json_is_boolean(f);
+        full = full || json_is_true(f);
+        json_decref(body);
+        if (bad)
+            return http_send_error(r, 400, "\"full\" must be true or false");
+    }
     tr_kblink_stats st;
     tr_error err;
-    int rc = tr_kblink_sync(r->data_dir, &st, &err);
+    int rc = tr_kblink_sync_mode(r->data_dir, full ? TR_KBLINK_FULL : TR_KBLINK_AUTO, &st, &err);
     if (rc != 0)
         return http_send_error(r, 500, "%s", err.msg);
-    return http_send_json(r, 200, json_pack("{ss sI sI sI sI sI}", "query_status", "ok", "objects",
-                                            (json_int_t)st.objects, "unchanged",
+    return http_send_json(r, 200, json_pack("{ss sI sI sI sI sI sb}", "query_status", "ok",
+                                            "objects", (json_int_t)st.objects, "unchanged",
                                             (json_int_t)st.unchanged, "added", (json_int_t)st.added,
                                             "updated", (json_int_t)st.updated, "retired",
-                                            (json_int_t)st.retired));
+                                            (json_int_t)st.retired, "full", st.full));
 }
 
 static enum MHD_Result match_pattern(http_request *r, const char *pattern)

@@ -35,8 +35,8 @@ typedef struct tr_kblink_stats {
 /* Incremental by default: triggers on the tables kblink reads log what
  * changed (kblink_changes), and a sync derives only that (the changed
  * samples and their families; the indicators when rules, hunts or samples
- * changed; the noise records when they changed) and consumes the log in the
- * commit that records its work. A full pass derives everything, compares it
+ * changed; the changed noise addresses, a bounded batch at a time) and
+ * consumes the log in the commits that record its work. A full pass derives everything, compares it
  * all and so repairs anything: the first sync, a sync after a change log
  * trigger went missing, after a hand edit of a linked object or a new
  * malware/intrusion set in the knowledge base, once TR_KBLINK_FULL_EVERY
@@ -48,6 +48,13 @@ int tr_kblink_sync_mode(const char *data_dir, tr_kblink_mode mode, tr_kblink_sta
 /* One sync (TR_KBLINK_AUTO) of the data directory's samples, hunts, live
  * rules and noise records into its knowledge base. */
 int tr_kblink_sync(const char *data_dir, tr_kblink_stats *st, tr_error *err);
+
+/* Which noise addresses become objects: the tagged ones and those
+ * classified malicious or benign (the default, all = false), or every
+ * address (all = true). set: NULL reads the scope into *all, else "all" or
+ * "classified" sets it; a change makes the next sync a full pass (which
+ * adds or retires the addresses concerned). */
+int tr_kblink_noise_scope(const char *data_dir, const char *set, bool *all, tr_error *err);
 
 /* Keeping the links current without hooks: a watch tells whether anything
  * in trawl.db was committed since it last looked (by any process), so a

@@ -46,7 +46,14 @@ static const char *const kb_schema =
      * changes an indicator's sightings or indicates relationships. */
     "CREATE TABLE IF NOT EXISTS kblink_sighted(sha256 TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS kblink_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
-    " WITHOUT ROWID;";
+    " WITHOUT ROWID;"
+    /* The keys of the noise addresses' objects (noise-ip:IP, noise-od:IP,
+     * noise-sighting:IP:CVE), apart from kblink_objects: a sync reads only
+     * the rows of the addresses it derives (a range per address), never the
+     * millions of a large sensor network's. */
+    "CREATE TABLE IF NOT EXISTS kblink_noise(key TEXT PRIMARY KEY, id TEXT NOT NULL,"
+    " gen INTEGER NOT NULL, live INTEGER NOT NULL, sco INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS kblink_noise_id ON kblink_noise(id);";
 
 /* The triggers that feed kblink_changes, created by kblink on the tables it
  * reads (docs/kb.md says why not by their modules). They name only key
@@ -90,12 +97,13 @@ static const struct {
      * or an imported malware/intrusion set a signature may be named like
      * (stix_latest is written with INSERT OR REPLACE: a new version is an
      * insert). Either makes the next sync a full pass. */
-    {"kblink_log_kb_ins", "stix_latest",
+    {"kblink_log_kb_ins2", "stix_latest",
      "AFTER INSERT ON stix_latest WHEN NEW.type IN ('malware', 'intrusion-set')"
-     " OR EXISTS (SELECT 1 FROM kblink_objects WHERE id=NEW.id)" LOG("kb", "NEW.id")},
-    {"kblink_log_kb_del", "stix_latest",
+     " OR EXISTS (SELECT 1 FROM kblink_objects WHERE id=NEW.id)"
+     " OR EXISTS (SELECT 1 FROM kblink_noise WHERE id=NEW.id)" LOG("kb", "NEW.id")},
+    {"kblink_log_kb_del2", "stix_latest",
      "AFTER DELETE ON stix_latest WHEN EXISTS (SELECT 1 FROM kblink_objects WHERE id=OLD.id)"
-     LOG("kb", "OLD.id")},
+     " OR EXISTS (SELECT 1 FROM kblink_noise WHERE id=OLD.id)" LOG("kb", "OLD.id")},
 #undef LOG
 #undef LOG_SAMPLE
 };
@@ -130,6 +138,10 @@ typedef struct kb_sync {
     json_t *scope_files;      /* file ids the touched samples had */
     json_t *scope_fams;       /* lower-case signature -> true */
     json_t *scope_malids;     /* those families' malware ids before this run */
+    bool noise_all;           /* every noise address, not only tagged/classified ones */
+    /* Which keys a retirement may judge: the main pass's, a noise batch's
+     * addresses, or (after a full noise pass) the sensors and CVEs. */
+    enum { PHASE_MAIN, PHASE_BATCH, PHASE_TAIL } phase;
 } kb_sync;
 
 static int db_fail(sqlite3 *db, tr_error *err)
@@ -200,15 +212,22 @@ static const char *sdo_id(kb_sync *s, const char *type, const char *key)
     return k->id;
 }
 
+static void sco_seen_key(kb_sync *s, const char *key, const char *id)
+{
+    size_t i = key_slot(s, key);
+    kb_key *k = &s->k[i];
+    if (!k->id || !k->live || !k->sco || strcmp(k->id, id) != 0)
+        k->dirty = true;
+    if (!k->id || strcmp(k->id, id) != 0) {
+        free(k->id);
+        k->id = tr_xstrdup(id);
+    }
+    k->live = k->sco = k->seen = true;
+}
+
 static void sco_seen(kb_sync *s, const char *id)
 {
-    size_t i = key_slot(s, id);
-    kb_key *k = &s->k[i];
-    if (!k->id || !k->live || !k->sco)
-        k->dirty = true;
-    if (!k->id)
-        k->id = tr_xstrdup(id);
-    k->live = k->sco = k->seen = true;
+    sco_seen_key(s, id, id);
 }
 
 static void want(kb_sync *s, json_t *obj)
@@ -712,101 +731,169 @@ static int derive_hunts(kb_sync *s, tr_error *err)
 
 /* ---- noise ------------------------------------------------------------------ */
 
-static json_t *stix_time(json_t *t)
+/* Addresses derived, read and committed at a time: a sync holds one batch's
+ * objects and keys, whatever the number of addresses. */
+#define KB_NOISE_BATCH 1000
+
+static bool ip_key(const char *key)
 {
-    const char *v = json_string_value(t);
-    return json_string(v && tr_stix_ts_valid(v) ? v : KB_EPOCH);
+    return strncmp(key, "noise-ip:", 9) == 0 || strncmp(key, "noise-od:", 9) == 0 ||
+           strncmp(key, "noise-sighting:", 15) == 0;
 }
 
-static int derive_noise(kb_sync *s, tr_error *err)
+/* An analyst wants the addresses that say something, not every address that
+ * knocked once: tagged ones and those classified malicious or benign. An
+ * unknown untagged address is left out unless the data directory's noise
+ * scope is "all" (tr_kblink_set_noise_scope); `trawl kb match` looks any
+ * address up without it. */
+static bool noise_deserves(const kb_sync *s, json_t *rec)
 {
-    tr_noise *nz;
-    if (tr_noise_open(s->data_dir, &nz, err) != 0)
+    if (s->noise_all || json_array_size(json_object_get(rec, "tags")))
+        return true;
+    const char *c = json_string_value(json_object_get(rec, "classification"));
+    return c && (strcmp(c, "malicious") == 0 || strcmp(c, "benign") == 0);
+}
+
+/* A UTC day ("YYYY-MM-DD") as a STIX timestamp at its start or end. */
+static json_t *day_time(json_t *day, bool end)
+{
+    const char *d = json_string_value(day);
+    char ts[40];
+    if (d && strlen(d) == 10)
+        snprintf(ts, sizeof ts, "%sT%s", d, end ? "23:59:59.999Z" : "00:00:00.000Z");
+    return json_string(d && strlen(d) == 10 && tr_stix_ts_valid(ts) ? ts : KB_EPOCH);
+}
+
+/* The objects one noise address stands for. Its observed-data and CVE
+ * sightings carry the days it was seen, not its event count or the second
+ * of its last event: they are versioned objects (a change is a new version,
+ * STIX 2.1 3.6), so they change at most once per day of activity rather
+ * than with every event (docs/kb.md). */
+static int derive_ip(kb_sync *s, const char *ipt, json_t *rec, tr_error *err)
+{
+    json_t *ip = json_pack("{ss ss ss}", "type", strchr(ipt, ':') ? "ipv6-addr" : "ipv4-addr",
+                           "spec_version", "2.1", "value", ipt);
+    char id[128];
+    if (tr_stix_sco_id(ip, id, err) != 1) {
+        json_decref(ip);
         return -1;
-    char **ips = NULL;
-    size_t n = 0;
-    int rc = tr_noise_ip_list(nz, &ips, &n, err);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        json_t *rec = NULL;
-        int got = tr_noise_ip(nz, ips[i], &rec, err);
-        if (got < 0) {
-            rc = -1;
-            break;
-        }
-        if (!got)
-            continue;
-        json_t *ip = json_pack("{ss ss ss}", "type", strchr(ips[i], ':') ? "ipv6-addr" : "ipv4-addr",
-                               "spec_version", "2.1", "value", ips[i]);
-        char id[128];
-        if (tr_stix_sco_id(ip, id, err) != 1) {
-            json_decref(ip);
-            json_decref(rec);
-            rc = -1;
-            break;
-        }
-        json_object_set_new(ip, "id", json_string(id));
-        sco_seen(s, id);
-        want(s, ip);
-        char *key = tr_xasprintf("noise-od:%s", ips[i]);
-        json_t *od = sdo(s, "observed-data", key);
-        free(key);
-        json_int_t events = json_integer_value(json_object_get(rec, "events"));
-        json_object_set_new(od, "first_observed", stix_time(json_object_get(rec, "first_seen_time")));
-        json_object_set_new(od, "last_observed", stix_time(json_object_get(rec, "last_seen_time")));
-        json_object_set_new(od, "number_observed", json_integer(events > 0 ? events : 1));
-        json_object_set_new(od, "object_refs", json_pack("[s]", id));
-        const char *od_id = json_string_value(json_object_get(od, "id"));
-        want(s, od);
-        /* The sensors that saw it, as identities where it was sighted. */
-        json_t *where = json_array();
-        size_t k;
-        json_t *v;
-        json_array_foreach(json_object_get(rec, "sensors"), k, v) {
-            const char *name = json_string_value(json_object_get(v, "name"));
-            if (!name || k >= KB_MAX_PER_IP)
-                continue;
-            char *skey = tr_xasprintf("sensor:%s", name);
-            json_t *ident = sdo(s, "identity", skey);
-            free(skey);
-            json_object_set_new(ident, "name", json_string(name));
-            json_object_set_new(ident, "identity_class", json_string("system"));
-            json_object_set_new(ident, "description", json_string("a trawl sensor"));
-            json_array_append(where, json_object_get(ident, "id"));
-            want(s, ident);
-        }
-        if (!json_array_size(where))
-            json_array_append_new(where, json_string(TR_KBLINK_IDENTITY));
-        json_array_foreach(json_object_get(rec, "cve"), k, v) {
-            const char *cve = json_string_value(v);
-            if (!cve || k >= KB_MAX_PER_IP)
-                continue;
-            char *vkey = tr_xasprintf("cve:%s", cve);
-            json_t *vul = sdo(s, "vulnerability", vkey);
-            free(vkey);
-            json_object_set_new(vul, "name", json_string(cve));
-            json_object_set_new(vul, "external_references",
-                                json_pack("[{ss ss}]", "source_name", "cve", "external_id", cve));
-            const char *vul_id = json_string_value(json_object_get(vul, "id"));
-            char *sk = tr_xasprintf("noise-sighting:%s:%s", ips[i], cve);
-            json_t *si = sdo(s, "sighting", sk);
-            free(sk);
-            json_object_set_new(si, "sighting_of_ref", json_string(vul_id));
-            json_object_set_new(si, "observed_data_refs", json_pack("[s]", od_id));
-            json_object_set_new(si, "where_sighted_refs", json_deep_copy(where));
-            json_object_set(si, "first_seen", json_object_get(od, "first_observed"));
-            json_object_set(si, "last_seen", json_object_get(od, "last_observed"));
-            json_object_set_new(si, "count", json_integer(events > 0 ? events : 1));
-            want(s, vul);
-            want(s, si);
-        }
-        json_decref(where);
-        json_decref(rec);
     }
-    for (size_t i = 0; i < n; i++)
-        free(ips[i]);
-    free(ips);
-    tr_noise_close(nz);
-    return rc;
+    json_object_set_new(ip, "id", json_string(id));
+    char *key = tr_xasprintf("noise-ip:%s", ipt);
+    sco_seen_key(s, key, id);
+    free(key);
+    want(s, ip);
+    key = tr_xasprintf("noise-od:%s", ipt);
+    json_t *od = sdo(s, "observed-data", key);
+    free(key);
+    size_t days = json_object_size(json_object_get(rec, "events_per_day"));
+    json_object_set_new(od, "first_observed", day_time(json_object_get(rec, "first_seen"), false));
+    json_object_set_new(od, "last_observed", day_time(json_object_get(rec, "last_seen"), true));
+    json_object_set_new(od, "number_observed", json_integer(days ? (json_int_t)days : 1));
+    json_object_set_new(od, "object_refs", json_pack("[s]", id));
+    const char *od_id = json_string_value(json_object_get(od, "id"));
+    want(s, od);
+    /* The sensors that saw it, as identities where it was sighted. */
+    json_t *where = json_array();
+    size_t k;
+    json_t *v;
+    json_array_foreach(json_object_get(rec, "sensors"), k, v) {
+        const char *name = json_string_value(json_object_get(v, "name"));
+        if (!name || k >= KB_MAX_PER_IP)
+            continue;
+        char *skey = tr_xasprintf("sensor:%s", name);
+        json_t *ident = sdo(s, "identity", skey);
+        free(skey);
+        json_object_set_new(ident, "name", json_string(name));
+        json_object_set_new(ident, "identity_class", json_string("system"));
+        json_object_set_new(ident, "description", json_string("a trawl sensor"));
+        json_array_append(where, json_object_get(ident, "id"));
+        want(s, ident);
+    }
+    if (!json_array_size(where))
+        json_array_append_new(where, json_string(TR_KBLINK_IDENTITY));
+    json_array_foreach(json_object_get(rec, "cve"), k, v) {
+        const char *cve = json_string_value(v);
+        if (!cve || k >= KB_MAX_PER_IP)
+            continue;
+        char *vkey = tr_xasprintf("cve:%s", cve);
+        json_t *vul = sdo(s, "vulnerability", vkey);
+        free(vkey);
+        json_object_set_new(vul, "name", json_string(cve));
+        json_object_set_new(vul, "external_references",
+                            json_pack("[{ss ss}]", "source_name", "cve", "external_id", cve));
+        const char *vul_id = json_string_value(json_object_get(vul, "id"));
+        char *sk = tr_xasprintf("noise-sighting:%s:%s", ipt, cve);
+        json_t *si = sdo(s, "sighting", sk);
+        free(sk);
+        json_object_set_new(si, "sighting_of_ref", json_string(vul_id));
+        json_object_set_new(si, "observed_data_refs", json_pack("[s]", od_id));
+        json_object_set_new(si, "where_sighted_refs", json_deep_copy(where));
+        json_object_set(si, "first_seen", json_object_get(od, "first_observed"));
+        json_object_set(si, "last_seen", json_object_get(od, "last_observed"));
+        json_object_set(si, "count", json_object_get(od, "number_observed"));
+        want(s, vul);
+        want(s, si);
+    }
+    json_decref(where);
+    return 0;
+}
+
+static void key_fill(kb_sync *s, sqlite3_stmt *st)
+{
+    size_t i = key_slot(s, (const char *)sqlite3_column_text(st, 0));
+    free(s->k[i].id);
+    s->k[i].id = tr_xstrdup((const char *)sqlite3_column_text(st, 1));
+    s->k[i].gen = sqlite3_column_int64(st, 2);
+    s->k[i].live = sqlite3_column_int(st, 3) != 0;
+    s->k[i].sco = sqlite3_column_int(st, 4) != 0;
+}
+
+/* The keys of one address: two point lookups and one range. */
+static int load_ip_keys(kb_sync *s, sqlite3_stmt *q, const char *ip, tr_error *err)
+{
+    char *lo = tr_xasprintf("noise-sighting:%s:", ip);
+    char *hi = tr_xasprintf("noise-sighting:%s;", ip);
+    size_t nlo = strlen(lo);
+    sqlite3_reset(q);
+    sqlite3_bind_text(q, 1, ip, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, lo, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, hi, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(q, 0);
+        /* An IPv6 address can be another's prefix up to a colon: a CVE
+         * name has none. */
+        if (strncmp(key, "noise-sighting:", 15) == 0 && strchr(key + nlo, ':'))
+            continue;
+        key_fill(s, q);
+    }
+    sqlite3_reset(q);
+    free(lo);
+    free(hi);
+    return rc == SQLITE_DONE ? 0 : db_fail(s->db, err);
+}
+
+/* Forgets the batch's address keys (saved by then), keeping the sensor and
+ * CVE keys a batch made: they are shared by every address. */
+static void drop_ip_keys(kb_sync *s, size_t mark)
+{
+    size_t w = mark;
+    for (size_t i = mark; i < s->nk; i++) {
+        if (ip_key(s->knames[i])) {
+            json_object_del(s->keys, s->knames[i]);
+            free(s->k[i].id);
+            free(s->knames[i]);
+            continue;
+        }
+        if (w != i) {
+            s->k[w] = s->k[i];
+            s->knames[w] = s->knames[i];
+            json_object_set_new(s->keys, s->knames[w], json_integer((json_int_t)w));
+        }
+        w++;
+    }
+    s->nk = w;
 }
 
 /* ---- reconcile --------------------------------------------------------------- */
@@ -890,7 +977,9 @@ static int reconcile(kb_sync *s, json_t *obj, bool is_sco, change_set *cs, tr_kb
 }
 
 static int save_keys_in(kb_sync *s, tr_error *err);
+static int save_key_rows(kb_sync *s, tr_error *err);
 static int consume_changes(kb_sync *s, const change_set *cs, tr_error *err);
+static int consume_kb_rows(kb_sync *s, const change_set *cs, tr_error *err);
 
 /* One transaction: a commit per key was an fdatasync per linked object
  * (41k of them on the benchmark store, most of a first sync's time). The
@@ -964,16 +1053,35 @@ static int save_samples(kb_sync *s, tr_error *err)
 static int consume_changes(kb_sync *s, const change_set *cs, tr_error *err)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM kblink_changes WHERE seq <= ?", -1, &st, NULL) !=
-        SQLITE_OK)
+    /* The noise rows are the noise pass's, consumed when it ends (it runs
+     * after this commit). */
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM kblink_changes WHERE seq <= ? AND source != 'noise'",
+                           -1, &st, NULL) != SQLITE_OK)
         return db_fail(s->db, err);
     sqlite3_bind_int64(st, 1, s->max_seq);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(s->db, err);
     sqlite3_finalize(st);
     if (rc != 0)
         return -1;
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM kblink_changes WHERE source='kb' AND key=?", -1,
-                           &st, NULL) != SQLITE_OK)
+    return consume_kb_rows(s, cs, err);
+}
+
+/* The knowledge-base rows a sync's own import logged: not hand edits. */
+static int consume_kb_rows(kb_sync *s, const change_set *cs, tr_error *err)
+{
+    if (!json_array_size(cs->objects) && !json_array_size(cs->replace))
+        return 0;
+    /* The ids into a temporary table, then one delete over the rows logged
+     * since the change log was read (those before were consumed): a
+     * delete per id read the whole log each time, and a busy sensor's log
+     * holds a row per address per batch. */
+    if (exec_sql(s, "CREATE TEMP TABLE IF NOT EXISTS kb_ids(id TEXT PRIMARY KEY) WITHOUT ROWID;"
+                    " DELETE FROM temp.kb_ids;", err) != 0)
+        return -1;
+    sqlite3_stmt *st;
+    int rc = 0;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO temp.kb_ids(id) VALUES(?)", -1, &st,
+                           NULL) != SQLITE_OK)
         return db_fail(s->db, err);
     json_t *lists[2] = {cs->objects, cs->replace};
     for (size_t l = 0; l < 2 && rc == 0; l++) {
@@ -993,13 +1101,15 @@ static int consume_changes(kb_sync *s, const change_set *cs, tr_error *err)
         }
     }
     sqlite3_finalize(st);
-    if (rc == 0 && s->full) {
-        char sql[128];
-        snprintf(sql, sizeof sql,
-                 "INSERT OR REPLACE INTO kblink_state(key, value) VALUES('last_full', %lld)",
-                 (long long)time(NULL));
-        rc = exec_sql(s, sql, err);
-    }
+    if (rc != 0)
+        return -1;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM kblink_changes WHERE seq > ? AND source='kb'"
+                                  " AND key IN (SELECT id FROM temp.kb_ids)", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_fail(s->db, err);
+    sqlite3_bind_int64(st, 1, s->max_seq);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(s->db, err);
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -1032,16 +1142,28 @@ static int save_keys_in(kb_sync *s, tr_error *err)
 {
     if (save_samples(s, err) != 0 || save_sighted(s, err) != 0)
         return -1;
-    sqlite3_stmt *st;
+    return save_key_rows(s, err);
+}
+
+static int save_key_rows(kb_sync *s, tr_error *err)
+{
+    sqlite3_stmt *sts[2] = {NULL, NULL};
     if (sqlite3_prepare_v2(s->db,
                            "INSERT OR REPLACE INTO kblink_objects(key, id, gen, live, sco)"
                            " VALUES(?,?,?,?,?)",
-                           -1, &st, NULL) != SQLITE_OK)
+                           -1, &sts[0], NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "INSERT OR REPLACE INTO kblink_noise(key, id, gen, live, sco)"
+                           " VALUES(?,?,?,?,?)",
+                           -1, &sts[1], NULL) != SQLITE_OK) {
+        sqlite3_finalize(sts[0]);
         return db_fail(s->db, err);
+    }
     for (size_t i = 0; i < s->nk; i++) {
         kb_key *k = &s->k[i];
         if (!k->dirty || !k->id)
             continue;
+        sqlite3_stmt *st = sts[ip_key(s->knames[i])];
         sqlite3_reset(st);
         sqlite3_bind_text(st, 1, s->knames[i], -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, k->id, -1, SQLITE_STATIC);
@@ -1049,11 +1171,15 @@ static int save_keys_in(kb_sync *s, tr_error *err)
         sqlite3_bind_int(st, 4, k->live);
         sqlite3_bind_int(st, 5, k->sco);
         if (sqlite3_step(st) != SQLITE_DONE) {
-            sqlite3_finalize(st);
-            return db_fail(s->db, err);
+            int rc = db_fail(s->db, err);
+            sqlite3_finalize(sts[0]);
+            sqlite3_finalize(sts[1]);
+            return rc;
         }
+        k->dirty = false;
     }
-    sqlite3_finalize(st);
+    sqlite3_finalize(sts[0]);
+    sqlite3_finalize(sts[1]);
     return 0;
 }
 
@@ -1104,11 +1230,17 @@ static bool prefixed(const char *key, const char *p)
  * seen it mean it is gone. */
 static bool in_scope(const kb_sync *s, const char *key, const kb_key *k)
 {
+    if (ip_key(key))
+        return s->phase == PHASE_BATCH;
+    /* Seen or not only once every address was derived. */
+    if (prefixed(key, "cve:") || prefixed(key, "sensor:"))
+        return s->phase == PHASE_TAIL;
+    if (s->phase != PHASE_MAIN)
+        return false;
     if (s->full)
         return true;
     if (k->sco)
-        return prefixed(key, "file--") ? json_object_get(s->scope_files, key) != NULL
-                                       : s->do_noise;
+        return prefixed(key, "file--") && json_object_get(s->scope_files, key) != NULL;
     if (prefixed(key, "malware:"))
         return json_object_get(s->scope_fams, key + 8) != NULL;
     if (prefixed(key, "rel:malware--")) {
@@ -1123,15 +1255,12 @@ static bool in_scope(const kb_sync *s, const char *key, const kb_key *k)
     if (prefixed(key, "live:") || prefixed(key, "hunt:") || prefixed(key, "od:") ||
         prefixed(key, "sighting:") || prefixed(key, "rel:indicator--"))
         return s->do_ind;
-    if (prefixed(key, "noise-od:") || prefixed(key, "noise-sighting:") || prefixed(key, "cve:") ||
-        prefixed(key, "sensor:"))
-        return s->do_noise;
     return false;
 }
 
-static int retire(kb_sync *s, change_set *cs, tr_kblink_stats *st, tr_error *err)
+static int retire(kb_sync *s, size_t from, change_set *cs, tr_kblink_stats *st, tr_error *err)
 {
-    for (size_t i = 0; i < s->nk; i++) {
+    for (size_t i = from; i < s->nk; i++) {
         kb_key *k = &s->k[i];
         if (k->seen || !k->live || !k->id || !in_scope(s, s->knames[i], k))
             continue;
@@ -1141,8 +1270,14 @@ static int retire(kb_sync *s, change_set *cs, tr_kblink_stats *st, tr_error *err
             return -1;
         k->live = false;
         k->dirty = true;
-        if (!have)
+        /* An address's SCO says only that the address exists: its revoked
+         * observed-data and sightings say trawl no longer reports it.
+         * Marking it would replace it (SCOs have no versions: a delete and
+         * a create) every time an address leaves or re-enters the scope. */
+        if (!have || (k->sco && ip_key(s->knames[i]))) {
+            json_decref(have);
             continue;
+        }
         if (k->sco)
             json_object_set_new(have, "x_trawl_removed", json_true());
         else
@@ -1153,6 +1288,228 @@ static int retire(kb_sync *s, change_set *cs, tr_kblink_stats *st, tr_error *err
             return -1;
     }
     return 0;
+}
+
+/* ---- the noise pass ------------------------------------------------------------ */
+
+/* Commits one batch's objects and keys, and takes its own knowledge-base
+ * rows out of the change log. */
+static int noise_commit(kb_sync *s, change_set *cs, tr_kblink_stats *st, tr_error *err)
+{
+    if (apply(s, cs, st, err) != 0)
+        return -1;
+    if (exec_sql(s, "BEGIN IMMEDIATE", err) != 0)
+        return -1;
+    int rc = save_key_rows(s, err);
+    if (rc == 0)
+        rc = consume_kb_rows(s, cs, err);
+    if (rc == 0 && exec_sql(s, "COMMIT", err) != 0)
+        rc = -1;
+    if (rc != 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static int reconcile_wanted(kb_sync *s, change_set *cs, tr_kblink_stats *st, tr_error *err)
+{
+    const char *id;
+    json_t *o;
+    json_object_foreach(s->want, id, o) {
+        st->objects++;
+        if (reconcile(s, o, tr_stix_is_sco_type(json_string_value(json_object_get(o, "type"))),
+                      cs, st, false, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Derives, compares and stores the objects of a batch of addresses, then
+ * forgets them. */
+static int noise_batch(kb_sync *s, tr_noise *nz, sqlite3_stmt *keyq, char **ips, size_t n,
+                       tr_kblink_stats *st, tr_error *err)
+{
+    size_t mark = s->nk;
+    for (size_t i = 0; i < n; i++)
+        if (load_ip_keys(s, keyq, ips[i], err) != 0)
+            return -1;
+    json_decref(s->want);
+    s->want = json_object();
+    if (tr_noise_read_begin(nz, err) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *rec = NULL;
+        int got = tr_noise_ip(nz, ips[i], &rec, err);
+        if (got < 0)
+            rc = -1;
+        else if (got && noise_deserves(s, rec))
+            rc = derive_ip(s, ips[i], rec, err);
+        json_decref(rec);
+    }
+    tr_noise_read_end(nz);
+    change_set cs = {json_array(), json_array()};
+    s->phase = PHASE_BATCH;
+    if (rc == 0)
+        rc = reconcile_wanted(s, &cs, st, err);
+    if (rc == 0)
+        rc = retire(s, mark, &cs, st, err);
+    if (rc == 0)
+        rc = noise_commit(s, &cs, st, err);
+    json_decref(cs.objects);
+    json_decref(cs.replace);
+    drop_ip_keys(s, mark);
+    return rc;
+}
+
+/* The addresses a pass derives: every address with a record or with objects
+ * (a full pass), or those the change log names, in a temporary table read a
+ * page at a time. */
+static int noise_todo(kb_sync *s, tr_error *err)
+{
+    if (exec_sql(s, "CREATE TEMP TABLE IF NOT EXISTS kb_noise_todo(ip TEXT PRIMARY KEY)"
+                    " WITHOUT ROWID; DELETE FROM temp.kb_noise_todo;", err) != 0)
+        return -1;
+    if (s->full)
+        return exec_sql(s, "INSERT OR IGNORE INTO temp.kb_noise_todo SELECT ip FROM noise_ips;"
+                           "INSERT OR IGNORE INTO temp.kb_noise_todo SELECT substr(key, 10)"
+                           " FROM kblink_noise WHERE key GLOB 'noise-ip:*' OR key GLOB 'noise-od:*';",
+                        err);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO temp.kb_noise_todo SELECT key FROM"
+                                  " kblink_changes WHERE source='noise' AND seq <= ? AND key IS"
+                                  " NOT NULL", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s->db, err);
+    sqlite3_bind_int64(st, 1, s->max_seq);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(s->db, err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int noise_pass(kb_sync *s, tr_kblink_stats *st, tr_error *err)
+{
+    if (noise_todo(s, err) != 0)
+        return -1;
+    tr_noise *nz;
+    if (tr_noise_open(s->data_dir, &nz, err) != 0)
+        return -1;
+    sqlite3_stmt *page = NULL, *keyq = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT ip FROM temp.kb_noise_todo WHERE ip > ? ORDER BY ip"
+                                  " LIMIT ?", -1, &page, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "SELECT key, id, gen, live, sco FROM kblink_noise WHERE key IN"
+                                  " ('noise-ip:' || ?1, 'noise-od:' || ?1) UNION ALL"
+                                  " SELECT key, id, gen, live, sco FROM kblink_noise"
+                                  " WHERE key > ?2 AND key < ?3", -1, &keyq, NULL) != SQLITE_OK)
+        rc = db_fail(s->db, err);
+    char *ips[KB_NOISE_BATCH];
+    char *after = tr_xstrdup("");
+    while (rc == 0) {
+        size_t n = 0;
+        sqlite3_reset(page);
+        sqlite3_bind_text(page, 1, after, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(page, 2, KB_NOISE_BATCH);
+        int r;
+        while ((r = sqlite3_step(page)) == SQLITE_ROW)
+            ips[n++] = tr_xstrdup((const char *)sqlite3_column_text(page, 0));
+        /* No read transaction stays open across the batch's writes. */
+        sqlite3_reset(page);
+        if (r != SQLITE_DONE)
+            rc = db_fail(s->db, err);
+        if (n == 0 || rc != 0) {
+            for (size_t i = 0; i < n; i++)
+                free(ips[i]);
+            break;
+        }
+        free(after);
+        after = tr_xstrdup(ips[n - 1]);
+        rc = noise_batch(s, nz, keyq, ips, n, st, err);
+        for (size_t i = 0; i < n; i++)
+            free(ips[i]);
+    }
+    free(after);
+    sqlite3_finalize(page);
+    sqlite3_finalize(keyq);
+    tr_noise_close(nz);
+    if (rc != 0)
+        return -1;
+    /* After a full pass, a sensor or CVE no address names any more retires. */
+    if (s->full) {
+        json_decref(s->want);
+        s->want = json_object();
+        change_set cs = {json_array(), json_array()};
+        s->phase = PHASE_TAIL;
+        rc = retire(s, 0, &cs, st, err);
+        if (rc == 0)
+            rc = noise_commit(s, &cs, st, err);
+        json_decref(cs.objects);
+        json_decref(cs.replace);
+        if (rc != 0)
+            return -1;
+    }
+    char sql[200];
+    snprintf(sql, sizeof sql, "DELETE FROM kblink_changes WHERE source='noise' AND seq <= %lld;"
+                              " DELETE FROM temp.kb_noise_todo;", (long long)s->max_seq);
+    if (exec_sql(s, sql, err) != 0)
+        return -1;
+    if (s->full) {
+        snprintf(sql, sizeof sql,
+                 "INSERT OR REPLACE INTO kblink_state(key, value) VALUES('last_full', %lld)",
+                 (long long)time(NULL));
+        return exec_sql(s, sql, err);
+    }
+    return 0;
+}
+
+/* Moves the noise keys of a database synced before kblink_noise existed
+ * (the address SCO was keyed by its id then) and asks for a full pass,
+ * which derives every address under the new keys. Once. */
+static int migrate_noise_keys(kb_sync *s, tr_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM kblink_state WHERE key='noise_keys'", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(s->db, err);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (r == SQLITE_ROW)
+        return 0;
+    if (r != SQLITE_DONE)
+        return db_fail(s->db, err);
+    static const char *const sql =
+        "BEGIN IMMEDIATE;"
+        "INSERT OR REPLACE INTO kblink_noise(key, id, gen, live, sco) SELECT key, id, gen, live, sco"
+        " FROM kblink_objects WHERE key GLOB 'noise-od:*' OR key GLOB 'noise-sighting:*';"
+        "INSERT OR REPLACE INTO kblink_noise(key, id, gen, live, sco)"
+        " SELECT 'noise-ip:' || json_extract(o.json, '$.value'), k.id, k.gen, k.live, 1"
+        " FROM kblink_objects k JOIN stix_latest l ON l.id = k.id JOIN stix_objects o"
+        " ON o.seq = l.seq WHERE k.sco = 1 AND k.key NOT GLOB 'file--*'"
+        " AND json_extract(o.json, '$.value') IS NOT NULL;"
+        "DELETE FROM kblink_objects WHERE key GLOB 'noise-od:*' OR key GLOB 'noise-sighting:*'"
+        " OR (sco = 1 AND key NOT GLOB 'file--*');"
+        "DELETE FROM kblink_state WHERE key = 'last_full';"
+        "DROP TRIGGER IF EXISTS kblink_log_kb_ins;"
+        "DROP TRIGGER IF EXISTS kblink_log_kb_del;"
+        "INSERT INTO kblink_state(key, value) VALUES('noise_keys', 1);"
+        "COMMIT;";
+    if (exec_sql(s, sql, err) != 0) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static bool state_flag(kb_sync *s, const char *key)
+{
+    sqlite3_stmt *st;
+    bool v = false;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM kblink_state WHERE key=?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0) != 0;
+    sqlite3_finalize(st);
+    return v;
 }
 
 static json_t *trawl_identity(void)
@@ -1320,6 +1677,42 @@ static int prime_modules(const char *data_dir, tr_error *err)
     return 0;
 }
 
+int tr_kblink_noise_scope(const char *data_dir, const char *set, bool *all, tr_error *err)
+{
+    bool want_all = set && strcmp(set, "all") == 0;
+    if (set && !want_all && strcmp(set, "classified") != 0)
+        return tr_fail(err, "noise scope '%.40s': expected all or classified", set);
+    kb_sync s = {.data_dir = data_dir};
+    char *path = tr_xasprintf("%s/trawl.db", data_dir);
+    int rc = -1;
+    if (sqlite3_open_v2(path, &s.db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        tr_fail(err, "cannot open %s: %s", path, s.db ? sqlite3_errmsg(s.db) : "out of memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(s.db, 30000);
+    if (exec_sql(&s, kb_schema, err) != 0)
+        goto out;
+    bool was = state_flag(&s, "noise_all");
+    if (set && was != want_all) {
+        char sql[200];
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; INSERT OR REPLACE INTO kblink_state(key, value)"
+                                  " VALUES('noise_all', %d); DELETE FROM kblink_state WHERE"
+                                  " key='last_full'; COMMIT;", want_all ? 1 : 0);
+        if (exec_sql(&s, sql, err) != 0) {
+            sqlite3_exec(s.db, "ROLLBACK", NULL, NULL, NULL);
+            goto out;
+        }
+    }
+    if (all)
+        *all = set ? want_all : was;
+    rc = 0;
+out:
+    if (s.db)
+        sqlite3_close(s.db);
+    free(path);
+    return rc;
+}
+
 int tr_kblink_sync(const char *data_dir, tr_kblink_stats *stp, tr_error *err)
 {
     return tr_kblink_sync_mode(data_dir, TR_KBLINK_AUTO, stp, err);
@@ -1362,10 +1755,12 @@ int tr_kblink_sync_mode(const char *data_dir, tr_kblink_mode mode, tr_kblink_sta
     sqlite3_busy_timeout(s.db, 30000);
     bool created, kb_changed;
     if (exec_sql(&s, kb_schema, err) != 0 || prime_modules(data_dir, err) != 0 ||
-        ensure_triggers(&s, &created, err) != 0 || read_changes(&s, &kb_changed, err) != 0 ||
+        migrate_noise_keys(&s, err) != 0 || ensure_triggers(&s, &created, err) != 0 ||
+        read_changes(&s, &kb_changed, err) != 0 ||
         resolve_sample_ids(&s, err) != 0)
         goto out;
     int64_t full_at = last_full(&s);
+    s.noise_all = state_flag(&s, "noise_all");
     s.full = mode == TR_KBLINK_FULL || created || kb_changed || full_at < 0 ||
              time(NULL) - full_at >= TR_KBLINK_FULL_EVERY;
     /* A sample's sightings name its file and its family: the indicators are
@@ -1388,18 +1783,11 @@ int tr_kblink_sync_mode(const char *data_dir, tr_kblink_mode mode, tr_kblink_sta
         goto out;
     if (s.do_ind && (derive_live(&s, err) != 0 || derive_hunts(&s, err) != 0))
         goto out;
-    if (s.do_noise && derive_noise(&s, err) != 0)
+    s.phase = PHASE_MAIN;
+    if (reconcile_wanted(&s, &cs, &st, err) != 0 || retire(&s, 0, &cs, &st, err) != 0 ||
+        apply(&s, &cs, &st, err) != 0 || save_keys(&s, &cs, err) != 0)
         goto out;
-    const char *id;
-    json_t *o;
-    json_object_foreach(s.want, id, o) {
-        st.objects++;
-        if (reconcile(&s, o, tr_stix_is_sco_type(json_string_value(json_object_get(o, "type"))),
-                      &cs, &st, false, err) != 0)
-            goto out;
-    }
-    if (retire(&s, &cs, &st, err) != 0 || apply(&s, &cs, &st, err) != 0 ||
-        save_keys(&s, &cs, err) != 0)
+    if (s.do_noise && noise_pass(&s, &st, err) != 0)
         goto out;
     rc = 0;
 out:

@@ -33,6 +33,10 @@ static const char *const schema =
     " source TEXT NOT NULL, target TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS stix_edges_source ON stix_edges(source);"
     "CREATE INDEX IF NOT EXISTS stix_edges_target ON stix_edges(target);"
+    /* A delete (an SCO replaced by a sync, a TAXII DELETE) finds its edges
+     * and collection entries by seq: without these it read both tables
+     * whole, seconds per object at a million objects. */
+    "CREATE INDEX IF NOT EXISTS stix_edges_seq ON stix_edges(seq);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS stix_fts USING fts5("
     " name, aliases, description, content='');"
     "CREATE TABLE IF NOT EXISTS stix_collections("
@@ -42,10 +46,17 @@ static const char *const schema =
     "CREATE TABLE IF NOT EXISTS stix_members("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, collection TEXT NOT NULL,"
     " obj_seq INTEGER NOT NULL, date_added TEXT NOT NULL, UNIQUE(collection, obj_seq));"
+    "CREATE INDEX IF NOT EXISTS stix_members_obj ON stix_members(obj_seq);"
     "CREATE TABLE IF NOT EXISTS stix_status(id TEXT PRIMARY KEY, json TEXT NOT NULL,"
     " created INTEGER NOT NULL);"
     /* Deleted objects: their last version, under a seq taken from
      * stix_objects' sequence so the stream orders them with the rest. */
+    /* Ids an SCO arrived with that are not its deterministic id (a UUIDv4
+     * from a producer that did not derive one): the object is stored under
+     * the deterministic id and the one it came with resolves to it, as
+     * OpenCTI's x_opencti_stix_ids do. json: the object as it arrived. */
+    "CREATE TABLE IF NOT EXISTS stix_aliases(alias TEXT PRIMARY KEY, id TEXT NOT NULL,"
+    " json TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS stix_tombstones("
     " seq INTEGER PRIMARY KEY, id TEXT NOT NULL, type TEXT NOT NULL, created TEXT, modified TEXT,"
     " spec_version TEXT NOT NULL, deleted_at TEXT NOT NULL, json TEXT NOT NULL);";
@@ -208,8 +219,11 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
+static const char *alias_of(tr_stix_db *s, const char *id, char buf[128]);
+
 typedef struct import_stmts {
-    sqlite3_stmt *ins, *latest_get, *latest_set, *fts, *edge, *member, *find;
+    sqlite3_stmt *ins, *latest_get, *latest_set, *fts, *edge, *member, *find, *alias_get,
+        *alias_set;
 } import_stmts;
 
 static void import_stmts_free(import_stmts *x)
@@ -221,6 +235,8 @@ static void import_stmts_free(import_stmts *x)
     sqlite3_finalize(x->edge);
     sqlite3_finalize(x->member);
     sqlite3_finalize(x->find);
+    sqlite3_finalize(x->alias_get);
+    sqlite3_finalize(x->alias_set);
 }
 
 static int add_edge(import_stmts *x, int64_t seq, const char *rel_id, const char *rel_type,
@@ -366,20 +382,180 @@ typedef struct import_ctx {
     import_stmts *x;
     const char *collection, *now;
     tr_stix_import_result *res;
+    json_t *aliases;          /* this bundle's SCO ids -> their deterministic ids */
+    bool any_alias;           /* the bundle or the store has one: refs are looked up */
 } import_ctx;
+
+/* Collects, while the bundle is validated, the SCOs whose id is not the
+ * deterministic one of their ID contributing properties: the references to
+ * them anywhere in the bundle (before or after them) are stored as
+ * references to the deterministic id. A UUIDv5 id was checked to be the
+ * deterministic one already. */
+static int collect_alias(void *arg, size_t index, json_t *obj, const char *text, size_t len,
+                         tr_error *err)
+{
+    (void)index, (void)text, (void)len;
+    json_t *map = arg;
+    const char *type = json_string_value(json_object_get(obj, "type"));
+    const char *id = json_string_value(json_object_get(obj, "id"));
+    if (!type || !id || !tr_stix_is_sco_type(type))
+        return 0;
+    const char *uuid = strstr(id, "--");
+    if (uuid && strlen(uuid + 2) == 36 && uuid[2 + 14] == '5')
+        return 0;
+    char want[128];
+    int r = tr_stix_sco_id(obj, want, err);
+    if (r < 0)
+        return -1;
+    if (r == 1 && strcmp(want, id) != 0)
+        json_object_set_new(map, id, json_string(want));
+    return 0;
+}
+
+/* The deterministic id an SCO id stands for (this bundle's, or a stored
+ * alias), or NULL. Only SCO ids have aliases. */
+static const char *canonical_of(import_ctx *c, const char *id, char buf[128], int *err_rc)
+{
+    *err_rc = 0;
+    const char *sep = strstr(id, "--");
+    if (!sep || (size_t)(sep - id) >= 64)
+        return NULL;
+    char type[64];
+    snprintf(type, sizeof type, "%.*s", (int)(sep - id), id);
+    if (!tr_stix_is_sco_type(type))
+        return NULL;
+    json_t *m = json_object_get(c->aliases, id);
+    if (m)
+        return json_string_value(m);
+    sqlite3_reset(c->x->alias_get);
+    bind_text(c->x->alias_get, 1, id);
+    int rc = sqlite3_step(c->x->alias_get);
+    const char *out = NULL;
+    if (rc == SQLITE_ROW) {
+        snprintf(buf, 128, "%s", (const char *)sqlite3_column_text(c->x->alias_get, 0));
+        out = buf;
+    } else if (rc != SQLITE_DONE) {
+        *err_rc = -1;
+    }
+    sqlite3_reset(c->x->alias_get);
+    return out;
+}
+
+/* Rewrites the references (properties named *_ref / *_refs, at any depth:
+ * extensions hold them too) to aliased SCOs. 1 changed, 0 not, -1 error. */
+static int rewrite_refs(import_ctx *c, json_t *v, tr_error *err)
+{
+    int changed = 0;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            int r = rewrite_refs(c, e, err);
+            if (r < 0)
+                return -1;
+            changed |= r;
+        }
+        return changed;
+    }
+    if (!json_is_object(v))
+        return 0;
+    for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
+        const char *k = json_object_iter_key(it);
+        json_t *val = json_object_iter_value(it);
+        size_t kl = strlen(k);
+        bool one = kl >= 4 && strcmp(k + kl - 4, "_ref") == 0;
+        bool many = kl >= 5 && strcmp(k + kl - 5, "_refs") == 0;
+        size_t n = one ? 1 : many && json_is_array(val) ? json_array_size(val) : 0;
+        for (size_t i = 0; i < n; i++) {
+            json_t *ref = one ? val : json_array_get(val, i);
+            if (!json_is_string(ref))
+                continue;
+            char buf[128];
+            int erc;
+            const char *to = canonical_of(c, json_string_value(ref), buf, &erc);
+            if (erc)
+                return db_fail(c->s, err);
+            if (!to)
+                continue;
+            if (one)
+                json_object_iter_set_new(v, it, json_string(to));
+            else
+                json_array_set_new(val, i, json_string(to));
+            changed = 1;
+        }
+        if (!one && !many) {
+            int r = rewrite_refs(c, val, err);
+            if (r < 0)
+                return -1;
+            changed |= r;
+        }
+    }
+    return changed;
+}
+
+/* An aliased SCO is stored under its deterministic id, with the id it came
+ * with listed in x_opencti_stix_ids (OpenCTI's property for the other ids
+ * of an object) and its bytes kept in stix_aliases. */
+static int canonicalize(import_ctx *c, json_t *obj, const char *text, size_t len, tr_error *err)
+{
+    const char *id = json_string_value(json_object_get(obj, "id"));
+    json_t *to = id ? json_object_get(c->aliases, id) : NULL;
+    if (!to)
+        return 0;
+    char *orig = tr_xstrdup(id);
+    sqlite3_reset(c->x->alias_set);
+    bind_text(c->x->alias_set, 1, orig);
+    bind_text(c->x->alias_set, 2, json_string_value(to));
+    sqlite3_bind_text(c->x->alias_set, 3, text, (int)len, SQLITE_STATIC);
+    int rc = sqlite3_step(c->x->alias_set);
+    sqlite3_reset(c->x->alias_set);
+    if (rc != SQLITE_DONE) {
+        free(orig);
+        return db_fail(c->s, err);
+    }
+    json_t *ids = json_object_get(obj, "x_opencti_stix_ids");
+    if (!json_is_array(ids)) {
+        ids = json_array();
+        json_object_set_new(obj, "x_opencti_stix_ids", ids);
+    }
+    bool have = false;
+    size_t i;
+    json_t *e;
+    json_array_foreach(ids, i, e) have = have || (json_is_string(e) &&
+                                                  strcmp(json_string_value(e), orig) == 0);
+    if (!have)
+        json_array_append_new(ids, json_string(orig));
+    json_object_set(obj, "id", to);
+    free(orig);
+    return 1;
+}
 
 static int import_one(void *arg, size_t index, json_t *obj, const char *text, size_t len,
                       tr_error *err)
 {
     import_ctx *c = arg;
     tr_stix_parsed_object po = {.obj = obj, .text = (char *)text, .len = len};
-    if (store_one(c->s, c->x, &po, c->collection, c->now, c->res, err) != 0) {
+    char *re = NULL;
+    int changed = c->any_alias ? canonicalize(c, obj, text, len, err) : 0;
+    int r = changed < 0 ? -1 : c->any_alias ? rewrite_refs(c, obj, err) : 0;
+    if (r < 0 || changed < 0) {
+        changed = -1;
+    } else if (changed || r) {
+        re = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!re)
+            tr_die("out of memory");
+        po.text = re;
+        po.len = strlen(re);
+    }
+    if (changed < 0 || store_one(c->s, c->x, &po, c->collection, c->now, c->res, err) != 0) {
+        free(re);
         char prefix[200];
         snprintf(prefix, sizeof prefix, "object %zu (%.150s)", index,
                  json_string_value(json_object_get(obj, "id")));
         tr_error_prefix(err, prefix);
         return -1;
     }
+    free(re);
     return 0;
 }
 
@@ -390,13 +566,21 @@ int tr_stix_import(tr_stix_db *s, const char *text, size_t len, const char *coll
     /* Validation first, outside the write lock (trawl.db is shared with the
      * sample store); then the objects are read again and stored in one
      * transaction. Neither pass holds the whole bundle parsed. */
-    if (stix_bundle_each(text, len, true, NULL, NULL, &res->upgraded, &res->total, err) != 0)
+    json_t *aliases = json_object();
+    if (!aliases)
+        tr_die("out of memory");
+    if (stix_bundle_each(text, len, true, collect_alias, aliases, &res->upgraded, &res->total,
+                         err) != 0) {
+        json_decref(aliases);
         return -1;
+    }
     import_stmts x = {0};
     char now[32];
     int rc = -1;
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        json_decref(aliases);
         return db_fail(s, err);
+    }
     /* The time is taken inside the write lock: date_added then never goes
      * backwards along seq, which TAXII's added_after paging relies on. */
     tr_stix_now(now);
@@ -416,9 +600,21 @@ int tr_stix_import(tr_stix_db *s, const char *text, size_t len, const char *coll
              err) != 0 ||
         prep(s, &x.member,
              "INSERT OR IGNORE INTO stix_members(collection, obj_seq, date_added) VALUES(?,?,?)",
+             err) != 0 ||
+        prep(s, &x.alias_get, "SELECT id FROM stix_aliases WHERE alias=?", err) != 0 ||
+        prep(s, &x.alias_set, "INSERT OR IGNORE INTO stix_aliases(alias, id, json) VALUES(?,?,?)",
              err) != 0)
         goto out;
-    import_ctx c = {.s = s, .x = &x, .collection = collection, .now = now, .res = res};
+    import_ctx c = {.s = s, .x = &x, .collection = collection, .now = now, .res = res,
+                    .aliases = aliases, .any_alias = json_object_size(aliases) > 0};
+    /* Most stores hold no alias: their imports look no reference up. */
+    if (!c.any_alias) {
+        sqlite3_stmt *st = NULL;
+        if (prep(s, &st, "SELECT EXISTS(SELECT 1 FROM stix_aliases)", err) != 0)
+            goto out;
+        c.any_alias = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+        sqlite3_finalize(st);
+    }
     bool upgraded;
     size_t n;
     if (stix_bundle_each(text, len, false, import_one, &c, &upgraded, &n, err) != 0)
@@ -428,6 +624,7 @@ int tr_stix_import(tr_stix_db *s, const char *text, size_t len, const char *coll
     rc = 0;
 out:
     import_stmts_free(&x);
+    json_decref(aliases);
     if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = db_fail(s, err);
     if (rc != 0)
@@ -507,8 +704,26 @@ int tr_stix_query_rows(tr_stix_db *s, const tr_stix_query *q, tr_stix_row_fn fn,
             free(types);
         }
     }
-    if (q->ids && q->ids[0])
-        add_in_list(&sql, "o.id", q->ids, binds);
+    if (q->ids && q->ids[0]) {
+        /* An aliased SCO id asks for the object stored under its
+         * deterministic id. */
+        size_t n = 0;
+        while (q->ids[n])
+            n++;
+        const char **ids = tr_xmalloc((2 * n + 1) * sizeof *ids);
+        char (*bufs)[128] = tr_xmalloc(n * sizeof *bufs);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            ids[k++] = q->ids[i];
+            const char *to = alias_of(s, q->ids[i], bufs[i]);
+            if (to)
+                ids[k++] = to;
+        }
+        ids[k] = NULL;
+        add_in_list(&sql, "o.id", ids, binds);
+        free(ids);
+        free(bufs);
+    }
     if (q->types && q->types[0])
         add_in_list(&sql, "o.type", q->types, binds);
     if (q->spec_versions && q->spec_versions[0])
@@ -669,6 +884,10 @@ int64_t tr_stix_delete(tr_stix_db *s, const char *id, tr_error *err)
 {
     if (strncmp(id, "marking-definition--", 20) == 0 && strstr(tlp_bundle, id))
         return tr_fail(err, "%s is one of the fixed TLP markings: it stays", id);
+    char abuf[128];
+    const char *canon = alias_of(s, id, abuf);
+    if (canon)
+        id = canon;
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(s, err);
     int64_t n = -1;
@@ -860,7 +1079,37 @@ int tr_stix_search(tr_stix_db *s, const char *text, const char *type, size_t lim
     return tr_stix_search_ex(s, &o, fn, arg, err);
 }
 
+/* The deterministic id an SCO id that arrived instead of it stands for
+ * (stix_aliases), copied into buf; NULL when id is no alias. */
+static const char *alias_of(tr_stix_db *s, const char *id, char buf[128])
+{
+    sqlite3_stmt *st;
+    if (!id || sqlite3_prepare_v2(s->db, "SELECT id FROM stix_aliases WHERE alias=?", -1, &st,
+                                  NULL) != SQLITE_OK)
+        return NULL;
+    bind_text(st, 1, id);
+    const char *out = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(buf, 128, "%s", (const char *)sqlite3_column_text(st, 0));
+        out = buf;
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int get_latest(tr_stix_db *s, const char *id, tr_stix_row_fn fn, void *arg, tr_error *err);
+
+/* An alias is looked up only when the id itself is not stored: the common
+ * case costs nothing more. */
 int tr_stix_get(tr_stix_db *s, const char *id, tr_stix_row_fn fn, void *arg, tr_error *err)
+{
+    int found = get_latest(s, id, fn, arg, err);
+    char buf[128];
+    const char *to = found == 0 ? alias_of(s, id, buf) : NULL;
+    return to ? get_latest(s, to, fn, arg, err) : found;
+}
+
+static int get_latest(tr_stix_db *s, const char *id, tr_stix_row_fn fn, void *arg, tr_error *err)
 {
     sqlite3_stmt *st = NULL;
     if (prep(s, &st, "SELECT " ROW_COLS " FROM stix_latest l JOIN stix_objects o ON o.seq=l.seq"
@@ -878,8 +1127,21 @@ int tr_stix_get(tr_stix_db *s, const char *id, tr_stix_row_fn fn, void *arg, tr_
     return found;
 }
 
+static int versions_of(tr_stix_db *s, const char *id, tr_stix_row_fn fn, void *arg, size_t *n,
+                       tr_error *err);
+
 int tr_stix_versions_of(tr_stix_db *s, const char *id, tr_stix_row_fn fn, void *arg, size_t *n,
                         tr_error *err)
+{
+    if (versions_of(s, id, fn, arg, n, err) != 0)
+        return -1;
+    char buf[128];
+    const char *to = *n == 0 ? alias_of(s, id, buf) : NULL;
+    return to ? versions_of(s, to, fn, arg, n, err) : 0;
+}
+
+static int versions_of(tr_stix_db *s, const char *id, tr_stix_row_fn fn, void *arg, size_t *n,
+                       tr_error *err)
 {
     sqlite3_stmt *st = NULL;
     if (prep(s, &st, "SELECT " ROW_COLS " FROM stix_objects o WHERE o.id=? ORDER BY o.vkey", err) != 0)
@@ -917,6 +1179,10 @@ static int collect_json(void *arg, const tr_stix_row *r)
 int tr_stix_neighbours(tr_stix_db *s, const char *id, int depth, json_t **out, tr_error *err)
 {
     bool truncated = false;
+    char abuf[128];
+    const char *canon = alias_of(s, id, abuf);
+    if (canon)
+        id = canon;
     if (depth < 1)
         depth = 1;
     if (depth > 5)

@@ -242,6 +242,13 @@ def test_api(linked, keys):
         assert code == 200 and st["added"] == st["objects"] > 20
         code, st = call("POST", "/api/kb/sync", {}, "analyst")
         assert code == 200 and st["added"] == 0 and st["unchanged"] == st["objects"]
+        # {"full": true}: a full pass, as trawl kb sync --full (finds nothing to store).
+        code, st = call("POST", "/api/kb/sync", {"full": True}, "analyst")
+        assert code == 200 and st["full"] is True and st["objects"] > 20, st
+        assert st["added"] == st["updated"] == st["retired"] == 0 and st["unchanged"] == st["objects"]
+        code, st = call("POST", "/api/kb/sync", {"full": False}, "analyst")
+        assert code == 200 and st["full"] is False, st
+        assert call("POST", "/api/kb/sync", {"full": "yes"}, "analyst")[0] == 400
         q = urllib.parse.quote("[file:hashes.MD5 = '%s']" % ("0" * 32))
         code, res = call("GET", "/api/kb/match?pattern=" + q, key="reader")
         assert code == 200 and res["samples"] == []
