@@ -128,7 +128,10 @@ def test_kill_9_leaves_store_consistent(trawl, sensors):
     evs = stored_events(trawl)
     hits = r["metadata"]["sensor_hits"]
     assert hits == len(evs) and 50 <= hits <= sent[0]
-    assert len({e["src_port"] for e in evs}) == hits   # no event stored twice
+    # No event stored twice: each request has its own path. (Not the source
+    # port: this kernel advances ~9 ports per connect at random, so 3,000
+    # connections wrap the ephemeral range and ports repeat.)
+    assert len({e["fields"]["http_path"] for e in evs}) == hits
     # The store takes more after the kill.
     s2 = start(trawl, port)
     sensors.append(s2)
