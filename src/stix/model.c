@@ -318,6 +318,21 @@ bool tr_stix_is_sco_type(const char *type)
     return false;
 }
 
+bool stix_sco_id_has_refs(const char *type)
+{
+    for (size_t i = 0; i < sizeof sco_contrib / sizeof sco_contrib[0]; i++) {
+        if (strcmp(sco_contrib[i].type, type) != 0)
+            continue;
+        for (size_t j = 0; j < 9 && sco_contrib[i].props[j]; j++) {
+            size_t l = strlen(sco_contrib[i].props[j]);
+            if (l >= 4 && strcmp(sco_contrib[i].props[j] + l - 4, "_ref") == 0)
+                return true;
+        }
+        return false;
+    }
+    return false;
+}
+
 /* The spec has one hash stand for the object, the first present of these. */
 static json_t *one_hash(json_t *hashes)
 {

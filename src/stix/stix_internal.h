@@ -21,4 +21,9 @@ bool stix_is_sdo_type(const char *type);
 /* The validation of indicator.pattern when pattern_type is "stix". */
 int stix_check_indicator_pattern(const char *pattern, tr_error *err);
 
+/* True for SCO types whose ID contributing properties include a reference
+ * (email-message from_ref, file parent_directory_ref, network-traffic
+ * src_ref/dst_ref): their deterministic id depends on what those name. */
+bool stix_sco_id_has_refs(const char *type);
+
 #endif

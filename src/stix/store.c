@@ -386,20 +386,32 @@ typedef struct import_ctx {
     bool any_alias;           /* the bundle or the store has one: refs are looked up */
 } import_ctx;
 
+typedef struct alias_scan {
+    json_t *map;              /* SCO id -> its deterministic id */
+    json_t *deferred;         /* SCOs whose deterministic id depends on references */
+} alias_scan;
+
 /* Collects, while the bundle is validated, the SCOs whose id is not the
  * deterministic one of their ID contributing properties: the references to
  * them anywhere in the bundle (before or after them) are stored as
  * references to the deterministic id. A UUIDv5 id was checked to be the
- * deterministic one already. */
+ * deterministic one already. SCOs whose contributing properties are
+ * references (a network-traffic's src_ref...) wait until those are known:
+ * their id is derived from the references as they will be stored. */
 static int collect_alias(void *arg, size_t index, json_t *obj, const char *text, size_t len,
                          tr_error *err)
 {
     (void)index, (void)text, (void)len;
-    json_t *map = arg;
+    alias_scan *a = arg;
     const char *type = json_string_value(json_object_get(obj, "type"));
     const char *id = json_string_value(json_object_get(obj, "id"));
     if (!type || !id || !tr_stix_is_sco_type(type))
         return 0;
+    if (stix_sco_id_has_refs(type)) {
+        if (json_array_append(a->deferred, obj) != 0)
+            tr_die("out of memory");
+        return 0;
+    }
     const char *uuid = strstr(id, "--");
     if (uuid && strlen(uuid + 2) == 36 && uuid[2 + 14] == '5')
         return 0;
@@ -408,7 +420,7 @@ static int collect_alias(void *arg, size_t index, json_t *obj, const char *text,
     if (r < 0)
         return -1;
     if (r == 1 && strcmp(want, id) != 0)
-        json_object_set_new(map, id, json_string(want));
+        json_object_set_new(a->map, id, json_string(want));
     return 0;
 }
 
@@ -493,6 +505,31 @@ static int rewrite_refs(import_ctx *c, json_t *v, tr_error *err)
     return changed;
 }
 
+/* The deterministic ids of the deferred SCOs, from a copy of each with its
+ * references rewritten as they will be stored. */
+static int resolve_deferred(import_ctx *c, json_t *deferred, tr_error *err)
+{
+    size_t i;
+    json_t *obj;
+    json_array_foreach(deferred, i, obj) {
+        const char *id = json_string_value(json_object_get(obj, "id"));
+        json_t *copy = json_deep_copy(obj);
+        if (!copy)
+            tr_die("out of memory");
+        int rc = c->any_alias ? rewrite_refs(c, copy, err) : 0;
+        char want[128];
+        int r = rc < 0 ? -1 : tr_stix_sco_id(copy, want, err);
+        json_decref(copy);
+        if (r < 0)
+            return -1;
+        if (r == 1 && strcmp(want, id) != 0) {
+            json_object_set_new(c->aliases, id, json_string(want));
+            c->any_alias = true;
+        }
+    }
+    return 0;
+}
+
 /* An aliased SCO is stored under its deterministic id, with the id it came
  * with listed in x_opencti_stix_ids (OpenCTI's property for the other ids
  * of an object) and its bytes kept in stix_aliases. */
@@ -566,12 +603,14 @@ int tr_stix_import(tr_stix_db *s, const char *text, size_t len, const char *coll
     /* Validation first, outside the write lock (trawl.db is shared with the
      * sample store); then the objects are read again and stored in one
      * transaction. Neither pass holds the whole bundle parsed. */
-    json_t *aliases = json_object();
-    if (!aliases)
+    json_t *aliases = json_object(), *deferred = json_array();
+    if (!aliases || !deferred)
         tr_die("out of memory");
-    if (stix_bundle_each(text, len, true, collect_alias, aliases, &res->upgraded, &res->total,
+    alias_scan scan = {aliases, deferred};
+    if (stix_bundle_each(text, len, true, collect_alias, &scan, &res->upgraded, &res->total,
                          err) != 0) {
         json_decref(aliases);
+        json_decref(deferred);
         return -1;
     }
     import_stmts x = {0};
@@ -579,6 +618,7 @@ int tr_stix_import(tr_stix_db *s, const char *text, size_t len, const char *coll
     int rc = -1;
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         json_decref(aliases);
+        json_decref(deferred);
         return db_fail(s, err);
     }
     /* The time is taken inside the write lock: date_added then never goes
@@ -615,6 +655,8 @@ int tr_stix_import(tr_stix_db *s, const char *text, size_t len, const char *coll
         c.any_alias = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
         sqlite3_finalize(st);
     }
+    if (resolve_deferred(&c, deferred, err) != 0)
+        goto out;
     bool upgraded;
     size_t n;
     if (stix_bundle_each(text, len, false, import_one, &c, &upgraded, &n, err) != 0)
@@ -625,6 +667,7 @@ int tr_stix_import(tr_stix_db *s, const char *text, size_t len, const char *coll
 out:
     import_stmts_free(&x);
     json_decref(aliases);
+    json_decref(deferred);
     if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = db_fail(s, err);
     if (rc != 0)

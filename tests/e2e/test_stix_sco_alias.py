@@ -93,3 +93,31 @@ def test_alias_inside_one_bundle_and_in_embedded_refs(trawl, tmp_path):
     bad = dict(IP, id="ipv4-addr--28bb3599-77cd-5a82-a950-b5bc3caf07c5")
     p = trawl.run("stix", "import", write(tmp_path, "bad.json", bundle(bad)))
     assert p.returncode != 0 and "not the deterministic id" in p.stderr
+
+
+def deterministic_id(type_, contributing):
+    """The spec's SCO id: UUIDv5 over the JCS form of the contributing
+    properties (simple values here, so sorted keys and no spaces are JCS)."""
+    import uuid
+    name = json.dumps(contributing, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "%s--%s" % (type_, uuid.uuid5(uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7"), name))
+
+
+def test_sco_whose_id_depends_on_a_reference_is_one_object(trawl, tmp_path):
+    # A MISP-style bundle: every SCO with a UUIDv4, the network-traffic
+    # naming the address by its UUIDv4 id. Another producer sends the same
+    # flow with deterministic ids throughout. Stored, they are one flow.
+    flow_v4 = {"type": "network-traffic", "spec_version": "2.1",
+               "id": "network-traffic--5b1f6e0e-6d1e-4c6f-9a55-3c0a1d2e9f0a",
+               "src_ref": V4, "dst_port": 445, "protocols": ["tcp"]}
+    trawl.run("stix", "import", write(tmp_path, "misp.json", bundle(IP_V4, flow_v4)), check=0)
+    want = deterministic_id("network-traffic", {"src_ref": V5, "dst_port": 445,
+                                                "protocols": ["tcp"]})
+    flow_v5 = dict(flow_v4, id=want, src_ref=V5)
+    trawl.run("stix", "import", write(tmp_path, "det.json", bundle(IP, flow_v5)), check=0)
+    flows = [o for o in export(trawl).values() if o["type"] == "network-traffic"]
+    assert [f["id"] for f in flows] == [want], flows
+    assert flows[0]["src_ref"] == V5
+    assert flows[0]["x_opencti_stix_ids"] == [flow_v4["id"]]
+    shown = json.loads(trawl.run("stix", "show", flow_v4["id"], "--json", check=0).stdout)
+    assert shown["id"] == want
