@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,6 +69,44 @@ static inline void fixture_remove_index_dir(char *ixdir)
     rmdir(parent);
     free(parent);
     free(ixdir);
+}
+
+/* A fresh directory under /tmp, named after the test; free it with
+ * fixture_rm_rf. */
+static inline char *fixture_scratch_dir(const char *tag)
+{
+    char *tmpl = tr_xasprintf("/tmp/trawl-%s-XXXXXX", tag);
+    if (!mkdtemp(tmpl))
+        abort();
+    return tmpl;
+}
+
+/* Removes a directory tree a test made and frees its path; 0 on success. */
+static inline int fixture_rm_rf(char *dir)
+{
+    char *cmd = tr_xasprintf("rm -rf '%s'", dir);
+    int rc = system(cmd);
+    free(cmd);
+    free(dir);
+    return rc == 0 ? 0 : -1;
+}
+
+/* A whole file in memory (the caller frees); aborts the test when unreadable. */
+static inline unsigned char *fixture_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "cannot read %s\n", path);
+        abort();
+    }
+    tr_buf b = {0};
+    char chunk[65536];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        tr_buf_append(&b, chunk, got);
+    fclose(f);
+    *n = b.len;
+    return (unsigned char *)b.data;
 }
 
 #endif

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <png.h>
 
+#include "fixture.h"
 #include "analysis/analysis.h"
 #include "store/store.h"
 
@@ -21,22 +22,14 @@ static char *scratch;
 static int setup(void **state)
 {
     (void)state;
-    char tmpl[] = "/tmp/trawl-analysis-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    if (!d)
-        return -1;
-    scratch = tr_xstrdup(d);
+    scratch = fixture_scratch_dir("analysis");
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char *cmd = tr_xasprintf("rm -rf '%s'", scratch);
-    int rc = system(cmd);
-    free(cmd);
-    free(scratch);
-    return rc == 0 ? 0 : -1;
+    return fixture_rm_rf(scratch);
 }
 
 static char *path_in(const char *name)
@@ -50,20 +43,6 @@ static void write_file(const char *path, const void *p, size_t n)
     assert_non_null(f);
     assert_int_equal(fwrite(p, 1, n, f), n);
     assert_int_equal(fclose(f), 0);
-}
-
-static unsigned char *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    tr_buf b = {0};
-    char chunk[65536];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        tr_buf_append(&b, chunk, got);
-    fclose(f);
-    *n = b.len;
-    return (unsigned char *)b.data;
 }
 
 static int run(const char *cmd)
@@ -125,7 +104,7 @@ static void test_telfhash_symbol_rules(void **state)
     char *so = build_so("rules.so", "", "");
     assert_non_null(so);
     size_t n;
-    unsigned char *p = read_file(so, &n);
+    unsigned char *p = fixture_read_file(so, &n);
     char *list = NULL;
     assert_int_equal(tr_telfhash_symbols(p, n, &list), 1);
     assert_string_equal(list, "alpha_func,zeta_func");
@@ -167,7 +146,7 @@ static void test_telfhash_digest(void **state)
             continue;
         }
         size_t n;
-        unsigned char *p = read_file(so, &n);
+        unsigned char *p = fixture_read_file(so, &n);
         char *list = NULL;
         assert_int_equal(tr_telfhash_symbols(p, n, &list), 1);
         assert_string_equal(list, expect.data);
@@ -296,13 +275,13 @@ static void test_pe_certificates(void **state)
     tr_binan *a = NULL;
     assert_int_equal(tr_binan_new(&a, &err), 0);
     size_t n;
-    unsigned char *p = read_file(pe, &n);
+    unsigned char *p = fixture_read_file(pe, &n);
     tr_bin_info *b = tr_bin_analyze(a, p, n);
     assert_int_equal(b->n_certs, 0);
     tr_bin_info_free(b);
     free(p);
 
-    p = read_file(signed_pe, &n);
+    p = fixture_read_file(signed_pe, &n);
     b = tr_bin_analyze(a, p, n);
     assert_int_equal(b->n_certs, 1);
     const tr_cert *c = &b->certs[0];
@@ -352,7 +331,7 @@ static void test_pe_certificates(void **state)
         if (*c2 != ':' && w < sizeof thumb2 - 1)
             thumb2[w++] = (char)(*c2 >= 'A' && *c2 <= 'F' ? *c2 - 'A' + 'a' : *c2);
     thumb2[w] = '\0';
-    p = read_file(nested, &n);
+    p = fixture_read_file(nested, &n);
     b = tr_bin_analyze(a, p, n);
     assert_int_equal(b->n_certs, 2);
     for (size_t i = 0; i < 2; i++)
@@ -398,7 +377,7 @@ static void test_store_keeps_results(void **state)
     tr_buf_free(&extra);
     assert_non_null(so);
     size_t n;
-    unsigned char *p = read_file(so, &n);
+    unsigned char *p = fixture_read_file(so, &n);
     char want[TR_TELFHASH_MAX];
     assert_int_equal(tr_telfhash(p, n, want), 1);
     free(p);
@@ -759,7 +738,7 @@ static void test_dhash_icon(void **state)
         char *path = path_in("icon.exe");
         write_icon_pe(path, sets[s], 3);
         size_t n;
-        unsigned char *p = read_file(path, &n);
+        unsigned char *p = fixture_read_file(path, &n);
         tr_bin_info *b = tr_bin_analyze(a, p, n);
         assert_string_equal(b->dhash_icon, want);
         json_t *j = json_object();
@@ -780,7 +759,7 @@ static void test_dhash_icon(void **state)
     char *pe = path_in("plain.exe");
     write_min_pe(pe);
     size_t n;
-    unsigned char *p = read_file(pe, &n);
+    unsigned char *p = fixture_read_file(pe, &n);
     tr_bin_info *b = tr_bin_analyze(a, p, n);
     assert_string_equal(b->dhash_icon, "");
     tr_bin_info_free(b);

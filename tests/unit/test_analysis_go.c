@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "analysis/analysis.h"
 
 #define DATA TRAWL_SOURCE_DIR "/tests/unit/data/gimphash"
@@ -22,36 +23,14 @@ static char *scratch;
 static int setup(void **state)
 {
     (void)state;
-    char tmpl[] = "/tmp/trawl-analysis-go-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    if (!d)
-        return -1;
-    scratch = tr_xstrdup(d);
+    scratch = fixture_scratch_dir("analysis-go");
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char *cmd = tr_xasprintf("rm -rf '%s'", scratch);
-    int rc = system(cmd);
-    free(cmd);
-    free(scratch);
-    return rc == 0 ? 0 : -1;
-}
-
-static unsigned char *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    tr_buf b = {0};
-    char chunk[65536];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        tr_buf_append(&b, chunk, got);
-    fclose(f);
-    *n = b.len;
-    return (unsigned char *)b.data;
+    return fixture_rm_rf(scratch);
 }
 
 static char *capture(const char *cmd)
@@ -100,7 +79,7 @@ static char *check_binary(const char *ref, const char *bin)
     *digest++ = '\0';
 
     size_t n;
-    unsigned char *p = read_file(bin, &n);
+    unsigned char *p = fixture_read_file(bin, &n);
     char *names = NULL;
     assert_int_equal(tr_gimphash_names(p, n, &names), 1);
     assert_string_equal(names, want);
@@ -140,7 +119,7 @@ static void test_gimphash_matches_gosym(void **state)
         /* Stripping drops the symbols the reference uses to find the table
          * in a PE, not the table: trawl still finds it, with the same hash. */
         size_t n;
-        unsigned char *p = read_file(stripped, &n);
+        unsigned char *p = fixture_read_file(stripped, &n);
         char hs[TR_SHA256_HEX];
         assert_int_equal(tr_gimphash(p, n, hs), 1);
         assert_string_equal(hs, h);

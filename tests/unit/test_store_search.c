@@ -13,39 +13,16 @@
 
 #include "core/core.h"
 #include "store/store.h"
-
-typedef struct fixture {
-    char dir[64];
-    tr_store *s;
-    tr_analyzer *an;
-} fixture;
+#include "store_fixture.h"
 
 static int setup(void **state)
 {
-    fixture *f = tr_xcalloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/trawl-test-search-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    tr_error err;
-    if (tr_store_open(f->dir, TR_STORE_CREATE, &f->s, &err) != 0 ||
-        tr_analyzer_new(&f->an, &err) != 0) {
-        fprintf(stderr, "%s\n", err.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return store_fixture_setup(state, "test-search");
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    tr_analyzer_free(f->an);
-    tr_store_close(f->s);
-    char *cmd = tr_xasprintf("rm -rf '%s'", f->dir);
-    int rc = system(cmd);
-    free(cmd);
-    free(f);
-    return rc == 0 ? 0 : -1;
+    return store_fixture_teardown(state);
 }
 
 static tr_ingest_result add(fixture *f, const char *bytes, const char *name, const char *sig,
