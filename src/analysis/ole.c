@@ -15,6 +15,9 @@
 #define MAX_STREAMS 1000
 #define MAX_DEPTH 16
 
+/* The largest vbaProject.bin inflated out of an OOXML zip. */
+#define OLE_VBA_PROJECT_MAX ((gsf_off_t)64 << 20)
+
 static pthread_once_t gsf_once = PTHREAD_ONCE_INIT;
 
 static void gsf_setup(void)
@@ -144,8 +147,13 @@ char *tr_ole_info_json(const unsigned char *p, size_t n)
             GsfInput *bin = gsf_infile_child_by_vname(z, parts[i], "vbaProject.bin", NULL);
             if (!bin)
                 continue;
-            GsfInput *copy = gsf_input_memory_new_clone(
-                gsf_input_read(bin, gsf_input_size(bin), NULL), gsf_input_size(bin));
+            /* The size is the zip header's claim: a crafted document says 2 GB
+             * (fuzz_analysis_ole). Real projects are a few MB; larger ones
+             * are left unread rather than inflated. */
+            gsf_off_t size = gsf_input_size(bin);
+            const guint8 *bytes =
+                size > 0 && size <= OLE_VBA_PROJECT_MAX ? gsf_input_read(bin, size, NULL) : NULL;
+            GsfInput *copy = bytes ? gsf_input_memory_new_clone(bytes, size) : NULL;
             g_object_unref(bin);
             if (!copy)
                 continue;
