@@ -117,16 +117,10 @@ int cli_cmd_export(const cli_ctx *ctx, int argc, char **argv)
     }
     tr_buf out = {0};
     int64_t now = tr_now_unix();
-    int rc = tr_store_export(s, (tr_export_format)fmt, recent, now, &out, &err);
+    bool zipped;
+    /* The same bytes as GET /export/<fmt>/...: full exports are Bazaar's zip of one file. */
+    int rc = tr_store_export_published(s, (tr_export_format)fmt, recent, now, &out, &zipped, &err);
     tr_store_close(s);
-    /* The same bytes as GET /export/<fmt>/full/: Bazaar's zip of one file. */
-    const char *zipped = recent ? NULL : tr_export_full_zip_name((tr_export_format)fmt);
-    if (rc == 0 && zipped) {
-        tr_buf z = {0};
-        rc = tr_export_zip(zipped, out.data, out.len, now, &z, &err);
-        tr_buf_free(&out);
-        out = z;
-    }
     if (rc != 0) {
         tr_buf_free(&out);
         cli_error("%s", err.msg);

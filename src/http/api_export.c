@@ -106,15 +106,9 @@ enum MHD_Result api_export(http_request *r)
         return http_send_error(r, 503, "%s", err.msg);
     tr_buf out = {0};
     int64_t now = tr_now_unix();
-    int rc = tr_store_export(s, (tr_export_format)fmt, recent, now, &out, &err);
+    bool zipped;
+    int rc = tr_store_export_published(s, (tr_export_format)fmt, recent, now, &out, &zipped, &err);
     tr_store_close(s);
-    const char *zipped = recent ? NULL : tr_export_full_zip_name((tr_export_format)fmt);
-    if (rc == 0 && zipped) {
-        tr_buf z = {0};
-        rc = tr_export_zip(zipped, out.data, out.len, now, &z, &err);
-        tr_buf_free(&out);
-        out = z;
-    }
     if (rc != 0) {
         tr_buf_free(&out);
         return http_send_error(r, 500, "%s", err.msg);

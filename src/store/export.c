@@ -124,7 +124,7 @@ int tr_store_export(tr_store *s, tr_export_format f, bool recent, int64_t now, t
     return rc;
 }
 
-const char *tr_export_full_zip_name(tr_export_format f)
+static const char *full_zip_name(tr_export_format f)
 {
     switch (f) {
     case TR_EXPORT_CSV: return "full.csv";
@@ -142,8 +142,9 @@ static int zip_fail(tr_error *err, const char *what, zip_error_t *ze)
     return -1;
 }
 
-int tr_export_zip(const char *name, const void *data, size_t len, int64_t now, tr_buf *out,
-                  tr_error *err)
+/* out = a zip (deflated) holding data as the one file name, dated now. */
+static int export_zip(const char *name, const void *data, size_t len, int64_t now, tr_buf *out,
+                      tr_error *err)
 {
     /* Built in memory: the archive is written into a buffer source that
      * zip_source_keep keeps alive past zip_close, then read back. */
@@ -210,4 +211,19 @@ int tr_store_day_samples(tr_store *s, int64_t day_start, tr_sample ***out, size_
     *out = items;
     *n = k;
     return 0;
+}
+
+int tr_store_export_published(tr_store *s, tr_export_format f, bool recent, int64_t now,
+                              tr_buf *out, bool *zipped, tr_error *err)
+{
+    const char *name = recent ? NULL : full_zip_name(f);
+    *zipped = name != NULL;
+    if (!name)
+        return tr_store_export(s, f, recent, now, out, err);
+    tr_buf plain = {0};
+    int rc = tr_store_export(s, f, recent, now, &plain, err);
+    if (rc == 0)
+        rc = export_zip(name, plain.data, plain.len, now, out, err);
+    tr_buf_free(&plain);
+    return rc;
 }

@@ -358,13 +358,12 @@ int tr_export_format_parse(const char *name);
  * the 48 hours before now when recent, else all, newest first. */
 int tr_store_export(tr_store *s, tr_export_format f, bool recent, int64_t now, tr_buf *out,
                     tr_error *err);
-/* Bazaar publishes its full CSV and hash lists zipped, one file inside:
- * "full.csv", "full_sha256.txt", "full_md5.txt", "full_sha1.txt". The name
- * for a format's full export, or NULL when it is served as is (JSON). */
-const char *tr_export_full_zip_name(tr_export_format f);
-/* out = a zip (deflated) holding data as the one file name, dated now. */
-int tr_export_zip(const char *name, const void *data, size_t len, int64_t now, tr_buf *out,
-                  tr_error *err);
+/* The export as Bazaar publishes it (GET /export/... and `trawl export`):
+ * the full CSV and hash lists zipped, one file inside ("full.csv",
+ * "full_sha256.txt", "full_md5.txt", "full_sha1.txt"); recent exports and
+ * the JSON as is. *zipped says which. */
+int tr_store_export_published(tr_store *s, tr_export_format f, bool recent, int64_t now,
+                              tr_buf *out, bool *zipped, tr_error *err);
 /* The samples first seen on the UTC day that starts at day_start. */
 int tr_store_day_samples(tr_store *s, int64_t day_start, tr_sample ***out, size_t *n,
                          tr_error *err);
