@@ -28,6 +28,13 @@
 /* Seconds a cancelled verifier gets to finish its current samples before it
  * is killed. */
 #define HV_CANCEL_GRACE 5.0
+/* A child that sends nothing and uses no CPU for this long is stuck, not
+ * scanning (a scan burns CPU; libyara's own timeout bounds one sample): one
+ * forked while another thread of the parent held a lock it then needs (ASan's
+ * allocator has no fork handler) waits for ever. It is killed and a new one
+ * scans what was not finished, at most HV_STALL_RETRIES times. */
+#define HV_STALL_SECS 30
+#define HV_STALL_RETRIES 2
 
 typedef struct hv_task {
     int64_t sample_id;
@@ -60,6 +67,7 @@ typedef struct hv_shared {
     _Atomic int phase;                 /* 0 starting, 1 compiling group, 2 scanning, 3 done */
     _Atomic int group;                 /* group being compiled */
     _Atomic int64_t current[HV_MAX_THREADS];   /* task index + 1, 0 idle */
+    _Atomic int restarts;              /* stuck children replaced */
 } hv_shared;
 
 /* What the parent hears, one call per event (from the calling thread). */
@@ -90,6 +98,7 @@ typedef struct hv_run {
      * another thread holds its lock hangs on its first malloc). */
     void (*fork_guard)(void *arg, bool before);
     void *fork_guard_arg;
+    int stall_secs;            /* 0: HV_STALL_SECS */
 } hv_run;
 
 hv_shared *hv_shared_new(void);
@@ -97,7 +106,10 @@ void hv_shared_free(hv_shared *sh);
 
 /* Runs the child to completion. Returns 0 when the child finished (also when
  * cancelled), -1 with a message when compiling failed or the child died
- * (naming the sample it was scanning). */
+ * (naming the sample it was scanning). A task's events arrive together once
+ * it is finished. A child stuck without progress for stall_secs is replaced
+ * (HV_STALL_RETRIES times) by one that scans only the unfinished tasks;
+ * sh->restarts counts them. */
 int hv_verify(const hv_run *run, const hv_events *ev, tr_error *err);
 
 void hv_task_free(hv_task *t);

@@ -5,9 +5,14 @@
  * Child -> parent protocol, one line per event on a pipe:
  *   M <task> <group> <json>     a rule matched
  *   E <task> <message>          a sample could not be scanned
+ *   T <task>                    the task is finished
  *   X <message>                 the rules did not compile (libyara's words)
  *   D                           finished
- * Progress counters and each thread's current task sit in a shared mapping. */
+ * A task's M and E lines and its T go out in one write, so the parent passes
+ * on a task's events only when it has all of them: a stuck child can then be
+ * replaced by one that scans only the unfinished tasks, and nothing is
+ * reported twice. Progress counters and each thread's current task sit in a
+ * shared mapping. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -63,6 +68,7 @@ void hv_task_free(hv_task *t)
 
 typedef struct child {
     const hv_run *run;
+    const bool *finished;           /* tasks an earlier child finished, or NULL */
     int out;                        /* pipe write end */
     pthread_mutex_t out_lock;
     YR_RULES **rules;               /* one per group */
@@ -74,6 +80,7 @@ typedef struct worker {
     size_t task, group;
     const unsigned char *data;      /* the mapped sample, for context bytes */
     size_t len;
+    tr_buf lines;                   /* the task's lines, sent when it is finished */
 } worker;
 
 static void child_write(child *c, const char *s, size_t n)
@@ -179,21 +186,18 @@ static int scan_callback(YR_SCAN_CONTEXT *ctx, int message, void *message_data, 
     json_decref(o);
     if (!js)
         _exit(5);
-    char *line = tr_xasprintf("M %zu %zu %s\n", w->task, w->group, js);
+    tr_buf_printf(&w->lines, "M %zu %zu %s\n", w->task, w->group, js);
     free(js);
-    child_write(w->c, line, strlen(line));
-    free(line);
     return CALLBACK_CONTINUE;
 }
 
-static void child_error_line(child *c, size_t task, const char *msg)
+static void child_error_line(worker *w, size_t task, const char *msg)
 {
-    char *line = tr_xasprintf("E %zu %s\n", task, msg);
-    for (char *p = line + 2; p[1]; p++)
+    size_t from = w->lines.len;
+    tr_buf_printf(&w->lines, "E %zu %s\n", task, msg);
+    for (char *p = w->lines.data + from + 2; p[1]; p++)
         if (*p == '\n')
             *p = ' ';
-    child_write(c, line, strlen(line));
-    free(line);
 }
 
 static const char *yara_error_name(int rc)
@@ -273,6 +277,8 @@ static void *worker_main(void *arg)
         uint64_t t = atomic_fetch_add(&sh->next_task, 1);
         if (t >= run->ntasks)
             break;
+        if (c->finished && c->finished[t])
+            continue;
         atomic_store(&sh->current[w->slot], (int64_t)t + 1);
         const hv_task *task = &run->tasks[t];
         w->task = (size_t)t;
@@ -280,7 +286,7 @@ static void *worker_main(void *arg)
         tr_error err;
         bool ruled_out = false;
         if (map_sample(task->path, run->prefilter, &m, &ruled_out, &err) != 0) {
-            child_error_line(c, (size_t)t, err.msg);
+            child_error_line(w, (size_t)t, err.msg);
         } else if (ruled_out) {
             atomic_fetch_add(&sh->ruled_out, 1);
         } else if (run->prefilter && !hunt_prefilter_may_match(run->prefilter, m.data, m.len)) {
@@ -297,7 +303,7 @@ static void *worker_main(void *arg)
                 int rc = yr_scanner_scan_mem(sc[g], m.data, m.len);
                 if (rc != ERROR_SUCCESS && rc != ERROR_CALLBACK_ERROR &&
                     !atomic_load(&sh->cancel))
-                    child_error_line(c, (size_t)t, yara_error_name(rc));
+                    child_error_line(w, (size_t)t, yara_error_name(rc));
             }
             w->data = NULL;
             w->len = 0;
@@ -305,8 +311,12 @@ static void *worker_main(void *arg)
         }
         atomic_fetch_add(&sh->bytes, task->size);
         atomic_fetch_add(&sh->scanned, 1);
+        tr_buf_printf(&w->lines, "T %zu\n", (size_t)t);
+        child_write(c, w->lines.data, w->lines.len);
+        w->lines.len = 0;
         atomic_store(&sh->current[w->slot], 0);
     }
+    tr_buf_free(&w->lines);
     for (size_t g = 0; g < run->ngroups; g++)
         yr_scanner_destroy(sc[g]);
     free(sc);
@@ -386,7 +396,7 @@ static YR_RULES *child_compile(child *c, const hv_group *g)
     return rules;
 }
 
-TR_NORETURN static void child_main(const hv_run *run, int out)
+TR_NORETURN static void child_main(const hv_run *run, const bool *finished, int out)
 {
     /* The parent's SIGINT handler cancels through the shared flag; a
      * terminal's SIGINT reaching this process group must not kill the child
@@ -410,7 +420,7 @@ TR_NORETURN static void child_main(const hv_run *run, int out)
     }
     syscall(SYS_close_range, 4u, ~0u, 0u);
 
-    child c = {.run = run, .out = out};
+    child c = {.run = run, .finished = finished, .out = out};
     pthread_mutex_init(&c.out_lock, NULL);
     hv_shared *sh = run->sh;
     atomic_store(&sh->phase, 1);
@@ -451,30 +461,82 @@ TR_NORETURN static void child_main(const hv_run *run, int out)
  * Parent side.
  * ====================================================================== */
 
-static void dispatch(const hv_run *run, const hv_events *ev, char *line, bool *done,
-                     char *compile_err, size_t cesz)
+/* What one child sent: a task's lines wait in pending until its T line. */
+typedef struct reader {
+    bool *finished;                 /* per task, across children */
+    size_t nfinished;
+    tr_buf pending;
+    bool done;
+    char compile_err[1024];
+} reader;
+
+/* One M or E line of a finished task to the caller. */
+static void deliver(const hv_run *run, const hv_events *ev, char *line)
+{
+    char kind = line[0];
+    char *end;
+    unsigned long long task = strtoull(line + 2, &end, 10);
+    if (task >= run->ntasks || *end != ' ')
+        return;
+    if (kind == 'E') {
+        if (ev->on_scan_error)
+            ev->on_scan_error(ev->arg, (size_t)task, end + 1);
+        return;
+    }
+    unsigned long long group = strtoull(end + 1, &end, 10);
+    if (*end != ' ' || group >= run->ngroups)
+        return;
+    if (ev->on_match)
+        ev->on_match(ev->arg, (size_t)task, (size_t)group, end + 1);
+}
+
+static void dispatch(const hv_run *run, const hv_events *ev, reader *rd, char *line)
 {
     char kind = line[0];
     if (kind == 'D') {
-        *done = true;
+        rd->done = true;
     } else if (kind == 'X') {
-        snprintf(compile_err, cesz, "%s", line + 2);
+        snprintf(rd->compile_err, sizeof rd->compile_err, "%s", line + 2);
     } else if (kind == 'M' || kind == 'E') {
+        tr_buf_append(&rd->pending, line, strlen(line) + 1);   /* with its NUL */
+    } else if (kind == 'T') {
         char *end;
         unsigned long long task = strtoull(line + 2, &end, 10);
-        if (task >= run->ntasks || *end != ' ')
-            return;
-        if (kind == 'E') {
-            if (ev->on_scan_error)
-                ev->on_scan_error(ev->arg, (size_t)task, end + 1);
-            return;
+        for (size_t at = 0; at < rd->pending.len;) {
+            char *l = rd->pending.data + at;
+            at += strlen(l) + 1;
+            deliver(run, ev, l);
         }
-        unsigned long long group = strtoull(end + 1, &end, 10);
-        if (*end != ' ' || group >= run->ngroups)
-            return;
-        if (ev->on_match)
-            ev->on_match(ev->arg, (size_t)task, (size_t)group, end + 1);
+        rd->pending.len = 0;
+        if (task < run->ntasks && !*end && !rd->finished[task]) {
+            rd->finished[task] = true;
+            rd->nfinished++;
+        }
     }
+}
+
+/* The child's CPU time in clock ticks (user + system), -1 if unknown. */
+static long long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    /* The command name may hold spaces and parentheses: fields count from
+     * the last ')'. utime and stime are fields 14 and 15. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    unsigned long long ut = 0, st = 0;
+    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (long long)(ut + st);
 }
 
 static const char *signal_name(int sig)
@@ -497,8 +559,12 @@ static const char *signal_name(int sig)
     }
 }
 
-int hv_verify(const hv_run *run, const hv_events *ev, tr_error *err)
+/* One child, start to end. *stalled: it sent nothing and used no CPU for
+ * stall_secs, and was killed. */
+static int verify_child(const hv_run *run, const hv_events *ev, reader *rd, bool *stalled,
+                        tr_error *err)
 {
+    *stalled = false;
     int fds[2];
     if (pipe(fds) != 0)
         return tr_fail_errno(err, "cannot create the verifier pipe");
@@ -515,17 +581,18 @@ int hv_verify(const hv_run *run, const hv_events *ev, tr_error *err)
     }
     if (pid == 0) {
         close(fds[0]);
-        child_main(run, fds[1]);
+        child_main(run, rd->nfinished ? rd->finished : NULL, fds[1]);
     }
     close(fds[1]);
 
     tr_buf in = {0};
     size_t start = 0;
-    bool done = false;
-    char compile_err[1024] = "";
     char chunk[65536];
     double cancelled_at = 0;
     bool killed = false;
+    double stall_secs = run->stall_secs > 0 ? run->stall_secs : HV_STALL_SECS;
+    double last_progress = tr_monotonic();
+    long long last_ticks = -1;
     for (;;) {
         struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
         int pr = poll(&pfd, 1, 200);
@@ -544,6 +611,17 @@ int hv_verify(const hv_run *run, const hv_events *ev, tr_error *err)
                 killed = true;
             }
         }
+        if (pr == 0 && !killed && !*stalled) {
+            long long ticks = cpu_ticks(pid);
+            double now = tr_monotonic();
+            if (ticks < 0 || ticks != last_ticks) {
+                last_ticks = ticks;
+                last_progress = now;
+            } else if (now - last_progress > stall_secs) {
+                kill(pid, SIGKILL);
+                *stalled = true;
+            }
+        }
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr <= 0)
@@ -553,13 +631,14 @@ int hv_verify(const hv_run *run, const hv_events *ev, tr_error *err)
             continue;
         if (r <= 0)
             break;
+        last_progress = tr_monotonic();
         tr_buf_append(&in, chunk, (size_t)r);
         for (;;) {
             char *nl = memchr(in.data + start, '\n', in.len - start);
             if (!nl)
                 break;
             *nl = 0;
-            dispatch(run, ev, in.data + start, &done, compile_err, sizeof compile_err);
+            dispatch(run, ev, rd, in.data + start);
             start = (size_t)(nl - in.data) + 1;
         }
         if (start > 0 && start == in.len) {
@@ -573,14 +652,18 @@ int hv_verify(const hv_run *run, const hv_events *ev, tr_error *err)
     }
     close(fds[0]);
     tr_buf_free(&in);
+    /* A killed child's last task may have sent part of its lines. */
+    rd->pending.len = 0;
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (ev->on_tick)
         ev->on_tick(ev->arg);
-    if (compile_err[0])
-        return tr_fail(err, "%s", compile_err);
-    if ((done && WIFEXITED(status) && WEXITSTATUS(status) == 0) || killed)
+    if (*stalled)
+        return -1;
+    if (rd->compile_err[0])
+        return tr_fail(err, "%s", rd->compile_err);
+    if ((rd->done && WIFEXITED(status) && WEXITSTATUS(status) == 0) || killed)
         return 0;
     /* The child died: say where. */
     char where[512] = "";
@@ -608,4 +691,45 @@ int hv_verify(const hv_run *run, const hv_events *ev, tr_error *err)
                        signal_name(WTERMSIG(status)), where);
     return tr_fail(err, "the libyara verifier exited with status %d%s",
                    WIFEXITED(status) ? WEXITSTATUS(status) : -1, where);
+}
+
+int hv_verify(const hv_run *run, const hv_events *ev, tr_error *err)
+{
+    reader rd = {.finished = tr_xcalloc(run->ntasks ? run->ntasks : 1, sizeof *rd.finished)};
+    int stall_secs = run->stall_secs > 0 ? run->stall_secs : HV_STALL_SECS;
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        bool stalled;
+        rc = verify_child(run, ev, &rd, &stalled, err);
+        if (!stalled)
+            break;
+        if (attempt == HV_STALL_RETRIES) {
+            rc = tr_fail(err, "the libyara verifier made no progress for %d s, %d times in a "
+                              "row, and was killed",
+                         stall_secs, attempt + 1);
+            break;
+        }
+        tr_log(TR_LOG_WARN,
+               "verifier: no progress for %d s (a stuck child): killed; a new one scans the "
+               "%zu of %zu samples not finished",
+               stall_secs, run->ntasks - rd.nfinished, run->ntasks);
+        hv_shared *sh = run->sh;
+        atomic_store(&sh->next_task, 0);
+        atomic_store(&sh->phase, 0);
+        for (size_t i = 0; i < HV_MAX_THREADS; i++)
+            atomic_store(&sh->current[i], 0);
+        uint64_t bytes = 0;
+        for (size_t t = 0; t < run->ntasks; t++)
+            if (rd.finished[t])
+                bytes += run->tasks[t].size;
+        atomic_store(&sh->scanned, rd.nfinished);
+        atomic_store(&sh->bytes, bytes);
+        atomic_fetch_add(&sh->restarts, 1);
+        rd.done = false;
+        if (ev->on_tick)
+            ev->on_tick(ev->arg);
+    }
+    free(rd.finished);
+    tr_buf_free(&rd.pending);
+    return rc;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -341,6 +342,86 @@ static void test_verifier_contains_libyara_crashes(void **state)
     verify_crasher(f, "rule d { condition: nosuch }", "undefined identifier \"nosuch\"");
 }
 
+/* A child that sends nothing and uses no CPU is replaced; the new one scans
+ * only what the first did not finish, so nothing is reported twice. Task 1
+ * is a FIFO: opening it blocks for ever, as a child forked while another
+ * thread held a lock blocks (ASan's allocator, in the server). */
+typedef struct stall_state {
+    hv_shared *sh;
+    const char *fifo, *good;
+    int matches[2];
+    int replaced;
+} stall_state;
+
+static void stall_on_match(void *arg, size_t task, size_t group, const char *json)
+{
+    (void)group;
+    stall_state *st = arg;
+    assert_true(task < 2);
+    assert_non_null(strstr(json, "\"rule\":\"marker\""));
+    st->matches[task]++;
+}
+
+static void stall_on_tick(void *arg)
+{
+    stall_state *st = arg;
+    /* After the first child was killed, the FIFO becomes a plain file. */
+    if (st->good && atomic_load(&st->sh->restarts) >= 1 && !st->replaced) {
+        assert_int_equal(rename(st->good, st->fifo), 0);
+        st->replaced = 1;
+    }
+}
+
+static void run_stall(fixture *f, bool replace, int want_rc, int want_restarts)
+{
+    static const char rule[] = "rule marker { strings: $a = \"STALLMARK\" condition: $a }";
+    write_file(f->in, "first.bin", "xx STALLMARK xx", 15);
+    write_file(f->in, "second.tmp", "yy STALLMARK yy", 15);
+    char *fifo = tr_xasprintf("%s/second.bin", f->in);
+    char *good = tr_xasprintf("%s/second.tmp", f->in);
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    hv_source src = {"stall.yar", rule, strlen(rule)};
+    hv_group g = {.src = &src, .nsrc = 1};
+    hv_task t[2] = {{.sample_id = 1, .size = 15}, {.sample_id = 2, .size = 15}};
+    t[0].path = tr_xasprintf("%s/first.bin", f->in);
+    t[1].path = fifo;
+    hv_shared *sh = hv_shared_new();
+    stall_state st = {.sh = sh, .fifo = fifo, .good = replace ? good : NULL};
+    hv_run run = {.groups = &g, .ngroups = 1, .tasks = t, .ntasks = 2, .threads = 1, .sh = sh,
+                  .stall_secs = 1};
+    hv_events ev = {.arg = &st, .on_match = stall_on_match, .on_tick = stall_on_tick};
+    tr_error err;
+    int rc = hv_verify(&run, &ev, &err);
+    if (rc != want_rc)
+        fail_msg("hv_verify gave %d: %s", rc, rc ? err.msg : "");
+    assert_int_equal(atomic_load(&sh->restarts), want_restarts);
+    assert_int_equal(st.matches[0], 1);
+    if (replace) {
+        assert_int_equal(st.matches[1], 1);
+        assert_int_equal(atomic_load(&sh->scanned), 2);
+    } else {
+        assert_int_equal(st.matches[1], 0);
+        assert_non_null(strstr(err.msg, "made no progress"));
+    }
+    hv_shared_free(sh);
+    unlink(fifo);
+    unlink(good);
+    free(t[0].path);
+    free(fifo);
+    free(good);
+}
+
+static void test_stuck_verifier_is_replaced(void **state)
+{
+    run_stall(*state, true, 0, 1);
+}
+
+static void test_verifier_stuck_every_time_fails(void **state)
+{
+    run_stall(*state, false, -1, HV_STALL_RETRIES);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +432,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_interrupted_job_is_marked_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_livehunt_hook_and_hits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verifier_contains_libyara_crashes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stuck_verifier_is_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verifier_stuck_every_time_fails, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
