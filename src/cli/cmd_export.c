@@ -40,33 +40,16 @@ static int daily(const cli_ctx *ctx, const char *day, const char *output)
         cli_error("%s", err.msg);
         return CLI_FAIL;
     }
-    tr_sample **items = NULL;
+    tr_zip_entry *entries = NULL;
     size_t n = 0;
-    if (tr_store_day_samples(s, (int64_t)timegm(&tm), &items, &n, &err) != 0) {
+    if (tr_store_day_zip(s, (int64_t)timegm(&tm), &entries, &n, &err) != 0) {
         tr_store_close(s);
         cli_error("%s", err.msg);
         return CLI_FAIL;
     }
-    tr_zip_entry *entries = tr_xcalloc(n ? n : 1, sizeof *entries);
-    char **names = tr_xcalloc(n ? n : 1, sizeof *names), **paths = tr_xcalloc(n ? n : 1, sizeof *paths);
-    for (size_t i = 0; i < n; i++) {
-        const char *type = items[i]->file_type;
-        names[i] = type && *type && strcmp(type, "unknown") != 0
-                       ? tr_xasprintf("%s.%s", items[i]->d.sha256, type)
-                       : tr_xstrdup(items[i]->d.sha256);
-        paths[i] = tr_store_blob_path(s, items[i]->d.sha256);
-        entries[i] = (tr_zip_entry){names[i], paths[i]};
-    }
     tr_store_close(s);
     int rc = tr_zip_write_aes(output, entries, n, "infected", &err);
-    for (size_t i = 0; i < n; i++) {
-        free(names[i]);
-        free(paths[i]);
-    }
-    free(names);
-    free(paths);
-    free(entries);
-    tr_sample_list_free(items, n);
+    tr_store_zip_entries_free(entries, n);
     if (rc != 0) {
         cli_error("%s", err.msg);
         return CLI_FAIL;

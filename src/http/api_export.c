@@ -42,40 +42,21 @@ static enum MHD_Result daily(http_request *r, const char *name)
     tr_error err;
     if (tr_store_open(r->data_dir, TR_STORE_READONLY, &s, &err) != 0)
         return http_send_error(r, 503, "%s", err.msg);
-    tr_sample **items = NULL;
+    tr_zip_entry *entries = NULL;
     size_t n = 0;
-    if (tr_store_day_samples(s, start, &items, &n, &err) != 0) {
+    if (tr_store_day_zip(s, start, &entries, &n, &err) != 0) {
         tr_store_close(s);
         return http_send_error(r, 500, "%s", err.msg);
     }
+    tr_store_close(s);
     if (n == 0) {
-        tr_store_close(s);
-        free(items);
+        tr_store_zip_entries_free(entries, n);
         return http_send_error(r, 404, "no samples were added on %.10s", name);
     }
-    tr_zip_entry *entries = tr_xcalloc(n, sizeof *entries);
-    char **names = tr_xcalloc(n, sizeof *names), **paths = tr_xcalloc(n, sizeof *paths);
-    for (size_t i = 0; i < n; i++) {
-        const char *type = items[i]->file_type;
-        /* Named as Bazaar names them: sha256 and the file type. */
-        names[i] = type && *type && strcmp(type, "unknown") != 0
-                       ? tr_xasprintf("%s.%s", items[i]->d.sha256, type)
-                       : tr_xstrdup(items[i]->d.sha256);
-        paths[i] = tr_store_blob_path(s, items[i]->d.sha256);
-        entries[i] = (tr_zip_entry){names[i], paths[i]};
-    }
-    tr_store_close(s);
     char download[32];
     snprintf(download, sizeof download, "%.10s.zip", name);
     enum MHD_Result sent = http_send_aes_zip(r, entries, n, download);
-    for (size_t i = 0; i < n; i++) {
-        free(names[i]);
-        free(paths[i]);
-    }
-    free(names);
-    free(paths);
-    free(entries);
-    tr_sample_list_free(items, n);
+    tr_store_zip_entries_free(entries, n);
     return sent;
 }
 

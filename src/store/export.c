@@ -192,25 +192,42 @@ static int export_zip(const char *name, const void *data, size_t len, int64_t no
     return rc == 0 ? 0 : tr_fail(err, "zip: cannot read the archive back");
 }
 
-int tr_store_day_samples(tr_store *s, int64_t day_start, tr_sample ***out, size_t *n,
-                         tr_error *err)
+int tr_store_day_zip(tr_store *s, int64_t day_start, tr_zip_entry **out, size_t *n,
+                     tr_error *err)
 {
     tr_sample_filter flt = {.first_seen_after = day_start};
     tr_sample **items = NULL;
     size_t m = 0;
     if (tr_store_list(s, &flt, &items, &m, err) != 0)
         return -1;
-    /* Newest first: keep those before the next day, in place. */
+    tr_zip_entry *e = tr_xcalloc(m ? m : 1, sizeof *e);
     size_t k = 0;
+    /* Newest first, from day_start on: those before the next day. */
     for (size_t i = 0; i < m; i++) {
-        if (items[i]->first_seen < day_start + 86400)
-            items[k++] = items[i];
-        else
-            tr_sample_free(items[i]);
+        const tr_sample *smp = items[i];
+        if (smp->first_seen < day_start + 86400) {
+            const char *type = smp->file_type;
+            /* Named as Bazaar names them: sha256 and the file type. */
+            e[k].name = type && *type && strcmp(type, "unknown") != 0
+                            ? tr_xasprintf("%s.%s", smp->d.sha256, type)
+                            : tr_xstrdup(smp->d.sha256);
+            e[k].path = tr_store_blob_path(s, smp->d.sha256);
+            k++;
+        }
     }
-    *out = items;
+    tr_sample_list_free(items, m);
+    *out = e;
     *n = k;
     return 0;
+}
+
+void tr_store_zip_entries_free(tr_zip_entry *e, size_t n)
+{
+    for (size_t i = 0; e && i < n; i++) {
+        free((char *)e[i].name);
+        free((char *)e[i].path);
+    }
+    free(e);
 }
 
 int tr_store_export_published(tr_store *s, tr_export_format f, bool recent, int64_t now,

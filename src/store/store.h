@@ -364,8 +364,11 @@ int tr_store_export(tr_store *s, tr_export_format f, bool recent, int64_t now, t
  * the JSON as is. *zipped says which. */
 int tr_store_export_published(tr_store *s, tr_export_format f, bool recent, int64_t now,
                               tr_buf *out, bool *zipped, tr_error *err);
-/* The samples first seen on the UTC day that starts at day_start. */
-int tr_store_day_samples(tr_store *s, int64_t day_start, tr_sample ***out, size_t *n,
-                         tr_error *err);
+/* The daily batch: the samples first seen on the UTC day that starts at
+ * day_start, as zip entries named as Bazaar names them (sha256.filetype).
+ * Free with tr_store_zip_entries_free. */
+int tr_store_day_zip(tr_store *s, int64_t day_start, tr_zip_entry **out, size_t *n,
+                     tr_error *err);
+void tr_store_zip_entries_free(tr_zip_entry *e, size_t n);
 
 #endif
