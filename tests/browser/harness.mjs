@@ -42,3 +42,23 @@ export function launchChromium() {
 export async function shot(page, name) {
   await page.screenshot({ path: join(artifacts, name + ".png"), fullPage: true });
 }
+
+// One JSON call to trawl's API with a key; a non-2xx answer throws with its body.
+export async function callApi(base, key, path, opts = {}) {
+  const res = await fetch(base + path, { ...opts, headers: { Authorization: "Bearer " + key, ...(opts.headers || {}) } });
+  const body = await res.json();
+  if (!res.ok) throw new Error(path + ": " + res.status + " " + JSON.stringify(body));
+  return body;
+}
+
+// Polls fn every 100 ms until it returns something truthy (returned), or
+// throws naming what was awaited after ms.
+export async function until(what, fn, ms = 60000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -18,28 +18,14 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
-import { launchChromium, shot, startServer, trawl } from "./harness.mjs";
+import { callApi, launchChromium, shot, startServer, trawl, until as untilDone } from "./harness.mjs";
 
 const MARK = "LIVE_HUNT_MARK_7Q";
 const FILLERS = 6;
 let data, server, base, browser, page, key, matchSha;
 
-async function call(path, opts = {}) {
-  const res = await fetch(base + path, { ...opts, headers: { Authorization: "Bearer " + key, ...(opts.headers || {}) } });
-  const body = await res.json();
-  if (!res.ok) throw new Error(path + ": " + res.status + " " + JSON.stringify(body));
-  return body;
-}
-
-async function until(what, fn, ms = 120000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error("timed out waiting for " + what);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const call = (path, opts = {}) => callApi(base, key, path, opts);
+const until = (what, fn, ms = 120000) => untilDone(what, fn, ms);
 
 // The marker, or any of `slow` expressions that random bytes essentially
 // never match (18 bytes of given classes) and that have no literal.

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { launchChromium, shot as shotOf, startServer, trawl } from "./harness.mjs";
+import { callApi, launchChromium, shot as shotOf, startServer, trawl, until } from "./harness.mjs";
 
 let data, server, base, browser, ctx, page, key, readerKey;
 const N = 100;
@@ -20,22 +20,7 @@ let huntId = 0;
 
 async function shot(name) { await shotOf(page, "scale-" + name); }
 
-async function call(path, opts = {}) {
-  const res = await fetch(base + path, { ...opts, headers: { Authorization: "Bearer " + key, ...(opts.headers || {}) } });
-  const body = await res.json();
-  if (!res.ok) throw new Error(path + ": " + res.status + " " + JSON.stringify(body));
-  return body;
-}
-
-async function until(what, fn, ms = 60000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error("timed out waiting for " + what);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const call = (path, opts = {}) => callApi(base, key, path, opts);
 
 // 99 rules match every sample, two match half each: 9,900 + 50 + 50.
 function bigRule() {
