@@ -26,8 +26,13 @@ enum MHD_Result http_send_bazaar_error(http_request *r, unsigned status, const c
     const char *word = "illegal_request";
     if (status == 405)
         word = "http_post_expected";
-    else if (status == 401)
-        word = strncmp(msg, "unknown API key", 15) == 0 ? "unknown_auth_key" : "no_api_key";
+    else if (status == 401 && strncmp(msg, "unknown API key", 15) == 0) {
+        /* Bazaar answers a key it does not know with 403 Forbidden, and
+         * no key at all with 401 (OpenCTI's connector issues #5097, #4221). */
+        word = "unknown_auth_key";
+        status = 403;
+    } else if (status == 401)
+        word = "no_api_key";
     else if (status == 403)
         word = "user_blacklisted";
     else if (status == 413)

@@ -138,7 +138,7 @@ def test_older_api_key_header_is_accepted(secure_server, keys):
     assert r.status_code == 200 and r.json()["query_status"] == "no_results"
     r = requests.post(secure_server.url + "/api/v1/", data={"query": "get_recent", "selector": "100"},
                       headers={"API-KEY": "not-a-key"}, timeout=30)
-    assert r.status_code == 401 and r.json()["query_status"] == "unknown_auth_key"
+    assert r.status_code == 403 and r.json()["query_status"] == "unknown_auth_key"
 
 
 def test_transport_and_key_status_words(secure_server, keys):
