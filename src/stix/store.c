@@ -223,7 +223,7 @@ static const char *alias_of(tr_stix_db *s, const char *id, char buf[128]);
 
 typedef struct import_stmts {
     sqlite3_stmt *ins, *latest_get, *latest_set, *fts, *edge, *member, *find, *alias_get,
-        *alias_set;
+        *alias_set, *edge_source, *edge_target;
 } import_stmts;
 
 static void import_stmts_free(import_stmts *x)
@@ -237,6 +237,8 @@ static void import_stmts_free(import_stmts *x)
     sqlite3_finalize(x->find);
     sqlite3_finalize(x->alias_get);
     sqlite3_finalize(x->alias_set);
+    sqlite3_finalize(x->edge_source);
+    sqlite3_finalize(x->edge_target);
 }
 
 static int add_edge(import_stmts *x, int64_t seq, const char *rel_id, const char *rel_type,
@@ -546,6 +548,18 @@ static int canonicalize(import_ctx *c, json_t *obj, const char *text, size_t len
     sqlite3_bind_text(c->x->alias_set, 3, text, (int)len, SQLITE_STATIC);
     int rc = sqlite3_step(c->x->alias_set);
     sqlite3_reset(c->x->alias_set);
+    /* A new alias: relationships stored before it, naming the id the SCO
+     * came with, are found from the one object (neighbours, graph). Their
+     * JSON keeps the name; x_opencti_stix_ids resolves it for readers. */
+    bool fresh = rc == SQLITE_DONE && sqlite3_changes(c->s->db) > 0;
+    for (int k = 0; fresh && rc == SQLITE_DONE && k < 2; k++) {
+        sqlite3_stmt *up = k ? c->x->edge_target : c->x->edge_source;
+        sqlite3_reset(up);
+        bind_text(up, 1, json_string_value(to));
+        bind_text(up, 2, orig);
+        rc = sqlite3_step(up);
+        sqlite3_reset(up);
+    }
     if (rc != SQLITE_DONE) {
         free(orig);
         return db_fail(c->s, err);
@@ -643,7 +657,9 @@ int tr_stix_import(tr_stix_db *s, const char *text, size_t len, const char *coll
              err) != 0 ||
         prep(s, &x.alias_get, "SELECT id FROM stix_aliases WHERE alias=?", err) != 0 ||
         prep(s, &x.alias_set, "INSERT OR IGNORE INTO stix_aliases(alias, id, json) VALUES(?,?,?)",
-             err) != 0)
+             err) != 0 ||
+        prep(s, &x.edge_source, "UPDATE stix_edges SET source=? WHERE source=?", err) != 0 ||
+        prep(s, &x.edge_target, "UPDATE stix_edges SET target=? WHERE target=?", err) != 0)
         goto out;
     import_ctx c = {.s = s, .x = &x, .collection = collection, .now = now, .res = res,
                     .aliases = aliases, .any_alias = json_object_size(aliases) > 0};

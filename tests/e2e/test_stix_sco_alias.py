@@ -121,3 +121,24 @@ def test_sco_whose_id_depends_on_a_reference_is_one_object(trawl, tmp_path):
     assert flows[0]["x_opencti_stix_ids"] == [flow_v4["id"]]
     shown = json.loads(trawl.run("stix", "show", flow_v4["id"], "--json", check=0).stdout)
     assert shown["id"] == want
+
+
+def test_relationship_stored_before_its_uuid4_sco_is_found_from_the_one_object(trawl, tmp_path, keys):
+    # The relationship arrives first, naming an id nothing is stored under yet;
+    # the SCO comes later with that id and is stored under its deterministic one.
+    trawl.run("stix", "import", write(tmp_path, "b1.json", bundle(MALWARE_V1, REL_BEFORE)), check=0)
+    trawl.run("stix", "import", write(tmp_path, "b2.json", bundle(IP_V4)), check=0)
+    objs = export(trawl)
+    assert objs[V5]["x_opencti_stix_ids"] == [V4]
+    from conftest import Server
+    srv = Server(trawl)
+    try:
+        for asked in (V5, V4, MALWARE_V1["id"]):
+            st, _, body = call(srv.url + "/api/stix/objects/%s/neighbours?depth=1" % asked,
+                               key=keys["reader"])
+            assert st == 200, body
+            g = json.loads(body)
+            edges = [e for e in g["edges"] if e["id"] == REL_BEFORE["id"]]
+            assert [(e["source_ref"], e["target_ref"]) for e in edges] == [(MALWARE_V1["id"], V5)], g
+    finally:
+        srv.stop()
