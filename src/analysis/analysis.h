@@ -19,7 +19,7 @@
 
 /* Bumped when an analysis is added or its output changes: samples analysed
  * by an older version are analysed again by `trawl analyze`. */
-#define TR_ANALYSIS_VERSION 2   /* 2: SHA-256 thumbprints */
+#define TR_ANALYSIS_VERSION 3   /* 2: SHA-256 thumbprints; 3: types as file(1) answers them */
 
 int tr_yara_init(tr_error *err);
 void tr_yara_fini(void);

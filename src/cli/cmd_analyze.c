@@ -13,8 +13,9 @@ static int usage(void)
 {
     printf("usage: trawl analyze [--all] [--clamav-db DIR ($TRAWL_CLAMAV_DB)]\n"
            "Runs the binary analysis (telfhash, gimphash, dhash_icon, code signing,\n"
-           "ole_information) for the stored samples that lack it (added before it existed,\n"
-           "or by an older version). With a ClamAV database, also scans the samples never\n"
+           "ole_information) and the file type (libmagic, as file(1) answers) for the stored\n"
+           "samples that lack them (added before they existed, or by an older version).\n"
+           "With a ClamAV database, also scans the samples never\n"
            "scanned with one. --all: every sample.\n");
     return CLI_OK;
 }
@@ -59,14 +60,16 @@ int cli_cmd_analyze(const cli_ctx *ctx, int argc, char **argv)
         return CLI_FAIL;
     }
     progress p = {0};
-    int64_t done = 0;
-    int rc = tr_store_analyze_backfill(s, all, on_sample, &p, &done, &err);
+    int64_t done = 0, retyped = 0;
+    int rc = tr_store_analyze_backfill(s, all, on_sample, &p, &done, &retyped, &err);
     tr_store_close(s);
     if (rc != 0) {
         cli_error("%s", err.msg);
         return CLI_FAIL;
     }
     printf("analysed %lld samples", (long long)done);
+    if (retyped)
+        printf(", %lld with a new file type", (long long)retyped);
     if (p.skipped)
         printf(", %lld unreadable", (long long)p.skipped);
     printf("\n");

@@ -2,9 +2,11 @@
  * sample_certs): written when a new sample is committed, backfilled by
  * `trawl analyze` for samples stored before (or by an older analysis
  * version), read with the sample and by the Bazaar intel queries. */
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/store_internal.h"
 
@@ -319,63 +321,118 @@ void tr_cscb_free(tr_cscb_entry *e, size_t n)
     free(e);
 }
 
+/* The type columns as this version's libmagic and rules answer them. A
+ * script type given by the file's name at upload (a .js delivered as text)
+ * stays while libmagic still says text. Returns 1 when a column changed. */
+static int retype(tr_store *s, int64_t id, const tr_analysis *an, const char *mime,
+                  const char *magic, const char *type, tr_error *err)
+{
+    const char *t = an->file_type;
+    if (strcmp(t, "txt") == 0 && type && strcmp(type, "txt") != 0) {
+        char probe[32];
+        snprintf(probe, sizeof probe, "x.%s", type);
+        if (strcmp(tr_filetype_refine("txt", probe), type) == 0)
+            t = type;
+    }
+    if (mime && magic && type && strcmp(mime, an->mime) == 0 && strcmp(magic, an->magic) == 0 &&
+        strcmp(type, t) == 0)
+        return 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store_db(s), "UPDATE samples SET mime=?, magic=?, file_type=? WHERE id=?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail(s, err, "preparing a type update");
+    sqlite3_bind_text(st, 1, an->mime, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, an->magic, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, t, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, id);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 1 : fail(s, err, "updating a sample's type");
+}
+
+enum { BACKFILL_BATCH = 64 };
+
 int tr_store_analyze_backfill(tr_store *s, bool redo, tr_analyze_cb cb, void *arg,
-                              int64_t *done, tr_error *err)
+                              int64_t *done, int64_t *retyped, tr_error *err)
 {
     *done = 0;
+    if (retyped)
+        *retyped = 0;
     int64_t after = 0;
     sqlite3 *db = store_db(s);
+    tr_analyzer *an = NULL;
+    if (tr_analyzer_new(&an, err) != 0)
+        return -1;
+    int ret = 0;
     for (;;) {
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(db,
-                               "SELECT x.id, x.sha256 FROM samples x LEFT JOIN sample_analysis a"
-                               " ON a.sample_id = x.id WHERE x.id > ?1 AND (?2 OR a.sample_id IS NULL"
-                               " OR a.version < ?3 OR (?4 AND a.clamav_scanned = 0))"
+                               "SELECT x.id, x.sha256, x.mime, x.magic, x.file_type FROM samples x"
+                               " LEFT JOIN sample_analysis a ON a.sample_id = x.id WHERE x.id > ?1"
+                               " AND (?2 OR a.sample_id IS NULL OR a.version < ?3"
+                               " OR (?4 AND a.clamav_scanned = 0))"
                                " ORDER BY x.id LIMIT 64",
-                               -1, &st, NULL) != SQLITE_OK)
-            return fail(s, err, "listing samples to analyse");
+                               -1, &st, NULL) != SQLITE_OK) {
+            ret = fail(s, err, "listing samples to analyse");
+            break;
+        }
         sqlite3_bind_int64(st, 1, after);
         sqlite3_bind_int(st, 2, redo ? 1 : 0);
         sqlite3_bind_int(st, 3, TR_ANALYSIS_VERSION);
         sqlite3_bind_int(st, 4, tr_clamav_enabled() ? 1 : 0);
-        int64_t ids[64];
-        char sha[64][TR_SHA256_HEX];
+        int64_t ids[BACKFILL_BATCH];
+        char sha[BACKFILL_BATCH][TR_SHA256_HEX];
+        char *old[BACKFILL_BATCH][3];
         size_t k = 0;
         int rc;
-        while (k < 64 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        while (k < BACKFILL_BATCH && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             ids[k] = sqlite3_column_int64(st, 0);
             const unsigned char *t = sqlite3_column_text(st, 1);
             snprintf(sha[k], sizeof sha[k], "%s", t ? (const char *)t : "");
+            for (int c = 0; c < 3; c++) {
+                t = sqlite3_column_text(st, 2 + c);
+                old[k][c] = t ? tr_xstrdup((const char *)t) : NULL;
+            }
             k++;
         }
         sqlite3_finalize(st);
         if (k == 0)
-            return 0;
+            break;
         after = ids[k - 1];
         /* A batch per transaction: the analysis of a blob runs outside the
          * write lock, its rows are written together. */
-        tr_bin_info *res[64] = {0};
-        tr_binan *a = store_binan(s, err);
-        if (!a)
-            return -1;
+        tr_bin_info *res[BACKFILL_BATCH] = {0};
+        tr_analysis *types = tr_xcalloc(k, sizeof *types);
         for (size_t i = 0; i < k; i++) {
             char *path = tr_store_blob_path(s, sha[i]);
             tr_map m;
             tr_error merr;
-            if (tr_map_open(&m, path, &merr) == 0) {
-                res[i] = tr_bin_analyze(a, m.data, m.len);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd >= 0 && tr_map_fd(&m, fd, &merr) == 0) {
+                res[i] = tr_analyze_all(an, fd, m.data, m.len, &types[i]);
                 tr_map_close(&m);
             } else if (cb) {
+                if (fd < 0)
+                    tr_fail_errno(&merr, "cannot open %s", path);
                 cb(arg, sha[i], merr.msg);
             }
+            if (fd >= 0)
+                close(fd);
             free(path);
         }
         rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
                  ? 0
                  : fail(s, err, "starting a transaction");
+        int64_t changed = 0;
         for (size_t i = 0; i < k && rc == 0; i++)
             if (res[i]) {
                 rc = store_analysis_put(s, ids[i], res[i], err);
+                if (rc == 0) {
+                    int r = retype(s, ids[i], &types[i], old[i][0], old[i][1], old[i][2], err);
+                    if (r < 0)
+                        rc = -1;
+                    changed += r > 0;
+                }
                 if (rc == 0 && cb)
                     cb(arg, sha[i], NULL);
             }
@@ -383,12 +440,21 @@ int tr_store_analyze_backfill(tr_store *s, bool redo, tr_analyze_cb cb, void *ar
             rc = fail(s, err, "committing analyses");
         if (rc != 0)
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        else if (retyped)
+            *retyped += changed;
         for (size_t i = 0; i < k; i++) {
             if (rc == 0 && res[i])
                 (*done)++;
             tr_bin_info_free(res[i]);
+            for (int c = 0; c < 3; c++)
+                free(old[i][c]);
         }
-        if (rc != 0)
-            return -1;
+        free(types);
+        if (rc != 0) {
+            ret = -1;
+            break;
+        }
     }
+    tr_analyzer_free(an);
+    return ret;
 }

@@ -326,9 +326,12 @@ void tr_cscb_free(tr_cscb_entry *e, size_t n);
 typedef void (*tr_analyze_cb)(void *arg, const char *sha256, const char *error);
 /* Analyses the samples without results of the current version, and those
  * never scanned by ClamAV when a database is configured (redo: every
- * sample). *done: how many were analysed. */
+ * sample). Their type columns (mime, magic, file_type) are derived again
+ * with this version's libmagic use: stores filled by an older trawl answer
+ * as file(1) does afterwards. *done: how many were analysed; *retyped
+ * (may be NULL): how many had a type column changed. */
 int tr_store_analyze_backfill(tr_store *s, bool redo, tr_analyze_cb cb, void *arg,
-                              int64_t *done, tr_error *err);
+                              int64_t *done, int64_t *retyped, tr_error *err);
 
 /* JSON of a sample with MalwareBazaar's field names (jansson json_t *). */
 struct json_t;

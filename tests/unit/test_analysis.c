@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <png.h>
+#include <sqlite3.h>
 
 #include "fixture.h"
 #include "analysis/analysis.h"
@@ -417,14 +418,98 @@ static void test_store_keeps_results(void **state)
 
     /* A backfill has nothing to do for an analysed sample; --all redoes it. */
     int64_t done = -1;
-    assert_int_equal(tr_store_analyze_backfill(s, false, NULL, NULL, &done, &err), 0);
+    assert_int_equal(tr_store_analyze_backfill(s, false, NULL, NULL, &done, NULL, &err), 0);
     assert_int_equal(done, 0);
-    assert_int_equal(tr_store_analyze_backfill(s, true, NULL, NULL, &done, &err), 0);
+    assert_int_equal(tr_store_analyze_backfill(s, true, NULL, NULL, &done, NULL, &err), 0);
     assert_int_equal(done, 1);
     tr_analyzer_free(an);
     tr_store_close(s);
     free(dir);
     free(so);
+}
+
+/* A store filled by an older trawl: `trawl analyze` derives the type columns
+ * again (and says how many changed); a script type the upload's file name
+ * gave stays. */
+static void stage_commit(tr_store *s, tr_analyzer *an, const char *name, const char *text,
+                         int64_t *id)
+{
+    char *path = path_in(name);
+    write_file(path, text, strlen(text));
+    tr_error err;
+    tr_staged st;
+    assert_int_equal(tr_store_stage_path(s, an, path, &st, &err), 0);
+    tr_ingest_meta m = {.file_name = name};
+    tr_ingest_result res;
+    assert_int_equal(tr_store_commit(s, &st, &m, 1, &res, &err), 0);
+    *id = res.id;
+    free(path);
+}
+
+static void types_of(tr_store *s, int64_t id, char out[3][256])
+{
+    tr_sample *x = NULL;
+    tr_error err;
+    assert_int_equal(tr_store_get_by_id(s, id, &x, &err), 1);
+    snprintf(out[0], 256, "%s", x->mime);
+    snprintf(out[1], 256, "%s", x->magic);
+    snprintf(out[2], 256, "%s", x->file_type);
+    tr_sample_free(x);
+}
+
+static void test_backfill_rederives_types(void **state)
+{
+    (void)state;
+    char *dir = path_in("retype");
+    tr_error err;
+    tr_store *s = NULL;
+    assert_int_equal(tr_store_open(dir, TR_STORE_CREATE, &s, &err), 0);
+    tr_analyzer *an = NULL;
+    assert_int_equal(tr_analyzer_new(&an, &err), 0);
+    int64_t txt, js;
+    stage_commit(s, an, "notes.txt", "plain words for a plain text file\n", &txt);
+    stage_commit(s, an, "dropper.js", "var a = 1;\nvar b = a + 1;\n", &js);
+    char want_txt[3][256], want_js[3][256], got[3][256];
+    types_of(s, txt, want_txt);
+    types_of(s, js, want_js);
+    assert_string_equal(want_txt[2], "txt");
+    assert_string_equal(want_js[2], "js");
+    tr_store_close(s);
+
+    /* What an older version left: other answers, an older analysis. */
+    char *db_path = tr_xasprintf("%s/trawl.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    char *sql = sqlite3_mprintf(
+        "UPDATE samples SET mime='application/octet-stream', magic='data', file_type='bin'"
+        " WHERE id=%lld; UPDATE samples SET magic='old answer' WHERE id=%lld;"
+        " UPDATE sample_analysis SET version=%d",
+        (long long)txt, (long long)js, TR_ANALYSIS_VERSION - 1);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(sql);
+    sqlite3_close(db);
+    free(db_path);
+
+    assert_int_equal(tr_store_open(dir, 0, &s, &err), 0);
+    int64_t done = -1, retyped = -1;
+    assert_int_equal(tr_store_analyze_backfill(s, false, NULL, NULL, &done, &retyped, &err), 0);
+    assert_int_equal(done, 2);
+    assert_int_equal(retyped, 2);
+    types_of(s, txt, got);
+    for (int c = 0; c < 3; c++)
+        assert_string_equal(got[c], want_txt[c]);
+    types_of(s, js, got);
+    for (int c = 0; c < 3; c++)
+        assert_string_equal(got[c], want_js[c]);
+    /* Nothing left to do; redoing all changes no type. */
+    assert_int_equal(tr_store_analyze_backfill(s, false, NULL, NULL, &done, &retyped, &err), 0);
+    assert_int_equal(done, 0);
+    assert_int_equal(tr_store_analyze_backfill(s, true, NULL, NULL, &done, &retyped, &err), 0);
+    assert_int_equal(done, 2);
+    assert_int_equal(retyped, 0);
+    tr_analyzer_free(an);
+    tr_store_close(s);
+    free(dir);
 }
 
 /* A pclntab as the Go linker lays it out, for names chosen to exercise
@@ -779,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_pe_certificates),
         cmocka_unit_test(test_cert_cn),
         cmocka_unit_test(test_store_keeps_results),
+        cmocka_unit_test(test_backfill_rederives_types),
         cmocka_unit_test(test_gimphash_rules),
         cmocka_unit_test(test_dhash_icon),
     };
