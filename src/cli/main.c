@@ -85,6 +85,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    tr_sqlite_process_setup();
     cli_ctx ctx = {0};
     ctx.data_dir = getenv("TRAWL_DATA");
     if (!ctx.data_dir || !*ctx.data_dir)

@@ -75,6 +75,10 @@ int tr_map_open(tr_map *m, const char *path, tr_error *err);
 int tr_map_fd(tr_map *m, int fd, tr_error *err);
 void tr_map_close(tr_map *m);
 
+/* Process-wide SQLite settings; call first in main, before any database
+ * is opened (sqlite3_config is refused after that). */
+void tr_sqlite_process_setup(void);
+
 /* ---- zip ----------------------------------------------------------------- */
 /* Writes a zip at zip_path whose entries are the given files, each encrypted
  * with WinZip AES-256 under password (malware is shared as "infected"). */
