@@ -67,12 +67,23 @@ typedef struct syn {
 } syn;
 _Static_assert(sizeof(syn) == 64, "a SYN-only flow is one cache line");
 
-/* The SYN ring's index: the low half of the flow hash as a tag (its low bits
- * are the home slot) and the ring position + 1 (0: empty). 8 bytes a slot, so
- * the table for FLOWS_MAX flows at most half full is 1 MiB. */
-typedef struct cslot {
-    uint32_t tag, pos;
-} cslot;
+/* The SYN ring's index: buckets of one cache line, 7 entries each (the low
+ * half of the flow hash as a tag, its low bits the home bucket, and the ring
+ * position + 1, 0 empty). A bucket is searched without a data-dependent
+ * branch per entry and ends a lookup unless an entry passed it for want of
+ * room ("over" counts those), so a delete clears one entry and walks no
+ * run: the linear-probing table's backward shift mispredicted about twice a
+ * delete. 16,384 buckets (1 MiB) for at most FLOWS_MAX + 1 entries. */
+#define CT_WAYS 7
+#define CT_BUCKETS (1u << 14)
+typedef struct cbucket {
+    uint32_t tag[CT_WAYS];
+    uint32_t over;
+    uint32_t pos[CT_WAYS];
+    uint32_t unused;
+} cbucket;
+_Static_assert(sizeof(cbucket) == 64, "a bucket is one cache line");
+_Static_assert(CT_BUCKETS * CT_WAYS > 65537, "room for FLOWS_MAX + 1");
 
 /* SYN-only probes of one source to one port, waiting for their window to
  * close: the first flow's evidence and the packet count. Kept compact (no
@@ -186,7 +197,8 @@ typedef struct tr_pcap_decoder {
     void *ring_mem;
     uint32_t rcap, rhead, rlen;      /* rlen counts the dead entries in the window too */
     size_t nsyn;                     /* live ones */
-    cslot *ct;                       /* FLOW_SLOTS, never more than half full */
+    cbucket *ct;                     /* CT_BUCKETS, 64-byte aligned */
+    void *ct_mem;
     otab pt;
     probe *phead, *ptail;
     size_t nprobes;
@@ -392,14 +404,16 @@ static void probe_flush(decoder *d, probe *p)
     memcpy(e.tcp_options, p->options, sizeof e.tcp_options);
     e.packets = p->packets;
     if (p->scanner)
-        tr_event_set(&e, "scanner", p->scanner);
+        tr_event_set_static(&e, "scanner", p->scanner);   /* a fingerprint's literal */
     pool_put(&d->probes, p);
     emit(d, &e);
 }
 
 /* A flow that never completed its handshake joins its source's probe of that
  * port, or starts one. */
-static void probe_add(decoder *d, flow *f)
+static void probe_new(decoder *d, const flow *f, uint64_t h);
+
+static void probe_add(decoder *d, const flow *f)
 {
     uint64_t h = probe_hash(&f->k);
     for (size_t i = h & d->pt.mask; d->pt.s[i].p; i = (i + 1) & d->pt.mask) {
@@ -410,6 +424,11 @@ static void probe_add(decoder *d, flow *f)
             return;
         }
     }
+    probe_new(d, f, h);
+}
+
+static void probe_new(decoder *d, const flow *f, uint64_t h)
+{
     probe *p = pool_get(&d->probes);
     p->h = h;
     p->k = f->k;
@@ -477,7 +496,7 @@ static void flow_finish(decoder *d, flow *f)
         tr_sensor_parse(&e, f->buf, f->len);
         const char *s = fingerprint(f, e.tcp_options, mss);
         if (s && !tr_event_get(&e, "scanner"))
-            tr_event_set(&e, "scanner", s);
+            tr_event_set_static(&e, "scanner", s);
         emit(d, &e);
     }
     free(f->buf);
@@ -507,34 +526,43 @@ static flow *flow_find(decoder *d, const addr_key *k, uint64_t h, int *from_clie
 
 #define RING_MIN 4096u
 
-static void ct_put(cslot *ct, uint32_t tag, uint32_t pos)
+/* Bit i set where a bucket's word i equals v: a loop without a branch per
+ * entry (the compiler makes it a few vector compares), then one test. */
+static unsigned ct_match(const uint32_t w[CT_WAYS], uint32_t v)
 {
-    size_t i = tag & (FLOW_SLOTS - 1);
-    while (ct[i].pos)
-        i = (i + 1) & (FLOW_SLOTS - 1);
-    ct[i].tag = tag;
-    ct[i].pos = pos + 1;
+    unsigned m = 0;
+    for (int i = 0; i < CT_WAYS; i++)
+        m |= (unsigned)(w[i] == v) << i;
+    return m;
 }
 
-/* Backward-shift deletion, as otab_del. */
-static void ct_del(cslot *ct, uint32_t tag, uint32_t pos)
+static void ct_put(cbucket *ct, uint32_t tag, uint32_t pos)
 {
-    const size_t m = FLOW_SLOTS - 1;
-    size_t i = tag & m;
-    while (ct[i].pos != pos + 1)
-        i = (i + 1) & m;
-    for (size_t j = i;;) {
-        j = (j + 1) & m;
-        if (!ct[j].pos)
-            break;
-        size_t k = ct[j].tag & m;
-        bool stays = i <= j ? (k > i && k <= j) : (k > i || k <= j);
-        if (!stays) {
-            ct[i] = ct[j];
-            i = j;
+    for (uint32_t b = tag & (CT_BUCKETS - 1);; b = (b + 1) & (CT_BUCKETS - 1)) {
+        cbucket *k = &ct[b];
+        unsigned free_ = ct_match(k->pos, 0);
+        if (free_) {
+            int i = __builtin_ctz(free_);
+            k->tag[i] = tag;
+            k->pos[i] = pos + 1;
+            return;
         }
+        k->over++;
     }
-    ct[i].pos = 0;
+}
+
+/* The buckets the entry passed on its way in are the ones before it. */
+static void ct_del(cbucket *ct, uint32_t tag, uint32_t pos)
+{
+    for (uint32_t b = tag & (CT_BUCKETS - 1);; b = (b + 1) & (CT_BUCKETS - 1)) {
+        cbucket *k = &ct[b];
+        unsigned m = ct_match(k->pos, pos + 1);
+        if (m) {
+            k->pos[__builtin_ctz(m)] = 0;
+            return;
+        }
+        k->over--;
+    }
 }
 
 static void syn_key(const syn *s, addr_key *k)
@@ -571,7 +599,7 @@ static void ring_make_room(decoder *d)
     uint32_t cap = !d->rcap ? RING_MIN : d->nsyn * 2 > d->rcap ? d->rcap * 2 : d->rcap;
     void *mem = tr_xmalloc((size_t)cap * sizeof(syn) + 63);
     syn *r = (syn *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
-    memset(d->ct, 0, FLOW_SLOTS * sizeof *d->ct);
+    memset(d->ct, 0, CT_BUCKETS * sizeof *d->ct);
     uint32_t n = 0;
     for (uint32_t i = 0; i < d->rlen; i++) {
         const syn *s = &d->ring[(d->rhead + i) & (d->rcap - 1)];
@@ -622,22 +650,27 @@ static void syn_add(decoder *d, const addr_key *k, uint64_t h, int64_t t, int32_
 static syn *syn_find(const decoder *d, const addr_key *k, uint64_t h, int *from_client)
 {
     uint32_t tag = (uint32_t)h;
-    for (size_t i = tag & (FLOW_SLOTS - 1); d->ct[i].pos; i = (i + 1) & (FLOW_SLOTS - 1)) {
-        if (d->ct[i].tag != tag)
-            continue;
-        syn *s = &d->ring[d->ct[i].pos - 1];
-        if (s->sport == k->sport && s->dport == k->dport && memcmp(s->src, k->src, 4) == 0 &&
-            memcmp(s->dst, k->dst, 4) == 0) {
-            *from_client = 1;
-            return s;
+    for (uint32_t b = tag & (CT_BUCKETS - 1);; b = (b + 1) & (CT_BUCKETS - 1)) {
+        const cbucket *c = &d->ct[b];
+        for (unsigned m = ct_match(c->tag, tag); m; m &= m - 1) {
+            int i = __builtin_ctz(m);
+            if (!c->pos[i])
+                continue;
+            syn *s = &d->ring[c->pos[i] - 1];
+            if (s->sport == k->sport && s->dport == k->dport && memcmp(s->src, k->src, 4) == 0 &&
+                memcmp(s->dst, k->dst, 4) == 0) {
+                *from_client = 1;
+                return s;
+            }
+            if (s->sport == k->dport && s->dport == k->sport && memcmp(s->src, k->dst, 4) == 0 &&
+                memcmp(s->dst, k->src, 4) == 0) {
+                *from_client = 0;
+                return s;
+            }
         }
-        if (s->sport == k->dport && s->dport == k->sport && memcmp(s->src, k->dst, 4) == 0 &&
-            memcmp(s->dst, k->src, 4) == 0) {
-            *from_client = 0;
-            return s;
-        }
+        if (!c->over)
+            return NULL;
     }
-    return NULL;
 }
 
 /* The oldest live SYN-only flow; dead entries at the head go. */
@@ -675,14 +708,28 @@ static flow *syn_promote(decoder *d, syn *s, uint64_t h)
 /* A SYN-only flow is over: a probe for the aggregator, as flow_finish. */
 static void syn_finish(decoder *d, syn *s)
 {
-    flow f;
-    syn_flow(s, &f);
-    ct_del(d->ct, (uint32_t)flow_hash4(ip4(s->src), s->sport, ip4(s->dst), s->dport),
+    uint32_t src = ip4(s->src);
+    ct_del(d->ct, (uint32_t)flow_hash4(src, s->sport, ip4(s->dst), s->dport),
            (uint32_t)(s - d->ring));
     s->live = 0;
     d->nsyn--;
     d->nflows--;
-    probe_add(d, &f);
+    d->rhead = (d->rhead + 1) & (d->rcap - 1);   /* it is the head */
+    d->rlen--;
+    /* probe_add without building a key: most SYNs join a probe. An IPv4
+     * probe's key is zero past the address's 4 bytes, as the SYN's would be. */
+    uint64_t h = mix64(end_word4(src, s->dport) + 4);
+    for (size_t i = h & d->pt.mask; d->pt.s[i].p; i = (i + 1) & d->pt.mask) {
+        probe *p = d->pt.s[i].p;
+        if (d->pt.s[i].h == h && p->k.family == 4 && p->k.dport == s->dport &&
+            ip4(p->k.src) == src && s->first_us - p->first_us <= SYN_WINDOW_US) {
+            p->packets++;
+            return;
+        }
+    }
+    flow f;
+    syn_flow(s, &f);
+    probe_new(d, &f, h);
 }
 
 /* The oldest flow of either kind: the ring's head or the full list's. */
@@ -733,7 +780,7 @@ static void prefetch_next(const decoder *d)
         /* The ring's entries come in order; their index and probe slots do not. */
         const syn *s = &d->ring[(d->rhead + 2) & (d->rcap - 1)];
         uint32_t src = ip4(s->src);
-        __builtin_prefetch(&d->ct[flow_hash4(src, s->sport, ip4(s->dst), s->dport) & (FLOW_SLOTS - 1)]);
+        __builtin_prefetch(&d->ct[flow_hash4(src, s->sport, ip4(s->dst), s->dport) & (CT_BUCKETS - 1)]);
         __builtin_prefetch(&d->pt.s[mix64(end_word4(src, s->dport) + 4) & d->pt.mask]);
         if (d->rlen > 16)
             __builtin_prefetch(&d->ring[(d->rhead + 16) & (d->rcap - 1)]);
@@ -1047,11 +1094,12 @@ tr_pcap_decoder *tr_pcap_decoder_new(const char *sensor_name, tr_event_sink sink
     if (d->sensor_len >= sizeof ((tr_event *)0)->sensor)
         d->sensor_len = sizeof ((tr_event *)0)->sensor - 1;
     /* The full flows' table grows from small (a scan has few full flows;
-     * the SYN-only flows' index never grows: at most FLOWS_MAX in
-     * FLOW_SLOTS). The probe table grows too; linear probing at most half full makes a
+     * the SYN-only flows' index never grows: at most FLOWS_MAX + 1 in
+     * CT_BUCKETS). The probe table grows too; linear probing at most half full makes a
      * miss (most probe lookups) walk about 2.5 slots, against 8.5 at 3/4. */
     otab_init(&d->ft, FLOW_FULL_SLOTS_MIN, 50);
-    d->ct = tr_xcalloc(FLOW_SLOTS, sizeof *d->ct);
+    d->ct_mem = tr_xcalloc(1, CT_BUCKETS * sizeof *d->ct + 63);
+    d->ct = (cbucket *)(((uintptr_t)d->ct_mem + 63) & ~(uintptr_t)63);
     otab_init(&d->pt, PROBE_SLOTS_MIN, 50);
     d->flows.size = sizeof(flow);
     d->probes.size = sizeof(probe);
@@ -1122,7 +1170,7 @@ int tr_pcap_decoder_free(tr_pcap_decoder *d)
     pool_free(&d->probes);
     free(d->ft.s);
     free(d->pt.s);
-    free(d->ct);
+    free(d->ct_mem);
     free(d->ring_mem);
     free(d);
     return failed ? -1 : 0;
