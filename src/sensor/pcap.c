@@ -4,6 +4,9 @@
  * fingerprints read; completed TCP sessions are reassembled far enough (the
  * client's in-order first bytes) for the protocol parsers. */
 #include <pcap/pcap.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +85,8 @@ typedef struct cbucket {
     uint32_t pos[CT_WAYS];
     uint32_t unused;
 } cbucket;
-_Static_assert(sizeof(cbucket) == 64, "a bucket is one cache line");
+_Static_assert(sizeof(cbucket) == 64 && offsetof(cbucket, pos) == 32,
+               "a bucket is one cache line: tags and over, then positions and a spare word");
 _Static_assert(CT_BUCKETS * CT_WAYS > 65537, "room for FLOWS_MAX + 1");
 
 /* SYN-only probes of one source to one port, waiting for their window to
@@ -526,15 +530,28 @@ static flow *flow_find(decoder *d, const addr_key *k, uint64_t h, int *from_clie
 
 #define RING_MIN 4096u
 
-/* Bit i set where a bucket's word i equals v: a loop without a branch per
- * entry (the compiler makes it a few vector compares), then one test. */
-static unsigned ct_match(const uint32_t w[CT_WAYS], uint32_t v)
+/* Bit i set where word i of a bucket half (tag[] or pos[], 8 words with
+ * the word after them) equals v: no branch per entry, then one test. */
+#ifdef __SSE2__
+static unsigned ct_match(const uint32_t *half, uint32_t v)
+{
+    const char *b = (const char *)half;   /* the 32 bytes of the half, as bytes */
+    __m128i x = _mm_set1_epi32((int)v);
+    __m128i lo = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)b), x);
+    __m128i hi = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(b + 16)), x);
+    unsigned m = (unsigned)_mm_movemask_ps(_mm_castsi128_ps(lo)) |
+                 (unsigned)_mm_movemask_ps(_mm_castsi128_ps(hi)) << 4;
+    return m & ((1u << CT_WAYS) - 1);
+}
+#else
+static unsigned ct_match(const uint32_t *half, uint32_t v)
 {
     unsigned m = 0;
     for (int i = 0; i < CT_WAYS; i++)
-        m |= (unsigned)(w[i] == v) << i;
+        m |= (unsigned)(half[i] == v) << i;
     return m;
 }
+#endif
 
 static void ct_put(cbucket *ct, uint32_t tag, uint32_t pos)
 {
@@ -776,9 +793,11 @@ static void prefetch_next(const decoder *d)
     }
     if (f)
         prefetch_record(f, sizeof *f);
-    if (d->rlen > 2) {
-        /* The ring's entries come in order; their index and probe slots do not. */
-        const syn *s = &d->ring[(d->rhead + 2) & (d->rcap - 1)];
+    if (d->rlen > 4) {
+        /* The ring's entries come in order; their index bucket and probe slot
+         * do not: asked for four flows ahead (two measured a little slower,
+         * none 8% slower). */
+        const syn *s = &d->ring[(d->rhead + 4) & (d->rcap - 1)];
         uint32_t src = ip4(s->src);
         __builtin_prefetch(&d->ct[flow_hash4(src, s->sport, ip4(s->dst), s->dport) & (CT_BUCKETS - 1)]);
         __builtin_prefetch(&d->pt.s[mix64(end_word4(src, s->dport) + 4) & d->pt.mask]);
