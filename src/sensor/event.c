@@ -24,6 +24,8 @@ void tr_event_clear(tr_event *e)
 {
     free(e->payload);
     for (size_t i = 0; i < e->nfields; i++) {
+        if (e->borrowed >> i & 1)
+            continue;
         free(e->fields[i].key);
         free(e->fields[i].value);
     }
@@ -31,20 +33,49 @@ void tr_event_clear(tr_event *e)
     e->nfields = 0;
 }
 
+/* The index of key's field, or -1. */
+static int field_index(const tr_event *e, const char *key)
+{
+    for (size_t i = 0; i < e->nfields; i++)
+        if (strcmp(e->fields[i].key, key) == 0)
+            return (int)i;
+    return -1;
+}
+
 int tr_event_set(tr_event *e, const char *key, const char *value)
 {
-    for (size_t i = 0; i < e->nfields; i++) {
-        if (strcmp(e->fields[i].key, key) == 0) {
-            free(e->fields[i].value);
-            e->fields[i].value = tr_xstrdup(value);
-            return 0;
-        }
+    int i = field_index(e, key);
+    if (i >= 0 && !(e->borrowed >> i & 1)) {
+        free(e->fields[i].value);
+        e->fields[i].value = tr_xstrdup(value);
+        return 0;
     }
-    if (e->nfields >= TR_EVENT_FIELDS_MAX)
-        return -1;
-    e->fields[e->nfields].key = tr_xstrdup(key);
-    e->fields[e->nfields].value = tr_xstrdup(value);
-    e->nfields++;
+    if (i < 0) {
+        if (e->nfields >= TR_EVENT_FIELDS_MAX)
+            return -1;
+        i = (int)e->nfields++;
+    }
+    e->fields[i].key = tr_xstrdup(key);
+    e->fields[i].value = tr_xstrdup(value);
+    e->borrowed &= ~(1ull << i);
+    return 0;
+}
+
+int tr_event_set_static(tr_event *e, const char *key, const char *value)
+{
+    int i = field_index(e, key);
+    if (i >= 0 && !(e->borrowed >> i & 1)) {
+        free(e->fields[i].key);
+        free(e->fields[i].value);
+    }
+    if (i < 0) {
+        if (e->nfields >= TR_EVENT_FIELDS_MAX)
+            return -1;
+        i = (int)e->nfields++;
+    }
+    e->fields[i].key = (char *)key;
+    e->fields[i].value = (char *)value;
+    e->borrowed |= 1ull << i;
     return 0;
 }
 

@@ -47,6 +47,10 @@ typedef struct tr_event {
     /* First bytes the source sent, at most TR_EVENT_PAYLOAD_MAX. Owned. */
     uint8_t *payload;
     size_t payload_len;
+    /* Bit i: fields[i]'s key and value are static strings, not freed (see
+     * tr_event_set_static). Meaningful below nfields only; every added field
+     * sets its bit, so a copied event's stale bits never matter. */
+    uint64_t borrowed;
     tr_event_field fields[TR_EVENT_FIELDS_MAX];
     size_t nfields;
 } tr_event;
@@ -58,6 +62,10 @@ void tr_event_clear(tr_event *e);
 /* Adds (or, for an existing key, replaces) a field; copies both strings.
  * Fields past TR_EVENT_FIELDS_MAX are dropped: returns -1 then. */
 int tr_event_set(tr_event *e, const char *key, const char *value);
+/* The same for strings with static storage (literals, constant tables):
+ * borrowed, never copied or freed, so an event that carries them can move
+ * anywhere in the process. Not for anything that is freed or changed. */
+int tr_event_set_static(tr_event *e, const char *key, const char *value);
 const char *tr_event_get(const tr_event *e, const char *key);
 /* Copies at most TR_EVENT_PAYLOAD_MAX bytes as the payload. */
 void tr_event_set_payload(tr_event *e, const void *p, size_t n);

@@ -167,10 +167,47 @@ static void test_json_line_matches_jansson(void **state)
     }
 }
 
+/* A static field value is borrowed: never copied or freed, and replacing it
+ * with an owned value (or the reverse) frees exactly what was owned. ASan's
+ * leak and double-free checks are the other half of this test. */
+static void test_static_fields_are_borrowed(void **state)
+{
+    static const char zmap[] = "zmap";
+    tr_event e;
+    tr_event_init(&e);
+    assert_int_equal(tr_event_set_static(&e, "scanner", zmap), 0);
+    assert_ptr_equal(tr_event_get(&e, "scanner"), zmap);
+    assert_int_equal(tr_event_set(&e, "http_path", "/"), 0);
+    /* Owned over borrowed: a copy, the literal untouched. */
+    char v[] = "masscan";
+    assert_int_equal(tr_event_set(&e, "scanner", v), 0);
+    v[0] = 'X';
+    assert_string_equal(tr_event_get(&e, "scanner"), "masscan");
+    /* Borrowed over owned: the copy freed (else a leak), the literal kept. */
+    assert_int_equal(tr_event_set_static(&e, "scanner", zmap), 0);
+    assert_ptr_equal(tr_event_get(&e, "scanner"), zmap);
+    assert_int_equal(e.nfields, 2);
+    tr_buf b = {0};
+    tr_event_json_line(&e, &b);
+    assert_non_null(strstr(b.data, "\"fields\":{\"scanner\":\"zmap\",\"http_path\":\"/\"}"));
+    tr_buf_free(&b);
+    /* A copy whose fields are added again (as the noise batch does) owns them. */
+    tr_event c = e;
+    c.nfields = 0;
+    c.payload = NULL;
+    for (size_t i = 0; i < e.nfields; i++)
+        tr_event_set(&c, e.fields[i].key, e.fields[i].value);
+    assert_ptr_not_equal(tr_event_get(&c, "scanner"), zmap);
+    tr_event_clear(&c);
+    tr_event_clear(&e);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_static_fields_are_borrowed),
         cmocka_unit_test(test_json_line_matches_jansson),
         cmocka_unit_test(test_early_years_keep_four_digits),
         cmocka_unit_test(test_bad_input_names_the_property),

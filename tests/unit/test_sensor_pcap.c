@@ -494,6 +494,76 @@ static void test_syn_aggregation_per_source_and_port(void **state)
     free(path);
 }
 
+typedef struct session_catch {
+    size_t n;
+    json_t *x;
+} session_catch;
+
+static int catch_x(void *ctx, tr_event *e, tr_error *err)
+{
+    session_catch *c = ctx;
+    c->n++;
+    char a[46];
+    tr_event_src_text(e, a);
+    if (strcmp(a, "203.0.113.77") == 0) {
+        if (c->x)
+            return tr_fail(err, "two events from the session's client");
+        c->x = tr_event_to_json(e);
+    }
+    return 0;
+}
+
+/* A SYN-only flow waits in the decoder's ring while 10,000 later flows each
+ * send a second packet (a RST) and leave dead entries behind it, more than
+ * the ring first holds: the ring is rewritten around the live flow, which
+ * then completes its handshake and sends a request. Its session is found
+ * (one event, HTTP, four client packets) and every RST flow is a probe. */
+static void test_syn_ring_rewritten_around_a_waiting_flow(void **state)
+{
+    char *path = tr_xasprintf("/tmp/trawl-pcap-ring-%d.pcap", (int)getpid());
+    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+    pcap_dumper_t *w = pcap_dump_open(dead, path);
+    uint8_t f[256];
+    const char *req = "GET / HTTP/1.0\r\n\r\n";
+    seg syn = {"203.0.113.77", TARGET, 40000, 80, 1000, 0, SYN, 64240, 1, 64, "", 0, NULL};
+    dump(w, f, frame(f, &syn), 0);
+    char src[32];
+    for (int a = 1; a <= 250; a++) {
+        snprintf(src, sizeof src, "198.51.100.%d", a);
+        for (int port = 1; port <= 40; port++) {
+            seg g = {src, TARGET, 50000, (uint16_t)port, 7, 0, SYN, 1024, 2, 50, "", 0, NULL};
+            dump(w, f, frame(f, &g), 1);
+            seg r = {src, TARGET, 50000, (uint16_t)port, 8, 0, RST, 0, 3, 50, "", 0, NULL};
+            dump(w, f, frame(f, &r), 1);
+        }
+    }
+    seg sa = {TARGET, "203.0.113.77", 80, 40000, 5000, 1001, SA, 65160, 0, 64, "", 0, NULL};
+    dump(w, f, frame(f, &sa), 2);
+    seg ack = {"203.0.113.77", TARGET, 40000, 80, 1001, 5001, ACK, 502, 4, 64, "", 0, NULL};
+    dump(w, f, frame(f, &ack), 2);
+    seg data = {"203.0.113.77", TARGET, 40000, 80, 1001, 5001, ACK | 0x08, 502, 5, 64, "", 0, req};
+    dump(w, f, frame(f, &data), 2);
+    seg fin = {"203.0.113.77", TARGET, 40000, 80, 1001 + (uint32_t)strlen(req), 5001, ACK | 0x01,
+               502, 6, 64, "", 0, NULL};
+    dump(w, f, frame(f, &fin), 2);
+    pcap_dump_close(w);
+    pcap_close(dead);
+    session_catch c = {0};
+    tr_import_stats st;
+    tr_error err;
+    assert_int_equal(tr_pcap_import(path, NULL, catch_x, &c, &st, &err), 0);
+    assert_int_equal(st.records, 1 + 2 * 10000 + 4);
+    assert_int_equal(c.n, 10000 + 1);
+    assert_non_null(c.x);
+    assert_true(json_is_true(json_object_get(c.x, "handshake")));
+    assert_string_equal(s(c.x, "proto"), "http");
+    assert_int_equal(num(c.x, "packets"), 4);
+    assert_string_equal(field(c.x, "http_path"), "/");
+    json_decref(c.x);
+    unlink(path);
+    free(path);
+}
+
 /* The same records big-endian with nanosecond stamps, read by trawl's own
  * classic-pcap reader: the same events at the same microseconds. */
 static void test_big_endian_nanosecond_pcap(void **state)
@@ -542,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_pcapng_cooked),
         cmocka_unit_test(test_sink_stops),
         cmocka_unit_test(test_flow_table_eviction),
+        cmocka_unit_test(test_syn_ring_rewritten_around_a_waiting_flow),
         cmocka_unit_test(test_syn_aggregation_per_source_and_port),
         cmocka_unit_test(test_big_endian_nanosecond_pcap),
     };
