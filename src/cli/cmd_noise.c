@@ -14,7 +14,8 @@ static const char usage_text[] =
     "usage: trawl noise import [--format jsonl|pcap|cowrie] FILE...\n"
     "                                  store events: JSON lines, a capture (pcap or\n"
     "                                  pcapng), or a Cowrie JSON log\n"
-    "       trawl noise ip IP [--json]                    the record of one source address\n"
+    "       trawl noise ip IP [IP...] [--json]            the record of source addresses\n"
+    "       trawl noise ip - [--json]                     ... one per line from stdin (JSON lines)\n"
     "       trawl noise events [--ip IP] [--tag NAME] [--limit N] [--json]   stored events\n"
     "       trawl noise tags [--json]                     tags with their IP counts\n"
     "       trawl noise tag add FILE...                   add or replace tags (YARA rules)\n"
@@ -187,81 +188,127 @@ static void print_list(const char *label, json_t *a, const char *key)
     printf("\n");
 }
 
+/* One address's record: JSON (one line each when several are asked) or
+ * text (a blank line between records). Returns 0, or 1 for a bad address. */
+static int show_ip(tr_noise *n, const char *ip, bool json, bool many, bool first)
+{
+    tr_error err;
+    json_t *r = NULL;
+    int found = tr_noise_ip(n, ip, &r, &err);
+    if (found < 0) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
+    if (!json && many && !first)
+        putchar('\n');
+    if (found == 0) {
+        if (json) {
+            json_t *o = json_pack("{s:s, s:b}", "ip", ip, "seen", 0);
+            char *t = json_dumps(o, JSON_PRESERVE_ORDER | (many ? JSON_COMPACT : 0));
+            if (t)
+                puts(t);
+            free(t);
+            json_decref(o);
+        } else {
+            printf("%s: never seen by trawl's sensors\n", ip);
+        }
+        return 0;
+    }
+    if (json && many) {
+        char *t = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (t)
+            puts(t);
+        free(t);
+    } else if (json) {
+        print_json(r);
+    } else {
+    json_t *m = json_object_get(r, "metadata");
+    printf("%-16s%s\n", "ip", json_string_value(json_object_get(r, "ip")));
+    printf("%-16s%s\n", "classification",
+           json_string_value(json_object_get(r, "classification")));
+    printf("%-16s%s\n", "actor", json_string_value(json_object_get(r, "actor")));
+    printf("%-16s%s\n", "first seen", json_string_value(json_object_get(r, "first_seen_time")));
+    printf("%-16s%s\n", "last seen", json_string_value(json_object_get(r, "last_seen_time")));
+    printf("%-16s%lld\n", "events", (long long)json_integer_value(json_object_get(r, "events")));
+    printf("%-16s%s\n", "spoofable",
+           json_is_true(json_object_get(r, "spoofable")) ? "yes" : "no");
+    const char *cc = json_string_value(json_object_get(m, "country_code"));
+    if (cc && *cc)
+        printf("%-16s%s (%s)\n", "country",
+               json_string_value(json_object_get(m, "country")), cc);
+    if (json_is_true(json_object_get(m, "tor")))
+        printf("%-16s%s\n", "tor", "exit node");
+    print_list("tags", json_object_get(r, "tags"), NULL);
+    print_list("cves", json_object_get(r, "cve"), NULL);
+    json_t *scan = json_object_get(json_object_get(r, "raw_data"), "scan"), *ports = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(scan, i, v)
+        json_array_append_new(ports, json_sprintf("%lld/%s",
+                                                  (long long)json_integer_value(json_object_get(v, "port")),
+                                                  json_string_value(json_object_get(v, "protocol"))));
+    print_list("ports", ports, NULL);
+    json_decref(ports);
+    json_t *raw = json_object_get(r, "raw_data");
+    print_list("paths", json_object_get(json_object_get(raw, "web"), "paths"), NULL);
+    print_list("user agents", json_object_get(json_object_get(raw, "web"), "useragents"), NULL);
+    print_list("ja3", json_object_get(raw, "ja3"), "fingerprint");
+    print_list("hassh", json_object_get(raw, "hassh"), "fingerprint");
+    print_list("ssh clients", json_object_get(r, "ssh_clients"), NULL);
+    json_t *creds = json_array();
+    json_array_foreach(json_object_get(r, "credentials"), i, v)
+        json_array_append_new(creds, json_sprintf("%s:%s",
+                                                  json_string_value(json_object_get(v, "username")),
+                                                  json_string_value(json_object_get(v, "password"))));
+    print_list("credentials", creds, NULL);
+    json_decref(creds);
+    print_list("sensors", json_object_get(r, "sensors"), "name");
+    }
+    json_decref(r);
+    return 0;
+}
+
+/* trawl noise ip IP [IP...] | -: one process answers many addresses (a
+ * log's worth from stdin), so a script pays the process start once. */
 static int cmd_ip(const cli_ctx *ctx, int argc, char **argv)
 {
     bool json;
     int rc = cli_json_options(argc, argv, usage_text, &json);
     if (rc >= 0)
         return rc;
-    if (optind != argc - 1) {
-        cli_error("noise ip needs one IP address");
+    if (optind >= argc) {
+        cli_error("noise ip needs an IP address (several, or - to read them from stdin)");
         return CLI_USAGE;
     }
+    bool from_stdin = optind == argc - 1 && strcmp(argv[optind], "-") == 0;
     tr_noise *n = NULL;
     if ((rc = open_noise(ctx, false, &n)) != CLI_OK)
         return rc;
-    tr_error err;
-    json_t *r = NULL;
-    int found = tr_noise_ip(n, argv[optind], &r, &err);
-    tr_noise_close(n);
-    if (found < 0) {
-        cli_error("%s", err.msg);
-        return CLI_FAIL;
-    }
-    if (found == 0) {
-        if (json)
-            printf("{\"ip\": \"%s\", \"seen\": false}\n", argv[optind]);
-        else
-            printf("%s: never seen by trawl's sensors\n", argv[optind]);
-        return CLI_OK;
-    }
-    if (json) {
-        print_json(r);
+    int bad = 0;
+    size_t shown = 0;
+    if (from_stdin) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        while ((len = getline(&line, &cap, stdin)) >= 0) {
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
+                               line[len - 1] == ' ' || line[len - 1] == '\t'))
+                line[--len] = 0;
+            char *ip = line;
+            while (*ip == ' ' || *ip == '\t')
+                ip++;
+            if (!*ip || *ip == '#')
+                continue;
+            bad |= show_ip(n, ip, json, true, shown++ == 0);
+        }
+        free(line);
     } else {
-        json_t *m = json_object_get(r, "metadata");
-        printf("%-16s%s\n", "ip", json_string_value(json_object_get(r, "ip")));
-        printf("%-16s%s\n", "classification",
-               json_string_value(json_object_get(r, "classification")));
-        printf("%-16s%s\n", "actor", json_string_value(json_object_get(r, "actor")));
-        printf("%-16s%s\n", "first seen", json_string_value(json_object_get(r, "first_seen_time")));
-        printf("%-16s%s\n", "last seen", json_string_value(json_object_get(r, "last_seen_time")));
-        printf("%-16s%lld\n", "events", (long long)json_integer_value(json_object_get(r, "events")));
-        printf("%-16s%s\n", "spoofable",
-               json_is_true(json_object_get(r, "spoofable")) ? "yes" : "no");
-        const char *cc = json_string_value(json_object_get(m, "country_code"));
-        if (cc && *cc)
-            printf("%-16s%s (%s)\n", "country",
-                   json_string_value(json_object_get(m, "country")), cc);
-        if (json_is_true(json_object_get(m, "tor")))
-            printf("%-16s%s\n", "tor", "exit node");
-        print_list("tags", json_object_get(r, "tags"), NULL);
-        print_list("cves", json_object_get(r, "cve"), NULL);
-        json_t *scan = json_object_get(json_object_get(r, "raw_data"), "scan"), *ports = json_array();
-        size_t i;
-        json_t *v;
-        json_array_foreach(scan, i, v)
-            json_array_append_new(ports, json_sprintf("%lld/%s",
-                                                      (long long)json_integer_value(json_object_get(v, "port")),
-                                                      json_string_value(json_object_get(v, "protocol"))));
-        print_list("ports", ports, NULL);
-        json_decref(ports);
-        json_t *raw = json_object_get(r, "raw_data");
-        print_list("paths", json_object_get(json_object_get(raw, "web"), "paths"), NULL);
-        print_list("user agents", json_object_get(json_object_get(raw, "web"), "useragents"), NULL);
-        print_list("ja3", json_object_get(raw, "ja3"), "fingerprint");
-        print_list("hassh", json_object_get(raw, "hassh"), "fingerprint");
-        print_list("ssh clients", json_object_get(r, "ssh_clients"), NULL);
-        json_t *creds = json_array();
-        json_array_foreach(json_object_get(r, "credentials"), i, v)
-            json_array_append_new(creds, json_sprintf("%s:%s",
-                                                      json_string_value(json_object_get(v, "username")),
-                                                      json_string_value(json_object_get(v, "password"))));
-        print_list("credentials", creds, NULL);
-        json_decref(creds);
-        print_list("sensors", json_object_get(r, "sensors"), "name");
+        bool many = argc - optind > 1;
+        for (int i = optind; i < argc; i++)
+            bad |= show_ip(n, argv[i], json, many, i == optind);
     }
-    json_decref(r);
-    return CLI_OK;
+    tr_noise_close(n);
+    return bad ? CLI_FAIL : CLI_OK;
 }
 
 static int cmd_events(const cli_ctx *ctx, int argc, char **argv)

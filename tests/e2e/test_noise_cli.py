@@ -3,6 +3,7 @@ added/edited/removed with a re-judging of stored events, actors and
 classification, Tor lists, retention, enrichment."""
 import datetime
 import json
+import subprocess
 import os
 
 import pytest
@@ -81,6 +82,16 @@ def test_ip_record(trawl, tmp_path):
     assert "classification  malicious" in text and "admin:admin" in text and "22/TCP" in text
     assert "never seen" in trawl.run("noise", "ip", "203.0.113.31", check=0).stdout
     assert "not an IP address" in trawl.run("noise", "ip", "no.such.ip", check=1).stderr
+    # Many addresses in one process: arguments, or one per line from stdin
+    # (JSON lines), a bad one named and the exit status 1, the others answered.
+    text = trawl.run("noise", "ip", "203.0.113.30", "203.0.113.31", check=0).stdout
+    assert "classification  malicious" in text and "203.0.113.31: never seen" in text
+    p = subprocess.run(trawl.cmd("noise", "ip", "--json", "-"), capture_output=True, text=True,
+                       input="203.0.113.30\n# a comment\n\n no.such.ip \n203.0.113.31\n", timeout=60)
+    assert p.returncode == 1 and "'no.such.ip' is not an IP address" in p.stderr
+    lines = [json.loads(l) for l in p.stdout.splitlines()]
+    assert [(l["ip"], l["seen"]) for l in lines] == [("203.0.113.30", True), ("203.0.113.31", False)]
+    assert lines[0] == r
 
 
 def test_tag_add_rejudges_stored_events_and_applies_live(trawl, tmp_path):

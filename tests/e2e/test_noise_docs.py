@@ -33,6 +33,8 @@ def test_noise_doc_examples_run(secure_server, keys, trawl, tmp_path):
     assert "classification  benign" in out and "actor           Example Research" in out
     assert "1 Tor exit addresses imported" in out
     assert '"tor": true' in out                       # 203.0.113.8 in the --json record
+    assert '{"ip":"203.0.113.7","seen":true,' in out      # trawl noise ip - (JSON lines)
+    assert '{"ip":"203.0.113.9","seen":false}' in out
     assert "events are kept 120 days" in out
     assert "203.0.113.7:51234 -> 198.51.100.1:80  tcp/http  [.env Scanner, Curl Secrets Hunter, curl]" in out
     assert '"src_ip": "203.0.113.8"' in out
