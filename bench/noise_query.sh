@@ -4,7 +4,8 @@
 # GreyNoise-API and GNQL latency on generated data, against the same
 # questions asked of the raw event table with plain SQLite (what a small team
 # would do by hand), in the same run on the same database file; then
-# `trawl noise ip` as a CLI (warm) against the sqlite3 CLI, and noise ingest
+# `trawl noise ip` as a CLI (warm; one process per address, and many addresses
+# in one process) against the sqlite3 CLI, and noise ingest
 # in events/s against plain inserts of the same events.
 #
 # Sizes: IPS source addresses (default 20,000) in 10.0.0.0/8 with about
@@ -240,6 +241,29 @@ r = stats(lambda: ["sqlite3", data + "/trawl.db", "SELECT count(*), min(time_us)
                    " FROM noise_events WHERE src_ip = '%s'" % ip()])
 print("%-40s trawl p50 %8.2f p95 %8.2f cpu %6.2f ms | sqlite3 CLI p50 %8.2f p95 %8.2f ms | sqlite/trawl %.1fx"
       % ("CLI trawl noise ip --json (process)", t[0], t[1], t[2], r[0], r[1], r[0] / t[0]))
+# Many addresses in one process (`trawl noise ip -`, one per line on stdin,
+# as a script checks a log): the lookup's own cost is the slope between 1,000
+# and 10,000 random addresses; against the sqlite3 CLI given the same
+# 10,000 raw-event queries in one process.
+def batch(argv, n, stdin):
+    rnd.seed(n)
+    text = "".join(stdin(ip()) for _ in range(n))
+    ws = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run(argv, input=text.encode(), check=True, stdout=subprocess.DEVNULL)
+        ws.append((time.perf_counter() - t) * 1000)
+    return sorted(ws)[1]
+tq = lambda a: a + "\n"
+sq = lambda a: ("SELECT count(*), min(time_us), max(time_us), group_concat(DISTINCT dst_port)"
+                " FROM noise_events WHERE src_ip = '%s';\n" % a)
+t1, t10 = batch([trawl, "--data", data, "noise", "ip", "--json", "-"], 1000, tq), \
+          batch([trawl, "--data", data, "noise", "ip", "--json", "-"], 10000, tq)
+s1, s10 = batch(["sqlite3", data + "/trawl.db"], 1000, sq), batch(["sqlite3", data + "/trawl.db"], 10000, sq)
+per_t, per_s = (t10 - t1) / 9000, (s10 - s1) / 9000
+print("%-40s trawl %8.3f ms per address (1,000: %.0f ms, 10,000: %.0f ms) | sqlite3 CLI %8.3f ms"
+      " per query (%.0f / %.0f ms) | sqlite/trawl %.1fx (median of 3)"
+      % ("CLI trawl noise ip - (one process)", per_t, t1, t10, per_s, s1, s10, per_s / per_t))
 PY
 
 # Ingest: INGEST generated events (half from known addresses, half new,
