@@ -11,7 +11,7 @@
 # Sizes: IPS source addresses (default 20,000) in 10.0.0.0/8 with about
 # EVENTS_PER_IP events each (default 10). FULL=1 sets 1,000,000 IPs (the
 # issue's IP count) with 10 events each (10M events; the 100M events
-# need ~30 GB and hours here: pass EVENTS_PER_IP=100 for them). The
+# need ~40 GB free and about 2 hours here: pass EVENTS_PER_IP=100 for them). The
 # generator (bench/noise_gen.py) writes events, their tags, per-IP records,
 # per-IP sets and events per day straight into the noise tables inside SQLite
 # (about 100k events/s); the records are aggregated from the same events, so
