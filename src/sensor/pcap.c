@@ -792,6 +792,15 @@ static flow *syn_promote(decoder *d, syn *s, uint64_t h)
 /* A SYN-only flow is over: a probe for the aggregator, as flow_finish. */
 static void syn_finish(decoder *d, syn *s)
 {
+    if (d->rlen > 8) {
+        /* SYNs idle out in bursts too (a gap in the capture's time): each
+         * asks for the buckets of the one 8 behind it. */
+        const syn *n = &d->ring[(d->rhead + 8) & (d->rcap - 1)];
+        uint32_t nsrc = ip4(n->src);
+        __builtin_prefetch(
+            &d->ct[flow_hash4(nsrc, n->sport, ip4(n->dst), n->dport) & (CT_BUCKETS - 1)]);
+        __builtin_prefetch(&d->pi[(uint32_t)mix64(end_word4(nsrc, n->dport) + 4) & d->pimask]);
+    }
     uint32_t src = ip4(s->src);
     ct_del(d->ct, CT_BUCKETS - 1, (uint32_t)flow_hash4(src, s->sport, ip4(s->dst), s->dport),
            (uint32_t)(s - d->ring));
