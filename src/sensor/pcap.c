@@ -20,10 +20,10 @@
 #define SYN_WINDOW_US (60 * 1000000LL) /* a source's SYNs to one port this close become one event */
 #define FLOW_SLOTS (1u << 17)         /* twice FLOWS_MAX: short probe runs */
 #define FLOW_FULL_SLOTS_MIN (1u << 10) /* full flows are few in a scan: a small table stays in cache */
-/* SYN probes waiting for their window: one per (source, port), a few hundred
- * bytes each, so a million of them stay well under 1 GiB. */
+/* SYN probes waiting for their window: one per (source, port), 128 bytes
+ * each, so a million of them stay at 128 MiB. */
 #define PROBES_MAX (1u << 20)
-#define PROBE_SLOTS_MIN (1u << 14)   /* grows with the probes waiting: a small table stays in cache */
+#define PROBE_RING_MIN 4096u         /* grows with the probes waiting: small stays in cache */
 #define POOL_CHUNK 4096
 
 typedef struct addr_key {
@@ -91,18 +91,30 @@ _Static_assert(CT_BUCKETS * CT_WAYS > 65537, "room for FLOWS_MAX + 1");
 
 /* SYN-only probes of one source to one port, waiting for their window to
  * close: the first flow's evidence and the packet count. Kept compact (no
- * tr_event until it goes out) since there can be a million at once. */
+ * tr_event until it goes out) since there can be a million at once. Probes
+ * only ever leave from the oldest (their window closes in creation order, and
+ * PROBES_MAX pushes out the oldest), so they live in a FIFO ring of 128-byte
+ * entries like the SYN-only flows: created and ended in sequential memory,
+ * no list pointers. What a joining SYN reads and writes (first_us, packets,
+ * the key) is in the first cache line; the options stay raw (40 bytes, not
+ * 64 of text) and become text again when the event goes out. */
 typedef struct probe {
-    uint64_t h;
-    addr_key k;                  /* the first probe's; key is family, src, dport */
     int64_t first_us;
-    int32_t ip_id, ttl, win, flags;
+    uint32_t tag;                /* the index's: low half of probe_hash */
+    uint32_t packets;
+    addr_key k;                  /* the first probe's; key is family, src, dport */
+    uint8_t ttl, flags;
+    int32_t ip_id;
+    uint16_t win;
+    uint8_t optlen;
+    uint8_t spare;
     int64_t seq;
-    unsigned packets;
     const char *scanner;         /* a fingerprint's static name, or NULL */
-    char options[64];
-    struct probe *prev, *next;
+    uint8_t opt[40];
+    uint8_t spare2[8];
 } probe;
+_Static_assert(sizeof(probe) == 128 && offsetof(probe, k) + sizeof(addr_key) <= 64,
+               "two cache lines, and what a joining SYN touches in the first");
 
 /* Open addressing with the full hash in the slot: a lookup that misses (every
  * new SYN) reads only the table, never the records, which is what kept the
@@ -203,10 +215,13 @@ typedef struct tr_pcap_decoder {
     size_t nsyn;                     /* live ones */
     cbucket *ct;                     /* CT_BUCKETS, 64-byte aligned */
     void *ct_mem;
-    otab pt;
-    probe *phead, *ptail;
-    size_t nprobes;
-    pool flows, probes;
+    probe *pr;                       /* probes, oldest first from phd */
+    void *pr_mem;
+    uint32_t pcap_, phd, pn;
+    cbucket *pi;                     /* the probes' index: pimask + 1 buckets, as ct */
+    void *pi_mem;
+    uint32_t pimask;
+    pool flows;
 } decoder;
 
 static void *pool_get(pool *p)
@@ -383,19 +398,74 @@ static const char *fingerprint(const flow *f, const char *options, int mss)
     return NULL;
 }
 
-/* ---- SYN-only probes ------------------------------------------------------ */
-
-static void probe_unlink(decoder *d, probe *p)
+/* Bit i set where word i of a bucket half (tag[] or pos[], 8 words with
+ * the word after them) equals v: no branch per entry, then one test. */
+#ifdef __SSE2__
+static unsigned ct_match(const uint32_t *half, uint32_t v)
 {
-    otab_del(&d->pt, p->h, p);
-    if (p->prev) p->prev->next = p->next; else d->phead = p->next;
-    if (p->next) p->next->prev = p->prev; else d->ptail = p->prev;
-    d->nprobes--;
+    const char *b = (const char *)half;   /* the 32 bytes of the half, as bytes */
+    __m128i x = _mm_set1_epi32((int)v);
+    __m128i lo = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)b), x);
+    __m128i hi = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(b + 16)), x);
+    unsigned m = (unsigned)_mm_movemask_ps(_mm_castsi128_ps(lo)) |
+                 (unsigned)_mm_movemask_ps(_mm_castsi128_ps(hi)) << 4;
+    return m & ((1u << CT_WAYS) - 1);
+}
+#else
+static unsigned ct_match(const uint32_t *half, uint32_t v)
+{
+    unsigned m = 0;
+    for (int i = 0; i < CT_WAYS; i++)
+        m |= (unsigned)(half[i] == v) << i;
+    return m;
+}
+#endif
+
+/* mask: the bucket count - 1 (CT_BUCKETS - 1 for the SYN ring's index). */
+static void ct_put(cbucket *ct, uint32_t mask, uint32_t tag, uint32_t pos)
+{
+    for (uint32_t b = tag & mask;; b = (b + 1) & mask) {
+        cbucket *k = &ct[b];
+        unsigned free_ = ct_match(k->pos, 0);
+        if (free_) {
+            int i = __builtin_ctz(free_);
+            k->tag[i] = tag;
+            k->pos[i] = pos + 1;
+            return;
+        }
+        k->over++;
+    }
 }
 
-static void probe_flush(decoder *d, probe *p)
+/* The buckets the entry passed on its way in are the ones before it. */
+static void ct_del(cbucket *ct, uint32_t mask, uint32_t tag, uint32_t pos)
 {
-    probe_unlink(d, p);
+    for (uint32_t b = tag & mask;; b = (b + 1) & mask) {
+        cbucket *k = &ct[b];
+        unsigned m = ct_match(k->pos, pos + 1);
+        if (m) {
+            k->pos[__builtin_ctz(m)] = 0;
+            return;
+        }
+        k->over--;
+    }
+}
+
+/* ---- SYN-only probes ------------------------------------------------------ */
+
+/* The oldest probe goes out. */
+static void probe_flush(decoder *d)
+{
+    uint32_t pos = d->phd;
+    const probe *p = &d->pr[pos];
+    /* Probes go in bursts (a scan's burst, a window later), more in one
+     * packet than prefetch_next asks for ahead: each asks for a later one's
+     * bucket. */
+    if (d->pn > 8)
+        __builtin_prefetch(&d->pi[d->pr[(pos + 8) & (d->pcap_ - 1)].tag & d->pimask]);
+    ct_del(d->pi, d->pimask, p->tag, pos);
+    d->phd = (pos + 1) & (d->pcap_ - 1);
+    d->pn--;
     tr_event e;
     fill_event(d, &e, &p->k, p->first_us, "tcp");
     strcpy(e.proto, "syn");
@@ -405,54 +475,102 @@ static void probe_flush(decoder *d, probe *p)
     e.tcp_window = p->win;
     e.tcp_flags = p->flags;
     e.tcp_seq = p->seq;
-    memcpy(e.tcp_options, p->options, sizeof e.tcp_options);
-    e.packets = p->packets;
+    int mss = -1;
+    tcp_options(p->opt, p->optlen, e.tcp_options, sizeof e.tcp_options, &mss);
+    e.packets = (unsigned)p->packets;
     if (p->scanner)
         tr_event_set_static(&e, "scanner", p->scanner);   /* a fingerprint's literal */
-    pool_put(&d->probes, p);
     emit(d, &e);
 }
 
-/* A flow that never completed its handshake joins its source's probe of that
- * port, or starts one. */
-static void probe_new(decoder *d, const flow *f, uint64_t h);
-
-static void probe_add(decoder *d, const flow *f)
+/* A full ring moves to one twice the size, oldest first, and the index is
+ * rebuilt at a quarter bucket per entry (at most 4/7 of its ways used). */
+static void probe_grow(decoder *d)
 {
-    uint64_t h = probe_hash(&f->k);
-    for (size_t i = h & d->pt.mask; d->pt.s[i].p; i = (i + 1) & d->pt.mask) {
-        probe *p = d->pt.s[i].p;
-        if (d->pt.s[i].h == h && same_probe(&p->k, &f->k) &&
-            f->first_us - p->first_us <= SYN_WINDOW_US) {
-            p->packets += f->packets;
-            return;
-        }
+    uint32_t cap = d->pcap_ ? d->pcap_ * 2 : PROBE_RING_MIN;
+    void *mem = tr_xmalloc((size_t)cap * sizeof(probe) + 63);
+    probe *r = (probe *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
+    uint32_t nb = cap / 4;
+    void *imem = tr_xcalloc(1, (size_t)nb * sizeof(cbucket) + 63);
+    cbucket *ix = (cbucket *)(((uintptr_t)imem + 63) & ~(uintptr_t)63);
+    for (uint32_t i = 0; i < d->pn; i++) {
+        r[i] = d->pr[(d->phd + i) & (d->pcap_ - 1)];
+        ct_put(ix, nb - 1, r[i].tag, i);
     }
-    probe_new(d, f, h);
+    free(d->pr_mem);
+    free(d->pi_mem);
+    d->pr_mem = mem;
+    d->pr = r;
+    d->pcap_ = cap;
+    d->phd = 0;
+    d->pi_mem = imem;
+    d->pi = ix;
+    d->pimask = nb - 1;
 }
 
 static void probe_new(decoder *d, const flow *f, uint64_t h)
 {
-    probe *p = pool_get(&d->probes);
-    p->h = h;
-    p->k = f->k;
+    /* The oldest would go right after this one came in: the same event. */
+    if (d->pn == PROBES_MAX)
+        probe_flush(d);
+    if (d->pn == d->pcap_)
+        probe_grow(d);
+    uint32_t pos = (d->phd + d->pn++) & (d->pcap_ - 1);
+    probe *p = &d->pr[pos];
     p->first_us = f->first_us;
-    p->ip_id = f->ip_id;
-    p->ttl = f->ttl;
-    p->win = f->win;
-    p->flags = f->flags;
-    p->seq = f->seq;
-    int mss = -1;
-    tcp_options(f->opt, f->optlen, p->options, sizeof p->options, &mss);
+    p->tag = (uint32_t)h;
     p->packets = f->packets;
-    p->scanner = fingerprint(f, p->options, mss);
-    otab_put(&d->pt, h, p);
-    p->next = NULL;
-    p->prev = d->ptail;
-    if (d->ptail) d->ptail->next = p; else d->phead = p;
-    d->ptail = p;
-    if (++d->nprobes > PROBES_MAX)
-        probe_flush(d, d->phead);
+    p->k = f->k;
+    p->ttl = (uint8_t)f->ttl;
+    p->flags = (uint8_t)f->flags;
+    p->ip_id = f->ip_id;
+    p->win = (uint16_t)f->win;
+    p->optlen = f->optlen;
+    p->seq = f->seq;
+    memcpy(p->opt, f->opt, f->optlen);
+    char options[sizeof ((tr_event *)0)->tcp_options];
+    int mss = -1;
+    tcp_options(f->opt, f->optlen, options, sizeof options, &mss);
+    p->scanner = fingerprint(f, options, mss);
+    ct_put(d->pi, d->pimask, p->tag, pos);
+}
+
+/* The probe a flow of this key and start joins: the oldest one whose window
+ * it falls in (several of one key can wait at once, and the first table kept
+ * them in creation order), or NULL. */
+static probe *probe_find(decoder *d, const addr_key *k, uint64_t h, int64_t first_us)
+{
+    uint32_t tag = (uint32_t)h, best = UINT32_MAX;
+    probe *r = NULL;
+    for (uint32_t b = tag & d->pimask;; b = (b + 1) & d->pimask) {
+        const cbucket *c = &d->pi[b];
+        for (unsigned m = ct_match(c->tag, tag); m; m &= m - 1) {
+            int i = __builtin_ctz(m);
+            if (!c->pos[i])
+                continue;
+            probe *p = &d->pr[c->pos[i] - 1];
+            uint32_t age = (c->pos[i] - 1 - d->phd) & (d->pcap_ - 1);
+            if (age < best && same_probe(&p->k, k) &&
+                first_us - p->first_us <= SYN_WINDOW_US) {
+                best = age;
+                r = p;
+            }
+        }
+        if (!c->over)
+            return r;
+    }
+}
+
+/* A flow that never completed its handshake joins its source's probe of that
+ * port, or starts one. */
+static void probe_add(decoder *d, const flow *f)
+{
+    uint64_t h = probe_hash(&f->k);
+    probe *p = probe_find(d, &f->k, h, f->first_us);
+    if (p)
+        p->packets += f->packets;
+    else
+        probe_new(d, f, h);
 }
 
 /* ---- flows ---------------------------------------------------------------- */
@@ -530,58 +648,6 @@ static flow *flow_find(decoder *d, const addr_key *k, uint64_t h, int *from_clie
 
 #define RING_MIN 4096u
 
-/* Bit i set where word i of a bucket half (tag[] or pos[], 8 words with
- * the word after them) equals v: no branch per entry, then one test. */
-#ifdef __SSE2__
-static unsigned ct_match(const uint32_t *half, uint32_t v)
-{
-    const char *b = (const char *)half;   /* the 32 bytes of the half, as bytes */
-    __m128i x = _mm_set1_epi32((int)v);
-    __m128i lo = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)b), x);
-    __m128i hi = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(b + 16)), x);
-    unsigned m = (unsigned)_mm_movemask_ps(_mm_castsi128_ps(lo)) |
-                 (unsigned)_mm_movemask_ps(_mm_castsi128_ps(hi)) << 4;
-    return m & ((1u << CT_WAYS) - 1);
-}
-#else
-static unsigned ct_match(const uint32_t *half, uint32_t v)
-{
-    unsigned m = 0;
-    for (int i = 0; i < CT_WAYS; i++)
-        m |= (unsigned)(half[i] == v) << i;
-    return m;
-}
-#endif
-
-static void ct_put(cbucket *ct, uint32_t tag, uint32_t pos)
-{
-    for (uint32_t b = tag & (CT_BUCKETS - 1);; b = (b + 1) & (CT_BUCKETS - 1)) {
-        cbucket *k = &ct[b];
-        unsigned free_ = ct_match(k->pos, 0);
-        if (free_) {
-            int i = __builtin_ctz(free_);
-            k->tag[i] = tag;
-            k->pos[i] = pos + 1;
-            return;
-        }
-        k->over++;
-    }
-}
-
-/* The buckets the entry passed on its way in are the ones before it. */
-static void ct_del(cbucket *ct, uint32_t tag, uint32_t pos)
-{
-    for (uint32_t b = tag & (CT_BUCKETS - 1);; b = (b + 1) & (CT_BUCKETS - 1)) {
-        cbucket *k = &ct[b];
-        unsigned m = ct_match(k->pos, pos + 1);
-        if (m) {
-            k->pos[__builtin_ctz(m)] = 0;
-            return;
-        }
-        k->over--;
-    }
-}
-
 static void syn_key(const syn *s, addr_key *k)
 {
     memset(k, 0, sizeof *k);
@@ -623,7 +689,8 @@ static void ring_make_room(decoder *d)
         if (!s->live)
             continue;
         r[n] = *s;
-        ct_put(d->ct, (uint32_t)flow_hash4(ip4(s->src), s->sport, ip4(s->dst), s->dport), n);
+        ct_put(d->ct, CT_BUCKETS - 1,
+               (uint32_t)flow_hash4(ip4(s->src), s->sport, ip4(s->dst), s->dport), n);
         n++;
     }
     free(d->ring_mem);
@@ -659,7 +726,7 @@ static void syn_add(decoder *d, const addr_key *k, uint64_t h, int64_t t, int32_
      * tenth of the packet. */
     for (size_t i = 0; i < optlen; i += 4)
         memcpy(s->opt + i, tcp + 20 + i, 4);
-    ct_put(d->ct, (uint32_t)h, pos);
+    ct_put(d->ct, CT_BUCKETS - 1, (uint32_t)h, pos);
     d->nsyn++;
     d->nflows++;
 }
@@ -711,7 +778,7 @@ static flow *syn_promote(decoder *d, syn *s, uint64_t h)
     f->last_us = s->first_us;
     f->next_seq = s->seq + 1;
     f->seen = s->seen;
-    ct_del(d->ct, (uint32_t)h, (uint32_t)(s - d->ring));
+    ct_del(d->ct, CT_BUCKETS - 1, (uint32_t)h, (uint32_t)(s - d->ring));
     s->live = 0;
     d->nsyn--;
     otab_put(&d->ft, h, f);
@@ -725,8 +792,17 @@ static flow *syn_promote(decoder *d, syn *s, uint64_t h)
 /* A SYN-only flow is over: a probe for the aggregator, as flow_finish. */
 static void syn_finish(decoder *d, syn *s)
 {
+    if (d->rlen > 8) {
+        /* SYNs idle out in bursts too (a gap in the capture's time): each
+         * asks for the buckets of the one 8 behind it. */
+        const syn *n = &d->ring[(d->rhead + 8) & (d->rcap - 1)];
+        uint32_t nsrc = ip4(n->src);
+        __builtin_prefetch(
+            &d->ct[flow_hash4(nsrc, n->sport, ip4(n->dst), n->dport) & (CT_BUCKETS - 1)]);
+        __builtin_prefetch(&d->pi[(uint32_t)mix64(end_word4(nsrc, n->dport) + 4) & d->pimask]);
+    }
     uint32_t src = ip4(s->src);
-    ct_del(d->ct, (uint32_t)flow_hash4(src, s->sport, ip4(s->dst), s->dport),
+    ct_del(d->ct, CT_BUCKETS - 1, (uint32_t)flow_hash4(src, s->sport, ip4(s->dst), s->dport),
            (uint32_t)(s - d->ring));
     s->live = 0;
     d->nsyn--;
@@ -736,13 +812,28 @@ static void syn_finish(decoder *d, syn *s)
     /* probe_add without building a key: most SYNs join a probe. An IPv4
      * probe's key is zero past the address's 4 bytes, as the SYN's would be. */
     uint64_t h = mix64(end_word4(src, s->dport) + 4);
-    for (size_t i = h & d->pt.mask; d->pt.s[i].p; i = (i + 1) & d->pt.mask) {
-        probe *p = d->pt.s[i].p;
-        if (d->pt.s[i].h == h && p->k.family == 4 && p->k.dport == s->dport &&
-            ip4(p->k.src) == src && s->first_us - p->first_us <= SYN_WINDOW_US) {
-            p->packets++;
-            return;
+    uint32_t tag = (uint32_t)h, best = UINT32_MAX;
+    probe *join = NULL;
+    for (uint32_t b = tag & d->pimask;; b = (b + 1) & d->pimask) {
+        const cbucket *c = &d->pi[b];
+        for (unsigned m = ct_match(c->tag, tag); m; m &= m - 1) {
+            int i = __builtin_ctz(m);
+            if (!c->pos[i])
+                continue;
+            probe *p = &d->pr[c->pos[i] - 1];
+            uint32_t age = (c->pos[i] - 1 - d->phd) & (d->pcap_ - 1);
+            if (age < best && p->k.family == 4 && p->k.dport == s->dport &&
+                ip4(p->k.src) == src && s->first_us - p->first_us <= SYN_WINDOW_US) {
+                best = age;
+                join = p;
+            }
         }
+        if (!c->over)
+            break;
+    }
+    if (join) {
+        join->packets++;
+        return;
     }
     flow f;
     syn_flow(s, &f);
@@ -778,18 +869,17 @@ static void prefetch_next(const decoder *d)
 {
     const flow *f = d->head;
     if (f && !f->handshake) {
-        /* Its probe slot was asked for a packet ago: now the probe it finds. */
-        uint64_t h = probe_hash(&f->k);
-        for (size_t i = h & d->pt.mask, n = 0; d->pt.s[i].p && n < 4; i = (i + 1) & d->pt.mask, n++)
-            if (d->pt.s[i].h == h) {
-                __builtin_prefetch(d->pt.s[i].p);
-                break;
-            }
+        /* Its probe bucket was asked for a packet ago: now the probes it names. */
+        uint32_t tag = (uint32_t)probe_hash(&f->k);
+        const cbucket *c = &d->pi[tag & d->pimask];
+        for (unsigned m = ct_match(c->tag, tag); m; m &= m - 1)
+            if (c->pos[__builtin_ctz(m)])
+                __builtin_prefetch(&d->pr[c->pos[__builtin_ctz(m)] - 1]);
     }
     for (int i = 0; f && i < 2; i++, f = f->next) {
         __builtin_prefetch(&d->ft.s[f->h & d->ft.mask]);
         if (!f->handshake)
-            __builtin_prefetch(&d->pt.s[probe_hash(&f->k) & d->pt.mask]);
+            __builtin_prefetch(&d->pi[(uint32_t)probe_hash(&f->k) & d->pimask]);
     }
     if (f)
         prefetch_record(f, sizeof *f);
@@ -800,15 +890,13 @@ static void prefetch_next(const decoder *d)
         const syn *s = &d->ring[(d->rhead + 4) & (d->rcap - 1)];
         uint32_t src = ip4(s->src);
         __builtin_prefetch(&d->ct[flow_hash4(src, s->sport, ip4(s->dst), s->dport) & (CT_BUCKETS - 1)]);
-        __builtin_prefetch(&d->pt.s[mix64(end_word4(src, s->dport) + 4) & d->pt.mask]);
+        __builtin_prefetch(&d->pi[(uint32_t)mix64(end_word4(src, s->dport) + 4) & d->pimask]);
         if (d->rlen > 16)
             __builtin_prefetch(&d->ring[(d->rhead + 16) & (d->rcap - 1)]);
     }
-    const probe *p = d->phead;
-    for (int i = 0; p && i < 2; i++, p = p->next)
-        __builtin_prefetch(&d->pt.s[p->h & d->pt.mask]);
-    if (p)
-        prefetch_record(p, sizeof *p);
+    /* The next probes to go: their index buckets (the entries are sequential). */
+    for (uint32_t i = 0; i < 2 && i < d->pn; i++)
+        __builtin_prefetch(&d->pi[d->pr[(d->phd + i) & (d->pcap_ - 1)].tag & d->pimask]);
 }
 
 /* Idle flows end; probes whose window closed go out. Time is the capture's. */
@@ -823,8 +911,8 @@ static void expire(decoder *d, int64_t now)
         else
             flow_finish(d, f);
     }
-    while (d->phead && now - d->phead->first_us > SYN_WINDOW_US)
-        probe_flush(d, d->phead);
+    while (d->pn && now - d->pr[d->phd].first_us > SYN_WINDOW_US)
+        probe_flush(d);
     prefetch_next(d);
 }
 
@@ -1114,14 +1202,12 @@ tr_pcap_decoder *tr_pcap_decoder_new(const char *sensor_name, tr_event_sink sink
         d->sensor_len = sizeof ((tr_event *)0)->sensor - 1;
     /* The full flows' table grows from small (a scan has few full flows;
      * the SYN-only flows' index never grows: at most FLOWS_MAX + 1 in
-     * CT_BUCKETS). The probe table grows too; linear probing at most half full makes a
-     * miss (most probe lookups) walk about 2.5 slots, against 8.5 at 3/4. */
+     * CT_BUCKETS). The probes' ring and index grow too. */
     otab_init(&d->ft, FLOW_FULL_SLOTS_MIN, 50);
     d->ct_mem = tr_xcalloc(1, CT_BUCKETS * sizeof *d->ct + 63);
     d->ct = (cbucket *)(((uintptr_t)d->ct_mem + 63) & ~(uintptr_t)63);
-    otab_init(&d->pt, PROBE_SLOTS_MIN, 50);
+    probe_grow(d);
     d->flows.size = sizeof(flow);
-    d->probes.size = sizeof(probe);
     d->sink = sink;
     d->ctx = ctx;
     d->st = st;
@@ -1182,13 +1268,13 @@ int tr_pcap_decoder_free(tr_pcap_decoder *d)
         else
             flow_finish(d, f);
     }
-    while (d->phead)
-        probe_flush(d, d->phead);
+    while (d->pn)
+        probe_flush(d);
     int failed = d->failed;
     pool_free(&d->flows);
-    pool_free(&d->probes);
     free(d->ft.s);
-    free(d->pt.s);
+    free(d->pr_mem);
+    free(d->pi_mem);
     free(d->ct_mem);
     free(d->ring_mem);
     free(d);

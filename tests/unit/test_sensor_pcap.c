@@ -494,6 +494,44 @@ static void test_syn_aggregation_per_source_and_port(void **state)
     free(path);
 }
 
+/* Two probes of one source and port can wait at once (a SYN more than the
+ * window after the first probe starts another), and a flow that started
+ * early but ended late falls in both windows: it joins the older one. Flow
+ * X (t=0) and Z (t=70) end as SYNs; Y starts at t=0, is sent again at t=71
+ * and so ends last, at the end of the file, in the same pass as X and Z. */
+static void test_late_flow_joins_the_older_of_two_probes(void **state)
+{
+    char *path = tr_xasprintf("/tmp/trawl-pcap-older-%d.pcap", (int)getpid());
+    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+    pcap_dumper_t *w = pcap_dump_open(dead, path);
+    uint8_t f[256];
+    seg x = {"198.51.100.30", "203.0.113.1", 41000, 23, 1, 0, SYN, 65535, 54321, 250, "", 0, NULL};
+    dump(w, f, frame(f, &x), 0);
+    seg y = {"198.51.100.30", "203.0.113.2", 41001, 23, 2, 0, SYN, 65535, 54321, 250, "", 0, NULL};
+    dump(w, f, frame(f, &y), 0);
+    seg z = {"198.51.100.30", "203.0.113.3", 41002, 23, 3, 0, SYN, 65535, 54321, 250, "", 0, NULL};
+    dump(w, f, frame(f, &z), 70);
+    dump(w, f, frame(f, &y), 71);
+    pcap_dump_close(w);
+    pcap_close(dead);
+    collected c = {0};
+    tr_import_stats st;
+    tr_error err;
+    assert_int_equal(tr_pcap_import(path, NULL, collect, &c, &st, &err), 0);
+    assert_int_equal(c.n, 2);
+    for (size_t i = 0; i < c.n; i++) {
+        if (strcmp(s(c.ev[i], "dst_ip"), "203.0.113.1") == 0)
+            assert_int_equal(num(c.ev[i], "packets"), 3);
+        else {
+            assert_string_equal(s(c.ev[i], "dst_ip"), "203.0.113.3");
+            assert_int_equal(num(c.ev[i], "packets"), 1);
+        }
+    }
+    collected_free(&c);
+    unlink(path);
+    free(path);
+}
+
 typedef struct session_catch {
     size_t n;
     json_t *x;
@@ -614,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_flow_table_eviction),
         cmocka_unit_test(test_syn_ring_rewritten_around_a_waiting_flow),
         cmocka_unit_test(test_syn_aggregation_per_source_and_port),
+        cmocka_unit_test(test_late_flow_joins_the_older_of_two_probes),
         cmocka_unit_test(test_big_endian_nanosecond_pcap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
