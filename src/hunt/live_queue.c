@@ -134,6 +134,10 @@ static void *queue_main(void *arg)
         } else {
             q->pending = false;
             from_db = true;
+            /* From here until the batch is cleared, the backlog counts the
+             * pending table: with neither flag set while the batch was being
+             * loaded, scans_pending read 0 with samples still unscanned. */
+            q->scanning_pending = true;
         }
         q->scanning = n;
         pthread_mutex_unlock(&q->lock);
@@ -143,7 +147,6 @@ static void *queue_main(void *arg)
                 tr_log(TR_LOG_ERROR, "livehunt: pending samples: %s", err.msg);
             pthread_mutex_lock(&q->lock);
             q->scanning = n;
-            q->scanning_pending = true;
             /* A full batch: there may be more behind it. */
             if (n == BATCH)
                 q->pending = true;
