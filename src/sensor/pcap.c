@@ -330,11 +330,6 @@ static int same_flow(const addr_key *a, const addr_key *b)
            memcmp(a->src, b->src, 16) == 0 && memcmp(a->dst, b->dst, 16) == 0;
 }
 
-static int same_probe(const addr_key *a, const addr_key *b)
-{
-    return a->family == b->family && a->dport == b->dport && memcmp(a->src, b->src, 16) == 0;
-}
-
 static void fill_event(decoder *d, tr_event *e, const addr_key *k, int64_t t, const char *transport)
 {
     tr_event_init(e);
@@ -535,10 +530,12 @@ static void probe_new(decoder *d, const flow *f, uint64_t h)
     ct_put(d->pi, d->pimask, p->tag, pos);
 }
 
-/* The probe a flow of this key and start joins: the oldest one whose window
- * it falls in (several of one key can wait at once, and the first table kept
- * them in creation order), or NULL. */
-static probe *probe_find(decoder *d, const addr_key *k, uint64_t h, int64_t first_us)
+/* The probe a flow of this source (16 bytes, an IPv4 address zero past its
+ * 4, as in addr_key), port and start joins: the oldest one whose window it
+ * falls in (several of one key can wait at once, and the first table kept
+ * them in creation order), or NULL. h is the key's probe_hash. */
+static probe *probe_find(decoder *d, uint8_t family, const uint8_t src[16], uint16_t dport,
+                         uint64_t h, int64_t first_us)
 {
     uint32_t tag = (uint32_t)h, best = UINT32_MAX;
     probe *r = NULL;
@@ -550,8 +547,8 @@ static probe *probe_find(decoder *d, const addr_key *k, uint64_t h, int64_t firs
                 continue;
             probe *p = &d->pr[c->pos[i] - 1];
             uint32_t age = (c->pos[i] - 1 - d->phd) & (d->pcap_ - 1);
-            if (age < best && same_probe(&p->k, k) &&
-                first_us - p->first_us <= SYN_WINDOW_US) {
+            if (age < best && p->k.family == family && p->k.dport == dport &&
+                memcmp(p->k.src, src, 16) == 0 && first_us - p->first_us <= SYN_WINDOW_US) {
                 best = age;
                 r = p;
             }
@@ -566,7 +563,7 @@ static probe *probe_find(decoder *d, const addr_key *k, uint64_t h, int64_t firs
 static void probe_add(decoder *d, const flow *f)
 {
     uint64_t h = probe_hash(&f->k);
-    probe *p = probe_find(d, &f->k, h, f->first_us);
+    probe *p = probe_find(d, f->k.family, f->k.src, f->k.dport, h, f->first_us);
     if (p)
         p->packets += f->packets;
     else
@@ -809,28 +806,11 @@ static void syn_finish(decoder *d, syn *s)
     d->nflows--;
     d->rhead = (d->rhead + 1) & (d->rcap - 1);   /* it is the head */
     d->rlen--;
-    /* probe_add without building a key: most SYNs join a probe. An IPv4
-     * probe's key is zero past the address's 4 bytes, as the SYN's would be. */
+    /* probe_add without building a flow: most SYNs join a probe. */
+    uint8_t key_src[16] = {0};
+    memcpy(key_src, s->src, 4);
     uint64_t h = mix64(end_word4(src, s->dport) + 4);
-    uint32_t tag = (uint32_t)h, best = UINT32_MAX;
-    probe *join = NULL;
-    for (uint32_t b = tag & d->pimask;; b = (b + 1) & d->pimask) {
-        const cbucket *c = &d->pi[b];
-        for (unsigned m = ct_match(c->tag, tag); m; m &= m - 1) {
-            int i = __builtin_ctz(m);
-            if (!c->pos[i])
-                continue;
-            probe *p = &d->pr[c->pos[i] - 1];
-            uint32_t age = (c->pos[i] - 1 - d->phd) & (d->pcap_ - 1);
-            if (age < best && p->k.family == 4 && p->k.dport == s->dport &&
-                ip4(p->k.src) == src && s->first_us - p->first_us <= SYN_WINDOW_US) {
-                best = age;
-                join = p;
-            }
-        }
-        if (!c->over)
-            break;
-    }
+    probe *join = probe_find(d, 4, key_src, s->dport, h, s->first_us);
     if (join) {
         join->packets++;
         return;
