@@ -196,13 +196,48 @@ static void dump(pcap_dumper_t *w, const uint8_t *f, size_t n, int sec)
 #define SA 0x12
 #define TARGET "203.0.113.5"
 
+/* A classic pcap of Ethernet frames written to a scratch file. */
+typedef struct capture {
+    char *path;
+    pcap_t *dead;
+    pcap_dumper_t *w;
+} capture;
+
+static capture capture_open(const char *name)
+{
+    capture c = {tr_xasprintf("/tmp/trawl-pcap-%s-%d.pcap", name, (int)getpid()),
+                 pcap_open_dead(DLT_EN10MB, 65535), NULL};
+    c.w = pcap_dump_open(c.dead, c.path);
+    assert_non_null(c.w);
+    return c;
+}
+
+/* The file is complete; it stays until capture_remove. */
+static void capture_close(capture *c)
+{
+    pcap_dump_close(c->w);
+    pcap_close(c->dead);
+}
+
+static void capture_remove(capture *c)
+{
+    unlink(c->path);
+    free(c->path);
+}
+
+/* Every event of the file into c; the import must succeed. */
+static void import_collect(const char *path, collected *c, tr_import_stats *st)
+{
+    tr_error err;
+    if (tr_pcap_import(path, NULL, collect, c, st, &err) != 0)
+        fail_msg("%s", err.msg);
+}
+
 /* One SYN per scanner, and the replies a closed/open port gives. */
 static char *write_scans(void)
 {
-    char *path = tr_xasprintf("/tmp/trawl-pcap-%d.pcap", (int)getpid());
-    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
-    pcap_dumper_t *w = pcap_dump_open(dead, path);
-    assert_non_null(w);
+    capture cap = capture_open("scans");
+    pcap_dumper_t *w = cap.w;
     uint8_t f[2048];
     int sec = 0;
     /* ZMap 2.1.1: id 54321, ttl 255, window 65535, no options; three targets' worth */
@@ -257,9 +292,8 @@ static char *write_scans(void)
     dump(w, f, frame6(f, "2001:db8::7", "2001:db8::5", 50505, 443), sec++);
     seg fin = {"198.51.100.15", TARGET, 45000, 6379, 1001 + 34, 5001, ACK | 0x01, 502, 4248, 64, "", 0, NULL};
     dump(w, f, frame(f, &fin), sec++);
-    pcap_dump_close(w);
-    pcap_close(dead);
-    return path;
+    capture_close(&cap);
+    return cap.path;
 }
 
 static void check_scans(collected *c)
@@ -305,7 +339,7 @@ static void test_scanner_fingerprints(void **state)
     collected c = {0};
     tr_import_stats st;
     tr_error err;
-    assert_int_equal(tr_pcap_import(path, NULL, collect, &c, &st, &err), 0);
+    import_collect(path, &c, &st);
     assert_int_equal(c.n, 7);
     check_scans(&c);
     assert_string_equal(s(c.ev[0], "sensor"), "pcap");
@@ -323,7 +357,7 @@ static void test_scanner_fingerprints(void **state)
     fwrite(data, 1, len - 10, f);
     fclose(f);
     free(data);
-    assert_int_equal(tr_pcap_import(path, NULL, collect, &c, &st, &err), 0);
+    import_collect(path, &c, &st);
     assert_int_equal(st.bad, 2);
     json_t *e = find(&c, "198.51.100.15", 6379);   /* flushed at the cut, payload so far */
     assert_string_equal(field(e, "redis_command"), "CONFIG GET dir");
@@ -411,9 +445,7 @@ static int count_syn(void *ctx, tr_event *e, tr_error *err)
  * none is lost or counted twice (each probe was sent twice, from two ports). */
 static void test_flow_table_eviction(void **state)
 {
-    char *path = tr_xasprintf("/tmp/trawl-pcap-evict-%d.pcap", (int)getpid());
-    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
-    pcap_dumper_t *w = pcap_dump_open(dead, path);
+    capture cap = capture_open("evict");
     uint8_t f[256];
     char src[32];
     size_t flows = 0;
@@ -423,22 +455,20 @@ static void test_flow_table_eviction(void **state)
             for (int rep = 0; rep < 2; rep++) {
                 seg g = {src, TARGET, (uint16_t)(20000 + rep), (uint16_t)port, 7, 0, SYN, 29200,
                          1, 64, "", 0, NULL};
-                dump(w, f, frame(f, &g), 0);
+                dump(cap.w, f, frame(f, &g), 0);
             }
             flows++;
         }
     }
-    pcap_dump_close(w);
-    pcap_close(dead);
+    capture_close(&cap);
     uint64_t n[1] = {0};
     tr_import_stats st;
     tr_error err;
-    assert_int_equal(tr_pcap_import(path, NULL, count_syn, n, &st, &err), 0);
+    assert_int_equal(tr_pcap_import(cap.path, NULL, count_syn, n, &st, &err), 0);
     assert_int_equal(st.records, 2 * flows);
     assert_int_equal(n[0], flows);
     assert_true(flows > 65536);
-    unlink(path);
-    free(path);
+    capture_remove(&cap);
 }
 
 /* A scan burst is one event per (source, port) within 60 s: five targets on
@@ -447,9 +477,8 @@ static void test_flow_table_eviction(void **state)
  * their own. */
 static void test_syn_aggregation_per_source_and_port(void **state)
 {
-    char *path = tr_xasprintf("/tmp/trawl-pcap-agg-%d.pcap", (int)getpid());
-    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
-    pcap_dumper_t *w = pcap_dump_open(dead, path);
+    capture cap = capture_open("agg");
+    pcap_dumper_t *w = cap.w;
     uint8_t f[256];
     char dst[32];
     for (int i = 1; i <= 5; i++) {
@@ -463,12 +492,10 @@ static void test_syn_aggregation_per_source_and_port(void **state)
     dump(w, f, frame(f, &other_src), 7);
     seg later = {"198.51.100.20", "203.0.113.9", 40001, 23, 10, 0, SYN, 65535, 54321, 250, "", 0, NULL};
     dump(w, f, frame(f, &later), 101);
-    pcap_dump_close(w);
-    pcap_close(dead);
+    capture_close(&cap);
     collected c = {0};
     tr_import_stats st;
-    tr_error err;
-    assert_int_equal(tr_pcap_import(path, NULL, collect, &c, &st, &err), 0);
+    import_collect(cap.path, &c, &st);
     assert_int_equal(st.records, 8);
     assert_int_equal(c.n, 4);
     size_t on23 = 0;
@@ -490,8 +517,7 @@ static void test_syn_aggregation_per_source_and_port(void **state)
     assert_int_equal(num(find(&c, "198.51.100.20", 2323), "packets"), 1);
     assert_int_equal(num(find(&c, "198.51.100.21", 23), "packets"), 1);
     collected_free(&c);
-    unlink(path);
-    free(path);
+    capture_remove(&cap);
 }
 
 /* Two probes of one source and port can wait at once (a SYN more than the
@@ -501,9 +527,8 @@ static void test_syn_aggregation_per_source_and_port(void **state)
  * and so ends last, at the end of the file, in the same pass as X and Z. */
 static void test_late_flow_joins_the_older_of_two_probes(void **state)
 {
-    char *path = tr_xasprintf("/tmp/trawl-pcap-older-%d.pcap", (int)getpid());
-    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
-    pcap_dumper_t *w = pcap_dump_open(dead, path);
+    capture cap = capture_open("older");
+    pcap_dumper_t *w = cap.w;
     uint8_t f[256];
     seg x = {"198.51.100.30", "203.0.113.1", 41000, 23, 1, 0, SYN, 65535, 54321, 250, "", 0, NULL};
     dump(w, f, frame(f, &x), 0);
@@ -512,12 +537,10 @@ static void test_late_flow_joins_the_older_of_two_probes(void **state)
     seg z = {"198.51.100.30", "203.0.113.3", 41002, 23, 3, 0, SYN, 65535, 54321, 250, "", 0, NULL};
     dump(w, f, frame(f, &z), 70);
     dump(w, f, frame(f, &y), 71);
-    pcap_dump_close(w);
-    pcap_close(dead);
+    capture_close(&cap);
     collected c = {0};
     tr_import_stats st;
-    tr_error err;
-    assert_int_equal(tr_pcap_import(path, NULL, collect, &c, &st, &err), 0);
+    import_collect(cap.path, &c, &st);
     assert_int_equal(c.n, 2);
     for (size_t i = 0; i < c.n; i++) {
         if (strcmp(s(c.ev[i], "dst_ip"), "203.0.113.1") == 0)
@@ -528,8 +551,7 @@ static void test_late_flow_joins_the_older_of_two_probes(void **state)
         }
     }
     collected_free(&c);
-    unlink(path);
-    free(path);
+    capture_remove(&cap);
 }
 
 typedef struct session_catch {
@@ -558,9 +580,8 @@ static int catch_x(void *ctx, tr_event *e, tr_error *err)
  * (one event, HTTP, four client packets) and every RST flow is a probe. */
 static void test_syn_ring_rewritten_around_a_waiting_flow(void **state)
 {
-    char *path = tr_xasprintf("/tmp/trawl-pcap-ring-%d.pcap", (int)getpid());
-    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
-    pcap_dumper_t *w = pcap_dump_open(dead, path);
+    capture cap = capture_open("ring");
+    pcap_dumper_t *w = cap.w;
     uint8_t f[256];
     const char *req = "GET / HTTP/1.0\r\n\r\n";
     seg syn = {"203.0.113.77", TARGET, 40000, 80, 1000, 0, SYN, 64240, 1, 64, "", 0, NULL};
@@ -584,12 +605,11 @@ static void test_syn_ring_rewritten_around_a_waiting_flow(void **state)
     seg fin = {"203.0.113.77", TARGET, 40000, 80, 1001 + (uint32_t)strlen(req), 5001, ACK | 0x01,
                502, 6, 64, "", 0, NULL};
     dump(w, f, frame(f, &fin), 2);
-    pcap_dump_close(w);
-    pcap_close(dead);
+    capture_close(&cap);
     session_catch c = {0};
     tr_import_stats st;
     tr_error err;
-    assert_int_equal(tr_pcap_import(path, NULL, catch_x, &c, &st, &err), 0);
+    assert_int_equal(tr_pcap_import(cap.path, NULL, catch_x, &c, &st, &err), 0);
     assert_int_equal(st.records, 1 + 2 * 10000 + 4);
     assert_int_equal(c.n, 10000 + 1);
     assert_non_null(c.x);
@@ -598,8 +618,7 @@ static void test_syn_ring_rewritten_around_a_waiting_flow(void **state)
     assert_int_equal(num(c.x, "packets"), 4);
     assert_string_equal(field(c.x, "http_path"), "/");
     json_decref(c.x);
-    unlink(path);
-    free(path);
+    capture_remove(&cap);
 }
 
 /* The same records big-endian with nanosecond stamps, read by trawl's own
@@ -627,8 +646,7 @@ static void test_big_endian_nanosecond_pcap(void **state)
     fclose(fp);
     collected c = {0};
     tr_import_stats st;
-    tr_error err;
-    assert_int_equal(tr_pcap_import(path, NULL, collect, &c, &st, &err), 0);
+    import_collect(path, &c, &st);
     assert_int_equal(c.n, 1);
     json_t *e = find(&c, "198.51.100.30", 23);
     assert_string_equal(field(e, "scanner"), "mirai");
