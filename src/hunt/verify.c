@@ -561,8 +561,8 @@ static const char *signal_name(int sig)
 
 /* One child, start to end. *stalled: it sent nothing and used no CPU for
  * stall_secs, and was killed. */
-static int verify_child(const hv_run *run, const hv_events *ev, reader *rd, bool *stalled,
-                        tr_error *err)
+static int verify_child(const hv_run *run, const hv_events *ev, reader *rd, int stall_secs,
+                        bool *stalled, tr_error *err)
 {
     *stalled = false;
     int fds[2];
@@ -590,7 +590,6 @@ static int verify_child(const hv_run *run, const hv_events *ev, reader *rd, bool
     char chunk[65536];
     double cancelled_at = 0;
     bool killed = false;
-    double stall_secs = run->stall_secs > 0 ? run->stall_secs : HV_STALL_SECS;
     double last_progress = tr_monotonic();
     long long last_ticks = -1;
     for (;;) {
@@ -700,7 +699,7 @@ int hv_verify(const hv_run *run, const hv_events *ev, tr_error *err)
     int rc;
     for (int attempt = 0;; attempt++) {
         bool stalled;
-        rc = verify_child(run, ev, &rd, &stalled, err);
+        rc = verify_child(run, ev, &rd, stall_secs, &stalled, err);
         if (!stalled)
             break;
         if (attempt == HV_STALL_RETRIES) {
