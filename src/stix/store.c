@@ -223,7 +223,7 @@ static const char *alias_of(tr_stix_db *s, const char *id, char buf[128]);
 
 typedef struct import_stmts {
     sqlite3_stmt *ins, *latest_get, *latest_set, *fts, *edge, *member, *find, *alias_get,
-        *alias_set, *edge_source, *edge_target;
+        *alias_set, *edge_source, *edge_target, *latest_json, *json_set;
 } import_stmts;
 
 static void import_stmts_free(import_stmts *x)
@@ -239,6 +239,8 @@ static void import_stmts_free(import_stmts *x)
     sqlite3_finalize(x->alias_set);
     sqlite3_finalize(x->edge_source);
     sqlite3_finalize(x->edge_target);
+    sqlite3_finalize(x->latest_json);
+    sqlite3_finalize(x->json_set);
 }
 
 static int add_edge(import_stmts *x, int64_t seq, const char *rel_id, const char *rel_type,
@@ -578,7 +580,60 @@ static int canonicalize(import_ctx *c, json_t *obj, const char *text, size_t len
         json_array_append_new(ids, json_string(orig));
     json_object_set(obj, "id", to);
     free(orig);
-    return 1;
+    return fresh ? 2 : 1;
+}
+
+/* A new alias of an SCO stored before it (the deterministic copy came
+ * first): the copy that brought the alias is a duplicate, or an older
+ * version, so the object served is not the one canonicalize() listed it
+ * in. The latest version gets the alias in its x_opencti_stix_ids, the one
+ * property trawl rewrites in a stored object: it is trawl's record of the
+ * object's other ids, not the producer's content. */
+static int list_alias_on_latest(import_ctx *c, const char *id, const char *alias, tr_error *err)
+{
+    sqlite3_stmt *st = c->x->latest_json;
+    sqlite3_reset(st);
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW)
+        return db_fail(c->s, err);
+    int64_t seq = sqlite3_column_int64(st, 0);
+    json_t *obj = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+    sqlite3_reset(st);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return tr_fail(err, "stored object %s is not valid JSON", id);
+    }
+    json_t *ids = json_object_get(obj, "x_opencti_stix_ids");
+    if (!json_is_array(ids)) {
+        ids = json_array();
+        if (!ids)
+            tr_die("out of memory");
+        json_object_set_new(obj, "x_opencti_stix_ids", ids);
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(ids, i, e) {
+        if (json_is_string(e) && strcmp(json_string_value(e), alias) == 0) {
+            json_decref(obj);
+            return 0;
+        }
+    }
+    json_array_append_new(ids, json_string(alias));
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    if (!text)
+        tr_die("out of memory");
+    st = c->x->json_set;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, text, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, seq);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    free(text);
+    return rc == SQLITE_DONE ? 0 : db_fail(c->s, err);
 }
 
 static int import_one(void *arg, size_t index, json_t *obj, const char *text, size_t len,
@@ -587,6 +642,9 @@ static int import_one(void *arg, size_t index, json_t *obj, const char *text, si
     import_ctx *c = arg;
     tr_stix_parsed_object po = {.obj = obj, .text = (char *)text, .len = len};
     char *re = NULL;
+    /* Before canonicalize() replaces it: the id the object came with. */
+    const char *id = json_string_value(json_object_get(obj, "id"));
+    char *came_as = c->any_alias && id ? tr_xstrdup(id) : NULL;
     int changed = c->any_alias ? canonicalize(c, obj, text, len, err) : 0;
     int r = changed < 0 ? -1 : c->any_alias ? rewrite_refs(c, obj, err) : 0;
     if (r < 0 || changed < 0) {
@@ -598,8 +656,11 @@ static int import_one(void *arg, size_t index, json_t *obj, const char *text, si
         po.text = re;
         po.len = strlen(re);
     }
-    if (changed < 0 || store_one(c->s, c->x, &po, c->collection, c->now, c->res, err) != 0) {
+    if (changed < 0 || store_one(c->s, c->x, &po, c->collection, c->now, c->res, err) != 0 ||
+        (changed == 2 && list_alias_on_latest(c, json_string_value(json_object_get(obj, "id")),
+                                              came_as, err) != 0)) {
         free(re);
+        free(came_as);
         char prefix[200];
         snprintf(prefix, sizeof prefix, "object %zu (%.150s)", index,
                  json_string_value(json_object_get(obj, "id")));
@@ -607,6 +668,7 @@ static int import_one(void *arg, size_t index, json_t *obj, const char *text, si
         return -1;
     }
     free(re);
+    free(came_as);
     return 0;
 }
 
@@ -659,7 +721,11 @@ int tr_stix_import(tr_stix_db *s, const char *text, size_t len, const char *coll
         prep(s, &x.alias_set, "INSERT OR IGNORE INTO stix_aliases(alias, id, json) VALUES(?,?,?)",
              err) != 0 ||
         prep(s, &x.edge_source, "UPDATE stix_edges SET source=? WHERE source=?", err) != 0 ||
-        prep(s, &x.edge_target, "UPDATE stix_edges SET target=? WHERE target=?", err) != 0)
+        prep(s, &x.edge_target, "UPDATE stix_edges SET target=? WHERE target=?", err) != 0 ||
+        prep(s, &x.latest_json,
+             "SELECT o.seq, o.json FROM stix_latest l JOIN stix_objects o ON o.seq=l.seq"
+             " WHERE l.id=?", err) != 0 ||
+        prep(s, &x.json_set, "UPDATE stix_objects SET json=? WHERE seq=?", err) != 0)
         goto out;
     import_ctx c = {.s = s, .x = &x, .collection = collection, .now = now, .res = res,
                     .aliases = aliases, .any_alias = json_object_size(aliases) > 0};

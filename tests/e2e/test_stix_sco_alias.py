@@ -142,3 +142,26 @@ def test_relationship_stored_before_its_uuid4_sco_is_found_from_the_one_object(t
             assert [(e["source_ref"], e["target_ref"]) for e in edges] == [(MALWARE_V1["id"], V5)], g
     finally:
         srv.stop()
+
+
+def test_alias_arriving_after_the_deterministic_sco_is_listed_on_it(trawl, tmp_path, keys):
+    # The deterministic copy is stored first; the UUIDv4 copy that follows is
+    # the same version (SCOs carry no modified), so nothing new is stored,
+    # yet the one object must list the id it came with, as OpenCTI expects.
+    trawl.run("stix", "import", write(tmp_path, "b1.json", bundle(IP)), check=0)
+    assert "x_opencti_stix_ids" not in export(trawl)[V5]
+    for n in range(2):               # twice: the id is listed once
+        trawl.run("stix", "import", write(tmp_path, "b%d.json" % (n + 2), bundle(IP_V4, REL_LATER)),
+                  check=0)
+        objs = export(trawl)
+        assert objs[V5]["x_opencti_stix_ids"] == [V4]
+        assert objs[V5]["value"] == "198.51.100.3"
+        assert objs[REL_LATER["id"]]["target_ref"] == V5
+    from conftest import Server
+    srv = Server(trawl)
+    try:
+        st, _, body = call(srv.url + "/api/stix/objects/" + V4, key=keys["reader"])
+        assert st == 200, body
+        assert json.loads(body)["x_opencti_stix_ids"] == [V4]
+    finally:
+        srv.stop()
