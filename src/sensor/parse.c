@@ -574,7 +574,7 @@ int tr_parse_smb(tr_event *e, const uint8_t *p, size_t n)
             uint32_t type = le16(s + o), len = le16(s + o + 2);
             tr_buf_printf(&b, "%s0x%04x", b.len ? "," : "", type);
             if (type == 3) {   /* SMB2_COMPRESSION_CAPABILITIES */
-                tr_event_set(e, "smb_compression", "1");
+                tr_event_set_static(e, "smb_compression", "1");
                 if (len >= 8 && o + 8 + 8 <= sn) {
                     size_t ac = le16(s + o + 8);
                     tr_buf a = {0};
@@ -713,7 +713,7 @@ void tr_sensor_parse(tr_event *e, const uint8_t *p, size_t n)
 {
     tr_event_set_payload(e, p, n);
     if (n && nmap_probe(p, n))
-        tr_event_set(e, "scanner", "nmap");
+        tr_event_set_static(e, "scanner", "nmap");
     if (tr_parse_ssh(e, p, n) || tr_parse_tls(e, p, n) || tr_parse_http(e, p, n) ||
         tr_parse_smb(e, p, n) || tr_parse_rdp(e, p, n))
         return;
