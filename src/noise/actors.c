@@ -385,10 +385,12 @@ void noise_geo_open(tr_noise *n)
     char *dir = noise_setting_get(n, "geoip");
     const char *d = dir && *dir ? dir : "/usr/share/GeoIP";
     char *p4 = tr_xasprintf("%s/GeoIP.dat", d), *p6 = tr_xasprintf("%s/GeoIPv6.dat", d);
+    /* Mapped, not read: GEOIP_STANDARD makes a pread per tree level of
+     * every lookup, and a CLI process opens the files for one address. */
     if (access(p4, R_OK) == 0)
-        n->geo4 = GeoIP_open(p4, GEOIP_STANDARD | GEOIP_SILENCE);
+        n->geo4 = GeoIP_open(p4, GEOIP_MMAP_CACHE | GEOIP_SILENCE);
     if (access(p6, R_OK) == 0)
-        n->geo6 = GeoIP_open(p6, GEOIP_STANDARD | GEOIP_SILENCE);
+        n->geo6 = GeoIP_open(p6, GEOIP_MMAP_CACHE | GEOIP_SILENCE);
     free(p4);
     free(p6);
     free(dir);
@@ -440,16 +442,23 @@ static char *mmdb_text(MMDB_entry_s *e, const char *const *path)
 void noise_country(tr_noise *n, int family, const uint8_t *addr, char **cc, char **name)
 {
     const char *c = NULL, *nm = NULL;
+    /* One walk of the database for both the code and the name. */
+    GeoIP *gi = NULL;
+    int id = 0;
     if (family == 4 && n->geo4) {
         unsigned long num = ((unsigned long)addr[0] << 24) | ((unsigned long)addr[1] << 16) |
                             ((unsigned long)addr[2] << 8) | addr[3];
-        c = GeoIP_country_code_by_ipnum(n->geo4, num);
-        nm = GeoIP_country_name_by_ipnum(n->geo4, num);
+        gi = n->geo4;
+        id = GeoIP_id_by_ipnum(gi, num);
     } else if (family == 6 && n->geo6) {
         geoipv6_t a6;
         memcpy(&a6, addr, 16);
-        c = GeoIP_country_code_by_ipnum_v6(n->geo6, a6);
-        nm = GeoIP_country_name_by_ipnum_v6(n->geo6, a6);
+        gi = n->geo6;
+        id = GeoIP_id_by_ipnum_v6(gi, a6);
+    }
+    if (gi && id > 0) {                    /* 0: not in the database */
+        c = GeoIP_code_by_id(id);
+        nm = GeoIP_country_name_by_id(gi, id);
     }
     *cc = c ? tr_xstrdup(c) : NULL;
     *name = nm ? tr_xstrdup(nm) : NULL;
@@ -518,29 +527,30 @@ void noise_geo_clear(noise_geo *g)
     memset(g, 0, sizeof *g);
 }
 
-int noise_enrich(tr_noise *n, const char *ip, int family, const uint8_t *addr, const noise_geo *g,
-                 tr_error *err)
+int noise_enrich(tr_noise *n, sqlite3_stmt **stmt, const char *ip, int family,
+                 const uint8_t *addr, const noise_geo *g, tr_error *err)
 {
     const noise_actor *a = noise_actor_for(n, family, addr, g->rdns);
-    sqlite3_stmt *st = NULL;
-    int rc = 0;
-    if (sqlite3_prepare_v2(n->db,
-                           "UPDATE noise_ips SET country=?, country_code=?, city=?, region=?,"
-                           " asn=?, organization=?, rdns=?, actor=?, actor_benign=? WHERE ip=?",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = noise_db_fail(n->db, err);
-    } else {
-        const char *v[] = {g->country, g->cc,  g->city, g->region,
-                           g->asn,     g->org, g->rdns, a ? a->name : NULL};
-        for (int i = 0; i < 8; i++)
-            if (v[i])
-                sqlite3_bind_text(st, i + 1, v[i], -1, SQLITE_STATIC);
-        if (a)
-            sqlite3_bind_int(st, 9, a->benign);
-        sqlite3_bind_text(st, 10, ip, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = noise_db_fail(n->db, err);
-        sqlite3_finalize(st);
+    if (*stmt) {
+        sqlite3_reset(*stmt);
+        sqlite3_clear_bindings(*stmt);
+    } else if (sqlite3_prepare_v2(n->db,
+                                  "UPDATE noise_ips SET country=?, country_code=?, city=?,"
+                                  " region=?, asn=?, organization=?, rdns=?, actor=?,"
+                                  " actor_benign=? WHERE ip=?",
+                                  -1, stmt, NULL) != SQLITE_OK) {
+        return noise_db_fail(n->db, err);
     }
+    sqlite3_stmt *st = *stmt;
+    const char *v[] = {g->country, g->cc, g->city, g->region, g->asn, g->org, g->rdns,
+                       a ? a->name : NULL};
+    for (int i = 0; i < 8; i++)
+        if (v[i])
+            sqlite3_bind_text(st, i + 1, v[i], -1, SQLITE_STATIC);
+    if (a)
+        sqlite3_bind_int(st, 9, a->benign);
+    sqlite3_bind_text(st, 10, ip, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : noise_db_fail(n->db, err);
+    sqlite3_reset(st);
     return rc;
 }

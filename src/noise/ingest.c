@@ -9,7 +9,7 @@
 
 typedef struct stmts {
     sqlite3_stmt *event, *ip_exists, *ip_upsert, *day, *val_update, *val_count, *val_insert,
-        *overflow, *evtag, *reclassify;
+        *overflow, *evtag, *reclassify, *enrich;
 } stmts;
 
 static int prep(tr_noise *n, sqlite3_stmt **st, const char *sql, tr_error *err)
@@ -27,7 +27,8 @@ static int prep(tr_noise *n, sqlite3_stmt **st, const char *sql, tr_error *err)
 static void stmts_free(stmts *s)
 {
     sqlite3_stmt **all[] = {&s->event,      &s->ip_exists,  &s->ip_upsert, &s->day,  &s->val_update,
-                            &s->val_count,  &s->val_insert, &s->overflow,  &s->evtag, &s->reclassify};
+                            &s->val_count,  &s->val_insert, &s->overflow,  &s->evtag, &s->reclassify,
+                            &s->enrich};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
@@ -588,7 +589,7 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
                 noise_lookup(n, evs[i].family, evs[i].src_ip, &geo[i]);
                 looked[i] = true;
             }
-            rc = noise_enrich(n, ips[i], evs[i].family, evs[i].src_ip, &geo[i], err);
+            rc = noise_enrich(n, &s.enrich, ips[i], evs[i].family, evs[i].src_ip, &geo[i], err);
         }
     }
     if (rc == 0)

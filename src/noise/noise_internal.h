@@ -123,9 +123,12 @@ void noise_lookup(tr_noise *n, int family, const uint8_t *addr, noise_geo *g);
 /* libgeoip's country code and name only (NULL when unknown); caller frees. */
 void noise_country(tr_noise *n, int family, const uint8_t *addr, char **cc, char **name);
 void noise_geo_clear(noise_geo *g);
-/* Stores g and the actor (by CIDR, else rdns suffix) into a new IP's row. */
-int noise_enrich(tr_noise *n, const char *ip, int family, const uint8_t *addr, const noise_geo *g,
-                 tr_error *err);
+/* Stores g and the actor (by CIDR, else rdns suffix) into a new IP's row.
+ * *stmt: the caller's statement, prepared on first use (an UPDATE that
+ * fires GNQL's change-log trigger costs more to prepare than to run);
+ * the caller finalizes it. */
+int noise_enrich(tr_noise *n, sqlite3_stmt **stmt, const char *ip, int family,
+                 const uint8_t *addr, const noise_geo *g, tr_error *err);
 void noise_geo_open(tr_noise *n);
 void noise_geo_close(tr_noise *n);
 
