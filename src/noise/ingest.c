@@ -9,7 +9,7 @@
 
 typedef struct stmts {
     sqlite3_stmt *event, *ip_exists, *ip_upsert, *day, *val_update, *val_count, *val_insert,
-        *overflow, *evtag, *reclassify, *enrich;
+        *overflow, *evtag, *reclassify, *enrich, *val_upsert;
 } stmts;
 
 static int prep(tr_noise *n, sqlite3_stmt **st, const char *sql, tr_error *err)
@@ -28,7 +28,7 @@ static void stmts_free(stmts *s)
 {
     sqlite3_stmt **all[] = {&s->event,      &s->ip_exists,  &s->ip_upsert, &s->day,  &s->val_update,
                             &s->val_count,  &s->val_insert, &s->overflow,  &s->evtag, &s->reclassify,
-                            &s->enrich};
+                            &s->enrich,     &s->val_upsert};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
@@ -62,13 +62,35 @@ static size_t value_len(const char *value)
     return vlen;
 }
 
-/* cnt occurrences of one value, seen from first to last. */
+/* cnt occurrences of one value, seen from first to last. have: how many
+ * values of this kind the IP holds when the caller knows it (an IP whose
+ * record this batch made: the ones the batch added), else -1 (looked up). */
 static int add_value_n(tr_noise *n, stmts *s, const char *ip, const char *kind, const char *value,
                        size_t vlen, int port, int64_t cnt, int64_t first, int64_t last,
-                       tr_error *err)
+                       int64_t have, tr_error *err)
 {
     if (vlen == 0)
         return 0;
+    if (have >= 0 && (have < TR_NOISE_SET_MAX || strcmp(kind, "tag") == 0)) {
+        /* An upsert, not a plain insert: a value left behind by a removed
+         * record (another process purging meanwhile) is added to, not a
+         * constraint error. */
+        if (prep(n, &s->val_upsert,
+                 "INSERT INTO noise_ip_values(ip, kind, value, port, n, first_seen, last_seen)"
+                 " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(ip, kind, value, port) DO UPDATE SET"
+                 " n=n+excluded.n, first_seen=min(first_seen, excluded.first_seen),"
+                 " last_seen=max(last_seen, excluded.last_seen)",
+                 err) != 0)
+            return -1;
+        sqlite3_bind_text(s->val_upsert, 1, ip, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->val_upsert, 2, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->val_upsert, 3, value, (int)vlen, SQLITE_STATIC);
+        sqlite3_bind_int(s->val_upsert, 4, port);
+        sqlite3_bind_int64(s->val_upsert, 5, cnt);
+        sqlite3_bind_int64(s->val_upsert, 6, first);
+        sqlite3_bind_int64(s->val_upsert, 7, last);
+        return step_done(n, s->val_upsert, err);
+    }
     if (prep(n, &s->val_update,
              "UPDATE noise_ip_values SET n=n+?6, first_seen=min(first_seen, ?5),"
              " last_seen=max(last_seen, ?7) WHERE ip=?1 AND kind=?2 AND value=?3 AND port=?4",
@@ -91,8 +113,7 @@ static int add_value_n(tr_noise *n, stmts *s, const char *ip, const char *kind, 
             return -1;
         sqlite3_bind_text(s->val_count, 1, ip, -1, SQLITE_STATIC);
         sqlite3_bind_text(s->val_count, 2, kind, -1, SQLITE_STATIC);
-        int64_t have = sqlite3_step(s->val_count) == SQLITE_ROW
-                           ? sqlite3_column_int64(s->val_count, 0) : 0;
+        have = sqlite3_step(s->val_count) == SQLITE_ROW ? sqlite3_column_int64(s->val_count, 0) : 0;
         sqlite3_reset(s->val_count);
         if (have >= TR_NOISE_SET_MAX) {
             if (prep(n, &s->overflow,
@@ -124,7 +145,7 @@ static int add_value_n(tr_noise *n, stmts *s, const char *ip, const char *kind, 
 static int add_value(tr_noise *n, stmts *s, const char *ip, const char *kind, const char *value,
                      int port, int64_t t, tr_error *err)
 {
-    return add_value_n(n, s, ip, kind, value, value_len(value), port, 1, t, t, err);
+    return add_value_n(n, s, ip, kind, value, value_len(value), port, 1, t, t, -1, err);
 }
 
 /* ---- a batch's per-IP changes, summed before they are written --------------
@@ -132,6 +153,7 @@ static int add_value(tr_noise *n, stmts *s, const char *ip, const char *kind, co
  * first appearance: the same rows, counts and dropped values as writing
  * event by event, in a fraction of the statements. */
 typedef struct agg_val {
+    size_t owner;             /* the batch index of the IP's first event */
     const char *ip, *kind;
     char *value;
     size_t vlen;
@@ -180,24 +202,18 @@ static void agg_rehash(agg *a)
     }
 }
 
-/* ip and kind must outlive the batch; value is copied. */
-static void agg_add(agg *a, const char *ip, const char *kind, const char *value, int port,
-                    int64_t t)
+/* The entry of (ip, kind, value, port), made (n 0) when new. ip and kind
+ * must outlive the batch; value is copied. */
+static agg_val *agg_slot(agg *a, size_t owner, const char *ip, const char *kind,
+                         const char *value, size_t vlen, int port)
 {
-    size_t vlen = value_len(value);
-    if (vlen == 0)
-        return;
     if (2 * (a->n + 1) > a->nslot)
         agg_rehash(a);
     size_t k = (size_t)agg_hash(ip, kind, value, vlen, port) & (a->nslot - 1);
     while (a->slot[k] != SIZE_MAX) {
         agg_val *v = &a->v[a->slot[k]];
-        if (agg_same(v, ip, kind, value, vlen, port)) {
-            v->n++;
-            v->first = t < v->first ? t : v->first;
-            v->last = t > v->last ? t : v->last;
-            return;
-        }
+        if (agg_same(v, ip, kind, value, vlen, port))
+            return v;
         k = (k + 1) & (a->nslot - 1);
     }
     if (a->n == a->cap) {
@@ -205,6 +221,7 @@ static void agg_add(agg *a, const char *ip, const char *kind, const char *value,
         a->v = tr_xrealloc(a->v, a->cap * sizeof *a->v);
     }
     agg_val *v = &a->v[a->n];
+    v->owner = owner;
     v->ip = ip;
     v->kind = kind;
     v->value = tr_xmalloc(vlen + 1);
@@ -212,17 +229,38 @@ static void agg_add(agg *a, const char *ip, const char *kind, const char *value,
     v->value[vlen] = 0;
     v->vlen = vlen;
     v->port = port;
-    v->n = 1;
-    v->first = v->last = t;
+    v->n = 0;
+    v->first = INT64_MAX;
+    v->last = INT64_MIN;
     a->slot[k] = a->n++;
+    return v;
 }
 
-static int agg_write(tr_noise *n, stmts *s, const agg *a, tr_error *err)
+static void agg_add(agg *a, size_t owner, const char *ip, const char *kind, const char *value,
+                    int port, int64_t t)
+{
+    size_t vlen = value_len(value);
+    if (vlen == 0)
+        return;
+    agg_val *v = agg_slot(a, owner, ip, kind, value, vlen, port);
+    v->n++;
+    v->first = t < v->first ? t : v->first;
+    v->last = t > v->last ? t : v->last;
+}
+
+/* fresh[owner]: the IP's record was made by this batch, so it holds only
+ * the values this batch adds, counted in memory per kind (sets) instead of
+ * looked up value by value; NULL: every IP is looked up. */
+static int agg_write(tr_noise *n, stmts *s, const agg *a, const bool *fresh, agg *sets,
+                     tr_error *err)
 {
     for (size_t i = 0; i < a->n; i++) {
         const agg_val *v = &a->v[i];
+        int64_t have = -1;
+        if (fresh && fresh[v->owner])
+            have = agg_slot(sets, v->owner, v->ip, v->kind, "", 0, 0)->n++;
         if (add_value_n(n, s, v->ip, v->kind, v->value, v->vlen, v->port, v->n, v->first, v->last,
-                        err) != 0)
+                        have, err) != 0)
             return -1;
     }
     return 0;
@@ -373,8 +411,8 @@ typedef struct ip_sum {
 
 /* Stores the event's row and adds what it tells of its IP to the batch's
  * sums. */
-static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip, ip_sum *sum,
-                       agg *vals, agg *days, int64_t *event_id, tr_error *err)
+static int store_event(tr_noise *n, stmts *s, const tr_event *e, size_t owner, const char *ip,
+                       ip_sum *sum, agg *vals, agg *days, int64_t *event_id, tr_error *err)
 {
     int64_t t = e->time_us, day = day_of(t);
     json_t *j = tr_event_to_json(e);
@@ -412,7 +450,7 @@ static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip,
     sum->spoofable = sum->spoofable && !e->handshake;
     sum->bytes += (int64_t)e->payload_len;
     /* Days are keyed by the day number in the port slot. */
-    agg_add(days, ip, "day", "d", (int)day, t);
+    agg_add(days, owner, ip, "day", "d", (int)day, t);
 
     char transport[8];
     size_t i;
@@ -459,7 +497,7 @@ static int store_event(tr_noise *n, stmts *s, const tr_event *e, const char *ip,
         {"dst", dst, port},
     };
     for (i = 0; i < sizeof v / sizeof v[0]; i++)
-        agg_add(vals, ip, v[i].kind, v[i].value, v[i].port, t);
+        agg_add(vals, owner, ip, v[i].kind, v[i].value, v[i].port, t);
     free(cred);
     return 0;
 }
@@ -552,8 +590,9 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
     size_t *first = tr_xcalloc(nev, sizeof *first);
     noise_geo *geo = tr_xcalloc(nev, sizeof *geo);
     bool *looked = tr_xcalloc(nev, sizeof *looked);
+    bool *fresh = tr_xcalloc(nev, sizeof *fresh);     /* record made by this batch */
     ip_sum *sums = tr_xcalloc(nev, sizeof *sums);
-    agg vals = {0}, days = {0}, tagvals = {0};
+    agg vals = {0}, days = {0}, tagvals = {0}, sets = {0};
     for (size_t i = 0; i < nev; i++)
         tr_event_src_text(&evs[i], ips[i]);
     first_of_each(ips, nev, first);
@@ -576,7 +615,8 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
     /* Events one by one (each its row and id); what they tell of their
      * IPs summed, then written once per IP, day and set value. */
     for (size_t i = 0; i < nev && rc == 0; i++)
-        rc = store_event(n, &s, &evs[i], ips[i], &sums[first[i]], &vals, &days, &ids[i], err);
+        rc = store_event(n, &s, &evs[i], first[i], ips[i], &sums[first[i]], &vals, &days, &ids[i],
+                         err);
     for (size_t i = 0; i < nev && rc == 0; i++) {
         if (first[i] != i)
             continue;
@@ -585,6 +625,7 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
             rc = -1;
         } else if (is_new) {
             st->new_ips++;
+            fresh[i] = true;
             if (!looked[i]) {          /* another process removed it meanwhile */
                 noise_lookup(n, evs[i].family, evs[i].src_ip, &geo[i]);
                 looked[i] = true;
@@ -595,7 +636,7 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
     if (rc == 0)
         rc = write_days(n, &s, &days, err);
     if (rc == 0)
-        rc = agg_write(n, &s, &vals, err);
+        rc = agg_write(n, &s, &vals, fresh, &sets, err);
     for (size_t i = 0; i < h.n && rc == 0; i++) {
         size_t ev = h.h[i].ev;
         tagged[ev] = true;
@@ -607,10 +648,10 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
             rc = step_done(n, s.evtag, err);
         }
         if (rc == 0 && sqlite3_changes(n->db) > 0)
-            agg_add(&tagvals, ips[ev], "tag", h.h[i].tag, 0, evs[ev].time_us);
+            agg_add(&tagvals, first[ev], ips[ev], "tag", h.h[i].tag, 0, evs[ev].time_us);
     }
     if (rc == 0)
-        rc = agg_write(n, &s, &tagvals, err);
+        rc = agg_write(n, &s, &tagvals, fresh, &sets, err);
     for (size_t i = 0; i < nev && rc == 0; i++) {
         if (first[i] == i) {
             if (!s.reclassify)
@@ -628,11 +669,13 @@ int tr_noise_ingest(tr_noise *n, tr_event *evs, size_t nev, tr_noise_stats *st, 
         noise_geo_clear(&geo[i]);
     free(geo);
     free(looked);
+    free(fresh);
     free(first);
     free(sums);
     agg_free(&vals);
     agg_free(&days);
     agg_free(&tagvals);
+    agg_free(&sets);
     stmts_free(&s);
     if (rc == 0)
         rc = noise_ix_prune(n, err);
