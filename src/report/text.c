@@ -2,6 +2,7 @@
  * converted with iconv, HTML through libxml2's forgiving parser, PDF
  * through poppler, e-mail through GMime. Everything comes out as UTF-8. */
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <iconv.h>
 #include <pthread.h>
@@ -306,15 +307,66 @@ static int html_text(const unsigned char *data, size_t len, tr_doc *d, tr_error 
 
 /* ---- PDF ------------------------------------------------------------------------- */
 
+/* poppler-glib is opened on the first PDF, not linked: with its 50-odd
+ * dependencies (cairo, fontconfig, NSS...) it was most of every trawl
+ * command's start-up, and only report import reads PDFs. TR_POPPLER_SONAME
+ * is the library's soname, read at configure time. */
+typedef struct poppler_api {
+    __typeof__(poppler_document_new_from_bytes) *new_from_bytes;
+    __typeof__(poppler_document_get_n_pages) *get_n_pages;
+    __typeof__(poppler_document_get_page) *get_page;
+    __typeof__(poppler_page_get_text) *page_get_text;
+    __typeof__(poppler_document_get_title) *get_title;
+    __typeof__(poppler_document_get_creation_date) *get_creation_date;
+    __typeof__(poppler_error_quark) *error_quark;
+    char error[256];          /* why it could not be loaded; "" when loaded */
+} poppler_api;
+
+static poppler_api poppler;
+static pthread_once_t poppler_once = PTHREAD_ONCE_INIT;
+
+static void poppler_load(void)
+{
+    void *h = dlopen(TR_POPPLER_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(poppler.error, sizeof poppler.error,
+                 "PDF text needs poppler-glib (Debian package libpoppler-glib8): %s", dlerror());
+        return;
+    }
+    struct {
+        void **fn;
+        const char *name;
+    } syms[] = {
+        {(void **)&poppler.new_from_bytes, "poppler_document_new_from_bytes"},
+        {(void **)&poppler.get_n_pages, "poppler_document_get_n_pages"},
+        {(void **)&poppler.get_page, "poppler_document_get_page"},
+        {(void **)&poppler.page_get_text, "poppler_page_get_text"},
+        {(void **)&poppler.get_title, "poppler_document_get_title"},
+        {(void **)&poppler.get_creation_date, "poppler_document_get_creation_date"},
+        {(void **)&poppler.error_quark, "poppler_error_quark"},
+    };
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+        *syms[i].fn = dlsym(h, syms[i].name);
+        if (!*syms[i].fn) {
+            snprintf(poppler.error, sizeof poppler.error, "%s has no %s", TR_POPPLER_SONAME,
+                     syms[i].name);
+            return;       /* the handle stays open: harmless, and dlclose races other threads */
+        }
+    }
+}
+
 static int pdf_text(const unsigned char *data, size_t len, tr_doc *d, tr_error *err)
 {
+    pthread_once(&poppler_once, poppler_load);
+    if (poppler.error[0])
+        return tr_fail(err, "%s", poppler.error);
     GBytes *bytes = g_bytes_new(data, len);
     GError *gerr = NULL;
-    PopplerDocument *doc = poppler_document_new_from_bytes(bytes, NULL, &gerr);
+    PopplerDocument *doc = poppler.new_from_bytes(bytes, NULL, &gerr);
     g_bytes_unref(bytes);
     if (!doc) {
         int r;
-        if (gerr && gerr->domain == POPPLER_ERROR && gerr->code == POPPLER_ERROR_ENCRYPTED)
+        if (gerr && gerr->domain == poppler.error_quark() && gerr->code == POPPLER_ERROR_ENCRYPTED)
             r = tr_fail(err, "the PDF is encrypted (a password is needed): nothing imported");
         else
             r = tr_fail(err, "the PDF is corrupt: %s", gerr ? gerr->message : "unreadable");
@@ -323,12 +375,12 @@ static int pdf_text(const unsigned char *data, size_t len, tr_doc *d, tr_error *
         return r;
     }
     tr_buf b = {0};
-    int pages = poppler_document_get_n_pages(doc);
+    int pages = poppler.get_n_pages(doc);
     for (int i = 0; i < pages; i++) {
-        PopplerPage *page = poppler_document_get_page(doc, i);
+        PopplerPage *page = poppler.get_page(doc, i);
         if (!page)
             continue;
-        char *t = poppler_page_get_text(page);
+        char *t = poppler.page_get_text(page);
         if (t) {
             tr_buf_append(&b, t, strlen(t));
             tr_buf_append(&b, "\n", 1);
@@ -336,11 +388,11 @@ static int pdf_text(const unsigned char *data, size_t len, tr_doc *d, tr_error *
         }
         g_object_unref(page);
     }
-    char *title = poppler_document_get_title(doc);
+    char *title = poppler.get_title(doc);
     if (title && *title)
         d->title = tr_xstrdup(title);
     g_free(title);
-    time_t created = poppler_document_get_creation_date(doc);
+    time_t created = poppler.get_creation_date(doc);
     if (created > 0)
         d->published = stix_time(created);
     g_object_unref(doc);
