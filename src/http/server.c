@@ -14,6 +14,7 @@
 
 #include "http/http_internal.h"
 #include "kblink/kblink.h"
+#include "noise/noise.h"
 #include "hunt/hunt.h"
 #include "ingest/ingest.h"
 
@@ -59,6 +60,7 @@ struct tr_server {
     pthread_cond_t index_wake;
     bool index_dirty, stopping;
 
+    pthread_t gnql_warm;      /* builds the GNQL index once, at start */
     pthread_t kbsync;         /* keeps the knowledge base's links current */
     pthread_cond_t kb_wake;   /* only for stopping it */
     bool kbsync_started;
@@ -532,6 +534,29 @@ static void *kbsync_main(void *arg)
                    st.objects, st.added, st.updated, st.retired);
     }
     tr_kblink_watch_close(w);
+    return NULL;
+}
+
+/* The GNQL index (which quick checks read too) is built by whoever needs
+ * it first: seconds at a million addresses. Built here at start instead,
+ * an analyst's first lookup after a restart does not wait for it. */
+static void *gnql_warm_main(void *arg)
+{
+    tr_server *srv = arg;
+    tr_noise *n = NULL;
+    tr_error err;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t ips = 0;
+    if (tr_noise_open(srv->data_dir, &n, &err) != 0 || tr_noise_gnql_warm(n, &ips, &err) != 0) {
+        tr_log(TR_LOG_WARN, "noise: the GNQL index is built on the first query instead: %s",
+               err.msg);
+    } else {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        tr_log(TR_LOG_INFO, "noise: GNQL index ready, %zu addresses, in %.2f s", ips,
+               (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    }
+    tr_noise_close(n);
     return NULL;
 }
 
@@ -1285,6 +1310,8 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
     for (int i = 0; i < HUNT_RUNNERS; i++)
         if (pthread_create(&srv->runners[i], NULL, runner_main, srv) != 0)
             tr_die("cannot start a hunt runner thread");
+    if (pthread_create(&srv->gnql_warm, NULL, gnql_warm_main, srv) != 0)
+        tr_die("cannot start the GNQL index thread");
     srv->kb_sync_seconds = cfg->kb_sync_seconds ? cfg->kb_sync_seconds : KB_SYNC_SECONDS;
     if (srv->kb_sync_seconds > 0) {
         if (pthread_create(&srv->kbsync, NULL, kbsync_main, srv) != 0)
@@ -1344,6 +1371,7 @@ void tr_server_stop(tr_server *srv)
     for (int i = 0; i < HUNT_RUNNERS; i++)
         pthread_join(srv->runners[i], NULL);
     pthread_join(srv->indexer, NULL);
+    pthread_join(srv->gnql_warm, NULL);
     if (srv->kbsync_started)
         pthread_join(srv->kbsync, NULL);
     tr_live_queue_stop(srv->live);

@@ -973,6 +973,18 @@ static void without_ix(tr_noise *n, noise_ix *x, bool own)
         sqlite3_exec(n->db, "COMMIT", NULL, NULL, NULL);
 }
 
+int tr_noise_gnql_warm(tr_noise *n, size_t *ips, tr_error *err)
+{
+    noise_ix *x;
+    bool own;
+    if (with_ix(n, &x, &own, err) != 0)
+        return -1;
+    if (ips)
+        *ips = (size_t)roaring_bitmap_get_cardinality(x->all);
+    without_ix(n, x, own);
+    return 0;
+}
+
 int noise_ix_page(tr_noise *n, const tr_gnql *g, int64_t now_s, int64_t size, const char *after,
                   json_t *ips, int64_t *count, tr_error *err)
 {

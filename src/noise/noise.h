@@ -101,6 +101,10 @@ int tr_noise_gnql(tr_noise *n, const char *query, int64_t size, const char *scro
  * "asns", "ports", "sensors"}}. */
 int tr_noise_gnql_stats(tr_noise *n, const char *query, int64_t count, json_t **out,
                         tr_error *err);
+/* Builds (or brings up to date) this process's GNQL index now: a server
+ * does it at start, so that its first query or quick check does not wait
+ * seconds for it. *ips (may be NULL): the addresses it holds. */
+int tr_noise_gnql_warm(tr_noise *n, size_t *ips, tr_error *err);
 
 /* GNQL pages and stats come from an in-memory bitmap index of the per-IP
  * tables, one per data directory per process, built on the first query

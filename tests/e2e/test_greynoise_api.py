@@ -4,6 +4,7 @@ and the requests GreyNoise's official clients send (captured in
 import json
 import os
 import re
+import time
 import urllib.parse
 
 import pytest
@@ -276,3 +277,28 @@ def test_replay_captured_client_requests(gn):
             assert o["count"] >= 1
         elif path == "/ping":
             assert o["message"] == "pong"
+
+
+def test_server_builds_the_gnql_index_at_start(trawl, tmp_path):
+    # Quick checks and GNQL read an in-memory index; the server builds it as
+    # it starts (seconds at a million addresses) instead of making the first
+    # lookup after a restart wait. Its log line says how many it holds.
+    load(trawl, tmp_path)
+    import select
+    from conftest import Server
+    srv = Server(trawl, "--anonymous-read")
+    try:
+        seen, deadline = "", time.time() + 60
+        while "GNQL index ready" not in seen and time.time() < deadline:
+            if select.select([srv.proc.stderr], [], [], 1)[0]:
+                line = srv.proc.stderr.readline()
+                if not line:
+                    break
+                seen += line
+        m = re.search(r"GNQL index ready, (\d+) addresses", seen)
+        assert m, seen
+        assert int(m.group(1)) == 4        # 203.0.113.10-13; RIOT ranges are no noise records
+        r = requests.get(srv.url + "/v2/noise/quick/203.0.113.12", timeout=30)
+        assert r.status_code == 200 and r.json()["noise"] is True
+    finally:
+        srv.stop()
