@@ -24,7 +24,7 @@
 # Each figure is the median (p50) and p95 of REPEAT runs (default 30; multi,
 # GNQL and stats fewer, at least 5; the SQLite side of GNQL and stats 3),
 # with the server's CPU time per request. Also the server's peak RSS and the
-# time the first request takes to build GNQL's in-memory index. INGEST=N events per ingest run (default 20,000; 3 runs).
+# time the server takes at start to build GNQL's in-memory index (its log line) and the first GNQL request. INGEST=N events per ingest run (default 20,000; 3 runs).
 # $TRAWL_BIN picks the binary (default build/release/trawl).
 set -euo pipefail
 if [ "${FULL:-0}" = 1 ]; then
@@ -68,6 +68,10 @@ PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 "$TRAWL" --data "$WORK/data" serve --kb-sync 0 --listen "127.0.0.1:$PORT" >"$WORK/serve.log" 2>&1 &
 PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/api/health" >/dev/null && break; sleep 0.1; done
+# The server builds GNQL's in-memory index as it starts (a thread of its
+# own); the questions are asked once it is ready, as an analyst's would be.
+for _ in $(seq 1200); do grep -q "GNQL index ready" "$WORK/serve.log" && break; sleep 0.5; done
+grep -o "GNQL index ready.*" "$WORK/serve.log" | sed 's/^/server start: /' || echo "server start: no GNQL index line in the log (an older binary: the first request builds it)"
 
 /usr/bin/python3 - "http://127.0.0.1:$PORT" "$KEY" "$WORK/data/trawl.db" "$IPS" "$REPEAT" "$PID" <<'PY'
 import json, os, random, sqlite3, statistics, sys, time, urllib.parse
@@ -122,11 +126,11 @@ def row(name, trawl, raw):
     print("%-40s trawl p50 %8.2f p95 %8.2f cpu %6.2f ms | sqlite p50 %s | sqlite/trawl %s" % (
         name, trawl[0], trawl[1], trawl[2], ("%8.2f p95 %8.2f ms" % raw[:2]) if raw else "     n/a", ratio), flush=True)
 
-# The first request that needs GNQL's in-memory index builds it from the
-# tables (later ones only replay the change log): timed on its own.
+# The first GNQL request, timed on its own: it builds the in-memory index
+# when the server did not at start (binaries before the start-up build).
 t0, c0 = time.perf_counter(), cpu(pid)
 get("/v3/gnql?quick=true&size=1&query=" + urllib.parse.quote('tags:"Mirai"'))
-print("GNQL index built by the first request: %.2f s wall, %.2f s server CPU" % (
+print("first GNQL request: %.2f s wall, %.2f s server CPU" % (
     time.perf_counter() - t0, (cpu(pid) - c0) / 1000), flush=True)
 
 row("quick /v2/noise/quick/IP", timeit(lambda: get("/v2/noise/quick/" + ip()), rep, pid),
@@ -192,8 +196,11 @@ PY
 # The same single-IP lookups from a C client: curl fetching REPEAT random
 # addresses over one keep-alive connection, time_total per transfer. The
 # Python client above adds its own ~0.5 ms per request; this is what a
-# SIEM enrichment in C, Go or Java would see.
-for kind in quick context; do
+# SIEM enrichment in C, Go or Java would see. Context twice over the same
+# addresses: the SQLite questions above scanned the event table and pushed
+# the per-IP tables context reads out of the page cache (cold), then warm.
+for kind in quick context context-again; do
+    path=${kind%-again}
     /usr/bin/python3 -c "
 import random, sys
 rnd = random.Random(7)
@@ -201,7 +208,7 @@ for _ in range(int(sys.argv[2]) + 1):
     i = rnd.randrange(int(sys.argv[1]))
     print('url = \"http://127.0.0.1:%s/v2/noise/%s/10.%d.%d.%d\"' % (sys.argv[3], sys.argv[4], i >> 16 & 255, i >> 8 & 255, i & 255))
     print('output = \"/dev/null\"')
-" "$IPS" "$REPEAT" "$PORT" "$kind" > "$WORK/curl.$kind"
+" "$IPS" "$REPEAT" "$PORT" "$path" > "$WORK/curl.$kind"
     curl -s -H "key: $KEY" -K "$WORK/curl.$kind" -w '%{http_code} %{time_total}\n' > "$WORK/curl.$kind.out"
     /usr/bin/python3 -c "
 import sys
@@ -209,7 +216,7 @@ rows = [l.split() for l in open(sys.argv[1])][1:]     # the first one warms
 assert rows and all(c == '200' for c, _ in rows), rows[:3]
 xs = sorted(float(t) * 1000 for _, t in rows)
 print('%-40s curl p50 %8.2f p95 %8.2f ms (%d requests, one connection)' % (sys.argv[2], xs[len(xs) // 2], xs[min(len(xs) - 1, int(len(xs) * 0.95))], len(xs)))
-" "$WORK/curl.$kind.out" "$kind /v2/noise/$kind/IP, C client"
+" "$WORK/curl.$kind.out" "$kind /v2/noise/$path/IP, C client"
 done
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true
 PID=

@@ -13,8 +13,9 @@
 #   noise-ip       trawl noise ip IP: start + opening the store + the lookup
 #   empty          an empty C program: exec + the C library
 #   light-libs     the same empty program linked with trawl's libraries but
-#                  the document/malware ones (poppler-glib, cairo, gmime, gio,
-#                  gobject, glib, gsf, libxml2, libpng, libclamav)
+#                  the document/malware ones (gmime, gio, gobject, glib, gsf,
+#                  libxml2, libpng, libclamav; poppler-glib is not linked:
+#                  src/report/text.c opens it on the first PDF)
 #   all-libs       the empty program linked with every library trawl links
 # The empty programs show what loading the libraries costs on its own. Also
 # the dynamic loader's own statistics (LD_DEBUG=statistics) for --version.
