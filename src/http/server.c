@@ -816,8 +816,10 @@ static route resolve(const char *method, const char *url, unsigned *status)
         *status = 405;
         if (get)
             return (route){api_greynoise, TR_ROLE_READER, BODY_NONE, url};
+        /* The one GreyNoise call that writes: flagging an IP changes what
+         * analysts see, so it takes the role every other write takes. */
         if (post && strncmp(url, "/v2/interesting/", 16) == 0)
-            return (route){api_greynoise, TR_ROLE_READER, BODY_NONE, url};
+            return (route){api_greynoise, TR_ROLE_ANALYST, BODY_NONE, url};
         if (post)
             return (route){api_greynoise, TR_ROLE_READER, BODY_JSON, url};
         return none;
