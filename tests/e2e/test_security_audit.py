@@ -62,3 +62,41 @@ def test_anonymous_readers_cannot_flag_either(trawl, keys):
         assert st == 200                                   # reading stays open
     finally:
         srv.stop()
+
+
+# ---- /api/kb/match: what one lookup may cost ---------------------------------------
+
+def ranges(nets):
+    return "[" + " OR ".join("ipv4-addr:value ISSUBSET '%s'" % n for n in nets) + "]"
+
+
+def test_kb_match_bounds_its_work_and_still_finds(trawl, keys, tmp_path):
+    trawl.run("noise", "import", write_jsonl(tmp_path / "ev.jsonl", [
+        syn("203.0.113.7"), syn("203.0.113.8"), syn("198.51.100.20"), syn("198.51.100.21"),
+    ]), check=0)
+    srv = Server(trawl)
+    try:
+        def match(pattern):
+            return call(srv.url + "/api/kb/match?pattern=" + urllib.parse.quote(pattern),
+                        key=keys["reader"])
+        # Past the bound: refused before any address is read.
+        st, body = match(ranges("198.51.100.%d/32" % i for i in range(100, 165)))
+        assert st == 400, body
+        assert "at most 1000 terms, 64 of them ISSUBSET" in json.loads(body)["error"]
+        # At the bound, and each range's addresses are found in one pass.
+        nets = ["198.51.100.%d/32" % i for i in range(100, 162)] + ["203.0.113.4/30",
+                                                                  "198.51.100.16/28"]
+        st, body = match(ranges(nets))
+        assert st == 200, body
+        res = json.loads(body)
+        assert sorted(i["ip"] for i in res["ips"]) == ["198.51.100.20", "198.51.100.21",
+                                                      "203.0.113.7"]
+        assert res["terms"] == 64 and "truncated" not in res
+        # The whole pattern still decides.
+        st, body = match("[ipv4-addr:value ISSUBSET '203.0.113.0/24' AND "
+                         "ipv4-addr:value NOT = '203.0.113.7']")
+        assert [i["ip"] for i in json.loads(body)["ips"]] == ["203.0.113.8"]
+        st, body = match("[ipv4-addr:value ISSUBSET '198.51.100.128/25']")
+        assert st == 200 and json.loads(body)["ips"] == []
+    finally:
+        srv.stop()
