@@ -233,16 +233,30 @@ static enum MHD_Result stix_collections(http_request *r, tr_stix_db *db)
 
 /* ---- the live stream ----------------------------------------------------------
  * One event per stored object version, its id the version's seq (which
- * survives restarts), so a client resumes with Last-Event-ID. The reader
- * waits at most a second for news and otherwise sends a comment line: a
- * stream holds its server thread only in short turns. */
+ * survives restarts), so a client resumes with Last-Event-ID. A reader with
+ * no news parks its connection (http_stream_park) and looks again when the
+ * server resumes it, a quarter second later; after a second without news it
+ * sends a comment line. It never waits in the callback: that would hold a
+ * worker thread, and every connection it serves, for as long as it waits. */
+#define KEEPALIVE_MS 1000
+
 typedef struct stream {
     tr_stix_db *db;
+    struct tr_server *srv;
+    struct MHD_Connection *conn;
     int64_t cursor;
     tr_buf pending;
     size_t off;
+    int64_t last_sent_ms;
     bool failed;
 } stream;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int stream_row(void *arg, const tr_stix_row *row, tr_stix_change kind)
 {
@@ -269,18 +283,21 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     stream *st = cls;
-    for (int waited = 0;; waited++) {
+    for (;;) {
         if (st->off < st->pending.len) {
             size_t n = st->pending.len - st->off;
             if (n > max)
                 n = max;
             memcpy(buf, st->pending.data + st->off, n);
             st->off += n;
+            st->last_sent_ms = now_ms();
             return (ssize_t)n;
         }
         st->pending.len = st->off = 0;
         if (st->failed)
             return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (http_streams_closing(st->srv))
+            return MHD_CONTENT_READER_END_OF_STREAM;
         tr_error err;
         if (tr_stix_changes(st->db, st->cursor, 200, stream_row, st, &err) != 0) {
             tr_log(TR_LOG_WARN, "stix stream: %s", err.msg);
@@ -290,12 +307,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (st->pending.len)
             continue;
-        if (waited == 10) {
+        if (now_ms() - st->last_sent_ms >= KEEPALIVE_MS) {
             tr_buf_printf(&st->pending, ": keepalive\n\n");
             continue;
         }
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        if (!http_stream_park(st->srv, st->conn))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        return 0;
     }
 }
 
@@ -328,6 +346,9 @@ static enum MHD_Result stix_stream(http_request *r, tr_stix_db *db)
     }
     stream *st = tr_xcalloc(1, sizeof *st);
     st->cursor = cursor;
+    st->srv = r->srv;
+    st->conn = r->conn;
+    st->last_sent_ms = now_ms();
     /* The stream outlives this request's connection to the database. */
     if (tr_stix_open(r->data_dir, &st->db, &err) != 0) {
         free(st);

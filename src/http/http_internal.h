@@ -94,6 +94,13 @@ int http_hunt_progress(struct tr_server *srv, int64_t id, struct tr_hunt_progres
 /* 1 cancel sent to a running job, 0 not running here. */
 int http_hunt_cancel(struct tr_server *srv, int64_t id);
 void http_hunt_counts(struct tr_server *srv, unsigned *running, unsigned *workers);
+/* For a content reader with nothing to send yet (a live stream): suspends
+ * the connection, which the server resumes within a quarter second, and
+ * returns true; the reader then returns 0. A reader must never wait in the
+ * callback: the few worker threads each serve many connections. False when
+ * the server is stopping: the reader ends its stream. */
+bool http_stream_park(struct tr_server *srv, struct MHD_Connection *conn);
+bool http_streams_closing(struct tr_server *srv);
 
 /* Upload plumbing (api_upload.c). */
 http_upload *http_upload_new(http_request *r);

@@ -100,3 +100,61 @@ def test_kb_match_bounds_its_work_and_still_finds(trawl, keys, tmp_path):
         assert st == 200 and json.loads(body)["ips"] == []
     finally:
         srv.stop()
+
+
+# ---- /api/stix/stream: a waiting stream holds no worker thread ---------------------
+
+def open_stream(srv, key):
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    s.sendall(("GET /api/stix/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               "Authorization: Bearer %s\r\n\r\n" % key).encode())
+    got = b""
+    while b"retry: 2000" not in got:
+        chunk = s.recv(4096)
+        assert chunk, got
+        got += chunk
+    return s
+
+
+def read_until(s, needle):
+    got = b""
+    while needle not in got:
+        chunk = s.recv(65536)
+        assert chunk, got
+        got += chunk
+    return got
+
+
+def test_waiting_streams_leave_the_server_free(trawl, keys):
+    # One worker thread: before the fix each idle stream slept up to a
+    # second per turn in it, so twelve streams kept every other request
+    # waiting twelve seconds and more.
+    srv = Server(trawl, "--threads", "1")
+    streams = []
+    try:
+        streams = [open_stream(srv, keys["reader"]) for _ in range(12)]
+        for _ in range(3):
+            st, body = call(srv.url + "/api/health", timeout=6)
+            assert st == 200, body
+        # Parked streams still hear what happens, and keep alive.
+        obj = {"type": "malware", "spec_version": "2.1",
+               "id": "malware--5f0d3c0e-2b4e-4f43-9a57-3f4f3f6c1a11",
+               "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+               "name": "Parkwatch", "is_family": True}
+        st, body = call(srv.url + "/api/stix/import", "POST",
+                        {"type": "bundle", "id": "bundle--1c1d2ee0-4a0e-4c52-9d43-6d2b8f3c0a55",
+                         "objects": [obj]}, key=keys["analyst"])
+        assert st == 200, body
+        for s in streams:
+            got = read_until(s, b"Parkwatch")
+            assert b"event: create" in got
+        assert b": keepalive" in read_until(streams[0], b": keepalive")
+    finally:
+        for s in streams:
+            s.close()
+        # Streams still open (suspended or not) do not stop a clean exit.
+        keep = open_stream(srv, keys["reader"])
+        try:
+            assert srv.stop() == 0
+        finally:
+            keep.close()
