@@ -46,6 +46,10 @@ typedef struct http_request {
     bool close;               /* close the connection after the answer */
 } http_request;
 
+/* The headers every response carries (content type, CSP, nosniff, no
+ * framing...), for handlers that build their own response. */
+void http_common_headers(const http_request *r, struct MHD_Response *resp,
+                         const char *content_type);
 /* Each returns an MHD result after queuing the response. */
 enum MHD_Result http_send_json(http_request *r, unsigned status, json_t *body); /* steals body */
 enum MHD_Result http_send_error(http_request *r, unsigned status, const char *fmt, ...)

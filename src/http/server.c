@@ -164,6 +164,12 @@ static void common_headers(const http_request *r, struct MHD_Response *resp,
         MHD_add_response_header(resp, "Connection", "close");
 }
 
+void http_common_headers(const http_request *r, struct MHD_Response *resp,
+                         const char *content_type)
+{
+    common_headers(r, resp, content_type);
+}
+
 enum MHD_Result http_send_text(http_request *r, unsigned status, const char *content_type,
                                const char *body, size_t len)
 {

@@ -158,3 +158,39 @@ def test_waiting_streams_leave_the_server_free(trawl, keys):
             assert srv.stop() == 0
         finally:
             keep.close()
+
+
+# ---- /api/stix/export: streamed a page at a time, not built whole in memory -------
+
+def test_stix_export_is_streamed_whole(trawl, keys, tmp_path):
+    import http.client
+    import uuid
+    objs = [{"type": "malware", "spec_version": "2.1", "id": "malware--%s" % uuid.uuid4(),
+             "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+             "name": "family %d" % i, "is_family": True} for i in range(1100)]
+    (tmp_path / "many.json").write_text(json.dumps(
+        {"type": "bundle", "id": "bundle--%s" % uuid.uuid4(), "objects": objs}))
+    trawl.run("stix", "import", tmp_path / "many.json", check=0)
+    srv = Server(trawl)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        conn.request("GET", "/api/stix/export?type=malware",
+                     headers={"Authorization": "Bearer " + keys["reader"]})
+        resp = conn.getresponse()
+        body = resp.read()
+        assert resp.status == 200
+        # Made as it is read: no length known up front.
+        assert resp.getheader("Content-Length") is None
+        assert resp.getheader("Transfer-Encoding") == "chunked"
+        assert "frame-ancestors 'none'" in resp.getheader("Content-Security-Policy")
+        conn.close()
+        b = json.loads(body)
+        assert b["type"] == "bundle"
+        got = [o["id"] for o in b["objects"]]
+        assert sorted(got) == sorted(o["id"] for o in objs) and len(got) == len(set(got))
+        st, body = call(srv.url + "/api/stix/export?type=indicator", key=keys["reader"])
+        assert st == 200 and json.loads(body)["objects"] == []
+        st, body = call(srv.url + "/api/stix/export?since=yesterday", key=keys["reader"])
+        assert st == 400
+    finally:
+        srv.stop()
