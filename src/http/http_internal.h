@@ -92,6 +92,9 @@ uint64_t http_max_upload(const struct tr_server *srv);
 void http_hunts_kick(struct tr_server *srv);                /* a job was queued */
 /* Seconds a hunt submitted here may run: the default and the ceiling. */
 double http_hunt_time_limit(const struct tr_server *srv);
+/* Every way a request queues a hunt goes through this first: true with 429
+ * answered when the queue is full (api_hunt.c). */
+bool http_hunt_queue_full(http_request *r, enum MHD_Result *sent);
 /* Progress of a job this server is running: 1 running (filled), 0 not. */
 struct tr_hunt_progress;
 int http_hunt_progress(struct tr_server *srv, int64_t id, struct tr_hunt_progress *out);

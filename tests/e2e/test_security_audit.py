@@ -160,6 +160,39 @@ def test_waiting_streams_leave_the_server_free(trawl, keys):
             keep.close()
 
 
+# ---- a YARA indicator looked up queues an ordinary hunt ----------------------------
+
+def test_indicator_hunts_keep_the_hunt_limits(trawl, keys, tmp_path):
+    rule = 'rule parked { strings: $a = "parked payload" condition: $a }\n'
+    ind = {"type": "indicator", "spec_version": "2.1",
+           "id": "indicator--2d8e6a31-0b5c-4a7e-9d3f-6c1e4b7a9f02",
+           "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+           "name": "parked yara", "pattern": rule, "pattern_type": "yara",
+           "valid_from": "2024-01-01T00:00:00Z"}
+    (tmp_path / "ind.json").write_text(json.dumps(
+        {"type": "bundle", "id": "bundle--6f2a0c1e-8d3b-4e5f-a7c9-0b1d2e3f4a5b", "objects": [ind]}))
+    trawl.run("stix", "import", tmp_path / "ind.json", check=0)
+    (tmp_path / "a.bin").write_bytes(b"some parked payload here")
+    trawl.run("add", tmp_path / "a.bin", check=0)
+    srv = Server(trawl, "--hunt-time-limit", "1234")
+    try:
+        st, body = call(srv.url + "/api/kb/match", "POST", {"indicator": ind["id"]},
+                        key=keys["analyst"])
+        assert st == 202, body
+        hunt = json.loads(body)["hunt"]
+        st, body = call(srv.url + "/api/hunts/%d" % hunt, key=keys["reader"])
+        assert st == 200 and json.loads(body)["owner"] == "analyst-key", body
+    finally:
+        srv.stop()
+    import sqlite3
+    db = sqlite3.connect(trawl.data + "/trawl.db")
+    try:
+        limit = db.execute("SELECT time_limit FROM hunts WHERE id=?", (hunt,)).fetchone()[0]
+    finally:
+        db.close()
+    assert limit == 1234
+
+
 # ---- /api/stix/export: streamed a page at a time, not built whole in memory -------
 
 def test_stix_export_is_streamed_whole(trawl, keys, tmp_path):
