@@ -285,7 +285,9 @@ static enum MHD_Result stix_collections(http_request *r, tr_stix_db *db)
         enum MHD_Result rc;
         if (!title || !*title || read == TR_ROLE_NONE || write < TR_ROLE_ANALYST)
             rc = http_send_error(r, 400, "expected {\"title\": ..., \"description\": ..., "
-                                 "\"read_role\": \"reader|analyst|admin\", \"write_role\": \"analyst|admin\"}");
+                                 "\"read_role\": \"reader\", \"write_role\": \"analyst|admin\"}");
+        else if (read > TR_ROLE_READER)
+            rc = http_send_error(r, 400, "%s", TR_STIX_READ_ROLE_MSG);
         else if (tr_stix_collection_create(db, title, desc, read, write, &c, &err) != 0)
             rc = http_send_error(r, 500, "%s", err.msg);
         else

@@ -160,6 +160,26 @@ def test_waiting_streams_leave_the_server_free(trawl, keys):
             keep.close()
 
 
+# ---- TAXII collections: no promise the knowledge base cannot keep -------------------
+
+def test_a_collection_cannot_be_closed_to_readers(trawl, keys):
+    srv = Server(trawl)
+    try:
+        st, body = call(srv.url + "/api/stix/collections", "POST",
+                        {"title": "partner feed", "read_role": "admin", "write_role": "analyst"},
+                        key=keys["admin"])
+        assert st == 400, body
+        assert "cannot be closed to readers" in json.loads(body)["error"]
+        st, body = call(srv.url + "/api/stix/collections", "POST",
+                        {"title": "partner feed", "read_role": "reader", "write_role": "admin"},
+                        key=keys["admin"])
+        assert st == 201 and json.loads(body)["read_role"] == "reader", body
+    finally:
+        srv.stop()
+    p = trawl.run("stix", "collection-add", "other feed", "--read-role", "analyst", check=2)
+    assert "cannot be closed to readers" in p.stderr
+
+
 # ---- a YARA indicator looked up queues an ordinary hunt ----------------------------
 
 def test_indicator_hunts_keep_the_hunt_limits(trawl, keys, tmp_path):
