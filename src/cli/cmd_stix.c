@@ -20,8 +20,9 @@ static const char usage_text[] =
     "       trawl stix neighbours ID [--depth N (1)] [--json]\n"
     "       trawl stix rm ID                          every version; the live stream tells\n"
     "       trawl stix collections [--json]           TAXII collections\n"
-    "       trawl stix collection-add TITLE [DESCRIPTION] [--read-role reader|analyst|admin]\n"
-    "                                 [--write-role analyst|admin]\n"
+    "       trawl stix collection-add TITLE [DESCRIPTION] [--write-role analyst|admin]\n"
+    "                                 (every reader reads a collection: its objects are the\n"
+    "                                 knowledge base's)\n"
     "STIX 2.0 bundles (e.g. MITRE ATT&CK's) are upgraded to 2.1 on import.\n";
 
 static int open_kb(const cli_ctx *ctx, bool create, tr_stix_db **db)
@@ -524,7 +525,11 @@ static int cmd_collection_add(const cli_ctx *ctx, int argc, char **argv)
         }
     }
     if (read == TR_ROLE_NONE || write < TR_ROLE_ANALYST) {
-        cli_error("--read-role is reader, analyst or admin; --write-role analyst or admin");
+        cli_error("--read-role is reader; --write-role analyst or admin");
+        return CLI_USAGE;
+    }
+    if (read > TR_ROLE_READER) {
+        cli_error("%s", TR_STIX_READ_ROLE_MSG);
         return CLI_USAGE;
     }
     if (argc - optind < 1 || argc - optind > 2) {

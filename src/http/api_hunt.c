@@ -79,12 +79,20 @@ static char *name_from_rules(const char *text)
     return out;
 }
 
+bool http_hunt_queue_full(http_request *r, enum MHD_Result *sent)
+{
+    if (queued_jobs(r->data_dir) < HUNT_QUEUE_MAX)
+        return false;
+    *sent = http_send_error(r, 429, "%d hunts are already queued: wait for some to finish",
+                            HUNT_QUEUE_MAX);
+    return true;
+}
+
 static enum MHD_Result submit(http_request *r)
 {
     enum MHD_Result sent = MHD_NO;
-    if (queued_jobs(r->data_dir) >= HUNT_QUEUE_MAX)
-        return http_send_error(r, 429, "%d hunts are already queued: wait for some to finish",
-                               HUNT_QUEUE_MAX);
+    if (http_hunt_queue_full(r, &sent))
+        return sent;
     json_t *body = http_json_body(r, &sent);
     if (!body)
         return sent;

@@ -84,16 +84,21 @@ static enum MHD_Result match_indicator(http_request *r, const char *id)
     enum MHD_Result sent;
     if (pattern && ptype && strcmp(ptype, "yara") == 0) {
         /* Rule text from the knowledge base is text from the network: no
-         * includes. */
+         * includes. A hunt queued here is any other hunt: the queue's
+         * bound, the server's time limit and the submitter's turn. */
         tr_hunt_source src = {id, pattern, strlen(pattern)};
-        tr_hunt_params p = {.sources = &src, .nsources = 1};
+        tr_hunt_params p = {.sources = &src, .nsources = 1,
+                            .time_limit = http_hunt_time_limit(r->srv),
+                            .owner = r->key_name[0] ? r->key_name : NULL};
         int64_t job = 0;
-        if (tr_hunt_submit(r->data_dir, &p, &job, &err) != 0) {
-            sent = http_send_error(r, 422, "%s", err.msg);
-        } else {
-            http_hunts_kick(r->srv);
-            sent = http_send_json(r, 202, json_pack("{ss sI}", "query_status", "queued", "hunt",
-                                                    (json_int_t)job));
+        if (!http_hunt_queue_full(r, &sent)) {
+            if (tr_hunt_submit(r->data_dir, &p, &job, &err) != 0) {
+                sent = http_send_error(r, 422, "%s", err.msg);
+            } else {
+                http_hunts_kick(r->srv);
+                sent = http_send_json(r, 202, json_pack("{ss sI}", "query_status", "queued",
+                                                        "hunt", (json_int_t)job));
+            }
         }
     } else if (pattern && ptype && strcmp(ptype, "stix") == 0) {
         sent = match_pattern(r, pattern);

@@ -69,31 +69,110 @@ static const char **split(const char *v, char *buf, size_t bufsz, const char **l
     return list;
 }
 
-static enum MHD_Result stix_export(http_request *r, tr_stix_db *db)
-{
+/* The export is read from the knowledge base a page at a time as the
+ * client takes it: holding the whole bundle (a million SCOs after a sync)
+ * in memory, and again in the response, made one reader's request cost
+ * gigabytes. Pages follow seq, so an object stored while the export is
+ * read may still appear in it. */
+#define EXPORT_PAGE 500
+
+typedef struct export_state {
+    tr_stix_db *db;
     char tbuf[1024], ibuf[8192];
     const char *types[MAXLIST + 1], *ids[MAXLIST + 1];
-    tr_stix_query q = {0};
-    q.types = split(http_query(r, "type"), tbuf, sizeof tbuf, types);
-    q.ids = split(http_query(r, "id"), ibuf, sizeof ibuf, ids);
+    char since[64];
+    tr_stix_query q;
+    tr_buf pending;
+    size_t off, n;
+    bool done, failed;
+} export_state;
+
+static int export_row(void *arg, const tr_stix_row *row)
+{
+    export_state *x = arg;
+    if (x->n++)
+        tr_buf_append(&x->pending, ",", 1);
+    tr_buf_append(&x->pending, row->json, row->json_len);
+    x->q.after_seq = row->seq;
+    return 0;
+}
+
+static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    export_state *x = cls;
+    while (x->off >= x->pending.len) {
+        x->pending.len = x->off = 0;
+        if (x->failed)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (x->done)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        bool more = false;
+        tr_error err;
+        if (tr_stix_query_rows(x->db, &x->q, export_row, x, &more, &err) != 0) {
+            /* The status is sent: a cut-short body is all that can say it. */
+            tr_log(TR_LOG_WARN, "stix export: %s", err.msg);
+            x->failed = true;
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (!more) {
+            tr_buf_append(&x->pending, "]}", 2);
+            x->done = true;
+        }
+    }
+    size_t n = x->pending.len - x->off;
+    if (n > max)
+        n = max;
+    memcpy(buf, x->pending.data + x->off, n);
+    x->off += n;
+    return (ssize_t)n;
+}
+
+static void export_free(void *cls)
+{
+    export_state *x = cls;
+    tr_stix_close(x->db);
+    tr_buf_free(&x->pending);
+    free(x);
+}
+
+static enum MHD_Result stix_export(http_request *r)
+{
+    export_state *x = tr_xcalloc(1, sizeof *x);
+    x->q.types = split(http_query(r, "type"), x->tbuf, sizeof x->tbuf, x->types);
+    x->q.ids = split(http_query(r, "id"), x->ibuf, sizeof x->ibuf, x->ids);
     const char *since = http_query(r, "since");
-    if (since && !tr_stix_ts_valid(since))
+    if (since && (strlen(since) >= sizeof x->since || !tr_stix_ts_valid(since))) {
+        free(x);
         return http_send_error(r, 400, "since must be a STIX timestamp like 2024-01-31T00:00:00Z");
-    q.modified_since = since;
+    }
+    if (since) {
+        snprintf(x->since, sizeof x->since, "%s", since);
+        x->q.modified_since = x->since;
+    }
     const char *all = http_query(r, "versions");
     if (all && strcmp(all, "all") == 0)
-        q.versions = TR_STIX_ALL;
+        x->q.versions = TR_STIX_ALL;
+    x->q.limit = EXPORT_PAGE;
+    tr_error err;
+    /* The response outlives this request's handle. */
+    if (tr_stix_open(r->data_dir, &x->db, &err) != 0) {
+        free(x);
+        return http_send_error(r, 503, "%s", err.msg);
+    }
     char uuid[37];
     tr_stix_uuid4(uuid);
-    raw_list l = {0};
-    tr_buf_printf(&l.out, "{\"type\":\"bundle\",\"id\":\"bundle--%s\",\"objects\":[", uuid);
-    tr_error err;
-    if (tr_stix_query_rows(db, &q, raw_row, &l, NULL, &err) != 0) {
-        tr_buf_free(&l.out);
-        return http_send_error(r, 500, "%s", err.msg);
+    tr_buf_printf(&x->pending, "{\"type\":\"bundle\",\"id\":\"bundle--%s\",\"objects\":[", uuid);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, export_read, x, export_free);
+    if (!resp) {
+        export_free(x);
+        return MHD_NO;
     }
-    tr_buf_append(&l.out, "]}", 2);
-    return send_raw(r, 200, &l.out);
+    http_common_headers(r, resp, "application/json");
+    enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
 }
 
 static enum MHD_Result stix_search(http_request *r, tr_stix_db *db)
@@ -206,7 +285,9 @@ static enum MHD_Result stix_collections(http_request *r, tr_stix_db *db)
         enum MHD_Result rc;
         if (!title || !*title || read == TR_ROLE_NONE || write < TR_ROLE_ANALYST)
             rc = http_send_error(r, 400, "expected {\"title\": ..., \"description\": ..., "
-                                 "\"read_role\": \"reader|analyst|admin\", \"write_role\": \"analyst|admin\"}");
+                                 "\"read_role\": \"reader\", \"write_role\": \"analyst|admin\"}");
+        else if (read > TR_ROLE_READER)
+            rc = http_send_error(r, 400, "%s", TR_STIX_READ_ROLE_MSG);
         else if (tr_stix_collection_create(db, title, desc, read, write, &c, &err) != 0)
             rc = http_send_error(r, 500, "%s", err.msg);
         else
@@ -233,16 +314,30 @@ static enum MHD_Result stix_collections(http_request *r, tr_stix_db *db)
 
 /* ---- the live stream ----------------------------------------------------------
  * One event per stored object version, its id the version's seq (which
- * survives restarts), so a client resumes with Last-Event-ID. The reader
- * waits at most a second for news and otherwise sends a comment line: a
- * stream holds its server thread only in short turns. */
+ * survives restarts), so a client resumes with Last-Event-ID. A reader with
+ * no news parks its connection (http_stream_park) and looks again when the
+ * server resumes it, a quarter second later; after a second without news it
+ * sends a comment line. It never waits in the callback: that would hold a
+ * worker thread, and every connection it serves, for as long as it waits. */
+#define KEEPALIVE_MS 1000
+
 typedef struct stream {
     tr_stix_db *db;
+    struct tr_server *srv;
+    struct MHD_Connection *conn;
     int64_t cursor;
     tr_buf pending;
     size_t off;
+    int64_t last_sent_ms;
     bool failed;
 } stream;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int stream_row(void *arg, const tr_stix_row *row, tr_stix_change kind)
 {
@@ -269,18 +364,21 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     stream *st = cls;
-    for (int waited = 0;; waited++) {
+    for (;;) {
         if (st->off < st->pending.len) {
             size_t n = st->pending.len - st->off;
             if (n > max)
                 n = max;
             memcpy(buf, st->pending.data + st->off, n);
             st->off += n;
+            st->last_sent_ms = now_ms();
             return (ssize_t)n;
         }
         st->pending.len = st->off = 0;
         if (st->failed)
             return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (http_streams_closing(st->srv))
+            return MHD_CONTENT_READER_END_OF_STREAM;
         tr_error err;
         if (tr_stix_changes(st->db, st->cursor, 200, stream_row, st, &err) != 0) {
             tr_log(TR_LOG_WARN, "stix stream: %s", err.msg);
@@ -290,12 +388,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (st->pending.len)
             continue;
-        if (waited == 10) {
+        if (now_ms() - st->last_sent_ms >= KEEPALIVE_MS) {
             tr_buf_printf(&st->pending, ": keepalive\n\n");
             continue;
         }
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        if (!http_stream_park(st->srv, st->conn))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        return 0;
     }
 }
 
@@ -328,6 +427,9 @@ static enum MHD_Result stix_stream(http_request *r, tr_stix_db *db)
     }
     stream *st = tr_xcalloc(1, sizeof *st);
     st->cursor = cursor;
+    st->srv = r->srv;
+    st->conn = r->conn;
+    st->last_sent_ms = now_ms();
     /* The stream outlives this request's connection to the database. */
     if (tr_stix_open(r->data_dir, &st->db, &err) != 0) {
         free(st);
@@ -340,9 +442,7 @@ static enum MHD_Result stix_stream(http_request *r, tr_stix_db *db)
         stream_free(st);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    http_common_headers(r, resp, "text/event-stream");
     enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -359,7 +459,7 @@ enum MHD_Result api_stix(http_request *r)
     if (strcmp(rest, "import") == 0)
         rc = stix_import(r, db);
     else if (strcmp(rest, "export") == 0)
-        rc = stix_export(r, db);
+        rc = stix_export(r);
     else if (strcmp(rest, "search") == 0)
         rc = stix_search(r, db);
     else if (strcmp(rest, "collections") == 0)

@@ -25,9 +25,7 @@ static enum MHD_Result send_taxii_text(http_request *r, unsigned status, char *t
         free(text);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, "Content-Type", TAXII_TYPE);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    http_common_headers(r, resp, TAXII_TYPE);
     if (first && last) {
         MHD_add_response_header(resp, "X-TAXII-Date-Added-First", first);
         MHD_add_response_header(resp, "X-TAXII-Date-Added-Last", last);

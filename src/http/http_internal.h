@@ -46,6 +46,10 @@ typedef struct http_request {
     bool close;               /* close the connection after the answer */
 } http_request;
 
+/* The headers every response carries (content type, CSP, nosniff, no
+ * framing...), for handlers that build their own response. */
+void http_common_headers(const http_request *r, struct MHD_Response *resp,
+                         const char *content_type);
 /* Each returns an MHD result after queuing the response. */
 enum MHD_Result http_send_json(http_request *r, unsigned status, json_t *body); /* steals body */
 enum MHD_Result http_send_error(http_request *r, unsigned status, const char *fmt, ...)
@@ -88,12 +92,22 @@ uint64_t http_max_upload(const struct tr_server *srv);
 void http_hunts_kick(struct tr_server *srv);                /* a job was queued */
 /* Seconds a hunt submitted here may run: the default and the ceiling. */
 double http_hunt_time_limit(const struct tr_server *srv);
+/* Every way a request queues a hunt goes through this first: true with 429
+ * answered when the queue is full (api_hunt.c). */
+bool http_hunt_queue_full(http_request *r, enum MHD_Result *sent);
 /* Progress of a job this server is running: 1 running (filled), 0 not. */
 struct tr_hunt_progress;
 int http_hunt_progress(struct tr_server *srv, int64_t id, struct tr_hunt_progress *out);
 /* 1 cancel sent to a running job, 0 not running here. */
 int http_hunt_cancel(struct tr_server *srv, int64_t id);
 void http_hunt_counts(struct tr_server *srv, unsigned *running, unsigned *workers);
+/* For a content reader with nothing to send yet (a live stream): suspends
+ * the connection, which the server resumes within a quarter second, and
+ * returns true; the reader then returns 0. A reader must never wait in the
+ * callback: the few worker threads each serve many connections. False when
+ * the server is stopping: the reader ends its stream. */
+bool http_stream_park(struct tr_server *srv, struct MHD_Connection *conn);
+bool http_streams_closing(struct tr_server *srv);
 
 /* Upload plumbing (api_upload.c). */
 http_upload *http_upload_new(http_request *r);

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/http_internal.h"
@@ -33,6 +34,8 @@
 /* Idle seconds allowed once a request is under way (a slow upload, a
  * download the client reads slowly). */
 #define REQUEST_TIMEOUT 120
+/* How often parked streams (http_stream_park) look for news. */
+#define STREAM_TICK_MS 250
 
 struct tr_server {
     struct MHD_Daemon *mhd;
@@ -75,6 +78,18 @@ struct tr_server {
         tr_hunt *h;           /* NULL while being opened */
         char owner[128];      /* the submitter's key name, "" unknown */
     } running[HUNT_RUNNERS];
+
+    /* Streams with nothing to send wait here suspended, not asleep in one
+     * of the few worker threads that serve every connection: the streamer
+     * resumes them each STREAM_TICK_MS, and all of them before the daemon
+     * stops (libmicrohttpd may not stop with connections suspended). */
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_wake;
+    struct MHD_Connection **parked;
+    size_t nparked, capparked;
+    bool park_closing;
+    pthread_t streamer;
+    bool streamer_started;
 };
 
 typedef enum body_kind { BODY_NONE, BODY_JSON, BODY_MULTIPART, BODY_EVENTS } body_kind;
@@ -149,6 +164,12 @@ static void common_headers(const http_request *r, struct MHD_Response *resp,
     MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
     if (r->close)
         MHD_add_response_header(resp, "Connection", "close");
+}
+
+void http_common_headers(const http_request *r, struct MHD_Response *resp,
+                         const char *content_type)
+{
+    common_headers(r, resp, content_type);
 }
 
 enum MHD_Result http_send_text(http_request *r, unsigned status, const char *content_type,
@@ -644,6 +665,60 @@ void http_hunt_counts(struct tr_server *srv, unsigned *running, unsigned *worker
     pthread_mutex_unlock(&srv->lock);
 }
 
+/* ---- parked streams ----------------------------------------------------- */
+
+bool http_stream_park(struct tr_server *srv, struct MHD_Connection *conn)
+{
+    pthread_mutex_lock(&srv->park_lock);
+    bool parked = !srv->park_closing;
+    if (parked) {
+        if (srv->nparked == srv->capparked) {
+            srv->capparked = srv->capparked ? srv->capparked * 2 : 16;
+            srv->parked = tr_xrealloc(srv->parked, srv->capparked * sizeof *srv->parked);
+        }
+        srv->parked[srv->nparked++] = conn;
+        /* Under the lock: the streamer resumes only what is suspended. */
+        MHD_suspend_connection(conn);
+    }
+    pthread_mutex_unlock(&srv->park_lock);
+    return parked;
+}
+
+bool http_streams_closing(struct tr_server *srv)
+{
+    pthread_mutex_lock(&srv->park_lock);
+    bool closing = srv->park_closing;
+    pthread_mutex_unlock(&srv->park_lock);
+    return closing;
+}
+
+static void resume_parked(tr_server *srv)
+{
+    for (size_t i = 0; i < srv->nparked; i++)
+        MHD_resume_connection(srv->parked[i]);
+    srv->nparked = 0;
+}
+
+static void *streamer_main(void *arg)
+{
+    tr_server *srv = arg;
+    pthread_mutex_lock(&srv->park_lock);
+    while (!srv->park_closing) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += STREAM_TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->park_wake, &srv->park_lock, &until);
+        resume_parked(srv);
+    }
+    resume_parked(srv);
+    pthread_mutex_unlock(&srv->park_lock);
+    return NULL;
+}
+
 /* ---- routing ------------------------------------------------------------ */
 
 static bool is_method(const char *m, const char *want)
@@ -841,8 +916,10 @@ static route resolve(const char *method, const char *url, unsigned *status)
         *status = 405;
         if (get)
             return (route){api_greynoise, TR_ROLE_READER, BODY_NONE, url};
+        /* The one GreyNoise call that writes: flagging an IP changes what
+         * analysts see, so it takes the role every other write takes. */
         if (post && strncmp(url, "/v2/interesting/", 16) == 0)
-            return (route){api_greynoise, TR_ROLE_READER, BODY_NONE, url};
+            return (route){api_greynoise, TR_ROLE_ANALYST, BODY_NONE, url};
         if (post)
             return (route){api_greynoise, TR_ROLE_READER, BODY_JSON, url};
         return none;
@@ -1299,6 +1376,11 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
     pthread_cond_init(&srv->index_wake, NULL);
     pthread_cond_init(&srv->kb_wake, NULL);
     pthread_mutex_init(&srv->fork_lock, NULL);
+    pthread_mutex_init(&srv->park_lock, NULL);
+    pthread_cond_init(&srv->park_wake, NULL);
+    if (pthread_create(&srv->streamer, NULL, streamer_main, srv) != 0)
+        tr_die("cannot start the stream thread");
+    srv->streamer_started = true;
     srv->index_dirty = true;                 /* catch up with anything unindexed */
     if (pthread_create(&srv->indexer, NULL, indexer_main, srv) != 0)
         tr_die("cannot start the indexer thread");
@@ -1318,7 +1400,7 @@ int tr_server_start(const tr_http_config *cfg, tr_server **out, tr_error *err)
             tr_die("cannot start the knowledge-base sync thread");
         srv->kbsync_started = true;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
@@ -1355,6 +1437,14 @@ void tr_server_stop(tr_server *srv)
 {
     if (!srv)
         return;
+    /* Every parked stream resumed (and none parked after): they end. */
+    if (srv->streamer_started) {
+        pthread_mutex_lock(&srv->park_lock);
+        srv->park_closing = true;
+        pthread_cond_signal(&srv->park_wake);
+        pthread_mutex_unlock(&srv->park_lock);
+        pthread_join(srv->streamer, NULL);
+    }
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd);
     /* Running hunts stop with their results kept and say why; queued ones
@@ -1380,6 +1470,11 @@ void tr_server_stop(tr_server *srv)
         tr_analyzer_free(srv->pool[i]);
     pthread_mutex_destroy(&srv->lock);
     pthread_mutex_destroy(&srv->fork_lock);
+    if (srv->streamer_started) {
+        pthread_mutex_destroy(&srv->park_lock);
+        pthread_cond_destroy(&srv->park_wake);
+    }
+    free(srv->parked);
     pthread_cond_destroy(&srv->index_wake);
     pthread_cond_destroy(&srv->kb_wake);
     for (size_t i = 0; i < srv->n_allowed_hosts; i++)

@@ -13,6 +13,14 @@
 
 /* Bounds an ISSUBSET term's walk over the noise records. */
 #define MATCH_MAX_RESULTS 1000
+/* A lookup is one request's work, so what a pattern may ask is bounded:
+ * every term may cost a store or noise lookup and every matcher run costs
+ * time in proportion to the terms; the ranges are checked against every
+ * recorded address; and the addresses inside them that go through the
+ * matcher are counted (an indicator covering 0.0.0.0/0 asks for all). */
+#define MATCH_MAX_TERMS 1000
+#define MATCH_MAX_RANGE_TERMS 64
+#define MATCH_MAX_CANDIDATES 10000
 
 /* 1 when the pattern matches the SCO alone, 0 not, -1 error. */
 static int matches(const tr_stix_pattern *p, json_t *sco, tr_error *err)
@@ -110,12 +118,57 @@ static int add_ip(tr_noise *nz, const tr_stix_pattern *p, const char *ip, json_t
     return m < 0 ? -1 : 0;
 }
 
+/* An ISSUBSET term's network, for the cheap test that picks which
+ * addresses the (costly) matcher looks at. */
+typedef struct net_range {
+    int family;
+    uint8_t addr[16];
+    int bits;
+} net_range;
+
+static bool parse_range(const char *v, net_range *r)
+{
+    char host[64];
+    const char *slash = strchr(v, '/');
+    size_t hl = slash ? (size_t)(slash - v) : strlen(v);
+    if (hl == 0 || hl >= sizeof host)
+        return false;
+    memcpy(host, v, hl);
+    host[hl] = 0;
+    r->family = strchr(host, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(r->family, host, r->addr) != 1)
+        return false;
+    int max = r->family == AF_INET ? 32 : 128;
+    r->bits = max;
+    if (slash) {
+        char *end = NULL;
+        long b = strtol(slash + 1, &end, 10);
+        if (!slash[1] || *end || b < 0 || b > max)
+            return false;
+        r->bits = (int)b;
+    }
+    return true;
+}
+
+static bool in_range(const net_range *r, int family, const uint8_t *a)
+{
+    if (family != r->family)
+        return false;
+    int full = r->bits / 8, rest = r->bits % 8;
+    if (memcmp(a, r->addr, (size_t)full) != 0)
+        return false;
+    if (!rest)
+        return true;
+    uint8_t mask = (uint8_t)(0xFF << (8 - rest));
+    return (a[full] & mask) == (r->addr[full] & mask);
+}
+
 static int match_ips(const char *data_dir, const tr_stix_pattern *p, const tr_stix_term *t,
-                     size_t nt, json_t *out, size_t *used, tr_error *err)
+                     size_t nt, json_t *out, size_t *used, bool *truncated, tr_error *err)
 {
     tr_noise *nz = NULL;
-    char **all = NULL;
-    size_t nall = 0;
+    net_range ranges[MATCH_MAX_RANGE_TERMS];
+    size_t nranges = 0;
     int rc = 0;
     for (size_t i = 0; i < nt && rc == 0; i++) {
         if ((strcmp(t[i].type, "ipv4-addr") != 0 && strcmp(t[i].type, "ipv6-addr") != 0) ||
@@ -132,21 +185,40 @@ static int match_ips(const char *data_dir, const tr_stix_pattern *p, const tr_st
                 rc = add_ip(nz, p, t[i].value, out, err);
             continue;
         }
-        /* A range: every recorded address goes through the matcher, which
-         * knows ISSUBSET. */
-        if (!all && tr_noise_ip_list(nz, &all, &nall, err) != 0) {
-            rc = -1;
+        /* The parser has checked the network; one that still does not
+         * read here can match no address. */
+        if (nranges < MATCH_MAX_RANGE_TERMS && parse_range(t[i].value, &ranges[nranges]))
+            nranges++;
+    }
+    /* One pass over the recorded addresses for all the ranges: an address
+     * inside one of them goes through the matcher, which knows what the
+     * pattern says about it; the others cannot be one of its ranges'. */
+    char **all = NULL;
+    size_t nall = 0, tried = 0;
+    if (rc == 0 && nranges && tr_noise_ip_list(nz, &all, &nall, err) != 0)
+        rc = -1;
+    for (size_t j = 0; j < nall && rc == 0; j++) {
+        uint8_t a[16];
+        int fam = strchr(all[j], ':') ? AF_INET6 : AF_INET;
+        if (inet_pton(fam, all[j], a) != 1)
+            continue;
+        bool inside = false;
+        for (size_t k = 0; k < nranges && !inside; k++)
+            inside = in_range(&ranges[k], fam, a);
+        if (!inside)
+            continue;
+        if (json_array_size(out) >= MATCH_MAX_RESULTS || tried >= MATCH_MAX_CANDIDATES) {
+            *truncated = true;
             break;
         }
-        for (size_t j = 0; j < nall && rc == 0 && json_array_size(out) < MATCH_MAX_RESULTS; j++) {
-            json_t *sco = ip_sco(all[j]);
-            int m = matches(p, sco, err);
-            json_decref(sco);
-            if (m < 0)
-                rc = -1;
-            else if (m)
-                rc = add_ip(nz, p, all[j], out, err);
-        }
+        tried++;
+        json_t *sco = ip_sco(all[j]);
+        int m = matches(p, sco, err);
+        json_decref(sco);
+        if (m < 0)
+            rc = -1;
+        else if (m)
+            rc = add_ip(nz, p, all[j], out, err);
     }
     for (size_t j = 0; j < nall; j++)
         free(all[j]);
@@ -163,11 +235,20 @@ int tr_kblink_match_pattern(const char *data_dir, const char *pattern, json_t **
     if (!p)
         return -1;
     const tr_stix_term *t;
-    size_t nt = tr_stix_pattern_terms(p, &t), used = 0;
+    size_t nt = tr_stix_pattern_terms(p, &t), used = 0, nranges = 0;
+    for (size_t i = 0; i < nt; i++)
+        nranges += t[i].kind == TR_STIX_TERM_SUBSET;
+    if (nt > MATCH_MAX_TERMS || nranges > MATCH_MAX_RANGE_TERMS) {
+        tr_stix_pattern_free(p);
+        return tr_fail(err, "pattern: a lookup takes at most %d terms, %d of them ISSUBSET"
+                            " ranges (this one has %zu, %zu ranges)",
+                       MATCH_MAX_TERMS, MATCH_MAX_RANGE_TERMS, nt, nranges);
+    }
     json_t *samples = json_array(), *ips = json_array();
+    bool truncated = false;
     int rc = match_samples(data_dir, p, t, nt, samples, &used, err);
     if (rc == 0)
-        rc = match_ips(data_dir, p, t, nt, ips, &used, err);
+        rc = match_ips(data_dir, p, t, nt, ips, &used, &truncated, err);
     if (rc == 0 && used == 0)
         rc = tr_fail(err, "the pattern names no file MD5/SHA-1/SHA-256 hash and no IP address"
                           " or range to look up");
@@ -178,5 +259,7 @@ int tr_kblink_match_pattern(const char *data_dir, const char *pattern, json_t **
         return -1;
     }
     *out = json_pack("{so so sI}", "samples", samples, "ips", ips, "terms", (json_int_t)used);
+    if (truncated)
+        json_object_set_new(*out, "truncated", json_true());
     return 0;
 }

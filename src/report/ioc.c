@@ -525,6 +525,47 @@ static size_t try_dotted(scan *s, size_t i, int *err)
 
 /* ---- URLs ---------------------------------------------------------------------- */
 
+/* A character a URL runs over. */
+static bool url_char(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && !strchr("\"'<>`{}|\\^", c);
+}
+
+/* The host of a URL, [hs, he) with an optional userinfo@: 0 with its
+ * class and reason, or -1 when it is no host. */
+static int url_host(scan *s, size_t hs, size_t he, tr_ioc_class *c, const char **reason,
+                    int *err)
+{
+    const char *f = s->f;
+    const char *at = memchr(f + hs, '@', he - hs);
+    size_t host0 = at ? (size_t)(at - f) + 1 : hs;
+    if (he <= host0)
+        return -1;
+    char hb[256];
+    size_t hl = he - host0;
+    if (hl >= sizeof hb)
+        return -1;
+    memcpy(hb, f + host0, hl);
+    hb[hl] = 0;
+    *reason = "URL";
+    *c = TR_IOCC_INDICATOR;
+    unsigned char a4[4], a6[16];
+    if (inet_pton(AF_INET, hb, a4) == 1) {
+        *c = ipv4_class(a4, reason);
+    } else if (hb[0] == '[' && hl > 2 && hb[hl - 1] == ']') {
+        hb[hl - 1] = 0;
+        if (inet_pton(AF_INET6, hb + 1, a6) != 1)
+            return -1;
+    } else {
+        char *host = host_at(s, host0, he, reason, err);
+        if (!host)
+            return -1;
+        *c = domain_class(host, reason);
+        free(host);
+    }
+    return 0;
+}
+
 static size_t try_url(scan *s, size_t i, int *err)
 {
     const char *f = s->f;
@@ -541,10 +582,34 @@ static size_t try_url(scan *s, size_t i, int *err)
     }
     if (!sl)
         return 0;
-    size_t hs = i + sl, p = hs;
+    size_t hs = i + sl;
+    /* The host first, where it is sure to end before any trimming: at a
+     * '/' or '#', or at a ':' or '?' that more URL follows. A refused host
+     * then costs only its own length: checking it after reading the whole
+     * URL made "http://http://..." cost the square of its length (every
+     * scheme in it started a read to its end). The next scheme's ':' ends
+     * the host, so these reads add up to the text's length. */
+    size_t e = hs;
+    while (e < s->n && url_char((unsigned char)f[e]) && !strchr(":/?#", f[e]))
+        e++;
+    bool host_known = false;
+    if (e < s->n && url_char((unsigned char)f[e])) {
+        if (f[e] == '/' || f[e] == '#') {
+            host_known = true;
+        } else {
+            size_t q = e;
+            while (q < s->n && url_char((unsigned char)f[q]) && strchr(".,;:!?)]", f[q]))
+                q++;
+            host_known = q < s->n && url_char((unsigned char)f[q]);
+        }
+    }
+    const char *reason = "URL";
+    tr_ioc_class c = TR_IOCC_INDICATOR;
+    if (host_known && url_host(s, hs, e, &c, &reason, err) != 0)
+        return 0;
+    size_t p = hs;
     /* userinfo@ is allowed; the host ends at ':', '/', '?', '#'. */
-    while (p < s->n && (unsigned char)f[p] > 0x20 && (unsigned char)f[p] < 0x7f &&
-           !strchr("\"'<>`{}|\\^", f[p]))
+    while (p < s->n && url_char((unsigned char)f[p]))
         p++;
     /* Trailing sentence punctuation and an unbalanced closing bracket.
      * Brackets are counted once, then kept up to date while trimming. */
@@ -554,14 +619,14 @@ static size_t try_url(scan *s, size_t i, int *err)
         square += (f[k] == ']') - (f[k] == '[');
     }
     while (p > hs) {
-        char c = f[p - 1];
-        if (c && strchr(".,;:!?'\"", c)) {
+        char ch = f[p - 1];
+        if (ch && strchr(".,;:!?'\"", ch)) {
             p--;
             continue;
         }
-        if ((c == ')' && paren > 0) || (c == ']' && square > 0)) {
-            paren -= c == ')';
-            square -= c == ']';
+        if ((ch == ')' && paren > 0) || (ch == ']' && square > 0)) {
+            paren -= ch == ')';
+            square -= ch == ']';
             p--;
             continue;
         }
@@ -570,32 +635,8 @@ static size_t try_url(scan *s, size_t i, int *err)
     size_t he = hs;
     while (he < p && !strchr(":/?#", f[he]))
         he++;
-    const char *at = memchr(f + hs, '@', he - hs);
-    size_t host0 = at ? (size_t)(at - f) + 1 : hs;
-    if (he <= host0)
+    if (!host_known && url_host(s, hs, he, &c, &reason, err) != 0)
         return 0;
-    char hb[256];
-    size_t hl = he - host0;
-    if (hl >= sizeof hb)
-        return 0;
-    memcpy(hb, f + host0, hl);
-    hb[hl] = 0;
-    const char *reason = "URL";
-    tr_ioc_class c = TR_IOCC_INDICATOR;
-    unsigned char a4[4], a6[16];
-    if (inet_pton(AF_INET, hb, a4) == 1) {
-        c = ipv4_class(a4, &reason);
-    } else if (hb[0] == '[' && hl > 2 && hb[hl - 1] == ']') {
-        hb[hl - 1] = 0;
-        if (inet_pton(AF_INET6, hb + 1, a6) != 1)
-            return 0;
-    } else {
-        char *host = host_at(s, host0, he, &reason, err);
-        if (!host)
-            return 0;
-        c = domain_class(host, &reason);
-        free(host);
-    }
     if (c == TR_IOCC_INDICATOR)
         reason = "URL with a valid host";
     /* Scheme and host lowercased; path kept as written. */

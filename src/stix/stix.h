@@ -183,6 +183,11 @@ typedef struct tr_stix_collection {
 int tr_stix_collections(tr_stix_db *db, tr_stix_collection **out, size_t *n, tr_error *err);
 /* 1 found, 0 not. */
 int tr_stix_collection_get(tr_stix_db *db, const char *id, tr_stix_collection *out, tr_error *err);
+/* Why a collection is always readable by readers: its objects are the
+ * knowledge base's, which readers read. */
+#define TR_STIX_READ_ROLE_MSG                                                              \
+    "a collection cannot be closed to readers: its objects join the knowledge base, which " \
+    "every reader reads (read role: reader; write role: analyst or admin)"
 int tr_stix_collection_create(tr_stix_db *db, const char *title, const char *description,
                               unsigned read_level, unsigned write_level, tr_stix_collection *out,
                               tr_error *err);

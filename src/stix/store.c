@@ -1497,6 +1497,12 @@ int tr_stix_collection_create(tr_stix_db *s, const char *title, const char *desc
     if (read_level < 1 || read_level > 3 || write_level < 2 || write_level > 3)
         return tr_fail(err, "a collection is read by readers, analysts or admins and written by "
                        "analysts or admins");
+    /* Its objects join the knowledge base, which every reader reads (by
+     * id, search, export, the stream, the built-in collections): a
+     * collection that said "admins only" would only hide where they came
+     * from. */
+    if (read_level > 1)
+        return tr_fail(err, TR_STIX_READ_ROLE_MSG);
     char id[37];
     tr_stix_uuid4(id);
     sqlite3_stmt *st = NULL;

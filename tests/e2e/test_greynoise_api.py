@@ -160,7 +160,7 @@ def test_community(gn):
     assert o["riot"] is True and o["name"] == "Example DNS" and o["classification"] == "benign"
 
 
-def test_v2(gn):
+def test_v2(gn, keys):
     assert gn("GET", "/v2/noise/quick/203.0.113.10").json() == {
         "ip": "203.0.113.10", "noise": True, "riot": False, "code": "0x01"}
     assert gn("GET", "/v2/noise/quick/203.0.113.12").json()["code"] == "0x02"   # spoofable
@@ -191,8 +191,9 @@ def test_v2(gn):
               "operating_systems", "categories", "asns", "destination_countries"):
         assert isinstance(s["stats"][k], list), k
     assert {"tag", "count"} == set(s["stats"]["tags"][0])
-    assert gn("POST", "/v2/interesting/203.0.113.10").status_code == 200
-    assert gn("POST", "/v2/interesting/nonsense").status_code == 400
+    # Flagging writes: an analyst key (docs/security.md).
+    assert gn("POST", "/v2/interesting/203.0.113.10", key=keys["analyst"]).status_code == 200
+    assert gn("POST", "/v2/interesting/nonsense", key=keys["analyst"]).status_code == 400
     md = gn("GET", "/v2/meta/metadata").json()["metadata"]
     log4j = [t for t in md if t["name"] == "Log4j RCE Attempt"][0]
     assert "CVE-2021-44228" in log4j["cves"] and log4j["intention"] == "malicious"
@@ -241,7 +242,7 @@ def captured_requests():
     return reqs
 
 
-def test_replay_captured_client_requests(gn):
+def test_replay_captured_client_requests(gn, keys):
     reqs = captured_requests()
     if reqs is None:
         pytest.skip("missing %s" % os.path.normpath(CAPTURE))
@@ -251,8 +252,10 @@ def test_replay_captured_client_requests(gn):
         target = q["target"].replace("8.8.8.8", "203.0.113.10").replace("1.1.1.1", "203.0.113.99")
         body = q["body"].replace("8.8.8.8", "203.0.113.10").replace("1.1.1.1", "203.0.113.99") \
             if q["body"] else None
-        r = gn(q["method"], target, json.loads(body) if body else None)
         path = target.split("?")[0]
+        # Flagging an IP writes: the client is given an analyst key for it.
+        key = keys["analyst"] if path.startswith("/v2/interesting/") else keys["reader"]
+        r = gn(q["method"], target, json.loads(body) if body else None, key=key)
         # A scroll token this server never gave ("abc") is refused.
         want = 400 if "scroll=abc" in target else 200
         assert r.status_code == want, (q, r.status_code, r.text[:300])

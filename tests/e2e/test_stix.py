@@ -410,17 +410,20 @@ def test_taxii_paging_errors_and_permissions(secure_server, keys):
         st, h, data = call(url, method, body, headers)
         assert st == want, (url, method, st, data)
         check_taxii_answer(st, h, data)
-    # Per-collection roles: read by admins only, written by admins only.
+    # A collection cannot be closed to readers: its objects join the
+    # knowledge base, which every reader reads.
     st, _, body = call(secure_server.url + "/api/stix/collections", "POST",
                        {"title": "restricted", "read_role": "admin", "write_role": "admin"},
                        key=keys["admin"])
+    assert st == 400 and "cannot be closed to readers" in json.loads(body)["error"], body
+    # Per-collection roles: written by admins only.
+    st, _, body = call(secure_server.url + "/api/stix/collections", "POST",
+                       {"title": "restricted", "write_role": "admin"}, key=keys["admin"])
     restricted = json.loads(body)["id"]
     as_reader = {"Accept": TAXII, "Authorization": "Bearer " + keys["reader"]}
     st, _, body = call(base + "collections/%s/" % restricted, headers=as_reader)
-    assert st == 200 and json.loads(body)["can_read"] is False
-    st, h, body = call(base + "collections/%s/objects/" % restricted, headers=as_reader)
-    assert st == 403
-    check_taxii_answer(st, h, body)
+    assert st == 200 and json.loads(body)["can_read"] is True
+    assert json.loads(body)["can_write"] is False
     st, _, _ = call(base + "collections/%s/objects/" % restricted, "POST", {"objects": objs[:1]}, post_h)
     assert st == 403                                     # analyst may not write here
     as_admin = {"Accept": TAXII, "Content-Type": TAXII, "Authorization": "Bearer " + keys["admin"]}

@@ -189,11 +189,52 @@ static void match_confirms_the_whole_pattern(void **state)
     free(dir);
 }
 
+/* A lookup's work is bounded by what it may ask (issue: a reader's GET
+ * with hundreds of ranges walked every address once per range, running the
+ * whole pattern each time). */
+static void match_refuses_patterns_past_its_bounds(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    char a[TR_SHA256_HEX];
+    add(dir, "kblink bounds sample", "b.bin", NULL, a);
+    tr_error err;
+    json_t *res = NULL;
+    tr_buf b = {0};
+    tr_buf_append(&b, "[", 1);
+    for (int i = 0; i < 65; i++)
+        tr_buf_printf(&b, "%sipv4-addr:value ISSUBSET '198.51.100.%d/32'", i ? " OR " : "", i);
+    tr_buf_append(&b, "]", 1);
+    assert_int_equal(tr_kblink_match_pattern(dir, b.data, &res, &err), -1);
+    assert_non_null(strstr(err.msg, "at most 1000 terms, 64 of them ISSUBSET"));
+    assert_non_null(strstr(err.msg, "65 ranges"));
+    b.len = 0;
+    tr_buf_append(&b, "[", 1);
+    for (int i = 0; i < 1001; i++)
+        tr_buf_printf(&b, "%sfile:hashes.MD5 = '%032x'", i ? " OR " : "", i);
+    tr_buf_append(&b, "]", 1);
+    assert_int_equal(tr_kblink_match_pattern(dir, b.data, &res, &err), -1);
+    assert_non_null(strstr(err.msg, "this one has 1001"));
+    /* At the bounds a pattern is looked up. */
+    b.len = 0;
+    tr_buf_append(&b, "[", 1);
+    for (int i = 0; i < 64; i++)
+        tr_buf_printf(&b, "%sipv4-addr:value ISSUBSET '198.51.100.%d/32'", i ? " OR " : "", i);
+    tr_buf_append(&b, "]", 1);
+    assert_int_equal(tr_kblink_match_pattern(dir, b.data, &res, &err), 0);
+    assert_int_equal(json_integer_value(json_object_get(res, "terms")), 64);
+    json_decref(res);
+    tr_buf_free(&b);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sync_is_idempotent_and_retires),
         cmocka_unit_test(match_confirms_the_whole_pattern),
+        cmocka_unit_test(match_refuses_patterns_past_its_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

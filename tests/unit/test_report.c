@@ -85,6 +85,31 @@ static void test_defanged_forms(void **state)
     tr_ioc_list_free(&l);
 }
 
+/* The host is checked before the rest of a URL is read, where it is sure
+ * to end there; where it is not (a trailing ':' or '?'), the whole URL is
+ * read and trimmed first. Both give what reading everything first gave. */
+static void test_url_host_first(void **state)
+{
+    (void)state;
+    const char *t = "a http://gate.kite-cdn.com:8443/x.php?a=1. b (http://evil.top/a) "
+                    "c http://user@evil-mail.top/inbox d http://http://nested.top/p "
+                    "e http://end-colon.top: f http://end-query.top?, g ftp://a.b:c "
+                    "h http://trailing.top";
+    tr_ioc_list l;
+    extract(t, &l);
+    assert_non_null(find(&l, TR_IOC_URL, "http://gate.kite-cdn.com:8443/x.php?a=1"));
+    assert_non_null(find(&l, TR_IOC_URL, "http://evil.top/a"));
+    assert_non_null(find(&l, TR_IOC_URL, "http://user@evil-mail.top/inbox"));
+    assert_non_null(find(&l, TR_IOC_URL, "http://nested.top/p"));
+    assert_non_null(find(&l, TR_IOC_URL, "http://end-colon.top"));
+    assert_non_null(find(&l, TR_IOC_URL, "http://end-query.top"));
+    assert_non_null(find(&l, TR_IOC_URL, "http://trailing.top"));
+    for (size_t i = 0; i < l.n; i++)
+        if (l.v[i].kind == TR_IOC_URL)
+            assert_null(strstr(l.v[i].value, "http://http"));
+    tr_ioc_list_free(&l);
+}
+
 static void test_addresses_classified(void **state)
 {
     (void)state;
@@ -639,6 +664,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fold_maps_offsets),
         cmocka_unit_test(test_defanged_forms),
+        cmocka_unit_test(test_url_host_first),
         cmocka_unit_test(test_addresses_classified),
         cmocka_unit_test(test_hashes_and_ids),
         cmocka_unit_test(test_bitcoin_checksums),
