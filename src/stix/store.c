@@ -534,6 +534,27 @@ static int resolve_deferred(import_ctx *c, json_t *deferred, tr_error *err)
     return 0;
 }
 
+/* Lists id in obj's x_opencti_stix_ids (made when missing) unless it is
+ * there already: true when it was added. */
+static bool list_other_id(json_t *obj, const char *id)
+{
+    json_t *ids = json_object_get(obj, "x_opencti_stix_ids");
+    if (!json_is_array(ids)) {
+        ids = json_array();
+        if (!ids)
+            tr_die("out of memory");
+        json_object_set_new(obj, "x_opencti_stix_ids", ids);
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(ids, i, e) {
+        if (json_is_string(e) && strcmp(json_string_value(e), id) == 0)
+            return false;
+    }
+    json_array_append_new(ids, json_string(id));
+    return true;
+}
+
 /* An aliased SCO is stored under its deterministic id, with the id it came
  * with listed in x_opencti_stix_ids (OpenCTI's property for the other ids
  * of an object) and its bytes kept in stix_aliases. */
@@ -566,18 +587,7 @@ static int canonicalize(import_ctx *c, json_t *obj, const char *text, size_t len
         free(orig);
         return db_fail(c->s, err);
     }
-    json_t *ids = json_object_get(obj, "x_opencti_stix_ids");
-    if (!json_is_array(ids)) {
-        ids = json_array();
-        json_object_set_new(obj, "x_opencti_stix_ids", ids);
-    }
-    bool have = false;
-    size_t i;
-    json_t *e;
-    json_array_foreach(ids, i, e) have = have || (json_is_string(e) &&
-                                                  strcmp(json_string_value(e), orig) == 0);
-    if (!have)
-        json_array_append_new(ids, json_string(orig));
+    list_other_id(obj, orig);
     json_object_set(obj, "id", to);
     free(orig);
     return fresh ? 2 : 1;
@@ -606,22 +616,10 @@ static int list_alias_on_latest(import_ctx *c, const char *id, const char *alias
         json_decref(obj);
         return tr_fail(err, "stored object %s is not valid JSON", id);
     }
-    json_t *ids = json_object_get(obj, "x_opencti_stix_ids");
-    if (!json_is_array(ids)) {
-        ids = json_array();
-        if (!ids)
-            tr_die("out of memory");
-        json_object_set_new(obj, "x_opencti_stix_ids", ids);
+    if (!list_other_id(obj, alias)) {
+        json_decref(obj);
+        return 0;
     }
-    size_t i;
-    json_t *e;
-    json_array_foreach(ids, i, e) {
-        if (json_is_string(e) && strcmp(json_string_value(e), alias) == 0) {
-            json_decref(obj);
-            return 0;
-        }
-    }
-    json_array_append_new(ids, json_string(alias));
     char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(obj);
     if (!text)
