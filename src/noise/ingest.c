@@ -8,7 +8,7 @@
 #include "noise/noise_internal.h"
 
 typedef struct stmts {
-    sqlite3_stmt *event, *ip_exists, *ip_upsert, *day, *val_update, *val_count, *val_insert,
+    sqlite3_stmt *event, *ip_exists, *ip_upsert, *day, *val_update, *val_count,
         *overflow, *evtag, *reclassify, *enrich, *val_upsert;
 } stmts;
 
@@ -27,7 +27,7 @@ static int prep(tr_noise *n, sqlite3_stmt **st, const char *sql, tr_error *err)
 static void stmts_free(stmts *s)
 {
     sqlite3_stmt **all[] = {&s->event,      &s->ip_exists,  &s->ip_upsert, &s->day,  &s->val_update,
-                            &s->val_count,  &s->val_insert, &s->overflow,  &s->evtag, &s->reclassify,
+                            &s->val_count,  &s->overflow,  &s->evtag, &s->reclassify,
                             &s->enrich,     &s->val_upsert};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(*all[i]);
@@ -71,75 +71,65 @@ static int add_value_n(tr_noise *n, stmts *s, const char *ip, const char *kind, 
 {
     if (vlen == 0)
         return 0;
-    if (have >= 0 && (have < TR_NOISE_SET_MAX || strcmp(kind, "tag") == 0)) {
-        /* An upsert, not a plain insert: a value left behind by a removed
-         * record (another process purging meanwhile) is added to, not a
-         * constraint error. */
-        if (prep(n, &s->val_upsert,
-                 "INSERT INTO noise_ip_values(ip, kind, value, port, n, first_seen, last_seen)"
-                 " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(ip, kind, value, port) DO UPDATE SET"
-                 " n=n+excluded.n, first_seen=min(first_seen, excluded.first_seen),"
-                 " last_seen=max(last_seen, excluded.last_seen)",
+    bool tag = strcmp(kind, "tag") == 0;
+    if (have < 0 || (have >= TR_NOISE_SET_MAX && !tag)) {
+        if (prep(n, &s->val_update,
+                 "UPDATE noise_ip_values SET n=n+?6, first_seen=min(first_seen, ?5),"
+                 " last_seen=max(last_seen, ?7) WHERE ip=?1 AND kind=?2 AND value=?3 AND port=?4",
                  err) != 0)
             return -1;
-        sqlite3_bind_text(s->val_upsert, 1, ip, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s->val_upsert, 2, kind, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s->val_upsert, 3, value, (int)vlen, SQLITE_STATIC);
-        sqlite3_bind_int(s->val_upsert, 4, port);
-        sqlite3_bind_int64(s->val_upsert, 5, cnt);
-        sqlite3_bind_int64(s->val_upsert, 6, first);
-        sqlite3_bind_int64(s->val_upsert, 7, last);
-        return step_done(n, s->val_upsert, err);
-    }
-    if (prep(n, &s->val_update,
-             "UPDATE noise_ip_values SET n=n+?6, first_seen=min(first_seen, ?5),"
-             " last_seen=max(last_seen, ?7) WHERE ip=?1 AND kind=?2 AND value=?3 AND port=?4",
-             err) != 0)
-        return -1;
-    sqlite3_bind_text(s->val_update, 1, ip, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s->val_update, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s->val_update, 3, value, (int)vlen, SQLITE_STATIC);
-    sqlite3_bind_int(s->val_update, 4, port);
-    sqlite3_bind_int64(s->val_update, 5, first);
-    sqlite3_bind_int64(s->val_update, 6, cnt);
-    sqlite3_bind_int64(s->val_update, 7, last);
-    if (step_done(n, s->val_update, err) != 0)
-        return -1;
-    if (sqlite3_changes(n->db) > 0)
-        return 0;
-    if (strcmp(kind, "tag") != 0) {
-        if (prep(n, &s->val_count,
-                 "SELECT count(*) FROM noise_ip_values WHERE ip=? AND kind=?", err) != 0)
+        sqlite3_bind_text(s->val_update, 1, ip, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->val_update, 2, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->val_update, 3, value, (int)vlen, SQLITE_STATIC);
+        sqlite3_bind_int(s->val_update, 4, port);
+        sqlite3_bind_int64(s->val_update, 5, first);
+        sqlite3_bind_int64(s->val_update, 6, cnt);
+        sqlite3_bind_int64(s->val_update, 7, last);
+        if (step_done(n, s->val_update, err) != 0)
             return -1;
-        sqlite3_bind_text(s->val_count, 1, ip, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s->val_count, 2, kind, -1, SQLITE_STATIC);
-        have = sqlite3_step(s->val_count) == SQLITE_ROW ? sqlite3_column_int64(s->val_count, 0) : 0;
-        sqlite3_reset(s->val_count);
-        if (have >= TR_NOISE_SET_MAX) {
-            if (prep(n, &s->overflow,
-                     "INSERT INTO noise_ip_overflow(ip, kind, dropped) VALUES(?,?,?)"
-                     " ON CONFLICT(ip, kind) DO UPDATE SET dropped=dropped+excluded.dropped",
-                     err) != 0)
+        if (sqlite3_changes(n->db) > 0)
+            return 0;
+        if (!tag) {
+            if (prep(n, &s->val_count,
+                     "SELECT count(*) FROM noise_ip_values WHERE ip=? AND kind=?", err) != 0)
                 return -1;
-            sqlite3_bind_text(s->overflow, 1, ip, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s->overflow, 2, kind, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(s->overflow, 3, cnt);
-            return step_done(n, s->overflow, err);
+            sqlite3_bind_text(s->val_count, 1, ip, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s->val_count, 2, kind, -1, SQLITE_STATIC);
+            have = sqlite3_step(s->val_count) == SQLITE_ROW
+                       ? sqlite3_column_int64(s->val_count, 0) : 0;
+            sqlite3_reset(s->val_count);
+            if (have >= TR_NOISE_SET_MAX) {
+                if (prep(n, &s->overflow,
+                         "INSERT INTO noise_ip_overflow(ip, kind, dropped) VALUES(?,?,?)"
+                         " ON CONFLICT(ip, kind) DO UPDATE SET dropped=dropped+excluded.dropped",
+                         err) != 0)
+                    return -1;
+                sqlite3_bind_text(s->overflow, 1, ip, -1, SQLITE_STATIC);
+                sqlite3_bind_text(s->overflow, 2, kind, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(s->overflow, 3, cnt);
+                return step_done(n, s->overflow, err);
+            }
         }
     }
-    if (prep(n, &s->val_insert,
+    /* A new value (the update missed, or the IP's record is this batch's).
+     * An upsert, not a plain insert: for a new record the update was not
+     * tried, and a value left behind by a removed record (another process
+     * purging meanwhile) is added to, not a constraint error. */
+    if (prep(n, &s->val_upsert,
              "INSERT INTO noise_ip_values(ip, kind, value, port, n, first_seen, last_seen)"
-             " VALUES(?,?,?,?,?,?,?)",
+             " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(ip, kind, value, port) DO UPDATE SET"
+             " n=n+excluded.n, first_seen=min(first_seen, excluded.first_seen),"
+             " last_seen=max(last_seen, excluded.last_seen)",
              err) != 0)
         return -1;
-    sqlite3_bind_text(s->val_insert, 1, ip, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s->val_insert, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s->val_insert, 3, value, (int)vlen, SQLITE_STATIC);
-    sqlite3_bind_int(s->val_insert, 4, port);
-    sqlite3_bind_int64(s->val_insert, 5, cnt);
-    sqlite3_bind_int64(s->val_insert, 6, first);
-    sqlite3_bind_int64(s->val_insert, 7, last);
-    return step_done(n, s->val_insert, err);
+    sqlite3_bind_text(s->val_upsert, 1, ip, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->val_upsert, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->val_upsert, 3, value, (int)vlen, SQLITE_STATIC);
+    sqlite3_bind_int(s->val_upsert, 4, port);
+    sqlite3_bind_int64(s->val_upsert, 5, cnt);
+    sqlite3_bind_int64(s->val_upsert, 6, first);
+    sqlite3_bind_int64(s->val_upsert, 7, last);
+    return step_done(n, s->val_upsert, err);
 }
 
 static int add_value(tr_noise *n, stmts *s, const char *ip, const char *kind, const char *value,
