@@ -634,8 +634,11 @@ static noise_ix *ix_acquire(tr_noise *n, tr_error *err)
      * newer snapshot): the index never goes back, and a newer one serves
      * (only the CVE term reads SQLite besides, the tag list). Log rows
      * pruned past its position: built again. */
-    if (!x->built || (lo > x->seq + 1 && hi > x->seq))
+    if (!x->built || (lo > x->seq + 1 && hi > x->seq)) {
+        noise_fork_quiet_begin();
         rc = build(x, n, hi, err);
+        noise_fork_quiet_end();
+    }
     else if (x->seq < hi)
         rc = replay(x, n, hi, err);
     if (rc != 0) {

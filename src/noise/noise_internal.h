@@ -129,6 +129,10 @@ void noise_geo_clear(noise_geo *g);
  * the caller finalizes it. */
 int noise_enrich(tr_noise *n, sqlite3_stmt **stmt, const char *ip, int family,
                  const uint8_t *addr, const noise_geo *g, tr_error *err);
+/* No libyara child is forked between begin and end (yscan.c): for the
+ * seconds-long allocation bursts of a GNQL index build. */
+void noise_fork_quiet_begin(void);
+void noise_fork_quiet_end(void);
 void noise_geo_open(tr_noise *n);
 void noise_geo_close(tr_noise *n);
 

@@ -9,6 +9,7 @@
  * batch, and writes one line per match to a pipe. A rule that kills libyara
  * kills the child, and the parent says which event it was judging. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -222,6 +223,22 @@ typedef void (*line_fn)(void *arg, char *line);
 
 /* Forks; the child runs body and writes lines; the parent hands each line to
  * on_line. Returns 0 when the child ended with "D", else -1 with err. */
+/* Held by an index build (gnql_index.c) and taken around fork: a build
+ * allocates without pause for seconds, and a child forked while another
+ * thread holds an allocator lock that has no fork handler (the sanitizers'
+ * allocator in the test builds) waits for it for ever, until its alarm. */
+static pthread_mutex_t fork_quiet = PTHREAD_MUTEX_INITIALIZER;
+
+void noise_fork_quiet_begin(void)
+{
+    pthread_mutex_lock(&fork_quiet);
+}
+
+void noise_fork_quiet_end(void)
+{
+    pthread_mutex_unlock(&fork_quiet);
+}
+
 static int run_child(int mode, const noise_src *src, size_t nsrc, const char *yarc,
                      const tr_event *evs, size_t nev, line_fn on_line, void *arg, tr_error *err)
 {
@@ -237,7 +254,10 @@ static int run_child(int mode, const noise_src *src, size_t nsrc, const char *ya
     }
     atomic_store(current, 0);
     fflush(NULL);
+    noise_fork_quiet_begin();
     pid_t pid = fork();
+    if (pid != 0)
+        noise_fork_quiet_end();
     if (pid < 0) {
         close(p[0]);
         close(p[1]);
