@@ -3,41 +3,19 @@
 #
 # `trawl noise import` of two builds on the same store, alternating (before,
 # after / after, before / ...: PAIRS pairs, default 3), each run on its own
-# freshly generated file of EVENTS events (default 20,000; the same mix as
-# bench/noise_query.sh's ingest step: half from the generated 10.x addresses,
-# half from new 172.x ones, 90% SYN scans, 10% HTTP). Prints wall, CPU
+# freshly generated file of EVENTS events (default 20,000; bench/noise_ingest_gen.py,
+# as bench/noise_query.sh's ingest step: half from the generated 10.x
+# addresses, half from new 172.x ones, 90% SYN scans, 10% HTTP). Prints wall, CPU
 # (user + sys) and CPU per event for each run. DATA_DIR is written to: use a
 # kept bench store (KEEP= of bench/noise_query.sh) or a copy.
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 BEFORE=$1 AFTER=$2 DATA=$3 EVENTS=${4:-20000} PAIRS=${5:-3}
 IPS=$(sqlite3 "$DATA/trawl.db" "SELECT count(*) FROM noise_ips WHERE ip LIKE '10.%'")
 [ "$IPS" -gt 0 ] || IPS=20000
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-/usr/bin/python3 - "$EVENTS" "$IPS" "$TMP" "$((2 * PAIRS))" <<'PY'
-import base64, datetime, json, random, sys
-n, nips, out, files = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-for run in range(files):
-    rnd = random.Random(1000 + run)
-    with open("%s/%d.jsonl" % (out, run), "w") as f:
-        for _ in range(n):
-            i = rnd.randrange(nips)
-            src = "10.%d.%d.%d" % (i >> 16 & 255, i >> 8 & 255, i & 255) if rnd.random() < 0.5 else \
-                "172.%d.%d.%d" % (16 + run % 16, rnd.randrange(256), rnd.randrange(256))
-            e = {"time": now, "sensor": "ingest", "src_ip": src, "dst_ip": "198.51.100.7",
-                 "src_port": rnd.randrange(1024, 65535), "transport": "tcp"}
-            if rnd.random() < 0.9:
-                e.update(dst_port=rnd.choice([22, 23, 445, 3389]), proto="syn", handshake=False,
-                         ip_id=54321 if rnd.random() < 0.3 else rnd.randrange(65536), ttl=64,
-                         tcp_window=1024, tcp_seq=rnd.randrange(1 << 32))
-            else:
-                p = rnd.choice(["/", "/.env", "/.git/config"])
-                req = "GET %s HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.0\r\n\r\n" % p
-                e.update(dst_port=80, proto="http", payload_b64=base64.b64encode(req.encode()).decode(),
-                         fields={"http_method": "GET", "http_path": p, "http_user_agent": "curl/8.0"})
-            f.write(json.dumps(e) + "\n")
-PY
+/usr/bin/python3 "$HERE/noise_ingest_gen.py" "$EVENTS" "$IPS" "$TMP" "$((2 * PAIRS))" 1000
 echo "load before: $(uptime)"
 file=0
 for pair in $(seq "$PAIRS"); do

@@ -26,22 +26,9 @@ for run in $(seq "$RUNS"); do
     for _ in $(seq 1200); do grep -q "GNQL index ready" "$TMP/serve.log" && break; sleep 0.5; done
     echo "run $run: $(grep -o 'GNQL index ready.*' "$TMP/serve.log" || echo 'no GNQL index line (older binary)')"
     for pass in context context-again quick; do
-        /usr/bin/python3 -c "
-import random, sys
-rnd = random.Random(11)
-for _ in range(int(sys.argv[2]) + 1):
-    i = rnd.randrange(int(sys.argv[1]))
-    print('url = \"http://127.0.0.1:%s/v2/noise/%s/10.%d.%d.%d\"' % (sys.argv[3], sys.argv[4], i >> 16 & 255, i >> 8 & 255, i & 255))
-    print('output = \"/dev/null\"')
-" "$IPS" "$N" "$PORT" "${pass%-again}" >"$TMP/cfg"
+        /usr/bin/python3 "$HERE/noise_curl.py" urls "$IPS" "$N" "$PORT" "${pass%-again}" 11 >"$TMP/cfg"
         curl -s -H "key: $KEY" -K "$TMP/cfg" -w '%{http_code} %{time_total}\n' >"$TMP/out"
-        /usr/bin/python3 -c "
-import sys
-rows = [l.split() for l in open(sys.argv[1])][1:]     # the first one opens the connection
-assert rows and all(c == '200' for c, _ in rows), rows[:3]
-xs = sorted(float(t) * 1000 for _, t in rows)
-print('  %-14s p50 %6.3f p95 %6.3f max %6.2f ms (%d requests, one connection)' % (sys.argv[2], xs[len(xs) // 2], xs[int(len(xs) * 0.95)], xs[-1], len(xs)))
-" "$TMP/out" "$pass"
+        /usr/bin/python3 "$HERE/noise_curl.py" summary "$TMP/out" "  $pass"
     done
     kill "$PID"; wait "$PID" 2>/dev/null || true
     PID=

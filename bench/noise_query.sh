@@ -201,22 +201,9 @@ PY
 # the per-IP tables context reads out of the page cache (cold), then warm.
 for kind in quick context context-again; do
     path=${kind%-again}
-    /usr/bin/python3 -c "
-import random, sys
-rnd = random.Random(7)
-for _ in range(int(sys.argv[2]) + 1):
-    i = rnd.randrange(int(sys.argv[1]))
-    print('url = \"http://127.0.0.1:%s/v2/noise/%s/10.%d.%d.%d\"' % (sys.argv[3], sys.argv[4], i >> 16 & 255, i >> 8 & 255, i & 255))
-    print('output = \"/dev/null\"')
-" "$IPS" "$REPEAT" "$PORT" "$path" > "$WORK/curl.$kind"
+    /usr/bin/python3 "$HERE/noise_curl.py" urls "$IPS" "$REPEAT" "$PORT" "$path" 7 >"$WORK/curl.$kind"
     curl -s -H "key: $KEY" -K "$WORK/curl.$kind" -w '%{http_code} %{time_total}\n' > "$WORK/curl.$kind.out"
-    /usr/bin/python3 -c "
-import sys
-rows = [l.split() for l in open(sys.argv[1])][1:]     # the first one warms
-assert rows and all(c == '200' for c, _ in rows), rows[:3]
-xs = sorted(float(t) * 1000 for _, t in rows)
-print('%-40s curl p50 %8.2f p95 %8.2f ms (%d requests, one connection)' % (sys.argv[2], xs[len(xs) // 2], xs[min(len(xs) - 1, int(len(xs) * 0.95))], len(xs)))
-" "$WORK/curl.$kind.out" "$kind /v2/noise/$path/IP, C client"
+    /usr/bin/python3 "$HERE/noise_curl.py" summary "$WORK/curl.$kind.out" "$kind /v2/noise/$path/IP, C client"
 done
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true
 PID=
@@ -278,31 +265,7 @@ PY
 # default tags, stored, folded into the per-IP records), 3 runs; against
 # plain inserts of the same lines into a bare event table (no judging, no
 # records) in one transaction.
-/usr/bin/python3 - "$INGEST" "$IPS" "$WORK/ingest" <<'PY'
-import base64, datetime, json, os, random, sys
-n, nips, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-os.makedirs(out, exist_ok=True)
-now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-for run in range(3):
-    rnd = random.Random(run)
-    with open("%s/%d.jsonl" % (out, run), "w") as f:
-        for _ in range(n):
-            i = rnd.randrange(nips)
-            src = "10.%d.%d.%d" % (i >> 16 & 255, i >> 8 & 255, i & 255) if rnd.random() < 0.5 else \
-                "172.%d.%d.%d" % (16 + run, rnd.randrange(256), rnd.randrange(256))
-            e = {"time": now, "sensor": "ingest", "src_ip": src, "dst_ip": "198.51.100.7",
-                 "src_port": rnd.randrange(1024, 65535), "transport": "tcp"}
-            if rnd.random() < 0.9:
-                e.update(dst_port=rnd.choice([22, 23, 445, 3389]), proto="syn", handshake=False,
-                         ip_id=54321 if rnd.random() < 0.3 else rnd.randrange(65536), ttl=64,
-                         tcp_window=1024, tcp_seq=rnd.randrange(1 << 32))
-            else:
-                p = rnd.choice(["/", "/.env", "/.git/config"])
-                req = "GET %s HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.0\r\n\r\n" % p
-                e.update(dst_port=80, proto="http", payload_b64=base64.b64encode(req.encode()).decode(),
-                         fields={"http_method": "GET", "http_path": p, "http_user_agent": "curl/8.0"})
-            f.write(json.dumps(e) + "\n")
-PY
+/usr/bin/python3 "$HERE/noise_ingest_gen.py" "$INGEST" "$IPS" "$WORK/ingest" 3
 for run in 0 1 2; do
     t0=$(date +%s.%N)
     c0=$(awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat)
