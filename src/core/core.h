@@ -103,6 +103,10 @@ void tr_zip_stream_free(tr_zip_stream *z);
 /* ---- time --------------------------------------------------------------- */
 int64_t tr_now_unix(void);
 double tr_monotonic(void);                  /* seconds */
+/* User plus system CPU time of a process in clock ticks, from /proc; -1
+ * when it cannot be read. Unchanged between two looks: the process waits
+ * (a child stuck on a lock inherited through fork, for one). */
+long long tr_proc_cpu_ticks(pid_t pid);
 /* "2026-11-27 12:00:00" (UTC), as MalwareBazaar prints it. */
 void tr_format_time(int64_t unix_ts, char out[32]);
 

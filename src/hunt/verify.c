@@ -516,29 +516,6 @@ static void dispatch(const hv_run *run, const hv_events *ev, reader *rd, char *l
 }
 
 /* The child's CPU time in clock ticks (user + system), -1 if unknown. */
-static long long cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    /* The command name may hold spaces and parentheses: fields count from
-     * the last ')'. utime and stime are fields 14 and 15. */
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    unsigned long long ut = 0, st = 0;
-    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (long long)(ut + st);
-}
-
 static const char *signal_name(int sig)
 {
     switch (sig) {
@@ -611,7 +588,7 @@ static int verify_child(const hv_run *run, const hv_events *ev, reader *rd, int 
             }
         }
         if (pr == 0 && !killed && !*stalled) {
-            long long ticks = cpu_ticks(pid);
+            long long ticks = tr_proc_cpu_ticks(pid);
             double now = tr_monotonic();
             if (ticks < 0 || ticks != last_ticks) {
                 last_ticks = ticks;

@@ -81,6 +81,9 @@ typedef struct noise_src {
 /* Compiles the sources (each in its own namespace) with every external
  * declared and saves the rules at yarc_path. */
 int noise_yara_compile(const noise_src *src, size_t n, const char *yarc_path, tr_error *err);
+/* A child that uses no CPU and sends nothing for this many seconds (10 by
+ * default) is killed and replaced, twice at most. For tests. */
+void noise_yara_set_stall_secs(int secs);
 /* Scans each event with the compiled rules; calls hit(arg, event index, tag
  * name) for each match, in the parent. */
 typedef void (*noise_hit_fn)(void *arg, size_t ev, const char *tag);

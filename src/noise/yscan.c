@@ -9,6 +9,7 @@
  * batch, and writes one line per match to a pipe. A rule that kills libyara
  * kills the child, and the parent says which event it was judging. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -221,12 +222,12 @@ static void child_scan(const char *yarc_path, const tr_event *evs, size_t n, int
 
 typedef void (*line_fn)(void *arg, char *line);
 
-/* Forks; the child runs body and writes lines; the parent hands each line to
- * on_line. Returns 0 when the child ended with "D", else -1 with err. */
 /* Held by an index build (gnql_index.c) and taken around fork: a build
  * allocates without pause for seconds, and a child forked while another
  * thread holds an allocator lock that has no fork handler (the sanitizers'
- * allocator in the test builds) waits for it for ever, until its alarm. */
+ * allocator in the test builds) waits for it for ever. Other threads'
+ * allocations can still meet a fork: the stall check below replaces such a
+ * child. */
 static pthread_mutex_t fork_quiet = PTHREAD_MUTEX_INITIALIZER;
 
 void noise_fork_quiet_begin(void)
@@ -239,9 +240,24 @@ void noise_fork_quiet_end(void)
     pthread_mutex_unlock(&fork_quiet);
 }
 
-static int run_child(int mode, const noise_src *src, size_t nsrc, const char *yarc,
-                     const tr_event *evs, size_t nev, line_fn on_line, void *arg, tr_error *err)
+/* A child that used no CPU and sent nothing for this long is stuck, not
+ * slow: libyara's own timeout is 5 s an event, and compiling works the CPU. */
+#define YSCAN_STALL_RETRIES 2
+static _Atomic int stall_secs = 10;
+
+void noise_yara_set_stall_secs(int secs)
 {
+    atomic_store(&stall_secs, secs > 0 ? secs : 10);
+}
+
+/* One child, start to end. Its lines are kept in *lines ("D" and "X" lines
+ * included) and handed on only once it has ended well, so that a child
+ * killed as stuck can be replaced by one that starts over. */
+static int child_once(int mode, const noise_src *src, size_t nsrc, const char *yarc,
+                      const tr_event *evs, size_t nev, tr_buf *lines, bool *stalled,
+                      tr_error *err)
+{
+    *stalled = false;
     int p[2];
     if (pipe(p) != 0)
         return tr_fail_errno(err, "cannot create a pipe for libyara");
@@ -280,33 +296,54 @@ static int run_child(int mode, const noise_src *src, size_t nsrc, const char *ya
         _exit(3);
     }
     close(p[1]);
-    FILE *f = fdopen(p[0], "r");
-    if (!f)
-        tr_die("out of memory");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t got;
-    bool done = false;
-    char failed[700] = "";
-    while ((got = getline(&line, &cap, f)) > 0) {
-        if (line[got - 1] == '\n')
-            line[got - 1] = 0;
-        if (strcmp(line, "D") == 0)
-            done = true;
-        else if (line[0] == 'X' && !failed[0])
-            snprintf(failed, sizeof failed, "%s", line + 2);
-        else
-            on_line(arg, line);
+    double last_progress = tr_monotonic();
+    long long last_ticks = -1;
+    char chunk[16384];
+    for (;;) {
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        int pr = poll(&pfd, 1, 1000);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr == 0) {
+            long long ticks = tr_proc_cpu_ticks(pid);
+            double now = tr_monotonic();
+            if (ticks < 0 || ticks != last_ticks) {
+                last_ticks = ticks;
+                last_progress = now;
+            } else if (now - last_progress > atomic_load(&stall_secs)) {
+                kill(pid, SIGKILL);
+                *stalled = true;
+                break;
+            }
+            continue;
+        }
+        ssize_t got = read(p[0], chunk, sizeof chunk);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        last_progress = tr_monotonic();
+        tr_buf_append(lines, chunk, (size_t)got);
     }
-    free(line);
-    fclose(f);
+    close(p[0]);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     size_t cur = atomic_load(current);
     munmap((void *)current, sizeof *current);
-    if (failed[0])
-        return tr_fail(err, "%s", failed);
+    if (*stalled)
+        return -1;
+    bool done = false;
+    for (size_t at = 0; at < lines->len;) {
+        char *nl = memchr(lines->data + at, '\n', lines->len - at);
+        size_t end = nl ? (size_t)(nl - lines->data) : lines->len;
+        const char *line = lines->data + at;
+        if (end - at == 1 && line[0] == 'D')
+            done = true;
+        else if (end - at >= 2 && line[0] == 'X')
+            return tr_fail(err, "%.*s", (int)(end - at - 2), line + 2);
+        at = end + 1;
+    }
     if (done && WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
     /* Died: a signal, or (under the sanitizers) an exit after their report. */
@@ -320,7 +357,41 @@ static int run_child(int mode, const noise_src *src, size_t nsrc, const char *ya
                        how, cur - 1);
     return tr_fail(err, "libyara died (%s) %s the tag rules", how,
                    mode == 0 ? "compiling" : "loading");
-    return 0;
+}
+
+/* Forks a child that runs the compile (mode 0) or the scan (mode 1) and
+ * writes lines; on success hands each line but "D" to on_line. A stuck
+ * child is replaced, at most YSCAN_STALL_RETRIES times. */
+static int run_child(int mode, const noise_src *src, size_t nsrc, const char *yarc,
+                     const tr_event *evs, size_t nev, line_fn on_line, void *arg, tr_error *err)
+{
+    for (int attempt = 0;; attempt++) {
+        tr_buf lines = {0};
+        bool stalled;
+        int rc = child_once(mode, src, nsrc, yarc, evs, nev, &lines, &stalled, err);
+        if (rc == 0) {
+            for (size_t at = 0; at < lines.len;) {
+                char *nl = memchr(lines.data + at, '\n', lines.len - at);
+                size_t end = nl ? (size_t)(nl - lines.data) : lines.len;
+                lines.data[end < lines.len ? end : lines.len] = 0;
+                if (strcmp(lines.data + at, "D") != 0)
+                    on_line(arg, lines.data + at);
+                at = end + 1;
+            }
+        }
+        tr_buf_free(&lines);
+        if (!stalled)
+            return rc;
+        if (attempt == YSCAN_STALL_RETRIES)
+            return tr_fail(err, "libyara's process made no progress for %d s, %d times in a "
+                                "row, and was killed (%s the tag rules)",
+                           atomic_load(&stall_secs), attempt + 1,
+                           mode == 0 ? "compiling" : "scanning with");
+        tr_log(TR_LOG_WARN, "noise: libyara's process made no progress for %d s (a stuck "
+                            "child): killed; a new one %s",
+               atomic_load(&stall_secs),
+               mode == 0 ? "compiles the tag rules" : "scans the batch again");
+    }
 }
 
 static void ignore_line(void *arg, char *line)

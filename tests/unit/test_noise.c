@@ -1,6 +1,9 @@
 /* noise: per-IP aggregates, bounded sets, spoofable, classification order,
  * retention, Tor lists, tag edits re-judging stored events, and libyara
  * crashes contained in the child. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -314,6 +318,79 @@ static void test_libyara_crash_contained(void **state)
     free(yarc);
 }
 
+/* A libyara child that hangs without using the CPU (as one forked while
+ * another thread held an allocator lock does, under the sanitizers) is
+ * replaced. The compiled rules' path is a FIFO whose writer never writes:
+ * the first child blocks reading it; once it does, the real rules take
+ * the FIFO's place, and the next child scans the batch whole. */
+typedef struct fifo_swap {
+    const char *fifo, *good;
+    int writer;
+} fifo_swap;
+
+static void *swap_when_read(void *arg)
+{
+    fifo_swap *w = arg;
+    /* A non-blocking open for writing succeeds once a reader holds it. */
+    for (int i = 0; i < 3000 && w->writer < 0; i++) {
+        w->writer = open(w->fifo, O_WRONLY | O_NONBLOCK);
+        if (w->writer < 0)
+            usleep(10000);
+    }
+    if (w->writer >= 0 && rename(w->good, w->fifo) != 0)
+        fprintf(stderr, "rename: %s\n", strerror(errno));
+    return NULL;
+}
+
+static void count_hit(void *arg, size_t ev, const char *tag)
+{
+    assert_string_equal(tag, "stallmark");
+    ((int *)arg)[ev]++;
+}
+
+static void test_stuck_libyara_child_replaced(void **state)
+{
+    fx *f = *state;
+    tr_error err;
+    char *good = tr_xasprintf("%s/good.yarc", f->dir);
+    char *fifo = tr_xasprintf("%s/stuck.yarc", f->dir);
+    noise_src s = {"stall", "rule stallmark { strings: $a = \"STALLMARK\" condition: $a }"};
+    assert_int_equal(noise_yara_compile(&s, 1, good, &err), 0);
+    tr_event e[2];
+    mk(&e[0], "203.0.113.17", 22, "raw", true, now_us());
+    mk(&e[1], "203.0.113.18", 22, "raw", true, now_us());
+    tr_event_set_payload(&e[1], "xx STALLMARK xx", 15);
+    noise_yara_set_stall_secs(1);
+    /* Stuck every time (no writer ever opens the FIFO): the batch fails
+     * with a reason, and the caller lives. */
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    int hits[2] = {0, 0};
+    assert_int_equal(noise_yara_scan(fifo, e, 2, count_hit, hits, &err), -1);
+    assert_non_null(strstr(err.msg, "made no progress for 1 s, 3 times"));
+    assert_int_equal(hits[0] + hits[1], 0);
+    unlink(fifo);
+    /* Stuck once: the second child does the whole batch, each hit once. */
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    fifo_swap w = {fifo, good, -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, swap_when_read, &w), 0);
+    int rc = noise_yara_scan(fifo, e, 2, count_hit, hits, &err);
+    pthread_join(t, NULL);
+    noise_yara_set_stall_secs(0);
+    if (w.writer >= 0)
+        close(w.writer);
+    if (rc != 0)
+        fail_msg("%s", err.msg);
+    assert_true(w.writer >= 0);
+    assert_int_equal(hits[0], 0);
+    assert_int_equal(hits[1], 1);
+    tr_event_clear(&e[0]);
+    tr_event_clear(&e[1]);
+    unlink(fifo);
+    free(fifo);
+    free(good);
+}
+
 /* A tag rule that kills libyara (put in place behind the parser's back)
  * costs the batch its tags, never its events or the caller. */
 static void test_crashing_tag_stores_untagged(void **state)
@@ -525,6 +602,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_libyara_crash_contained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_cache_recompiled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crashing_tag_stores_untagged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stuck_libyara_child_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_set_upgrade, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
