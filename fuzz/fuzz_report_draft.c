@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 128 * 1024)
         return 0;
     tr_gazetteer *g = gazetteer();
-    tr_report_opts o = {.filename = "doc.txt"};
+    tr_report_opts o = {.filename = "doc.txt", .in_process = true};
     json_t *d;
     tr_error err;
     if (tr_report_draft(data, size, &o, g, NULL, &d, &err) == 0) {

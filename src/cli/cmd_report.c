@@ -103,7 +103,7 @@ static int summary(const char *path, const tr_gazetteer *g)
     tr_doc doc;
     tr_ioc_list l;
     if (tr_read_file(path, &data, &len, &err) != 0 ||
-        tr_doc_extract((const unsigned char *)data, len, path, &doc, &err) != 0) {
+        tr_doc_extract_isolated((const unsigned char *)data, len, path, &doc, &err) != 0) {
         cli_error("%s: %s", path, err.msg);
         free(data);
         return CLI_FAIL;

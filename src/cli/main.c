@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "core/core.h"
+#include "report/report.h"
 
 #define TRAWL_VERSION "0.1.0"
 
@@ -85,6 +86,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* Before anything else: the helper shares nothing with a trawl run. */
+    if (tr_doc_helper_requested(argc, argv))
+        return tr_doc_helper_main(argc, argv);
     tr_sqlite_process_setup();
     cli_ctx ctx = {0};
     ctx.data_dir = getenv("TRAWL_DATA");

@@ -127,7 +127,8 @@ static int report_body_parse(http_request *r, report_body *b, enum MHD_Result *s
 static int draft_of(http_request *r, report_body *b, tr_stix_db **db, json_t **draft,
                     enum MHD_Result *sent)
 {
-    tr_report_opts o = {b->a.name, b->a.published, b->a.labels, b->a.marking, b->a.filename};
+    tr_report_opts o = {.name = b->a.name, .published = b->a.published, .labels = b->a.labels,
+                        .marking = b->a.marking, .filename = b->a.filename};
     tr_store *store = NULL;
     tr_gazetteer *g = NULL;
     tr_error err;

@@ -349,7 +349,8 @@ int tr_report_draft(const unsigned char *data, size_t len, const tr_report_opts 
     if (o->published && !(published = report_published_from(o->published, err)))
         return -1;
     tr_doc doc;
-    if (tr_doc_extract(data, len, o->filename, &doc, err) != 0) {
+    if ((o->in_process ? tr_doc_extract : tr_doc_extract_isolated)(data, len, o->filename, &doc,
+                                                                    err) != 0) {
         free(published);
         return -1;
     }

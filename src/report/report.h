@@ -83,7 +83,7 @@ typedef struct tr_doc {
     size_t len;
     char *title;            /* NULL when the document has none */
     char *published;        /* STIX timestamp from the document, or NULL */
-    const char *charset;    /* what the bytes were ("UTF-8", "SHIFT_JIS", ...) */
+    char charset[16];       /* what the bytes were ("UTF-8", "SHIFT_JIS", ...) */
     char **links;           /* HTML hrefs, e-mail links: candidate URLs */
     size_t nlinks;
 } tr_doc;
@@ -95,6 +95,24 @@ int tr_doc_extract(const unsigned char *data, size_t len, const char *name, tr_d
                    tr_error *err);
 void tr_doc_free(tr_doc *d);
 const char *tr_doc_format_name(tr_doc_format f);
+
+/* tr_doc_extract in a process of its own (isolate.c): trawl's binary
+ * (/proc/self/exe) run as "trawl __extract-document NAME", the document on
+ * its standard input, the answer on its output. A crash, a hang past
+ * TR_DOC_EXTRACT_SECONDS or memory past TR_DOC_EXTRACT_MEMORY is an error
+ * for this document alone. Every program that calls it must start with:
+ *     if (tr_doc_helper_requested(argc, argv)) return tr_doc_helper_main(argc, argv); */
+#define TR_DOC_HELPER_ARG "__extract-document"
+#define TR_DOC_EXTRACT_SECONDS 120
+#define TR_DOC_EXTRACT_MEMORY ((unsigned long long)4 << 30)
+int tr_doc_extract_isolated(const unsigned char *data, size_t len, const char *name, tr_doc *out,
+                            tr_error *err);
+bool tr_doc_helper_requested(int argc, char **argv);
+int tr_doc_helper_main(int argc, char **argv);
+/* The helper's answer: a document, or (d NULL) an extraction error. The
+ * decoder checks every length and refuses NULs in every string. */
+void tr_doc_encode(const tr_doc *d, const char *error, tr_buf *out);
+int tr_doc_decode(const unsigned char *p, size_t n, tr_doc *out, tr_error *err);
 
 /* Decodes bytes in a detected charset (BOM'd UTF-16, UTF-8, Shift_JIS,
  * EUC-JP, else Latin-1) to UTF-8. *charset is static. */
@@ -153,6 +171,7 @@ typedef struct tr_report_opts {
     const char *const *labels;  /* NULL-terminated or NULL */
     const char *marking;        /* "TLP:GREEN", "TLP:AMBER+STRICT"... or NULL */
     const char *filename;       /* for the artifact and the fallback name */
+    bool in_process;            /* tr_doc_extract here, not isolated: fuzzing only */
 } tr_report_opts;
 
 struct tr_store;

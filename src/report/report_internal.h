@@ -23,6 +23,9 @@ void report_common(json_t *obj, const char *now, json_t *markings);
 /* A date (2021-10-17) or STIX timestamp as a STIX timestamp, or NULL. */
 char *report_published_from(const char *s, tr_error *err);
 
+/* Appends url (taken over) to d's links. */
+void report_doc_add_link(tr_doc *d, char *url);
+
 /* Initialises GMime once per process (mail and form bodies). */
 void report_gmime_init(void);
 

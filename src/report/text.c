@@ -34,10 +34,19 @@ void tr_doc_free(tr_doc *d)
     memset(d, 0, sizeof *d);
 }
 
+void report_doc_add_link(tr_doc *d, char *url)
+{
+    /* Capacity doubles at each power of two: a page with 300,000 links
+     * must not copy the array 300,000 times. */
+    size_t n = d->nlinks;
+    if ((n & (n - 1)) == 0)
+        d->links = tr_xrealloc(d->links, (n ? n * 2 : 1) * sizeof *d->links);
+    d->links[d->nlinks++] = url;
+}
+
 static void add_link(tr_doc *d, const char *url)
 {
-    d->links = tr_xrealloc(d->links, (d->nlinks + 1) * sizeof *d->links);
-    d->links[d->nlinks++] = tr_xstrdup(url);
+    report_doc_add_link(d, tr_xstrdup(url));
 }
 
 /* ---- charsets ------------------------------------------------------------------ */
@@ -301,7 +310,7 @@ static int html_text(const unsigned char *data, size_t len, tr_doc *d, tr_error 
     tr_buf_append(&b, "", 1);
     d->text = b.data;
     d->len = b.len - 1;
-    d->charset = "HTML";
+    snprintf(d->charset, sizeof d->charset, "HTML");
     return 0;
 }
 
@@ -399,7 +408,7 @@ static int pdf_text(const unsigned char *data, size_t len, tr_doc *d, tr_error *
     tr_buf_append(&b, "", 1);
     d->text = b.data;
     d->len = b.len - 1;
-    d->charset = "PDF";
+    snprintf(d->charset, sizeof d->charset, "PDF");
     return 0;
 }
 
@@ -467,7 +476,6 @@ static void eml_part(GMimeObject *parent, GMimeObject *part, gpointer user)
                 for (size_t i = 0; i < h.nlinks; i++)
                     add_link(w->d, h.links[i]);
             }
-            h.charset = NULL;
             tr_doc_free(&h);
         } else {
             tr_buf_append(w->b, u, ul);
@@ -513,7 +521,7 @@ static int eml_text(const unsigned char *data, size_t len, tr_doc *d, tr_error *
     tr_buf_append(&b, "", 1);
     d->text = b.data;
     d->len = b.len - 1;
-    d->charset = "MIME";
+    snprintf(d->charset, sizeof d->charset, "MIME");
     return 0;
 }
 
@@ -679,14 +687,14 @@ int tr_doc_extract(const unsigned char *data, size_t len, const char *name, tr_d
                                                                               : TR_DOC_TEXT;
         const char *cs;
         r = tr_text_to_utf8(data, len, &out->text, &out->len, &cs, err);
-        out->charset = cs;
+        if (r == 0)
+            snprintf(out->charset, sizeof out->charset, "%s", cs);
         if (r == 0 && memchr(out->text, 0, out->len)) {
             tr_doc_free(out);
             return tr_fail(err, "the document is binary, not text: nothing imported");
         }
     }
     if (r != 0) {
-        out->charset = NULL;
         tr_doc_free(out);
         return -1;
     }
@@ -700,7 +708,6 @@ int tr_doc_extract(const unsigned char *data, size_t len, const char *name, tr_d
     while (k < out->len && isspace((unsigned char)out->text[k]))
         k++;
     if (k == out->len) {
-        out->charset = NULL;
         tr_doc_free(out);
         return tr_fail(err, "the document holds no text: nothing imported");
     }

@@ -7,8 +7,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -273,3 +276,62 @@ def test_doc_examples_run(secure_server, keys, trawl):
     assert re.search(r"^draft [0-9a-f-]{36} committed: report--", p.stdout, re.M)
     assert re.search(r"^[0-9a-f-]{36}  committed ", p.stdout, re.M)
     assert re.search(r"^\d+ objects committed$", p.stdout, re.M)
+
+
+def helper_of(pid):
+    """The pid of a text-extraction helper the server runs, or None."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == pid and b"__extract-document" in argv:
+            return int(entry)
+    return None
+
+
+def test_extractor_death_fails_only_that_document(secure_server, keys):
+    """Documents are parsed by a helper process: killing it mid-parse (as
+    a crash or the OOM killer would) refuses that document alone, and the
+    server answers the next one. A parser in the server would take the
+    server down with it, and no helper would be found to kill."""
+    url = secure_server.url + "/api/reports/import?filename=big.html"
+    rows = []
+    size = 0
+    i = 0
+    while size < 30 << 20:
+        row = '<tr><td>host-%d.example.com</td><td><a href="http://198.51.100.%d/p%d">x</a></td></tr>\n' % (i, i % 250, i)
+        rows.append(row)
+        size += len(row)
+        i += 1
+    page = ("<html><body><table>" + "".join(rows) + "</table></body></html>").encode()
+    answer = {}
+
+    def post():
+        answer["r"] = call(url, "POST", page, keys["analyst"], "text/html")
+
+    t = threading.Thread(target=post)
+    t.start()
+    server_pid = secure_server.proc.pid
+    victim = None
+    while t.is_alive() and victim is None:
+        victim = helper_of(server_pid)
+        time.sleep(0.005)
+    assert victim is not None, "no extraction helper seen while the server parsed the page"
+    os.kill(victim, signal.SIGKILL)
+    t.join(120)
+    st, out = answer["r"]
+    assert st == 400, out
+    assert b"text extractor was killed (signal 9" in out, out
+    assert secure_server.proc.poll() is None
+    st, out = call(secure_server.url + "/api/reports/import?filename=x.txt", "POST",
+                   b"after the kill: 45.77.12[.]201\n", keys["analyst"], "text/plain")
+    assert st == 200 and any(e["value"] == "45.77.12.201"
+                             for e in json.loads(out)["extractions"]), out
+    assert helper_of(server_pid) is None          # every helper is reaped

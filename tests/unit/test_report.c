@@ -315,11 +315,49 @@ static void test_split_scan_is_the_serial_scan(void **state)
 
 /* ---- document text ------------------------------------------------------- */
 
+static void assert_same_doc(const tr_doc *a, const tr_doc *b)
+{
+    assert_int_equal(a->format, b->format);
+    assert_string_equal(a->charset, b->charset);
+    assert_int_equal(a->len, b->len);
+    assert_memory_equal(a->text, b->text, a->len);
+    assert_int_equal(b->text[b->len], 0);
+    assert_true((a->title == NULL) == (b->title == NULL));
+    if (a->title)
+        assert_string_equal(a->title, b->title);
+    assert_true((a->published == NULL) == (b->published == NULL));
+    if (a->published)
+        assert_string_equal(a->published, b->published);
+    assert_int_equal(a->nlinks, b->nlinks);
+    for (size_t i = 0; i < a->nlinks; i++)
+        assert_string_equal(a->links[i], b->links[i]);
+}
+
+/* Every document is extracted twice: here, and in the helper process
+ * (this test binary exec'd, see main) that the server and CLI use. */
 static void doc_ok(const char *bytes, size_t len, const char *name, tr_doc *d)
 {
     tr_error err;
     if (tr_doc_extract((const unsigned char *)bytes, len, name, d, &err) != 0)
         fail_msg("%s: %s", name, err.msg);
+    tr_doc iso;
+    if (tr_doc_extract_isolated((const unsigned char *)bytes, len, name, &iso, &err) != 0)
+        fail_msg("%s, isolated: %s", name, err.msg);
+    assert_same_doc(d, &iso);
+    tr_doc_free(&iso);
+}
+
+/* The same refusal here and in the helper. */
+static void doc_refused(const char *bytes, size_t len, const char *name, const char *why)
+{
+    tr_doc d;
+    tr_error err;
+    assert_int_equal(tr_doc_extract((const unsigned char *)bytes, len, name, &d, &err), -1);
+    assert_non_null(strstr(err.msg, why));
+    char here[sizeof err.msg];
+    memcpy(here, err.msg, sizeof here);
+    assert_int_equal(tr_doc_extract_isolated((const unsigned char *)bytes, len, name, &d, &err), -1);
+    assert_string_equal(err.msg, here);
 }
 
 static void test_charsets(void **state)
@@ -413,22 +451,88 @@ static void test_eml_bodies(void **state)
 static void test_refusals(void **state)
 {
     (void)state;
+    doc_refused("", 0, "a.txt", "empty");
+    doc_refused(" \n\t\n", 4, "a.txt", "no text");
+    doc_refused("%PDF-1.4 junk", 13, "a.pdf", "corrupt");
+    doc_refused("a\0b", 3, "a.txt", "binary");
+    size_t big = TR_REPORT_MAX_INPUT + 1;
+    char *b = tr_xcalloc(1, big);
+    doc_refused(b, big, "a.txt", "too large");
+    free(b);
+}
+
+/* ---- the helper's answer ------------------------------------------------- */
+
+static void test_doc_frames_round_trip(void **state)
+{
+    (void)state;
+    tr_doc d = {.format = TR_DOC_HTML, .charset = "HTML"};
+    d.text = tr_xstrdup("Conti used 198.51.100.7\n");
+    d.len = strlen(d.text);
+    d.title = tr_xstrdup("A title");
+    for (int i = 0; i < 70; i++) {
+        char url[64];
+        snprintf(url, sizeof url, "http://203.0.113.%d/x", i);
+        d.links = tr_xrealloc(d.links, (d.nlinks + 1) * sizeof *d.links);
+        d.links[d.nlinks++] = tr_xstrdup(url);
+    }
+    tr_buf b = {0};
+    tr_doc_encode(&d, NULL, &b);
+    tr_doc back;
+    tr_error err;
+    assert_int_equal(tr_doc_decode((const unsigned char *)b.data, b.len, &back, &err), 0);
+    assert_same_doc(&d, &back);
+    assert_null(back.published);
+    tr_doc_free(&back);
+    /* Every cut is refused, and leaves nothing behind. */
+    for (size_t cut = 0; cut < b.len; cut++)
+        assert_int_equal(tr_doc_decode((const unsigned char *)b.data, cut, &back, &err), -1);
+    /* So is trailing data, a NUL in a string, an unknown frame. */
+    tr_buf t = {0};
+    tr_buf_append(&t, b.data, b.len);
+    tr_buf_append(&t, "x", 1);
+    assert_int_equal(tr_doc_decode((const unsigned char *)t.data, t.len, &back, &err), -1);
+    char *title = NULL;
+    for (size_t i = 0; !title && i + 7 <= b.len; i++)
+        if (memcmp(b.data + i, "A title", 7) == 0)
+            title = b.data + i;
+    assert_non_null(title);
+    title[1] = 0;
+    assert_int_equal(tr_doc_decode((const unsigned char *)b.data, b.len, &back, &err), -1);
+    assert_non_null(strstr(err.msg, "malformed"));
+    title[1] = ' ';
+    title[-5] = 'Q';
+    assert_int_equal(tr_doc_decode((const unsigned char *)b.data, b.len, &back, &err), -1);
+    assert_non_null(strstr(err.msg, "'Q'"));
+    tr_buf_free(&t);
+    tr_buf_free(&b);
+    /* An extraction error travels as such. */
+    tr_doc_encode(NULL, "the PDF is encrypted", &b);
+    assert_int_equal(tr_doc_decode((const unsigned char *)b.data, b.len, &back, &err), -1);
+    assert_string_equal(err.msg, "the PDF is encrypted");
+    tr_buf_free(&b);
+    tr_doc_free(&d);
+}
+
+/* A helper that dies is this document's error, not the caller's end. */
+static void test_helper_crash_is_an_error(void **state)
+{
+    (void)state;
+    setenv("TRAWL_TEST_HELPER", "abort", 1);
     tr_doc d;
     tr_error err;
-    assert_int_equal(tr_doc_extract((const unsigned char *)"", 0, "a.txt", &d, &err), -1);
-    assert_non_null(strstr(err.msg, "empty"));
-    assert_int_equal(tr_doc_extract((const unsigned char *)" \n\t\n", 4, "a.txt", &d, &err), -1);
-    assert_non_null(strstr(err.msg, "no text"));
-    assert_int_equal(tr_doc_extract((const unsigned char *)"%PDF-1.4 junk", 13, "a.pdf", &d, &err),
-                     -1);
-    assert_non_null(strstr(err.msg, "corrupt"));
-    assert_int_equal(tr_doc_extract((const unsigned char *)"a\0b", 3, "a.txt", &d, &err), -1);
-    assert_non_null(strstr(err.msg, "binary"));
-    size_t big = TR_REPORT_MAX_INPUT + 1;
-    unsigned char *b = tr_xcalloc(1, big);
-    assert_int_equal(tr_doc_extract(b, big, "a.txt", &d, &err), -1);
-    assert_non_null(strstr(err.msg, "too large"));
-    free(b);
+    int rc = tr_doc_extract_isolated((const unsigned char *)"some text", 9, "a.txt", &d, &err);
+    setenv("TRAWL_TEST_HELPER", "garbage", 1);
+    tr_error err2;
+    int rc2 = tr_doc_extract_isolated((const unsigned char *)"some text", 9, "a.txt", &d, &err2);
+    unsetenv("TRAWL_TEST_HELPER");
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err.msg, "crashed the text extractor (signal 6)"));
+    assert_int_equal(rc2, -1);
+    assert_non_null(strstr(err2.msg, "something else than a document"));
+    doc_ok("some text", 9, "a.txt", &d);
+    assert_string_equal(d.text, "some text");
+    tr_doc_free(&d);
 }
 
 /* ---- entities, candidates, proposals, the draft ---------------------------- */
@@ -659,8 +763,19 @@ static void test_seed_digest(void **state)
     free(cmd);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* tr_doc_extract_isolated runs /proc/self/exe: this binary. */
+    if (tr_doc_helper_requested(argc, argv)) {
+        const char *mode = getenv("TRAWL_TEST_HELPER");
+        if (mode && strcmp(mode, "abort") == 0)
+            abort();
+        if (mode && strcmp(mode, "garbage") == 0) {
+            fputs("not frames", stdout);
+            return 0;
+        }
+        return tr_doc_helper_main(argc, argv);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fold_maps_offsets),
         cmocka_unit_test(test_defanged_forms),
@@ -676,6 +791,8 @@ int main(void)
         cmocka_unit_test(test_html_visible_text),
         cmocka_unit_test(test_eml_bodies),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_doc_frames_round_trip),
+        cmocka_unit_test(test_helper_crash_is_an_error),
         cmocka_unit_test(test_gazetteer_without_spaces),
         cmocka_unit_test(test_gazetteer_loads_locations_and_sectors),
         cmocka_unit_test(test_draft_bundle_imports),
