@@ -196,7 +196,11 @@ int tr_stix_collection_create(tr_stix_db *db, const char *title, const char *des
 int64_t tr_stix_collection_remove(tr_stix_db *db, const char *collection, const char *id,
                                   const char *const *version_ts, tr_error *err);
 
-/* TAXII status resources of POSTs to collections. */
+/* TAXII status resources of POSTs to collections. Each is kept
+ * TR_STIX_STATUS_KEEP seconds: saving one forgets those older (TAXII lets a
+ * server drop statuses; a connector posting every minute would otherwise
+ * add half a million a year, each listing its objects' ids). */
+#define TR_STIX_STATUS_KEEP (7 * 86400)
 int tr_stix_status_save(tr_stix_db *db, const char *status_id, json_t *status, tr_error *err);
 /* 1 found (*out set), 0 not. */
 int tr_stix_status_load(tr_stix_db *db, const char *status_id, json_t **out, tr_error *err);

@@ -49,6 +49,7 @@ static const char *const schema =
     "CREATE INDEX IF NOT EXISTS stix_members_obj ON stix_members(obj_seq);"
     "CREATE TABLE IF NOT EXISTS stix_status(id TEXT PRIMARY KEY, json TEXT NOT NULL,"
     " created INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS stix_status_created ON stix_status(created);"
     /* Deleted objects: their last version, under a seq taken from
      * stix_objects' sequence so the stream orders them with the rest. */
     /* Ids an SCO arrived with that are not its deterministic id (a UUIDv4
@@ -1563,12 +1564,20 @@ int tr_stix_status_save(tr_stix_db *s, const char *status_id, json_t *status, tr
         free(text);
         return -1;
     }
+    int64_t now = tr_now_unix();
     bind_text(st, 1, status_id);
     bind_text(st, 2, text);
-    sqlite3_bind_int64(st, 3, tr_now_unix());
+    sqlite3_bind_int64(st, 3, now);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     free(text);
+    if (rc != SQLITE_DONE)
+        return db_fail(s, err);
+    if (prep(s, &st, "DELETE FROM stix_status WHERE created < ?", err) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, now - TR_STIX_STATUS_KEEP);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : db_fail(s, err);
 }
 

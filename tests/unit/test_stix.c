@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "core/core.h"
 #include "stix/stix.h"
 
@@ -432,6 +434,40 @@ static void test_attack_bundle(void **state)
     tr_stix_close(db);
 }
 
+/* A status is kept a week: saving one forgets those older, and only those. */
+static void test_status_expires(void **state)
+{
+    (void)state;
+    tr_stix_db *db;
+    tr_error err;
+    assert_int_equal(tr_stix_open(dir, &db, &err), 0);
+    json_t *st = json_pack("{s:s,s:s}", "id", "old", "status", "complete");
+    assert_int_equal(tr_stix_status_save(db, "old", st, &err), 0);
+    assert_int_equal(tr_stix_status_save(db, "recent", st, &err), 0);
+    /* Age them behind the store's back: 'old' past the week, 'recent' not. */
+    char *path = tr_xasprintf("%s/trawl.db", dir);
+    sqlite3 *raw;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    char *sql = tr_xasprintf("UPDATE stix_status SET created = created - %d WHERE id = 'old';"
+                             "UPDATE stix_status SET created = created - %d WHERE id = 'recent';",
+                             TR_STIX_STATUS_KEEP + 60, TR_STIX_STATUS_KEEP - 3600);
+    assert_int_equal(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    json_t *got = NULL;
+    assert_int_equal(tr_stix_status_load(db, "old", &got, &err), 1);   /* not yet swept */
+    json_decref(got);
+    assert_int_equal(tr_stix_status_save(db, "new", st, &err), 0);
+    assert_int_equal(tr_stix_status_load(db, "old", &got, &err), 0);
+    assert_int_equal(tr_stix_status_load(db, "recent", &got, &err), 1);
+    json_decref(got);
+    assert_int_equal(tr_stix_status_load(db, "new", &got, &err), 1);
+    json_decref(got);
+    json_decref(st);
+    free(sql);
+    free(path);
+    tr_stix_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +481,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_binary_property, setup, teardown),
         cmocka_unit_test_setup_teardown(test_neighbours_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attack_bundle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_expires, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
