@@ -163,16 +163,8 @@ static enum MHD_Result stix_export(http_request *r)
     char uuid[37];
     tr_stix_uuid4(uuid);
     tr_buf_printf(&x->pending, "{\"type\":\"bundle\",\"id\":\"bundle--%s\",\"objects\":[", uuid);
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, export_read, x, export_free);
-    if (!resp) {
-        export_free(x);
-        return MHD_NO;
-    }
-    http_common_headers(r, resp, "application/json");
-    enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return http_send_callback(r, MHD_SIZE_UNKNOWN, 64 * 1024, export_read, x, export_free,
+                              "application/json", NULL);
 }
 
 static enum MHD_Result stix_search(http_request *r, tr_stix_db *db)
@@ -436,16 +428,8 @@ static enum MHD_Result stix_stream(http_request *r, tr_stix_db *db)
         return http_send_error(r, 503, "%s", err.msg);
     }
     tr_buf_printf(&st->pending, "retry: 2000\n\n");
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st, stream_free);
-    if (!resp) {
-        stream_free(st);
-        return MHD_NO;
-    }
-    http_common_headers(r, resp, "text/event-stream");
-    enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return http_send_callback(r, MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st, stream_free,
+                              "text/event-stream", NULL);
 }
 
 enum MHD_Result api_stix(http_request *r)

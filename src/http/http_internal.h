@@ -52,6 +52,13 @@ void http_common_headers(const http_request *r, struct MHD_Response *resp,
                          const char *content_type);
 /* Each returns an MHD result after queuing the response. */
 enum MHD_Result http_send_json(http_request *r, unsigned status, json_t *body); /* steals body */
+/* A 200 whose body read() makes as the client reads (size MHD_SIZE_UNKNOWN
+ * when not known), with the common headers and, when disposition is not
+ * NULL, Content-Disposition. done(cls) is called in every case. */
+enum MHD_Result http_send_callback(http_request *r, uint64_t size, size_t block,
+                                   MHD_ContentReaderCallback read, void *cls,
+                                   MHD_ContentReaderFreeCallback done, const char *content_type,
+                                   const char *disposition);
 enum MHD_Result http_send_error(http_request *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 enum MHD_Result http_send_text(http_request *r, unsigned status, const char *content_type,

@@ -232,16 +232,25 @@ enum MHD_Result http_send_aes_zip(http_request *r, const tr_zip_entry *entries, 
     tr_zip_stream *z = NULL;
     if (tr_zip_stream_new(entries, n, "infected", &z, &err) != 0)
         return http_send_error(r, 500, "%s", err.msg);
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(tr_zip_stream_size(z), 64 * 1024, zip_reader, z, zip_free);
-    if (!resp) {
-        tr_zip_stream_free(z);
-        return MHD_NO;
-    }
-    common_headers(r, resp, "application/zip");
     char disp[300];
     snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", download_name);
-    MHD_add_response_header(resp, "Content-Disposition", disp);
+    return http_send_callback(r, tr_zip_stream_size(z), 64 * 1024, zip_reader, z, zip_free,
+                              "application/zip", disp);
+}
+
+enum MHD_Result http_send_callback(http_request *r, uint64_t size, size_t block,
+                                   MHD_ContentReaderCallback read, void *cls,
+                                   MHD_ContentReaderFreeCallback done, const char *content_type,
+                                   const char *disposition)
+{
+    struct MHD_Response *resp = MHD_create_response_from_callback(size, block, read, cls, done);
+    if (!resp) {
+        done(cls);
+        return MHD_NO;
+    }
+    common_headers(r, resp, content_type);
+    if (disposition)
+        MHD_add_response_header(resp, "Content-Disposition", disposition);
     enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
     return rc;
