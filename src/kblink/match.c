@@ -150,17 +150,29 @@ static bool parse_range(const char *v, net_range *r)
     return true;
 }
 
-static bool in_range(const net_range *r, int family, const uint8_t *a)
+typedef struct range_walk {
+    tr_noise *nz;
+    const tr_stix_pattern *p;
+    json_t *out;
+    bool *truncated;
+    size_t tried;
+    tr_error *err;
+} range_walk;
+
+static int try_in_range(void *arg, const char *ip)
 {
-    if (family != r->family)
-        return false;
-    int full = r->bits / 8, rest = r->bits % 8;
-    if (memcmp(a, r->addr, (size_t)full) != 0)
-        return false;
-    if (!rest)
-        return true;
-    uint8_t mask = (uint8_t)(0xFF << (8 - rest));
-    return (a[full] & mask) == (r->addr[full] & mask);
+    range_walk *w = arg;
+    if (json_array_size(w->out) >= MATCH_MAX_RESULTS || w->tried >= MATCH_MAX_CANDIDATES) {
+        *w->truncated = true;
+        return 1;
+    }
+    w->tried++;
+    json_t *sco = ip_sco(ip);
+    int m = matches(w->p, sco, w->err);
+    json_decref(sco);
+    if (m < 0)
+        return -1;
+    return m && add_ip(w->nz, w->p, ip, w->out, w->err) != 0 ? -1 : 0;
 }
 
 static int match_ips(const char *data_dir, const tr_stix_pattern *p, const tr_stix_term *t,
@@ -190,39 +202,14 @@ static int match_ips(const char *data_dir, const tr_stix_pattern *p, const tr_st
         if (nranges < MATCH_MAX_RANGE_TERMS && parse_range(t[i].value, &ranges[nranges]))
             nranges++;
     }
-    /* One pass over the recorded addresses for all the ranges: an address
-     * inside one of them goes through the matcher, which knows what the
-     * pattern says about it; the others cannot be one of its ranges'. */
-    char **all = NULL;
-    size_t nall = 0, tried = 0;
-    if (rc == 0 && nranges && tr_noise_ip_list(nz, &all, &nall, err) != 0)
-        rc = -1;
-    for (size_t j = 0; j < nall && rc == 0; j++) {
-        uint8_t a[16];
-        int fam = strchr(all[j], ':') ? AF_INET6 : AF_INET;
-        if (inet_pton(fam, all[j], a) != 1)
-            continue;
-        bool inside = false;
-        for (size_t k = 0; k < nranges && !inside; k++)
-            inside = in_range(&ranges[k], fam, a);
-        if (!inside)
-            continue;
-        if (json_array_size(out) >= MATCH_MAX_RESULTS || tried >= MATCH_MAX_CANDIDATES) {
-            *truncated = true;
-            break;
-        }
-        tried++;
-        json_t *sco = ip_sco(all[j]);
-        int m = matches(p, sco, err);
-        json_decref(sco);
-        if (m < 0)
+    /* Each range reads only the recorded addresses inside it; each of them
+     * goes through the matcher, which knows what the pattern says about
+     * it. An address in two ranges is tried in each but listed once. */
+    range_walk w = {.nz = nz, .p = p, .out = out, .truncated = truncated, .err = err};
+    for (size_t k = 0; k < nranges && rc == 0 && !*truncated; k++)
+        if (tr_noise_ips_in_network(nz, ranges[k].family == AF_INET ? 4 : 6, ranges[k].addr,
+                                    ranges[k].bits, try_in_range, &w, err) < 0)
             rc = -1;
-        else if (m)
-            rc = add_ip(nz, p, all[j], out, err);
-    }
-    for (size_t j = 0; j < nall; j++)
-        free(all[j]);
-    free(all);
     if (nz)
         tr_noise_close(nz);
     return rc;

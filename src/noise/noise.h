@@ -77,9 +77,14 @@ int tr_noise_batch_sink(void *ctx, tr_event *e, tr_error *err);
  * that is not an IP address: err says so). */
 int tr_noise_ip(tr_noise *n, const char *ip, json_t **out, tr_error *err);
 
-/* Every source address with a record, in text order (the knowledge-base
- * links walk them). Caller frees each and the array. */
-int tr_noise_ip_list(tr_noise *n, char ***ips, size_t *count, tr_error *err);
+/* Each recorded source address inside the network addr/bits (family 4 or
+ * 6, addr in network order) goes to fn, until fn returns nonzero: 1 stops
+ * the walk (returned), -1 fails it. An IPv4 network reads only its own rows
+ * (at most 128 ranges of the address index); IPv6 reads every IPv6 record.
+ * 0 when the walk ended. */
+typedef int (*tr_noise_ip_fn)(void *arg, const char *ip);
+int tr_noise_ips_in_network(tr_noise *n, int family, const uint8_t *addr, int bits,
+                            tr_noise_ip_fn fn, void *arg, tr_error *err);
 
 /* Stored events (within the retention), newest first: of one source (ip,
  * may be NULL), carrying one tag (may be NULL), at most limit (0: 100, at

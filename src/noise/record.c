@@ -377,31 +377,85 @@ int tr_noise_events(tr_noise *n, const char *ip_in, const char *tag, int64_t lim
     return 0;
 }
 
-int tr_noise_ip_list(tr_noise *n, char ***ips, size_t *count, tr_error *err)
+/* Rows of noise_ips whose text lies in [lo, hi), in text order. */
+static int walk_text_range(tr_noise *n, const char *lo, const char *hi, int family,
+                           const uint8_t *addr, int bits, tr_noise_ip_fn fn, void *arg,
+                           tr_error *err)
 {
     sqlite3_stmt *st = NULL;
-    *ips = NULL;
-    *count = 0;
-    if (sqlite3_prepare_v2(n->db, "SELECT ip FROM noise_ips ORDER BY ip", -1, &st, NULL) !=
-        SQLITE_OK)
+    const char *sql = lo ? "SELECT ip FROM noise_ips WHERE ip >= ?1 AND ip < ?2 AND family = ?3"
+                         : "SELECT ip FROM noise_ips WHERE family = ?3";
+    if (sqlite3_prepare_v2(n->db, sql, -1, &st, NULL) != SQLITE_OK)
         return noise_db_fail(n->db, err);
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*count == cap) {
-            cap = cap ? cap * 2 : 64;
-            *ips = tr_xrealloc(*ips, cap * sizeof **ips);
-        }
-        (*ips)[(*count)++] = tr_xstrdup((const char *)sqlite3_column_text(st, 0));
+    if (lo) {
+        sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
     }
+    sqlite3_bind_int(st, 3, family);
+    int rc, stop = 0;
+    size_t full = (size_t)bits / 8;
+    uint8_t mask = bits % 8 ? (uint8_t)(0xFF << (8 - bits % 8)) : 0;
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *ip = (const char *)sqlite3_column_text(st, 0);
+        uint8_t a[16];
+        /* The text range is exact for IPv4; IPv6 is checked here. */
+        if (family == 6 && (inet_pton(AF_INET6, ip, a) != 1 || memcmp(a, addr, full) != 0 ||
+                            (mask && (a[full] & mask) != (addr[full] & mask))))
+            continue;
+        stop = fn(arg, ip);
+    }
+    if (!stop && rc != SQLITE_DONE)
+        stop = noise_db_fail(n->db, err);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < *count; i++)
-            free((*ips)[i]);
-        free(*ips);
-        *ips = NULL;
-        *count = 0;
-        return noise_db_fail(n->db, err);
+    return stop;
+}
+
+int tr_noise_ips_in_network(tr_noise *n, int family, const uint8_t *addr, int bits,
+                            tr_noise_ip_fn fn, void *arg, tr_error *err)
+{
+    if (family == 6)
+        return walk_text_range(n, NULL, NULL, 6, addr, bits < 0 ? 0 : bits > 128 ? 128 : bits,
+                               fn, arg, err);
+    if (family != 4 || bits < 0 || bits > 32)
+        return tr_fail(err, "not an IPv4 or IPv6 network");
+    /* Dotted-decimal text sorts by octet only within the same prefix:
+     * "198.51.100." holds every address of 198.51.100.0/24 and nothing
+     * else, and ends before "198.51.100/" ('/' follows '.'). A network
+     * cut inside an octet is the prefixes of each value of that octet. */
+    size_t full = (size_t)bits / 8;
+    int rest = bits % 8;
+    char pre[24] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < full && i < 4; i++)
+        len += (size_t)snprintf(pre + len, sizeof pre - len, "%u.", addr[i]);
+    if (full == 4) {
+        pre[len - 1] = 0;   /* one address: [a.b.c.d, a.b.c.d + "\x01") */
+        char hi[48];
+        snprintf(hi, sizeof hi, "%s%c", pre, 1);
+        return walk_text_range(n, pre, hi, 4, addr, bits, fn, arg, err);
+    }
+    unsigned first = rest ? addr[full] & (0xFFu << (8 - rest) & 0xFF) : 0;
+    unsigned count = rest ? 1u << (8 - rest) : 1;
+    for (unsigned v = first; v < first + count; v++) {
+        char lo[48], hi[48];
+        if (rest && full == 3) {
+            /* The last octet: each value is one address. */
+            snprintf(lo, sizeof lo, "%s%u", pre, v);
+            snprintf(hi, sizeof hi, "%s%u%c", pre, v, 1);
+        } else if (rest) {
+            snprintf(lo, sizeof lo, "%s%u.", pre, v);
+            snprintf(hi, sizeof hi, "%s%u/", pre, v);
+        } else if (full == 0) {
+            /* 0.0.0.0/0: every IPv4 address; the family term says so. */
+            snprintf(lo, sizeof lo, "%s", "");
+            snprintf(hi, sizeof hi, "%s", "\x7f");
+        } else {
+            snprintf(lo, sizeof lo, "%s", pre);
+            snprintf(hi, sizeof hi, "%.*s/", (int)(len - 1), pre);
+        }
+        int stop = walk_text_range(n, lo, hi, 4, addr, bits, fn, arg, err);
+        if (stop)
+            return stop;
     }
     return 0;
 }

@@ -1,6 +1,7 @@
 /* noise: per-IP aggregates, bounded sets, spoofable, classification order,
  * retention, Tor lists, tag edits re-judging stored events, and libyara
  * crashes contained in the child. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -318,6 +319,82 @@ static void test_libyara_crash_contained(void **state)
     free(yarc);
 }
 
+/* tr_noise_ips_in_network reads an IPv4 network as ranges of the text
+ * index: it must find exactly the addresses inside, though "198.51.100.1"
+ * is a text prefix of ".10", ".100", ".19". Checked against a brute-force
+ * test of every address, for networks cut at and inside each octet. */
+static int collect_ip(void *arg, const char *ip)
+{
+    json_array_append_new(arg, json_string(ip));
+    return 0;
+}
+
+static bool inside(const uint8_t *a, const uint8_t *net, int bits)
+{
+    int full = bits / 8, rest = bits % 8;
+    if (memcmp(a, net, (size_t)full) != 0)
+        return false;
+    return !rest || ((a[full] ^ net[full]) & (uint8_t)(0xFF << (8 - rest))) == 0;
+}
+
+static void test_ips_in_network_exact(void **state)
+{
+    fx *f = *state;
+    static const char *v4[] = {"198.51.100.1", "198.51.100.10", "198.51.100.100",
+                               "198.51.100.101", "198.51.100.19", "198.51.100.199",
+                               "198.51.100.2", "198.51.100.255", "203.0.113.0", "203.0.113.5",
+                               "203.0.113.50", "203.0.113.128", "203.0.113.200"};
+    static const char *v6[] = {"2001:db8::1", "2001:db8:1::5", "2001:db8:ffff::9"};
+    size_t n4 = sizeof v4 / sizeof v4[0], n6 = sizeof v6 / sizeof v6[0];
+    tr_event e[16];
+    for (size_t i = 0; i < n4 + n6; i++) {
+        mk(&e[i], "203.0.113.1", 22, "raw", true, now_us());
+        if (i < n4) {
+            assert_int_equal(inet_pton(AF_INET, v4[i], e[i].src_ip), 1);
+        } else {
+            e[i].family = 6;
+            assert_int_equal(inet_pton(AF_INET6, v6[i - n4], e[i].src_ip), 1);
+        }
+    }
+    ingest(f, e, n4 + n6);
+    static const struct { const char *net; int bits; } nets[] = {
+        {"0.0.0.0", 0}, {"128.0.0.0", 1}, {"192.0.0.0", 3}, {"198.0.0.0", 8},
+        {"198.51.0.0", 16}, {"198.51.100.0", 24}, {"198.51.100.0", 25}, {"198.51.100.128", 25},
+        {"198.51.100.0", 28}, {"198.51.100.0", 30}, {"198.51.100.1", 32}, {"198.51.100.10", 31},
+        {"203.0.112.0", 23}, {"203.0.113.0", 31}, {"203.0.113.192", 26}, {"203.0.113.7", 32},
+        {"2001:db8::", 32}, {"2001:db8::", 48}, {"2001:db8:1::", 48}, {"2001:db8::1", 128},
+        {"::", 0}, {"2001:db8:8000::", 33},
+    };
+    for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++) {
+        int fam = strchr(nets[k].net, ':') ? 6 : 4;
+        uint8_t net[16];
+        assert_int_equal(inet_pton(fam == 6 ? AF_INET6 : AF_INET, nets[k].net, net), 1);
+        json_t *got = json_array();
+        tr_error err;
+        assert_int_equal(tr_noise_ips_in_network(f->n, fam, net, nets[k].bits, collect_ip, got,
+                                                 &err), 0);
+        size_t want = 0;
+        const char **all = fam == 6 ? v6 : v4;
+        for (size_t i = 0; i < (fam == 6 ? n6 : n4); i++) {
+            uint8_t a[16];
+            inet_pton(fam == 6 ? AF_INET6 : AF_INET, all[i], a);
+            if (!inside(a, net, nets[k].bits))
+                continue;
+            want++;
+            bool seen = false;
+            size_t j;
+            json_t *v;
+            json_array_foreach(got, j, v) seen = seen || strcmp(json_string_value(v), all[i]) == 0;
+            if (!seen)
+                fail_msg("%s/%d: %s not found", nets[k].net, nets[k].bits, all[i]);
+        }
+        if (json_array_size(got) != want)
+            fail_msg("%s/%d: %zu found, %zu inside", nets[k].net, nets[k].bits,
+                     json_array_size(got), want);
+        json_decref(got);
+    }
+}
+
 /* A libyara child that hangs without using the CPU (as one forked while
  * another thread held an allocator lock does, under the sanitizers) is
  * replaced. The compiled rules' path is a FIFO whose writer never writes:
@@ -603,6 +680,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_cache_recompiled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crashing_tag_stores_untagged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stuck_libyara_child_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ips_in_network_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_set_upgrade, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
