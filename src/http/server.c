@@ -578,7 +578,14 @@ static void *gnql_warm_main(void *arg)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t ips = 0;
-    if (tr_noise_open(srv->data_dir, &n, &err) != 0 || tr_noise_gnql_warm(n, &ips, &err) != 0) {
+    /* It allocates without pause at start, just when the live queue forks
+     * a verifier for what the last run left pending (see FORK_GUARD). */
+    if (FORK_GUARD)
+        pthread_mutex_lock(&srv->fork_lock);
+    int rc = tr_noise_open(srv->data_dir, &n, &err) != 0 || tr_noise_gnql_warm(n, &ips, &err) != 0;
+    if (FORK_GUARD)
+        pthread_mutex_unlock(&srv->fork_lock);
+    if (rc) {
         tr_log(TR_LOG_WARN, "noise: the GNQL index is built on the first query instead: %s",
                err.msg);
     } else {

@@ -84,9 +84,11 @@ def test_pending_live_scans_survive_a_restart(trawl, keys):
         shas = {upload(srv, key, "r%d.bin" % i, os.urandom(200_000) + b"NEEDLE-SLOW-1") for i in range(3)}
     finally:
         assert srv.stop() == 0
+    first_log = srv.proc.stderr.read()
     srv = Server(trawl)
     try:
-        assert wait_scanned(srv, key)["slow"]["hits"] == 3
+        scanned = wait_scanned(srv, key)
+        assert scanned["slow"]["hits"] == 3, (scanned, first_log)
         hits = requests.get(srv.url + "/api/rules/slow/hits", headers=auth(key), timeout=10).json()["data"]
         assert {h["sha256"] for h in hits} == shas
     finally:
