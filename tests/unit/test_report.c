@@ -2,6 +2,7 @@
  * offsets), document text (charsets, HTML, mail, PDF errors), the
  * gazetteer on text without spaces, candidates, proposals and the draft
  * bundle the stix store accepts; the seed digest against ATT&CK. */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -558,6 +560,120 @@ static tr_gazetteer *small_gazetteer(void)
     return g;
 }
 
+/* The gazetteer against the plain algorithm it replaced: at each word
+ * start, every name longest first (the first added among equals), exact
+ * case for single words, a word boundary after a name ending in a letter
+ * or digit. Names and texts come from a small alphabet so that prefixes,
+ * case variants and equal names abound; a UTF-8 byte pair stands in for
+ * Japanese text, where names touch the next word. */
+typedef struct ref_name {
+    char name[16];
+    size_t len, obj;
+    bool exact;
+} ref_name;
+
+static bool ref_word(unsigned char c)
+{
+    return c < 0x80 && (isalnum(c) || c == '_');
+}
+
+static void ref_match(const ref_name *names, size_t n, const char *t, size_t len,
+                      size_t *off, size_t *which, size_t *nout)
+{
+    *nout = 0;
+    for (size_t i = 0; i < len;) {
+        if ((i > 0 && ref_word((unsigned char)t[i - 1]) && ref_word((unsigned char)t[i])) ||
+            i + 1 >= len) {
+            i++;
+            continue;
+        }
+        size_t best = SIZE_MAX;
+        for (size_t k = 0; k < n; k++) {
+            const ref_name *r = &names[k];
+            if (r->len > len - i || (best != SIZE_MAX && names[best].len >= r->len))
+                continue;
+            bool same = r->exact ? memcmp(t + i, r->name, r->len) == 0
+                                 : strncasecmp(t + i, r->name, r->len) == 0;
+            if (!same || (i + r->len < len && ref_word((unsigned char)t[i + r->len]) &&
+                          ref_word((unsigned char)r->name[r->len - 1])))
+                continue;
+            best = k;
+        }
+        if (best == SIZE_MAX) {
+            i++;
+            continue;
+        }
+        off[*nout] = i;
+        which[(*nout)++] = best;
+        i += names[best].len;
+    }
+}
+
+static void test_gazetteer_is_the_plain_algorithm(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {"ab", "Ab", "AB", "c", "C", " ", "1", "-", ".",
+                                         "\xe3\x81\x8c", "abc", "x"};
+    const size_t npieces = sizeof pieces / sizeof pieces[0];
+    srand(7);
+    for (int round = 0; round < 40; round++) {
+        tr_gazetteer *g = tr_gazetteer_new();
+        ref_name names[120];
+        size_t n = 0, run = 0, last_id = SIZE_MAX;
+        for (int k = 0; k < 120; k++) {
+            char nm[16] = "";
+            int parts = 1 + rand() % 4;
+            for (int p = 0; p < parts; p++) {
+                const char *piece = pieces[rand() % npieces];
+                if (strlen(nm) + strlen(piece) < sizeof nm)
+                    strcat(nm, piece);
+            }
+            size_t obj = (size_t)(rand() % 40);
+            char id[64];
+            snprintf(id, sizeof id, "malware--00000000-0000-4000-8000-%012zu", obj);
+            tr_gazetteer_add(g, nm, id, "malware", nm);
+            /* What the gazetteer keeps: 3 bytes or more, once per object
+             * (an object being a run of adds with one id, as a load makes). */
+            if (strlen(nm) < 3)
+                continue;
+            if (obj != last_id) {
+                run++;
+                last_id = obj;
+            }
+            bool dup = false;
+            for (size_t j = 0; j < n && !dup; j++)
+                dup = names[j].obj == run && strcmp(names[j].name, nm) == 0;
+            if (dup)
+                continue;
+            ref_name *r = &names[n++];
+            snprintf(r->name, sizeof r->name, "%s", nm);
+            r->len = strlen(nm);
+            r->obj = run;
+            r->exact = !strchr(nm, ' ') && !strpbrk(nm, "0123456789");
+        }
+        assert_int_equal(tr_gazetteer_size(g), n);
+        for (int t = 0; t < 20; t++) {
+            char text[400] = "";
+            while (strlen(text) < 300)
+                strcat(text, pieces[rand() % npieces]);
+            size_t len = strlen(text), off[400], which[400], nref;
+            ref_match(names, n, text, len, off, which, &nref);
+            tr_entity_list got;
+            tr_gazetteer_match(g, text, len, &got);
+            if (got.n != nref)
+                fail_msg("round %d: %zu mentions, the plain algorithm %zu in \"%s\"", round,
+                         got.n, nref, text);
+            for (size_t k = 0; k < nref; k++) {
+                assert_int_equal(got.v[k].offset, off[k]);
+                assert_int_equal(got.v[k].length, names[which[k]].len);
+                assert_string_equal(got.v[k].matched, names[which[k]].name);
+            }
+            tr_entity_list_free(&got);
+        }
+        tr_gazetteer_free(g);
+    }
+}
+
 static void test_gazetteer_without_spaces(void **state)
 {
     (void)state;
@@ -794,6 +910,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_doc_frames_round_trip),
         cmocka_unit_test(test_helper_crash_is_an_error),
         cmocka_unit_test(test_gazetteer_without_spaces),
+        cmocka_unit_test(test_gazetteer_is_the_plain_algorithm),
         cmocka_unit_test(test_gazetteer_loads_locations_and_sectors),
         cmocka_unit_test(test_draft_bundle_imports),
         cmocka_unit_test(test_attribution_proposal),
