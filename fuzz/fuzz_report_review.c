@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tr_gazetteer_add(g, "Conti", "malware--4dea7d8e-af94-4bfb-afe4-7ff54f59308b", "malware", "Conti");
     tr_gazetteer_add(g, "FIN12", "intrusion-set--dd2d9ca6-505b-4860-a604-233685b802c7",
                      "intrusion-set", "Wizard Spider");
-    tr_report_opts o = {.filename = "doc.txt"};
+    tr_report_opts o = {.filename = "doc.txt", .in_process = true};
     json_t *d = NULL, *changes = NULL;
     tr_error err;
     if (tr_report_draft((const unsigned char *)doc, sizeof doc - 1, &o, g, NULL, &d, &err) != 0)
