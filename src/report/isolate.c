@@ -299,11 +299,8 @@ int tr_doc_extract_isolated(const unsigned char *data, size_t len, const char *n
 {
     memset(out, 0, sizeof *out);
     /* What the parent refuses itself costs no process. */
-    if (len == 0)
-        return tr_fail(err, "the document is empty: nothing imported");
-    if (len > TR_REPORT_MAX_INPUT)
-        return tr_fail(err, "the document is too large (%zu bytes; the limit is %u)", len,
-                       TR_REPORT_MAX_INPUT);
+    if (report_doc_size_check(len, err) != 0)
+        return -1;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return tr_fail_errno(err, "cannot create a socket for the text extractor");

@@ -23,6 +23,10 @@ void report_common(json_t *obj, const char *now, json_t *markings);
 /* A date (2021-10-17) or STIX timestamp as a STIX timestamp, or NULL. */
 char *report_published_from(const char *s, tr_error *err);
 
+/* 0, or -1 with the sentence for an empty or too large document: the
+ * refusal tr_doc_extract and its isolated form share. */
+int report_doc_size_check(size_t len, tr_error *err);
+
 /* Appends url (taken over) to d's links. */
 void report_doc_add_link(tr_doc *d, char *url);
 

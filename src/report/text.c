@@ -661,15 +661,22 @@ static bool looks_eml(const unsigned char *p, size_t n)
     return known >= 2;
 }
 
-int tr_doc_extract(const unsigned char *data, size_t len, const char *name, tr_doc *out,
-                   tr_error *err)
+int report_doc_size_check(size_t len, tr_error *err)
 {
-    memset(out, 0, sizeof *out);
     if (len == 0)
         return tr_fail(err, "the document is empty: nothing imported");
     if (len > TR_REPORT_MAX_INPUT)
         return tr_fail(err, "the document is too large (%zu bytes; the limit is %u)", len,
                        TR_REPORT_MAX_INPUT);
+    return 0;
+}
+
+int tr_doc_extract(const unsigned char *data, size_t len, const char *name, tr_doc *out,
+                   tr_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (report_doc_size_check(len, err) != 0)
+        return -1;
     int r;
     if (len >= 5 && memcmp(data, "%PDF-", 5) == 0) {
         out->format = TR_DOC_PDF;
