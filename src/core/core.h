@@ -103,10 +103,19 @@ void tr_zip_stream_free(tr_zip_stream *z);
 /* ---- time --------------------------------------------------------------- */
 int64_t tr_now_unix(void);
 double tr_monotonic(void);                  /* seconds */
-/* User plus system CPU time of a process in clock ticks, from /proc; -1
- * when it cannot be read. Unchanged between two looks: the process waits
- * (a child stuck on a lock inherited through fork, for one). */
-long long tr_proc_cpu_ticks(pid_t pid);
+/* Whether a child process is stuck: it sent nothing and its CPU time (from
+ * /proc) did not move for a while. A child forked while another thread
+ * held a lock it then needs (the sanitizers' allocator has no fork handler)
+ * waits so for ever. Start it at fork, mark output as it comes, and ask
+ * when the wait for output times out. */
+typedef struct tr_stall_watch {
+    pid_t pid;
+    long long ticks;
+    double since;
+} tr_stall_watch;
+void tr_stall_watch_start(tr_stall_watch *w, pid_t pid);
+void tr_stall_watch_output(tr_stall_watch *w);
+bool tr_stall_watch_stuck(tr_stall_watch *w, double secs);
 /* "2026-11-27 12:00:00" (UTC), as MalwareBazaar prints it. */
 void tr_format_time(int64_t unix_ts, char out[32]);
 

@@ -213,7 +213,7 @@ int tr_list_dir(const char *dir, char ***names_out, size_t *n_out)
     return 0;
 }
 
-long long tr_proc_cpu_ticks(pid_t pid)
+static long long proc_cpu_ticks(pid_t pid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -234,4 +234,28 @@ long long tr_proc_cpu_ticks(pid_t pid)
     if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         return -1;
     return (long long)(ut + st);
+}
+
+void tr_stall_watch_start(tr_stall_watch *w, pid_t pid)
+{
+    w->pid = pid;
+    w->ticks = -1;
+    w->since = tr_monotonic();
+}
+
+void tr_stall_watch_output(tr_stall_watch *w)
+{
+    w->since = tr_monotonic();
+}
+
+bool tr_stall_watch_stuck(tr_stall_watch *w, double secs)
+{
+    long long ticks = proc_cpu_ticks(w->pid);
+    double now = tr_monotonic();
+    if (ticks < 0 || ticks != w->ticks) {
+        w->ticks = ticks;
+        w->since = now;
+        return false;
+    }
+    return now - w->since > secs;
 }

@@ -567,8 +567,8 @@ static int verify_child(const hv_run *run, const hv_events *ev, reader *rd, int 
     char chunk[65536];
     double cancelled_at = 0;
     bool killed = false;
-    double last_progress = tr_monotonic();
-    long long last_ticks = -1;
+    tr_stall_watch watch;
+    tr_stall_watch_start(&watch, pid);
     for (;;) {
         struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
         int pr = poll(&pfd, 1, 200);
@@ -587,16 +587,9 @@ static int verify_child(const hv_run *run, const hv_events *ev, reader *rd, int 
                 killed = true;
             }
         }
-        if (pr == 0 && !killed && !*stalled) {
-            long long ticks = tr_proc_cpu_ticks(pid);
-            double now = tr_monotonic();
-            if (ticks < 0 || ticks != last_ticks) {
-                last_ticks = ticks;
-                last_progress = now;
-            } else if (now - last_progress > stall_secs) {
-                kill(pid, SIGKILL);
-                *stalled = true;
-            }
+        if (pr == 0 && !killed && !*stalled && tr_stall_watch_stuck(&watch, stall_secs)) {
+            kill(pid, SIGKILL);
+            *stalled = true;
         }
         if (pr < 0 && errno == EINTR)
             continue;
@@ -607,7 +600,7 @@ static int verify_child(const hv_run *run, const hv_events *ev, reader *rd, int 
             continue;
         if (r <= 0)
             break;
-        last_progress = tr_monotonic();
+        tr_stall_watch_output(&watch);
         tr_buf_append(&in, chunk, (size_t)r);
         for (;;) {
             char *nl = memchr(in.data + start, '\n', in.len - start);

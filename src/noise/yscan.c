@@ -296,8 +296,8 @@ static int child_once(int mode, const noise_src *src, size_t nsrc, const char *y
         _exit(3);
     }
     close(p[1]);
-    double last_progress = tr_monotonic();
-    long long last_ticks = -1;
+    tr_stall_watch watch;
+    tr_stall_watch_start(&watch, pid);
     char chunk[16384];
     for (;;) {
         struct pollfd pfd = {.fd = p[0], .events = POLLIN};
@@ -305,12 +305,7 @@ static int child_once(int mode, const noise_src *src, size_t nsrc, const char *y
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr == 0) {
-            long long ticks = tr_proc_cpu_ticks(pid);
-            double now = tr_monotonic();
-            if (ticks < 0 || ticks != last_ticks) {
-                last_ticks = ticks;
-                last_progress = now;
-            } else if (now - last_progress > atomic_load(&stall_secs)) {
+            if (tr_stall_watch_stuck(&watch, atomic_load(&stall_secs))) {
                 kill(pid, SIGKILL);
                 *stalled = true;
                 break;
@@ -322,7 +317,7 @@ static int child_once(int mode, const noise_src *src, size_t nsrc, const char *y
             continue;
         if (got <= 0)
             break;
-        last_progress = tr_monotonic();
+        tr_stall_watch_output(&watch);
         tr_buf_append(lines, chunk, (size_t)got);
     }
     close(p[0]);
