@@ -82,27 +82,24 @@ typedef struct export_state {
     const char *types[MAXLIST + 1], *ids[MAXLIST + 1];
     char since[64];
     tr_stix_query q;
-    tr_buf pending;
-    size_t off, n;
+    raw_list pending;          /* the objects so far, comma-joined across pages */
+    size_t off;
     bool done, failed;
 } export_state;
 
 static int export_row(void *arg, const tr_stix_row *row)
 {
     export_state *x = arg;
-    if (x->n++)
-        tr_buf_append(&x->pending, ",", 1);
-    tr_buf_append(&x->pending, row->json, row->json_len);
     x->q.after_seq = row->seq;
-    return 0;
+    return raw_row(&x->pending, row);
 }
 
 static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     export_state *x = cls;
-    while (x->off >= x->pending.len) {
-        x->pending.len = x->off = 0;
+    while (x->off >= x->pending.out.len) {
+        x->pending.out.len = x->off = 0;
         if (x->failed)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         if (x->done)
@@ -116,14 +113,14 @@ static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
         if (!more) {
-            tr_buf_append(&x->pending, "]}", 2);
+            tr_buf_append(&x->pending.out, "]}", 2);
             x->done = true;
         }
     }
-    size_t n = x->pending.len - x->off;
+    size_t n = x->pending.out.len - x->off;
     if (n > max)
         n = max;
-    memcpy(buf, x->pending.data + x->off, n);
+    memcpy(buf, x->pending.out.data + x->off, n);
     x->off += n;
     return (ssize_t)n;
 }
@@ -132,7 +129,7 @@ static void export_free(void *cls)
 {
     export_state *x = cls;
     tr_stix_close(x->db);
-    tr_buf_free(&x->pending);
+    tr_buf_free(&x->pending.out);
     free(x);
 }
 
@@ -162,7 +159,7 @@ static enum MHD_Result stix_export(http_request *r)
     }
     char uuid[37];
     tr_stix_uuid4(uuid);
-    tr_buf_printf(&x->pending, "{\"type\":\"bundle\",\"id\":\"bundle--%s\",\"objects\":[", uuid);
+    tr_buf_printf(&x->pending.out, "{\"type\":\"bundle\",\"id\":\"bundle--%s\",\"objects\":[", uuid);
     return http_send_callback(r, MHD_SIZE_UNKNOWN, 64 * 1024, export_read, x, export_free,
                               "application/json", NULL);
 }
