@@ -262,7 +262,8 @@ int tr_parse_tls(tr_event *e, const uint8_t *p, size_t n)
                 if (!grease(be16(d + 2 + i)) && ng < 512)
                     groups[ng++] = (uint16_t)be16(d + 2 + i);
         } else if (t == 11 && l >= 1) {   /* ec_point_formats */
-            for (size_t i = 0; i < d[0] && 1 + i < l; i++)
+            /* A hello may repeat the extension: the array bounds the total. */
+            for (size_t i = 0; i < d[0] && 1 + i < l && nf < sizeof formats; i++)
                 formats[nf++] = d[1 + i];
         } else if (t == 13 && l >= 2) {   /* signature_algorithms, kept in order */
             size_t sl = be16(d);

@@ -220,6 +220,34 @@ static void test_ja4_vector(void **state)
     tr_event_clear(&e);
 }
 
+/* ec_point_formats repeated past the 256 formats kept: found by the fuzz smoke as a
+ * stack overflow. The first 256 count, as the other lists keep their first 512. */
+static void test_tls_repeated_formats(void **state)
+{
+    static const uint16_t c[] = {47};
+    uint8_t x[1024], rec[2048], formats[256];
+    size_t xl = 0;
+    formats[0] = 255;
+    for (int i = 1; i < 256; i++)
+        formats[i] = (uint8_t)(i % 3);
+    for (int k = 0; k < 3; k++)
+        xl += ext(x + xl, 11, formats, sizeof formats);
+    size_t n = client_hello(rec, 0x0303, c, 1, x, xl);
+    tr_event e;
+    tr_event_init(&e);
+    assert_int_equal(tr_parse_tls(&e, rec, n), 1);
+    const char *ja3 = tr_event_get(&e, "ja3");
+    assert_non_null(ja3);
+    const char *list = strrchr(ja3, ',');
+    assert_non_null(list);
+    size_t dashes = 0;
+    for (const char *q = list; *q; q++)
+        dashes += *q == '-';
+    assert_int_equal(dashes, 255);   /* 256 formats */
+    assert_true(strncmp(ja3, "771,47,11-11-11,,1-2-0-1-2-0-", strlen("771,47,11-11-11,,1-2-0-1-2-0-")) == 0);
+    tr_event_clear(&e);
+}
+
 static void test_tls_real_clients(void **state)
 {
     size_t n;
@@ -404,7 +432,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ssh_openssh),  cmocka_unit_test(test_http_curl),
         cmocka_unit_test(test_ja3_vector),   cmocka_unit_test(test_ja4_vector),
-        cmocka_unit_test(test_tls_real_clients), cmocka_unit_test(test_redis),
+        cmocka_unit_test(test_tls_real_clients), cmocka_unit_test(test_tls_repeated_formats), cmocka_unit_test(test_redis),
         cmocka_unit_test(test_telnet),       cmocka_unit_test(test_smb),
         cmocka_unit_test(test_rdp),          cmocka_unit_test(test_dispatch),
     };
