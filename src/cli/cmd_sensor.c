@@ -15,7 +15,7 @@ static const char usage_text[] =
     "       trawl sensor [--tcp PORTS] [--udp PORTS] [--bind ADDR] [--name NAME]\n"
     "                    [--out FILE.jsonl] [--upstream URL --key KEY] [--spool DIR]\n"
     "                    [--idle SECONDS] [--max-conns N] [--batch-seconds N]\n"
-    "                    [--pcap IFACE] [--no-store]\n"
+    "                    [--pcap IFACE] [--no-store] [--user USER]\n"
     "Listens on the given ports and records one event per connection or datagram:\n"
     "without --upstream, into the noise store of the data directory (--data DIR),\n"
     "committed in batches every --batch-seconds (default 2); with --upstream\n"
@@ -26,6 +26,8 @@ static const char usage_text[] =
     "for a port whose number does not say so (22/2222 ssh, 23/2323 telnet,\n"
     "6379 redis). --pcap IFACE also captures packets (root or CAP_NET_RAW): SYN\n"
     "probes with their scanner fingerprints, and sessions to ports not listened on.\n"
+    "--user USER: started as root, the sensor becomes USER once its ports and\n"
+    "capture are open (the data directory, spool and --out must be USER's).\n"
     "Defaults: --tcp %s\n"
     "--udp %s --bind 0.0.0.0 --name HOSTNAME --idle 30 --max-conns 4096.\n";
 
@@ -145,10 +147,41 @@ static int cmd_import(int argc, char **argv)
 }
 
 /* Local-store mode: the noise module's batch takes the events; the loop
- * commits it every --batch-seconds, and it commits by itself when full. */
+ * commits it every --batch-seconds, and it commits by itself when full. The
+ * store is opened by the sensor once it runs as --user, so its files are that
+ * user's. */
+typedef struct local_store {
+    const char *data_dir;
+    int batch_seconds;
+    tr_noise *noise;
+    tr_noise_batch *batch;
+} local_store;
+
+static int local_open(void *ctx, tr_error *err)
+{
+    local_store *l = ctx;
+    tr_store *s = NULL;
+    if (tr_store_open(l->data_dir, TR_STORE_CREATE, &s, err) != 0)
+        return -1;
+    tr_store_close(s);
+    if (tr_noise_open(l->data_dir, &l->noise, err) != 0)
+        return -1;
+    l->batch = tr_noise_batch_new(l->noise, 10000);
+    tr_log(TR_LOG_INFO,
+           "sensor: events go to the noise store in %s, committed every %d s; killing the "
+           "sensor (SIGKILL) loses at most the events of that interval",
+           l->data_dir, l->batch_seconds);
+    return 0;
+}
+
+static int local_sink(void *ctx, tr_event *e, tr_error *err)
+{
+    return tr_noise_batch_sink(((local_store *)ctx)->batch, e, err);
+}
+
 static int local_flush(void *ctx, tr_error *err)
 {
-    return tr_noise_batch_flush(ctx, NULL, err);
+    return tr_noise_batch_flush(((local_store *)ctx)->batch, NULL, err);
 }
 
 int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
@@ -163,7 +196,7 @@ int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
         {"key", required_argument, NULL, 'k'},       {"spool", required_argument, NULL, 's'},
         {"idle", required_argument, NULL, 'i'},      {"max-conns", required_argument, NULL, 'm'},
         {"batch-seconds", required_argument, NULL, 'B'}, {"pcap", required_argument, NULL, 'p'},
-        {"no-store", no_argument, NULL, 'N'},
+        {"no-store", no_argument, NULL, 'N'},      {"user", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     const char *tcp = tr_sensor_default_tcp, *udp = tr_sensor_default_udp;
@@ -189,6 +222,7 @@ int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
         case 's': o.spool_dir = optarg; break;
         case 'p': o.pcap_iface = optarg; break;
         case 'N': store = false; break;
+        case 'R': o.user = optarg; break;
         case 'i':
         case 'm':
         case 'B':
@@ -242,37 +276,19 @@ int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
         spool = tr_xasprintf("%s/sensor-spool", ctx->data_dir);
         o.spool_dir = spool;
     }
-    tr_noise *noise = NULL;
-    tr_noise_batch *batch = NULL;
+    local_store local = {.data_dir = ctx->data_dir, .batch_seconds = o.batch_seconds};
     if (!o.upstream && store) {
-        tr_store *s = NULL;
-        int r = tr_store_open(ctx->data_dir, TR_STORE_CREATE, &s, &err);
-        if (r == 0) {
-            tr_store_close(s);
-            r = tr_noise_open(ctx->data_dir, &noise, &err);
-        }
-        if (r != 0) {
-            cli_error("%s", err.msg);
-            free(tp);
-            free(up);
-            free(spool);
-            return CLI_FAIL;
-        }
-        batch = tr_noise_batch_new(noise, 10000);
-        o.sink = tr_noise_batch_sink;
+        o.sink = local_sink;
         o.sink_flush = local_flush;
-        o.sink_ctx = batch;
-        tr_log(TR_LOG_INFO,
-               "sensor: events go to the noise store in %s, committed every %d s; killing the "
-               "sensor (SIGKILL) loses at most the events of that interval",
-               ctx->data_dir, o.batch_seconds);
+        o.sink_open = local_open;
+        o.sink_ctx = &local;
     }
     int rc = tr_sensor_run(&o, &err);
     if (rc != 0)
         cli_error("%s", err.msg);
-    if (batch) {
+    if (local.batch) {
         tr_noise_stats ns = {0};
-        if (tr_noise_batch_flush(batch, &ns, &err) != 0) {
+        if (tr_noise_batch_flush(local.batch, &ns, &err) != 0) {
             cli_error("%s", err.msg);
             rc = -1;
         } else {
@@ -280,9 +296,10 @@ int cli_cmd_sensor(const cli_ctx *ctx, int argc, char **argv)
                    (unsigned long long)ns.events, (unsigned long long)ns.tagged,
                    (unsigned long long)ns.new_ips);
         }
-        tr_noise_batch_free(batch);
-        tr_noise_close(noise);
+        tr_noise_batch_free(local.batch);
     }
+    if (local.noise)
+        tr_noise_close(local.noise);
     free(tp);
     free(up);
     free(spool);

@@ -11,11 +11,14 @@
 #include <netinet/in.h>
 #include <pcap/pcap.h>
 #include <pthread.h>
+#include <pwd.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -551,9 +554,66 @@ static int open_socket(const char *bind_addr, uint16_t port, int type, tr_error 
     return fd;
 }
 
+/* The sensor parses bytes anyone on the internet chose: once its ports and
+ * capture are open it needs no privilege, so a parser bug must not be root's.
+ * The user is looked up before anything is opened, so a wrong name opens nothing. */
+typedef struct run_as {
+    const char *name;
+    uid_t uid;
+    gid_t gid;
+} run_as;
+
+static int find_user(const char *user, run_as *who, tr_error *err)
+{
+    who->name = user;
+    if (!user)
+        return 0;
+    long sz = sysconf(_SC_GETPW_R_SIZE_MAX);
+    size_t bufsz = sz > 0 ? (size_t)sz : 16384;
+    char *buf = tr_xmalloc(bufsz);
+    struct passwd pw, *found = NULL;
+    int r = getpwnam_r(user, &pw, buf, bufsz, &found);
+    if (found) {
+        who->uid = pw.pw_uid;
+        who->gid = pw.pw_gid;
+    }
+    free(buf);
+    if (r != 0)
+        return tr_fail(err, "--user %s: %s", user, strerror(r));
+    if (!found)
+        return tr_fail(err, "--user %s: no such user", user);
+    if (geteuid() != 0 && (getuid() != who->uid || geteuid() != who->uid))
+        return tr_fail(err, "--user %s: the sensor must start as root to change user", user);
+    return 0;
+}
+
+static int become_user(const run_as *who, tr_error *err)
+{
+    if (!who->name) {
+        if (geteuid() == 0)
+            tr_log(TR_LOG_WARN, "sensor: running as root; --user USER drops root once the "
+                                "ports are open");
+        return 0;
+    }
+    if (geteuid() == 0) {
+        if (initgroups(who->name, who->gid) != 0 || setgid(who->gid) != 0 ||
+            setuid(who->uid) != 0)
+            return tr_fail_errno(err, "--user %s: cannot change to that user", who->name);
+        if (who->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
+            return tr_fail(err, "--user %s: root could be regained after the change", who->name);
+    }
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    tr_log(TR_LOG_INFO, "sensor: running as %s (uid %u, gid %u)", who->name,
+           (unsigned)who->uid, (unsigned)who->gid);
+    return 0;
+}
+
 int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
 {
     loop l = {.o = o};
+    run_as who;
+    if (find_user(o->user, &who, err) != 0)
+        return -1;
     /* Thousands of connections need thousands of descriptors. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -613,6 +673,10 @@ int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
         tr_fail(err, "no port could be opened (see the warnings above)");
         goto out;
     }
+    if (become_user(&who, err) != 0)
+        goto out;
+    if (o->sink && o->sink_open && o->sink_open(o->sink_ctx, err) != 0)
+        goto out;
     if (o->out_path) {
         l.out = strcmp(o->out_path, "-") == 0 ? stdout : fopen(o->out_path, "a");
         if (!l.out) {

@@ -78,11 +78,18 @@ typedef struct tr_sensor_opts {
     size_t max_memory;           /* bytes buffered over all connections */
     int batch_seconds;           /* how long events gather before a batch is spooled */
     const char *pcap_iface;      /* also capture on this interface (SYN probes), or NULL */
+    /* Ports below 1024 and capture need root; parsing what the internet sends
+     * must not run as root. Once ports and capture are open, the sensor
+     * becomes this user (started as root), or NULL: stays who it is. */
+    const char *user;
     /* Also hands every event to this sink (the CLI's local noise store), and
      * calls sink_flush every batch_seconds and when stopping, so a batching
      * sink commits what it holds. NULL: none. */
     tr_event_sink sink;
     int (*sink_flush)(void *ctx, tr_error *err);
+    /* Opens what the sink writes to, after `user` took effect, so the files it
+     * creates are that user's. NULL: the sink is ready as given. */
+    int (*sink_open)(void *ctx, tr_error *err);
     void *sink_ctx;
 } tr_sensor_opts;
 

@@ -5,16 +5,19 @@ every committed event is in both the events and the per-IP record, and the
 store takes more events afterwards."""
 import json
 import os
+import pwd
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import free_port
+from conftest import Trawl, free_port
 
 
 def start(trawl, port, *extra):
@@ -141,3 +144,74 @@ def test_kill_9_leaves_store_consistent(trawl, sensors):
     r = record(trawl)
     assert r["metadata"]["sensor_hits"] == hits + 1
     assert "/after-kill" in [e["fields"]["http_path"] for e in stored_events(trawl)]
+
+
+def privileged_free_port():
+    for port in range(1023, 899, -1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port below 1024 on 127.0.0.1")
+
+
+def proc_status(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+
+
+def test_user_drops_root_after_binding(trawl, sensors):
+    """--user: root opens a port below 1024, then the sensor parses as that user,
+    with no way back to root, and its store's files are that user's."""
+    if os.geteuid() != 0:
+        pytest.skip("--user needs the test to run as root")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' on this machine")
+    # tmp_path's parents are root's 0700 directories: nobody could not reach them.
+    data = tempfile.mkdtemp(prefix="trawl-user-", dir="/tmp")
+    try:
+        os.chown(data, nobody.pw_uid, nobody.pw_gid)
+        t = Trawl(trawl.binary, data)
+        port = privileged_free_port()
+        out = os.path.join(data, "events.jsonl")
+        s = start(t, port, "--user", "nobody", "--out", out)
+        sensors.append(s)
+        st = proc_status(s.pid)
+        uid, gid = str(nobody.pw_uid), str(nobody.pw_gid)
+        assert st["Uid"].split() == [uid] * 4, st["Uid"]
+        assert st["Gid"].split() == [gid] * 4, st["Gid"]
+        assert "0" not in st.get("Groups", "").split()
+        assert st["NoNewPrivs"] == "1"
+        assert any("running as nobody" in l for l in s.log), s.log
+        request(port, "/.env")
+        r = wait_hits(t, 1)
+        assert r["raw_data"]["web"]["paths"] == ["/.env"]
+        assert port in r["metadata"]["destination_ports"]
+        s.send_signal(signal.SIGTERM)
+        assert s.wait(timeout=60) == 0
+        with open(out) as f:
+            assert [json.loads(l)["fields"]["http_path"] for l in f] == ["/.env"]
+        made = [os.path.join(d, n) for d, _, ns in os.walk(data) for n in ns]
+        assert made and out in made
+        root_owned = [p for p in made if os.stat(p).st_uid != nobody.pw_uid]
+        assert root_owned == [], root_owned
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_user_errors_and_the_root_warning(trawl, sensors):
+    port = free_port()
+    p = trawl.run("sensor", "--bind", "127.0.0.1", "--tcp", port, "--udp", "", "--out", "-",
+                  "--no-store", "--user", "no-such-user-trawl")
+    assert p.returncode == 1 and "--user no-such-user-trawl: no such user" in p.stderr
+    if os.geteuid() != 0:
+        return
+    s = start(trawl, port)
+    sensors.append(s)
+    assert any("running as root; --user USER drops root" in l for l in s.log), s.log
+    s.send_signal(signal.SIGTERM)
+    assert s.wait(timeout=60) == 0
