@@ -1017,7 +1017,10 @@ static int collect(void *arg, size_t index, json_t *obj, const char *text, size_
     (void)index;
     (void)err;
     tr_stix_bundle *b = arg;
-    b->objects = tr_xrealloc(b->objects, (b->n + 1) * sizeof *b->objects);
+    if (b->n == b->cap) {   /* doubling: a 100k-object bundle is not 100k copies */
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->objects = tr_xrealloc(b->objects, b->cap * sizeof *b->objects);
+    }
     tr_stix_parsed_object *po = &b->objects[b->n++];
     po->obj = json_incref(obj);
     po->text = tr_xmalloc(len + 1);

@@ -59,7 +59,7 @@ typedef struct tr_stix_parsed_object {
 
 typedef struct tr_stix_bundle {
     tr_stix_parsed_object *objects;
-    size_t n;
+    size_t n, cap;
     bool upgraded;            /* a STIX 2.0 bundle */
 } tr_stix_bundle;
 
