@@ -611,7 +611,7 @@ static int become_user(const run_as *who, tr_error *err)
 int tr_sensor_run(const tr_sensor_opts *o, tr_error *err)
 {
     loop l = {.o = o};
-    run_as who;
+    run_as who = {0};
     if (find_user(o->user, &who, err) != 0)
         return -1;
     /* Thousands of connections need thousands of descriptors. */
